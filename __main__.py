@@ -1,0 +1,16 @@
+"""Pulumi entry point: load the stack config, build the platform, export what users need."""
+
+import pulumi
+
+import config
+from components.ai_platform import AiPlatform
+
+cfg = config.load()
+platform = AiPlatform("ai-platform", cfg)
+
+pulumi.export("cluster", cfg.cluster.name)
+pulumi.export("tenants", {
+    name: {"namespace": tenant.namespace.metadata.name,
+           "queue": tenant.queue.metadata["name"] if tenant.queue else None}
+    for name, tenant in platform.tenants.items()
+})

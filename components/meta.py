@@ -1,0 +1,36 @@
+"""Object metadata every component uses: the platform's labels and Pod Security labels of namespaces."""
+
+from __future__ import annotations
+
+PART_OF = "ai-platform"
+TENANT_LABEL = "ai-platform/tenant"
+
+
+def labels(component: str, tenant: str | None = None) -> dict[str, str]:
+    """The labels every platform object carries (plus the tenant label on tenant objects)."""
+    result = {
+        "app.kubernetes.io/managed-by": "pulumi",
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/component": component,
+    }
+    if tenant:
+        result[TENANT_LABEL] = tenant
+    return result
+
+
+def metadata(name: str, component: str, namespace: object = None, tenant: str | None = None,
+             extra_labels: dict[str, str] | None = None) -> dict:
+    """``metadata`` with an explicit name, the platform labels and, for namespaced objects, the namespace."""
+    result: dict = {"name": name, "labels": {**labels(component, tenant), **(extra_labels or {})}}
+    if namespace is not None:
+        result["namespace"] = namespace
+    return result
+
+
+def pod_security_labels(level: str, kubernetes_version: str) -> dict[str, str]:
+    """Enforce, audit and warn one Pod Security level, pinned to the cluster's Kubernetes minor."""
+    result = {}
+    for mode in ("enforce", "audit", "warn"):
+        result[f"pod-security.kubernetes.io/{mode}"] = level
+        result[f"pod-security.kubernetes.io/{mode}-version"] = f"v{kubernetes_version}"
+    return result

@@ -1,0 +1,196 @@
+"""``Tenant``: one team's isolated slice of the cluster.
+
+Owns the tenant namespace (Pod Security labels), the Roles ``admin``/``developer``/``viewer`` and their
+RoleBindings, the ResourceQuota, the LimitRange, the NetworkPolicies and the tenant's Volcano Queue, whose
+capability equals the quota's cpu, memory and GPU requests.
+
+RBAC is least privilege and spelled out resource by resource (no ``*``):
+- viewer reads workloads, events and logs; not Secrets, no exec or port-forward;
+- developer also manages workloads, may exec and port-forward; no Secrets, no RBAC;
+- admin also manages Secrets and service accounts and binds the three tenant roles.
+Nobody in the tenant may change its ResourceQuota, LimitRange or NetworkPolicies: the platform owns them.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from config.model import Namespaces
+from config.model import Tenant as TenantConfig
+
+from .meta import metadata, pod_security_labels
+
+COMPONENT = "tenancy"
+ROLES = ("admin", "developer", "viewer")
+READ = ["get", "list", "watch"]
+WRITE = ["create", "update", "patch", "delete", "deletecollection"]
+
+# Workloads developers manage, by API group.
+WORKLOADS = {
+    "": ["configmaps", "persistentvolumeclaims", "pods", "services"],
+    "apps": ["deployments", "statefulsets"],
+    "batch": ["cronjobs", "jobs"],
+    "autoscaling": ["horizontalpodautoscalers"],
+    "policy": ["poddisruptionbudgets"],
+    "batch.volcano.sh": ["jobs"],
+    "scheduling.volcano.sh": ["podgroups"],
+    "serving.kserve.io": ["inferenceservices"],
+}
+# What everyone in the tenant may read besides the workloads.
+OBSERVABLE = {
+    "": ["endpoints", "events", "limitranges", "pods/log", "resourcequotas", "serviceaccounts"],
+    "apps": ["daemonsets", "replicasets"],
+    "discovery.k8s.io": ["endpointslices"],
+    "events.k8s.io": ["events"],
+    "networking.k8s.io": ["networkpolicies"],
+}
+
+
+def _rules(groups: dict[str, list[str]], verbs: list[str]) -> list[dict]:
+    return [{"apiGroups": [group], "resources": resources, "verbs": verbs} for group, resources in groups.items()]
+
+
+def role_rules() -> dict[str, list[dict]]:
+    """The PolicyRules of the three tenant roles."""
+    viewer = _rules(WORKLOADS, READ) + _rules(OBSERVABLE, READ)
+    developer = viewer + _rules(WORKLOADS, WRITE) + [
+        {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale"],
+         "verbs": ["get", "update", "patch"]},
+        {"apiGroups": [""], "resources": ["pods/exec", "pods/portforward"], "verbs": ["create", "get"]},
+    ]
+    admin = developer + [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": READ + WRITE},
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": WRITE},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": READ + WRITE},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": READ},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind"],
+         "resourceNames": list(ROLES)},
+    ]
+    return {"admin": admin, "developer": developer, "viewer": viewer}
+
+
+def quota_hard(tenant: TenantConfig) -> dict[str, str]:
+    """The ResourceQuota's ``hard`` map."""
+    quota = tenant.quota
+    hard = {
+        "requests.cpu": quota.cpu.requests,
+        "limits.cpu": quota.cpu.limits,
+        "requests.memory": quota.memory.requests,
+        "limits.memory": quota.memory.limits,
+        "requests.nvidia.com/gpu": str(quota.gpu),
+        "requests.storage": quota.storage,
+        "persistentvolumeclaims": str(quota.persistent_volume_claims),
+        "pods": str(quota.pods),
+        "services": str(quota.services),
+        "services.loadbalancers": str(quota.load_balancers),
+        "services.nodeports": str(quota.node_ports),
+    }
+    hard.update({f"count/{resource}": str(count) for resource, count in quota.counts.items()})
+    return hard
+
+
+def queue_capability(tenant: TenantConfig) -> dict[str, str]:
+    """The Volcano queue's capability: the quota's cpu, memory and GPU requests."""
+    hard = quota_hard(tenant)
+    return {"cpu": hard["requests.cpu"], "memory": hard["requests.memory"],
+            "nvidia.com/gpu": hard["requests.nvidia.com/gpu"]}
+
+
+def _namespaces_in(names: list[str]) -> dict:
+    return {"namespaceSelector": {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(names)}]}}
+
+
+def network_policies(namespaces: Namespaces) -> dict[str, dict]:
+    """NetworkPolicy specs by name: deny by default, then allow what a tenant workload needs."""
+    everything: dict = {}
+    return {
+        "default-deny": {"podSelector": everything, "policyTypes": ["Ingress", "Egress"]},
+        "allow-same-namespace": {
+            "podSelector": everything, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": everything}]}],
+            "egress": [{"to": [{"podSelector": everything}]}],
+        },
+        "allow-dns": {
+            "podSelector": everything, "policyTypes": ["Egress"],
+            "egress": [{
+                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            }],
+        },
+        "allow-from-platform": {
+            "podSelector": everything, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_namespaces_in([namespaces.ingress, namespaces.monitoring])]}],
+        },
+        "allow-to-shared-services": {
+            "podSelector": everything, "policyTypes": ["Egress"],
+            "egress": [{"to": [_namespaces_in(namespaces.shared_services)]}],
+        },
+    }
+
+
+class Tenant(pulumi.ComponentResource):
+    """A tenant: namespace, roles and bindings, quota, limits, network policies and Volcano queue."""
+
+    def __init__(self, name: str, tenant: TenantConfig, namespaces: Namespaces, kubernetes_version: str,
+                 volcano_release: pulumi.Resource | None, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:tenancy:Tenant", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        def meta(object_name: str, **extra) -> dict:
+            return metadata(object_name, COMPONENT, tenant=tenant.name, **extra)
+
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=meta(tenant.name, extra_labels=pod_security_labels(tenant.pod_security, kubernetes_version)),
+            opts=child)
+        ns = self.namespace.metadata.name
+
+        rules = role_rules()
+        access = {"admin": tenant.access.admins, "developer": tenant.access.developers,
+                  "viewer": tenant.access.viewers}
+        for role in ROLES:
+            k8s.rbac.v1.Role(f"{name}-role-{role}", metadata=meta(role, namespace=ns), rules=rules[role], opts=child)
+            subjects = access[role]
+            k8s.rbac.v1.RoleBinding(
+                f"{name}-rolebinding-{role}",
+                metadata=meta(role, namespace=ns),
+                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+                subjects=[{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
+                          for group in subjects.groups]
+                + [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user} for user in subjects.users],
+                opts=child)
+
+        k8s.core.v1.ResourceQuota(f"{name}-quota", metadata=meta("tenant-quota", namespace=ns),
+                                  spec={"hard": quota_hard(tenant)}, opts=child)
+
+        container, largest = tenant.limit_range.container, tenant.container_max
+        k8s.core.v1.LimitRange(
+            f"{name}-limits", metadata=meta("tenant-limits", namespace=ns),
+            spec={"limits": [
+                {"type": "Container",
+                 "defaultRequest": {"cpu": container.default_request.cpu, "memory": container.default_request.memory},
+                 "default": {"cpu": container.default.cpu, "memory": container.default.memory},
+                 "max": {"cpu": largest.cpu, "memory": largest.memory}},
+                {"type": "PersistentVolumeClaim",
+                 "min": {"storage": tenant.limit_range.pvc.min}, "max": {"storage": tenant.pvc_max}},
+            ]},
+            opts=child)
+
+        for policy, spec in network_policies(namespaces).items():
+            k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{policy}", metadata=meta(policy, namespace=ns),
+                                            spec=spec, opts=child)
+
+        self.queue = None
+        if volcano_release is not None:
+            self.queue = k8s.apiextensions.CustomResource(
+                f"{name}-queue",
+                api_version="scheduling.volcano.sh/v1beta1", kind="Queue",
+                metadata=meta(tenant.name),
+                spec={"weight": tenant.queue.weight, "reclaimable": tenant.queue.reclaimable,
+                      "capability": queue_capability(tenant)},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[volcano_release]))
+
+        self.register_outputs({"namespace": ns, "queue": self.queue.metadata["name"] if self.queue else None})

@@ -1,0 +1,46 @@
+"""Shared fixtures: each stack file runs once per test session under mocks."""
+
+import copy
+
+import pytest
+
+from config.loader import load
+from tools.harness import Run, run, stack_config
+
+STACKS = ["dev", "prod"]
+_runs: dict[str, Run] = {}
+
+
+def run_stack(stack: str) -> Run:
+    """The (cached) run of a real stack file; fails the test if the program failed."""
+    if stack not in _runs:
+        _runs[stack] = run(stack)
+    result = _runs[stack]
+    assert result.error is None, f"stack {stack} failed: {result.error}"
+    return result
+
+
+@pytest.fixture(params=STACKS)
+def stack(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def stack_run(stack) -> Run:
+    return run_stack(stack)
+
+
+def stack_cfg(stack: str):
+    """The typed config of a stack file."""
+    raw = {key.split(":", 1)[1]: value for key, value in stack_config(stack).items() if key.startswith("ai-platform:")}
+    return load(stack, raw)
+
+
+@pytest.fixture
+def cfg(stack):
+    return stack_cfg(stack)
+
+
+def dev_config() -> dict:
+    """A deep copy of the dev stack's config mapping, for tests that change it."""
+    return copy.deepcopy(stack_config("dev"))

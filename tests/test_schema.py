@@ -1,0 +1,31 @@
+"""Schema tier: what the program declares is valid for the real API server and the real charts."""
+
+import yaml
+
+from config import versions
+from tools.validate import upstream_dir, validate_helm_values, validate_object
+
+
+def test_every_object_validates_against_kubernetes_or_its_upstream_crd(stack_run, cfg):
+    errors = [error for obj in stack_run.objects
+              for error in validate_object(obj.inputs, cfg.cluster.kubernetes_version)]
+    assert errors == []
+
+
+def test_every_helm_value_key_exists_upstream(stack_run):
+    assert stack_run.releases
+    errors = [error for release in stack_run.releases
+              for error in validate_helm_values(release.inputs["chart"], release.inputs["values"])]
+    assert errors == []
+
+
+def test_chart_pins_match_upstream_chart_yaml():
+    for chart in versions.CHARTS.values():
+        upstream = yaml.safe_load((upstream_dir() / chart.name / "Chart.yaml").read_text())
+        assert upstream["version"].lstrip("v") == chart.version.lstrip("v"), chart.name
+
+
+def test_no_pin_is_latest():
+    pins = [value for name, value in vars(versions).items() if name.isupper() and isinstance(value, str)]
+    pins += [field for chart in versions.CHARTS.values() for field in chart]
+    assert pins and not [pin for pin in pins if "latest" in pin]

@@ -1,0 +1,200 @@
+"""What a tenant gets, for every tenant of both stack files: namespace, RBAC, quota, limits, network, queue."""
+
+from components.tenancy import ROLES
+from tests.conftest import dev_config, stack_cfg
+from tools.harness import run
+
+RBAC = "rbac.authorization.k8s.io"
+
+
+def allows(rules: list[dict], group: str, resource: str, verb: str, name: str | None = None) -> bool:
+    """Whether a Role's rules allow ``verb`` on ``group/resource`` (optionally one object ``name``)."""
+    for rule in rules:
+        if group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]:
+            names = rule.get("resourceNames")
+            if not names or (name is not None and name in names):
+                return True
+    return False
+
+
+def roles(stack_run, tenant: str) -> dict[str, list[dict]]:
+    return {role: stack_run.one("Role", role, tenant).inputs["rules"] for role in ROLES}
+
+
+def test_namespace_has_pod_security_and_platform_labels(stack_run, cfg):
+    for tenant in cfg.tenants:
+        labels = stack_run.one("Namespace", tenant.name).inputs["metadata"]["labels"]
+        for mode in ("enforce", "audit", "warn"):
+            assert labels[f"pod-security.kubernetes.io/{mode}"] == tenant.pod_security
+            assert labels[f"pod-security.kubernetes.io/{mode}-version"] == f"v{cfg.cluster.kubernetes_version}"
+        assert labels["ai-platform/tenant"] == tenant.name
+        assert labels["app.kubernetes.io/part-of"] == "ai-platform"
+        assert labels["app.kubernetes.io/managed-by"] == "pulumi"
+
+
+def test_every_object_carries_the_platform_labels(stack_run):
+    for obj in stack_run.objects:
+        labels = obj.inputs["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "pulumi", obj.name
+        assert labels["app.kubernetes.io/part-of"] == "ai-platform", obj.name
+        assert labels["app.kubernetes.io/component"], obj.name
+        parent = stack_run.by_urn(obj.parent)
+        if parent.type == "ai-platform:tenancy:Tenant":
+            assert labels["ai-platform/tenant"] == parent.name.removeprefix("tenant-"), obj.name
+
+
+def test_three_roles_bound_to_the_configured_subjects(stack_run, cfg):
+    for tenant in cfg.tenants:
+        configured = {"admin": tenant.access.admins, "developer": tenant.access.developers,
+                      "viewer": tenant.access.viewers}
+        for role in ROLES:
+            binding = stack_run.one("RoleBinding", role, tenant.name).inputs
+            assert binding["roleRef"] == {"apiGroup": RBAC, "kind": "Role", "name": role}
+            subjects = {(s["kind"], s["name"]) for s in binding.get("subjects", [])}
+            assert subjects == ({("Group", g) for g in configured[role].groups}
+                                | {("User", u) for u in configured[role].users})
+
+
+def test_no_wildcards_in_any_role(stack_run):
+    for role in stack_run.of_kind("Role"):
+        for rule in role.inputs["rules"]:
+            for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(key, []), (role.name, rule)
+
+
+WORKLOADS = [("apps", "deployments"), ("apps", "statefulsets"), ("batch", "jobs"), ("", "pods"), ("", "services"),
+             ("", "configmaps"), ("", "persistentvolumeclaims"), ("batch.volcano.sh", "jobs"),
+             ("serving.kserve.io", "inferenceservices")]
+PLATFORM_OWNED = [("", "resourcequotas"), ("", "limitranges"), ("networking.k8s.io", "networkpolicies")]
+WRITE = ["create", "update", "patch", "delete"]
+
+
+def test_viewer_reads_workloads_and_logs_only(stack_run, cfg):
+    for tenant in cfg.tenants:
+        viewer = roles(stack_run, tenant.name)["viewer"]
+        for group, resource in WORKLOADS:
+            assert allows(viewer, group, resource, "list"), resource
+            assert not any(allows(viewer, group, resource, verb) for verb in WRITE), resource
+        assert allows(viewer, "", "pods/log", "get")
+        for verb in ("get", "list", "watch"):
+            assert not allows(viewer, "", "secrets", verb)
+        assert not allows(viewer, "", "pods/exec", "create")
+        assert not allows(viewer, "", "pods/portforward", "create")
+        assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in viewer)
+
+
+def test_developer_manages_workloads_but_not_secrets_rbac_or_platform_objects(stack_run, cfg):
+    for tenant in cfg.tenants:
+        developer = roles(stack_run, tenant.name)["developer"]
+        for group, resource in WORKLOADS:
+            for verb in WRITE + ["get", "list", "watch"]:
+                assert allows(developer, group, resource, verb), (resource, verb)
+        assert not any(allows(developer, "", "secrets", verb) for verb in WRITE + ["get", "list", "watch"])
+        for group, resource in PLATFORM_OWNED + [(RBAC, "roles"), (RBAC, "rolebindings")]:
+            assert not any(allows(developer, group, resource, verb) for verb in WRITE), resource
+        assert not allows(developer, RBAC, "roles", "bind", "admin")
+
+
+def test_admin_manages_secrets_and_binds_only_tenant_roles(stack_run, cfg):
+    for tenant in cfg.tenants:
+        admin = roles(stack_run, tenant.name)["admin"]
+        for verb in WRITE + ["get", "list"]:
+            assert allows(admin, "", "secrets", verb)
+            assert allows(admin, RBAC, "rolebindings", verb)
+        for role in ROLES:
+            assert allows(admin, RBAC, "roles", "bind", role)
+        assert not allows(admin, RBAC, "roles", "bind", "cluster-admin")
+        assert not any(allows(admin, RBAC, "roles", verb) for verb in WRITE)
+        for group, resource in PLATFORM_OWNED:
+            assert not any(allows(admin, group, resource, verb) for verb in WRITE), resource
+        assert not allows(admin, RBAC, "roles", "escalate")
+
+
+def test_resource_quota_matches_config(stack_run, cfg):
+    for tenant in cfg.tenants:
+        hard = stack_run.one("ResourceQuota", "tenant-quota", tenant.name).inputs["spec"]["hard"]
+        quota = tenant.quota
+        expected = {
+            "requests.cpu": quota.cpu.requests, "limits.cpu": quota.cpu.limits,
+            "requests.memory": quota.memory.requests, "limits.memory": quota.memory.limits,
+            "requests.nvidia.com/gpu": str(quota.gpu), "requests.storage": quota.storage,
+            "persistentvolumeclaims": str(quota.persistent_volume_claims), "pods": str(quota.pods),
+            "services": str(quota.services), "services.loadbalancers": str(quota.load_balancers),
+            "services.nodeports": str(quota.node_ports),
+            **{f"count/{key}": str(value) for key, value in quota.counts.items()},
+        }
+        assert hard == expected
+        assert "limits.nvidia.com/gpu" not in hard
+        assert hard["services.loadbalancers"] == "0" and hard["services.nodeports"] == "0"
+
+
+def test_limit_range_admits_pods_without_resources(stack_run, cfg):
+    for tenant in cfg.tenants:
+        limits = stack_run.one("LimitRange", "tenant-limits", tenant.name).inputs["spec"]["limits"]
+        container = next(item for item in limits if item["type"] == "Container")
+        pvc = next(item for item in limits if item["type"] == "PersistentVolumeClaim")
+        assert container["defaultRequest"] == tenant.limit_range.container.default_request.model_dump()
+        assert container["default"] == tenant.limit_range.container.default.model_dump()
+        assert container["max"] == tenant.container_max.model_dump()
+        assert pvc == {"type": "PersistentVolumeClaim", "min": {"storage": tenant.limit_range.pvc.min},
+                       "max": {"storage": tenant.pvc_max}}
+
+
+def _policies(stack_run, tenant: str) -> dict[str, dict]:
+    return {p.k8s_name: p.inputs["spec"] for p in stack_run.of_kind("NetworkPolicy") if p.namespace == tenant}
+
+
+def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_run, cfg):
+    namespaces = cfg.namespaces
+    for tenant in cfg.tenants:
+        policies = _policies(stack_run, tenant.name)
+        assert set(policies) == {"default-deny", "allow-same-namespace", "allow-dns", "allow-from-platform",
+                                 "allow-to-shared-services"}
+        deny = policies["default-deny"]
+        assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+        assert "ingress" not in deny and "egress" not in deny
+        dns = policies["allow-dns"]["egress"][0]
+        assert dns["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kube-system"}
+        assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
+        sources = policies["allow-from-platform"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]
+        assert sorted(sources["values"]) == sorted([namespaces.ingress, namespaces.monitoring])
+        targets = policies["allow-to-shared-services"]["egress"][0]["to"][0]["namespaceSelector"]["matchExpressions"]
+        assert sorted(targets[0]["values"]) == sorted(namespaces.shared_services)
+
+
+def test_network_policies_follow_configured_namespace_names():
+    config = dev_config()
+    config["ai-platform:namespaces"] = {"ingress": "edge", "monitoring": "observability", "mlflow": "tracking"}
+    result = run("dev", config)
+    assert result.error is None, result.error
+    policies = _policies(result, "research")
+    ingress = policies["allow-from-platform"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]
+    assert sorted(ingress["values"]) == ["edge", "observability"]
+    egress = policies["allow-to-shared-services"]["egress"][0]["to"][0]["namespaceSelector"]["matchExpressions"][0]
+    assert sorted(egress["values"]) == ["milvus", "tracking"]
+
+
+def test_queue_capability_equals_quota_and_waits_for_volcano(stack_run, cfg):
+    release = next(r for r in stack_run.releases if r.inputs["chart"] == "volcano")
+    for tenant in cfg.tenants:
+        queue = stack_run.one("Queue", tenant.name)
+        hard = stack_run.one("ResourceQuota", "tenant-quota", tenant.name).inputs["spec"]["hard"]
+        assert queue.inputs["apiVersion"] == "scheduling.volcano.sh/v1beta1"
+        assert queue.inputs["spec"]["capability"] == {
+            "cpu": hard["requests.cpu"], "memory": hard["requests.memory"],
+            "nvidia.com/gpu": hard["requests.nvidia.com/gpu"]}
+        assert queue.inputs["spec"]["weight"] == tenant.queue.weight
+        assert queue.inputs["spec"]["reclaimable"] == tenant.queue.reclaimable
+        assert release.urn in queue.dependencies
+
+
+def test_prod_tenants_are_distinct():
+    cfg = stack_cfg("prod")
+    assert len(cfg.tenants) >= 3
+    assert len({t.quota.gpu for t in cfg.tenants}) == len(cfg.tenants)
+    assert len({t.queue.weight for t in cfg.tenants}) == len(cfg.tenants)
+    assert len({tuple(t.access.developers.groups) for t in cfg.tenants}) == len(cfg.tenants)
+
+
+def test_stack_outputs_name_each_tenant_namespace_and_queue(stack_run, cfg):
+    assert stack_run.outputs["tenants"] == {t.name: {"namespace": t.name, "queue": t.name} for t in cfg.tenants}

@@ -1,0 +1,195 @@
+"""Run the real Pulumi program (``__main__.py``) in-process under ``pulumi.runtime.set_mocks``.
+
+Used by the tests, the offline renderer and the benchmark. It records every resource registration as the
+engine would see it (type, name, inputs, parent, dependencies, provider), and emulates two engine
+behaviours the SDK's mocks leave out:
+- ``secure:`` config values cannot be decrypted without the CLI: each is replaced by ``CANARY`` marked
+  secret, so a leak test can search every registered input and export for the canary;
+- ``additional_secret_outputs`` (e.g. ``RandomPassword.result``) come back marked secret.
+Secret values are recorded as ``[secret]``: whatever else contains ``CANARY`` leaked in clear.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = "ai-platform"
+CANARY = "canary-secret-value-5b1f0e"
+SECRET = "[secret]"
+
+
+@dataclass
+class Registered:
+    """One resource registration as the engine received it."""
+
+    urn: str
+    type: str
+    name: str
+    inputs: dict
+    parent: str
+    dependencies: list[str]
+    provider: str
+    custom: bool
+
+    @property
+    def kind(self) -> str | None:
+        return self.inputs.get("kind")
+
+    @property
+    def k8s_name(self) -> str | None:
+        return (self.inputs.get("metadata") or {}).get("name")
+
+    @property
+    def namespace(self) -> str | None:
+        return (self.inputs.get("metadata") or {}).get("namespace")
+
+    @property
+    def is_kubernetes_object(self) -> bool:
+        """A Kubernetes object (not a Helm release, provider or component)."""
+        return self.custom and self.type.startswith("kubernetes:") and "apiVersion" in self.inputs
+
+
+@dataclass
+class Run:
+    """What one run of the program registered and exported, or the error it stopped with."""
+
+    stack: str
+    resources: list[Registered] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+
+    def by_urn(self, urn: str) -> Registered:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def of_kind(self, kind: str) -> list[Registered]:
+        return [r for r in self.resources if r.is_kubernetes_object and r.kind == kind]
+
+    def one(self, kind: str, name: str, namespace: str | None = None) -> Registered:
+        found = [r for r in self.of_kind(kind) if r.k8s_name == name and r.namespace == namespace]
+        assert len(found) == 1, f"expected one {kind} {namespace}/{name}, found {len(found)}"
+        return found[0]
+
+    @property
+    def releases(self) -> list[Registered]:
+        return [r for r in self.resources if r.type == "kubernetes:helm.sh/v3:Release"]
+
+    @property
+    def objects(self) -> list[Registered]:
+        return [r for r in self.resources if r.is_kubernetes_object]
+
+    @property
+    def registered_beyond_stack(self) -> list[Registered]:
+        return [r for r in self.resources if r.type != "pulumi:pulumi:Stack"]
+
+
+def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    """The ``config:`` mapping of ``Pulumi.<stack>.yaml`` as Python values (``secure:`` entries kept)."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+        raise FileNotFoundError(f"no stack file {path.name} (stacks: {', '.join(stacks)})")
+    return (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+
+
+def _engine_config(config: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Config as the engine passes it: strings, structured values JSON-encoded, secrets as the canary."""
+    values, secret_keys = {}, []
+    for key, value in config.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            values[key], secret_keys = CANARY, secret_keys + [key]
+        elif isinstance(value, (dict, list)):
+            values[key] = json.dumps(value)
+        elif isinstance(value, bool):
+            values[key] = "true" if value else "false"
+        else:
+            values[key] = str(value)
+    return values, secret_keys
+
+
+def _plain(value: Any) -> Any:
+    """Wire values to plain Python: secrets to ``[secret]``, integral floats (protobuf numbers) to ints."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return SECRET
+        return {k: _plain(v) for k, v in value.items() if not k.startswith("__")}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self):
+        self.secret_outputs: list[str] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        state = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = f"generated-{args.name}"
+        for key in self.secret_outputs:
+            if key in state:
+                state[key] = {rpc._special_sig_key: rpc._special_secret_sig, "value": state[key]}
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+class _RecordingMonitor(mocks.MockMonitor):
+    def __init__(self, mock: _Mocks, run: Run):
+        super().__init__(mock)
+        self.run = run
+
+    def RegisterResource(self, request):
+        self.mocks.secret_outputs = list(request.additionalSecretOutputs)
+        response = super().RegisterResource(request)
+        self.run.resources.append(Registered(
+            urn=response.urn, type=request.type, name=request.name,
+            inputs=_plain(json_format.MessageToDict(request.object)),
+            parent=request.parent, dependencies=sorted(set(request.dependencies)),
+            provider=request.provider, custom=request.custom))
+        return response
+
+
+def run(stack: str, config: dict[str, Any] | None = None, root: Path = ROOT) -> Run:
+    """Run the program for a stack file (or for ``config``, a stack file's ``config:`` mapping)."""
+    config = stack_config(stack, root) if config is None else config
+    result = Run(stack)
+    values, secret_keys = _engine_config(config)
+    settings.reset_options()
+    mock = _Mocks()
+    pulumi.runtime.set_mocks(mock, project=PROJECT, stack=stack, preview=False,
+                             monitor=_RecordingMonitor(mock, result))
+    set_all_config(values, secret_keys)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__")))
+    except Exception as error:  # noqa: BLE001 - the caller decides what a failed run means
+        result.error = error
+        return result
+    result.outputs = _resolve_outputs()
+    return result
+
+
+def _resolve_outputs() -> dict[str, Any]:
+    outputs = {}
+    for name, value in settings.get_root_resource().outputs.items():
+        output = pulumi.Output.from_input(value)
+        outputs[name] = SECRET if _sync_await(output.is_secret()) else _sync_await(output.future())
+    return outputs

@@ -1,0 +1,136 @@
+"""Offline renderer: run the real program for a stack under mocks and write what it declares.
+
+    python -m tools.render --stack dev --out build/dev
+
+writes ``manifests/<namespace or _cluster>/<kind>-<name>.yaml`` per Kubernetes object,
+``helm/<release>.values.yaml`` per Helm release (chart, repo, version and namespace in a comment header),
+``plan.md`` (component tree, every resource with its dependencies, counts) and ``kubernetes-version``.
+Output is deterministic; secrets appear as ``[secret]``. An invalid stack exits 2 with the config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from config.loader import ConfigError
+
+from .harness import ROOT, Registered, Run, run, stack_config
+
+OUTPUTS = ("manifests", "helm", "plan.md", "kubernetes-version")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes multi-line strings (embedded configs) as literal blocks, so they read and diff as text."""
+
+
+_Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+
+
+def _dump(data: object) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=120)
+
+
+def _short_type(resource: Registered) -> str:
+    return resource.kind or resource.type.rsplit(":", 1)[-1]
+
+
+def _label(resource: Registered) -> str:
+    """How plan.md names a resource: kind, Kubernetes name (with namespace) and Pulumi logical name."""
+    where = f" {resource.namespace + '/' if resource.namespace else ''}{resource.k8s_name}" if resource.k8s_name else ""
+    if resource.type == "kubernetes:helm.sh/v3:Release":
+        where = f" {resource.inputs.get('namespace')}/{resource.inputs.get('name')}"
+    return f"{_short_type(resource)}{where} `{resource.name}`"
+
+
+def write_manifests(result: Run, out: Path) -> None:
+    for obj in result.objects:
+        folder = out / "manifests" / (obj.namespace or "_cluster")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{obj.kind.lower()}-{obj.k8s_name}.yaml").write_text(_dump(obj.inputs))
+
+
+def write_helm_values(result: Run, out: Path) -> None:
+    folder = out / "helm"
+    folder.mkdir(parents=True, exist_ok=True)
+    for release in result.releases:
+        inputs = release.inputs
+        header = (f"# chart: {inputs['chart']}\n# repo: {inputs.get('repositoryOpts', {}).get('repo', '')}\n"
+                  f"# version: {inputs['version']}\n# namespace: {inputs['namespace']}\n")
+        (folder / f"{inputs['name']}.values.yaml").write_text(header + _dump(inputs.get("values") or {}))
+
+
+def plan(result: Run) -> str:
+    """The plan: counts, the component tree with each resource's dependencies, and the list of resources."""
+    resources = [r for r in result.resources if r.type != "pulumi:pulumi:Stack"]
+    children: dict[str, list[Registered]] = {}
+    for resource in resources:
+        children.setdefault(resource.parent, []).append(resource)
+    by_urn = {r.urn: r for r in resources}
+
+    def depends(resource: Registered) -> str:
+        names = sorted(by_urn[urn].name for urn in resource.dependencies if urn in by_urn)
+        return f" — depends on: {', '.join(f'`{n}`' for n in names)}" if names else ""
+
+    lines = [f"# Plan: stack {result.stack}", "",
+             f"{len(resources)} resources: {len(result.objects)} Kubernetes objects, {len(result.releases)} Helm "
+             f"releases, {sum(not r.custom for r in resources)} components.", "", "## Counts", "",
+             "| type | count |", "|---|---|"]
+    counts = Counter(r.type for r in resources)
+    lines += [f"| `{kind}` | {count} |" for kind, count in sorted(counts.items())]
+    lines += ["", "## Component tree", ""]
+
+    def walk(parent: str, depth: int) -> None:
+        for resource in sorted(children.get(parent, []), key=lambda r: (r.custom, r.type, r.name)):
+            lines.append(f"{'  ' * depth}- {_label(resource)}{depends(resource)}")
+            walk(resource.urn, depth + 1)
+
+    stack = next(r for r in result.resources if r.type == "pulumi:pulumi:Stack")
+    walk(stack.urn, 0)
+    lines += ["", "## Stack outputs", "", "```yaml", _dump(result.outputs).rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def render(stack: str, out: Path, root: Path = ROOT) -> Run:
+    """Run the program for ``stack`` and write the render to ``out`` (its earlier render replaced)."""
+    result = run(stack, root=root)
+    if result.error is not None:
+        raise result.error
+    for name in OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifests(result, out)
+    write_helm_values(result, out)
+    (out / "plan.md").write_text(plan(result))
+    version = stack_config(stack, root)["ai-platform:cluster"]["kubernetesVersion"]
+    (out / "kubernetes-version").write_text(f"{version}\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.split("\n")[0])
+    parser.add_argument("--stack", required=True, help="stack name: renders Pulumi.<stack>.yaml")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    args = parser.parse_args(argv)
+    try:
+        result = render(args.stack, args.out)
+    except (ConfigError, FileNotFoundError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"rendered stack {args.stack} to {args.out}: {len(result.objects)} objects, "
+          f"{len(result.releases)} Helm releases")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

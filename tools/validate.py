@@ -1,0 +1,492 @@
+"""Schema tier: check rendered Kubernetes objects and Helm values against upstream schemas.
+
+* Built-in Kubernetes kinds are checked with ``kubernetes-validate`` (the Kubernetes OpenAPI schemas, strict:
+  unknown fields are errors) for the cluster's minor version.
+* Custom resources are checked against the CustomResourceDefinitions the upstream charts install
+  (``<upstream>/**/crds/*.yaml``), converted to JSON Schema the way the API server applies a structural schema.
+* Helm values are checked key by key against the chart's upstream ``values.yaml`` (and its subcharts'), and
+  against ``values.schema.json`` where the chart ships one.
+
+The upstream data folder is ``$AI_PLATFORM_UPSTREAM`` or ``<repo root>/../shared/upstream`` (see its SOURCES.md).
+
+CLI: ``python -m tools.validate BUILD_DIR [--k8s-version 1.35]`` checks ``BUILD_DIR/manifests/**/*.yaml`` (one
+object per file) and ``BUILD_DIR/helm/*.values.yaml`` (header comment ``# chart: <name>``, then the values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import functools
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+from kubernetes_validate.utils import VersionNotSupportedError, all_versions
+
+# API groups served by Kubernetes itself (all groups kubernetes-validate 1.37 has schemas for); anything else
+# must come from a CRD. Note that e.g. gateway.networking.k8s.io is a CRD group, not a built-in one.
+BUILTIN_GROUPS = frozenset({
+    "", "admission.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io",
+    "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch", "certificates.k8s.io",
+    "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io", "extensions", "flowcontrol.apiserver.k8s.io",
+    "imagepolicy.k8s.io", "internal.apiserver.k8s.io", "lifecycle.k8s.io", "networking.k8s.io", "node.k8s.io",
+    "policy", "rbac.authorization.k8s.io", "resource.k8s.io", "scheduling.k8s.io", "storage.k8s.io",
+    "storagemigration.k8s.io",
+})
+
+_MAX_MESSAGE = 300  # jsonschema messages quote the offending instance, which can be a whole pod spec
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML safe loader that also reads a bare ``=`` scalar (tag:yaml.org,2002:value) as the string "=".
+
+    alertmanagerconfigs.monitoring.coreos.com has such an enum value, which plain safe_load rejects.
+    """
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
+def load_yaml_documents(text: str) -> list[Any]:
+    """Parse every document of a YAML stream, skipping empty ones."""
+    return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+
+
+def upstream_dir() -> Path:
+    """The upstream reference data folder: $AI_PLATFORM_UPSTREAM, else <repo root>/../shared/upstream."""
+    repo_root = Path(__file__).resolve().parent.parent
+    return Path(os.environ.get("AI_PLATFORM_UPSTREAM") or repo_root.parent / "shared" / "upstream")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Kubernetes objects
+# --------------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _schema_versions() -> dict[str, str]:
+    """Kubernetes minor versions kubernetes-validate ships schemas for: {"1.35": "1.35.0", ...}."""
+    return {".".join(v.split(".")[:2]): v for v in all_versions()}
+
+
+def _schema_version(k8s_version: str) -> str | None:
+    """Map "1.35" (also "v1.35", "1.35.2") to the kubernetes-validate version "1.35.0"; None if unknown."""
+    match = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.\d+)?", str(k8s_version).strip())
+    return _schema_versions().get(f"{match[1]}.{match[2]}") if match else None
+
+
+def _unsupported_version(k8s_version: str) -> str:
+    known = list(_schema_versions())
+    return (f"unsupported Kubernetes version {k8s_version!r}: kubernetes-validate {kubernetes_validate.__version__}"
+            f" has schemas for {known[0]} to {known[-1]}")
+
+
+def _json_path(parts: Iterable[Any]) -> str:
+    """Format a jsonschema error path as "$.spec.containers[0].name"."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE] + "..."
+
+
+def _describe(obj: Any) -> str:
+    """ "Kind namespace/name" (or "Kind name" when there is no namespace) for error messages."""
+    if not isinstance(obj, dict):
+        return f"<{type(obj).__name__}>"
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    name = meta.get("name") or meta.get("generateName") or "<no name>"
+    namespace = meta.get("namespace")
+    kind = obj.get("kind") or "<no kind>"
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+
+
+def _drop_none(value: Any) -> Any:
+    """Copy of value without mapping keys whose value is None, recursively (the API server drops them)."""
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def _metadata_errors(obj: dict) -> list[str]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return ["$.metadata: missing or not a mapping"]
+    if isinstance(meta.get("name"), str) and meta["name"]:
+        return []
+    if isinstance(meta.get("generateName"), str) and meta["generateName"]:
+        return []
+    return ["$.metadata.name: missing or not a non-empty string"]
+
+
+def _builtin_errors(obj: dict, schema_version: str) -> list[str]:
+    """Errors from kubernetes-validate (strict: unknown fields are errors). It reports the first error only."""
+    try:
+        kubernetes_validate.validate(obj, schema_version, strict=True)
+    except kubernetes_validate.ValidationError as e:
+        return [f"{_json_path(e.absolute_path)}: {_short(e.message)}"]
+    except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError,
+            VersionNotSupportedError) as e:
+        return [f"$: {e.message}"]
+    return []
+
+
+@functools.cache
+def _crd_files(root: Path) -> dict[str, tuple[Path, ...]]:
+    """CRD files under root by API group, from their names: crds/<plural>.<group>.yaml (the CRD's name).
+
+    Files whose name does not look like that are listed under "*" and always searched.
+    """
+    index: dict[str, list[Path]] = {}
+    for path in sorted(root.glob("**/crds/*.yaml")):
+        group = path.stem.split(".", 1)[1] if "." in path.stem else "*"
+        index.setdefault(group, []).append(path)
+    return {group: tuple(paths) for group, paths in index.items()}
+
+
+@functools.cache
+def _load_crd(path: Path) -> dict | None:
+    """The CustomResourceDefinition in path, or None if the file holds something else."""
+    docs = load_yaml_documents(path.read_text())
+    crds = [d for d in docs if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
+    return crds[0] if crds else None
+
+
+def find_crd(group: str, kind: str) -> tuple[Path, dict] | None:
+    """(file, CRD) for the upstream CRD defining group/kind, or None."""
+    files = _crd_files(upstream_dir())
+    for path in files.get(group, ()) + files.get("*", ()):
+        crd = _load_crd(path)
+        if crd and crd["spec"].get("group") == group and crd["spec"].get("names", {}).get("kind") == kind:
+            return path, crd
+    return None
+
+
+def _python_regex(pattern: str) -> str | None:
+    """A CRD pattern (Go RE2 syntax) as a Python regex, or None if Python cannot compile it.
+
+    RE2 allows a flag group such as ``(?i)`` anywhere (it lasts to the end of the enclosing group); Python only
+    at the start, so it is moved there, which makes the whole pattern case-insensitive (slightly more lenient).
+    """
+    for candidate in (pattern, "(?i)" + pattern.replace("(?i)", "")):
+        try:
+            re.compile(candidate)
+            return candidate
+        except re.error:
+            continue
+    return None
+
+
+def structural_to_json_schema(node: dict, structural: bool = True) -> dict:
+    """Convert a CRD structural schema node to JSON Schema with the API server's semantics.
+
+    * a node with ``properties`` rejects unknown fields (``additionalProperties: false``) unless it says
+      ``x-kubernetes-preserve-unknown-fields: true`` or sets ``additionalProperties`` itself;
+    * ``x-kubernetes-int-or-string`` allows an integer or a string;
+    * ``x-kubernetes-embedded-resource`` allows apiVersion, kind and metadata;
+    * ``nullable: true`` allows null;
+    * Go regex patterns are made to compile in Python (see _python_regex).
+
+    Inside anyOf/allOf/oneOf/not (structural=False) nodes only add value checks, so no additionalProperties
+    is added there.
+    """
+    out = dict(node)
+    if isinstance(node.get("properties"), dict):
+        out["properties"] = {k: structural_to_json_schema(v, structural) for k, v in node["properties"].items()}
+    for key in ("additionalProperties", "items", "not"):
+        if isinstance(node.get(key), dict):
+            out[key] = structural_to_json_schema(node[key], structural and key != "not")
+    for key in ("anyOf", "allOf", "oneOf"):
+        if isinstance(node.get(key), list):
+            out[key] = [structural_to_json_schema(n, False) for n in node[key]]
+    if isinstance(node.get("pattern"), str):
+        out["pattern"] = _python_regex(node["pattern"])
+        if out["pattern"] is None:
+            del out["pattern"]
+    if node.get("x-kubernetes-embedded-resource") and "properties" in node:
+        out["properties"] = {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                             "metadata": {"type": "object"}, **out["properties"]}
+    if (structural and "properties" in node and "additionalProperties" not in node
+            and not node.get("x-kubernetes-preserve-unknown-fields")):
+        out["additionalProperties"] = False
+    if node.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
+    if node.get("nullable"):
+        out = {"anyOf": [{"type": "null"}, out]}
+    return out
+
+
+@functools.cache
+def _crd_validator(path: Path, version: str) -> jsonschema.Draft7Validator:
+    """JSON Schema validator for one version of the CRD in path (the top-level metadata is checked apart).
+
+    Top-level metadata is only required to be a mapping here; validate_object checks metadata.name.
+    """
+    crd = _load_crd(path)
+    assert crd is not None
+    served = next(v for v in crd["spec"]["versions"] if v["name"] == version)
+    raw = ((served.get("schema") or crd["spec"].get("validation") or {}).get("openAPIV3Schema")
+           or {"type": "object", "x-kubernetes-preserve-unknown-fields": True})
+    schema = structural_to_json_schema(raw)
+    if isinstance(schema.get("properties"), dict):  # every object has these; some CRDs (Istio's) omit them
+        schema["properties"] = {**schema["properties"], "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"}, "metadata": {"type": "object"}}
+    return jsonschema.Draft7Validator(schema)
+
+
+def _custom_errors(obj: dict, group: str, version: str, kind: str) -> list[str]:
+    found = find_crd(group, kind)
+    if found is None:
+        return [f"$: no schema for {obj['apiVersion']} {kind}"]
+    path, crd = found
+    served = [v["name"] for v in crd["spec"]["versions"] if v.get("served")]
+    if version not in served:
+        return [f"$.apiVersion: {obj['apiVersion']} is not served by CRD {crd['metadata']['name']}"
+                f" (served: {', '.join(served) or 'none'})"]
+    errors = sorted(_crd_validator(path, version).iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
+    return [f"{_json_path(e.absolute_path)}: {_short(e.message)}" for e in errors]
+
+
+def validate_object(obj: dict, k8s_version: str) -> list[str]:
+    """Check one Kubernetes object; return error strings (empty list = valid).
+
+    Each error reads "Kind namespace/name: $.json.path: message". k8s_version is a minor version like "1.35".
+    """
+    label = _describe(obj)
+    if _schema_version(k8s_version) is None:
+        return [f"{label}: {_unsupported_version(k8s_version)}"]
+    if not isinstance(obj, dict):
+        return [f"{label}: $: not a mapping"]
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if not (isinstance(api_version, str) and api_version and isinstance(kind, str) and kind):
+        return [f"{label}: $: apiVersion and kind must be non-empty strings"]
+    obj = _drop_none(obj)
+    group, _, version = api_version.rpartition("/")
+    errors = _metadata_errors(obj)
+    if group in BUILTIN_GROUPS:
+        errors += _builtin_errors(obj, _schema_version(k8s_version))
+    else:
+        errors += _custom_errors(obj, group, version, kind)
+    return [f"{label}: {e}" for e in errors]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Helm values
+# --------------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _read_values(chart_dir: Path) -> dict:
+    path = chart_dir / "values.yaml"
+    docs = load_yaml_documents(path.read_text()) if path.is_file() else []
+    return docs[0] if docs and isinstance(docs[0], dict) else {}
+
+
+@functools.cache
+def _read_text(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
+
+
+@functools.cache
+def _schema_validator(path: Path) -> jsonschema.protocols.Validator:
+    schema = json.loads(path.read_text())
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    return cls(schema)
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Helm's coalescing: mappings merge recursively, override wins, lists are replaced, None deletes a key."""
+    if not isinstance(override, dict):
+        return override
+    merged = dict(base) if isinstance(base, dict) else {}
+    for key, value in override.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = deep_merge(merged.get(key), value)
+    return merged
+
+
+def _unknown_keys(trees: list[dict], ours: dict, prefix: str) -> Iterator[tuple[str, Any, list[str]]]:
+    """(dotted path, key, close matches) for every key of ours that none of the upstream trees has.
+
+    Below a key whose upstream value is None, {}, a scalar or a list (in any tree), anything goes.
+    """
+    for key, value in ours.items():
+        path = f"{prefix}.{key}"
+        here = [tree[key] for tree in trees if key in tree]
+        if not here:
+            candidates = sorted({str(k) for tree in trees for k in tree})
+            yield path, key, difflib.get_close_matches(str(key), candidates)
+        elif isinstance(value, dict) and all(isinstance(v, dict) and v for v in here):
+            yield from _unknown_keys(here, value, path)
+
+
+def _global_trees(chart_dir: Path) -> list[dict]:
+    """The non-empty `global` sections of a chart's values.yaml and all its subcharts' (nested)."""
+    files = [chart_dir / "values.yaml", *sorted((chart_dir / "charts").glob("**/values.yaml"))]
+    trees = [_read_values(f.parent).get("global") for f in files]
+    return [t for t in trees if isinstance(t, dict) and t]
+
+
+def _check_chart(chart: str, chart_dir: Path, ours: dict, sections: list[dict], parent_global: dict | None,
+                 prefix: str, globals_: list[dict], value_files: list[Path]) -> list[str]:
+    """Key and schema errors for our values of one chart or subchart.
+
+    sections: what the ancestors' values.yaml pass this subchart, parent first (Helm: outer ones win);
+    parent_global: the parent's final `global` (None for the top chart); value_files: values.yaml files to
+    search for commented-out keys.
+    """
+    own = _read_values(chart_dir)
+    rel = chart_dir.relative_to(upstream_dir() / chart)
+    top = rel == Path(".")
+    where = "upstream values.yaml" if top else f"upstream {rel}/values.yaml or the parent's {chart_dir.name} section"
+    value_files = [chart_dir / "values.yaml", *value_files]
+    subcharts = {k: v for k, v in ours.items()
+                 if k != "global" and isinstance(v, dict) and (chart_dir / "charts" / str(k)).is_dir()}
+    plain = {k: v for k, v in ours.items() if k != "global" and k not in subcharts}
+    trees = [t for t in (own, *sections) if t]
+    errors: list[str] = []
+
+    if globals_ and isinstance(ours.get("global"), dict):
+        errors += _key_errors(chart, globals_, ours["global"], f"{prefix}.global", "upstream global values",
+                              value_files)
+    if top or trees:  # a subchart without any upstream values takes anything
+        errors += _key_errors(chart, trees or [{}], plain, prefix, where, value_files)
+
+    merged = deep_merge(functools.reduce(deep_merge, [own, *sections]), ours)  # what Helm gives the templates
+    if parent_global is not None:  # Helm hands every subchart the parent's globals
+        merged["global"] = deep_merge(merged.get("global") or {}, parent_global)
+
+    for key, value in subcharts.items():
+        sub_sections = [s[key] for s in (own, *sections) if isinstance(s.get(key), dict)]
+        errors += _check_chart(chart, chart_dir / "charts" / str(key), value, sub_sections,
+                               merged.get("global") or {}, f"{prefix}.{key}", globals_, value_files)
+
+    schema_path = chart_dir / "values.schema.json"
+    if schema_path.is_file():
+        schema_name = schema_path.relative_to(upstream_dir() / chart)
+        for e in sorted(_schema_validator(schema_path).iter_errors(merged),
+                        key=lambda e: list(map(str, e.absolute_path))):
+            path = ".".join([prefix, *map(str, e.absolute_path)])
+            errors.append(f"{chart}: {path}: {_short(e.message)} (upstream {schema_name})")
+    return errors
+
+
+def _key_errors(chart: str, trees: list[dict], ours: dict, prefix: str, where: str,
+                value_files: list[Path]) -> list[str]:
+    """Error strings for the keys of ours missing from the upstream trees (see _unknown_keys)."""
+    errors = []
+    for path, key, matches in _unknown_keys(trees, ours, prefix):
+        message = f"{chart}: {path}: not in {where}"
+        if matches:
+            message += f" (did you mean {', '.join(matches)}?)"
+        pattern = re.compile(rf"^\s*#+\s*{re.escape(str(key))}\s*:", re.M)
+        if any(pattern.search(_read_text(f)) for f in value_files):
+            message += " (upstream values.yaml mentions it only in a comment)"
+        errors.append(message)
+    return errors
+
+
+def validate_helm_values(chart: str, values: dict) -> list[str]:
+    """Check our values for an upstream chart (folder name); return error strings (empty list = valid).
+
+    Every key path we set must exist in the chart's values.yaml (or, for a subchart's section, in
+    charts/<key>/values.yaml or the parent's section for it); below a key whose upstream value is None, {},
+    a scalar or a list anything is accepted. Where a chart or subchart ships values.schema.json, the values
+    Helm would see (upstream values deep-merged with ours) must satisfy it.
+    """
+    chart_dir = upstream_dir() / chart
+    if not (chart_dir / "Chart.yaml").is_file():
+        return [f"{chart}: no upstream chart folder {chart_dir}"]
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        return [f"{chart}: values: not a mapping"]
+    return _check_chart(chart, chart_dir, values, [], None, "values", _global_trees(chart_dir), [])
+
+
+# --------------------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------------------
+
+
+def _chart_from_header(text: str) -> str | None:
+    """The chart name from the leading comment block's "# chart: <name>" line."""
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        match = re.match(r"#\s*chart:\s*(\S+)", line)
+        if match:
+            return match[1]
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate a build folder; print each error and a summary; return 1 if there were errors, else 0."""
+    parser = argparse.ArgumentParser(prog="python -m tools.validate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("build_dir", type=Path, help="folder with manifests/**/*.yaml and helm/*.values.yaml")
+    parser.add_argument("--k8s-version",
+                        help="Kubernetes minor version, e.g. 1.35 (default: BUILD_DIR/kubernetes-version)")
+    args = parser.parse_args(argv)
+
+    build_dir: Path = args.build_dir
+    if not build_dir.is_dir():
+        parser.error(f"{build_dir} is not a folder")
+    version = args.k8s_version
+    if not version and (build_dir / "kubernetes-version").is_file():
+        version = (build_dir / "kubernetes-version").read_text().strip()
+    if not version:
+        parser.error(f"no --k8s-version and no {build_dir / 'kubernetes-version'}")
+    if _schema_version(version) is None:
+        parser.error(_unsupported_version(version))
+
+    errors: list[str] = []
+    objects = 0
+    for path in sorted((build_dir / "manifests").glob("**/*.yaml")):
+        rel = path.relative_to(build_dir)
+        try:
+            docs = load_yaml_documents(path.read_text())
+        except yaml.YAMLError as e:
+            errors.append(f"{rel}: cannot parse YAML: {e}")
+            continue
+        if len(docs) != 1:
+            errors.append(f"{rel}: expected one object, found {len(docs)}")
+        for doc in docs:
+            objects += 1
+            errors += [f"{rel}: {e}" for e in validate_object(doc, version)]
+
+    releases = sorted((build_dir / "helm").glob("*.values.yaml"))
+    for path in releases:
+        rel = path.relative_to(build_dir)
+        text = path.read_text()
+        chart = _chart_from_header(text)
+        if chart is None:
+            errors.append(f"{rel}: no '# chart: <name>' header line")
+            continue
+        try:
+            docs = load_yaml_documents(text)
+        except yaml.YAMLError as e:
+            errors.append(f"{rel}: cannot parse YAML: {e}")
+            continue
+        errors += [f"{rel}: {e}" for e in validate_helm_values(chart, docs[0] if docs else {})]
+
+    for error in errors:
+        print(error)
+    print(f"validated {objects} objects and {len(releases)} releases: {len(errors)} errors")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
