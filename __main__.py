@@ -4,6 +4,7 @@ import pulumi
 
 import config
 from components.ai_platform import AiPlatform
+from components.gpu import capacity_report
 
 cfg = config.load()
 platform = AiPlatform("ai-platform", cfg)
@@ -14,3 +15,4 @@ pulumi.export("tenants", {
            "queue": tenant.queue.metadata["name"] if tenant.queue else None}
     for name, tenant in platform.tenants.items()
 })
+pulumi.export("gpuCapacity", capacity_report(cfg))

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from config import PlatformConfig
 
 from .batch import Volcano
+from .gpu import GpuOperator
 from .tenancy import Tenant
 
 
@@ -24,6 +25,9 @@ class AiPlatform(pulumi.ComponentResource):
                                      opts=pulumi.ResourceOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.provider})
 
+        # No monitoring component yet: the DCGM exporter's ServiceMonitor would need the Prometheus Operator CRDs.
+        self.gpu = GpuOperator("gpu", cfg.gpu, cfg.cluster, cfg.namespaces.gpu_operator, service_monitor=False,
+                               opts=child)
         self.volcano = (Volcano("volcano", cfg.volcano, cfg.cluster, cfg.namespaces.volcano, child)
                         if cfg.volcano.enabled else None)
         self.tenants = {

@@ -78,7 +78,6 @@ def quota_hard(tenant: TenantConfig) -> dict[str, str]:
         "limits.cpu": quota.cpu.limits,
         "requests.memory": quota.memory.requests,
         "limits.memory": quota.memory.limits,
-        "requests.nvidia.com/gpu": str(quota.gpu),
         "requests.storage": quota.storage,
         "persistentvolumeclaims": str(quota.persistent_volume_claims),
         "pods": str(quota.pods),
@@ -86,15 +85,31 @@ def quota_hard(tenant: TenantConfig) -> dict[str, str]:
         "services.loadbalancers": str(quota.load_balancers),
         "services.nodeports": str(quota.node_ports),
     }
+    hard.update({f"requests.{resource}": str(count) for resource, count in quota.gpu_resources().items()})
     hard.update({f"count/{resource}": str(count) for resource, count in quota.counts.items()})
     return hard
 
 
 def queue_capability(tenant: TenantConfig) -> dict[str, str]:
-    """The Volcano queue's capability: the quota's cpu, memory and GPU requests."""
-    hard = quota_hard(tenant)
-    return {"cpu": hard["requests.cpu"], "memory": hard["requests.memory"],
-            "nvidia.com/gpu": hard["requests.nvidia.com/gpu"]}
+    """The Volcano queue's capability: the quota's cpu, memory and GPU requests (same resource names)."""
+    quota = tenant.quota
+    return {"cpu": quota.cpu.requests, "memory": quota.memory.requests,
+            **{resource: str(count) for resource, count in quota.gpu_resources().items()}}
+
+
+def container_limits(tenant: TenantConfig) -> dict:
+    """The LimitRange's Container item. A GPU cap needs a default GPU limit of 0: LimitRange rejects a
+    container that has no limit for a resource it caps, so pods without GPUs get requests == limits == 0."""
+    container, largest = tenant.limit_range.container, tenant.container_max
+    item = {"type": "Container",
+            "defaultRequest": container.default_request.model_dump(),
+            "default": container.default.model_dump(),
+            "max": largest.model_dump()}
+    if container.max_gpus is not None:
+        for resource in tenant.quota.gpu_resources():
+            item["max"][resource] = str(container.max_gpus)
+            item["default"][resource] = "0"
+    return item
 
 
 def _namespaces_in(names: list[str]) -> dict:
@@ -166,14 +181,10 @@ class Tenant(pulumi.ComponentResource):
         k8s.core.v1.ResourceQuota(f"{name}-quota", metadata=meta("tenant-quota", namespace=ns),
                                   spec={"hard": quota_hard(tenant)}, opts=child)
 
-        container, largest = tenant.limit_range.container, tenant.container_max
         k8s.core.v1.LimitRange(
             f"{name}-limits", metadata=meta("tenant-limits", namespace=ns),
             spec={"limits": [
-                {"type": "Container",
-                 "defaultRequest": {"cpu": container.default_request.cpu, "memory": container.default_request.memory},
-                 "default": {"cpu": container.default.cpu, "memory": container.default.memory},
-                 "max": {"cpu": largest.cpu, "memory": largest.memory}},
+                container_limits(tenant),
                 {"type": "PersistentVolumeClaim",
                  "min": {"storage": tenant.limit_range.pvc.min}, "max": {"storage": tenant.pvc_max}},
             ]},

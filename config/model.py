@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from . import versions
+from .gpus import GPU_MODELS, mig_layout_problems
 from .quantity import normalize_quantity, parse_quantity
 
 
@@ -94,6 +96,8 @@ class Namespaces(Model):
 
     volcano: DnsLabel = "volcano-system"
     """Volcano scheduler, controllers and admission webhook."""
+    gpu_operator: DnsLabel = "gpu-operator"
+    """NVIDIA GPU Operator and its node daemonsets (Pod Security privileged)."""
     ingress: DnsLabel = "istio-ingress"
     """Ingress gateway: tenants accept traffic from it."""
     monitoring: DnsLabel = "monitoring"
@@ -172,6 +176,201 @@ class Volcano(Model):
     resources: VolcanoResources = VolcanoResources()
     """Requests and limits per Volcano component."""
 
+WHOLE_GPU = "nvidia.com/gpu"
+SHARED_GPU = "nvidia.com/gpu.shared"
+SharingMode = Literal["none", "time-slicing", "mig"]
+GpuModelName = Literal[tuple(GPU_MODELS)]  # type: ignore[valid-type]
+PositiveInt = Annotated[int, Field(ge=1, strict=True)]
+
+
+def mig_resource(profile: str) -> str:
+    """The extended resource a MIG profile is advertised as under the ``mixed`` strategy."""
+    return f"nvidia.com/mig-{profile}"
+
+
+class Driver(Model):
+    """The NVIDIA driver the GPU Operator installs on GPU nodes."""
+
+    enabled: bool = True
+    """Install the driver; off where the nodes come with one (most managed clouds)."""
+    version: str = versions.GPU_DRIVER
+    """Driver version (pinned in config/versions.py by default)."""
+
+
+class TimeSlicing(Model):
+    """Time-slicing: several pods take turns on one GPU. No memory or fault isolation between them."""
+
+    replicas: Annotated[int, Field(ge=2, le=64, strict=True)] = 4
+    """How many pods may share one physical GPU."""
+    rename_by_default: bool = False
+    """Advertise shared GPUs as ``nvidia.com/gpu.shared`` (quota key ``quota.sharedGpu``) instead of ``nvidia.com/gpu``."""
+    fail_requests_greater_than_one: bool = True
+    """Refuse pods asking for more than one shared GPU (they would not get more compute)."""
+
+
+class Mig(Model):
+    """Multi-Instance GPU: hardware partitions with their own memory and compute."""
+
+    strategy: Literal["single", "mixed"] = "mixed"
+    """``mixed``: each profile is its own resource ``nvidia.com/mig-<profile>``; ``single``: one profile per
+    pool, advertised as ``nvidia.com/gpu``."""
+
+
+class Taint(Model):
+    """A node taint."""
+
+    key: str
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+class NodePool(Model):
+    """GPU nodes of one kind: either named nodes (labelled and tainted by the platform) or a label selector."""
+
+    name: DnsLabel
+    """Pool name; named nodes get the label ai-platform/gpu-pool=<name>."""
+    gpu_model: GpuModelName
+    """GPU model of every node in the pool."""
+    gpus_per_node: PositiveInt
+    """Physical GPUs per node."""
+    nodes: list[DnsSubdomain] = []
+    """Names of the pool's nodes; the platform patches their labels and taints."""
+    node_selector: dict[str, str] = {}
+    """Labels that select the pool's nodes where the cloud's node pool labels them (instead of ``nodes``)."""
+    node_count: PositiveInt | None = None
+    """Number of nodes a ``nodeSelector`` pool has (for the capacity check)."""
+    sharing: SharingMode | None = None
+    """GPU sharing of this pool; unset means ``gpu.sharing``."""
+    time_slicing_replicas: Annotated[int, Field(ge=2, le=64, strict=True)] | None = None
+    """Time-slicing replicas of this pool; unset means ``gpu.timeSlicing.replicas``."""
+    mig_profiles: dict[str, PositiveInt] = {}
+    """MIG layout of every GPU in the pool (profile -> instances per GPU), for MIG pools."""
+    labels: dict[str, str] = {}
+    """Further labels for the pool's named nodes."""
+    extra_taints: list[Taint] = []
+    """Taints the named nodes keep besides nvidia.com/gpu (the patch owns the whole taint list)."""
+
+    @model_validator(mode="after")
+    def _nodes_or_selector(self) -> NodePool:
+        problems = []
+        if bool(self.nodes) == bool(self.node_selector):
+            problems.append(("nodes", "give either nodes (node names) or nodeSelector, not both or neither"))
+        if self.node_selector and self.node_count is None:
+            problems.append(("nodeCount", "required with nodeSelector (the capacity check counts GPUs)"))
+        if self.nodes and self.node_count is not None:
+            problems.append(("nodeCount", "only with nodeSelector; named nodes are counted"))
+        duplicates = sorted({node for node in self.nodes if self.nodes.count(node) > 1})
+        if duplicates:
+            problems.append(("nodes", f"listed more than once: {', '.join(duplicates)}"))
+        if problems:
+            raise ConfigProblems(problems)
+        return self
+
+    @property
+    def node_total(self) -> int:
+        return len(self.nodes) or self.node_count or 0
+
+    @property
+    def physical_gpus(self) -> int:
+        return self.node_total * self.gpus_per_node
+
+
+class Gpu(Model):
+    """The GPU layer: NVIDIA GPU Operator components, GPU sharing and the GPU node inventory."""
+
+    enabled: bool = True
+    """Install the GPU Operator. Off: the cluster brings its own; the inventory still bounds quotas."""
+    driver: Driver = Driver()
+    """Driver installation."""
+    toolkit: bool = True
+    """NVIDIA container toolkit."""
+    gpu_feature_discovery: bool = True
+    """GPU Feature Discovery (nvidia.com/gpu.product and other node labels)."""
+    node_status_exporter: bool = False
+    """Node status exporter (operator validation metrics)."""
+    dcgm_exporter: bool = True
+    """DCGM exporter: GPU metrics for Prometheus."""
+    sharing: SharingMode = "none"
+    """Default GPU sharing of the pools: ``none``, ``time-slicing`` or ``mig``."""
+    time_slicing: TimeSlicing = TimeSlicing()
+    """Time-slicing settings."""
+    mig: Mig = Mig()
+    """MIG settings."""
+    node_pools: list[NodePool] = []
+    """The GPU node inventory; tenant GPU quotas must fit what it can schedule."""
+    oversubscription: Annotated[float, Field(ge=1.0, le=10.0)] = 1.0
+    """Factor by which the sum of tenant GPU quotas may exceed schedulable capacity (1: not at all)."""
+
+    def pool_sharing(self, pool: NodePool) -> str:
+        return pool.sharing or self.sharing
+
+    def pool_replicas(self, pool: NodePool) -> int:
+        return pool.time_slicing_replicas or self.time_slicing.replicas
+
+    def pool_units(self, pool: NodePool) -> dict[str, int]:
+        """Schedulable units (extended resource -> count) that a pool advertises."""
+        sharing = self.pool_sharing(pool)
+        if sharing == "time-slicing":
+            resource = SHARED_GPU if self.time_slicing.rename_by_default else WHOLE_GPU
+            return {resource: pool.physical_gpus * self.pool_replicas(pool)}
+        if sharing == "mig":
+            if self.mig.strategy == "single":
+                return {WHOLE_GPU: pool.physical_gpus * sum(pool.mig_profiles.values())}
+            return {mig_resource(p): pool.physical_gpus * n for p, n in pool.mig_profiles.items()}
+        return {WHOLE_GPU: pool.physical_gpus}
+
+    def capacity(self) -> dict[str, int]:
+        """Schedulable units per extended resource over all pools."""
+        total: dict[str, int] = {}
+        for pool in self.node_pools:
+            for resource, units in self.pool_units(pool).items():
+                total[resource] = total.get(resource, 0) + units
+        return total
+
+    def exclusive_capacity(self) -> int:
+        """Whole, unshared GPUs (pools with sharing none): what exclusive tenants may use as nvidia.com/gpu."""
+        return sum(p.physical_gpus for p in self.node_pools if self.pool_sharing(p) == "none")
+
+    @property
+    def uses_mig(self) -> bool:
+        return any(self.pool_sharing(p) == "mig" for p in self.node_pools)
+
+    @model_validator(mode="after")
+    def _pools(self) -> Gpu:
+        problems = []
+        seen_pools: set[str] = set()
+        seen_nodes: dict[str, str] = {}
+        for index, pool in enumerate(self.node_pools):
+            at = f"nodePools[{index}]"
+            if pool.name in seen_pools:
+                problems.append((f"{at}.name", f"duplicate pool {pool.name!r}"))
+            seen_pools.add(pool.name)
+            for node in pool.nodes:
+                if node in seen_nodes:
+                    problems.append((f"{at}.nodes", f"node {node!r} is already in pool {seen_nodes[node]!r}"))
+                seen_nodes.setdefault(node, pool.name)
+            sharing = self.pool_sharing(pool)
+            if sharing == "mig":
+                if not pool.mig_profiles:
+                    problems.append((f"{at}.migProfiles", "a MIG pool needs its MIG layout (profile -> instances)"))
+                problems += [(f"{at}.migProfiles", p) for p in mig_layout_problems(pool.gpu_model, pool.mig_profiles)]
+                if self.mig.strategy == "single" and len(pool.mig_profiles) > 1:
+                    problems.append((f"{at}.migProfiles", "the single MIG strategy allows one profile per pool "
+                                     f"(got {', '.join(pool.mig_profiles)}); use mig.strategy mixed"))
+            elif pool.mig_profiles:
+                problems.append((f"{at}.migProfiles", f"only for MIG pools (this pool's sharing is {sharing})"))
+            if pool.time_slicing_replicas is not None and sharing != "time-slicing":
+                problems.append((f"{at}.timeSlicingReplicas", f"only for time-slicing pools (sharing is {sharing})"))
+            if pool.node_selector and sharing == "mig":
+                problems.append((f"{at}.nodeSelector", "MIG pools must name their nodes: the platform labels each "
+                                 "node with its nvidia.com/mig.config"))
+            elif pool.node_selector and (sharing != self.sharing or pool.time_slicing_replicas is not None):
+                problems.append((f"{at}.sharing", "a nodeSelector pool gets the default device-plugin config, so "
+                                 "its sharing must be gpu.sharing; name its nodes to give it its own"))
+        if problems:
+            raise ConfigProblems(problems)
+        return self
+
 
 class Subjects(Model):
     """Who is bound to a tenant role: identity-provider groups and/or users."""
@@ -232,7 +431,12 @@ class Quota(Model):
     memory: RequestsAndLimits
     """Sum of memory requests and limits of all pods."""
     gpu: NonNegativeInt
-    """Whole GPUs the tenant may request (``requests.nvidia.com/gpu``; extended resources have no limits key)."""
+    """GPUs the tenant may request as ``nvidia.com/gpu`` (``requests.nvidia.com/gpu``; extended resources have no
+    limits key): whole GPUs, or time-slices where a pool shares GPUs under that name."""
+    shared_gpu: NonNegativeInt = 0
+    """Time-sliced GPUs as ``nvidia.com/gpu.shared`` (only with ``gpu.timeSlicing.renameByDefault``)."""
+    mig: dict[str, PositiveInt] = {}
+    """MIG instances per profile, e.g. ``{3g.40gb: 2}`` (``requests.nvidia.com/mig-<profile>``)."""
     storage: Quantity
     """Sum of storage requested by PersistentVolumeClaims."""
     persistent_volume_claims: NonNegativeInt = 20
@@ -248,6 +452,14 @@ class Quota(Model):
     counts: dict[CountKey, NonNegativeInt] = {}
     """Further object counts as ``count/<resource>``, e.g. ``{jobs.batch: 50, secrets: 100}``."""
 
+    def gpu_resources(self) -> dict[str, int]:
+        """GPU extended resources of the quota: nvidia.com/gpu always, the others where set."""
+        resources = {WHOLE_GPU: self.gpu}
+        if self.shared_gpu:
+            resources[SHARED_GPU] = self.shared_gpu
+        resources.update({mig_resource(profile): count for profile, count in self.mig.items()})
+        return resources
+
 
 class ContainerLimits(Model):
     """LimitRange for containers: defaults for pods that state no resources, and a per-container maximum."""
@@ -258,6 +470,8 @@ class ContainerLimits(Model):
     """Limits given to a container that states none."""
     max: ComputeResources | None = None
     """Largest limits one container may have; unset means the quota's cpu and memory limits."""
+    max_gpus: NonNegativeInt | None = None
+    """Most GPUs (of each GPU resource of the quota) one container may request; unset: only the quota bounds it."""
 
 
 class PvcLimits(Model):
@@ -300,6 +514,8 @@ class Tenant(Model):
     """Container defaults and maxima, PVC size bounds."""
     queue: Queue = Queue()
     """Volcano queue settings."""
+    gpu_isolation: Literal["shared", "exclusive"] = "shared"
+    """``exclusive``: the tenant's GPU workloads only run on whole-GPU or MIG pools, never on time-sliced GPUs."""
 
     @model_validator(mode="after")
     def _limits_fit_quota(self) -> Tenant:
@@ -341,8 +557,36 @@ class PlatformConfig(Model):
     """``ai-platform:namespaces``: the platform's own namespace names."""
     volcano: Volcano = Volcano()
     """``ai-platform:volcano``: batch scheduler."""
+    gpu: Gpu = Gpu()
+    """``ai-platform:gpu``: GPU Operator, sharing and GPU node inventory."""
     tenants: list[Tenant] = []
     """``ai-platform:tenants``: one entry per tenant."""
+
+    @model_validator(mode="after")
+    def _gpu_quotas_fit_capacity(self) -> PlatformConfig:
+        problems = []
+        capacity, factor = self.gpu.capacity(), self.gpu.oversubscription
+        asked: dict[str, dict[str, int]] = {}
+        for tenant in self.tenants:
+            for resource, count in tenant.quota.gpu_resources().items():
+                if count:
+                    asked.setdefault(resource, {})[tenant.name] = count
+        for resource, by_tenant in sorted(asked.items()):
+            total, schedulable = sum(by_tenant.values()), capacity.get(resource, 0)
+            if total > schedulable * factor:
+                shares = ", ".join(f"{name} {count}" for name, count in by_tenant.items())
+                problems.append(("tenants", f"quotas ask for {total} {resource} ({shares}) but gpu.nodePools "
+                                 f"schedule {schedulable} (oversubscription {factor:g}); add GPUs to the inventory "
+                                 "or set gpu.oversubscription"))
+        exclusive = {t.name: t.quota.gpu for t in self.tenants if t.gpu_isolation == "exclusive" and t.quota.gpu}
+        whole = self.gpu.exclusive_capacity()
+        if sum(exclusive.values()) > whole * factor:
+            problems.append(("tenants", f"exclusive tenants ({', '.join(f'{n} {c}' for n, c in exclusive.items())}) "
+                             f"ask for {sum(exclusive.values())} unshared nvidia.com/gpu but pools with sharing none "
+                             f"have {whole}"))
+        if problems:
+            raise ConfigProblems(problems)
+        return self
 
     @model_validator(mode="after")
     def _tenant_names(self) -> PlatformConfig:

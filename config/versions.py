@@ -19,4 +19,24 @@ VOLCANO = Chart("volcano", "https://volcano-sh.github.io/helm-charts", "1.15.1")
 # The Volcano chart takes one tag for all of its images (basic.image_tag_version).
 VOLCANO_IMAGE_TAG = "v1.15.1"
 
-CHARTS: dict[str, Chart] = {chart.name: chart for chart in (VOLCANO,)}
+GPU_OPERATOR = Chart("gpu-operator", "https://helm.ngc.nvidia.com/nvidia", "v26.7.0")
+# NVIDIA data-center driver the GPU Operator installs where the driver is not preinstalled.
+GPU_DRIVER = "595.91.07"
+# Image repositories of the GPU Operator chart's components, by values path (the chart's defaults; the chart
+# pins their tags).
+# A stack's cluster.imageRegistry replaces the registry host of each (nvcr.io/nvidia/k8s -> <mirror>/nvidia/k8s).
+GPU_OPERATOR_REPOSITORIES = {
+    "operator": "nvcr.io/nvidia",
+    "validator": "nvcr.io/nvidia",
+    "driver": "nvcr.io/nvidia",
+    "toolkit": "nvcr.io/nvidia/k8s",
+    "devicePlugin": "nvcr.io/nvidia",
+    "dcgmExporter": "nvcr.io/nvidia/k8s",
+    "gfd": "nvcr.io/nvidia",
+    "migManager": "nvcr.io/nvidia/cloud-native",
+    "nodeStatusExporter": "nvcr.io/nvidia",
+    "driver.manager": "nvcr.io/nvidia/cloud-native",
+    "node-feature-discovery.image": "registry.k8s.io/nfd/node-feature-discovery",
+}
+
+CHARTS: dict[str, Chart] = {chart.name: chart for chart in (VOLCANO, GPU_OPERATOR)}

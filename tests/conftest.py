@@ -41,6 +41,6 @@ def cfg(stack):
     return stack_cfg(stack)
 
 
-def dev_config() -> dict:
-    """A deep copy of the dev stack's config mapping, for tests that change it."""
-    return copy.deepcopy(stack_config("dev"))
+def config_copy(stack: str = "dev") -> dict:
+    """A deep copy of a stack file's config mapping, for tests that change it."""
+    return copy.deepcopy(stack_config(stack))

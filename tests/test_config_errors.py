@@ -3,7 +3,7 @@
 import pytest
 
 from config import ConfigError
-from tests.conftest import dev_config
+from tests.conftest import config_copy
 from tools.harness import run
 
 
@@ -96,19 +96,80 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("mutate, expected", [pytest.param(m, e, id=i) for i, m, e in CASES])
-def test_bad_config_is_rejected_with_path_and_registers_nothing(mutate, expected):
-    config = dev_config()
+G = "ai-platform:gpu"
+P = (G, "nodePools")
+
+# GPU layer: (case id, stack whose config is mutated, mutation, text the error must contain)
+GPU_CASES = [
+    ("MIG profile not of the GPU model", "prod", set_path(*P, 0, "migProfiles", {"3g.71gb": 1}),
+     "ai-platform:gpu.nodePools[0].migProfiles: '3g.71gb' is not a MIG profile of H100-80GB (allowed: 1g.10gb"),
+    ("MIG layout larger than the GPU", "prod", set_path(*P, 0, "migProfiles", {"3g.40gb": 2, "2g.20gb": 1}),
+     "ai-platform:gpu.nodePools[0].migProfiles: layout needs 8/7 compute"),
+    ("MIG on a GPU without MIG", "prod", set_path(*P, 0, "gpuModel", "L40S"),
+     "ai-platform:gpu.nodePools[0].migProfiles: L40S does not support MIG"),
+    ("GPU quotas over capacity", "prod", set_path(T, 0, "quota", "gpu", 30),
+     "ai-platform:tenants: quotas ask for 42 nvidia.com/gpu (research 30, product 8, analytics 4) but gpu.nodePools "
+     "schedule 32"),
+    ("MIG quota no pool provides", "prod", set_path(T, 1, "quota", "mig", {"4g.40gb": 1}),
+     "ai-platform:tenants: quotas ask for 1 nvidia.com/mig-4g.40gb (product 1) but gpu.nodePools schedule 0"),
+    ("exclusive tenant beyond unshared GPUs", "dev", set_path(T, 0, "gpuIsolation", "exclusive"),
+     "ai-platform:tenants: exclusive tenants (research 2) ask for 2 unshared nvidia.com/gpu but pools with sharing "
+     "none have 0"),
+    ("time-slicing replicas below 2", "dev", set_path(G, "timeSlicing", "replicas", 1),
+     "ai-platform:gpu.timeSlicing.replicas: must be >= 2"),
+    ("unknown sharing mode", "dev", set_path(G, "sharing", "mps"),
+     "ai-platform:gpu.sharing: not an allowed value (allowed: 'none', 'time-slicing' or 'mig', got: 'mps')"),
+    ("pool without GPUs", "dev", set_path(*P, 0, "gpusPerNode", 0),
+     "ai-platform:gpu.nodePools[0].gpusPerNode: must be >= 1"),
+    ("pool without nodes", "prod", set_path(*P, 1, "nodes", []),
+     "ai-platform:gpu.nodePools[1].nodes: give either nodes (node names) or nodeSelector"),
+    ("pool with nodes and selector", "prod", set_path(*P, 1, "nodeSelector", {"pool": "a100"}),
+     "ai-platform:gpu.nodePools[1].nodes: give either nodes (node names) or nodeSelector"),
+    ("selector pool without node count", "dev", delete_path(*P, 0, "nodeCount"),
+     "ai-platform:gpu.nodePools[0].nodeCount: required with nodeSelector"),
+    ("single MIG strategy with two profiles", "prod", set_path(G, "mig", {"strategy": "single"}),
+     "ai-platform:gpu.nodePools[0].migProfiles: the single MIG strategy allows one profile per pool"),
+    ("MIG profiles on an unshared pool", "prod", set_path(*P, 1, "migProfiles", {"1g.10gb": 7}),
+     "ai-platform:gpu.nodePools[1].migProfiles: only for MIG pools (this pool's sharing is none)"),
+    ("MIG pool chosen by selector", "dev", set_path(*P, 0, {"name": "a100", "gpuModel": "A100-80GB", "gpusPerNode": 8,
+                                                            "nodeSelector": {"pool": "a100"}, "nodeCount": 1,
+                                                            "sharing": "mig", "migProfiles": {"7g.80gb": 1}}),
+     "ai-platform:gpu.nodePools[0].nodeSelector: MIG pools must name their nodes"),
+    ("node in two pools", "prod", set_path(*P, 1, "nodes", ["gpu-a100-01", "gpu-h100-01"]),
+     "ai-platform:gpu.nodePools[1].nodes: node 'gpu-h100-01' is already in pool 'h100-mig'"),
+    ("duplicate pool", "prod", set_path(*P, 1, "name", "h100-mig"),
+     "ai-platform:gpu.nodePools[1].name: duplicate pool 'h100-mig'"),
+    ("unknown GPU model", "dev", set_path(*P, 0, "gpuModel", "A100"),
+     "ai-platform:gpu.nodePools[0].gpuModel: not an allowed value (allowed: 'A100-40GB'"),
+    ("oversubscription below 1", "dev", set_path(G, "oversubscription", 0.5),
+     "ai-platform:gpu.oversubscription: must be >= 1.0"),
+    ("negative GPUs per container", "prod", set_path(T, 0, "limitRange", "container", "maxGpus", -1),
+     "ai-platform:tenants[0].limitRange.container.maxGpus: must be >= 0"),
+]
+
+
+def assert_rejected(stack: str, mutate, expected: str) -> None:
+    config = config_copy(stack)
     mutate(config)
-    result = run("dev", config)
+    result = run(stack, config)
     assert isinstance(result.error, ConfigError), result.error
     message = str(result.error)
-    assert f"stack dev: {expected}" in message, message
+    assert f"stack {stack}: {expected}" in message, message
     assert result.registered_beyond_stack == []
 
 
+@pytest.mark.parametrize("mutate, expected", [pytest.param(m, e, id=i) for i, m, e in CASES])
+def test_bad_config_is_rejected_with_path_and_registers_nothing(mutate, expected):
+    assert_rejected("dev", mutate, expected)
+
+
+@pytest.mark.parametrize("stack, mutate, expected", [pytest.param(s, m, e, id=i) for i, s, m, e in GPU_CASES])
+def test_bad_gpu_config_is_rejected_with_path_and_registers_nothing(stack, mutate, expected):
+    assert_rejected(stack, mutate, expected)
+
+
 def test_every_problem_is_listed_at_once():
-    config = dev_config()
+    config = config_copy()
     tenant(config, 0)["quota"]["gpu"] = -1
     tenant(config, 1)["podSecurity"] = "strict"
     config[C]["kubernetesVersion"] = "1.99"

@@ -3,11 +3,8 @@
 import yaml
 
 from config import versions
-from tests.conftest import dev_config
+from tests.conftest import config_copy
 from tools.harness import run
-
-RELEASE = "kubernetes:helm.sh/v3:Release"
-
 
 def test_every_kubernetes_resource_uses_the_stack_provider(stack_run, cfg):
     provider = next(r for r in stack_run.resources if r.type == "pulumi:providers:kubernetes")
@@ -53,11 +50,11 @@ def test_volcano_release_is_pinned_and_gang_schedules(stack_run, cfg):
 
 
 def test_volcano_off_removes_release_and_queues():
-    config = dev_config()
+    config = config_copy()
     config["ai-platform:volcano"] = {"enabled": False}
     result = run("dev", config)
     assert result.error is None, result.error
-    assert not [r for r in result.resources if r.type == RELEASE]
+    assert not [r for r in result.releases if r.inputs["chart"] == "volcano"]
     assert not result.of_kind("Queue")
     assert len(result.of_kind("ResourceQuota")) == 2
     assert result.outputs["tenants"]["research"]["queue"] is None

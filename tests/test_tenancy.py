@@ -1,7 +1,7 @@
 """What a tenant gets, for every tenant of both stack files: namespace, RBAC, quota, limits, network, queue."""
 
 from components.tenancy import ROLES
-from tests.conftest import dev_config, stack_cfg
+from tests.conftest import config_copy, stack_cfg
 from tools.harness import run
 
 RBAC = "rbac.authorization.k8s.io"
@@ -34,6 +34,8 @@ def test_namespace_has_pod_security_and_platform_labels(stack_run, cfg):
 
 def test_every_object_carries_the_platform_labels(stack_run):
     for obj in stack_run.objects:
+        if obj.kind == "Node":  # a patch of a node the platform does not own: only pool labels
+            continue
         labels = obj.inputs["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "pulumi", obj.name
         assert labels["app.kubernetes.io/part-of"] == "ai-platform", obj.name
@@ -118,6 +120,7 @@ def test_resource_quota_matches_config(stack_run, cfg):
             "requests.cpu": quota.cpu.requests, "limits.cpu": quota.cpu.limits,
             "requests.memory": quota.memory.requests, "limits.memory": quota.memory.limits,
             "requests.nvidia.com/gpu": str(quota.gpu), "requests.storage": quota.storage,
+            **{f"requests.nvidia.com/mig-{profile}": str(count) for profile, count in quota.mig.items()},
             "persistentvolumeclaims": str(quota.persistent_volume_claims), "pods": str(quota.pods),
             "services": str(quota.services), "services.loadbalancers": str(quota.load_balancers),
             "services.nodeports": str(quota.node_ports),
@@ -133,9 +136,13 @@ def test_limit_range_admits_pods_without_resources(stack_run, cfg):
         limits = stack_run.one("LimitRange", "tenant-limits", tenant.name).inputs["spec"]["limits"]
         container = next(item for item in limits if item["type"] == "Container")
         pvc = next(item for item in limits if item["type"] == "PersistentVolumeClaim")
+        gpu_resources = tenant.quota.gpu_resources()
+        max_gpus = tenant.limit_range.container.max_gpus
+        gpu_max = {r: str(max_gpus) for r in gpu_resources} if max_gpus is not None else {}
+        gpu_default = {r: "0" for r in gpu_max}
         assert container["defaultRequest"] == tenant.limit_range.container.default_request.model_dump()
-        assert container["default"] == tenant.limit_range.container.default.model_dump()
-        assert container["max"] == tenant.container_max.model_dump()
+        assert container["default"] == {**tenant.limit_range.container.default.model_dump(), **gpu_default}
+        assert container["max"] == {**tenant.container_max.model_dump(), **gpu_max}
         assert pvc == {"type": "PersistentVolumeClaim", "min": {"storage": tenant.limit_range.pvc.min},
                        "max": {"storage": tenant.pvc_max}}
 
@@ -163,7 +170,7 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
 
 
 def test_network_policies_follow_configured_namespace_names():
-    config = dev_config()
+    config = config_copy()
     config["ai-platform:namespaces"] = {"ingress": "edge", "monitoring": "observability", "mlflow": "tracking"}
     result = run("dev", config)
     assert result.error is None, result.error
@@ -182,7 +189,9 @@ def test_queue_capability_equals_quota_and_waits_for_volcano(stack_run, cfg):
         assert queue.inputs["apiVersion"] == "scheduling.volcano.sh/v1beta1"
         assert queue.inputs["spec"]["capability"] == {
             "cpu": hard["requests.cpu"], "memory": hard["requests.memory"],
-            "nvidia.com/gpu": hard["requests.nvidia.com/gpu"]}
+            **{key.removeprefix("requests."): value for key, value in hard.items()
+               if key.startswith("requests.nvidia.com/")}}
+        assert queue.inputs["spec"]["capability"]["nvidia.com/gpu"] == str(tenant.quota.gpu)
         assert queue.inputs["spec"]["weight"] == tenant.queue.weight
         assert queue.inputs["spec"]["reclaimable"] == tenant.queue.reclaimable
         assert release.urn in queue.dependencies

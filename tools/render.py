@@ -93,8 +93,29 @@ def plan(result: Run) -> str:
 
     stack = next(r for r in result.resources if r.type == "pulumi:pulumi:Stack")
     walk(stack.urn, 0)
+    lines += gpu_capacity_table(result.outputs.get("gpuCapacity"))
     lines += ["", "## Stack outputs", "", "```yaml", _dump(result.outputs).rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+def gpu_capacity_table(report: dict | None) -> list[str]:
+    """plan.md's GPU capacity section from the ``gpuCapacity`` stack output."""
+    if not report:
+        return []
+    lines = ["", "## GPU capacity", "", "| pool | model | nodes | GPUs | sharing | schedulable units |",
+             "|---|---|---|---|---|---|"]
+    for pool in report["pools"]:
+        units = ", ".join(f"{count} `{resource}`" for resource, count in sorted(pool["units"].items()))
+        lines.append(f"| {pool['name']} | {pool['model']} | {pool['nodes']} | {pool['gpus']} | {pool['sharing']} "
+                     f"| {units} |")
+    tenants = sorted(report["quotas"])
+    lines += ["", f"Oversubscription factor: {report['oversubscription']:g}.", "",
+              "| resource | schedulable | " + " | ".join(f"quota {t}" for t in tenants) + " | quota total | headroom |",
+              "|---|---|" + "---|" * len(tenants) + "---|---|"]
+    for resource, row in sorted(report["resources"].items()):
+        per_tenant = " | ".join(str(report["quotas"][t].get(resource, 0)) for t in tenants)
+        lines.append(f"| `{resource}` | {row['schedulable']} | {per_tenant} | {row['quota']} | {row['headroom']} |")
+    return lines
 
 
 def render(stack: str, out: Path, root: Path = ROOT) -> Run:

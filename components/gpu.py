@@ -1,0 +1,216 @@
+"""``GpuOperator``: the GPU layer, and ``gpu_scheduling``, the one helper every GPU workload uses.
+
+Owns the ``gpu-operator`` namespace (Pod Security ``privileged``: the driver, toolkit and device plugin
+daemonsets need host access), the Helm release of the pinned NVIDIA GPU Operator (driver, container toolkit,
+device plugin, GPU Feature Discovery, node status exporter, DCGM exporter, MIG manager), the device plugin
+config ConfigMap (time-slicing; one entry per named pool plus the default for selector pools), the
+mig-parted ConfigMap the MIG manager reads, and a ``NodePatch`` per named GPU node.
+
+Node patches. Each named node gets the pool labels (``ai-platform/gpu-pool``, ``ai-platform/gpu-model``,
+``ai-platform/gpu-sharing``), the config selectors ``nvidia.com/device-plugin.config`` and
+``nvidia.com/mig.config``, and the taint ``nvidia.com/gpu=present:NoSchedule``. ``spec.taints`` is an
+atomic list under server-side apply: whoever applies it owns all of it, so the patch carries the whole
+intended list (the GPU taint plus the pool's ``extraTaints``) and replaces taints set by others. It applies
+with the stable field manager ``ai-platform-gpu`` and ``pulumi.com/patchForce`` so that a taint list last
+written by kubectl or a node bootstrapper is taken over instead of failing with a conflict. Taints the
+cloud sets at node creation must therefore be listed in ``extraTaints``.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from config import versions
+from config.model import SHARED_GPU, WHOLE_GPU, Cluster, Gpu, NodePool, PlatformConfig, mig_resource
+
+from .meta import metadata, pod_security_labels
+
+COMPONENT = "gpu"
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+POOL_LABEL = "ai-platform/gpu-pool"
+DEVICE_PLUGIN_CONFIG = "device-plugin-config"
+DEFAULT_ENTRY = "default"
+MIG_CONFIG = "mig-parted-config"
+MIG_DISABLED = "all-disabled"
+FIELD_MANAGER = "ai-platform-gpu"
+
+
+def _mig_strategy(gpu: Gpu) -> str:
+    return gpu.mig.strategy if gpu.uses_mig else "none"
+
+
+def device_plugin_entry(gpu: Gpu, sharing: str, replicas: int) -> str:
+    """One entry of the device plugin config: MIG strategy flag, and time-slicing where the pool shares."""
+    entry: dict = {"version": "v1", "flags": {"migStrategy": _mig_strategy(gpu)}}
+    if sharing == "time-slicing":
+        slicing = gpu.time_slicing
+        entry["sharing"] = {"timeSlicing": {
+            "renameByDefault": slicing.rename_by_default,
+            "failRequestsGreaterThanOne": slicing.fail_requests_greater_than_one,
+            "resources": [{"name": WHOLE_GPU, "replicas": replicas}],
+        }}
+    return yaml.safe_dump(entry, sort_keys=False)
+
+
+def device_plugin_config(gpu: Gpu) -> dict[str, str]:
+    """ConfigMap data: the default entry (selector pools, unlabelled nodes) and one per named pool."""
+    data = {DEFAULT_ENTRY: device_plugin_entry(gpu, gpu.sharing, gpu.time_slicing.replicas)}
+    for pool in gpu.node_pools:
+        if pool.nodes:
+            data[pool.name] = device_plugin_entry(gpu, gpu.pool_sharing(pool), gpu.pool_replicas(pool))
+    return data
+
+
+def mig_parted_config(gpu: Gpu) -> str:
+    """The mig-parted config: MIG off by default, one named layout per MIG pool."""
+    configs = {MIG_DISABLED: [{"devices": "all", "mig-enabled": False}]}
+    for pool in gpu.node_pools:
+        if gpu.pool_sharing(pool) == "mig":
+            configs[pool.name] = [{"devices": "all", "mig-enabled": True, "mig-devices": dict(pool.mig_profiles)}]
+    return yaml.safe_dump({"version": "v1", "mig-configs": configs}, sort_keys=False)
+
+
+def node_labels(gpu: Gpu, pool: NodePool) -> dict[str, str]:
+    """Labels of a named GPU node: pool identity, and which device-plugin and MIG config it runs."""
+    sharing = gpu.pool_sharing(pool)
+    labels = {**pool.labels, POOL_LABEL: pool.name, "ai-platform/gpu-model": pool.gpu_model,
+              "ai-platform/gpu-sharing": sharing}
+    if gpu.enabled:
+        labels["nvidia.com/device-plugin.config"] = pool.name
+        if gpu.uses_mig:
+            labels["nvidia.com/mig.config"] = pool.name if sharing == "mig" else MIG_DISABLED
+    return labels
+
+
+def _mirrored(repository: str, registry: str) -> str:
+    return registry + repository[repository.index("/"):]
+
+
+def helm_values(gpu: Gpu, cluster: Cluster, service_monitor: bool) -> dict:
+    """Values of the GPU Operator chart (keys checked against the upstream values.yaml by the schema tier)."""
+    driver: dict = {"enabled": gpu.driver.enabled}
+    if gpu.driver.enabled:
+        driver["version"] = gpu.driver.version
+    values: dict = {
+        "driver": driver,
+        "toolkit": {"enabled": gpu.toolkit},
+        "devicePlugin": {"enabled": True,
+                         "config": {"create": False, "name": DEVICE_PLUGIN_CONFIG, "default": DEFAULT_ENTRY}},
+        "gfd": {"enabled": gpu.gpu_feature_discovery},
+        "nodeStatusExporter": {"enabled": gpu.node_status_exporter},
+        "dcgmExporter": {"enabled": gpu.dcgm_exporter,
+                         "serviceMonitor": {"enabled": gpu.dcgm_exporter and service_monitor}},
+        "mig": {"strategy": gpu.mig.strategy},
+        "migManager": {"enabled": gpu.uses_mig},
+    }
+    if gpu.uses_mig:
+        values["migManager"]["config"] = {"create": False, "name": MIG_CONFIG, "default": MIG_DISABLED}
+    if cluster.image_registry:
+        for path, repository in versions.GPU_OPERATOR_REPOSITORIES.items():
+            section = values
+            for key in path.split("."):
+                section = section.setdefault(key, {})
+            section["repository"] = _mirrored(repository, cluster.image_registry)
+    return values
+
+
+def gpu_scheduling(gpu: Gpu, count: int, mig_profile: str | None = None, model: str | None = None,
+                   exclusive: bool = False) -> dict:
+    """Pod-spec fragments for a workload that needs ``count`` GPUs (or MIG instances of ``mig_profile``).
+
+    Returns ``tolerations`` (the nvidia.com/gpu taint), ``affinity`` (required node affinity to the pools that
+    can serve the request: the GPU model if given; never time-sliced pools for ``exclusive`` tenants) and
+    ``resources`` (the GPU resource with requests == limits). Raises ``ValueError`` if no pool can serve it.
+    """
+    if mig_profile:
+        resource = mig_resource(mig_profile) if gpu.mig.strategy == "mixed" else WHOLE_GPU
+        pools = [p for p in gpu.node_pools if gpu.pool_sharing(p) == "mig" and mig_profile in p.mig_profiles]
+    else:
+        resource = WHOLE_GPU
+        time_sliced_ok = not (exclusive or gpu.time_slicing.rename_by_default
+                              or (count > 1 and gpu.time_slicing.fail_requests_greater_than_one))
+        pools = [p for p in gpu.node_pools
+                 if gpu.pool_sharing(p) == "none" or (gpu.pool_sharing(p) == "time-slicing" and time_sliced_ok)]
+    pools = [p for p in pools if model is None or p.gpu_model == model]
+    if not pools:
+        wanted = f"{count} x {mig_profile or 'GPU'}" + (f" on {model}" if model else "")
+        raise ValueError(f"no GPU node pool can serve {wanted}" + (" for an exclusive tenant" if exclusive else ""))
+    named = sorted(p.name for p in pools if p.nodes)
+    terms = [{"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": named}]}] if named else []
+    terms += [{"matchExpressions": [{"key": key, "operator": "In", "values": [value]}
+                                    for key, value in sorted(p.node_selector.items())]}
+              for p in pools if p.node_selector]
+    quantity = {resource: str(count)}
+    return {
+        "tolerations": [GPU_TOLERATION],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}},
+        "resources": {"requests": dict(quantity), "limits": dict(quantity)},
+    }
+
+
+def capacity_report(cfg: PlatformConfig) -> dict:
+    """GPU inventory, schedulable units and tenant quotas per resource (a stack output; plan.md's table)."""
+    gpu = cfg.gpu
+    quotas = {t.name: {r: n for r, n in t.quota.gpu_resources().items() if n} for t in cfg.tenants}
+    capacity = gpu.capacity()
+    resources = sorted(set(capacity) | {r for q in quotas.values() for r in q})
+    return {
+        "pools": [{"name": p.name, "model": p.gpu_model, "nodes": p.node_total, "gpus": p.physical_gpus,
+                   "sharing": gpu.pool_sharing(p), "units": gpu.pool_units(p)} for p in gpu.node_pools],
+        "oversubscription": gpu.oversubscription,
+        "resources": {r: {"schedulable": capacity.get(r, 0),
+                          "quota": sum(q.get(r, 0) for q in quotas.values()),
+                          "headroom": capacity.get(r, 0) - sum(q.get(r, 0) for q in quotas.values())}
+                      for r in resources},
+        "quotas": quotas,
+    }
+
+
+class GpuOperator(pulumi.ComponentResource):
+    """GPU Operator namespace, device-plugin and MIG configs, Helm release, and named GPU node patches."""
+
+    def __init__(self, name: str, gpu: Gpu, cluster: Cluster, namespace: str, service_monitor: bool,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:gpu:GpuOperator", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.release = None
+        if gpu.enabled:
+            ns = k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata=metadata(namespace, COMPONENT,
+                                  extra_labels=pod_security_labels("privileged", cluster.kubernetes_version)),
+                opts=child).metadata.name
+            configs = [k8s.core.v1.ConfigMap(f"{name}-device-plugin-config",
+                                             metadata=metadata(DEVICE_PLUGIN_CONFIG, COMPONENT, namespace=ns),
+                                             data=device_plugin_config(gpu), opts=child)]
+            if gpu.uses_mig:
+                configs.append(k8s.core.v1.ConfigMap(f"{name}-mig-config",
+                                                     metadata=metadata(MIG_CONFIG, COMPONENT, namespace=ns),
+                                                     data={"config.yaml": mig_parted_config(gpu)}, opts=child))
+            chart = versions.GPU_OPERATOR
+            self.release = k8s.helm.v3.Release(
+                f"{name}-release",
+                name="gpu-operator",
+                chart=chart.name,
+                version=chart.version,
+                repository_opts={"repo": chart.repo},
+                namespace=ns,
+                values=helm_values(gpu, cluster, service_monitor),
+                max_history=10,
+                timeout=900,
+                cleanup_on_fail=True,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=configs))
+
+        for pool in gpu.node_pools:
+            for node in pool.nodes:
+                k8s.core.v1.NodePatch(
+                    f"{name}-node-{node}",
+                    metadata={"name": node, "labels": node_labels(gpu, pool),
+                              "annotations": {"pulumi.com/patchForce": "true",
+                                              "pulumi.com/patchFieldManager": FIELD_MANAGER}},
+                    spec={"taints": [GPU_TAINT] + [t.model_dump() for t in pool.extra_taints]},
+                    opts=child)
+        self.register_outputs({"release": self.release.name if self.release else None})
