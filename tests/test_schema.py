@@ -29,3 +29,14 @@ def test_no_pin_is_latest():
     pins = [value for name, value in vars(versions).items() if name.isupper() and isinstance(value, str)]
     pins += [field for chart in versions.CHARTS.values() for field in chart]
     assert pins and not [pin for pin in pins if "latest" in pin]
+
+
+def test_mirrored_gpu_operator_repositories_are_the_chart_defaults():
+    values = yaml.safe_load((upstream_dir() / "gpu-operator" / "values.yaml").read_text())
+    values["node-feature-discovery"] = yaml.safe_load(
+        (upstream_dir() / "gpu-operator" / "charts" / "node-feature-discovery" / "values.yaml").read_text())
+    for path, repository in versions.GPU_OPERATOR_REPOSITORIES.items():
+        section = values
+        for key in path.split("."):
+            section = section[key]
+        assert section["repository"] == repository, path

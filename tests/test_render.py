@@ -1,0 +1,66 @@
+"""The offline renderer: files per object and release, plan.md, determinism, the error exit."""
+
+import os
+
+import pytest
+import yaml
+
+from tools import render
+from tools.harness import ROOT
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = {}
+    for stack in ("dev", "prod"):
+        out[stack] = tmp_path_factory.mktemp(stack)
+        assert render.main(["--stack", stack, "--out", str(out[stack])]) == 0
+    return out
+
+
+def test_every_object_and_release_is_a_file(rendered):
+    prod = rendered["prod"]
+    for tenant in ("research", "product", "analytics"):
+        names = {p.name for p in (prod / "manifests" / tenant).iterdir()}
+        assert {"role-admin.yaml", "role-developer.yaml", "role-viewer.yaml", "rolebinding-admin.yaml",
+                "resourcequota-tenant-quota.yaml", "limitrange-tenant-limits.yaml",
+                "networkpolicy-default-deny.yaml"} <= names
+        assert (prod / "manifests" / "_cluster" / f"queue-{tenant}.yaml").exists()
+        namespace = yaml.safe_load((prod / "manifests" / "_cluster" / f"namespace-{tenant}.yaml").read_text())
+        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    header = (prod / "helm" / "volcano.values.yaml").read_text().splitlines()[:4]
+    assert header == ["# chart: volcano", "# repo: https://volcano-sh.github.io/helm-charts", "# version: 1.15.1",
+                      "# namespace: volcano-system"]
+    assert (prod / "helm" / "gpu-operator.values.yaml").exists()
+    assert (prod / "kubernetes-version").read_text().strip() == "1.34"
+
+
+def test_plan_lists_dependencies_and_gpu_capacity(rendered):
+    plan = (rendered["prod"] / "plan.md").read_text()
+    assert "- Queue research `tenant-research-queue` — depends on: `volcano-release`" in plan
+    assert "## GPU capacity" in plan
+    assert "| `nvidia.com/mig-3g.40gb` | 16 | 0 | 0 | 8 | 8 | 8 |" in plan
+    assert "| h100-mig | H100-80GB | 2 | 16 | mig |" in plan
+    assert "| l4 | L4 | 2 | 2 | time-slicing | 8 `nvidia.com/gpu` |" in (rendered["dev"] / "plan.md").read_text()
+
+
+def test_render_is_deterministic(rendered, tmp_path):
+    assert render.main(["--stack", "prod", "--out", str(tmp_path)]) == 0
+    first = {p.relative_to(rendered["prod"]): p.read_text() for p in rendered["prod"].rglob("*") if p.is_file()}
+    second = {p.relative_to(tmp_path): p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
+    assert first == second
+
+
+def test_bad_stack_exits_2_with_the_config_error(tmp_path, capsys):
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("__main__.py", "Pulumi.yaml", "config", "components"):
+        os.symlink(ROOT / name, project / name)
+    (project / "Pulumi.broken.yaml").write_text(
+        (ROOT / "Pulumi.dev.yaml").read_text().replace("gpu: 2", "gpu: -2"))
+    with pytest.raises(Exception) as error:
+        render.render("broken", tmp_path / "out", root=project)
+    assert "stack broken: ai-platform:tenants[0].quota.gpu: must be >= 0" in str(error.value)
+    assert not (tmp_path / "out").exists()
+    assert render.main(["--stack", "nosuchstack", "--out", str(tmp_path / "out")]) == 2
+    assert "no stack file Pulumi.nosuchstack.yaml" in capsys.readouterr().err
