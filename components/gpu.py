@@ -23,7 +23,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from config import versions
-from config.model import SHARED_GPU, WHOLE_GPU, Cluster, Gpu, NodePool, PlatformConfig, mig_resource
+from config.model import WHOLE_GPU, Cluster, EndpointGpu, Gpu, NodePool, PlatformConfig, gpu_placement
 
 from .meta import metadata, pod_security_labels
 
@@ -117,33 +117,20 @@ def helm_values(gpu: Gpu, cluster: Cluster, service_monitor: bool) -> dict:
     return values
 
 
-def gpu_scheduling(gpu: Gpu, count: int, mig_profile: str | None = None, model: str | None = None,
-                   exclusive: bool = False) -> dict:
-    """Pod-spec fragments for a workload that needs ``count`` GPUs (or MIG instances of ``mig_profile``).
+def gpu_scheduling(gpu: Gpu, request: EndpointGpu, exclusive: bool = False) -> dict:
+    """Pod-spec fragments for a workload that needs ``request.count`` GPUs (or MIG instances of a profile).
 
     Returns ``tolerations`` (the nvidia.com/gpu taint), ``affinity`` (required node affinity to the pools that
     can serve the request: the GPU model if given; never time-sliced pools for ``exclusive`` tenants) and
     ``resources`` (the GPU resource with requests == limits). Raises ``ValueError`` if no pool can serve it.
     """
-    if mig_profile:
-        resource = mig_resource(mig_profile) if gpu.mig.strategy == "mixed" else WHOLE_GPU
-        pools = [p for p in gpu.node_pools if gpu.pool_sharing(p) == "mig" and mig_profile in p.mig_profiles]
-    else:
-        resource = WHOLE_GPU
-        time_sliced_ok = not (exclusive or gpu.time_slicing.rename_by_default
-                              or (count > 1 and gpu.time_slicing.fail_requests_greater_than_one))
-        pools = [p for p in gpu.node_pools
-                 if gpu.pool_sharing(p) == "none" or (gpu.pool_sharing(p) == "time-slicing" and time_sliced_ok)]
-    pools = [p for p in pools if model is None or p.gpu_model == model]
-    if not pools:
-        wanted = f"{count} x {mig_profile or 'GPU'}" + (f" on {model}" if model else "")
-        raise ValueError(f"no GPU node pool can serve {wanted}" + (" for an exclusive tenant" if exclusive else ""))
+    pools = gpu_placement(gpu, request, exclusive)
     named = sorted(p.name for p in pools if p.nodes)
     terms = [{"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": named}]}] if named else []
     terms += [{"matchExpressions": [{"key": key, "operator": "In", "values": [value]}
                                     for key, value in sorted(p.node_selector.items())]}
               for p in pools if p.node_selector]
-    quantity = {resource: str(count)}
+    quantity = {gpu.resource_for(request.mig_profile): str(request.count)}
     return {
         "tolerations": [GPU_TOLERATION],
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}},

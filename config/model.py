@@ -104,6 +104,12 @@ class Namespaces(Model):
     """Prometheus and Grafana: tenants accept metrics scraping from it."""
     mesh: DnsLabel = "istio-system"
     """Service mesh control plane."""
+    cert_manager: DnsLabel = "cert-manager"
+    """cert-manager (certificates for KServe's webhooks and the ingress)."""
+    kserve: DnsLabel = "kserve"
+    """KServe controller."""
+    keda: DnsLabel = "keda"
+    """KEDA: autoscaling of model endpoints on inference metrics."""
     mlflow: DnsLabel = "mlflow"
     """MLflow tracking server: a shared service tenants may reach."""
     milvus: DnsLabel = "milvus"
@@ -181,6 +187,23 @@ SHARED_GPU = "nvidia.com/gpu.shared"
 SharingMode = Literal["none", "time-slicing", "mig"]
 GpuModelName = Literal[tuple(GPU_MODELS)]  # type: ignore[valid-type]
 PositiveInt = Annotated[int, Field(ge=1, strict=True)]
+
+
+def gpu_placement(gpu: "Gpu", request: "EndpointGpu", exclusive: bool) -> list["NodePool"]:
+    """The pools that can serve a GPU request; raises ``ValueError`` naming the request if none can."""
+    if request.mig_profile:
+        pools = [p for p in gpu.node_pools
+                 if gpu.pool_sharing(p) == "mig" and request.mig_profile in p.mig_profiles]
+    else:
+        time_sliced_ok = not (exclusive or gpu.time_slicing.rename_by_default
+                              or (request.count > 1 and gpu.time_slicing.fail_requests_greater_than_one))
+        pools = [p for p in gpu.node_pools if gpu.pool_sharing(p) == "none"
+                 or (gpu.pool_sharing(p) == "time-slicing" and time_sliced_ok)]
+    pools = [p for p in pools if request.model is None or p.gpu_model == request.model]
+    if not pools:
+        wanted = f"{request.count} x {request.mig_profile or 'GPU'}" + (f" on {request.model}" if request.model else "")
+        raise ValueError(f"no GPU node pool can serve {wanted}" + (" for an exclusive tenant" if exclusive else ""))
+    return pools
 
 
 def mig_resource(profile: str) -> str:
@@ -331,6 +354,12 @@ class Gpu(Model):
         """Whole, unshared GPUs (pools with sharing none): what exclusive tenants may use as nvidia.com/gpu."""
         return sum(p.physical_gpus for p in self.node_pools if self.pool_sharing(p) == "none")
 
+    def resource_for(self, mig_profile: str | None) -> str:
+        """The extended resource a request for whole GPUs or a MIG profile asks for."""
+        if mig_profile and self.mig.strategy == "mixed":
+            return mig_resource(mig_profile)
+        return WHOLE_GPU
+
     @property
     def uses_mig(self) -> bool:
         return any(self.pool_sharing(p) == "mig" for p in self.node_pools)
@@ -367,6 +396,161 @@ class Gpu(Model):
             elif pool.node_selector and (sharing != self.sharing or pool.time_slicing_replicas is not None):
                 problems.append((f"{at}.sharing", "a nodeSelector pool gets the default device-plugin config, so "
                                  "its sharing must be gpu.sharing; name its nodes to give it its own"))
+        if problems:
+            raise ConfigProblems(problems)
+        return self
+
+
+class Serving(Model):
+    """Model serving: cert-manager, KServe (Standard mode, no Knative), KEDA, and the endpoints of ``models``."""
+
+    enabled: bool = True
+    """Install the serving stack and create the model endpoints."""
+    replicas: Annotated[int, Field(ge=1, le=5, strict=True)] = 2
+    """Replicas of the cert-manager, KServe and KEDA controllers and webhooks."""
+    prometheus_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
+    """Prometheus that KEDA queries for inference metrics; unset: the monitoring namespace's
+    kube-prometheus-stack (``http://kube-prometheus-stack-prometheus.<monitoring>.svc:9090``)."""
+    storage_class: str | None = None
+    """Storage class of model caches; unset: the cluster default. Must offer ReadWriteMany for endpoints
+    with more than one replica."""
+
+
+class EndpointGpu(Model):
+    """GPUs of one replica of an endpoint."""
+
+    count: PositiveInt = 1
+    """GPUs (or MIG instances of ``migProfile``) per replica."""
+    mig_profile: str | None = None
+    """MIG profile, e.g. 3g.40gb; unset: whole (or time-sliced) GPUs."""
+    model: GpuModelName | None = None
+    """Only run on this GPU model."""
+
+
+class Replicas(Model):
+    """Replica bounds of the autoscaler."""
+
+    min: PositiveInt = 1
+    max: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Replicas:
+        if self.min > self.max:
+            raise ConfigProblems([("min", f"must be <= max (got min {self.min} > max {self.max})")])
+        return self
+
+
+class ModelCache(Model):
+    """The PersistentVolumeClaim that holds downloaded model weights."""
+
+    size: Quantity = "100Gi"
+    storage_class: str | None = None
+    """Unset: ``serving.storageClass``, else the cluster default."""
+
+
+class S3(Model):
+    """Where an ``s3://`` source lives and the Secret (in the tenant namespace) with its keys."""
+
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
+    """S3-compatible endpoint URL; unset: AWS."""
+    region: str = "us-east-1"
+    credentials_secret: DnsSubdomain | None = None
+    """Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; unset: workload identity."""
+
+
+class VllmOptions(Model):
+    """vLLM server options."""
+
+    max_model_len: PositiveInt | None = None
+    """Context length; unset: the model's."""
+    gpu_memory_utilization: Annotated[float, Field(gt=0.1, le=0.99)] = 0.9
+    """Fraction of GPU memory vLLM may take."""
+    tensor_parallel: PositiveInt | None = None
+    """Tensor-parallel size; unset: the GPUs per replica. Must divide them."""
+    dtype: Literal["auto", "half", "float16", "bfloat16", "float32"] = "auto"
+    extra_args: list[str] = []
+    """Further ``vllm serve`` arguments."""
+
+
+class TritonOptions(Model):
+    """Triton Inference Server options."""
+
+    model_control_mode: Literal["none", "poll", "explicit"] = "none"
+    """How Triton loads models from the repository."""
+
+
+class KServeOptions(Model):
+    """KServe InferenceService options."""
+
+    model_format: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
+    """Model format, e.g. sklearn, xgboost, pytorch, onnx, huggingface."""
+    runtime: DnsLabel | None = None
+    """ServingRuntime name; unset: KServe picks one for the format."""
+
+
+ENGINE_SCHEMES = {"vllm": ("hf", "s3", "pvc"), "triton": ("s3", "pvc"), "kserve": ("hf", "s3", "pvc", "gs")}
+# Default autoscaling target per replica: vLLM waiting requests, Triton pending requests, KServe CPU %.
+DEFAULT_TARGETS = {"vllm": 5, "triton": 10, "kserve": 70}
+
+
+class Endpoint(Model):
+    """One model endpoint in a tenant's namespace: about ten lines of a stack file."""
+
+    name: DnsLabel
+    """Endpoint name: Deployment/InferenceService and Service name in the tenant namespace."""
+    tenant: DnsLabel
+    """Tenant that owns it; its GPUs count against that tenant's quota."""
+    engine: Literal["vllm", "triton", "kserve"]
+    """Serving engine."""
+    source: Annotated[str, Field(min_length=6)]
+    """Model source: ``hf://<org>/<model>``, ``s3://<bucket>/<path>``, ``pvc://<claim>/<path>`` (KServe: ``gs://``)."""
+    s3: S3 = S3()
+    """Endpoint and credentials of an ``s3://`` source."""
+    gpu: EndpointGpu | None = None
+    """GPUs per replica (required for vLLM)."""
+    resources: ComputeResources = ComputeResources(cpu="2", memory="8Gi")
+    """CPU and memory per replica (requests == limits)."""
+    replicas: Replicas = Replicas()
+    """Autoscaler bounds."""
+    autoscaling_target: Annotated[float, Field(gt=0)] | None = None
+    """Per-replica target of the load metric (vLLM waiting requests, Triton pending requests, KServe CPU %)."""
+    cache: ModelCache = ModelCache()
+    """Model cache volume (vLLM with hf:// or s3:// sources)."""
+    vllm: VllmOptions | None = None
+    triton: TritonOptions | None = None
+    kserve: KServeOptions | None = None
+
+    @property
+    def scheme(self) -> str:
+        return self.source.split("://", 1)[0]
+
+    @property
+    def location(self) -> str:
+        """The source without its scheme: ``org/model``, ``bucket/path`` or ``claim/path``."""
+        return self.source.split("://", 1)[1]
+
+    @property
+    def target(self) -> float:
+        return self.autoscaling_target or DEFAULT_TARGETS[self.engine]
+
+    @model_validator(mode="after")
+    def _engine_rules(self) -> Endpoint:
+        problems = []
+        schemes = ENGINE_SCHEMES[self.engine]
+        if not re.fullmatch(r"[a-z0-9]+://[^\s/]+(/[^\s]*)?", self.source) or self.scheme not in schemes:
+            problems.append(("source", f"must be a URI with scheme {', '.join(s + '://' for s in schemes)} for "
+                                       f"{self.engine} (got {self.source!r})"))
+        for engine in ("vllm", "triton", "kserve"):
+            if getattr(self, engine) is not None and engine != self.engine:
+                problems.append((engine, f"options for {engine} on a {self.engine} endpoint"))
+        if self.engine == "kserve" and self.kserve is None:
+            problems.append(("kserve", "a kserve endpoint needs kserve.modelFormat"))
+        if self.engine == "vllm":
+            if self.gpu is None:
+                problems.append(("gpu", "a vLLM endpoint needs GPUs"))
+            elif self.vllm and self.vllm.tensor_parallel and self.gpu.count % self.vllm.tensor_parallel:
+                problems.append(("vllm.tensorParallel", f"must divide gpu.count (got {self.vllm.tensor_parallel} "
+                                                        f"for {self.gpu.count} GPUs)"))
         if problems:
             raise ConfigProblems(problems)
         return self
@@ -561,6 +745,54 @@ class PlatformConfig(Model):
     """``ai-platform:gpu``: GPU Operator, sharing and GPU node inventory."""
     tenants: list[Tenant] = []
     """``ai-platform:tenants``: one entry per tenant."""
+    serving: Serving = Serving()
+    """``ai-platform:serving``: cert-manager, KServe, KEDA."""
+    models: list[Endpoint] = []
+    """``ai-platform:models``: one model endpoint per entry."""
+
+    def tenant(self, name: str) -> Tenant:
+        return next(t for t in self.tenants if t.name == name)
+
+    @model_validator(mode="after")
+    def _endpoints_fit_their_tenants(self) -> PlatformConfig:
+        problems = []
+        tenants = {t.name: (i, t) for i, t in enumerate(self.tenants)}
+        if self.models and not self.serving.enabled:
+            problems.append(("models", "model endpoints need serving.enabled"))
+        seen: dict[tuple[str, str], int] = {}
+        used: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for index, endpoint in enumerate(self.models):
+            at = f"models[{index}]"
+            if endpoint.tenant not in tenants:
+                problems.append((f"{at}.tenant", f"no tenant {endpoint.tenant!r} (tenants: "
+                                                 f"{', '.join(tenants) or 'none'})"))
+                continue
+            key = (endpoint.tenant, endpoint.name)
+            if key in seen:
+                problems.append((f"{at}.name", f"duplicate endpoint {endpoint.name!r} in tenant {endpoint.tenant!r} "
+                                               f"(also models[{seen[key]}])"))
+            seen.setdefault(key, index)
+            if endpoint.gpu:
+                tenant = tenants[endpoint.tenant][1]
+                try:
+                    gpu_placement(self.gpu, endpoint.gpu, tenant.gpu_isolation == "exclusive")
+                except ValueError as error:
+                    problems.append((f"{at}.gpu", str(error)))
+                    continue
+                resource = self.gpu.resource_for(endpoint.gpu.mig_profile)
+                used.setdefault((endpoint.tenant, resource), []).append(
+                    (index, endpoint.gpu.count * endpoint.replicas.max))
+        for (tenant_name, resource), uses in used.items():
+            tenant_index, tenant = tenants[tenant_name]
+            quota = tenant.quota.gpu_resources().get(resource, 0)
+            if sum(n for _, n in uses) > quota:
+                paths = ", ".join(f"models[{i}] {n}" for i, n in uses)
+                problems.append((f"models[{uses[-1][0]}].gpu", f"endpoints of tenant {tenant_name!r} need up to "
+                                 f"{sum(n for _, n in uses)} {resource} at max replicas ({paths}) but "
+                                 f"tenants[{tenant_index}].quota allows {quota}"))
+        if problems:
+            raise ConfigProblems(problems)
+        return self
 
     @model_validator(mode="after")
     def _gpu_quotas_fit_capacity(self) -> PlatformConfig:

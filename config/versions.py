@@ -39,4 +39,10 @@ GPU_OPERATOR_REPOSITORIES = {
     "node-feature-discovery.image": "registry.k8s.io/nfd/node-feature-discovery",
 }
 
+# Model server images.
+VLLM_IMAGE = "vllm/vllm-openai:v0.33.0"
+TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:26.09-py3"
+# Copies s3:// model sources into an endpoint's model cache.
+AWS_CLI_IMAGE = "amazon/aws-cli:2.31.39"
+
 CHARTS: dict[str, Chart] = {chart.name: chart for chart in (VOLCANO, GPU_OPERATOR)}

@@ -5,7 +5,7 @@ import yaml
 
 from components.gpu import GPU_TAINT, capacity_report, gpu_scheduling
 from config import versions
-from config.model import Gpu
+from config.model import EndpointGpu, Gpu
 from tests.conftest import config_copy, run_stack, stack_cfg
 from tools.harness import run
 
@@ -103,7 +103,7 @@ def test_gpu_operator_off_keeps_node_taints_but_installs_nothing():
 
 def test_whole_gpu_request_selects_unshared_pools_with_requests_equal_limits():
     gpu = stack_cfg("prod").gpu
-    spec = gpu_scheduling(gpu, 2)
+    spec = gpu_scheduling(gpu, EndpointGpu(count=2))
     assert spec["resources"] == {"requests": {"nvidia.com/gpu": "2"}, "limits": {"nvidia.com/gpu": "2"}}
     assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
@@ -111,14 +111,14 @@ def test_whole_gpu_request_selects_unshared_pools_with_requests_equal_limits():
 
 
 def test_mig_request_uses_the_profile_resource_and_the_mig_pool():
-    spec = gpu_scheduling(stack_cfg("prod").gpu, 1, mig_profile="3g.40gb")
+    spec = gpu_scheduling(stack_cfg("prod").gpu, EndpointGpu(mig_profile="3g.40gb"))
     assert spec["resources"]["limits"] == {"nvidia.com/mig-3g.40gb": "1"}
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms[0]["matchExpressions"][0]["values"] == ["h100-mig"]
 
 
 def test_selector_pools_are_selected_by_their_labels():
-    spec = gpu_scheduling(stack_cfg("dev").gpu, 1)
+    spec = gpu_scheduling(stack_cfg("dev").gpu, EndpointGpu())
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms == [{"matchExpressions": [
         {"key": "cloud.google.com/gke-accelerator", "operator": "In", "values": ["nvidia-l4"]}]}]
@@ -127,11 +127,11 @@ def test_selector_pools_are_selected_by_their_labels():
 def test_exclusive_tenants_and_multi_gpu_requests_never_land_on_time_sliced_gpus():
     gpu = stack_cfg("dev").gpu
     with pytest.raises(ValueError, match="exclusive tenant"):
-        gpu_scheduling(gpu, 1, exclusive=True)
+        gpu_scheduling(gpu, EndpointGpu(), exclusive=True)
     with pytest.raises(ValueError, match="no GPU node pool"):
-        gpu_scheduling(gpu, 2)  # failRequestsGreaterThanOne
+        gpu_scheduling(gpu, EndpointGpu(count=2))  # failRequestsGreaterThanOne
     with pytest.raises(ValueError, match="on H100-80GB"):
-        gpu_scheduling(stack_cfg("prod").gpu, 1, model="H100-80GB")
+        gpu_scheduling(stack_cfg("prod").gpu, EndpointGpu(model="H100-80GB"))
 
 
 # --- the platform-wide GPU invariant --------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def test_the_invariant_check_catches_a_bad_gpu_pod_and_passes_the_helper():
     bad = {"containers": [{"name": "train", "resources": {"requests": {"nvidia.com/gpu": "1"},
                                                            "limits": {"nvidia.com/gpu": "2"}}}]}
     assert len(gpu_pod_problems(bad)) == 3
-    helper = gpu_scheduling(stack_cfg("prod").gpu, 1, mig_profile="1g.10gb")
+    helper = gpu_scheduling(stack_cfg("prod").gpu, EndpointGpu(mig_profile="1g.10gb"))
     good = {"containers": [{"name": "serve", "resources": helper["resources"]}],
             "tolerations": helper["tolerations"], "affinity": helper["affinity"]}
     assert list(pod_specs({"spec": {"template": {"spec": good}}})) == [good]
@@ -211,5 +211,5 @@ def test_mig_single_strategy_advertises_slices_as_gpus():
         {"name": "h200", "gpuModel": "H200", "gpusPerNode": 8, "nodes": ["n1"], "sharing": "mig",
          "migProfiles": {"1g.18gb": 7}}]})
     assert gpu.capacity() == {"nvidia.com/gpu": 56}
-    assert gpu_scheduling(gpu, 1, mig_profile="1g.18gb")["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert gpu_scheduling(gpu, EndpointGpu(mig_profile="1g.18gb"))["resources"]["limits"] == {"nvidia.com/gpu": "1"}
 
