@@ -7,7 +7,7 @@ from components.ai_platform import AiPlatform
 from components.gpu import capacity_report
 
 cfg = config.load()
-platform = AiPlatform("ai-platform", cfg)
+platform = AiPlatform("ai-platform", cfg, hf_token=config.secret("huggingFaceToken"))
 
 pulumi.export("cluster", cfg.cluster.name)
 pulumi.export("tenants", {

@@ -11,15 +11,19 @@ import pulumi_kubernetes as k8s
 
 from config import PlatformConfig
 
+from .autoscaling import Keda
 from .batch import Volcano
+from .certs import CertManager
 from .gpu import GpuOperator
+from .serving import KServe, ModelEndpoint
 from .tenancy import Tenant
 
 
 class AiPlatform(pulumi.ComponentResource):
     """The whole platform for one stack."""
 
-    def __init__(self, name: str, cfg: PlatformConfig, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, cfg: PlatformConfig, hf_token: pulumi.Output | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:index:AiPlatform", name, None, opts)
         self.provider = k8s.Provider(f"{name}-kubernetes", context=cfg.cluster.kube_context,
                                      opts=pulumi.ResourceOptions(parent=self))
@@ -28,6 +32,13 @@ class AiPlatform(pulumi.ComponentResource):
         # No monitoring component yet: the DCGM exporter's ServiceMonitor would need the Prometheus Operator CRDs.
         self.gpu = GpuOperator("gpu", cfg.gpu, cfg.cluster, cfg.namespaces.gpu_operator, service_monitor=False,
                                opts=child)
+        if cfg.serving.enabled:
+            self.cert_manager = CertManager("cert-manager", cfg.cluster, cfg.namespaces.cert_manager,
+                                            cfg.serving.replicas, child)
+            self.keda = Keda("keda", cfg.cluster, cfg.namespaces.keda, cfg.serving.replicas, child)
+            self.kserve = KServe("kserve", cfg.serving, cfg.cluster, cfg.namespaces, self.cert_manager.release, child)
+        else:
+            self.cert_manager = self.keda = self.kserve = None
         self.volcano = (Volcano("volcano", cfg.volcano, cfg.cluster, cfg.namespaces.volcano, child)
                         if cfg.volcano.enabled else None)
         self.tenants = {
@@ -35,4 +46,10 @@ class AiPlatform(pulumi.ComponentResource):
                                 self.volcano.release if self.volcano else None, child)
             for tenant in cfg.tenants
         }
+        self.endpoints = [
+            ModelEndpoint(f"model-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.tenant(endpoint.tenant),
+                          self.tenants[endpoint.tenant].namespace.metadata.name, cfg.gpu, cfg.serving,
+                          cfg.prometheus_url, hf_token, self.kserve.release, self.keda.release, child)
+            for endpoint in cfg.models
+        ]
         self.register_outputs({})

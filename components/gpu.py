@@ -25,7 +25,7 @@ import yaml
 from config import versions
 from config.model import WHOLE_GPU, Cluster, EndpointGpu, Gpu, NodePool, PlatformConfig, gpu_placement
 
-from .meta import metadata, pod_security_labels
+from .meta import metadata, mirrored, pod_security_labels
 
 COMPONENT = "gpu"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -85,10 +85,6 @@ def node_labels(gpu: Gpu, pool: NodePool) -> dict[str, str]:
     return labels
 
 
-def _mirrored(repository: str, registry: str) -> str:
-    return registry + repository[repository.index("/"):]
-
-
 def helm_values(gpu: Gpu, cluster: Cluster, service_monitor: bool) -> dict:
     """Values of the GPU Operator chart (keys checked against the upstream values.yaml by the schema tier)."""
     driver: dict = {"enabled": gpu.driver.enabled}
@@ -113,7 +109,7 @@ def helm_values(gpu: Gpu, cluster: Cluster, service_monitor: bool) -> dict:
             section = values
             for key in path.split("."):
                 section = section.setdefault(key, {})
-            section["repository"] = _mirrored(repository, cluster.image_registry)
+            section["repository"] = mirrored(repository, cluster.image_registry)
     return values
 
 

@@ -1,4 +1,4 @@
-"""Object metadata every component uses: the platform's labels and Pod Security labels of namespaces."""
+"""What every component uses: the platform's labels, Pod Security labels of namespaces, image mirroring."""
 
 from __future__ import annotations
 
@@ -34,3 +34,11 @@ def pod_security_labels(level: str, kubernetes_version: str) -> dict[str, str]:
         result[f"pod-security.kubernetes.io/{mode}"] = level
         result[f"pod-security.kubernetes.io/{mode}-version"] = f"v{kubernetes_version}"
     return result
+
+
+def mirrored(image: str, registry: str) -> str:
+    """``image`` pulled from ``registry``: its registry host (Docker Hub if it names none) replaced, path kept."""
+    host, _, path = image.partition("/")
+    if path and ("." in host or ":" in host or host == "localhost"):
+        return f"{registry}/{path}"
+    return f"{registry}/{image}"

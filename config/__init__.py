@@ -1,6 +1,6 @@
 """Typed stack config: ``load()`` turns the stack's ``ai-platform:*`` keys into a frozen ``PlatformConfig``."""
 
-from .loader import ConfigError, load
+from .loader import ConfigError, load, secret
 from .model import PlatformConfig
 
-__all__ = ["ConfigError", "PlatformConfig", "load"]
+__all__ = ["ConfigError", "PlatformConfig", "load", "secret"]

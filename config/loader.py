@@ -19,6 +19,10 @@ from pydantic import BaseModel, ValidationError
 from .model import ConfigProblems, PlatformConfig
 
 PREFIX = "ai-platform:"
+# Keys that hold secrets: kept out of the typed model, read only as Pulumi secrets (``secret()``).
+SECRET_KEYS = {
+    "huggingFaceToken": "Hugging Face token the model downloads use for gated models",
+}
 
 
 class ConfigError(pulumi.RunError):
@@ -41,11 +45,21 @@ def load(stack: str | None = None, raw: dict[str, Any] | None = None) -> Platfor
     """Validate the stack config (``raw`` defaults to the running program's) and return the typed model."""
     stack = stack or pulumi.get_stack()
     raw = raw_config() if raw is None else raw
+    lines = [f"stack {stack}: {PREFIX}{key}: holds a secret but is stored in clear; set it with "
+             f"`pulumi config set --secret {PREFIX}{key}` (or from Pulumi ESC)"
+             for key in SECRET_KEYS if key in raw and not runtime_config.is_config_secret(PREFIX + key)]
     try:
-        return PlatformConfig.model_validate(raw)
+        cfg = PlatformConfig.model_validate({k: v for k, v in raw.items() if k not in SECRET_KEYS})
     except ValidationError as error:
-        lines = [f"stack {stack}: {problem}" for problem in describe(error)]
-        raise ConfigError(f"invalid stack config ({len(lines)} problems):\n" + "\n".join(lines)) from None
+        lines += [f"stack {stack}: {problem}" for problem in describe(error)]
+    if lines:
+        raise ConfigError(f"invalid stack config ({len(lines)} problems):\n" + "\n".join(lines))
+    return cfg
+
+
+def secret(key: str) -> pulumi.Output | None:
+    """A secret config value (one of ``SECRET_KEYS``) as a secret Output, or None when the stack has none."""
+    return pulumi.Config(PREFIX.rstrip(":")).get_secret(key)
 
 
 def describe(error: ValidationError) -> list[str]:

@@ -753,9 +753,22 @@ class PlatformConfig(Model):
     def tenant(self, name: str) -> Tenant:
         return next(t for t in self.tenants if t.name == name)
 
+    @property
+    def prometheus_url(self) -> str:
+        """Prometheus that endpoint autoscalers query."""
+        return (self.serving.prometheus_url
+                or f"http://kube-prometheus-stack-prometheus.{self.namespaces.monitoring}.svc:9090")
+
     @model_validator(mode="after")
-    def _endpoints_fit_their_tenants(self) -> PlatformConfig:
-        problems = []
+    def _cross_checks(self) -> PlatformConfig:
+        """Rules that span sections; every problem is reported, not just the first."""
+        problems = self._tenant_names() + self._gpu_quotas_fit_capacity() + self._endpoints_fit_their_tenants()
+        if problems:
+            raise ConfigProblems(problems)
+        return self
+
+    def _endpoints_fit_their_tenants(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
         tenants = {t.name: (i, t) for i, t in enumerate(self.tenants)}
         if self.models and not self.serving.enabled:
             problems.append(("models", "model endpoints need serving.enabled"))
@@ -772,8 +785,21 @@ class PlatformConfig(Model):
                 problems.append((f"{at}.name", f"duplicate endpoint {endpoint.name!r} in tenant {endpoint.tenant!r} "
                                                f"(also models[{seen[key]}])"))
             seen.setdefault(key, index)
+            tenant_index, tenant = tenants[endpoint.tenant]
+            largest = tenant.container_max
+            for field in ("cpu", "memory"):
+                _at_most(problems, f"{at}.resources.{field}", getattr(endpoint.resources, field),
+                         f"tenants[{tenant_index}] container maximum", getattr(largest, field))
+            max_gpus = tenant.limit_range.container.max_gpus
+            if endpoint.gpu and max_gpus is not None and endpoint.gpu.count > max_gpus:
+                problems.append((f"{at}.gpu.count", f"must be <= tenants[{tenant_index}].limitRange.container."
+                                                    f"maxGpus (got {endpoint.gpu.count} > {max_gpus})"))
+            if endpoint.engine == "vllm" and endpoint.scheme != "pvc":
+                _at_most(problems, f"{at}.cache.size", endpoint.cache.size,
+                         f"tenants[{tenant_index}] largest PVC", tenant.pvc_max)
+                _at_most(problems, f"tenants[{tenant_index}].limitRange.pvc.min", tenant.limit_range.pvc.min,
+                         f"{at}.cache.size", endpoint.cache.size)
             if endpoint.gpu:
-                tenant = tenants[endpoint.tenant][1]
                 try:
                     gpu_placement(self.gpu, endpoint.gpu, tenant.gpu_isolation == "exclusive")
                 except ValueError as error:
@@ -790,13 +816,10 @@ class PlatformConfig(Model):
                 problems.append((f"models[{uses[-1][0]}].gpu", f"endpoints of tenant {tenant_name!r} need up to "
                                  f"{sum(n for _, n in uses)} {resource} at max replicas ({paths}) but "
                                  f"tenants[{tenant_index}].quota allows {quota}"))
-        if problems:
-            raise ConfigProblems(problems)
-        return self
+        return problems
 
-    @model_validator(mode="after")
-    def _gpu_quotas_fit_capacity(self) -> PlatformConfig:
-        problems = []
+    def _gpu_quotas_fit_capacity(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
         capacity, factor = self.gpu.capacity(), self.gpu.oversubscription
         asked: dict[str, dict[str, int]] = {}
         for tenant in self.tenants:
@@ -816,13 +839,10 @@ class PlatformConfig(Model):
             problems.append(("tenants", f"exclusive tenants ({', '.join(f'{n} {c}' for n, c in exclusive.items())}) "
                              f"ask for {sum(exclusive.values())} unshared nvidia.com/gpu but pools with sharing none "
                              f"have {whole}"))
-        if problems:
-            raise ConfigProblems(problems)
-        return self
+        return problems
 
-    @model_validator(mode="after")
-    def _tenant_names(self) -> PlatformConfig:
-        problems = []
+    def _tenant_names(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
         reserved = RESERVED_NAMESPACES | {value for _, value in self.namespaces}
         first_index: dict[str, int] = {}
         for index, tenant in enumerate(self.tenants):
@@ -833,7 +853,5 @@ class PlatformConfig(Model):
                 problems.append((f"tenants[{index}].name",
                                  f"duplicate tenant {tenant.name!r} (also tenants[{first_index[tenant.name]}])"))
             first_index.setdefault(tenant.name, index)
-        if problems:
-            raise ConfigProblems(problems)
-        return self
+        return problems
 

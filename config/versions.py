@@ -39,10 +39,21 @@ GPU_OPERATOR_REPOSITORIES = {
     "node-feature-discovery.image": "registry.k8s.io/nfd/node-feature-discovery",
 }
 
+# The kserve-resources chart's default kube-rbac-proxy image, restated because a registry mirror replaces the
+# whole image value (the chart keeps repository and tag in one string).
+KSERVE_RBAC_PROXY_IMAGE = "quay.io/brancz/kube-rbac-proxy:v0.18.0"
 # Model server images.
 VLLM_IMAGE = "vllm/vllm-openai:v0.33.0"
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:26.09-py3"
 # Copies s3:// model sources into an endpoint's model cache.
 AWS_CLI_IMAGE = "amazon/aws-cli:2.31.39"
 
-CHARTS: dict[str, Chart] = {chart.name: chart for chart in (VOLCANO, GPU_OPERATOR)}
+CERT_MANAGER = Chart("cert-manager", "https://charts.jetstack.io", "v1.21.1")
+KEDA = Chart("keda", "https://kedacore.github.io/charts", "2.20.2")
+# KServe publishes its charts as OCI artifacts: a Release takes chart=f"{repo}/{name}" and no repository_opts.
+KSERVE_CRD = Chart("kserve-crd", "oci://ghcr.io/kserve/charts", "v0.20.0")
+KSERVE_RESOURCES = Chart("kserve-resources", "oci://ghcr.io/kserve/charts", "v0.20.0")
+KSERVE_RUNTIME_CONFIGS = Chart("kserve-runtime-configs", "oci://ghcr.io/kserve/charts", "v0.20.0")
+
+CHARTS: dict[str, Chart] = {chart.name: chart for chart in (VOLCANO, GPU_OPERATOR, CERT_MANAGER, KEDA, KSERVE_CRD,
+                                                            KSERVE_RESOURCES, KSERVE_RUNTIME_CONFIGS)}

@@ -1,5 +1,7 @@
 """Bad stack config: each case fails with the stack and config path named, and registers nothing."""
 
+import copy
+
 import pytest
 
 from config import ConfigError
@@ -148,6 +150,53 @@ GPU_CASES = [
 ]
 
 
+M = "ai-platform:models"
+
+# Model endpoints: (case id, stack, mutation, text the error must contain)
+SERVING_CASES = [
+    ("unknown engine", "dev", set_path(M, 0, "engine", "tgi"),
+     "ai-platform:models[0].engine: not an allowed value (allowed: 'vllm', 'triton' or 'kserve', got: 'tgi')"),
+    ("unknown tenant", "dev", set_path(M, 1, "tenant", "marketing"),
+     "ai-platform:models[1].tenant: no tenant 'marketing' (tenants: research, product)"),
+    ("GPUs over the tenant quota", "prod", set_path(M, 0, "replicas", {"min": 1, "max": 5}),
+     "ai-platform:models[0].gpu: endpoints of tenant 'research' need up to 20 nvidia.com/gpu at max replicas "
+     "(models[0] 20) but tenants[0].quota allows 16"),
+    ("tensor parallel not dividing GPUs", "prod", set_path(M, 0, "vllm", "tensorParallel", 3),
+     "ai-platform:models[0].vllm.tensorParallel: must divide gpu.count (got 3 for 4 GPUs)"),
+    ("bad storage URI scheme", "dev", set_path(M, 0, "source", "ftp://models/qwen"),
+     "ai-platform:models[0].source: must be a URI with scheme hf://, s3://, pvc:// for vllm (got 'ftp://models/qwen')"),
+    ("Hugging Face source for Triton", "prod", set_path(M, 1, "source", "hf://org/model"),
+     "ai-platform:models[1].source: must be a URI with scheme s3://, pvc:// for triton"),
+    ("duplicate endpoint", "prod", lambda config: config[M].append(copy.deepcopy(config[M][0])),
+     "ai-platform:models[3].name: duplicate endpoint 'llama-70b' in tenant 'research' (also models[0])"),
+    ("min above max replicas", "dev", set_path(M, 0, "replicas", {"min": 3, "max": 2}),
+     "ai-platform:models[0].replicas.min: must be <= max (got min 3 > max 2)"),
+    ("missing model source", "dev", delete_path(M, 0, "source"),
+     "ai-platform:models[0].source: required key is missing"),
+    ("vLLM without GPUs", "dev", delete_path(M, 0, "gpu"), "ai-platform:models[0].gpu: a vLLM endpoint needs GPUs"),
+    ("options of another engine", "dev", set_path(M, 1, "vllm", {"dtype": "half"}),
+     "ai-platform:models[1].vllm: options for vllm on a kserve endpoint"),
+    ("KServe without a model format", "dev", delete_path(M, 1, "kserve"),
+     "ai-platform:models[1].kserve: a kserve endpoint needs kserve.modelFormat"),
+    ("MIG profile no pool offers", "prod", set_path(M, 1, "gpu", {"migProfile": "4g.40gb"}),
+     "ai-platform:models[1].gpu: no GPU node pool can serve 1 x 4g.40gb"),
+    ("exclusive tenant on time-sliced GPUs", "dev", set_path(T, 0, "gpuIsolation", "exclusive"),
+     "ai-platform:models[0].gpu: no GPU node pool can serve 1 x GPU for an exclusive tenant"),
+    ("endpoint larger than the tenant allows", "prod", set_path(M, 1, "resources", {"cpu": "48", "memory": "16Gi"}),
+     "ai-platform:models[1].resources.cpu: must be <= tenants[1] container maximum (got 48 > 32)"),
+    ("GPUs per container above the cap", "prod", set_path(M, 0, "gpu", "count", 12),
+     "ai-platform:models[0].gpu.count: must be <= tenants[0].limitRange.container.maxGpus (got 12 > 8)"),
+    ("endpoints without serving", "dev", set_path("ai-platform:serving", {"enabled": False}),
+     "ai-platform:models: model endpoints need serving.enabled"),
+    ("cache size not a quantity", "dev", set_path(M, 0, "cache", {"size": "big"}),
+     "ai-platform:models[0].cache.size: not a Kubernetes quantity"),
+    ("bad S3 endpoint URL", "prod", set_path(M, 1, "s3", "endpoint", "minio:9000"),
+     "ai-platform:models[1].s3.endpoint: string should match pattern"),
+    ("bad Prometheus URL", "dev", set_path("ai-platform:serving", "prometheusUrl", "prometheus"),
+     "ai-platform:serving.prometheusUrl: string should match pattern"),
+]
+
+
 def assert_rejected(stack: str, mutate, expected: str) -> None:
     config = config_copy(stack)
     mutate(config)
@@ -163,7 +212,8 @@ def test_bad_config_is_rejected_with_path_and_registers_nothing(mutate, expected
     assert_rejected("dev", mutate, expected)
 
 
-@pytest.mark.parametrize("stack, mutate, expected", [pytest.param(s, m, e, id=i) for i, s, m, e in GPU_CASES])
+@pytest.mark.parametrize("stack, mutate, expected",
+                         [pytest.param(s, m, e, id=i) for i, s, m, e in GPU_CASES + SERVING_CASES])
 def test_bad_gpu_config_is_rejected_with_path_and_registers_nothing(stack, mutate, expected):
     assert_rejected(stack, mutate, expected)
 

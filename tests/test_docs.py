@@ -23,7 +23,7 @@ def _models(model: type[BaseModel], seen: set) -> None:
 
 def test_config_reference_names_every_key():
     reference = README.read_text().split("## Config reference", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"[A-Za-z]+", " ".join(re.findall(r"`([^`]*)`", reference))))
+    documented = set(re.findall(r"[A-Za-z0-9]+", " ".join(re.findall(r"`([^`]*)`", reference))))
     models: set = set()
     _models(PlatformConfig, models)
     keys = {field.alias for model in models for field in model.model_fields.values()}

@@ -137,10 +137,13 @@ def test_exclusive_tenants_and_multi_gpu_requests_never_land_on_time_sliced_gpus
 # --- the platform-wide GPU invariant --------------------------------------------------------------------------
 
 def pod_specs(value):
-    """Every pod spec inside an object: any mapping with a list of named containers."""
+    """Every pod spec inside an object: any mapping with a list of named containers, and KServe predictors
+    (their ``model`` is the serving container)."""
     if isinstance(value, dict):
         if isinstance(value.get("containers"), list) and all("name" in c for c in value["containers"]):
             yield value
+        if isinstance(value.get("model"), dict) and "modelFormat" in value["model"]:
+            yield {**value, "containers": [{"name": "kserve-container", **value["model"]}]}
         for item in value.values():
             yield from pod_specs(item)
     elif isinstance(value, list):
@@ -168,7 +171,11 @@ def gpu_pod_problems(spec: dict) -> list[str]:
     return problems
 
 
-def test_every_pod_template_requesting_a_gpu_is_tolerated_pinned_and_exact(stack_run):
+def test_every_pod_template_requesting_a_gpu_is_tolerated_pinned_and_exact(stack_run, cfg):
+    gpu_specs = [spec for obj in stack_run.objects for spec in pod_specs(obj.inputs)
+                 if any(k.startswith(GPU_PREFIXES) for c in spec["containers"]
+                        for k in c.get("resources", {}).get("limits", {}))]
+    assert len(gpu_specs) == sum(1 for m in cfg.models if m.gpu)
     problems = [f"{obj.kind} {obj.namespace}/{obj.k8s_name}: {problem}"
                 for obj in stack_run.objects for spec in pod_specs(obj.inputs) for problem in gpu_pod_problems(spec)]
     assert problems == []

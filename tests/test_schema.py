@@ -15,7 +15,7 @@ def test_every_object_validates_against_kubernetes_or_its_upstream_crd(stack_run
 def test_every_helm_value_key_exists_upstream(stack_run):
     assert stack_run.releases
     errors = [error for release in stack_run.releases
-              for error in validate_helm_values(release.inputs["chart"], release.inputs["values"])]
+              for error in validate_helm_values(release.inputs["chart"].rsplit("/", 1)[-1], release.inputs["values"])]
     assert errors == []
 
 

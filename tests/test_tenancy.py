@@ -148,7 +148,8 @@ def test_limit_range_admits_pods_without_resources(stack_run, cfg):
 
 
 def _policies(stack_run, tenant: str) -> dict[str, dict]:
-    return {p.k8s_name: p.inputs["spec"] for p in stack_run.of_kind("NetworkPolicy") if p.namespace == tenant}
+    return {p.k8s_name: p.inputs["spec"] for p in stack_run.of_kind("NetworkPolicy")
+            if p.namespace == tenant and p.inputs["metadata"]["labels"]["app.kubernetes.io/component"] == "tenancy"}
 
 
 def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_run, cfg):

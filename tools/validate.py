@@ -475,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         if chart is None:
             errors.append(f"{rel}: no '# chart: <name>' header line")
             continue
+        chart = chart.rsplit("/", 1)[-1]  # an OCI chart reference (oci://host/path/<name>) names the folder last
         try:
             docs = load_yaml_documents(text)
         except yaml.YAMLError as e:

@@ -1,0 +1,77 @@
+"""``CertManager``: issues the certificates of KServe's webhooks (and, later, the ingress gateway's).
+
+Owns the cert-manager namespace (Pod Security ``restricted``: the controller, webhook, cainjector and the
+startupapicheck hook Job all run with ``runAsNonRoot``, seccomp ``RuntimeDefault``, no privilege escalation and
+every capability dropped by the chart's defaults) and the Helm release of the pinned chart:
+
+- CRDs from the chart (``crds.enabled``) with ``helm.sh/resource-policy: keep`` (``crds.keep``): they are chart
+  templates, so ``pulumi up`` with a new pin upgrades them, and uninstalling the release leaves them (and every
+  Certificate and Issuer) in place;
+- ``serving.replicas`` controllers, webhooks and cainjectors, each with a PodDisruptionBudget (the chart's
+  default ``minAvailable: 1``) when there is more than one replica; leader-election leases in cert-manager's own
+  namespace instead of kube-system;
+- the startupapicheck post-install hook stays on, so the release is ready only once the webhook answers: whoever
+  ``depends_on`` ``CertManager.release`` (KServe's Certificates) can create cert-manager objects right away;
+- no ServiceMonitor/PodMonitor: they need the Prometheus Operator CRDs, and the monitoring component does not
+  exist yet. The pods keep the chart's ``prometheus.io`` scrape annotations.
+
+``cluster.imageRegistry`` replaces the registry (``imageRegistry``, default quay.io); the path (``jetstack/...``)
+and the tags (the chart's appVersion) stay.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from config import versions
+from config.model import Cluster
+
+from .meta import metadata, pod_security_labels
+
+COMPONENT = "cert-manager"
+POD_SECURITY = "restricted"
+
+
+def helm_values(cluster: Cluster, namespace: str, replicas: int) -> dict:
+    """Values of the cert-manager chart (keys checked against the upstream values.yaml by the schema tier)."""
+    ha = replicas > 1
+    values: dict = {
+        "crds": {"enabled": True, "keep": True},
+        "global": {"leaderElection": {"namespace": namespace}},
+        "replicaCount": replicas,
+        "podDisruptionBudget": {"enabled": ha},
+        "webhook": {"replicaCount": replicas, "podDisruptionBudget": {"enabled": ha}},
+        "cainjector": {"replicaCount": replicas, "podDisruptionBudget": {"enabled": ha}},
+        "prometheus": {"servicemonitor": {"enabled": False}, "podmonitor": {"enabled": False}},
+    }
+    if cluster.image_registry:
+        values["imageRegistry"] = cluster.image_registry
+    return values
+
+
+class CertManager(pulumi.ComponentResource):
+    """cert-manager namespace and Helm release (controller, webhook, cainjector, CRDs)."""
+
+    def __init__(self, name: str, cluster: Cluster, namespace: str, replicas: int,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:certs:CertManager", name, None, opts)
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=metadata(namespace, COMPONENT,
+                              extra_labels=pod_security_labels(POD_SECURITY, cluster.kubernetes_version)),
+            opts=pulumi.ResourceOptions(parent=self))
+        chart = versions.CERT_MANAGER
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name="cert-manager",
+            chart=chart.name,
+            version=chart.version,
+            repository_opts={"repo": chart.repo},
+            namespace=self.namespace.metadata.name,
+            values=helm_values(cluster, namespace, replicas),
+            max_history=10,
+            timeout=600,
+            cleanup_on_fail=True,
+            opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({"namespace": self.namespace.metadata.name, "release": self.release.name})

@@ -1,0 +1,357 @@
+"""``ModelEndpoint``: one model endpoint of a tenant, from its ten-line ``models:`` entry.
+
+Owns, in the tenant's namespace:
+- vLLM: a model-cache PVC (ReadWriteMany when more than one replica may run) filled once by a download
+  Job (``hf://`` with the vLLM image's huggingface_hub, ``s3://`` with the AWS CLI), a Deployment of the
+  OpenAI-compatible server that waits for the cache and then loads from it offline (restarts and new
+  replicas never pull the weights again), a Service, a PodDisruptionBudget and a KEDA ScaledObject on
+  ``vllm:num_requests_waiting``; the Hugging Face token, when the stack has one, as a Secret the Job
+  reads by name.
+- Triton: a Deployment reading the model repository from S3 (keys from a tenant Secret) or a PVC, a
+  Service (http 8000, grpc 8001, metrics 8002), a PodDisruptionBudget and a ScaledObject on
+  ``nv_inference_pending_request_count``.
+- KServe: an InferenceService (Standard mode) with the model format, storage URI, resources, replica bounds
+  and CPU scale target.
+- a NetworkPolicy letting the pods that fetch the model reach object stores and Hugging Face on 443.
+
+Every pod runs under the Pod Security ``restricted`` profile: non-root with a fixed UID/GID and fsGroup, no
+privilege escalation, all capabilities dropped, RuntimeDefault seccomp, caches on writable volumes (the vLLM
+and Triton images default to root). GPU settings come from ``components.gpu.gpu_scheduling``. The load
+metric comes from Prometheus (``serving.prometheusUrl``); the autoscaler is left out when min == max.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from config import versions
+from config.model import Endpoint, Gpu, Serving, Tenant, TritonOptions, VllmOptions
+
+from ..gpu import gpu_scheduling
+from ..meta import metadata
+
+COMPONENT = "serving"
+UID = 1000
+ENDPOINT_LABEL = "ai-platform/endpoint"
+ROLE_LABEL = "ai-platform/role"
+MODELS = "/models"
+HF_TOKEN_SECRET_KEY = "token"
+
+POD_SECURITY = {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
+                "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+                      "seccompProfile": {"type": "RuntimeDefault"}}
+# Writable places for images that assume a root home directory.
+HOME_ENV = [{"name": "HOME", "value": "/tmp/home"}, {"name": "XDG_CACHE_HOME", "value": "/tmp/cache"}]
+TMP_VOLUME = {"name": "tmp", "emptyDir": {"sizeLimit": "10Gi"}}
+TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
+SMALL = {"cpu": "100m", "memory": "128Mi"}
+
+# Per engine: (port name, port, protocol) of the Service, and the load query (per endpoint) KEDA scales on.
+PORTS = {"vllm": [("http", 8000, "http")],
+         "triton": [("http", 8000, "http"), ("grpc", 8001, "grpc"), ("metrics", 8002, "http")]}
+LOAD_QUERIES = {
+    "vllm": 'sum(vllm:num_requests_waiting{{namespace="{namespace}",model_name="{name}"}})',
+    "triton": 'sum(nv_inference_pending_request_count{{namespace="{namespace}",service="{name}"}})',
+}
+
+
+def model_path(endpoint: Endpoint) -> str:
+    """Where the server finds the model: the cache directory, or the path inside a mounted claim."""
+    if endpoint.scheme == "pvc":
+        return f"{MODELS}/{endpoint.location.partition('/')[2]}".rstrip("/")
+    return f"{MODELS}/{endpoint.scheme}/{endpoint.location}"
+
+
+def needs_cache(endpoint: Endpoint) -> bool:
+    return endpoint.engine == "vllm" and endpoint.scheme != "pvc"
+
+
+def _probe(path: str, port: str, period: int, failures: int) -> dict:
+    return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "timeoutSeconds": 5,
+            "failureThreshold": failures}
+
+
+def _s3_env(endpoint: Endpoint) -> list[dict]:
+    env = [{"name": "AWS_DEFAULT_REGION", "value": endpoint.s3.region}]
+    if endpoint.s3.endpoint:
+        env.append({"name": "AWS_ENDPOINT_URL", "value": endpoint.s3.endpoint})
+    if endpoint.s3.credentials_secret:
+        env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": endpoint.s3.credentials_secret, "key": key}}}
+                for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
+    return env
+
+
+def _resources(endpoint: Endpoint, gpu_settings: dict | None) -> dict:
+    """Requests == limits for CPU and memory (Guaranteed QoS) plus the GPU resource from the helper."""
+    amounts = endpoint.resources.model_dump()
+    if gpu_settings:
+        amounts.update(gpu_settings["resources"]["limits"])
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _gpu_pod_fields(gpu_settings: dict | None) -> dict:
+    return {"tolerations": gpu_settings["tolerations"], "affinity": gpu_settings["affinity"]} if gpu_settings else {}
+
+
+def vllm_container(endpoint: Endpoint) -> dict:
+    options = endpoint.vllm or VllmOptions()
+    tensor_parallel = options.tensor_parallel or endpoint.gpu.count
+    served = [endpoint.name] + ([endpoint.location] if endpoint.scheme == "hf" else [])
+    args = [model_path(endpoint), "--served-model-name", *served, "--host", "0.0.0.0", "--port", "8000",
+            "--tensor-parallel-size", str(tensor_parallel),
+            "--gpu-memory-utilization", str(options.gpu_memory_utilization), "--dtype", options.dtype]
+    if options.max_model_len:
+        args += ["--max-model-len", str(options.max_model_len)]
+    return {
+        "name": "vllm",
+        "image": versions.VLLM_IMAGE,
+        "command": ["vllm", "serve"],
+        "args": args + options.extra_args,
+        "env": HOME_ENV + [{"name": "HF_HUB_OFFLINE", "value": "1"},
+                           {"name": "HF_HOME", "value": "/tmp/hf"},
+                           {"name": "VLLM_CACHE_ROOT", "value": "/tmp/vllm"}],
+        "ports": [{"name": "http", "containerPort": 8000, "protocol": "TCP"}],
+        # Loading a large model takes minutes: the startup probe allows 30 of them before liveness counts.
+        "startupProbe": _probe("/health", "http", 10, 180),
+        "readinessProbe": _probe("/health", "http", 5, 3),
+        "livenessProbe": _probe("/health", "http", 15, 4),
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "15"]}}},
+        "volumeMounts": [{"name": "models", "mountPath": MODELS, "readOnly": True},
+                         {"name": "shm", "mountPath": "/dev/shm"}, TMP_MOUNT],
+        "securityContext": CONTAINER_SECURITY,
+    }
+
+
+def triton_container(endpoint: Endpoint) -> dict:
+    options = endpoint.triton or TritonOptions()
+    repository = endpoint.source if endpoint.scheme == "s3" else model_path(endpoint)
+    if endpoint.scheme == "s3" and endpoint.s3.endpoint:  # Triton's form for S3-compatible stores
+        repository = f"s3://{endpoint.s3.endpoint}/{endpoint.location}"
+    container = {
+        "name": "triton",
+        "image": versions.TRITON_IMAGE,
+        "command": ["tritonserver"],
+        "args": [f"--model-repository={repository}", f"--model-control-mode={options.model_control_mode}",
+                 "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", "--allow-metrics=true"],
+        "env": HOME_ENV + (_s3_env(endpoint) if endpoint.scheme == "s3" else []),
+        "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port, _ in PORTS["triton"]],
+        "startupProbe": _probe("/v2/health/ready", "http", 10, 90),
+        "readinessProbe": _probe("/v2/health/ready", "http", 5, 3),
+        "livenessProbe": _probe("/v2/health/live", "http", 15, 4),
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "15"]}}},
+        "volumeMounts": [TMP_MOUNT],
+        "securityContext": CONTAINER_SECURITY,
+    }
+    if endpoint.scheme == "pvc":
+        container["volumeMounts"].append({"name": "models", "mountPath": MODELS, "readOnly": True})
+    return container
+
+
+def download_script(endpoint: Endpoint) -> str:
+    """Fill the cache once; the marker file tells servers (and later runs) that the model is complete."""
+    target = model_path(endpoint)
+    if endpoint.scheme == "hf":
+        fetch = (f"python3 -c 'from huggingface_hub import snapshot_download; "
+                 f"snapshot_download(repo_id=\"{endpoint.location}\", local_dir=\"{target}\")'")
+    else:
+        fetch = f"aws s3 sync '{endpoint.source}' '{target}'"
+    return f"set -eu\nif [ -f '{target}/.ready' ]; then exit 0; fi\nmkdir -p '{target}'\n{fetch}\ntouch '{target}/.ready'\n"
+
+
+class ModelEndpoint(pulumi.ComponentResource):
+    """A tenant's model endpoint: vLLM or Triton Deployment with its Service, PDB, autoscaler and model
+    storage, or a KServe InferenceService."""
+
+    def __init__(self, name: str, endpoint: Endpoint, tenant: Tenant, namespace: pulumi.Input[str], gpu: Gpu,
+                 serving: Serving, prometheus_url: str, hf_token: pulumi.Output | None,
+                 kserve_release: pulumi.Resource, keda_release: pulumi.Resource,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:serving:ModelEndpoint", name, None, opts)
+        self._child = pulumi.ResourceOptions(parent=self)
+        # The tenant namespace's Output: every object waits for the namespace to exist.
+        self.endpoint, self.tenant, self.namespace = endpoint, tenant.name, namespace
+        self.storage_class = endpoint.cache.storage_class or serving.storage_class
+        gpu_settings = (gpu_scheduling(gpu, endpoint.gpu, tenant.gpu_isolation == "exclusive")
+                        if endpoint.gpu else None)
+        self.selector = {ENDPOINT_LABEL: endpoint.name, "version": "stable"}
+
+        if endpoint.engine == "kserve":
+            self._inference_service(name, gpu_settings, kserve_release)
+        else:
+            self._deployment_stack(name, gpu_settings, prometheus_url, hf_token, keda_release)
+        if endpoint.scheme in ("hf", "s3", "gs"):
+            self._model_egress(name)
+        self.register_outputs({})
+
+    def _meta(self, object_name: str, **labels: str) -> dict:
+        extra = {"app.kubernetes.io/name": self.endpoint.name, ENDPOINT_LABEL: self.endpoint.name,
+                 "ai-platform/engine": self.endpoint.engine, **labels}
+        return metadata(object_name, COMPONENT, namespace=self.namespace, tenant=self.tenant, extra_labels=extra)
+
+    def _deployment_stack(self, name, gpu_settings, prometheus_url, hf_token, keda_release) -> None:
+        endpoint = self.endpoint
+        volumes = [TMP_VOLUME]
+        init_containers = []
+        if endpoint.engine == "vllm":
+            container = vllm_container(endpoint)
+            tensor_parallel = (endpoint.vllm and endpoint.vllm.tensor_parallel) or endpoint.gpu.count
+            volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{2 * tensor_parallel}Gi"}})
+        else:
+            container = triton_container(endpoint)
+        container["resources"] = _resources(endpoint, gpu_settings)
+
+        if needs_cache(endpoint):
+            claim = self._model_cache(name)
+            volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
+            self._download_job(name, claim, hf_token)
+            marker = f"{model_path(endpoint)}/.ready"
+            init_containers.append({
+                "name": "wait-for-model", "image": container["image"],
+                "command": ["sh", "-c", f"until [ -f '{marker}' ]; do echo waiting for {marker}; sleep 10; done"],
+                "volumeMounts": [{"name": "models", "mountPath": MODELS, "readOnly": True}],
+                "resources": {"requests": SMALL, "limits": SMALL}, "securityContext": CONTAINER_SECURITY})
+        elif endpoint.scheme == "pvc":
+            claim_name = endpoint.location.partition("/")[0]
+            volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": claim_name, "readOnly": True}})
+
+        autoscaled = endpoint.replicas.min < endpoint.replicas.max
+        spec = {
+            "selector": {"matchLabels": self.selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": self._meta(endpoint.name, **self.selector)["labels"]},
+                "spec": {
+                    "securityContext": POD_SECURITY,
+                    "terminationGracePeriodSeconds": 120,
+                    "enableServiceLinks": False,
+                    "initContainers": init_containers,
+                    "containers": [container],
+                    "volumes": volumes,
+                    **_gpu_pod_fields(gpu_settings),
+                },
+            },
+        }
+        if not autoscaled:  # with an autoscaler the HPA owns the replica count
+            spec["replicas"] = endpoint.replicas.min
+        self.deployment = k8s.apps.v1.Deployment(f"{name}-deployment", metadata=self._meta(endpoint.name),
+                                                 spec=spec, opts=self._child)
+        k8s.core.v1.Service(
+            f"{name}-service", metadata=self._meta(endpoint.name),
+            spec={"selector": {ENDPOINT_LABEL: endpoint.name},
+                  "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP",
+                             "appProtocol": protocol} for port_name, port, protocol in PORTS[endpoint.engine]]},
+            opts=self._child)
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb", metadata=self._meta(endpoint.name),
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": self.selector},
+                  "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+            opts=self._child)
+        if autoscaled:
+            self._scaled_object(name, prometheus_url, keda_release)
+
+    def _model_cache(self, name: str) -> pulumi.Output:
+        endpoint = self.endpoint
+        spec = {"accessModes": ["ReadWriteMany" if endpoint.replicas.max > 1 else "ReadWriteOnce"],
+                "resources": {"requests": {"storage": endpoint.cache.size}}}
+        if self.storage_class:
+            spec["storageClassName"] = self.storage_class
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-model-cache", metadata=self._meta(f"{endpoint.name}-model-cache"), spec=spec, opts=self._child)
+        return claim.metadata.name
+
+    def _download_job(self, name: str, claim: pulumi.Output, hf_token: pulumi.Output | None) -> None:
+        endpoint = self.endpoint
+        env = HOME_ENV + [{"name": "HF_HOME", "value": "/tmp/hf"}]
+        if endpoint.scheme == "hf" and hf_token is not None:
+            secret = k8s.core.v1.Secret(
+                f"{name}-hf-token", metadata=self._meta(f"{endpoint.name}-hf-token"),
+                string_data={HF_TOKEN_SECRET_KEY: hf_token}, type="Opaque", opts=self._child)
+            env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
+                "name": secret.metadata.name, "key": HF_TOKEN_SECRET_KEY}}})
+        if endpoint.scheme == "s3":
+            env += _s3_env(endpoint)
+        labels = {**self._meta("download")["labels"], ROLE_LABEL: "model-download"}
+        k8s.batch.v1.Job(
+            f"{name}-download",
+            metadata={**self._meta(f"{endpoint.name}-download"),
+                      # Downloads take long; servers wait for the cache themselves, so `pulumi up` need not.
+                      "annotations": {"pulumi.com/skipAwait": "true"}},
+            spec={"backoffLimit": 6, "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "securityContext": POD_SECURITY,
+                    "containers": [{
+                        "name": "download",
+                        "image": versions.VLLM_IMAGE if endpoint.scheme == "hf" else versions.AWS_CLI_IMAGE,
+                        "command": ["sh", "-c", download_script(endpoint)],
+                        "env": env,
+                        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+                        "volumeMounts": [{"name": "models", "mountPath": MODELS}, TMP_MOUNT],
+                        "securityContext": CONTAINER_SECURITY,
+                    }],
+                    "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": claim}}, TMP_VOLUME],
+                },
+            }},
+            opts=self._child)
+
+    def _scaled_object(self, name: str, prometheus_url: str, keda_release: pulumi.Resource) -> None:
+        endpoint = self.endpoint
+        query = LOAD_QUERIES[endpoint.engine].format(namespace=self.tenant, name=endpoint.name)
+        k8s.apiextensions.CustomResource(
+            f"{name}-autoscaler",
+            api_version="keda.sh/v1alpha1", kind="ScaledObject",
+            metadata=self._meta(endpoint.name),
+            spec={
+                "scaleTargetRef": {"name": endpoint.name},
+                "minReplicaCount": endpoint.replicas.min,
+                "maxReplicaCount": endpoint.replicas.max,
+                "pollingInterval": 15,
+                "fallback": {"failureThreshold": 3, "replicas": endpoint.replicas.min},
+                "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
+                    # GPU pods take minutes to become ready: add one at a time, remove slowly.
+                    "scaleUp": {"stabilizationWindowSeconds": 60,
+                                "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}]},
+                    "scaleDown": {"stabilizationWindowSeconds": 900,
+                                  "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}]},
+                }}},
+                "triggers": [{"type": "prometheus", "metricType": "AverageValue", "metadata": {
+                    "serverAddress": prometheus_url, "query": query, "threshold": f"{endpoint.target:g}"}}],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[keda_release]))
+
+    def _inference_service(self, name: str, gpu_settings: dict | None, kserve_release) -> None:
+        endpoint = self.endpoint
+        model: dict = {"modelFormat": {"name": endpoint.kserve.model_format}, "storageUri": endpoint.source,
+                       "resources": _resources(endpoint, gpu_settings), "securityContext": CONTAINER_SECURITY}
+        if endpoint.kserve.runtime:
+            model["runtime"] = endpoint.kserve.runtime
+        predictor = {"minReplicas": endpoint.replicas.min, "maxReplicas": endpoint.replicas.max,
+                     "scaleMetric": "cpu", "scaleTarget": int(endpoint.target),
+                     "securityContext": POD_SECURITY, "model": model, **_gpu_pod_fields(gpu_settings)}
+        k8s.apiextensions.CustomResource(
+            f"{name}-inferenceservice",
+            api_version="serving.kserve.io/v1beta1", kind="InferenceService",
+            metadata=self._meta(endpoint.name, **{"version": "stable"}),
+            spec={"predictor": predictor},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[kserve_release]))
+
+    def _model_egress(self, name: str) -> None:
+        """Let the pods that fetch the model reach object stores and Hugging Face over HTTPS (tenant
+        NetworkPolicies deny egress by default); cluster-internal ranges stay closed."""
+        endpoint = self.endpoint
+        if needs_cache(endpoint):
+            fetchers = {ENDPOINT_LABEL: endpoint.name, ROLE_LABEL: "model-download"}
+        elif endpoint.engine == "kserve":  # the storage initializer runs in the predictor pod
+            fetchers = {"serving.kserve.io/inferenceservice": endpoint.name}
+        else:  # Triton reads S3 itself
+            fetchers = {ENDPOINT_LABEL: endpoint.name}
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-model-egress", metadata=self._meta(f"{endpoint.name}-model-egress"),
+            spec={"podSelector": {"matchLabels": fetchers}, "policyTypes": ["Egress"],
+                  "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0",
+                                                  "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}],
+                              "ports": [{"protocol": "TCP", "port": 443}]}]},
+            opts=self._child)

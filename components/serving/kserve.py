@@ -1,0 +1,162 @@
+"""``KServe``: the KServe control plane in Standard mode (plain Deployments, no Knative).
+
+Owns the KServe namespace (Pod Security ``restricted``: the controller pod runs with ``runAsNonRoot`` and seccomp
+``RuntimeDefault``, its manager and kube-rbac-proxy containers without privilege escalation or capabilities; the
+model pods run in the tenants' namespaces, not here) and three Helm releases of the pinned OCI charts:
+
+- ``kserve-crd``: InferenceService, ServingRuntime, ClusterServingRuntime, ... CRDs. They are chart templates,
+  not ``crds/``: a new pin upgrades them with the release, and uninstalling this release deletes them and every
+  InferenceService with them;
+- ``kserve-resources``: controller, webhooks and ``inferenceservice-config``. Depends on the CRD release and on
+  the cert-manager release, since its webhook certificate is a cert-manager Certificate (self-signed Issuer).
+  ``defaultDeploymentMode`` is ``Standard``; KServe creates no Ingress, HTTPRoute or VirtualService
+  (``disableIngressCreation``, ``disableIstioVirtualHost``): the mesh component routes to the predictor Services
+  with Istio VirtualServices on the ``<ingress>/ai-platform-gateway`` Gateway. The storage initializer runs
+  without privilege escalation, as non-root, with every capability dropped;
+- ``kserve-runtime-configs``: the ClusterServingRuntimes (``kserve.servingruntime.enabled``, off by default in
+  the chart). They are checked by KServe's validating webhook, so the release depends on the CRD and the
+  resources releases. The vLLM and Triton runtimes use the platform's pinned images (the chart's vLLM tag is
+  ``latest``).
+
+The v0.20.0 chart has no replica key for the controller (its Deployment sets no ``replicas``): it runs one
+replica whatever ``serving.replicas`` says, with ``--leader-elect`` already on.
+
+``cluster.imageRegistry`` replaces the registry host of every image the charts name (Docker Hub for names
+without one) and keeps the path: ``kserve/kserve-controller`` -> ``<mirror>/kserve/kserve-controller``,
+``nvcr.io/nvidia/tritonserver`` -> ``<mirror>/nvidia/tritonserver``.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from config import versions
+from config.model import Cluster, Namespaces, Serving
+
+from ..meta import metadata, mirrored, pod_security_labels
+
+COMPONENT = "kserve"
+POD_SECURITY = "restricted"
+DEPLOYMENT_MODE = "Standard"
+GATEWAY = "ai-platform-gateway"
+
+# Image values of the kserve-resources chart and their chart defaults (a test checks them against the upstream
+# values.yaml). The localmodel images are left out: the local model cache stays off.
+RESOURCES_IMAGES = {
+    "kserve.controller.image": "kserve/kserve-controller",
+    "kserve.controller.rbacProxyImage": versions.KSERVE_RBAC_PROXY_IMAGE,
+    "kserve.agent.image": "kserve/agent",
+    "kserve.router.image": "kserve/router",
+    "kserve.storage.image": "kserve/storage-initializer",
+    "kserve.servingruntime.art.image": "kserve/art-explainer",
+}
+# Image values of the kserve-runtime-configs chart (one per ClusterServingRuntime) and their chart defaults.
+RUNTIME_IMAGES = {
+    f"kserve.servingruntime.{runtime}.image": image for runtime, image in {
+        "tensorflow": "tensorflow/serving",
+        "mlserver": "docker.io/seldonio/mlserver",
+        "sklearnserver": "kserve/sklearnserver",
+        "xgbserver": "kserve/xgbserver",
+        "huggingfaceserver": "kserve/huggingfaceserver",
+        "tritonserver": "nvcr.io/nvidia/tritonserver",
+        "pmmlserver": "kserve/pmmlserver",
+        "predictiveserver": "kserve/predictiveserver",
+        "paddleserver": "kserve/paddleserver",
+        "lgbserver": "kserve/lgbserver",
+        "autogluonserver": "kserve/autogluonserver",
+        "torchserve": "pytorch/torchserve-kfs",
+        "vllmserver": "vllm/vllm-openai",
+        "art": "kserve/art-explainer",
+    }.items()
+}
+# Restricted-compatible container securityContext of the storage initializer (the chart's key takes no
+# seccompProfile; restricted pods set it at pod level).
+STORAGE_INITIALIZER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def _tag(image: str) -> str:
+    return image.rsplit(":", 1)[1]
+
+
+def _set(values: dict, path: str, value: object) -> None:
+    *parents, key = path.split(".")
+    for parent in parents:
+        values = values.setdefault(parent, {})
+    values[key] = value
+
+
+def _mirror(values: dict, images: dict[str, str], cluster: Cluster) -> dict:
+    if cluster.image_registry:
+        for path, image in images.items():
+            _set(values, path, mirrored(image, cluster.image_registry))
+    return values
+
+
+def resources_values(cluster: Cluster, namespaces: Namespaces) -> dict:
+    """Values of the kserve-resources chart (keys checked against the upstream values.yaml by the schema tier)."""
+    values = {"kserve": {
+        "controller": {
+            "deploymentMode": DEPLOYMENT_MODE,
+            "imagePullPolicy": "IfNotPresent",
+            "gateway": {
+                "domain": cluster.domain,
+                "disableIngressCreation": True,
+                "disableIstioVirtualHost": True,
+                "ingressGateway": {"gateway": f"{namespaces.ingress}/{GATEWAY}", "createGateway": False,
+                                   "enableGatewayApi": False},
+            },
+        },
+        "storage": {"containerSecurityContext": STORAGE_INITIALIZER_SECURITY},
+    }}
+    return _mirror(values, RESOURCES_IMAGES, cluster)
+
+
+def runtime_values(cluster: Cluster) -> dict:
+    """Values of the kserve-runtime-configs chart: the ClusterServingRuntimes on, vLLM and Triton pinned."""
+    values = {"kserve": {"servingruntime": {
+        "enabled": True,
+        "vllmserver": {"tag": _tag(versions.VLLM_IMAGE)},
+        "tritonserver": {"tag": _tag(versions.TRITON_IMAGE)},
+    }}}
+    return _mirror(values, RUNTIME_IMAGES, cluster)
+
+
+class KServe(pulumi.ComponentResource):
+    """KServe namespace and the CRD, controller and serving-runtime Helm releases."""
+
+    def __init__(self, name: str, serving: Serving, cluster: Cluster, namespaces: Namespaces,
+                 cert_manager_release: pulumi.Resource, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:serving:KServe", name, None, opts)
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=metadata(namespaces.kserve, COMPONENT,
+                              extra_labels=pod_security_labels(POD_SECURITY, cluster.kubernetes_version)),
+            opts=pulumi.ResourceOptions(parent=self))
+        self.crd_release = self._release(f"{name}-crd-release", versions.KSERVE_CRD, {}, [])
+        self.release = self._release(f"{name}-release", versions.KSERVE_RESOURCES,
+                                     resources_values(cluster, namespaces),
+                                     [self.crd_release, cert_manager_release])
+        self.runtimes_release = self._release(f"{name}-runtimes-release", versions.KSERVE_RUNTIME_CONFIGS,
+                                              runtime_values(cluster), [self.crd_release, self.release])
+        self.register_outputs({"namespace": self.namespace.metadata.name, "release": self.release.name})
+
+    def _release(self, logical_name: str, chart: versions.Chart, values: dict,
+                 depends_on: list[pulumi.Resource]) -> k8s.helm.v3.Release:
+        """A release of one of KServe's OCI charts (chart reference ``<repo>/<name>``, no repository_opts)."""
+        return k8s.helm.v3.Release(
+            logical_name,
+            name=chart.name,
+            chart=f"{chart.repo}/{chart.name}",
+            version=chart.version,
+            namespace=self.namespace.metadata.name,
+            values=values,
+            max_history=10,
+            timeout=600,
+            cleanup_on_fail=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on))
