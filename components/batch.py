@@ -10,14 +10,13 @@ objects need, so every custom resource of Volcano ``depends_on`` ``Volcano.relea
 from __future__ import annotations
 
 import pulumi
-import pulumi_kubernetes as k8s
 import yaml
 
 from config import versions
 from config.model import Cluster, ContainerResources
 from config.model import Volcano as VolcanoConfig
 
-from .meta import PART_OF, metadata, pod_security_labels
+from .meta import PART_OF, helm_release, platform_namespace
 
 COMPONENT = "volcano"
 
@@ -67,22 +66,8 @@ class Volcano(pulumi.ComponentResource):
     def __init__(self, name: str, volcano: VolcanoConfig, cluster: Cluster, namespace: str,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:batch:Volcano", name, None, opts)
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=metadata(namespace, COMPONENT,
-                              extra_labels=pod_security_labels("baseline", cluster.kubernetes_version)),
-            opts=pulumi.ResourceOptions(parent=self))
-        chart = versions.VOLCANO
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name="volcano",
-            chart=chart.name,
-            version=chart.version,
-            repository_opts={"repo": chart.repo},
-            namespace=self.namespace.metadata.name,
-            values=helm_values(volcano, cluster),
-            max_history=10,
-            timeout=600,
-            cleanup_on_fail=True,
-            opts=pulumi.ResourceOptions(parent=self))
+        self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, "baseline",
+                                            cluster.kubernetes_version, self)
+        self.release = helm_release(f"{name}-release", versions.VOLCANO, self.namespace.metadata.name,
+                                    helm_values(volcano, cluster), self)
         self.register_outputs({"namespace": self.namespace.metadata.name, "release": self.release.name})

@@ -22,12 +22,11 @@ and the tags (the chart's appVersion) stay.
 from __future__ import annotations
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from config import versions
 from config.model import Cluster
 
-from .meta import metadata, pod_security_labels
+from .meta import helm_release, platform_namespace
 
 COMPONENT = "cert-manager"
 POD_SECURITY = "restricted"
@@ -56,22 +55,8 @@ class CertManager(pulumi.ComponentResource):
     def __init__(self, name: str, cluster: Cluster, namespace: str, replicas: int,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:certs:CertManager", name, None, opts)
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=metadata(namespace, COMPONENT,
-                              extra_labels=pod_security_labels(POD_SECURITY, cluster.kubernetes_version)),
-            opts=pulumi.ResourceOptions(parent=self))
-        chart = versions.CERT_MANAGER
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name="cert-manager",
-            chart=chart.name,
-            version=chart.version,
-            repository_opts={"repo": chart.repo},
-            namespace=self.namespace.metadata.name,
-            values=helm_values(cluster, namespace, replicas),
-            max_history=10,
-            timeout=600,
-            cleanup_on_fail=True,
-            opts=pulumi.ResourceOptions(parent=self))
+        self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, POD_SECURITY,
+                                            cluster.kubernetes_version, self)
+        self.release = helm_release(f"{name}-release", versions.CERT_MANAGER, self.namespace.metadata.name,
+                                    helm_values(cluster, namespace, replicas), self)
         self.register_outputs({"namespace": self.namespace.metadata.name, "release": self.release.name})

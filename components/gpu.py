@@ -25,7 +25,7 @@ import yaml
 from config import versions
 from config.model import WHOLE_GPU, Cluster, EndpointGpu, Gpu, NodePool, PlatformConfig, gpu_placement
 
-from .meta import metadata, mirrored, pod_security_labels
+from .meta import helm_release, metadata, mirrored, platform_namespace
 
 COMPONENT = "gpu"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -161,11 +161,8 @@ class GpuOperator(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.release = None
         if gpu.enabled:
-            ns = k8s.core.v1.Namespace(
-                f"{name}-namespace",
-                metadata=metadata(namespace, COMPONENT,
-                                  extra_labels=pod_security_labels("privileged", cluster.kubernetes_version)),
-                opts=child).metadata.name
+            ns = platform_namespace(f"{name}-namespace", namespace, COMPONENT, "privileged",
+                                    cluster.kubernetes_version, self).metadata.name
             configs = [k8s.core.v1.ConfigMap(f"{name}-device-plugin-config",
                                              metadata=metadata(DEVICE_PLUGIN_CONFIG, COMPONENT, namespace=ns),
                                              data=device_plugin_config(gpu), opts=child)]
@@ -173,19 +170,9 @@ class GpuOperator(pulumi.ComponentResource):
                 configs.append(k8s.core.v1.ConfigMap(f"{name}-mig-config",
                                                      metadata=metadata(MIG_CONFIG, COMPONENT, namespace=ns),
                                                      data={"config.yaml": mig_parted_config(gpu)}, opts=child))
-            chart = versions.GPU_OPERATOR
-            self.release = k8s.helm.v3.Release(
-                f"{name}-release",
-                name="gpu-operator",
-                chart=chart.name,
-                version=chart.version,
-                repository_opts={"repo": chart.repo},
-                namespace=ns,
-                values=helm_values(gpu, cluster, service_monitor),
-                max_history=10,
-                timeout=900,
-                cleanup_on_fail=True,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=configs))
+            self.release = helm_release(f"{name}-release", versions.GPU_OPERATOR, ns,
+                                        helm_values(gpu, cluster, service_monitor), self, depends_on=configs,
+                                        timeout=900)
 
         for pool in gpu.node_pools:
             for node in pool.nodes:

@@ -19,7 +19,7 @@ import pulumi_kubernetes as k8s
 from config.model import Namespaces
 from config.model import Tenant as TenantConfig
 
-from .meta import metadata, pod_security_labels
+from .meta import metadata, platform_namespace
 
 COMPONENT = "tenancy"
 ROLES = ("admin", "developer", "viewer")
@@ -157,10 +157,8 @@ class Tenant(pulumi.ComponentResource):
         def meta(object_name: str, **extra) -> dict:
             return metadata(object_name, COMPONENT, tenant=tenant.name, **extra)
 
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=meta(tenant.name, extra_labels=pod_security_labels(tenant.pod_security, kubernetes_version)),
-            opts=child)
+        self.namespace = platform_namespace(f"{name}-namespace", tenant.name, COMPONENT, tenant.pod_security,
+                                            kubernetes_version, self, tenant=tenant.name)
         ns = self.namespace.metadata.name
 
         rules = role_rules()

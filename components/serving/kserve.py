@@ -29,12 +29,11 @@ without one) and keeps the path: ``kserve/kserve-controller`` -> ``<mirror>/kser
 from __future__ import annotations
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from config import versions
 from config.model import Cluster, Namespaces, Serving
 
-from ..meta import metadata, mirrored, pod_security_labels
+from ..meta import helm_release, mirrored, platform_namespace
 
 COMPONENT = "kserve"
 POD_SECURITY = "restricted"
@@ -133,30 +132,14 @@ class KServe(pulumi.ComponentResource):
     def __init__(self, name: str, serving: Serving, cluster: Cluster, namespaces: Namespaces,
                  cert_manager_release: pulumi.Resource, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:serving:KServe", name, None, opts)
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=metadata(namespaces.kserve, COMPONENT,
-                              extra_labels=pod_security_labels(POD_SECURITY, cluster.kubernetes_version)),
-            opts=pulumi.ResourceOptions(parent=self))
-        self.crd_release = self._release(f"{name}-crd-release", versions.KSERVE_CRD, {}, [])
-        self.release = self._release(f"{name}-release", versions.KSERVE_RESOURCES,
-                                     resources_values(cluster, namespaces),
-                                     [self.crd_release, cert_manager_release])
-        self.runtimes_release = self._release(f"{name}-runtimes-release", versions.KSERVE_RUNTIME_CONFIGS,
-                                              runtime_values(cluster), [self.crd_release, self.release])
+        self.namespace = platform_namespace(f"{name}-namespace", namespaces.kserve, COMPONENT, POD_SECURITY,
+                                            cluster.kubernetes_version, self)
+        ns = self.namespace.metadata.name
+        self.crd_release = helm_release(f"{name}-crd-release", versions.KSERVE_CRD, ns, {}, self)
+        self.release = helm_release(f"{name}-release", versions.KSERVE_RESOURCES, ns,
+                                    resources_values(cluster, namespaces), self,
+                                    depends_on=[self.crd_release, cert_manager_release])
+        self.runtimes_release = helm_release(f"{name}-runtimes-release", versions.KSERVE_RUNTIME_CONFIGS, ns,
+                                             runtime_values(cluster), self,
+                                             depends_on=[self.crd_release, self.release])
         self.register_outputs({"namespace": self.namespace.metadata.name, "release": self.release.name})
-
-    def _release(self, logical_name: str, chart: versions.Chart, values: dict,
-                 depends_on: list[pulumi.Resource]) -> k8s.helm.v3.Release:
-        """A release of one of KServe's OCI charts (chart reference ``<repo>/<name>``, no repository_opts)."""
-        return k8s.helm.v3.Release(
-            logical_name,
-            name=chart.name,
-            chart=f"{chart.repo}/{chart.name}",
-            version=chart.version,
-            namespace=self.namespace.metadata.name,
-            values=values,
-            max_history=10,
-            timeout=600,
-            cleanup_on_fail=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on))
