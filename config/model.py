@@ -103,7 +103,9 @@ class Namespaces(Model):
     monitoring: DnsLabel = "monitoring"
     """Prometheus and Grafana: tenants accept metrics scraping from it."""
     mesh: DnsLabel = "istio-system"
-    """Service mesh control plane."""
+    """Service mesh control plane (istiod)."""
+    mesh_cni: DnsLabel = "istio-cni"
+    """Istio CNI node agent (Pod Security privileged: it edits the nodes' CNI config)."""
     cert_manager: DnsLabel = "cert-manager"
     """cert-manager (certificates for KServe's webhooks and the ingress)."""
     kserve: DnsLabel = "kserve"
@@ -488,6 +490,134 @@ class KServeOptions(Model):
     """ServingRuntime name; unset: KServe picks one for the format."""
 
 
+Duration = Annotated[str, Field(pattern=r"^\d+(\.\d+)?(ms|s|m|h)$")]
+HttpsUrl = Annotated[str, Field(pattern=r"^https://[^\s/]+(/\S*)?$")]
+
+
+class Issuer(Model):
+    """Who signs the ingress certificate (cert-manager)."""
+
+    kind: Literal["selfSigned", "clusterIssuer", "acme"] = "selfSigned"
+    """``selfSigned`` (dev), an existing ``clusterIssuer`` by name, or an ``acme`` issuer the platform creates
+    (HTTP-01 through the ingress gateway)."""
+    name: DnsSubdomain | None = None
+    """Name of the existing ClusterIssuer (kind clusterIssuer)."""
+    server: HttpsUrl = "https://acme-v02.api.letsencrypt.org/directory"
+    """ACME directory (kind acme)."""
+    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    """ACME account e-mail (kind acme)."""
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Issuer:
+        problems = []
+        if self.kind == "clusterIssuer" and not self.name:
+            problems.append(("name", "a clusterIssuer needs the name of an existing ClusterIssuer"))
+        if self.kind != "clusterIssuer" and self.name:
+            problems.append(("name", f"only for kind clusterIssuer (got kind {self.kind})"))
+        if self.kind == "acme" and not self.email:
+            problems.append(("email", "an acme issuer needs an account e-mail"))
+        if problems:
+            raise ConfigProblems(problems)
+        return self
+
+
+class Jwt(Model):
+    """End-user authentication at the ingress: requests to endpoint hosts must carry a valid JWT."""
+
+    issuer: Annotated[str, Field(min_length=1)]
+    """Expected ``iss`` claim."""
+    jwks_uri: HttpsUrl
+    """Where the issuer publishes its signing keys."""
+    audiences: list[str] = []
+    """Accepted ``aud`` values; empty: any."""
+
+
+class Mesh(Model):
+    """Istio service mesh (sidecar mode with the Istio CNI agent) and the platform's ingress gateway."""
+
+    enabled: bool = True
+    """Install Istio and route every endpoint through it; tenants get sidecars, strict mTLS, authorization."""
+    mode: Literal["sidecar"] = "sidecar"
+    """Data plane mode. Sidecar: per-endpoint L7 policy (timeouts, retries, outlier detection, authorization)
+    runs in each client's and server's proxy with no extra waypoints; ambient would need waypoint proxies and
+    the Gateway API CRDs, which the platform does not pin."""
+    access_logging: bool = True
+    """Envoy access logs on stdout for every proxy."""
+    outbound_traffic: Literal["ALLOW_ANY", "REGISTRY_ONLY"] = "ALLOW_ANY"
+    """Proxies' policy for hosts outside the mesh registry (NetworkPolicies still bound egress)."""
+    gateway_replicas: Annotated[int, Field(ge=1, le=10, strict=True)] = 2
+    """Ingress gateway replicas."""
+    tls: Issuer = Issuer()
+    """Issuer of the ingress certificate."""
+    jwt: Jwt | None = None
+    """Require an end-user JWT on the external hosts."""
+
+
+class Weights(Model):
+    """Weighted split between the stable and the canary version (percent; sums to 100)."""
+
+    stable: Annotated[int, Field(ge=0, le=100, strict=True)] = 100
+    canary: Annotated[int, Field(ge=0, le=100, strict=True)] = 0
+
+    @model_validator(mode="after")
+    def _sum(self) -> Weights:
+        if self.stable + self.canary != 100:
+            raise ConfigProblems([("canary", f"stable + canary must be 100 (got {self.stable} + {self.canary})")])
+        return self
+
+
+class HeaderRoute(Model):
+    """Requests with this header value go to one version, before the weighted split."""
+
+    header: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")] = "x-model-version"
+    value: Annotated[str, Field(min_length=1)]
+    subset: Literal["stable", "canary"]
+
+
+class ConnectionPool(Model):
+    """Per-client limits towards one endpoint (Istio connectionPool)."""
+
+    max_connections: PositiveInt = 100
+    max_pending_requests: PositiveInt = 64
+    """Queued requests before the proxy answers 503 (a full server should shed load, not queue forever)."""
+    max_requests: PositiveInt = 256
+    """Concurrent requests (HTTP/2) to the endpoint."""
+
+
+class OutlierDetection(Model):
+    """Circuit breaker: eject replicas that keep failing (Istio outlierDetection)."""
+
+    consecutive5xx_errors: PositiveInt = 5
+    consecutive_gateway_errors: PositiveInt = 3
+    interval: Duration = "30s"
+    base_ejection_time: Duration = "60s"
+    max_ejection_percent: Annotated[int, Field(ge=1, le=100, strict=True)] = 50
+
+
+class Traffic(Model):
+    """How the mesh routes to an endpoint; defaults suit long LLM generations."""
+
+    weights: Weights = Weights()
+    """Weighted split stable/canary."""
+    header_routes: list[HeaderRoute] = []
+    """Extra header routes; with a canary, ``x-model-version: canary`` always routes to it."""
+    timeout: Duration = "120s"
+    """Request timeout (a generation may stream for minutes)."""
+    retry_attempts: Annotated[int, Field(ge=0, le=5, strict=True)] = 2
+    """Retries, only where the request never reached a server (connect-failure, refused-stream, 503)."""
+    connection_pool: ConnectionPool = ConnectionPool()
+    outlier_detection: OutlierDetection = OutlierDetection()
+
+
+class Canary(Model):
+    """A second version of the endpoint (its own Deployment or InferenceService, labelled version: canary)."""
+
+    source: Annotated[str, Field(min_length=6)]
+    """The canary's model source (same schemes as the endpoint's)."""
+    replicas: Replicas = Replicas()
+    """The canary's own replica bounds."""
+
+
 ENGINE_SCHEMES = {"vllm": ("hf", "s3", "pvc"), "triton": ("s3", "pvc"), "kserve": ("hf", "s3", "pvc", "gs")}
 # Default autoscaling target per replica: vLLM waiting requests, Triton pending requests, KServe CPU %.
 DEFAULT_TARGETS = {"vllm": 5, "triton": 10, "kserve": 70}
@@ -519,6 +649,15 @@ class Endpoint(Model):
     vllm: VllmOptions | None = None
     triton: TritonOptions | None = None
     kserve: KServeOptions | None = None
+    canary: Canary | None = None
+    """A canary version, split by ``traffic.weights`` and header routes."""
+    traffic: Traffic = Traffic()
+    """Mesh routing: split, header routes, timeout, retries, connection pool, circuit breaker."""
+
+    @property
+    def max_replicas(self) -> int:
+        """Replicas stable and canary may run together."""
+        return self.replicas.max + (self.canary.replicas.max if self.canary else 0)
 
     @property
     def scheme(self) -> str:
@@ -537,9 +676,19 @@ class Endpoint(Model):
     def _engine_rules(self) -> Endpoint:
         problems = []
         schemes = ENGINE_SCHEMES[self.engine]
-        if not re.fullmatch(r"[a-z0-9]+://[^\s/]+(/[^\s]*)?", self.source) or self.scheme not in schemes:
-            problems.append(("source", f"must be a URI with scheme {', '.join(s + '://' for s in schemes)} for "
-                                       f"{self.engine} (got {self.source!r})"))
+        sources = [("source", self.source)] + ([("canary.source", self.canary.source)] if self.canary else [])
+        for path, source in sources:
+            if not re.fullmatch(r"[a-z0-9]+://[^\s/]+(/[^\s]*)?", source) or source.split("://")[0] not in schemes:
+                problems.append((path, f"must be a URI with scheme {', '.join(s + '://' for s in schemes)} for "
+                                       f"{self.engine} (got {source!r})"))
+        if self.canary and self.canary.source.split("://")[0] != self.scheme:
+            problems.append(("canary.source", f"must use the stable source's scheme {self.scheme}:// (the "
+                                              "versions share storage settings)"))
+        if self.canary is None and self.traffic.weights.canary:
+            problems.append(("traffic.weights.canary", "a canary weight needs a canary"))
+        for index, route in enumerate(self.traffic.header_routes):
+            if route.subset == "canary" and self.canary is None:
+                problems.append((f"traffic.headerRoutes[{index}].subset", "routes to canary, but there is no canary"))
         for engine in ("vllm", "triton", "kserve"):
             if getattr(self, engine) is not None and engine != self.engine:
                 problems.append((engine, f"options for {engine} on a {self.engine} endpoint"))
@@ -749,6 +898,12 @@ class PlatformConfig(Model):
     """``ai-platform:serving``: cert-manager, KServe, KEDA."""
     models: list[Endpoint] = []
     """``ai-platform:models``: one model endpoint per entry."""
+    mesh: Mesh = Mesh()
+    """``ai-platform:mesh``: Istio, ingress gateway, mTLS, authorization."""
+
+    def endpoint_host(self, endpoint: Endpoint) -> str:
+        """The external host name of an endpoint: ``<endpoint>.<tenant>.<domain>``."""
+        return f"{endpoint.name}.{endpoint.tenant}.{self.cluster.domain}"
 
     def tenant(self, name: str) -> Tenant:
         return next(t for t in self.tenants if t.name == name)
@@ -807,7 +962,7 @@ class PlatformConfig(Model):
                     continue
                 resource = self.gpu.resource_for(endpoint.gpu.mig_profile)
                 used.setdefault((endpoint.tenant, resource), []).append(
-                    (index, endpoint.gpu.count * endpoint.replicas.max))
+                    (index, endpoint.gpu.count * endpoint.max_replicas))
         for (tenant_name, resource), uses in used.items():
             tenant_index, tenant = tenants[tenant_name]
             quota = tenant.quota.gpu_resources().get(resource, 0)
