@@ -15,6 +15,7 @@ from .autoscaling import Keda
 from .batch import Volcano
 from .certs import CertManager
 from .gpu import GpuOperator
+from .mesh import EndpointTraffic, Mesh
 from .serving import KServe, ModelEndpoint
 from .tenancy import Tenant
 
@@ -43,13 +44,22 @@ class AiPlatform(pulumi.ComponentResource):
                         if cfg.volcano.enabled else None)
         self.tenants = {
             tenant.name: Tenant(f"tenant-{tenant.name}", tenant, cfg.namespaces, cfg.cluster.kubernetes_version,
-                                self.volcano.release if self.volcano else None, child)
+                                self.volcano.release if self.volcano else None, cfg.mesh.enabled, child)
             for tenant in cfg.tenants
         }
+        self.mesh = Mesh("mesh", cfg.mesh, cfg.cluster, cfg.namespaces,
+                         {name: t.namespace.metadata.name for name, t in self.tenants.items()},
+                         [cfg.endpoint_host(e) for e in cfg.models],
+                         self.cert_manager.release if self.cert_manager else None, child) if cfg.mesh.enabled else None
         self.endpoints = [
             ModelEndpoint(f"model-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.tenant(endpoint.tenant),
                           self.tenants[endpoint.tenant].namespace.metadata.name, cfg.gpu, cfg.serving,
                           cfg.prometheus_url, hf_token, self.kserve.release, self.keda.release, child)
             for endpoint in cfg.models
         ]
+        if self.mesh:
+            for endpoint in cfg.models:
+                EndpointTraffic(f"traffic-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.endpoint_host(endpoint),
+                                self.tenants[endpoint.tenant].namespace.metadata.name, cfg.namespaces,
+                                self.mesh.gateway, self.mesh.gateway_principal, self.mesh.ready, child)
         self.register_outputs({})

@@ -50,24 +50,26 @@ def mirrored(image: str, registry: str) -> str:
 
 
 def platform_namespace(logical_name: str, name: str, component: str, pod_security: str, kubernetes_version: str,
-              parent: pulumi.Resource, tenant: str | None = None) -> k8s.core.v1.Namespace:
+                       parent: pulumi.Resource, tenant: str | None = None,
+                       extra_labels: dict[str, str] | None = None) -> k8s.core.v1.Namespace:
     """A namespace with the platform labels and one Pod Security level (enforced, audited, warned)."""
     return k8s.core.v1.Namespace(
         logical_name,
         metadata=metadata(name, component, tenant=tenant,
-                          extra_labels=pod_security_labels(pod_security, kubernetes_version)),
+                          extra_labels={**pod_security_labels(pod_security, kubernetes_version), **(extra_labels or {})}),
         opts=pulumi.ResourceOptions(parent=parent))
 
 
 def helm_release(logical_name: str, chart: Chart, namespace: pulumi.Input[str], values: dict,
                  parent: pulumi.Resource, depends_on: list[pulumi.Resource] | None = None,
-                 timeout: int = 600) -> k8s.helm.v3.Release:
-    """A Helm release of a pinned chart, named after the chart (an ``oci://`` repo is referenced in the chart)."""
+                 timeout: int = 600, release_name: str | None = None) -> k8s.helm.v3.Release:
+    """A Helm release of a pinned chart, named after the chart unless ``release_name`` says otherwise (an
+    ``oci://`` repo is referenced in the chart)."""
     location = ({"chart": f"{chart.repo}/{chart.name}"} if chart.repo.startswith("oci://")
                 else {"chart": chart.name, "repository_opts": {"repo": chart.repo}})
     return k8s.helm.v3.Release(
         logical_name,
-        name=chart.name,
+        name=release_name or chart.name,
         version=chart.version,
         namespace=namespace,
         values=values,

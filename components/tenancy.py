@@ -1,6 +1,6 @@
 """``Tenant``: one team's isolated slice of the cluster.
 
-Owns the tenant namespace (Pod Security labels), the Roles ``admin``/``developer``/``viewer`` and their
+Owns the tenant namespace (Pod Security labels; sidecar injection when the mesh is on), the Roles ``admin``/``developer``/``viewer`` and their
 RoleBindings, the ResourceQuota, the LimitRange, the NetworkPolicies and the tenant's Volcano Queue, whose
 capability equals the quota's cpu, memory and GPU requests.
 
@@ -117,10 +117,15 @@ def _namespaces_in(names: list[str]) -> dict:
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(names)}]}}
 
 
-def network_policies(namespaces: Namespaces) -> dict[str, dict]:
-    """NetworkPolicy specs by name: deny by default, then allow what a tenant workload needs."""
+# istiod's xDS and certificate port: what an injected sidecar must reach in the mesh namespace.
+ISTIOD_PORTS = [15012]
+
+
+def network_policies(namespaces: Namespaces, mesh: bool) -> dict[str, dict]:
+    """NetworkPolicy specs by name: deny by default, then allow what a tenant workload needs (with the mesh:
+    its sidecars' control-plane connection; the ingress gateway is one of the platform namespaces)."""
     everything: dict = {}
-    return {
+    policies = {
         "default-deny": {"podSelector": everything, "policyTypes": ["Ingress", "Egress"]},
         "allow-same-namespace": {
             "podSelector": everything, "policyTypes": ["Ingress", "Egress"],
@@ -144,13 +149,23 @@ def network_policies(namespaces: Namespaces) -> dict[str, dict]:
             "egress": [{"to": [_namespaces_in(namespaces.shared_services)]}],
         },
     }
+    if mesh:
+        policies["allow-mesh-control-plane"] = {
+            "podSelector": everything, "policyTypes": ["Egress"],
+            "egress": [{
+                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespaces.mesh}},
+                        "podSelector": {"matchLabels": {"app": "istiod"}}}],
+                "ports": [{"protocol": "TCP", "port": port} for port in ISTIOD_PORTS],
+            }],
+        }
+    return policies
 
 
 class Tenant(pulumi.ComponentResource):
     """A tenant: namespace, roles and bindings, quota, limits, network policies and Volcano queue."""
 
     def __init__(self, name: str, tenant: TenantConfig, namespaces: Namespaces, kubernetes_version: str,
-                 volcano_release: pulumi.Resource | None, opts: pulumi.ResourceOptions | None = None):
+                 volcano_release: pulumi.Resource | None, mesh: bool, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:tenancy:Tenant", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -158,7 +173,8 @@ class Tenant(pulumi.ComponentResource):
             return metadata(object_name, COMPONENT, tenant=tenant.name, **extra)
 
         self.namespace = platform_namespace(f"{name}-namespace", tenant.name, COMPONENT, tenant.pod_security,
-                                            kubernetes_version, self, tenant=tenant.name)
+                                            kubernetes_version, self, tenant=tenant.name,
+                                            extra_labels={"istio-injection": "enabled"} if mesh else None)
         ns = self.namespace.metadata.name
 
         rules = role_rules()
@@ -188,7 +204,7 @@ class Tenant(pulumi.ComponentResource):
             ]},
             opts=child)
 
-        for policy, spec in network_policies(namespaces).items():
+        for policy, spec in network_policies(namespaces, mesh).items():
             k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{policy}", metadata=meta(policy, namespace=ns),
                                             spec=spec, opts=child)
 

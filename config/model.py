@@ -587,7 +587,7 @@ class ConnectionPool(Model):
 class OutlierDetection(Model):
     """Circuit breaker: eject replicas that keep failing (Istio outlierDetection)."""
 
-    consecutive5xx_errors: PositiveInt = 5
+    consecutive5xx_errors: Annotated[int, Field(ge=1, strict=True, alias="consecutive5xxErrors")] = 5
     consecutive_gateway_errors: PositiveInt = 3
     interval: Duration = "30s"
     base_ejection_time: Duration = "60s"
@@ -927,6 +927,9 @@ class PlatformConfig(Model):
         tenants = {t.name: (i, t) for i, t in enumerate(self.tenants)}
         if self.models and not self.serving.enabled:
             problems.append(("models", "model endpoints need serving.enabled"))
+        if self.mesh.enabled and not self.serving.enabled:
+            problems.append(("mesh.enabled", "the mesh's ingress certificate comes from cert-manager, which "
+                                             "serving.enabled installs"))
         seen: dict[tuple[str, str], int] = {}
         used: dict[tuple[str, str], list[tuple[int, int]]] = {}
         for index, endpoint in enumerate(self.models):

@@ -55,5 +55,15 @@ KSERVE_CRD = Chart("kserve-crd", "oci://ghcr.io/kserve/charts", "v0.20.0")
 KSERVE_RESOURCES = Chart("kserve-resources", "oci://ghcr.io/kserve/charts", "v0.20.0")
 KSERVE_RUNTIME_CONFIGS = Chart("kserve-runtime-configs", "oci://ghcr.io/kserve/charts", "v0.20.0")
 
+# Istio (sidecar mode with the CNI node agent). The charts take their images from `global.hub` (default below)
+# and `global.tag` (the chart's appVersion); the gateway's proxy image comes from istiod's injector.
+ISTIO_REPO = "https://istio-release.storage.googleapis.com/charts"
+ISTIO_BASE = Chart("base", ISTIO_REPO, "1.30.3")
+ISTIOD = Chart("istiod", ISTIO_REPO, "1.30.3")
+ISTIO_CNI = Chart("cni", ISTIO_REPO, "1.30.3")
+ISTIO_GATEWAY = Chart("gateway", ISTIO_REPO, "1.30.3")
+ISTIO_HUB = "docker.io/istio"
+
 CHARTS: dict[str, Chart] = {chart.name: chart for chart in (VOLCANO, GPU_OPERATOR, CERT_MANAGER, KEDA, KSERVE_CRD,
-                                                            KSERVE_RESOURCES, KSERVE_RUNTIME_CONFIGS)}
+                                                            KSERVE_RESOURCES, KSERVE_RUNTIME_CONFIGS, ISTIO_BASE,
+                                                            ISTIOD, ISTIO_CNI, ISTIO_GATEWAY)}

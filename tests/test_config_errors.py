@@ -159,8 +159,8 @@ SERVING_CASES = [
     ("unknown tenant", "dev", set_path(M, 1, "tenant", "marketing"),
      "ai-platform:models[1].tenant: no tenant 'marketing' (tenants: research, product)"),
     ("GPUs over the tenant quota", "prod", set_path(M, 0, "replicas", {"min": 1, "max": 5}),
-     "ai-platform:models[0].gpu: endpoints of tenant 'research' need up to 20 nvidia.com/gpu at max replicas "
-     "(models[0] 20) but tenants[0].quota allows 16"),
+     "ai-platform:models[0].gpu: endpoints of tenant 'research' need up to 24 nvidia.com/gpu at max replicas "
+     "(models[0] 24) but tenants[0].quota allows 16"),
     ("tensor parallel not dividing GPUs", "prod", set_path(M, 0, "vllm", "tensorParallel", 3),
      "ai-platform:models[0].vllm.tensorParallel: must divide gpu.count (got 3 for 4 GPUs)"),
     ("bad storage URI scheme", "dev", set_path(M, 0, "source", "ftp://models/qwen"),
@@ -196,6 +196,42 @@ SERVING_CASES = [
      "ai-platform:serving.prometheusUrl: string should match pattern"),
 ]
 
+MESH = "ai-platform:mesh"
+
+# Traffic and mesh: (case id, stack, mutation, text the error must contain)
+TRAFFIC_CASES = [
+    ("weights not summing to 100", "prod", set_path(M, 0, "traffic", "weights", {"stable": 90, "canary": 20}),
+     "ai-platform:models[0].traffic.weights.canary: stable + canary must be 100 (got 90 + 20)"),
+    ("canary without a version", "prod", set_path(M, 0, "canary", {"replicas": {"min": 1, "max": 1}}),
+     "ai-platform:models[0].canary.source: required key is missing"),
+    ("timeout not a duration", "dev", set_path(M, 0, "traffic", {"timeout": "two minutes"}),
+     "ai-platform:models[0].traffic.timeout: string should match pattern"),
+    ("unknown issuer kind", "dev", set_path(MESH, "tls", {"kind": "vault"}),
+     "ai-platform:mesh.tls.kind: not an allowed value (allowed: 'selfSigned', 'clusterIssuer' or 'acme', got: 'vault')"),
+    ("header route on a missing subset", "dev", set_path(M, 0, "traffic", {"headerRoutes": [
+        {"value": "next", "subset": "canary"}]}),
+     "ai-platform:models[0].traffic.headerRoutes[0].subset: routes to canary, but there is no canary"),
+    ("JWT without JWKS", "prod", delete_path(MESH, "jwt", "jwksUri"),
+     "ai-platform:mesh.jwt.jwksUri: required key is missing"),
+    ("JWKS not https", "prod", set_path(MESH, "jwt", "jwksUri", "http://login.example.com/certs"),
+     "ai-platform:mesh.jwt.jwksUri: string should match pattern"),
+    ("cluster issuer without a name", "prod", set_path(MESH, "tls", {"kind": "clusterIssuer"}),
+     "ai-platform:mesh.tls.name: a clusterIssuer needs the name of an existing ClusterIssuer"),
+    ("ACME without an e-mail", "dev", set_path(MESH, "tls", {"kind": "acme"}),
+     "ai-platform:mesh.tls.email: an acme issuer needs an account e-mail"),
+    ("canary weight without a canary", "dev", set_path(M, 0, "traffic", {"weights": {"stable": 50, "canary": 50}}),
+     "ai-platform:models[0].traffic.weights.canary: a canary weight needs a canary"),
+    ("canary from another kind of store", "prod", set_path(M, 2, "canary", "source", "gs://bucket/fraud-v2"),
+     "ai-platform:models[2].canary.source: must use the stable source's scheme s3://"),
+    ("unknown mesh mode", "dev", set_path(MESH, "mode", "ambient"),
+     "ai-platform:mesh.mode: not an allowed value (allowed: 'sidecar', got: 'ambient')"),
+    ("mesh without serving", "dev", lambda c: c.update({"ai-platform:serving": {"enabled": False},
+                                                        "ai-platform:models": []}),
+     "ai-platform:mesh.enabled: the mesh's ingress certificate comes from cert-manager"),
+    ("canary GPUs over quota", "prod", set_path(M, 0, "canary", "replicas", {"min": 1, "max": 3}),
+     "ai-platform:models[0].gpu: endpoints of tenant 'research' need up to 20 nvidia.com/gpu at max replicas"),
+]
+
 
 def assert_rejected(stack: str, mutate, expected: str) -> None:
     config = config_copy(stack)
@@ -213,7 +249,7 @@ def test_bad_config_is_rejected_with_path_and_registers_nothing(mutate, expected
 
 
 @pytest.mark.parametrize("stack, mutate, expected",
-                         [pytest.param(s, m, e, id=i) for i, s, m, e in GPU_CASES + SERVING_CASES])
+                         [pytest.param(s, m, e, id=i) for i, s, m, e in GPU_CASES + SERVING_CASES + TRAFFIC_CASES])
 def test_bad_gpu_config_is_rejected_with_path_and_registers_nothing(stack, mutate, expected):
     assert_rejected(stack, mutate, expected)
 

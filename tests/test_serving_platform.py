@@ -30,11 +30,12 @@ def upstream_values(chart: str) -> dict:
 
 
 def serving_run(**serving):
-    """The dev stack with ``ai-platform:serving`` replaced (no model endpoints, which need serving)."""
+    """The dev stack with ``ai-platform:serving`` replaced (no model endpoints and no mesh, which need serving)."""
     config = config_copy("dev")
     config["ai-platform:serving"] = serving
-    if "ai-platform:models" in config:
-        config["ai-platform:models"] = []
+    config["ai-platform:models"] = []
+    if serving.get("enabled") is False:
+        config["ai-platform:mesh"] = {"enabled": False}
     result = run("dev", config)
     assert result.error is None, result.error
     return result

@@ -157,7 +157,7 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
     for tenant in cfg.tenants:
         policies = _policies(stack_run, tenant.name)
         assert set(policies) == {"default-deny", "allow-same-namespace", "allow-dns", "allow-from-platform",
-                                 "allow-to-shared-services"}
+                                 "allow-to-shared-services"} | ({"allow-mesh-control-plane"} if cfg.mesh.enabled else set())
         deny = policies["default-deny"]
         assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
         assert "ingress" not in deny and "egress" not in deny
@@ -168,6 +168,33 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
         assert sorted(sources["values"]) == sorted([namespaces.ingress, namespaces.monitoring])
         targets = policies["allow-to-shared-services"]["egress"][0]["to"][0]["namespaceSelector"]["matchExpressions"]
         assert sorted(targets[0]["values"]) == sorted(namespaces.shared_services)
+
+
+def test_mesh_traffic_is_allowed_exactly_as_the_mesh_needs(stack_run, cfg):
+    """Sidecars reach istiod on its xDS/CA port only; the gateway reaches tenants through allow-from-platform."""
+    from components.tenancy import ISTIOD_PORTS
+    istiod = next(r for r in stack_run.releases if r.inputs["chart"] == "istiod")
+    gateway = next(r for r in stack_run.releases if r.inputs["chart"] == "gateway")
+    assert ISTIOD_PORTS == [15012]
+    for tenant in cfg.tenants:
+        namespace = stack_run.one("Namespace", tenant.name).inputs["metadata"]["labels"]
+        assert namespace["istio-injection"] == "enabled"
+        policies = _policies(stack_run, tenant.name)
+        (rule,) = policies["allow-mesh-control-plane"]["egress"]
+        assert rule["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": istiod.inputs["namespace"]}},
+                               "podSelector": {"matchLabels": {"app": "istiod"}}}]
+        assert rule["ports"] == [{"protocol": "TCP", "port": 15012}]
+        sources = policies["allow-from-platform"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]
+        assert gateway.inputs["namespace"] in sources["values"]
+
+
+def test_no_mesh_no_injection_and_no_mesh_policy():
+    config = config_copy()
+    config["ai-platform:mesh"] = {"enabled": False}
+    result = run("dev", config)
+    assert result.error is None, result.error
+    assert "istio-injection" not in result.one("Namespace", "research").inputs["metadata"]["labels"]
+    assert "allow-mesh-control-plane" not in _policies(result, "research")
 
 
 def test_network_policies_follow_configured_namespace_names():

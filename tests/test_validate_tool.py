@@ -211,6 +211,42 @@ def test_subchart_schema_rejects_wrong_type():
     assert errors and all("values.postgresql.enabled" in e for e in errors)
 
 
+def test_istio_internal_defaults_count_as_top_level_keys():
+    """Istio's values.yaml nests every default under _internal_defaults_do_not_set; users set them at the top."""
+    values = {"cni": {"enabled": True}, "autoscaleMin": 2, "seccompProfile": {"type": "RuntimeDefault"},
+              "global": {"hub": "registry.example.com/istio", "proxy": {"seccompProfile": {"type": "RuntimeDefault"}}}}
+    assert validate_helm_values("istiod", values) == []
+    assert validate_helm_values("cni", {"ambient": {"enabled": False}, "global": {"hub": "r.example.com/istio"}}) == []
+
+
+def test_misspelled_istio_key_fails():
+    errors = validate_helm_values("istiod", {"cni": {"enabeld": True}})
+    assert len(errors) == 1
+    assert errors[0].startswith("istiod: values.cni.enabeld: not in upstream values.yaml") and "enabled" in errors[0]
+    errors = validate_helm_values("istiod", {"global": {"proxy": {"seccompProfil": {}}}})
+    assert len(errors) == 1 and "values.global.proxy.seccompProfil" in errors[0] and "seccompProfile" in errors[0]
+
+
+def test_istio_internal_defaults_key_itself_is_not_a_value_to_set():
+    errors = validate_helm_values("istiod", {"_internal_defaults_do_not_set": {"cni": {"enabled": True}}})
+    assert len(errors) == 1 and "values._internal_defaults_do_not_set" in errors[0]
+
+
+def test_istio_mesh_config_is_a_passthrough_document():
+    """istiod renders meshConfig verbatim as MeshConfig; values.yaml lists one of its fields only."""
+    mesh_config = {"accessLogFile": "/dev/stdout", "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}
+    assert validate_helm_values("istiod", {"meshConfig": mesh_config}) == []
+
+
+def test_istio_gateway_schema_checks_top_level_values():
+    """The gateway chart's values.schema.json forbids unknown top-level keys and checks types."""
+    assert validate_helm_values("gateway", {"replicaCount": 2, "autoscaling": {"minReplicas": 2}}) == []
+    errors = validate_helm_values("gateway", {"replicaCount": "two"})
+    assert len(errors) == 1 and errors[0].startswith("gateway: values.replicaCount:") and "schema" in errors[0]
+    errors = validate_helm_values("gateway", {"autoscalng": {}})
+    assert any("values.autoscalng: not in upstream values.yaml (did you mean autoscaling?)" in e for e in errors)
+
+
 # --- CLI ----------------------------------------------------------------------------------------------------
 
 

@@ -4,8 +4,9 @@
   unknown fields are errors) for the cluster's minor version.
 * Custom resources are checked against the CustomResourceDefinitions the upstream charts install
   (``<upstream>/**/crds/*.yaml``), converted to JSON Schema the way the API server applies a structural schema.
-* Helm values are checked key by key against the chart's upstream ``values.yaml`` (and its subcharts'), and
-  against ``values.schema.json`` where the chart ships one.
+* Helm values are checked key by key against the chart's upstream ``values.yaml`` (and its subcharts'; Istio's
+  defaults under ``_internal_defaults_do_not_set`` count as top-level keys), and against ``values.schema.json``
+  where the chart ships one.
 
 The upstream data folder is ``$AI_PLATFORM_UPSTREAM`` or ``<repo root>/../shared/upstream`` (see its SOURCES.md).
 
@@ -293,6 +294,30 @@ def _read_values(chart_dir: Path) -> dict:
     return docs[0] if docs and isinstance(docs[0], dict) else {}
 
 
+# Istio's charts keep every default under this key; their templates/zzz_profile.yaml merges the user's top-level
+# values over it (`--set foo=bar`, never `_internal_defaults_do_not_set.foo`), so its keys are top-level keys.
+ISTIO_DEFAULTS = "_internal_defaults_do_not_set"
+# Sections of those charts that are not values trees but whole Istio API documents rendered verbatim (istiod's
+# `meshConfig` becomes the mesh ConfigMap: istio.mesh.v1alpha1.MeshConfig, whose fields values.yaml does not
+# list): any key below them is accepted here.
+ISTIO_PASSTHROUGH = ("meshConfig",)
+
+
+@functools.cache
+def _user_values(chart_dir: Path) -> dict:
+    """The chart's values.yaml as users set it: Istio's internal defaults lifted to the top level.
+
+    For other charts this is values.yaml itself. Helm coalesces (and checks values.schema.json against) the
+    file as written, defaults still nested, so the schema check keeps using _read_values.
+    """
+    values = _read_values(chart_dir)
+    defaults = values.get(ISTIO_DEFAULTS)
+    if not isinstance(defaults, dict):
+        return values
+    lifted = deep_merge(defaults, {k: v for k, v in values.items() if k != ISTIO_DEFAULTS})
+    return {**lifted, **{key: {} for key in ISTIO_PASSTHROUGH if key in lifted}}
+
+
 @functools.cache
 def _read_text(path: Path) -> str:
     return path.read_text() if path.is_file() else ""
@@ -336,7 +361,7 @@ def _unknown_keys(trees: list[dict], ours: dict, prefix: str) -> Iterator[tuple[
 def _global_trees(chart_dir: Path) -> list[dict]:
     """The non-empty `global` sections of a chart's values.yaml and all its subcharts' (nested)."""
     files = [chart_dir / "values.yaml", *sorted((chart_dir / "charts").glob("**/values.yaml"))]
-    trees = [_read_values(f.parent).get("global") for f in files]
+    trees = [_user_values(f.parent).get("global") for f in files]
     return [t for t in trees if isinstance(t, dict) and t]
 
 
@@ -348,7 +373,7 @@ def _check_chart(chart: str, chart_dir: Path, ours: dict, sections: list[dict], 
     parent_global: the parent's final `global` (None for the top chart); value_files: values.yaml files to
     search for commented-out keys.
     """
-    own = _read_values(chart_dir)
+    own = _user_values(chart_dir)
     rel = chart_dir.relative_to(upstream_dir() / chart)
     top = rel == Path(".")
     where = "upstream values.yaml" if top else f"upstream {rel}/values.yaml or the parent's {chart_dir.name} section"
@@ -365,7 +390,8 @@ def _check_chart(chart: str, chart_dir: Path, ours: dict, sections: list[dict], 
     if top or trees:  # a subchart without any upstream values takes anything
         errors += _key_errors(chart, trees or [{}], plain, prefix, where, value_files)
 
-    merged = deep_merge(functools.reduce(deep_merge, [own, *sections]), ours)  # what Helm gives the templates
+    # What Helm coalesces and checks against values.schema.json (Istio's defaults still under their key).
+    merged = deep_merge(functools.reduce(deep_merge, [_read_values(chart_dir), *sections]), ours)
     if parent_global is not None:  # Helm hands every subchart the parent's globals
         merged["global"] = deep_merge(merged.get("global") or {}, parent_global)
 
@@ -404,8 +430,10 @@ def validate_helm_values(chart: str, values: dict) -> list[str]:
 
     Every key path we set must exist in the chart's values.yaml (or, for a subchart's section, in
     charts/<key>/values.yaml or the parent's section for it); below a key whose upstream value is None, {},
-    a scalar or a list anything is accepted. Where a chart or subchart ships values.schema.json, the values
-    Helm would see (upstream values deep-merged with ours) must satisfy it.
+    a scalar or a list anything is accepted. In Istio's charts the defaults under
+    ``_internal_defaults_do_not_set`` count as top-level keys (that is where users set them), and keys below
+    istiod's ``meshConfig`` (a MeshConfig document) are not checked. Where a chart or subchart ships
+    values.schema.json, the values Helm would see (upstream values deep-merged with ours) must satisfy it.
     """
     chart_dir = upstream_dir() / chart
     if not (chart_dir / "Chart.yaml").is_file():

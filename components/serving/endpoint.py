@@ -52,8 +52,8 @@ SMALL = {"cpu": "100m", "memory": "128Mi"}
 PORTS = {"vllm": [("http", 8000, "http")],
          "triton": [("http", 8000, "http"), ("grpc", 8001, "grpc"), ("metrics", 8002, "http")]}
 LOAD_QUERIES = {
-    "vllm": 'sum(vllm:num_requests_waiting{{namespace="{namespace}",model_name="{name}"}})',
-    "triton": 'sum(nv_inference_pending_request_count{{namespace="{namespace}",service="{name}"}})',
+    "vllm": 'sum(vllm:num_requests_waiting{{namespace="{namespace}",pod=~"{pods}"}})',
+    "triton": 'sum(nv_inference_pending_request_count{{namespace="{namespace}",pod=~"{pods}"}})',
 }
 
 
@@ -161,8 +161,8 @@ def download_script(endpoint: Endpoint) -> str:
 
 
 class ModelEndpoint(pulumi.ComponentResource):
-    """A tenant's model endpoint: vLLM or Triton Deployment with its Service, PDB, autoscaler and model
-    storage, or a KServe InferenceService."""
+    """A tenant's model endpoint: per version (stable, and canary when configured) a vLLM or Triton Deployment
+    with its PDB, autoscaler and model storage, or a KServe InferenceService; one Service for both versions."""
 
     def __init__(self, name: str, endpoint: Endpoint, tenant: Tenant, namespace: pulumi.Input[str], gpu: Gpu,
                  serving: Serving, prometheus_url: str, hf_token: pulumi.Output | None,
@@ -173,14 +173,24 @@ class ModelEndpoint(pulumi.ComponentResource):
         # The tenant namespace's Output: every object waits for the namespace to exist.
         self.endpoint, self.tenant, self.namespace = endpoint, tenant.name, namespace
         self.storage_class = endpoint.cache.storage_class or serving.storage_class
-        gpu_settings = (gpu_scheduling(gpu, endpoint.gpu, tenant.gpu_isolation == "exclusive")
-                        if endpoint.gpu else None)
-        self.selector = {ENDPOINT_LABEL: endpoint.name, "version": "stable"}
+        self.prometheus_url, self.hf_token, self.keda_release = prometheus_url, hf_token, keda_release
+        self.gpu_settings = (gpu_scheduling(gpu, endpoint.gpu, tenant.gpu_isolation == "exclusive")
+                             if endpoint.gpu else None)
 
-        if endpoint.engine == "kserve":
-            self._inference_service(name, gpu_settings, kserve_release)
-        else:
-            self._deployment_stack(name, gpu_settings, prometheus_url, hf_token, keda_release)
+        for version, variant in versions_of(endpoint):
+            suffix = "" if version == "stable" else f"-{version}"
+            if endpoint.engine == "kserve":
+                self._inference_service(f"{name}{suffix}", f"{endpoint.name}{suffix}", version, variant,
+                                        kserve_release)
+            else:
+                self._deployment(f"{name}{suffix}", f"{endpoint.name}{suffix}", version, variant)
+        if endpoint.engine != "kserve":
+            k8s.core.v1.Service(
+                f"{name}-service", metadata=self._meta(endpoint.name),
+                spec={"selector": {ENDPOINT_LABEL: endpoint.name},
+                      "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP",
+                                 "appProtocol": protocol} for port_name, port, protocol in PORTS[endpoint.engine]]},
+                opts=self._child)
         if endpoint.scheme in ("hf", "s3", "gs"):
             self._model_egress(name)
         self.register_outputs({})
@@ -190,38 +200,39 @@ class ModelEndpoint(pulumi.ComponentResource):
                  "ai-platform/engine": self.endpoint.engine, **labels}
         return metadata(object_name, COMPONENT, namespace=self.namespace, tenant=self.tenant, extra_labels=extra)
 
-    def _deployment_stack(self, name, gpu_settings, prometheus_url, hf_token, keda_release) -> None:
-        endpoint = self.endpoint
+    def _deployment(self, name: str, object_name: str, version: str, variant: Endpoint) -> None:
+        """One version's Deployment with its model cache and download Job, PDB and autoscaler."""
         volumes = [TMP_VOLUME]
         init_containers = []
-        if endpoint.engine == "vllm":
-            container = vllm_container(endpoint)
-            tensor_parallel = (endpoint.vllm and endpoint.vllm.tensor_parallel) or endpoint.gpu.count
+        if variant.engine == "vllm":
+            container = vllm_container(variant)
+            tensor_parallel = (variant.vllm and variant.vllm.tensor_parallel) or variant.gpu.count
             volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{2 * tensor_parallel}Gi"}})
         else:
-            container = triton_container(endpoint)
-        container["resources"] = _resources(endpoint, gpu_settings)
+            container = triton_container(variant)
+        container["resources"] = _resources(variant, self.gpu_settings)
 
-        if needs_cache(endpoint):
-            claim = self._model_cache(name)
+        if needs_cache(variant):
+            claim = self._model_cache(name, object_name, variant)
             volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
-            self._download_job(name, claim, hf_token)
-            marker = f"{model_path(endpoint)}/.ready"
+            self._download_job(name, object_name, variant, claim)
+            marker = f"{model_path(variant)}/.ready"
             init_containers.append({
                 "name": "wait-for-model", "image": container["image"],
                 "command": ["sh", "-c", f"until [ -f '{marker}' ]; do echo waiting for {marker}; sleep 10; done"],
                 "volumeMounts": [{"name": "models", "mountPath": MODELS, "readOnly": True}],
                 "resources": {"requests": SMALL, "limits": SMALL}, "securityContext": CONTAINER_SECURITY})
-        elif endpoint.scheme == "pvc":
-            claim_name = endpoint.location.partition("/")[0]
+        elif variant.scheme == "pvc":
+            claim_name = variant.location.partition("/")[0]
             volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": claim_name, "readOnly": True}})
 
-        autoscaled = endpoint.replicas.min < endpoint.replicas.max
+        selector = {ENDPOINT_LABEL: variant.name, "version": version}
+        autoscaled = variant.replicas.min < variant.replicas.max
         spec = {
-            "selector": {"matchLabels": self.selector},
+            "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": self._meta(endpoint.name, **self.selector)["labels"]},
+                "metadata": {"labels": self._meta(object_name, version=version)["labels"]},
                 "spec": {
                     "securityContext": POD_SECURITY,
                     "terminationGracePeriodSeconds": 120,
@@ -229,53 +240,46 @@ class ModelEndpoint(pulumi.ComponentResource):
                     "initContainers": init_containers,
                     "containers": [container],
                     "volumes": volumes,
-                    **_gpu_pod_fields(gpu_settings),
+                    **_gpu_pod_fields(self.gpu_settings),
                 },
             },
         }
         if not autoscaled:  # with an autoscaler the HPA owns the replica count
-            spec["replicas"] = endpoint.replicas.min
-        self.deployment = k8s.apps.v1.Deployment(f"{name}-deployment", metadata=self._meta(endpoint.name),
-                                                 spec=spec, opts=self._child)
-        k8s.core.v1.Service(
-            f"{name}-service", metadata=self._meta(endpoint.name),
-            spec={"selector": {ENDPOINT_LABEL: endpoint.name},
-                  "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP",
-                             "appProtocol": protocol} for port_name, port, protocol in PORTS[endpoint.engine]]},
-            opts=self._child)
+            spec["replicas"] = variant.replicas.min
+        k8s.apps.v1.Deployment(f"{name}-deployment", metadata=self._meta(object_name, version=version),
+                               spec=spec, opts=self._child)
         k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb", metadata=self._meta(endpoint.name),
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": self.selector},
+            f"{name}-pdb", metadata=self._meta(object_name, version=version),
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": selector},
                   "unhealthyPodEvictionPolicy": "AlwaysAllow"},
             opts=self._child)
         if autoscaled:
-            self._scaled_object(name, prometheus_url, keda_release)
+            self._scaled_object(name, object_name, version, variant)
 
-    def _model_cache(self, name: str) -> pulumi.Output:
-        endpoint = self.endpoint
-        spec = {"accessModes": ["ReadWriteMany" if endpoint.replicas.max > 1 else "ReadWriteOnce"],
-                "resources": {"requests": {"storage": endpoint.cache.size}}}
+    def _model_cache(self, name: str, object_name: str, variant: Endpoint) -> pulumi.Output:
+        spec = {"accessModes": ["ReadWriteMany" if variant.replicas.max > 1 else "ReadWriteOnce"],
+                "resources": {"requests": {"storage": variant.cache.size}}}
         if self.storage_class:
             spec["storageClassName"] = self.storage_class
         claim = k8s.core.v1.PersistentVolumeClaim(
-            f"{name}-model-cache", metadata=self._meta(f"{endpoint.name}-model-cache"), spec=spec, opts=self._child)
+            f"{name}-model-cache", metadata=self._meta(f"{object_name}-model-cache"), spec=spec, opts=self._child)
         return claim.metadata.name
 
-    def _download_job(self, name: str, claim: pulumi.Output, hf_token: pulumi.Output | None) -> None:
-        endpoint = self.endpoint
+    def _download_job(self, name: str, object_name: str, variant: Endpoint, claim: pulumi.Output) -> None:
         env = HOME_ENV + [{"name": "HF_HOME", "value": "/tmp/hf"}]
-        if endpoint.scheme == "hf" and hf_token is not None:
+        if variant.scheme == "hf" and self.hf_token is not None:
             secret = k8s.core.v1.Secret(
-                f"{name}-hf-token", metadata=self._meta(f"{endpoint.name}-hf-token"),
-                string_data={HF_TOKEN_SECRET_KEY: hf_token}, type="Opaque", opts=self._child)
+                f"{name}-hf-token", metadata=self._meta(f"{object_name}-hf-token"),
+                string_data={HF_TOKEN_SECRET_KEY: self.hf_token}, type="Opaque", opts=self._child)
             env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
                 "name": secret.metadata.name, "key": HF_TOKEN_SECRET_KEY}}})
-        if endpoint.scheme == "s3":
-            env += _s3_env(endpoint)
-        labels = {**self._meta("download")["labels"], ROLE_LABEL: "model-download"}
+        if variant.scheme == "s3":
+            env += _s3_env(variant)
+        # No mesh sidecar: the Job only talks to the internet, and a sidecar would keep it from completing.
+        labels = {**self._meta("download")["labels"], ROLE_LABEL: "model-download", "sidecar.istio.io/inject": "false"}
         k8s.batch.v1.Job(
             f"{name}-download",
-            metadata={**self._meta(f"{endpoint.name}-download"),
+            metadata={**self._meta(f"{object_name}-download"),
                       # Downloads take long; servers wait for the cache themselves, so `pulumi up` need not.
                       "annotations": {"pulumi.com/skipAwait": "true"}},
             spec={"backoffLimit": 6, "template": {
@@ -285,8 +289,8 @@ class ModelEndpoint(pulumi.ComponentResource):
                     "securityContext": POD_SECURITY,
                     "containers": [{
                         "name": "download",
-                        "image": versions.VLLM_IMAGE if endpoint.scheme == "hf" else versions.AWS_CLI_IMAGE,
-                        "command": ["sh", "-c", download_script(endpoint)],
+                        "image": versions.VLLM_IMAGE if variant.scheme == "hf" else versions.AWS_CLI_IMAGE,
+                        "command": ["sh", "-c", download_script(variant)],
                         "env": env,
                         "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
                         "volumeMounts": [{"name": "models", "mountPath": MODELS}, TMP_MOUNT],
@@ -297,19 +301,20 @@ class ModelEndpoint(pulumi.ComponentResource):
             }},
             opts=self._child)
 
-    def _scaled_object(self, name: str, prometheus_url: str, keda_release: pulumi.Resource) -> None:
-        endpoint = self.endpoint
-        query = LOAD_QUERIES[endpoint.engine].format(namespace=self.tenant, name=endpoint.name)
+    def _scaled_object(self, name: str, object_name: str, version: str, variant: Endpoint) -> None:
+        # The Deployment's pods are <deployment>-<replicaset hash>-<pod hash>: the anchored regex keeps the
+        # stable version's query from counting canary pods and the other way round.
+        query = LOAD_QUERIES[variant.engine].format(namespace=self.tenant, pods=f"{object_name}-[a-z0-9]+-[a-z0-9]+")
         k8s.apiextensions.CustomResource(
             f"{name}-autoscaler",
             api_version="keda.sh/v1alpha1", kind="ScaledObject",
-            metadata=self._meta(endpoint.name),
+            metadata=self._meta(object_name, version=version),
             spec={
-                "scaleTargetRef": {"name": endpoint.name},
-                "minReplicaCount": endpoint.replicas.min,
-                "maxReplicaCount": endpoint.replicas.max,
+                "scaleTargetRef": {"name": object_name},
+                "minReplicaCount": variant.replicas.min,
+                "maxReplicaCount": variant.replicas.max,
                 "pollingInterval": 15,
-                "fallback": {"failureThreshold": 3, "replicas": endpoint.replicas.min},
+                "fallback": {"failureThreshold": 3, "replicas": variant.replicas.min},
                 "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
                     # GPU pods take minutes to become ready: add one at a time, remove slowly.
                     "scaleUp": {"stabilizationWindowSeconds": 60,
@@ -318,23 +323,23 @@ class ModelEndpoint(pulumi.ComponentResource):
                                   "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}]},
                 }}},
                 "triggers": [{"type": "prometheus", "metricType": "AverageValue", "metadata": {
-                    "serverAddress": prometheus_url, "query": query, "threshold": f"{endpoint.target:g}"}}],
+                    "serverAddress": self.prometheus_url, "query": query, "threshold": f"{variant.target:g}"}}],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[keda_release]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.keda_release]))
 
-    def _inference_service(self, name: str, gpu_settings: dict | None, kserve_release) -> None:
-        endpoint = self.endpoint
-        model: dict = {"modelFormat": {"name": endpoint.kserve.model_format}, "storageUri": endpoint.source,
-                       "resources": _resources(endpoint, gpu_settings), "securityContext": CONTAINER_SECURITY}
-        if endpoint.kserve.runtime:
-            model["runtime"] = endpoint.kserve.runtime
-        predictor = {"minReplicas": endpoint.replicas.min, "maxReplicas": endpoint.replicas.max,
-                     "scaleMetric": "cpu", "scaleTarget": int(endpoint.target),
-                     "securityContext": POD_SECURITY, "model": model, **_gpu_pod_fields(gpu_settings)}
+    def _inference_service(self, name: str, object_name: str, version: str, variant: Endpoint,
+                           kserve_release: pulumi.Resource) -> None:
+        model: dict = {"modelFormat": {"name": variant.kserve.model_format}, "storageUri": variant.source,
+                       "resources": _resources(variant, self.gpu_settings), "securityContext": CONTAINER_SECURITY}
+        if variant.kserve.runtime:
+            model["runtime"] = variant.kserve.runtime
+        predictor = {"minReplicas": variant.replicas.min, "maxReplicas": variant.replicas.max,
+                     "scaleMetric": "cpu", "scaleTarget": int(variant.target),
+                     "securityContext": POD_SECURITY, "model": model, **_gpu_pod_fields(self.gpu_settings)}
         k8s.apiextensions.CustomResource(
             f"{name}-inferenceservice",
             api_version="serving.kserve.io/v1beta1", kind="InferenceService",
-            metadata=self._meta(endpoint.name, **{"version": "stable"}),
+            metadata=self._meta(object_name, version=version),
             spec={"predictor": predictor},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[kserve_release]))
 
@@ -343,15 +348,26 @@ class ModelEndpoint(pulumi.ComponentResource):
         NetworkPolicies deny egress by default); cluster-internal ranges stay closed."""
         endpoint = self.endpoint
         if needs_cache(endpoint):
-            fetchers = {ENDPOINT_LABEL: endpoint.name, ROLE_LABEL: "model-download"}
-        elif endpoint.engine == "kserve":  # the storage initializer runs in the predictor pod
-            fetchers = {"serving.kserve.io/inferenceservice": endpoint.name}
+            fetchers = {"matchLabels": {ENDPOINT_LABEL: endpoint.name, ROLE_LABEL: "model-download"}}
+        elif endpoint.engine == "kserve":  # the storage initializer runs in the predictor pods of both versions
+            names = [endpoint.name] + ([f"{endpoint.name}-canary"] if endpoint.canary else [])
+            fetchers = {"matchExpressions": [{"key": "serving.kserve.io/inferenceservice", "operator": "In",
+                                              "values": names}]}
         else:  # Triton reads S3 itself
-            fetchers = {ENDPOINT_LABEL: endpoint.name}
+            fetchers = {"matchLabels": {ENDPOINT_LABEL: endpoint.name}}
         k8s.networking.v1.NetworkPolicy(
             f"{name}-model-egress", metadata=self._meta(f"{endpoint.name}-model-egress"),
-            spec={"podSelector": {"matchLabels": fetchers}, "policyTypes": ["Egress"],
+            spec={"podSelector": fetchers, "policyTypes": ["Egress"],
                   "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0",
                                                   "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}],
                               "ports": [{"protocol": "TCP", "port": 443}]}]},
             opts=self._child)
+
+
+def versions_of(endpoint: Endpoint) -> list[tuple[str, Endpoint]]:
+    """The endpoint's versions: stable, and the canary (same spec, its own source and replicas)."""
+    result = [("stable", endpoint)]
+    if endpoint.canary:
+        result.append(("canary", endpoint.model_copy(update={"source": endpoint.canary.source,
+                                                             "replicas": endpoint.canary.replicas})))
+    return result

@@ -1,0 +1,244 @@
+"""``Mesh``: the Istio control plane (sidecar mode with the Istio CNI node agent) and the platform's ingress.
+
+Owns three namespaces and four Helm releases of the pinned Istio charts:
+
+- ``namespaces.mesh`` (Pod Security ``restricted``): the ``base`` release (Istio's CRDs, as chart templates
+  — ``base.enableCRDTemplates`` — so ``pulumi up`` with a new pin upgrades them; they carry
+  ``helm.sh/resource-policy: keep``, so uninstalling the release leaves them) and ``istiod`` (after ``base``).
+  istiod's container runs as uid 1337, non-root, without privilege escalation or capabilities;
+  ``seccompProfile: RuntimeDefault`` completes ``restricted``.
+  istiod values: ``cni.enabled`` (the chart's key; its injector reads it as ``pilot.cni.enabled``): sidecars get
+  the unprivileged ``istio-validation`` init container instead of the root ``istio-init`` with NET_ADMIN/NET_RAW;
+  ``global.proxy.seccompProfile: RuntimeDefault`` on every injected container, so meshed pods pass the tenants'
+  ``restricted`` level; access logs on stdout (``mesh.accessLogging``), ``outboundTrafficPolicy``
+  (``mesh.outboundTraffic``), ``mesh.gatewayReplicas`` replicas at least (HPA up to 5) with a
+  PodDisruptionBudget only when there is more than one;
+- ``namespaces.mesh_cni`` (``privileged``): the ``cni`` release (``istio-cni-node`` DaemonSet, root, host
+  paths, NET_ADMIN/NET_RAW/SYS_ADMIN: it writes the nodes' CNI config and sets up each pod's redirection),
+  after ``base``, ambient redirection off (sidecar mode). istiod's node-untaint controller stays off, so istiod
+  need not know this namespace;
+- ``namespaces.ingress`` (``restricted``): the ``gateway`` chart released as ``istio-ingressgateway`` (pods
+  labelled ``app: istio-ingressgateway``, ``istio: ingressgateway``; service account ``istio-ingressgateway``;
+  a LoadBalancer Service on 80/443), after istiod, whose injector fills in its proxy. The pod security context
+  keeps the chart's default (the ``net.ipv4.ip_unprivileged_port_start=0`` sysctl, so the non-root proxy binds
+  80/443) and adds ``seccompProfile: RuntimeDefault``, the one thing ``restricted`` missed.
+  ``mesh.gatewayReplicas`` replicas at least (HPA up to 5), a PodDisruptionBudget when more than one.
+
+And, each after the gateway release (so after istiod's webhooks and the CRDs; cert-manager objects also after
+cert-manager):
+
+- the ingress certificate's issuer by ``mesh.tls.kind``: ``selfSigned`` -> ClusterIssuer
+  ``ai-platform-selfsigned``; ``acme`` -> ClusterIssuer ``ai-platform-acme`` (HTTP-01 through Istio's Ingress
+  support, plus the IngressClass ``istio`` that support needs); ``clusterIssuer`` -> the named existing one;
+- the Certificate ``ai-platform-ingress`` (Secret ``ai-platform-ingress-tls`` in the ingress namespace, where
+  the gateway reads it) for every endpoint host;
+- the Gateway ``ai-platform-gateway``: ``*.<domain>`` on 80 (redirect to HTTPS) and 443 (TLS with that Secret);
+- a ``STRICT`` mTLS PeerAuthentication ``default`` in every tenant namespace;
+- with ``mesh.jwt``: a RequestAuthentication on the gateway and an AuthorizationPolicy denying requests to the
+  endpoint hosts that carry no valid token.
+
+``cluster.imageRegistry`` replaces the hub of the istiod and cni charts' images (``docker.io/istio`` ->
+``<mirror>/istio``; tags stay the charts' appVersion); the gateway's and the sidecars' proxy image comes from
+istiod's hub too.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from config import versions
+from config.model import Cluster, Namespaces
+from config.model import Mesh as MeshConfig
+
+from ..meta import helm_release, metadata, mirrored, platform_namespace
+
+COMPONENT = "mesh"
+MESH_POD_SECURITY = "restricted"
+CNI_POD_SECURITY = "privileged"
+INGRESS_POD_SECURITY = "restricted"
+
+GATEWAY_RELEASE = "istio-ingressgateway"
+# The gateway chart derives its pods' selector labels and its service account from the release name:
+# app=<release>, istio=<release without "istio-">, service account <release>.
+GATEWAY_LABELS = {"istio": "ingressgateway"}
+GATEWAY_SERVICE_ACCOUNT = GATEWAY_RELEASE
+GATEWAY = "ai-platform-gateway"
+TLS_SECRET = "ai-platform-ingress-tls"
+CERTIFICATE = "ai-platform-ingress"
+SELF_SIGNED_ISSUER = "ai-platform-selfsigned"
+ACME_ISSUER = "ai-platform-acme"
+ACME_ACCOUNT_SECRET = "ai-platform-acme-account"
+INGRESS_CLASS = "istio"
+MAX_REPLICAS = 5  # the charts' default HPA maximum
+RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
+# The gateway chart's default pod security context (lets the non-root proxy bind 80/443), restated because
+# setting securityContext replaces it.
+UNPRIVILEGED_PORTS = [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]
+
+
+def _hub(cluster: Cluster) -> dict:
+    return {"hub": mirrored(versions.ISTIO_HUB, cluster.image_registry)} if cluster.image_registry else {}
+
+
+def base_values(namespaces: Namespaces) -> dict:
+    """Values of the base chart (CRDs and the default validating webhook, which points at istiod)."""
+    return {"global": {"istioNamespace": namespaces.mesh}}
+
+
+def istiod_values(mesh: MeshConfig, cluster: Cluster, namespaces: Namespaces) -> dict:
+    """Values of the istiod chart (keys checked against the upstream values.yaml by the schema tier)."""
+    replicas = mesh.gateway_replicas
+    mesh_config: dict = {"outboundTrafficPolicy": {"mode": mesh.outbound_traffic}}
+    if mesh.access_logging:
+        mesh_config["accessLogFile"] = "/dev/stdout"
+    return {
+        "cni": {"enabled": True},
+        "seccompProfile": RUNTIME_DEFAULT,
+        "replicaCount": replicas,
+        "autoscaleMin": replicas,
+        "autoscaleMax": max(MAX_REPLICAS, replicas),
+        "meshConfig": mesh_config,
+        "global": {
+            "istioNamespace": namespaces.mesh,
+            "proxy": {"seccompProfile": RUNTIME_DEFAULT},
+            "defaultPodDisruptionBudget": {"enabled": replicas > 1},
+            **_hub(cluster),
+        },
+    }
+
+
+def cni_values(cluster: Cluster) -> dict:
+    """Values of the cni chart: sidecar-mode redirection only (the chart's defaults otherwise)."""
+    values: dict = {"ambient": {"enabled": False}}
+    if cluster.image_registry:
+        values["global"] = _hub(cluster)
+    return values
+
+
+def gateway_values(mesh: MeshConfig) -> dict:
+    """Values of the gateway chart (keys checked against its values.yaml and values.schema.json)."""
+    replicas = mesh.gateway_replicas
+    return {
+        "replicaCount": replicas,
+        "autoscaling": {"enabled": True, "minReplicas": replicas, "maxReplicas": max(MAX_REPLICAS, replicas)},
+        "podDisruptionBudget": {"minAvailable": 1} if replicas > 1 else {},
+        "securityContext": {"sysctls": UNPRIVILEGED_PORTS, "seccompProfile": RUNTIME_DEFAULT},
+        "service": {"type": "LoadBalancer"},
+    }
+
+
+class Mesh(pulumi.ComponentResource):
+    """Istio base, istiod, CNI agent and ingress gateway; the ingress Gateway, its certificate and issuer; strict
+    mTLS in every tenant namespace; end-user JWT checks at the gateway when configured."""
+
+    def __init__(self, name: str, mesh: MeshConfig, cluster: Cluster, namespaces: Namespaces,
+                 tenant_namespaces: dict[str, pulumi.Input[str]], hosts: list[str],
+                 cert_manager_release: pulumi.Resource | None, opts: pulumi.ResourceOptions | None = None):
+        if cert_manager_release is None:
+            raise ValueError("the mesh needs cert-manager for its ingress certificate: enable serving "
+                             "(serving.enabled installs cert-manager) or disable the mesh (mesh.enabled: false)")
+        super().__init__("ai-platform:mesh:Mesh", name, None, opts)
+        version = cluster.kubernetes_version
+        self.namespace = platform_namespace(f"{name}-namespace", namespaces.mesh, COMPONENT, MESH_POD_SECURITY,
+                                            version, self)
+        self.cni_namespace = platform_namespace(f"{name}-cni-namespace", namespaces.mesh_cni, COMPONENT,
+                                                CNI_POD_SECURITY, version, self)
+        self.ingress_namespace = platform_namespace(f"{name}-ingress-namespace", namespaces.ingress, COMPONENT,
+                                                    INGRESS_POD_SECURITY, version, self)
+        mesh_ns = self.namespace.metadata.name
+        ingress_ns = self.ingress_namespace.metadata.name
+
+        self.base_release = helm_release(f"{name}-base-release", versions.ISTIO_BASE, mesh_ns,
+                                         base_values(namespaces), self)
+        self.istiod_release = helm_release(f"{name}-istiod-release", versions.ISTIOD, mesh_ns,
+                                           istiod_values(mesh, cluster, namespaces), self,
+                                           depends_on=[self.base_release])
+        self.cni_release = helm_release(f"{name}-cni-release", versions.ISTIO_CNI, self.cni_namespace.metadata.name,
+                                        cni_values(cluster), self, depends_on=[self.base_release])
+        self.gateway_release = helm_release(f"{name}-gateway-release", versions.ISTIO_GATEWAY, ingress_ns,
+                                            gateway_values(mesh), self, depends_on=[self.istiod_release],
+                                            release_name=GATEWAY_RELEASE)
+
+        self.gateway = f"{namespaces.ingress}/{GATEWAY}"
+        self.gateway_principal = f"cluster.local/ns/{namespaces.ingress}/sa/{GATEWAY_SERVICE_ACCOUNT}"
+        self.ready = self.gateway_release
+
+        after_gateway = pulumi.ResourceOptions(parent=self, depends_on=[self.gateway_release])
+        after_cert_manager = pulumi.ResourceOptions(parent=self,
+                                                    depends_on=[self.gateway_release, cert_manager_release])
+
+        def custom(logical: str, api_version: str, kind: str, meta: dict, spec: dict,
+                   options: pulumi.ResourceOptions = after_gateway) -> k8s.apiextensions.CustomResource:
+            return k8s.apiextensions.CustomResource(f"{name}-{logical}", api_version=api_version, kind=kind,
+                                                    metadata=meta, spec=spec, opts=options)
+
+        tls = mesh.tls
+        self.issuer: k8s.apiextensions.CustomResource | None = None
+        self.ingress_class: k8s.networking.v1.IngressClass | None = None
+        if tls.kind == "selfSigned":
+            issuer = SELF_SIGNED_ISSUER
+            self.issuer = custom("issuer", "cert-manager.io/v1", "ClusterIssuer", metadata(issuer, COMPONENT),
+                                 {"selfSigned": {}}, after_cert_manager)
+        elif tls.kind == "acme":
+            issuer = ACME_ISSUER
+            self.issuer = custom("issuer", "cert-manager.io/v1", "ClusterIssuer", metadata(issuer, COMPONENT), {
+                "acme": {"server": tls.server, "email": tls.email,
+                         "privateKeySecretRef": {"name": ACME_ACCOUNT_SECRET},
+                         "solvers": [{"http01": {"ingress": {"ingressClassName": INGRESS_CLASS}}}]},
+            }, after_cert_manager)
+            # Istio serves the solver's Ingress only if its class names Istio's controller (STRICT mode).
+            self.ingress_class = k8s.networking.v1.IngressClass(
+                f"{name}-ingress-class", metadata=metadata(INGRESS_CLASS, COMPONENT),
+                spec={"controller": "istio.io/ingress-controller"}, opts=pulumi.ResourceOptions(parent=self))
+        else:
+            issuer = tls.name
+
+        self.certificate = custom("certificate", "cert-manager.io/v1", "Certificate",
+                                  metadata(CERTIFICATE, COMPONENT, ingress_ns), {
+                                      "secretName": TLS_SECRET,
+                                      "dnsNames": list(hosts) or [cluster.domain],
+                                      "issuerRef": {"kind": "ClusterIssuer", "name": issuer,
+                                                    "group": "cert-manager.io"},
+                                  }, after_cert_manager)
+
+        wildcard = [f"*.{cluster.domain}"]
+        self.gateway_resource = custom("gateway", "networking.istio.io/v1", "Gateway",
+                                       metadata(GATEWAY, COMPONENT, ingress_ns), {
+                                           "selector": GATEWAY_LABELS,
+                                           "servers": [
+                                               {"port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                                                "hosts": wildcard, "tls": {"httpsRedirect": True}},
+                                               {"port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                                                "hosts": wildcard,
+                                                "tls": {"mode": "SIMPLE", "credentialName": TLS_SECRET}},
+                                           ],
+                                       })
+
+        self.peer_authentications = {
+            tenant: custom(f"peer-authentication-{tenant}", "security.istio.io/v1", "PeerAuthentication",
+                           metadata("default", COMPONENT, namespace, tenant=tenant), {"mtls": {"mode": "STRICT"}})
+            for tenant, namespace in tenant_namespaces.items()
+        }
+
+        self.request_authentication = self.authorization_policy = None
+        if mesh.jwt:
+            jwt = mesh.jwt
+            rule: dict = {"issuer": jwt.issuer, "jwksUri": jwt.jwks_uri, "forwardOriginalToken": True}
+            if jwt.audiences:
+                rule["audiences"] = list(jwt.audiences)
+            selector = {"matchLabels": GATEWAY_LABELS}
+            self.request_authentication = custom(
+                "request-authentication", "security.istio.io/v1", "RequestAuthentication",
+                metadata("ai-platform-jwt", COMPONENT, ingress_ns), {"selector": selector, "jwtRules": [rule]})
+            self.authorization_policy = custom(
+                "authorization-policy", "security.istio.io/v1", "AuthorizationPolicy",
+                metadata("ai-platform-require-jwt", COMPONENT, ingress_ns), {
+                    "selector": selector,
+                    "action": "DENY",
+                    "rules": [{"from": [{"source": {"notRequestPrincipals": ["*"]}}],
+                               "to": [{"operation": {"hosts": list(hosts) or wildcard}}]}],
+                })
+
+        self.register_outputs({"namespace": mesh_ns, "gateway": self.gateway,
+                               "gatewayPrincipal": self.gateway_principal})

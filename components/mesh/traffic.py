@@ -1,0 +1,122 @@
+"""``EndpointTraffic``: how the mesh routes to and guards one model endpoint, the same way for every engine.
+
+Owns, in the tenant namespace:
+- a VirtualService for the external host ``<endpoint>.<tenant>.<domain>`` (on the platform gateway) and the
+  in-mesh Service host: header routes first (``x-model-version: canary`` to the canary, plus configured
+  ones), then the weighted stable/canary split; a per-route timeout (long by default: generations stream)
+  and retries only where the request never reached a server (connect-failure, refused-stream, 503), so a
+  generation is never sent twice;
+- DestinationRules: ``LEAST_REQUEST`` balancing, connection-pool limits and outlier detection (the circuit
+  breaker), with subsets ``stable``/``canary`` by the pods' ``version`` label (KServe versions are separate
+  InferenceServices, so each gets its own host instead of a subset — KServe's ``canaryTrafficPercent`` does
+  nothing in Standard mode);
+- AuthorizationPolicies: only the ingress gateway's service account, the tenant's own namespace and, on the
+  metrics port, the monitoring namespace may call the endpoint.
+Every object waits for the mesh (its CRDs and webhooks).
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from config.model import Endpoint, HeaderRoute, Namespaces
+
+from ..meta import metadata
+from ..serving.endpoint import ENDPOINT_LABEL, PORTS, versions_of
+
+COMPONENT = "mesh"
+RETRY_ON = "connect-failure,refused-stream,503"
+KSERVE_PORT = 80  # the predictor Service's port
+METRICS_PORTS = {"vllm": 8000, "triton": 8002, "kserve": 8080}
+
+
+class EndpointTraffic(pulumi.ComponentResource):
+    """VirtualService, DestinationRules and AuthorizationPolicies of one endpoint."""
+
+    def __init__(self, name: str, endpoint: Endpoint, host: str, namespace: pulumi.Input[str],
+                 namespaces: Namespaces, gateway: str, gateway_principal: str, mesh_ready: pulumi.Resource,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:mesh:EndpointTraffic", name, None, opts)
+        self.endpoint, self.namespace = endpoint, namespace
+        after_mesh = pulumi.ResourceOptions(parent=self, depends_on=[mesh_ready])
+        tenant = endpoint.tenant
+        kserve = endpoint.engine == "kserve"
+        versions = [version for version, _ in versions_of(endpoint)]
+        service = {v: f"{endpoint.name}{'' if v == 'stable' else '-' + v}-predictor" for v in versions} if kserve \
+            else {v: endpoint.name for v in versions}
+        fqdn = {v: f"{s}.{tenant}.svc.cluster.local" for v, s in service.items()}
+
+        def destination(version: str, port: int) -> dict:
+            target = {"host": fqdn[version], "port": {"number": port}}
+            return target if kserve else {**target, "subset": version}
+
+        traffic = endpoint.traffic
+        policy = {"timeout": traffic.timeout}
+        if traffic.retry_attempts:
+            policy["retries"] = {"attempts": traffic.retry_attempts, "perTryTimeout": traffic.timeout,
+                                 "retryOn": RETRY_ON}
+        header_routes = list(traffic.header_routes)
+        if endpoint.canary and not any(r.header == "x-model-version" and r.value == "canary" for r in header_routes):
+            header_routes.insert(0, HeaderRoute(value="canary", subset="canary"))
+        # (gateway, port on the Service) pairs: external traffic reaches the HTTP port; in-mesh traffic keeps its port.
+        ports = [("http", KSERVE_PORT)] if kserve else [(n, p) for n, p, _ in PORTS[endpoint.engine] if n != "metrics"]
+        entries = [(gateway, None, ports[0][1])] + [("mesh", port, port) for _, port in ports]
+        routes = []
+        for route_gateway, port, target_port in entries:
+            base_match = {"gateways": [route_gateway], **({"port": port} if port else {})}
+            for route in header_routes:
+                routes.append({"name": f"{route.header}-{route.value}-{target_port}",
+                               "match": [{**base_match, "headers": {route.header: {"exact": route.value}}}],
+                               "route": [{"destination": destination(route.subset, target_port)}], **policy})
+            split = [{"destination": destination("stable", target_port), "weight": traffic.weights.stable}]
+            if endpoint.canary:
+                split.append({"destination": destination("canary", target_port), "weight": traffic.weights.canary})
+            routes.append({"name": f"split-{'gateway' if route_gateway == gateway else 'mesh'}-{target_port}",
+                           "match": [base_match], "route": split, **policy})
+        k8s.apiextensions.CustomResource(
+            f"{name}-virtualservice", api_version="networking.istio.io/v1", kind="VirtualService",
+            metadata=self._meta(endpoint.name),
+            spec={"hosts": [host, fqdn["stable"]], "gateways": [gateway, "mesh"], "http": routes},
+            opts=after_mesh)
+
+        pool = traffic.connection_pool
+        outliers = traffic.outlier_detection
+        traffic_policy = {
+            "loadBalancer": {"simple": "LEAST_REQUEST"},
+            "connectionPool": {"tcp": {"maxConnections": pool.max_connections},
+                               "http": {"http1MaxPendingRequests": pool.max_pending_requests,
+                                        "http2MaxRequests": pool.max_requests}},
+            "outlierDetection": {"consecutive5xxErrors": outliers.consecutive5xx_errors,
+                                 "consecutiveGatewayErrors": outliers.consecutive_gateway_errors,
+                                 "interval": outliers.interval, "baseEjectionTime": outliers.base_ejection_time,
+                                 "maxEjectionPercent": outliers.max_ejection_percent},
+        }
+        rules = {v: {"host": fqdn[v], "trafficPolicy": traffic_policy} for v in versions} if kserve else {
+            "stable": {"host": fqdn["stable"], "trafficPolicy": traffic_policy,
+                       "subsets": [{"name": v, "labels": {"version": v}} for v in versions]}}
+        for version, spec in rules.items():
+            suffix = "" if version == "stable" else f"-{version}"
+            k8s.apiextensions.CustomResource(
+                f"{name}{suffix}-destinationrule", api_version="networking.istio.io/v1", kind="DestinationRule",
+                metadata=self._meta(f"{endpoint.name}{suffix}"), spec=spec, opts=after_mesh)
+
+        selectors = ({v: {"serving.kserve.io/inferenceservice": s.removesuffix("-predictor")} for v, s in service.items()}
+                     if kserve else {"stable": {ENDPOINT_LABEL: endpoint.name}})
+        for version, selector in selectors.items():
+            suffix = "" if version == "stable" else f"-{version}"
+            k8s.apiextensions.CustomResource(
+                f"{name}{suffix}-authorizationpolicy", api_version="security.istio.io/v1", kind="AuthorizationPolicy",
+                metadata=self._meta(f"{endpoint.name}{suffix}"),
+                spec={"selector": {"matchLabels": selector}, "action": "ALLOW", "rules": [
+                    {"from": [{"source": {"principals": [gateway_principal]}}]},
+                    {"from": [{"source": {"namespaces": [tenant]}}]},
+                    {"from": [{"source": {"namespaces": [namespaces.monitoring]}}],
+                     "to": [{"operation": {"ports": [str(METRICS_PORTS[endpoint.engine])], "paths": ["/metrics"]}}]},
+                ]},
+                opts=after_mesh)
+        self.register_outputs({})
+
+    def _meta(self, object_name: str) -> dict:
+        return metadata(object_name, COMPONENT, namespace=self.namespace, tenant=self.endpoint.tenant,
+                        extra_labels={ENDPOINT_LABEL: self.endpoint.name})
