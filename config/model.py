@@ -618,6 +618,71 @@ class Canary(Model):
     """The canary's own replica bounds."""
 
 
+PrometheusDuration = Annotated[str, Field(pattern=r"^\d+(ms|s|m|h|d|w|y)$")]
+Ratio = Annotated[float, Field(gt=0, le=1)]
+
+
+class Alerts(Model):
+    """Alert thresholds (platform-wide defaults; endpoints may override theirs under ``models[].alerts``)."""
+
+    gpu_temperature_celsius: Annotated[float, Field(gt=0, le=120)] = 85
+    """GPU temperature that warns of throttling."""
+    gpu_memory_used_ratio: Ratio = 0.95
+    """Framebuffer memory use near full."""
+    gpu_idle_utilization_percent: Annotated[float, Field(ge=0, le=100)] = 5
+    """Below this average utilisation an allocated GPU counts as wasted..."""
+    gpu_idle_for: PrometheusDuration = "2h"
+    """...for this long."""
+    endpoint_p95_latency_seconds: Annotated[float, Field(gt=0)] = 30
+    """p95 end-to-end request latency of an endpoint."""
+    endpoint_ttft_p95_seconds: Annotated[float, Field(gt=0)] = 2
+    """p95 time to first token (vLLM)."""
+    endpoint_error_ratio: Ratio = 0.05
+    """Share of failed requests."""
+    vllm_waiting_requests: Annotated[float, Field(gt=0)] = 20
+    """Requests waiting in one vLLM server."""
+    vllm_kv_cache_usage: Ratio = 0.9
+    """KV-cache use of one vLLM server."""
+    triton_queue_ms: Annotated[float, Field(gt=0)] = 100
+    """Average Triton queue time per request."""
+    quota_used_ratio: Ratio = 0.9
+    """Share of a tenant quota (GPU, CPU, memory) in use."""
+    volcano_pending_for: PrometheusDuration = "30m"
+    """How long a Volcano queue may hold pending jobs."""
+
+
+class EndpointAlerts(Model):
+    """Per-endpoint alert thresholds; unset ones take ``monitoring.alerts``."""
+
+    p95_latency_seconds: Annotated[float, Field(gt=0)] | None = None
+    ttft_p95_seconds: Annotated[float, Field(gt=0)] | None = None
+    error_ratio: Ratio | None = None
+
+
+class MetricsStorage(Model):
+    """Prometheus's persistent volume."""
+
+    size: Quantity = "50Gi"
+    storage_class: str | None = None
+
+
+class Monitoring(Model):
+    """kube-prometheus-stack (Prometheus, Alertmanager, Grafana), scraping, alert packs, dashboards."""
+
+    enabled: bool = True
+    """Install the monitoring stack and every ServiceMonitor, rule and dashboard of the platform."""
+    retention: PrometheusDuration = "15d"
+    """How long Prometheus keeps samples."""
+    storage: MetricsStorage = MetricsStorage()
+    """Prometheus storage."""
+    prometheus_replicas: Annotated[int, Field(ge=1, le=5, strict=True)] = 1
+    """Prometheus replicas (each scrapes everything)."""
+    runbook_url: HttpsUrl = "https://runbooks.example.com/ai-platform"
+    """Base URL of the runbooks; each alert links to ``<runbookUrl>/<alert name>``."""
+    alerts: Alerts = Alerts()
+    """Alert thresholds."""
+
+
 ENGINE_SCHEMES = {"vllm": ("hf", "s3", "pvc"), "triton": ("s3", "pvc"), "kserve": ("hf", "s3", "pvc", "gs")}
 # Default autoscaling target per replica: vLLM waiting requests, Triton pending requests, KServe CPU %.
 DEFAULT_TARGETS = {"vllm": 5, "triton": 10, "kserve": 70}
@@ -653,6 +718,8 @@ class Endpoint(Model):
     """A canary version, split by ``traffic.weights`` and header routes."""
     traffic: Traffic = Traffic()
     """Mesh routing: split, header routes, timeout, retries, connection pool, circuit breaker."""
+    alerts: EndpointAlerts = EndpointAlerts()
+    """This endpoint's alert thresholds."""
 
     @property
     def max_replicas(self) -> int:
@@ -900,6 +967,8 @@ class PlatformConfig(Model):
     """``ai-platform:models``: one model endpoint per entry."""
     mesh: Mesh = Mesh()
     """``ai-platform:mesh``: Istio, ingress gateway, mTLS, authorization."""
+    monitoring: Monitoring = Monitoring()
+    """``ai-platform:monitoring``: Prometheus, Alertmanager, Grafana, alerts, dashboards."""
 
     def endpoint_host(self, endpoint: Endpoint) -> str:
         """The external host name of an endpoint: ``<endpoint>.<tenant>.<domain>``."""
