@@ -16,6 +16,7 @@ from .batch import Volcano
 from .certs import CertManager
 from .gpu import GpuOperator
 from .mesh import EndpointTraffic, Mesh
+from .monitoring import Monitoring, dashboards, rules
 from .serving import KServe, ModelEndpoint
 from .tenancy import Tenant
 
@@ -30,9 +31,11 @@ class AiPlatform(pulumi.ComponentResource):
                                      opts=pulumi.ResourceOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.provider})
 
-        # No monitoring component yet: the DCGM exporter's ServiceMonitor would need the Prometheus Operator CRDs.
-        self.gpu = GpuOperator("gpu", cfg.gpu, cfg.cluster, cfg.namespaces.gpu_operator, service_monitor=False,
-                               opts=child)
+        self.monitoring = (Monitoring("monitoring", cfg.monitoring, cfg.cluster, cfg.namespaces, child,
+                                      mesh=cfg.mesh.enabled) if cfg.monitoring.enabled else None)
+        self.gpu = GpuOperator("gpu", cfg.gpu, cfg.cluster, cfg.namespaces.gpu_operator,
+                               service_monitor=cfg.monitoring.enabled, opts=child,
+                               after=[self.monitoring.ready] if self.monitoring else None)
         if cfg.serving.enabled:
             self.cert_manager = CertManager("cert-manager", cfg.cluster, cfg.namespaces.cert_manager,
                                             cfg.serving.replicas, child)
@@ -42,6 +45,8 @@ class AiPlatform(pulumi.ComponentResource):
             self.cert_manager = self.keda = self.kserve = None
         self.volcano = (Volcano("volcano", cfg.volcano, cfg.cluster, cfg.namespaces.volcano, child)
                         if cfg.volcano.enabled else None)
+        if self.monitoring and self.volcano:
+            self.monitoring.scrape_volcano(self.volcano.namespace.metadata.name)
         self.tenants = {
             tenant.name: Tenant(f"tenant-{tenant.name}", tenant, cfg.namespaces, cfg.cluster.kubernetes_version,
                                 self.volcano.release if self.volcano else None, cfg.mesh.enabled, child)
@@ -57,6 +62,15 @@ class AiPlatform(pulumi.ComponentResource):
                           cfg.prometheus_url, hf_token, self.kserve.release, self.keda.release, child)
             for endpoint in cfg.models
         ]
+        if self.monitoring:
+            for endpoint in cfg.models:
+                self.monitoring.scrape_endpoint(f"monitor-{endpoint.tenant}-{endpoint.name}", endpoint,
+                                                self.tenants[endpoint.tenant].namespace.metadata.name)
+            if self.mesh:
+                for name, tenant in self.tenants.items():
+                    self.monitoring.scrape_mesh_proxies(f"monitor-{name}-istio-proxies",
+                                                        tenant.namespace.metadata.name, tenant=name)
+            self.monitoring.publish(rules.alert_groups(cfg), rules.recording_groups(), dashboards.dashboards(cfg))
         if self.mesh:
             for endpoint in cfg.models:
                 EndpointTraffic(f"traffic-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.endpoint_host(endpoint),

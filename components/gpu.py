@@ -25,7 +25,7 @@ import yaml
 from config import versions
 from config.model import WHOLE_GPU, Cluster, EndpointGpu, Gpu, NodePool, PlatformConfig, gpu_placement
 
-from .meta import helm_release, metadata, mirrored, platform_namespace
+from .meta import PART_OF, helm_release, metadata, mirrored, platform_namespace
 
 COMPONENT = "gpu"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -97,8 +97,10 @@ def helm_values(gpu: Gpu, cluster: Cluster, service_monitor: bool) -> dict:
                          "config": {"create": False, "name": DEVICE_PLUGIN_CONFIG, "default": DEFAULT_ENTRY}},
         "gfd": {"enabled": gpu.gpu_feature_discovery},
         "nodeStatusExporter": {"enabled": gpu.node_status_exporter},
+        # The label lets the monitoring stack's Prometheus select the ServiceMonitor (components.monitoring).
         "dcgmExporter": {"enabled": gpu.dcgm_exporter,
-                         "serviceMonitor": {"enabled": gpu.dcgm_exporter and service_monitor}},
+                         "serviceMonitor": {"enabled": gpu.dcgm_exporter and service_monitor,
+                                            "additionalLabels": {"app.kubernetes.io/part-of": PART_OF}}},
         "mig": {"strategy": gpu.mig.strategy},
         "migManager": {"enabled": gpu.uses_mig},
     }
@@ -156,7 +158,7 @@ class GpuOperator(pulumi.ComponentResource):
     """GPU Operator namespace, device-plugin and MIG configs, Helm release, and named GPU node patches."""
 
     def __init__(self, name: str, gpu: Gpu, cluster: Cluster, namespace: str, service_monitor: bool,
-                 opts: pulumi.ResourceOptions | None = None):
+                 opts: pulumi.ResourceOptions | None = None, after: list[pulumi.Resource] | None = None):
         super().__init__("ai-platform:gpu:GpuOperator", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.release = None
@@ -171,8 +173,8 @@ class GpuOperator(pulumi.ComponentResource):
                                                      metadata=metadata(MIG_CONFIG, COMPONENT, namespace=ns),
                                                      data={"config.yaml": mig_parted_config(gpu)}, opts=child))
             self.release = helm_release(f"{name}-release", versions.GPU_OPERATOR, ns,
-                                        helm_values(gpu, cluster, service_monitor), self, depends_on=configs,
-                                        timeout=900)
+                                        helm_values(gpu, cluster, service_monitor), self,
+                                        depends_on=configs + (after or []), timeout=900)
 
         for pool in gpu.node_pools:
             for node in pool.nodes:

@@ -64,6 +64,10 @@ ISTIO_CNI = Chart("cni", ISTIO_REPO, "1.30.3")
 ISTIO_GATEWAY = Chart("gateway", ISTIO_REPO, "1.30.3")
 ISTIO_HUB = "docker.io/istio"
 
+# Prometheus Operator (and its CRDs), Prometheus, Alertmanager, Grafana, kube-state-metrics, node-exporter. The chart
+# pins every image tag (its appVersion and its subcharts'); a stack's cluster.imageRegistry replaces the registries.
+KUBE_PROMETHEUS_STACK = Chart("kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts", "88.5.3")
+
 CHARTS: dict[str, Chart] = {chart.name: chart for chart in (VOLCANO, GPU_OPERATOR, CERT_MANAGER, KEDA, KSERVE_CRD,
                                                             KSERVE_RESOURCES, KSERVE_RUNTIME_CONFIGS, ISTIO_BASE,
-                                                            ISTIOD, ISTIO_CNI, ISTIO_GATEWAY)}
+                                                            ISTIOD, ISTIO_CNI, ISTIO_GATEWAY, KUBE_PROMETHEUS_STACK)}

@@ -232,6 +232,23 @@ TRAFFIC_CASES = [
      "ai-platform:models[0].gpu: endpoints of tenant 'research' need up to 20 nvidia.com/gpu at max replicas"),
 ]
 
+MON = "ai-platform:monitoring"
+
+MONITORING_CASES = [
+    ("negative alert threshold", "dev", set_path(MON, {"alerts": {"gpuTemperatureCelsius": -5}}),
+     "ai-platform:monitoring.alerts.gpuTemperatureCelsius: must be > 0"),
+    ("alert window not a duration", "dev", set_path(MON, {"alerts": {"gpuIdleFor": "two hours"}}),
+     "ai-platform:monitoring.alerts.gpuIdleFor: string should match pattern"),
+    ("retention not a duration", "dev", set_path(MON, {"retention": "15 days"}),
+     "ai-platform:monitoring.retention: string should match pattern"),
+    ("ratio above one", "dev", set_path(MON, {"alerts": {"quotaUsedRatio": 1.5}}),
+     "ai-platform:monitoring.alerts.quotaUsedRatio: must be <= 1"),
+    ("negative endpoint threshold", "dev", set_path(M, 0, "alerts", {"p95LatencySeconds": -1}),
+     "ai-platform:models[0].alerts.p95LatencySeconds: must be > 0"),
+    ("runbook URL not https", "dev", set_path(MON, {"runbookUrl": "runbooks.example.com"}),
+     "ai-platform:monitoring.runbookUrl: string should match pattern"),
+]
+
 
 def assert_rejected(stack: str, mutate, expected: str) -> None:
     config = config_copy(stack)
@@ -249,7 +266,7 @@ def test_bad_config_is_rejected_with_path_and_registers_nothing(mutate, expected
 
 
 @pytest.mark.parametrize("stack, mutate, expected",
-                         [pytest.param(s, m, e, id=i) for i, s, m, e in GPU_CASES + SERVING_CASES + TRAFFIC_CASES])
+                         [pytest.param(s, m, e, id=i) for i, s, m, e in GPU_CASES + SERVING_CASES + TRAFFIC_CASES + MONITORING_CASES])
 def test_bad_gpu_config_is_rejected_with_path_and_registers_nothing(stack, mutate, expected):
     assert_rejected(stack, mutate, expected)
 

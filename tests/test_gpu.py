@@ -29,7 +29,7 @@ def test_operator_release_is_pinned_in_a_privileged_namespace(stack_run, cfg):
     assert values["driver"]["enabled"] is cfg.gpu.driver.enabled
     assert values["driver"].get("version") == (cfg.gpu.driver.version if cfg.gpu.driver.enabled else None)
     assert values["dcgmExporter"]["enabled"] is True
-    assert values["dcgmExporter"]["serviceMonitor"]["enabled"] is False  # no Prometheus Operator CRDs yet
+    assert values["dcgmExporter"]["serviceMonitor"]["enabled"] is cfg.monitoring.enabled  # needs the CRDs
 
 
 def test_device_plugin_config_is_the_configmap_the_values_name(stack_run, cfg):

@@ -119,6 +119,20 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
+# How the harness and the renderer show a secret value (tools.harness.SECRET). pulumi-kubernetes marks a Secret's
+# whole ``data``/``stringData`` secret, so the marker stands where a mapping belongs: it cannot be checked offline.
+SECRET_MARKER = "[secret]"
+
+
+def _drop_secrets(value: Any) -> Any:
+    """Copy of value without mapping keys whose value is the secret marker, recursively."""
+    if isinstance(value, dict):
+        return {k: _drop_secrets(v) for k, v in value.items() if v != SECRET_MARKER}
+    if isinstance(value, list):
+        return [_drop_secrets(v) for v in value]
+    return value
+
+
 def _metadata_errors(obj: dict) -> list[str]:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
@@ -272,7 +286,7 @@ def validate_object(obj: dict, k8s_version: str) -> list[str]:
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if not (isinstance(api_version, str) and api_version and isinstance(kind, str) and kind):
         return [f"{label}: $: apiVersion and kind must be non-empty strings"]
-    obj = _drop_none(obj)
+    obj = _drop_none(_drop_secrets(obj))
     group, _, version = api_version.rpartition("/")
     errors = _metadata_errors(obj)
     if group in BUILTIN_GROUPS:

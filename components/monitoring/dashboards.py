@@ -1,0 +1,275 @@
+"""The platform's Grafana dashboards, built with the typed grafana-foundation-sdk and returned as JSON dicts.
+
+Pure function, no Pulumi resources: ``components.monitoring`` puts each dashboard into a ConfigMap that
+Grafana's dashboard sidecar loads. ``dashboards(cfg)`` gives, by name:
+
+- ``gpu-fleet``: GPUs reporting vs the inventory, utilisation, framebuffer memory, temperature, power and
+  XIDs per node and GPU, and what each pod holding a GPU does with it (DCGM exporter);
+- ``inference``: per endpoint (template variables ``namespace`` and ``endpoint``) p95 latency, time to first
+  token, tokens/s, waiting/running requests and KV cache (vLLM), latency, queue time and pending requests
+  (Triton), HTTP traffic and 5xx as the sidecars see it (with the mesh), ready replicas;
+- ``tenant-usage``: per tenant the GPUs held (recording rules) against the GPU quota, utilisation, GPU-hours,
+  quota use and the Volcano queues.
+
+Every query is built from the helpers of ``rules.py`` (same metrics, labels and windows as the alerts); the
+data source is a template variable (``datasource``) so that the dashboards work with any Prometheus.
+Each dashboard has a stable ``uid`` (``ai-platform-<name>``): links and bookmarks survive re-provisioning.
+"""
+
+from __future__ import annotations
+
+import json
+
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models.dashboard import (DataSourceRef, Threshold, ThresholdsMode, VariableRefresh,
+                                                     VariableSort)
+
+from config.model import PlatformConfig
+
+from .rules import (DCGM_JOB, GPU_NAMESPACE, GPU_POD, RATE, TENANT_GPU_HOURS, TENANT_GPU_UTILIZATION, TENANT_GPUS,
+                    TENANT_QUOTA, fb_used_ratio, p95, physical_gpus, quota_used_ratio, ratio_of_rates, selector)
+
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
+TAGS = ["ai-platform"]
+
+
+class _Board:
+    """A dashboard under construction: the SDK builder plus the conventions every platform dashboard shares."""
+
+    def __init__(self, name: str, title: str, description: str):
+        self.builder = (dashboard.Dashboard(title).uid(f"ai-platform-{name}").description(description)
+                        .tags(TAGS).time("now-6h", "now").refresh("1m").timezone("browser")
+                        .with_variable(dashboard.DatasourceVariable("datasource").label("Data source")
+                                       .type("prometheus")))
+        self.next_id = 1
+
+    def _id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+    def variable(self, variable: dashboard.QueryVariable | dashboard.CustomVariable) -> _Board:
+        self.builder.with_variable(variable)
+        return self
+
+    def row(self, title: str) -> _Board:
+        self.builder.with_row(dashboard.Row(title).id(self._id()))
+        return self
+
+    def timeseries(self, title: str, targets: list[tuple[str, str]], unit: str, description: str = "",
+                   threshold: float | None = None, width: int = 12, height: int = 8, **field: float) -> _Board:
+        """A time series panel; ``targets`` are (PromQL, legend); ``threshold`` draws a red line."""
+        panel = (timeseries.Panel().id(self._id()).title(title).description(description).datasource(DATASOURCE)
+                 .unit(unit).span(width).height(height)
+                 .legend(common_builders.VizLegendOptions().show_legend(True)
+                         .display_mode(common.LegendDisplayMode.LIST).placement(common.LegendPlacement.BOTTOM))
+                 .tooltip(common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI)
+                          .sort(common.SortOrder.DESCENDING)))
+        for index, (expr, legend) in enumerate(targets):
+            panel.with_target(prometheus.Dataquery().ref_id(chr(ord("A") + index)).expr(expr).legend_format(legend)
+                              .range())
+        if "min" in field:
+            panel.min(field["min"])
+        if "max" in field:
+            panel.max(field["max"])
+        if threshold is not None:
+            panel.thresholds(dashboard.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(
+                [Threshold(value=None, color="green"), Threshold(value=threshold, color="red")]))
+            # GraphTresholdsStyleMode: the SDK's spelling.
+            panel.thresholds_style(common_builders.GraphThresholdsStyleConfig()
+                                   .mode(common.GraphTresholdsStyleMode.LINE))
+        self.builder.with_panel(panel)
+        return self
+
+    def stat(self, title: str, expr: str, unit: str, legend: str = "", description: str = "",
+             width: int = 6, height: int = 4) -> _Board:
+        """A single-value panel of an instant query (one value per series)."""
+        self.builder.with_panel(
+            stat.Panel().id(self._id()).title(title).description(description).datasource(DATASOURCE).unit(unit)
+            .span(width).height(height).graph_mode(common.BigValueGraphMode.NONE)
+            .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+            .with_target(prometheus.Dataquery().ref_id("A").expr(expr).legend_format(legend).instant()))
+        return self
+
+    def json(self) -> dict:
+        """The dashboard as plain JSON data, as Grafana's sidecar loads it."""
+        return json.loads(json.dumps(self.builder.build(), cls=JSONEncoder))
+
+
+def _custom(name: str, label: str, values: list[str]) -> dashboard.CustomVariable:
+    """A multi-value variable over values the config knows (tenants, endpoints), "All" by default."""
+    return (dashboard.CustomVariable(name).label(label).values(",".join(values) or "none")
+            .multi(True).include_all(True))
+
+
+def gpu_fleet(cfg: PlatformConfig) -> dict:
+    thresholds = cfg.monitoring.alerts
+    inventory = sum(pool.physical_gpus for pool in cfg.gpu.node_pools)
+    node = {"Hostname": "~$node"}
+    per_gpu = "max by (Hostname, gpu)"
+    held = {GPU_POD: "!", **node}
+    holder = f"{{{{{GPU_NAMESPACE}}}}}/{{{{{GPU_POD}}}}}"
+    board = _Board("gpu-fleet", "AI platform / GPU fleet",
+                   "GPUs of the cluster as the DCGM exporter of the GPU Operator reports them.")
+    board.variable(dashboard.QueryVariable("node").label("Node").datasource(DATASOURCE)
+                   .query("label_values(DCGM_FI_DEV_GPU_TEMP, Hostname)").multi(True).include_all(True)
+                   .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_ASC))
+    (board.row("Fleet")
+     .stat("GPUs reporting", physical_gpus(by=""), "none",
+           description="Distinct GPUs with DCGM metrics (time slices and MIG instances count once).")
+     .stat("GPUs in the inventory", f"vector({inventory})", "none", description="gpu.nodePools of the stack.")
+     .stat("GPU slices held by pods", f"count({selector('DCGM_FI_DEV_FB_USED', **{GPU_POD: '!'})})", "none",
+           description="GPUs, time slices and MIG instances a pod holds.")
+     .stat("DCGM exporters down", f"count({selector('up', job=DCGM_JOB)} == 0) or vector(0)", "none"))
+    (board.row("Per GPU")
+     .timeseries("GPU utilisation", [(f"{per_gpu} ({selector('DCGM_FI_DEV_GPU_UTIL', **node)})",
+                                      "{{Hostname}} GPU {{gpu}}")], "percent", min=0, max=100,
+                 description="DCGM_FI_DEV_GPU_UTIL; not reported for MIG instances.")
+     .timeseries("Framebuffer memory used", [(f"{per_gpu} ({fb_used_ratio(**node)})", "{{Hostname}} GPU {{gpu}}")],
+                 "percentunit", threshold=thresholds.gpu_memory_used_ratio, min=0, max=1)
+     .timeseries("Temperature", [(f"{per_gpu} ({selector('DCGM_FI_DEV_GPU_TEMP', **node)})",
+                                  "{{Hostname}} GPU {{gpu}}")], "celsius",
+                 threshold=thresholds.gpu_temperature_celsius)
+     .timeseries("Power draw", [(f"{per_gpu} ({selector('DCGM_FI_DEV_POWER_USAGE', **node)})",
+                                 "{{Hostname}} GPU {{gpu}}")], "watt")
+     .timeseries("XID errors", [(f"max by (Hostname, gpu, err_code, err_msg) "
+                                 f"({selector('DCGM_FI_DEV_XID_ERRORS', **node)} != 0)",
+                                 "{{Hostname}} GPU {{gpu}}: XID {{err_code}} {{err_msg}}")], "none", width=24,
+                 description="The last XID of each GPU (the value stays until the driver is reloaded)."))
+    (board.row("Held by pods")
+     .timeseries("Utilisation by pod", [(selector("DCGM_FI_DEV_GPU_UTIL", **held),
+                                         f"{holder} ({{{{Hostname}}}} GPU {{{{gpu}}}})")],
+                 "percent", threshold=thresholds.gpu_idle_utilization_percent, min=0, max=100,
+                 description=f"Below the red line for {thresholds.gpu_idle_for} the GPU counts as idle.")
+     .timeseries("Framebuffer memory by pod", [(selector("DCGM_FI_DEV_FB_USED", **held),
+                                                holder)], "decmbytes"))
+    return board.json()
+
+
+def inference(cfg: PlatformConfig) -> dict:
+    thresholds = cfg.monitoring.alerts
+    namespaces = sorted({endpoint.tenant for endpoint in cfg.models})
+    board = _Board("inference", "AI platform / Inference",
+                   "Model endpoints: latency, throughput, queues and caches per endpoint and version.")
+    board.variable(_custom("namespace", "Tenant", namespaces))
+    board.variable(_custom("endpoint", "Endpoint", [endpoint.name for endpoint in cfg.models]))
+    pods = {"namespace": "~$namespace", "pod": "~($endpoint)(-canary)?-[a-z0-9]+-[a-z0-9]+"}
+    by_endpoint, legend = "namespace, model_name", "{{namespace}}/{{model_name}}"
+    (board.row("vLLM")
+     .timeseries("p95 end-to-end latency",
+                 [(p95("vllm:e2e_request_latency_seconds_bucket", pods, by=f"{by_endpoint}, le"), legend)], "s",
+                 threshold=thresholds.endpoint_p95_latency_seconds)
+     .timeseries("p95 time to first token",
+                 [(p95("vllm:time_to_first_token_seconds_bucket", pods, by=f"{by_endpoint}, le"), legend)], "s",
+                 threshold=thresholds.endpoint_ttft_p95_seconds)
+     .timeseries("Tokens per second",
+                 [(f"sum by ({by_endpoint}) (rate({selector('vllm:generation_tokens_total', **pods)}[{RATE}]))",
+                   f"{legend} generated"),
+                  (f"sum by ({by_endpoint}) (rate({selector('vllm:prompt_tokens_total', **pods)}[{RATE}]))",
+                   f"{legend} prompt")], "short")
+     .timeseries("Requests waiting and running",
+                 [(f"sum by ({by_endpoint}) ({selector('vllm:num_requests_waiting', **pods)})", f"{legend} waiting"),
+                  (f"sum by ({by_endpoint}) ({selector('vllm:num_requests_running', **pods)})", f"{legend} running")],
+                 "short")
+     .timeseries("KV-cache use by pod", [(f"max by (namespace, pod) ({selector('vllm:kv_cache_usage_perc', **pods)})",
+                                          "{{namespace}}/{{pod}}")], "percentunit",
+                 threshold=thresholds.vllm_kv_cache_usage, min=0, max=1)
+     .timeseries("Requests finished in error",
+                 [(ratio_of_rates("vllm:request_success_total", {**pods, "finished_reason": "error"},
+                                  "vllm:request_success_total", pods, by=by_endpoint), legend)], "percentunit",
+                 threshold=thresholds.endpoint_error_ratio, min=0))
+    triton_by = "namespace, model"
+    (board.row("Triton")
+     .timeseries("Mean request latency",
+                 [(ratio_of_rates("nv_inference_request_duration_us", pods, "nv_inference_request_success", pods,
+                                  by=triton_by) + " / 1e3", "{{namespace}}/{{model}}")], "ms",
+                 description="Triton publishes cumulative durations, not a latency histogram, by default.")
+     .timeseries("Mean queue time",
+                 [(ratio_of_rates("nv_inference_queue_duration_us", pods, "nv_inference_request_success", pods,
+                                  by=triton_by) + " / 1e3", "{{namespace}}/{{model}}")], "ms",
+                 threshold=thresholds.triton_queue_ms)
+     .timeseries("Pending requests",
+                 [(f"sum by (namespace, pod) ({selector('nv_inference_pending_request_count', **pods)})",
+                   "{{namespace}}/{{pod}}")], "short")
+     .timeseries("Requests per second",
+                 [(f"sum by ({triton_by}) (rate({selector('nv_inference_request_success', **pods)}[{RATE}]))",
+                   "{{namespace}}/{{model}} ok"),
+                  (f"sum by ({triton_by}) (rate({selector('nv_inference_request_failure', **pods)}[{RATE}]))",
+                   "{{namespace}}/{{model}} failed")], "reqps"))
+    if cfg.mesh.enabled:
+        mesh = {"reporter": "destination", "destination_workload_namespace": "~$namespace",
+                "destination_workload": "~($endpoint)(-canary)?(-predictor)?"}
+        workload = "destination_workload_namespace, destination_workload"
+        wl_legend = "{{destination_workload_namespace}}/{{destination_workload}}"
+        (board.row("HTTP (mesh sidecars, every engine)")
+         .timeseries("Requests per second by status class",
+                     [(f'sum by ({workload}, class) (label_replace(rate({selector("istio_requests_total", **mesh)}'
+                       f'[{RATE}]), "class", "$1", "response_code", "([0-9]).."))', f"{wl_legend} {{{{class}}}}xx")],
+                     "reqps", width=8)
+         .timeseries("Share of 5xx answers",
+                     [(ratio_of_rates("istio_requests_total", {**mesh, "response_code": "~5.."},
+                                      "istio_requests_total", mesh, by=workload), wl_legend)], "percentunit",
+                     threshold=thresholds.endpoint_error_ratio, min=0, width=8)
+         .timeseries("p95 latency", [(p95("istio_request_duration_milliseconds_bucket", mesh, by=f"{workload}, le")
+                                      + " / 1e3", wl_legend)], "s",
+                     threshold=thresholds.endpoint_p95_latency_seconds, width=8))
+    deployments = {"namespace": "~$namespace", "deployment": "~($endpoint)(-canary)?(-predictor)?"}
+    (board.row("Replicas")
+     .timeseries("Available vs desired replicas",
+                 [(selector("kube_deployment_status_replicas_available", **deployments),
+                   "{{namespace}}/{{deployment}} available"),
+                  (selector("kube_deployment_spec_replicas", **deployments), "{{namespace}}/{{deployment}} desired")],
+                 "none", width=24, min=0))
+    return board.json()
+
+
+def tenant_usage(cfg: PlatformConfig) -> dict:
+    thresholds = cfg.monitoring.alerts
+    board = _Board("tenant-usage", "AI platform / Tenant usage",
+                   "GPUs each tenant holds and uses against its quota, GPU-hours for chargeback, Volcano queues.")
+    board.variable(_custom("tenant", "Tenant", [tenant.name for tenant in cfg.tenants]))
+    tenant = {"tenant": "~$tenant"}
+    gpu_quota = {"resourcequota": TENANT_QUOTA, "namespace": "~$tenant", "resource": "requests.nvidia.com/gpu"}
+    held = selector(TENANT_GPUS, **tenant)
+    (board.row("GPU-hours")
+     .stat("GPU-hours, last 24 hours", f"sum by (tenant) (sum_over_time({held}[24h:1m])) / 60", "none",
+           legend="{{tenant}}", width=12)
+     .stat("GPU-hours, last 7 days", f"sum by (tenant) (sum_over_time({held}[7d:1m])) / 60", "none",
+           legend="{{tenant}}", width=12)
+     .timeseries("GPU-hours per hour", [(selector(TENANT_GPU_HOURS, **tenant), "{{tenant}}")], "none", width=24,
+                 description=f"{TENANT_GPU_HOURS}: GPU-hours used in the hour before each point."))
+    (board.row("GPUs")
+     .timeseries("GPUs held vs quota",
+                 [(held, "{{tenant}} held"),
+                  (selector("kube_resourcequota", **gpu_quota, type="used"), "{{namespace}} requested"),
+                  (selector("kube_resourcequota", **gpu_quota, type="hard"), "{{namespace}} quota")], "none", min=0,
+                 description="Held: GPUs (or slices) with a pod on them, from DCGM; requested/quota: the "
+                             "tenant ResourceQuota's requests.nvidia.com/gpu.")
+     .timeseries("Mean utilisation of held GPUs", [(selector(TENANT_GPU_UTILIZATION, **tenant), "{{tenant}}")],
+                 "percent", threshold=thresholds.gpu_idle_utilization_percent, min=0, max=100))
+    (board.row("Quota")
+     .timeseries("Quota used", [(quota_used_ratio(namespace="~$tenant"), "{{namespace}} {{resource}}")],
+                 "percentunit", threshold=thresholds.quota_used_ratio, min=0, width=24))
+    if cfg.volcano.enabled:
+        queue = {"queue_name": "~$tenant"}
+        (board.row("Volcano queues")
+         .timeseries("PodGroups by phase",
+                     [(selector("volcano_queue_pod_group_pending_count", **queue), "{{queue_name}} pending"),
+                      (selector("volcano_queue_pod_group_inqueue_count", **queue), "{{queue_name}} inqueue"),
+                      (selector("volcano_queue_pod_group_running_count", **queue), "{{queue_name}} running")],
+                     "none", min=0)
+         .timeseries("GPUs allocated by the scheduler",
+                     [(selector("volcano_queue_allocated_scalar_resources", **queue, resource="nvidia.com/gpu"),
+                       "{{queue_name}}")], "none", min=0)
+         .timeseries("Gangs missing tasks", [("volcano_unschedule_task_count > 0", "{{job_id}}"),
+                                              ("volcano_unschedule_job_count", "unschedulable gangs")], "none",
+                     width=24, description="Tasks each PodGroup lacks to reach minAvailable (gang plugin)."))
+    return board.json()
+
+
+def dashboards(cfg: PlatformConfig) -> dict[str, dict]:
+    """Dashboard name -> dashboard JSON (a dict, ready for a ConfigMap the Grafana sidecar loads)."""
+    return {"gpu-fleet": gpu_fleet(cfg), "inference": inference(cfg), "tenant-usage": tenant_usage(cfg)}
+

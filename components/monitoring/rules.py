@@ -1,0 +1,488 @@
+"""The platform's alert packs and recording rules, as the ``spec.groups`` of PrometheusRule objects.
+
+Pure functions, no Pulumi resources: ``components.monitoring`` turns the result into PrometheusRule objects.
+
+- ``alert_groups(cfg)``: PrometheusRule name -> its rule groups, one PrometheusRule per concern:
+  ``ai-platform-gpu`` (DCGM exporter), ``ai-platform-inference`` (one group per model endpoint, thresholds
+  from ``models[].alerts`` falling back to ``monitoring.alerts``), ``ai-platform-tenancy`` (quotas, Volcano).
+- ``recording_groups()``: per-tenant GPU usage for chargeback (``ai_platform:tenant_gpu_*``).
+
+Every metric an expression (or a dashboard query in ``dashboards.py``) uses is listed in ``METRIC_SOURCES``
+with the exporter and the place that defines or documents it in the pinned version; the tests hold every
+expression to that table.
+
+Label facts the expressions rely on:
+- DCGM exporter: the GPU Operator's ServiceMonitor (``components.gpu`` enables it) has ``jobLabel: app``, so
+  ``job="nvidia-dcgm-exporter"``, and ``honorLabels: false`` (chart default), so the ``pod``/``namespace``
+  labels the exporter puts on a GPU held by a pod reach Prometheus as ``exported_pod``/``exported_namespace``
+  (the target's own ``pod``/``namespace`` are the exporter's). GPUs without a pod carry no ``exported_pod``.
+  ``Hostname`` is the node, ``gpu``/``UUID`` the device; a time-sliced GPU has one series per pod holding a
+  slice, a MIG instance one series per instance (same ``UUID`` as its GPU).
+- Model servers are scraped per pod: ``namespace`` is the tenant, ``pod`` is ``<deployment>-<hash>-<hash>``.
+  Deployments are ``<endpoint>`` (and ``<endpoint>-canary``) for vLLM and Triton, ``<endpoint>-predictor``
+  (and ``<endpoint>-canary-predictor``) for KServe (KServe Standard mode names them after the
+  InferenceService, ``pkg/constants.PredictorServiceName``).
+- A tenant's namespace is the tenant's name and holds the ResourceQuota ``tenant-quota``
+  (``components.tenancy``); the Volcano queue is the tenant's name too.
+"""
+
+from __future__ import annotations
+
+from config.model import Endpoint, PlatformConfig
+
+GPU_RULES = "ai-platform-gpu"
+INFERENCE_RULES = "ai-platform-inference"
+TENANCY_RULES = "ai-platform-tenancy"
+
+DCGM_JOB = "nvidia-dcgm-exporter"
+GPU_POD = "exported_pod"
+GPU_NAMESPACE = "exported_namespace"
+TENANT_QUOTA = "tenant-quota"
+# XIDs that mean the GPU itself is in trouble (ECC double-bit / uncontained errors, row-remapping failure,
+# NVLink error, fallen off the bus, GSP errors): the GPU needs a reset or the node a drain. Application XIDs
+# (13, 31, 43, 45, ...) only raise the warning. The exporter labels the series with ``err_code``.
+FATAL_XIDS = (48, 63, 64, 74, 79, 92, 94, 95, 119, 120)
+RATE = "5m"
+
+_DCGM = ("NVIDIA DCGM exporter 4.6 (GPU Operator v26.7.0 default dcgmExporter 4.6.0-4.8.3), collected by "
+         "default: NVIDIA/dcgm-exporter etc/dcp-metrics-included.csv (the file the operator's DaemonSet sets "
+         "in DCGM_EXPORTER_COLLECTORS, assets/state-dcgm-exporter/0800_daemonset.yaml) and etc/default-counters.csv")
+_VLLM = ("vLLM v0.33 OpenAI server /metrics (vllm/v1/metrics/loggers.py PrometheusStatLogger; listed in "
+         "docs/design/metrics.md 'v1 Metrics')")
+_TRITON = ("Triton 26.09 /metrics on port 8002, default counters: triton-inference-server/server "
+           "docs/user_guide/metrics.md")
+_KSM = "kube-state-metrics 2.20 (kube-prometheus-stack 88.5.3 subchart 8.4.0): kubernetes/kube-state-metrics"
+_VOLCANO = "Volcano 1.15"
+_ISTIO = ("Istio 1.30 sidecar standard metrics (https://istio.io/latest/docs/reference/config/metrics/), "
+          "from the envoy /stats/prometheus endpoint of each injected pod")
+
+METRIC_SOURCES: dict[str, str] = {
+    # DCGM exporter (GPU Operator)
+    "DCGM_FI_DEV_XID_ERRORS": f"{_DCGM}: gauge, value of the last XID (label err_code, err_msg); the value stays "
+                              "until the driver is reloaded (NVIDIA/DCGM#277)",
+    "DCGM_FI_DEV_GPU_TEMP": f"{_DCGM}: gauge, GPU temperature in C",
+    "DCGM_FI_DEV_FB_USED": f"{_DCGM}: gauge, framebuffer memory used in MiB",
+    "DCGM_FI_DEV_FB_FREE": f"{_DCGM}: gauge, framebuffer memory free in MiB",
+    "DCGM_FI_DEV_GPU_UTIL": f"{_DCGM}: gauge, GPU utilization in % (not reported for MIG instances)",
+    "DCGM_FI_DEV_POWER_USAGE": f"{_DCGM}: gauge, power draw in W",
+    "up": "Prometheus: scrape health of every target (https://prometheus.io/docs/concepts/jobs_instances/); "
+          "job nvidia-dcgm-exporter from the GPU Operator ServiceMonitor (jobLabel: app, "
+          "assets/state-dcgm-exporter/0500_service_monitor.yaml)",
+    # vLLM
+    "vllm:e2e_request_latency_seconds_bucket": f"{_VLLM}: histogram vllm:e2e_request_latency_seconds",
+    "vllm:time_to_first_token_seconds_bucket": f"{_VLLM}: histogram vllm:time_to_first_token_seconds",
+    "vllm:request_success_total": f"{_VLLM}: counter vllm:request_success by finished_reason (stop, length, "
+                                  "abort, error, repetition; vllm/v1/engine/__init__.py FinishReason: 'error' is "
+                                  "an internal request error, always answered with HTTP 500)",
+    "vllm:num_requests_waiting": f"{_VLLM}: gauge, requests waiting to be scheduled",
+    "vllm:num_requests_running": f"{_VLLM}: gauge, requests in model execution batches",
+    "vllm:kv_cache_usage_perc": f"{_VLLM}: gauge, KV-cache usage 0-1 (vllm:gpu_cache_usage_perc was deprecated in "
+                                "0.9 and removed, vllm-project/vllm#29330)",
+    "vllm:generation_tokens_total": f"{_VLLM}: counter vllm:generation_tokens",
+    "vllm:prompt_tokens_total": f"{_VLLM}: counter vllm:prompt_tokens",
+    # Triton
+    "nv_inference_request_success": f"{_TRITON}: counter, successful requests per model",
+    "nv_inference_request_failure": f"{_TRITON}: counter, failed requests per model (label reason)",
+    "nv_inference_request_duration_us": f"{_TRITON}: counter, cumulative request time in us (Triton publishes no "
+                                        "request-latency histogram by default)",
+    "nv_inference_queue_duration_us": f"{_TRITON}: counter, cumulative scheduler queue time in us",
+    "nv_inference_pending_request_count": f"{_TRITON}: gauge, requests awaiting execution (the Triton autoscaler "
+                                          "metric, components/serving/endpoint.py)",
+    # Istio
+    "istio_requests_total": f"{_ISTIO}: counter, labels reporter, destination_workload, "
+                            "destination_workload_namespace, response_code",
+    "istio_request_duration_milliseconds_bucket": f"{_ISTIO}: histogram istio_request_duration_milliseconds",
+    # kube-state-metrics
+    "kube_deployment_status_replicas_available": f"{_KSM} docs/metrics/workload/deployment-metrics.md",
+    "kube_deployment_spec_replicas": f"{_KSM} docs/metrics/workload/deployment-metrics.md",
+    "kube_resourcequota": f"{_KSM} docs/metrics/policy/resourcequota-metrics.md (labels resourcequota, namespace, "
+                          "resource, type=hard|used)",
+    # Volcano
+    "volcano_queue_pod_group_pending_count": f"{_VOLCANO} vc-controller-manager: volcano-sh/volcano "
+                                             "pkg/controllers/metrics/queue.go (label queue_name); "
+                                             "docs/design/metrics.md",
+    "volcano_queue_pod_group_inqueue_count": f"{_VOLCANO} vc-controller-manager: pkg/controllers/metrics/queue.go",
+    "volcano_queue_pod_group_running_count": f"{_VOLCANO} vc-controller-manager: pkg/controllers/metrics/queue.go",
+    "volcano_unschedule_task_count": f"{_VOLCANO} vc-scheduler: pkg/scheduler/metrics/metrics.go (label job_id = "
+                                     "PodGroup name), set by the gang plugin (pkg/scheduler/plugins/gang/gang.go "
+                                     "OnSessionClose) to minAvailable - ready tasks of a gang that cannot start",
+    "volcano_unschedule_job_count": f"{_VOLCANO} vc-scheduler: pkg/scheduler/metrics/metrics.go, gangs that could "
+                                    "not be scheduled in the last session",
+    "volcano_queue_allocated_scalar_resources": f"{_VOLCANO} vc-scheduler: pkg/scheduler/metrics/queue.go (labels "
+                                                "queue_name, resource)",
+}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Query building blocks (dashboards.py uses them too, so alerts and panels measure the same thing)
+
+
+def num(value: float) -> str:
+    """A threshold as PromQL writes it: 30.0 -> 30, 0.05 -> 0.05."""
+    return f"{value:g}"
+
+
+def selector(metric: str, **matchers: str) -> str:
+    """``metric{k="v",...}``; a value starting with ``~`` is a regex matcher, with ``!`` a negative one."""
+    parts = []
+    for label, value in matchers.items():
+        op = "="
+        if value.startswith("~"):
+            op, value = "=~", value[1:]
+        elif value.startswith("!"):
+            op, value = "!=", value[1:]
+        parts.append(f'{label}{op}"{value}"')
+    return f"{metric}{{{','.join(parts)}}}" if parts else metric
+
+
+def fb_used_ratio(**matchers: str) -> str:
+    """Framebuffer memory in use, 0-1, per series (GPU, or GPU and pod)."""
+    used, free = selector("DCGM_FI_DEV_FB_USED", **matchers), selector("DCGM_FI_DEV_FB_FREE", **matchers)
+    return f"{used} / ({used} + {free})"
+
+
+def physical_gpus(by: str = "Hostname", offset: str = "", **matchers: str) -> str:
+    """Distinct GPUs (by UUID) reporting, per ``by`` (or in all): time-slice and MIG series collapse onto their
+    GPU. ``offset`` looks back in time."""
+    series = selector("DCGM_FI_DEV_GPU_TEMP", **matchers) + (f" offset {offset}" if offset else "")
+    return f"count{f' by ({by})' if by else ''} (count by (Hostname, UUID) ({series}))"
+
+
+def p95(bucket_metric: str, sel: dict[str, str], by: str = "le", window: str = RATE) -> str:
+    """The 95th percentile of a histogram over the series ``sel`` selects (``by`` must include ``le``)."""
+    return f"histogram_quantile(0.95, sum by ({by}) (rate({selector(bucket_metric, **sel)}[{window}])))"
+
+
+def ratio_of_rates(num_metric: str, num_sel: dict[str, str], den_metric: str, den_sel: dict[str, str],
+                   by: str = "", window: str = RATE) -> str:
+    """``sum(rate(num)) / sum(rate(den))``, optionally ``by`` some labels."""
+    agg = f"sum by ({by})" if by else "sum"
+    return (f"{agg} (rate({selector(num_metric, **num_sel)}[{window}])) / "
+            f"{agg} (rate({selector(den_metric, **den_sel)}[{window}]))")
+
+
+def tenant_from(label: str, expr: str) -> str:
+    """``expr`` with a ``tenant`` label copied from ``label`` (a tenant's namespace is the tenant's name)."""
+    return f'label_replace({expr}, "tenant", "$1", "{label}", "(.+)")'
+
+
+# Tenant namespaces, as a `tenant` label: the namespaces holding the platform's tenant ResourceQuota.
+TENANT_NAMESPACES = tenant_from("namespace", selector("kube_resourcequota", resourcequota=TENANT_QUOTA,
+                                                      type="hard", resource="pods"))
+
+
+def endpoint_deployments(endpoint: Endpoint) -> list[str]:
+    """The Deployments that serve an endpoint (stable, then canary)."""
+    names = [endpoint.name] + ([f"{endpoint.name}-canary"] if endpoint.canary else [])
+    return [f"{name}-predictor" for name in names] if endpoint.engine == "kserve" else names
+
+
+def endpoint_pods(endpoint: Endpoint) -> dict[str, str]:
+    """Matchers of the endpoint's server pods (both versions) as Prometheus scrapes them."""
+    deployments = "|".join(endpoint_deployments(endpoint))
+    return {"namespace": endpoint.tenant, "pod": f"~({deployments})-[a-z0-9]+-[a-z0-9]+"}
+
+
+def endpoint_workloads(endpoint: Endpoint) -> dict[str, str]:
+    """Matchers of the endpoint's requests as its Istio sidecars report them (server side)."""
+    return {"reporter": "destination", "destination_workload_namespace": endpoint.tenant,
+            "destination_workload": "~" + "|".join(endpoint_deployments(endpoint))}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Alerts
+
+
+class _Alerts:
+    """Builds alert rules with the platform's conventions (severity, summary, description, runbook link)."""
+
+    def __init__(self, cfg: PlatformConfig):
+        self.runbooks = cfg.monitoring.runbook_url.rstrip("/")
+
+    def __call__(self, name: str, expr: str, for_: str, severity: str, summary: str, description: str,
+                 **labels: str) -> dict:
+        assert severity in ("warning", "critical")
+        return {
+            "alert": name,
+            "expr": expr,
+            "for": for_,
+            "labels": {"severity": severity, **labels},
+            "annotations": {"summary": summary, "description": description,
+                            "runbook_url": f"{self.runbooks}/{name}"},
+        }
+
+
+def _gpu_rules(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
+    thresholds = cfg.monitoring.alerts
+    where = "{{ $labels.Hostname }} GPU {{ $labels.gpu }} ({{ $labels.UUID }})"
+    holder = f"{{{{ $labels.{GPU_NAMESPACE} }}}}/{{{{ $labels.{GPU_POD} }}}}"
+    util = selector("DCGM_FI_DEV_GPU_UTIL", **{GPU_POD: "!"})
+    temperature, memory = num(thresholds.gpu_temperature_celsius), num(thresholds.gpu_memory_used_ratio)
+    idle, idle_for = num(thresholds.gpu_idle_utilization_percent), thresholds.gpu_idle_for
+    inventory = sum(pool.physical_gpus for pool in cfg.gpu.node_pools)
+
+    health = [
+        alert("AiPlatformGpuXidError",
+              "DCGM_FI_DEV_XID_ERRORS != 0 unless DCGM_FI_DEV_XID_ERRORS offset 10m != 0",
+              "0m", "warning",
+              "GPU reported XID {{ $labels.err_code }}",
+              f"{where} reported XID {{{{ $labels.err_code }}}} ({{{{ $labels.err_msg }}}}) in the last 10 minutes. "
+              "Application XIDs (13, 31, 43, 45) point at the workload; repeated ones on one GPU at the GPU."),
+        alert("AiPlatformGpuFatalXid",
+              selector("DCGM_FI_DEV_XID_ERRORS", err_code="~" + "|".join(str(xid) for xid in FATAL_XIDS)),
+              "0m", "critical",
+              "GPU has a hardware XID {{ $labels.err_code }}: drain the node",
+              f"{where} reported XID {{{{ $labels.err_code }}}} ({{{{ $labels.err_msg }}}}). The GPU needs a reset "
+              "or replacement: cordon and drain the node. The alert stays until the driver is reloaded."),
+        alert("AiPlatformGpuTemperatureHigh",
+              f"DCGM_FI_DEV_GPU_TEMP > {temperature}",
+              "10m", "warning",
+              f"GPU temperature above {temperature}C",
+              f"{where} runs at {{{{ $value }}}}C; above {temperature}C the GPU throttles its clocks. Check the "
+              "node's cooling and fans."),
+        alert("AiPlatformGpuMemoryNearlyFull",
+              f"{fb_used_ratio()} > {memory}",
+              "15m", "warning",
+              "GPU framebuffer memory nearly full",
+              f"{where} has {{{{ $value | humanizePercentage }}}} of its framebuffer in use (threshold {memory}). "
+              "vLLM reserves vllm.gpuMemoryUtilization of the GPU up front; anything else sharing the GPU may "
+              "fail to allocate."),
+    ]
+    presence = [
+        alert("AiPlatformDcgmExporterDown",
+              f"{selector('up', job=DCGM_JOB)} == 0",
+              "10m", "warning",
+              "DCGM exporter not scraped",
+              "Prometheus cannot scrape the DCGM exporter at {{ $labels.instance }}: the GPUs of that node are "
+              "not monitored and their alerts cannot fire."),
+        alert("AiPlatformGpuLost",
+              f"{physical_gpus()} < {physical_gpus(offset='1h')}",
+              "10m", "critical",
+              "GPUs disappeared from {{ $labels.Hostname }}",
+              "{{ $labels.Hostname }} reports {{ $value }} GPUs, fewer than an hour ago: a GPU fell off the bus or "
+              "the driver lost it. Its pods fail; cordon and drain the node."),
+    ]
+    if inventory:  # the config knows how many GPUs there should be
+        presence += [
+            alert("AiPlatformDcgmExporterAbsent",
+                  f"absent({selector('up', job=DCGM_JOB)})",
+                  "15m", "critical",
+                  "No DCGM exporter is scraped",
+                  f"No target of job {DCGM_JOB} exists: no GPU of the cluster is monitored. Check the GPU "
+                  "Operator's dcgm-exporter DaemonSet and its ServiceMonitor."),
+            alert("AiPlatformGpuInventoryShort",
+                  f"{physical_gpus(by='')} < {inventory}",
+                  "30m", "warning",
+                  f"Fewer GPUs report than the {inventory} of the inventory",
+                  f"{{{{ $value }}}} GPUs report metrics; gpu.nodePools lists {inventory}. Tenant quotas are sized "
+                  "for the inventory: with GPUs missing, quota that was granted cannot be scheduled."),
+        ]
+    waste = [
+        alert("AiPlatformGpuIdle",
+              f"avg_over_time({util}[{idle_for}]) < {idle} and {util} offset {idle_for}",
+              "15m", "warning",
+              f"Allocated GPU idle for {idle_for}",
+              f"{where} held by {holder} averaged {{{{ $value | humanize }}}}% utilisation over {idle_for} "
+              f"(threshold {idle}%). The GPU counts against the tenant's quota: scale the workload down or "
+              "release it."),
+    ]
+    return [{"name": GPU_RULES, "rules": health + presence + waste}]
+
+
+def endpoint_thresholds(cfg: PlatformConfig, endpoint: Endpoint) -> dict[str, float]:
+    """An endpoint's latency, TTFT and error thresholds: its own, else the platform's."""
+    own, platform = endpoint.alerts, cfg.monitoring.alerts
+    return {
+        "p95_latency_seconds": own.p95_latency_seconds or platform.endpoint_p95_latency_seconds,
+        "ttft_p95_seconds": own.ttft_p95_seconds or platform.endpoint_ttft_p95_seconds,
+        "error_ratio": own.error_ratio or platform.endpoint_error_ratio,
+    }
+
+
+def _endpoint_rules(cfg: PlatformConfig, endpoint: Endpoint, alert: _Alerts) -> list[dict]:
+    limits, platform = endpoint_thresholds(cfg, endpoint), cfg.monitoring.alerts
+    labels = {"tenant": endpoint.tenant, "endpoint": endpoint.name, "engine": endpoint.engine}
+    pods, mesh = endpoint_pods(endpoint), endpoint_workloads(endpoint)
+    it = f"Endpoint {endpoint.tenant}/{endpoint.name}"
+    latency, errors = num(limits["p95_latency_seconds"]), num(limits["error_ratio"])
+    rules = []
+
+    if endpoint.engine == "vllm":
+        rules += [
+            alert("AiPlatformEndpointLatencyHigh",
+                  f"{p95('vllm:e2e_request_latency_seconds_bucket', pods)} > {latency}",
+                  "10m", "warning", f"{it}: p95 latency above {latency}s",
+                  f"{it} (vLLM) answers 95% of requests within {{{{ $value | humanizeDuration }}}}; "
+                  f"the threshold is {latency}s (models[].alerts.p95LatencySeconds).", **labels),
+            alert("AiPlatformEndpointTtftHigh",
+                  f"{p95('vllm:time_to_first_token_seconds_bucket', pods)} > {num(limits['ttft_p95_seconds'])}",
+                  "10m", "warning", f"{it}: p95 time to first token above {num(limits['ttft_p95_seconds'])}s",
+                  f"{it} takes {{{{ $value | humanizeDuration }}}} to the first token (p95); the threshold is "
+                  f"{num(limits['ttft_p95_seconds'])}s. Usually prefill is queued behind long prompts: see waiting "
+                  "requests and KV-cache use.", **labels),
+            alert("AiPlatformEndpointErrorRate",
+                  ratio_of_rates("vllm:request_success_total", {**pods, "finished_reason": "error"},
+                                 "vllm:request_success_total", pods) + f" > {errors}",
+                  "10m", "critical", f"{it}: more than {errors} of requests fail in the engine",
+                  f"{{{{ $value | humanizePercentage }}}} of the requests vLLM finished in {it} ended in an "
+                  f"internal error (finished_reason=error); the threshold is {errors}.", **labels),
+            alert("AiPlatformVllmQueueGrowing",
+                  f"max by (pod) ({selector('vllm:num_requests_waiting', **pods)}) > "
+                  f"{num(platform.vllm_waiting_requests)}",
+                  "10m", "warning", f"{it}: requests queue up in vLLM",
+                  f"{{{{ $labels.pod }}}} has {{{{ $value }}}} requests waiting (threshold "
+                  f"{num(platform.vllm_waiting_requests)}) for 10 minutes: the endpoint is at its replica limit "
+                  f"(models[].replicas.max {endpoint.replicas.max}) or new replicas cannot be placed (GPU quota, "
+                  "free GPUs).", **labels),
+            alert("AiPlatformVllmKvCacheSaturated",
+                  f"max by (pod) ({selector('vllm:kv_cache_usage_perc', **pods)}) > "
+                  f"{num(platform.vllm_kv_cache_usage)}",
+                  "15m", "warning", f"{it}: KV cache nearly full",
+                  "{{ $labels.pod }} uses {{ $value | humanizePercentage }} of its KV cache; vLLM "
+                  "preempts and recomputes requests when it runs out. Lower maxModelLen, raise "
+                  "gpuMemoryUtilization or add replicas.", **labels),
+        ]
+    elif endpoint.engine == "triton":
+        rules += [
+            alert("AiPlatformEndpointLatencyHigh",
+                  ratio_of_rates("nv_inference_request_duration_us", pods, "nv_inference_request_success", pods)
+                  + f" / 1e6 > {latency}",
+                  "10m", "warning", f"{it}: mean latency above {latency}s",
+                  f"{it} (Triton) takes {{{{ $value | humanizeDuration }}}} per request on average (Triton "
+                  f"publishes no latency histogram by default); the threshold is {latency}s.", **labels),
+            alert("AiPlatformEndpointErrorRate",
+                  f"sum (rate({selector('nv_inference_request_failure', **pods)}[{RATE}])) / "
+                  f"(sum (rate({selector('nv_inference_request_success', **pods)}[{RATE}])) + "
+                  f"sum (rate({selector('nv_inference_request_failure', **pods)}[{RATE}]))) > {errors}",
+                  "10m", "critical", f"{it}: more than {errors} of inference requests fail",
+                  f"{{{{ $value | humanizePercentage }}}} of the inference requests of {it} fail in Triton "
+                  f"(rejected by the scheduler, canceled or failed in the backend); the threshold is {errors}.",
+                  **labels),
+            alert("AiPlatformTritonQueueTimeHigh",
+                  ratio_of_rates("nv_inference_queue_duration_us", pods, "nv_inference_request_success", pods)
+                  + f" / 1e3 > {num(platform.triton_queue_ms)}",
+                  "10m", "warning", f"{it}: requests wait in Triton's queue",
+                  f"Requests of {it} wait {{{{ $value | humanize }}}}ms on average in Triton's scheduler queue "
+                  f"(threshold {num(platform.triton_queue_ms)}ms): more instances or replicas are needed.",
+                  **labels),
+        ]
+    elif cfg.mesh.enabled:  # KServe: the servers publish nothing the platform pins; the sidecars measure them
+        rules.append(alert(
+            "AiPlatformEndpointLatencyHigh",
+            f"{p95('istio_request_duration_milliseconds_bucket', mesh)} / 1e3 > {latency}",
+            "10m", "warning", f"{it}: p95 latency above {latency}s",
+            f"{it} (KServe) answers 95% of requests within {{{{ $value | humanizeDuration }}}} as its sidecars "
+            f"measure; the threshold is {latency}s.", **labels))
+
+    if cfg.mesh.enabled:
+        rules.append(alert(
+            "AiPlatformEndpointHttp5xxRate",
+            ratio_of_rates("istio_requests_total", {**mesh, "response_code": "~5.."}, "istio_requests_total", mesh)
+            + f" > {errors}",
+            "10m", "critical", f"{it}: more than {errors} of HTTP requests answered 5xx",
+            f"{{{{ $value | humanizePercentage }}}} of the HTTP requests to {it} got a 5xx answer, as the "
+            f"endpoint's sidecars report them (threshold {errors}). gRPC errors are not counted here.", **labels))
+
+    deployments = "|".join(endpoint_deployments(endpoint))
+    scope = {"namespace": endpoint.tenant, "deployment": f"~{deployments}"}
+    rules.append(alert(
+        "AiPlatformEndpointNoReadyReplicas",
+        f"{selector('kube_deployment_status_replicas_available', **scope)} == 0 "
+        f"and on (namespace, deployment) {selector('kube_deployment_spec_replicas', **scope)} > 0",
+        "15m", "critical", f"{it}: no replica is ready",
+        f"Deployment {{{{ $labels.deployment }}}} of {it} has no available replica for 15 minutes: the version "
+        "serves nothing. Check the model download Job, GPU scheduling (quota, taints) and the server's startup "
+        "logs.", **labels))
+    return rules
+
+
+def _inference_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
+    return [{"name": f"{INFERENCE_RULES}-{endpoint.tenant}-{endpoint.name}",
+             "rules": _endpoint_rules(cfg, endpoint, alert)} for endpoint in cfg.models]
+
+
+QUOTA_RESOURCES = "requests.nvidia.com/.+|requests.cpu|limits.cpu|requests.memory|limits.memory"
+
+
+def quota_used_ratio(**matchers: str) -> str:
+    """Used / hard of the tenant quotas' GPU, CPU and memory entries, per namespace and resource."""
+    scope = {"resourcequota": TENANT_QUOTA, "resource": f"~{QUOTA_RESOURCES}", **matchers}
+    return (f"{selector('kube_resourcequota', **scope, type='used')} / ignoring (type) "
+            f"({selector('kube_resourcequota', **scope, type='hard')} > 0)")
+
+
+def _tenancy_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
+    thresholds = cfg.monitoring.alerts
+    ratio = num(thresholds.quota_used_ratio)
+    groups = [{"name": TENANCY_RULES, "rules": [alert(
+        "AiPlatformTenantQuotaNearlyUsed",
+        f"{quota_used_ratio()} > {ratio}",
+        "15m", "warning",
+        "Tenant {{ $labels.namespace }} uses most of its {{ $labels.resource }} quota",
+        "Tenant {{ $labels.namespace }} uses {{ $value | humanizePercentage }} of its {{ $labels.resource }} "
+        f"quota (threshold {ratio}). New pods, jobs and endpoint replicas beyond it are rejected; raise "
+        "tenants[].quota or free resources.")]}]
+    if cfg.volcano.enabled:
+        pending_for = thresholds.volcano_pending_for
+        groups.append({"name": f"{TENANCY_RULES}-batch", "rules": [
+            alert("AiPlatformVolcanoQueuePending",
+                  "volcano_queue_pod_group_pending_count > 0",
+                  pending_for, "warning",
+                  "Volcano queue {{ $labels.queue_name }} holds pending jobs",
+                  f"Queue {{{{ $labels.queue_name }}}} has had pending PodGroups for {pending_for} "
+                  "({{ $value }} now): the queue's capability (the tenant quota) or the cluster cannot admit them."),
+            alert("AiPlatformVolcanoGangUnschedulable",
+                  "volcano_unschedule_task_count > 0",
+                  pending_for, "warning",
+                  "Gang {{ $labels.job_id }} cannot be scheduled",
+                  f"PodGroup {{{{ $labels.job_id }}}} has been missing {{{{ $value }}}} tasks to reach its "
+                  f"minAvailable for {pending_for}: the gang never starts. `kubectl describe podgroup` shows the "
+                  "fit errors."),
+        ]})
+    return groups
+
+
+def alert_groups(cfg: PlatformConfig) -> dict[str, list[dict]]:
+    """PrometheusRule name -> ``spec.groups``: GPU (DCGM exporter of the GPU Operator), inference (one group per
+    endpoint), tenancy and batch. A concern the stack does not deploy gets no groups."""
+    alert = _Alerts(cfg)
+    gpu = cfg.gpu.enabled and cfg.gpu.dcgm_exporter
+    return {
+        GPU_RULES: _gpu_rules(cfg, alert) if gpu else [],
+        INFERENCE_RULES: _inference_groups(cfg, alert) if cfg.serving.enabled else [],
+        TENANCY_RULES: _tenancy_groups(cfg, alert),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Recording rules
+
+TENANT_GPUS = "ai_platform:tenant_gpu_allocated:count"
+TENANT_GPU_UTILIZATION = "ai_platform:tenant_gpu_utilization:avg"
+TENANT_GPU_HOURS = "ai_platform:tenant_gpu_hours:increase1h"
+
+
+def _in_tenant_namespaces(metric: str) -> str:
+    """Series of ``metric`` held by a pod in a tenant namespace, with a ``tenant`` label."""
+    held = tenant_from(GPU_NAMESPACE, selector(metric, **{GPU_POD: "!"}))
+    return f"{held} and on (tenant) {TENANT_NAMESPACES}"
+
+
+def recording_groups() -> list[dict]:
+    """Per-tenant GPU usage for chargeback, evaluated every minute (in order: the GPU-hours use the count).
+
+    - ``ai_platform:tenant_gpu_allocated:count``: GPUs held by pods of the tenant's namespace (a time slice or
+      MIG instance counts as one, as the quota counts them);
+    - ``ai_platform:tenant_gpu_utilization:avg``: mean utilisation (%) of those GPUs (whole GPUs and time
+      slices; DCGM reports no utilisation for MIG instances);
+    - ``ai_platform:tenant_gpu_hours:increase1h``: GPU-hours used in the last hour (the 1-minute samples of the
+      count, summed, / 60); sum it at hour boundaries for a bill.
+    """
+    return [{"name": "ai-platform-tenant-gpu", "interval": "1m", "rules": [
+        {"record": TENANT_GPUS,
+         "expr": f"count by (tenant) ({_in_tenant_namespaces('DCGM_FI_DEV_FB_USED')})"},
+        {"record": TENANT_GPU_UTILIZATION,
+         "expr": f"avg by (tenant) ({_in_tenant_namespaces('DCGM_FI_DEV_GPU_UTIL')})"},
+        {"record": TENANT_GPU_HOURS,
+         "expr": f"sum_over_time({TENANT_GPUS}[1h:1m]) / 60"},
+    ]}]

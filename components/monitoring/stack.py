@@ -1,0 +1,276 @@
+"""``Monitoring``: Prometheus, Alertmanager and Grafana for the platform, and what they scrape.
+
+Owns:
+- the monitoring namespace, Pod Security ``privileged``: the chart's node-exporter DaemonSet runs with
+  ``hostNetwork``, ``hostPID`` and a ``hostPath`` mount of the node's root file system (that is how it reads node
+  metrics), which ``baseline`` and ``restricted`` forbid;
+- Grafana's admin credentials: a generated password (``RandomPassword``, 32 characters) and the Secret
+  ``grafana-admin`` (keys ``admin-user``/``admin-password``, the Grafana chart's ``admin.userKey``/``passwordKey``).
+  The chart only gets the Secret's name (``grafana.admin.existingSecret``): the password is in no Helm value;
+- the Helm release ``kube-prometheus-stack`` (Prometheus Operator, Prometheus, Alertmanager, Grafana,
+  kube-state-metrics, node-exporter, the chart's default rules and dashboards). ``fullnameOverride`` pins the
+  objects' prefix to the release name, so Prometheus is ``kube-prometheus-stack-prometheus:9090`` in the monitoring
+  namespace, which ``PlatformConfig.prometheus_url`` (the endpoint autoscalers' default) assumes;
+- the scraping objects of the platform: a ServiceMonitor for the Volcano scheduler (``scrape_volcano``) and one
+  PodMonitor per endpoint version (``scrape_endpoint``).
+
+Which monitors and rules Prometheus loads. Prometheus picks ServiceMonitors, PodMonitors and PrometheusRules in every
+namespace by ``app.kubernetes.io/part-of``: ``ai-platform`` (every platform object carries it, see
+``components.meta.labels``; the GPU Operator's DCGM ServiceMonitor gets it through ``additionalLabels``) or the
+value the chart and its subcharts put on their own monitors and rules (``kube-prometheus-stack``,
+``kube-state-metrics``, ``prometheus-node-exporter``; Grafana's ServiceMonitor carries none, it gets
+``kube-prometheus-stack``). Selecting ``ai-platform`` alone would drop the chart's own scraping (kubelet/cAdvisor,
+API server, kube-state-metrics, node-exporter), leaving the default dashboards empty and the tenant join below
+without data; the chart's labels cannot be rewritten instead (``commonLabels`` would duplicate the
+``app.kubernetes.io/part-of`` key the chart already renders).
+
+Tenants in GPU metrics. kube-state-metrics exports the pod and namespace labels ``ai-platform/tenant`` and
+``ai-platform/endpoint`` (``kube_pod_labels{label_ai_platform_tenant=...}``), so per-pod GPU series of the DCGM
+exporter can be joined to tenants and endpoints.
+
+Scraping model servers under the mesh. Tenant namespaces run Istio sidecars with ``PeerAuthentication`` STRICT:
+a plaintext scrape of an app port is refused. Istio's default answer, metrics merging (the sidecar serves app and
+proxy metrics in plaintext on 15020 ``/stats/prometheus``), only merges the app's metrics when the pod carries
+``prometheus.io/*`` annotations, which the endpoint pods do not. So Prometheus scrapes the app's own metrics port
+over Istio mTLS, as Istio documents for STRICT mode: with the mesh on, the Prometheus pods get a sidecar
+(``sidecar.istio.io/inject``) that intercepts no traffic (``includeInboundPorts``/``includeOutboundIPRanges`` empty)
+and only writes the pod's workload certificate to a shared in-memory volume (``OUTPUT_CERTS``); the scrape class
+``istio-mtls`` points Prometheus's TLS client at those files, and each PodMonitor uses it with ``scheme: https``
+(``insecureSkipVerify``: workload certificates name SPIFFE identities, not host names). The tenant's sidecar then
+sees the identity ``spiffe://<trust domain>/ns/<monitoring>/sa/...``, which the endpoint's AuthorizationPolicy
+(``components.mesh.traffic``) allows on the metrics port and ``/metrics``, and the tenant's NetworkPolicy admits
+from the monitoring namespace. Without the mesh the same PodMonitors scrape in plaintext. On the very first
+``pulumi up`` the Prometheus pods may start before istiod's injector exists; restart them once the mesh is up.
+
+Ordering: every ServiceMonitor/PodMonitor ``depends_on`` the release (``ready``), which installs the Prometheus
+Operator CRDs. Helm installs the chart's ``crds/`` on first install only and never upgrades them (the chart's CRD
+upgrade Job is a preview feature whose image is ``busybox:latest``, so it stays off): before raising the chart pin,
+apply the new chart's CRDs with ``kubectl apply --server-side --force-conflicts -f charts/crds/crds/``.
+``cluster.imageRegistry`` replaces the registry of every image of the chart and its subcharts
+(``global.imageRegistry``); paths and the chart-pinned tags stay.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from config import versions
+from config.model import Cluster, Endpoint, Namespaces
+from config.model import Monitoring as MonitoringConfig
+
+from ..meta import PART_OF, TENANT_LABEL, helm_release, metadata, platform_namespace
+from ..serving.endpoint import ENDPOINT_LABEL, versions_of
+
+COMPONENT = "monitoring"
+POD_SECURITY = "privileged"
+RELEASE = versions.KUBE_PROMETHEUS_STACK.name
+PROMETHEUS_SERVICE = f"{RELEASE}-prometheus"
+PROMETHEUS_PORT = 9090
+
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+GRAFANA_ADMIN_USER = "admin"
+# The Grafana chart's defaults for admin.userKey and admin.passwordKey, restated so the Secret and values agree.
+GRAFANA_USER_KEY = "admin-user"
+GRAFANA_PASSWORD_KEY = "admin-password"
+DASHBOARD_LABEL = "grafana_dashboard"
+DASHBOARD_LABEL_VALUE = "1"
+
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+# app.kubernetes.io/part-of of the monitors and rules Prometheus loads: the platform's, and the chart's own
+# (the parent chart's objects, kube-state-metrics', node-exporter's).
+SELECTED_PART_OF = [PART_OF, RELEASE, "kube-state-metrics", "prometheus-node-exporter"]
+# Pod and namespace labels kube-state-metrics exports (as label_ai_platform_tenant, label_ai_platform_endpoint).
+EXPORTED_LABELS = [TENANT_LABEL, ENDPOINT_LABEL]
+
+# Istio workload certificates for scraping meshed pods over mTLS (see the module docstring).
+ISTIO_SCRAPE_CLASS = "istio-mtls"
+ISTIO_CERTS_VOLUME = "istio-certs"
+ISTIO_OUTPUT_CERTS = "/etc/istio-output-certs"  # where the Prometheus pod's sidecar writes them
+PROMETHEUS_CERTS = "/etc/prom-certs"  # where the Prometheus container reads them
+
+# Metrics endpoint of each engine's pods: (port name, port number, path). vLLM serves /metrics on its API port;
+# Triton on its metrics port; KServe's model servers on their HTTP port 8080 (their unnamed container port, hence
+# the number; the runtimes' prometheus.kserve.io/port annotation).
+METRICS = {"vllm": ("http", None, "/metrics"), "triton": ("metrics", None, "/metrics"),
+           "kserve": (None, 8080, "/metrics")}
+KSERVE_ISVC_LABEL = "serving.kserve.io/inferenceservice"
+# The Volcano chart's scheduler metrics Service (<release>-scheduler-service, label app: volcano-scheduler, port
+# "metrics" 8080, served with custom.scheduler_metrics_enable).
+VOLCANO_SCHEDULER_SELECTOR = {"app": "volcano-scheduler"}
+VOLCANO_METRICS_PORT = "metrics"
+
+
+def _selector() -> dict:
+    return {"matchExpressions": [{"key": PART_OF_LABEL, "operator": "In", "values": list(SELECTED_PART_OF)}]}
+
+
+def prometheus_spec(monitoring: MonitoringConfig, mesh: bool) -> dict:
+    """``prometheus.prometheusSpec``: what it selects, how long and where it keeps samples, the mTLS plumbing."""
+    claim: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": monitoring.storage.size}}}
+    if monitoring.storage.storage_class:
+        claim["storageClassName"] = monitoring.storage.storage_class
+    spec: dict = {
+        "replicas": monitoring.prometheus_replicas,
+        "retention": monitoring.retention,
+        "storageSpec": {"volumeClaimTemplate": {"spec": claim}},
+        "serviceMonitorSelectorNilUsesHelmValues": False,
+        "podMonitorSelectorNilUsesHelmValues": False,
+        "ruleSelectorNilUsesHelmValues": False,
+        "serviceMonitorSelector": _selector(),
+        "podMonitorSelector": _selector(),
+        "ruleSelector": _selector(),
+        "serviceMonitorNamespaceSelector": {},
+        "podMonitorNamespaceSelector": {},
+        "ruleNamespaceSelector": {},
+    }
+    if mesh:
+        spec["podMetadata"] = {
+            "labels": {"sidecar.istio.io/inject": "true"},
+            "annotations": {
+                "traffic.sidecar.istio.io/includeInboundPorts": "",
+                "traffic.sidecar.istio.io/includeOutboundIPRanges": "",
+                "proxy.istio.io/config": json.dumps({"proxyMetadata": {"OUTPUT_CERTS": ISTIO_OUTPUT_CERTS}}),
+                "sidecar.istio.io/userVolumeMount": json.dumps([{"name": ISTIO_CERTS_VOLUME,
+                                                                 "mountPath": ISTIO_OUTPUT_CERTS}]),
+            },
+        }
+        spec["volumes"] = [{"name": ISTIO_CERTS_VOLUME, "emptyDir": {"medium": "Memory"}}]
+        spec["volumeMounts"] = [{"name": ISTIO_CERTS_VOLUME, "mountPath": PROMETHEUS_CERTS, "readOnly": True}]
+        spec["scrapeClasses"] = [{"name": ISTIO_SCRAPE_CLASS, "tlsConfig": {
+            "caFile": f"{PROMETHEUS_CERTS}/root-cert.pem", "certFile": f"{PROMETHEUS_CERTS}/cert-chain.pem",
+            "keyFile": f"{PROMETHEUS_CERTS}/key.pem", "insecureSkipVerify": True}}]
+    return spec
+
+
+def helm_values(monitoring: MonitoringConfig, cluster: Cluster, mesh: bool) -> dict:
+    """Values of kube-prometheus-stack (keys checked against the upstream values.yaml by the schema tier)."""
+    allowlist = ",".join(EXPORTED_LABELS)
+    values: dict = {
+        "fullnameOverride": RELEASE,
+        "prometheus": {"prometheusSpec": prometheus_spec(monitoring, mesh)},
+        "grafana": {
+            "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": GRAFANA_USER_KEY,
+                      "passwordKey": GRAFANA_PASSWORD_KEY},
+            "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": DASHBOARD_LABEL_VALUE,
+                                       "searchNamespace": "ALL"}},
+            "serviceMonitor": {"labels": {PART_OF_LABEL: RELEASE}},
+        },
+        "kube-state-metrics": {"metricLabelsAllowlist": [f"pods=[{allowlist}]", f"namespaces=[{allowlist}]"]},
+    }
+    if cluster.image_registry:
+        values["global"] = {"imageRegistry": cluster.image_registry}
+    return values
+
+
+def endpoint_monitor_spec(endpoint: Endpoint, version: str, mesh: bool) -> dict:
+    """PodMonitor spec for one version of an endpoint: its pods, the engine's metrics port, mTLS under the mesh."""
+    suffix = "" if version == "stable" else f"-{version}"
+    if endpoint.engine == "kserve":  # each version is its own InferenceService
+        selector = {KSERVE_ISVC_LABEL: f"{endpoint.name}{suffix}"}
+    else:
+        selector = {ENDPOINT_LABEL: endpoint.name, "version": version}
+    port_name, port_number, path = METRICS[endpoint.engine]
+    scrape: dict = {"path": path, "scheme": "https" if mesh else "http"}
+    scrape.update({"port": port_name} if port_name else {"portNumber": port_number})
+    spec: dict = {"selector": {"matchLabels": selector}, "podMetricsEndpoints": [scrape],
+                  "podTargetLabels": [TENANT_LABEL, ENDPOINT_LABEL, "version"]}
+    if mesh:
+        spec["scrapeClass"] = ISTIO_SCRAPE_CLASS
+    return spec
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Monitoring namespace, Grafana admin credentials, the kube-prometheus-stack release, and the platform's
+    ServiceMonitors/PodMonitors (see the module docstring)."""
+
+    def __init__(self, name: str, monitoring: MonitoringConfig, cluster: Cluster, namespaces: Namespaces,
+                 opts: pulumi.ResourceOptions | None = None, *, mesh: bool = False):
+        super().__init__("ai-platform:monitoring:Monitoring", name, None, opts)
+        self._name, self.mesh = name, mesh
+        child = pulumi.ResourceOptions(parent=self)
+        self.namespace = platform_namespace(f"{name}-namespace", namespaces.monitoring, COMPONENT, POD_SECURITY,
+                                            cluster.kubernetes_version, self)
+        ns = self.namespace.metadata.name
+        self.grafana_password = random.RandomPassword(f"{name}-grafana-admin-password", length=32, special=False,
+                                                      opts=child)
+        self.grafana_secret = k8s.core.v1.Secret(
+            f"{name}-grafana-admin", metadata=metadata(GRAFANA_ADMIN_SECRET, COMPONENT, namespace=ns), type="Opaque",
+            string_data={GRAFANA_USER_KEY: GRAFANA_ADMIN_USER, GRAFANA_PASSWORD_KEY: self.grafana_password.result},
+            opts=child)
+        self.release = helm_release(f"{name}-release", versions.KUBE_PROMETHEUS_STACK, ns,
+                                    helm_values(monitoring, cluster, mesh), self,
+                                    depends_on=[self.grafana_secret], timeout=900, release_name=RELEASE)
+        self.prometheus_url = f"http://{PROMETHEUS_SERVICE}.{namespaces.monitoring}.svc:{PROMETHEUS_PORT}"
+        self.register_outputs({"namespace": ns, "release": self.release.name, "prometheus": self.prometheus_url})
+
+    @property
+    def ready(self) -> pulumi.Resource:
+        """What Prometheus Operator custom resources (and charts that create them) must depend on: the release,
+        which installs the CRDs."""
+        return self.release
+
+    def _after_release(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, depends_on=[self.release])
+
+    def scrape_volcano(self, namespace: pulumi.Input[str]) -> k8s.apiextensions.CustomResource:
+        """A ServiceMonitor for the Volcano scheduler's metrics Service in ``namespace`` (pass the Volcano namespace's
+        Output so that the monitor waits for it)."""
+        return k8s.apiextensions.CustomResource(
+            f"{self._name}-volcano-scheduler",
+            api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
+            metadata=metadata("volcano-scheduler", COMPONENT, namespace=namespace),
+            spec={"selector": {"matchLabels": dict(VOLCANO_SCHEDULER_SELECTOR)},
+                  "endpoints": [{"port": VOLCANO_METRICS_PORT, "path": "/metrics", "scheme": "http"}]},
+            opts=self._after_release())
+
+    def scrape_endpoint(self, logical_name: str, endpoint: Endpoint,
+                        namespace: pulumi.Input[str]) -> list[k8s.apiextensions.CustomResource]:
+        """One PodMonitor per version of ``endpoint`` (stable, canary) in the tenant's ``namespace``, named like the
+        version's Deployment/InferenceService."""
+        monitors = []
+        for version, _ in versions_of(endpoint):
+            suffix = "" if version == "stable" else f"-{version}"
+            monitors.append(k8s.apiextensions.CustomResource(
+                f"{logical_name}{suffix}",
+                api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+                metadata=metadata(f"{endpoint.name}{suffix}", COMPONENT, namespace=namespace, tenant=endpoint.tenant,
+                                  extra_labels={ENDPOINT_LABEL: endpoint.name}),
+                spec=endpoint_monitor_spec(endpoint, version, self.mesh),
+                opts=self._after_release()))
+        return monitors
+
+    def scrape_mesh_proxies(self, logical_name: str, namespace: pulumi.Input[str],
+                            tenant: str | None = None) -> k8s.apiextensions.CustomResource:
+        """A PodMonitor for the Istio sidecars of ``namespace`` (``istio_requests_total`` and friends): the proxy's own
+        stats port 15090, which it serves in plaintext outside mTLS."""
+        return k8s.apiextensions.CustomResource(
+            logical_name,
+            api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+            metadata=metadata("istio-proxies", COMPONENT, namespace=namespace, tenant=tenant),
+            spec={"selector": {"matchExpressions": [{"key": "security.istio.io/tlsMode", "operator": "Exists"}]},
+                  "podMetricsEndpoints": [{"port": "http-envoy-prom", "path": "/stats/prometheus", "scheme": "http"}]},
+            opts=self._after_release())
+
+    def publish(self, alert_groups: dict[str, list[dict]], recording_groups: list[dict],
+                dashboards: dict[str, dict]) -> None:
+        """The platform's PrometheusRules (one per alert pack, one for the recording rules) and its Grafana
+        dashboards as ConfigMaps the dashboard sidecar loads."""
+        ns = self.namespace.metadata.name
+        packs = {**alert_groups, "ai-platform-recording": recording_groups}
+        for rule_name, groups in packs.items():
+            if groups:
+                k8s.apiextensions.CustomResource(
+                    f"{self._name}-rules-{rule_name}", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
+                    metadata=metadata(rule_name, COMPONENT, namespace=ns), spec={"groups": groups},
+                    opts=self._after_release())
+        for dashboard_name, dashboard in dashboards.items():
+            k8s.core.v1.ConfigMap(
+                f"{self._name}-dashboard-{dashboard_name}",
+                metadata=metadata(f"dashboard-{dashboard_name}", COMPONENT, namespace=ns,
+                                  extra_labels={DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE}),
+                data={f"{dashboard_name}.json": json.dumps(dashboard, sort_keys=True, indent=1)},
+                opts=pulumi.ResourceOptions(parent=self))
