@@ -116,6 +116,10 @@ class Namespaces(Model):
     """MLflow tracking server: a shared service tenants may reach."""
     milvus: DnsLabel = "milvus"
     """Milvus vector database: a shared service tenants may reach."""
+    object_store: DnsLabel = "object-store"
+    """In-cluster S3-compatible object store (SeaweedFS) for MLflow artifacts and Milvus segments."""
+    cnpg: DnsLabel = "cnpg-system"
+    """CloudNativePG operator (the in-cluster Postgres of MLflow)."""
 
     @property
     def shared_services(self) -> list[str]:
@@ -683,6 +687,119 @@ class Monitoring(Model):
     """Alert thresholds."""
 
 
+BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+
+
+class ObjectStore(Model):
+    """S3-compatible storage shared by MLflow (artifacts) and Milvus (segments): an in-cluster SeaweedFS with
+    generated keys, or an external S3 service."""
+
+    mode: Literal["in-cluster", "external"] = "in-cluster"
+    """``in-cluster``: SeaweedFS in ``namespaces.objectStore``; ``external``: an S3 service (AWS S3 by default)."""
+    endpoint: HttpUrl | None = None
+    """External S3 endpoint URL; unset: AWS S3 of ``region``."""
+    region: str = "us-east-1"
+    mlflow_bucket: BucketName | None = None
+    """Bucket of MLflow artifacts (required for external; in-cluster default ``mlflow``)."""
+    milvus_bucket: BucketName | None = None
+    """Bucket of Milvus data (required for external; in-cluster default ``milvus``)."""
+    credentials_secret: DnsSubdomain | None = None
+    """External: an existing Secret (in the MLflow and Milvus namespaces) with AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY; or use ``serviceAccountAnnotations`` for workload identity."""
+    service_account_annotations: dict[str, str] = {}
+    """External: annotations giving the services' ServiceAccounts a cloud identity (e.g. eks.amazonaws.com/role-arn)."""
+    size: Quantity = "100Gi"
+    """In-cluster: volume size of the store."""
+    storage_class: str | None = None
+    """In-cluster: storage class of its volumes."""
+
+    @property
+    def buckets(self) -> dict[str, str]:
+        return {"mlflow": self.mlflow_bucket or "mlflow", "milvus": self.milvus_bucket or "milvus"}
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> ObjectStore:
+        problems = []
+        if self.mode == "external":
+            for field in ("mlflow_bucket", "milvus_bucket"):
+                if getattr(self, field) is None:
+                    problems.append((to_camel(field), "an external object store needs the bucket name"))
+            if not self.credentials_secret and not self.service_account_annotations:
+                problems.append(("credentialsSecret", "an external object store needs credentialsSecret or "
+                                                      "serviceAccountAnnotations (workload identity)"))
+        else:
+            for field in ("endpoint", "credentials_secret"):
+                if getattr(self, field) is not None:
+                    problems.append((to_camel(field), "only for an external object store (mode is in-cluster)"))
+        if problems:
+            raise ConfigProblems(problems)
+        return self
+
+
+class Database(Model):
+    """MLflow's Postgres: in-cluster (CloudNativePG) or external."""
+
+    mode: Literal["in-cluster", "external"] = "in-cluster"
+    host: DnsSubdomain | None = None
+    """External: host name of the Postgres server."""
+    port: Annotated[int, Field(ge=1, le=65535, strict=True)] = 5432
+    name: DnsLabel = "mlflow"
+    """Database name."""
+    user: DnsLabel = "mlflow"
+    """Database user."""
+    password_secret: DnsSubdomain | None = None
+    """External: an existing Secret in the MLflow namespace whose key ``password`` holds the user's password."""
+    instances: Annotated[int, Field(ge=1, le=5, strict=True)] = 1
+    """In-cluster: Postgres instances (1 primary + replicas)."""
+    size: Quantity = "20Gi"
+    """In-cluster: volume size per instance."""
+    storage_class: str | None = None
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> Database:
+        problems = []
+        if self.mode == "external":
+            if not self.host:
+                problems.append(("host", "an external database needs its host"))
+            if not self.password_secret:
+                problems.append(("passwordSecret", "an external database needs the Secret holding its password"))
+        elif self.host or self.password_secret:
+            problems.append(("host" if self.host else "passwordSecret", "only for an external database"))
+        if problems:
+            raise ConfigProblems(problems)
+        return self
+
+
+class Mlflow(Model):
+    """MLflow tracking server (experiments, model registry) shared by the tenants."""
+
+    enabled: bool = True
+    replicas: Annotated[int, Field(ge=1, le=10, strict=True)] = 1
+    resources: ComputeResources = ComputeResources(cpu="500m", memory="1Gi")
+    database: Database = Database()
+    """Backend store."""
+
+
+class MilvusStorage(Model):
+    """Volume sizes of Milvus's dependencies."""
+
+    etcd: Quantity = "10Gi"
+    message_queue: Quantity = "50Gi"
+    """Write-ahead log / message queue volume (the chart's streaming storage)."""
+    storage_class: str | None = None
+
+
+class Milvus(Model):
+    """Milvus vector database shared by the tenants."""
+
+    enabled: bool = True
+    mode: Literal["standalone", "cluster"] = "cluster"
+    """``standalone`` (one pod, dev) or ``cluster`` (separate proxy, coordinators, query/data/streaming nodes)."""
+    storage: MilvusStorage = MilvusStorage()
+    """Volumes."""
+
+
 ENGINE_SCHEMES = {"vllm": ("hf", "s3", "pvc"), "triton": ("s3", "pvc"), "kserve": ("hf", "s3", "pvc", "gs")}
 # Default autoscaling target per replica: vLLM waiting requests, Triton pending requests, KServe CPU %.
 DEFAULT_TARGETS = {"vllm": 5, "triton": 10, "kserve": 70}
@@ -969,6 +1086,12 @@ class PlatformConfig(Model):
     """``ai-platform:mesh``: Istio, ingress gateway, mTLS, authorization."""
     monitoring: Monitoring = Monitoring()
     """``ai-platform:monitoring``: Prometheus, Alertmanager, Grafana, alerts, dashboards."""
+    object_store: ObjectStore = ObjectStore()
+    """``ai-platform:objectStore``: S3-compatible storage of MLflow and Milvus."""
+    mlflow: Mlflow = Mlflow()
+    """``ai-platform:mlflow``: tracking server and its Postgres."""
+    milvus: Milvus = Milvus()
+    """``ai-platform:milvus``: vector database."""
 
     def endpoint_host(self, endpoint: Endpoint) -> str:
         """The external host name of an endpoint: ``<endpoint>.<tenant>.<domain>``."""
