@@ -249,6 +249,30 @@ MONITORING_CASES = [
      "ai-platform:monitoring.runbookUrl: string should match pattern"),
 ]
 
+OS, MLF, MIL = "ai-platform:objectStore", "ai-platform:mlflow", "ai-platform:milvus"
+
+ML_SERVICE_CASES = [
+    ("missing bucket", "prod", delete_path(OS, "milvusBucket"),
+     "ai-platform:objectStore.milvusBucket: an external object store needs the bucket name"),
+    ("invalid S3 endpoint URL", "prod", set_path(OS, "endpoint", "s3.example.com"),
+     "ai-platform:objectStore.endpoint: string should match pattern"),
+    ("external store without credentials", "prod", set_path(OS, "serviceAccountAnnotations", {}),
+     "ai-platform:objectStore.credentialsSecret: an external object store needs credentialsSecret or "
+     "serviceAccountAnnotations"),
+    ("unknown Milvus mode", "dev", set_path(MIL, "mode", "distributed"),
+     "ai-platform:milvus.mode: not an allowed value (allowed: 'standalone' or 'cluster', got: 'distributed')"),
+    ("storage size not a quantity", "dev", set_path(MIL, "storage", {"etcd": "ten gigs"}),
+     "ai-platform:milvus.storage.etcd: not a Kubernetes quantity"),
+    ("external database without a password secret", "prod", delete_path(MLF, "database", "passwordSecret"),
+     "ai-platform:mlflow.database.passwordSecret: an external database needs the Secret holding its password"),
+    ("external database without a host", "prod", delete_path(MLF, "database", "host"),
+     "ai-platform:mlflow.database.host: an external database needs its host"),
+    ("bucket name invalid", "prod", set_path(OS, "mlflowBucket", "My_Bucket"),
+     "ai-platform:objectStore.mlflowBucket: string should match pattern"),
+    ("in-cluster store with an endpoint", "dev", set_path(OS, "endpoint", "https://s3.example.com"),
+     "ai-platform:objectStore.endpoint: only for an external object store"),
+]
+
 
 def assert_rejected(stack: str, mutate, expected: str) -> None:
     config = config_copy(stack)
@@ -266,7 +290,7 @@ def test_bad_config_is_rejected_with_path_and_registers_nothing(mutate, expected
 
 
 @pytest.mark.parametrize("stack, mutate, expected",
-                         [pytest.param(s, m, e, id=i) for i, s, m, e in GPU_CASES + SERVING_CASES + TRAFFIC_CASES + MONITORING_CASES])
+                         [pytest.param(s, m, e, id=i) for i, s, m, e in GPU_CASES + SERVING_CASES + TRAFFIC_CASES + MONITORING_CASES + ML_SERVICE_CASES])
 def test_bad_gpu_config_is_rejected_with_path_and_registers_nothing(stack, mutate, expected):
     assert_rejected(stack, mutate, expected)
 
