@@ -16,3 +16,5 @@ pulumi.export("tenants", {
     for name, tenant in platform.tenants.items()
 })
 pulumi.export("gpuCapacity", capacity_report(cfg))
+pulumi.export("services", {name: service.url for name, service in
+                           (("mlflow", platform.mlflow), ("milvus", platform.milvus)) if service})

@@ -16,9 +16,12 @@ from .batch import Volcano
 from .certs import CertManager
 from .gpu import GpuOperator
 from .mesh import EndpointTraffic, Mesh
+from .milvus import Milvus
+from .mlflow import Mlflow
 from .monitoring import Monitoring, dashboards, rules
+from .objectstore import ObjectStore
 from .serving import KServe, ModelEndpoint
-from .tenancy import Tenant
+from .tenancy import SharedService, Tenant, shared_service_policies
 
 
 class AiPlatform(pulumi.ComponentResource):
@@ -36,6 +39,18 @@ class AiPlatform(pulumi.ComponentResource):
         self.gpu = GpuOperator("gpu", cfg.gpu, cfg.cluster, cfg.namespaces.gpu_operator,
                                service_monitor=cfg.monitoring.enabled, opts=child,
                                after=[self.monitoring.ready] if self.monitoring else None)
+        self.object_store = (ObjectStore("object-store", cfg.object_store, cfg.cluster, cfg.namespaces, child)
+                             if cfg.object_store.mode == "in-cluster" and (cfg.mlflow.enabled or cfg.milvus.enabled)
+                             else None)
+        self.mlflow = (Mlflow("mlflow", cfg.mlflow, cfg.object_store, cfg.cluster, cfg.namespaces, self.object_store,
+                              self.monitoring.ready if self.monitoring else None, child)
+                       if cfg.mlflow.enabled else None)
+        self.milvus = (Milvus("milvus", cfg.milvus, cfg.object_store, cfg.cluster, cfg.namespaces,
+                              self.object_store.endpoint if self.object_store else None,
+                              self.object_store.credentials if self.object_store else None,
+                              [self.object_store.release] if self.object_store else [],
+                              self.monitoring.ready if self.monitoring else None, child)
+                       if cfg.milvus.enabled else None)
         if cfg.serving.enabled:
             self.cert_manager = CertManager("cert-manager", cfg.cluster, cfg.namespaces.cert_manager,
                                             cfg.serving.replicas, child)
@@ -47,9 +62,18 @@ class AiPlatform(pulumi.ComponentResource):
                         if cfg.volcano.enabled else None)
         if self.monitoring and self.volcano:
             self.monitoring.scrape_volcano(self.volcano.namespace.metadata.name)
+        # Shared services tenants may call: their serving pods and port, fenced in their own namespaces too.
+        shared = []
+        for name, service, namespace in (("mlflow", self.mlflow, cfg.namespaces.mlflow),
+                                         ("milvus", self.milvus, cfg.namespaces.milvus)):
+            if service:
+                shared.append(SharedService(namespace, service.pod_labels, service.port))
+                shared_service_policies(name, shared[-1], service.namespace.metadata.name, cfg.namespaces,
+                                        component=name, parent=service)
         self.tenants = {
             tenant.name: Tenant(f"tenant-{tenant.name}", tenant, cfg.namespaces, cfg.cluster.kubernetes_version,
-                                self.volcano.release if self.volcano else None, cfg.mesh.enabled, child)
+                                self.volcano.release if self.volcano else None, cfg.mesh.enabled, child,
+                                shared=tuple(shared))
             for tenant in cfg.tenants
         }
         self.mesh = Mesh("mesh", cfg.mesh, cfg.cluster, cfg.namespaces,

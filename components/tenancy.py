@@ -13,13 +13,15 @@ Nobody in the tenant may change its ResourceQuota, LimitRange or NetworkPolicies
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from config.model import Namespaces
 from config.model import Tenant as TenantConfig
 
-from .meta import metadata, platform_namespace
+from .meta import TENANT_LABEL, metadata, platform_namespace
 
 COMPONENT = "tenancy"
 ROLES = ("admin", "developer", "viewer")
@@ -117,13 +119,22 @@ def _namespaces_in(names: list[str]) -> dict:
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(names)}]}}
 
 
+class SharedService(NamedTuple):
+    """A platform service tenants may call: its namespace, the labels of the pods that serve it, its port."""
+
+    namespace: str
+    pod_labels: dict[str, str]
+    port: int
+
+
 # istiod's xDS and certificate port: what an injected sidecar must reach in the mesh namespace.
 ISTIOD_PORTS = [15012]
 
 
-def network_policies(namespaces: Namespaces, mesh: bool) -> dict[str, dict]:
+def network_policies(namespaces: Namespaces, mesh: bool, shared: tuple[SharedService, ...]) -> dict[str, dict]:
     """NetworkPolicy specs by name: deny by default, then allow what a tenant workload needs (with the mesh:
-    its sidecars' control-plane connection; the ingress gateway is one of the platform namespaces)."""
+    its sidecars' control-plane connection; the ingress gateway is one of the platform namespaces; the shared
+    services' serving pods and ports, nothing else of their namespaces)."""
     everything: dict = {}
     policies = {
         "default-deny": {"podSelector": everything, "policyTypes": ["Ingress", "Egress"]},
@@ -144,11 +155,14 @@ def network_policies(namespaces: Namespaces, mesh: bool) -> dict[str, dict]:
             "podSelector": everything, "policyTypes": ["Ingress"],
             "ingress": [{"from": [_namespaces_in([namespaces.ingress, namespaces.monitoring])]}],
         },
-        "allow-to-shared-services": {
-            "podSelector": everything, "policyTypes": ["Egress"],
-            "egress": [{"to": [_namespaces_in(namespaces.shared_services)]}],
-        },
     }
+    if shared:
+        policies["allow-to-shared-services"] = {
+            "podSelector": everything, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": s.namespace}},
+                                "podSelector": {"matchLabels": s.pod_labels}}],
+                        "ports": [{"protocol": "TCP", "port": s.port}]} for s in shared],
+        }
     if mesh:
         policies["allow-mesh-control-plane"] = {
             "podSelector": everything, "policyTypes": ["Egress"],
@@ -165,7 +179,8 @@ class Tenant(pulumi.ComponentResource):
     """A tenant: namespace, roles and bindings, quota, limits, network policies and Volcano queue."""
 
     def __init__(self, name: str, tenant: TenantConfig, namespaces: Namespaces, kubernetes_version: str,
-                 volcano_release: pulumi.Resource | None, mesh: bool, opts: pulumi.ResourceOptions | None = None):
+                 volcano_release: pulumi.Resource | None, mesh: bool, opts: pulumi.ResourceOptions | None = None,
+                 shared: tuple[SharedService, ...] = ()):
         super().__init__("ai-platform:tenancy:Tenant", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -204,7 +219,7 @@ class Tenant(pulumi.ComponentResource):
             ]},
             opts=child)
 
-        for policy, spec in network_policies(namespaces, mesh).items():
+        for policy, spec in network_policies(namespaces, mesh, shared).items():
             k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{policy}", metadata=meta(policy, namespace=ns),
                                             spec=spec, opts=child)
 
@@ -219,3 +234,29 @@ class Tenant(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[volcano_release]))
 
         self.register_outputs({"namespace": ns, "queue": self.queue.metadata["name"] if self.queue else None})
+
+
+def shared_service_policies(name: str, service: SharedService, namespace: pulumi.Input[str], namespaces: Namespaces,
+                            component: str, parent: pulumi.Resource) -> None:
+    """NetworkPolicies in a shared service's namespace: ingress denied by default, open within the namespace,
+    from tenant namespaces (label ``ai-platform/tenant``) to the serving pods' port, and from monitoring."""
+    everything: dict = {}
+    opts = pulumi.ResourceOptions(parent=parent)
+    specs = {
+        "default-deny-ingress": {"podSelector": everything, "policyTypes": ["Ingress"]},
+        "allow-same-namespace": {"podSelector": everything, "policyTypes": ["Ingress"],
+                                 "ingress": [{"from": [{"podSelector": everything}]}]},
+        "allow-from-tenants": {
+            "podSelector": {"matchLabels": service.pod_labels}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {"matchExpressions": [
+                {"key": TENANT_LABEL, "operator": "Exists"}]}}],
+                "ports": [{"protocol": "TCP", "port": service.port}]}],
+        },
+        "allow-from-monitoring": {
+            "podSelector": everything, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_namespaces_in([namespaces.monitoring])]}],
+        },
+    }
+    for policy, spec in specs.items():
+        k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{policy}",
+                                        metadata=metadata(policy, component, namespace=namespace), spec=spec, opts=opts)

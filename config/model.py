@@ -121,11 +121,6 @@ class Namespaces(Model):
     cnpg: DnsLabel = "cnpg-system"
     """CloudNativePG operator (the in-cluster Postgres of MLflow)."""
 
-    @property
-    def shared_services(self) -> list[str]:
-        """Namespaces of shared services that tenant workloads may call."""
-        return [self.mlflow, self.milvus]
-
     @model_validator(mode="after")
     def _distinct(self) -> Namespaces:
         seen: dict[str, str] = {}

@@ -68,6 +68,32 @@ ISTIO_HUB = "docker.io/istio"
 # pins every image tag (its appVersion and its subcharts'); a stack's cluster.imageRegistry replaces the registries.
 KUBE_PROMETHEUS_STACK = Chart("kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts", "88.5.3")
 
+# Milvus vector database (appVersion 2.6.15). The chart pins its image tags: milvusdb/milvus v2.6.15 and, for its
+# bundled Bitnami etcd subchart, milvusdb/etcd 3.5.25-r1 (Milvus's own etcd build on Docker Hub: the parent chart
+# overrides the subchart's bitnami/etcd default, which the Bitnami registry change put behind a paid catalogue).
+# Their repositories (the chart's defaults, image.all and etcd.image), for a stack's cluster.imageRegistry mirror.
+MILVUS = Chart("milvus", "https://zilliztech.github.io/milvus-helm", "5.0.19")
+MILVUS_IMAGE = "milvusdb/milvus"
+MILVUS_ETCD_IMAGE = "milvusdb/etcd"
+
+# ML services. SeaweedFS is the in-cluster S3-compatible object store of MLflow artifacts and Milvus segments (MinIO is
+# source-only since October 2025, with no maintained images). Every SeaweedFS component runs chrislusf/seaweedfs:<the
+# chart's appVersion, 4.44> from Docker Hub, pinned by the chart; cluster.imageRegistry replaces the registry.
+SEAWEEDFS = Chart("seaweedfs", "https://seaweedfs.github.io/seaweedfs/helm", "4.44.0")
+# CloudNativePG operator (and its CRDs) for MLflow's in-cluster Postgres. The chart pins the operator's tag (its
+# appVersion 1.30.0); the repository is the chart's default, restated because a registry mirror replaces it.
+CLOUDNATIVE_PG = Chart("cloudnative-pg", "https://cloudnative-pg.github.io/charts", "0.29.0")
+CLOUDNATIVE_PG_REPOSITORY = "ghcr.io/cloudnative-pg/cloudnative-pg"
+# The Postgres operand of the CNPG Cluster: PostgreSQL 18, "standard" image (all locales, pgvector, pgaudit) on
+# Debian trixie. Tags read <major.minor>-<type>-<os>; the rolling ":18" tags are not used.
+POSTGRES_IMAGE = "ghcr.io/cloudnative-pg/postgresql:18.6-standard-trixie"
+# MLflow tracking server. The plain ghcr.io/mlflow/mlflow:<version> image has neither psycopg2 nor boto3; the
+# "-full" variant of the same release (published since v3.9.0) adds the database drivers and cloud storage clients
+# (mlflow[extras,db,...]).
+MLFLOW_VERSION = "v3.18.0"
+MLFLOW_IMAGE = f"ghcr.io/mlflow/mlflow:{MLFLOW_VERSION}-full"
+
 CHARTS: dict[str, Chart] = {chart.name: chart for chart in (VOLCANO, GPU_OPERATOR, CERT_MANAGER, KEDA, KSERVE_CRD,
                                                             KSERVE_RESOURCES, KSERVE_RUNTIME_CONFIGS, ISTIO_BASE,
-                                                            ISTIOD, ISTIO_CNI, ISTIO_GATEWAY, KUBE_PROMETHEUS_STACK)}
+                                                            ISTIOD, ISTIO_CNI, ISTIO_GATEWAY, KUBE_PROMETHEUS_STACK,
+                                                            MILVUS, SEAWEEDFS, CLOUDNATIVE_PG)}

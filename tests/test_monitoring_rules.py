@@ -210,7 +210,8 @@ def test_endpoint_alerts_select_both_versions_of_the_endpoint():
 
 def test_watched_deployments_and_quota_are_the_ones_the_program_declares():
     cfg, result = stack_cfg("prod"), run_stack("prod")
-    deployments = {(obj.namespace, obj.k8s_name) for obj in result.of_kind("Deployment")}
+    deployments = {(obj.namespace, obj.k8s_name) for obj in result.of_kind("Deployment")
+                   if "ai-platform/endpoint" in obj.inputs["metadata"]["labels"]}
     # KServe Standard mode runs an InferenceService <name> as the Deployment <name>-predictor.
     deployments |= {(obj.namespace, f"{obj.k8s_name}-predictor") for obj in result.of_kind("InferenceService")}
     watched = {(endpoint.tenant, name) for endpoint in cfg.models for name in endpoint_deployments(endpoint)}

@@ -143,7 +143,8 @@ def test_grafana_admin_comes_from_the_generated_secret(stack_run, cfg):
     assert grafana["admin"]["passwordKey"] == upstream["passwordKey"] == stack.GRAFANA_PASSWORD_KEY
     assert "adminPassword" not in grafana
     assert secret.inputs["type"] == "Opaque"
-    (password,) = [r for r in stack_run.resources if r.type == PASSWORD_TYPE]
+    component = next(r for r in stack_run.resources if r.type == COMPONENT_TYPE)
+    (password,) = [r for r in stack_run.resources if r.type == PASSWORD_TYPE and r.parent == component.urn]
     assert password.inputs["length"] == 32 and password.inputs["special"] is False
     assert password.urn in secret.dependencies
     assert secret.urn in release(stack_run, "kube-prometheus-stack").dependencies
@@ -262,7 +263,8 @@ def test_one_pod_monitor_per_endpoint_version(stack_run, cfg):
             assert {k: scrape[k] for k in ("port", "portNumber") if k in scrape} == port
             assert scrape["scheme"] == ("https" if mesh else "http")
             assert spec.get("scrapeClass") == ("istio-mtls" if mesh else None)
-    endpoint_monitors = {(m.namespace, m.k8s_name) for m in stack_run.of_kind("PodMonitor") if m.k8s_name != "istio-proxies"}
+    endpoint_monitors = {(m.namespace, m.k8s_name) for m in stack_run.of_kind("PodMonitor")
+                         if "ai-platform/endpoint" in m.inputs["metadata"]["labels"]}
     assert endpoint_monitors == expected
     assert len(expected) > len(cfg.models) or not any(e.canary for e in cfg.models)
 
@@ -345,7 +347,8 @@ def test_monitoring_off_removes_everything_it_owns(monitoring_off):
     assert not [r for r in monitoring_off.releases if r.inputs["chart"] == "kube-prometheus-stack"]
     assert not [r for r in monitoring_off.of_kind("Namespace") if r.k8s_name == cfg_namespace]
     assert not [r for r in monitoring_off.of_kind("Secret") if r.k8s_name == "grafana-admin"]
-    assert not [r for r in monitoring_off.resources if r.type in (PASSWORD_TYPE, COMPONENT_TYPE)]
+    assert not [r for r in monitoring_off.resources if r.type == COMPONENT_TYPE]
+    assert not [r for r in monitoring_off.resources if r.type == PASSWORD_TYPE and "grafana" in r.name]
     assert not monitors(monitoring_off)
     assert not [r for r in monitoring_off.resources if "monitoring.coreos.com" in r.type]
     assert not [c for c in monitoring_off.of_kind("ConfigMap") if "grafana_dashboard" in c.inputs["metadata"]["labels"]]

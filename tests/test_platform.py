@@ -58,3 +58,12 @@ def test_volcano_off_removes_release_and_queues():
     assert not result.of_kind("Queue")
     assert len(result.of_kind("ResourceQuota")) == 2
     assert result.outputs["tenants"]["research"]["queue"] is None
+
+
+def test_stack_outputs_give_each_shared_service_url(stack_run, cfg):
+    expected = {}
+    if cfg.mlflow.enabled:
+        expected["mlflow"] = f"http://mlflow.{cfg.namespaces.mlflow}.svc:5000"
+    if cfg.milvus.enabled:
+        expected["milvus"] = f"milvus.{cfg.namespaces.milvus}.svc:19530"
+    assert stack_run.outputs["services"] == expected

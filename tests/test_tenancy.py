@@ -166,8 +166,11 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
         assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
         sources = policies["allow-from-platform"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]
         assert sorted(sources["values"]) == sorted([namespaces.ingress, namespaces.monitoring])
-        targets = policies["allow-to-shared-services"]["egress"][0]["to"][0]["namespaceSelector"]["matchExpressions"]
-        assert sorted(targets[0]["values"]) == sorted(namespaces.shared_services)
+        shared = {(r["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], r["ports"][0]["port"]):
+                  r["to"][0]["podSelector"]["matchLabels"] for r in policies["allow-to-shared-services"]["egress"]}
+        assert set(shared) == ({(namespaces.mlflow, 5000)} if cfg.mlflow.enabled else set()) | (
+            {(namespaces.milvus, 19530)} if cfg.milvus.enabled else set())
+        assert all(labels for labels in shared.values())  # the serving pods only, not the whole namespace
 
 
 def test_mesh_traffic_is_allowed_exactly_as_the_mesh_needs(stack_run, cfg):
@@ -205,8 +208,9 @@ def test_network_policies_follow_configured_namespace_names():
     policies = _policies(result, "research")
     ingress = policies["allow-from-platform"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]
     assert sorted(ingress["values"]) == ["edge", "observability"]
-    egress = policies["allow-to-shared-services"]["egress"][0]["to"][0]["namespaceSelector"]["matchExpressions"][0]
-    assert sorted(egress["values"]) == ["milvus", "tracking"]
+    egress = {r["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+              for r in policies["allow-to-shared-services"]["egress"]}
+    assert egress == {"milvus", "tracking"}
 
 
 def test_queue_capability_equals_quota_and_waits_for_volcano(stack_run, cfg):
@@ -235,3 +239,26 @@ def test_prod_tenants_are_distinct():
 
 def test_stack_outputs_name_each_tenant_namespace_and_queue(stack_run, cfg):
     assert stack_run.outputs["tenants"] == {t.name: {"namespace": t.name, "queue": t.name} for t in cfg.tenants}
+
+
+def test_shared_service_namespaces_admit_tenants_only_on_the_serving_port(stack_run, cfg):
+    for namespace, port in ((cfg.namespaces.mlflow, 5000), (cfg.namespaces.milvus, 19530)):
+        policies = {p.k8s_name: p.inputs["spec"] for p in stack_run.of_kind("NetworkPolicy") if p.namespace == namespace}
+        assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+        (rule,) = policies["allow-from-tenants"]["ingress"]
+        assert rule["from"] == [{"namespaceSelector": {"matchExpressions": [
+            {"key": "ai-platform/tenant", "operator": "Exists"}]}}]
+        assert rule["ports"] == [{"protocol": "TCP", "port": port}]
+        assert policies["allow-from-tenants"]["podSelector"]["matchLabels"]
+        sources = policies["allow-from-monitoring"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"]
+        assert sources[0]["values"] == [cfg.namespaces.monitoring]
+
+
+def test_tenants_reach_only_the_services_that_exist():
+    config = config_copy()
+    config["ai-platform:mlflow"] = {"enabled": False}
+    result = run("dev", config)
+    assert result.error is None, result.error
+    (rule,) = _policies(result, "research")["allow-to-shared-services"]["egress"]
+    assert rule["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "milvus"}
+    assert not [p for p in result.of_kind("NetworkPolicy") if p.namespace == "mlflow"]

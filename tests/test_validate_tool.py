@@ -247,6 +247,63 @@ def test_istio_gateway_schema_checks_top_level_values():
     assert any("values.autoscalng: not in upstream values.yaml (did you mean autoscaling?)" in e for e in errors)
 
 
+def test_key_documented_as_commented_example_in_its_mapping_passes():
+    """SeaweedFS documents s3.createBuckets and s3.credentials only as commented-out examples under s3."""
+    values = {"s3": {"enabled": True, "createBuckets": [{"name": "mlflow"}],
+                     "credentials": {"admin": {"existingSecret": "s3-keys", "accessKeyKey": "id"}}}}
+    assert validate_helm_values("seaweedfs", values) == []
+
+
+def test_commented_example_keys_keep_their_checks():
+    errors = validate_helm_values("seaweedfs", {"s3": {"createBucket": [{"name": "mlflow"}],
+                                                       "credentials": {"admin": {"existingSecrt": "s3-keys"}}}})
+    assert len(errors) == 2
+    assert errors[0].startswith("seaweedfs: values.s3.createBucket: not in upstream values.yaml")
+    assert "values.s3.credentials.admin.existingSecrt" in errors[1] and "existingSecret" in errors[1]
+
+
+def test_commented_example_elsewhere_in_the_file_does_not_count():
+    """createBuckets is commented out under s3 and filer.s3, not at the top level or under master."""
+    for values in ({"createBuckets": []}, {"master": {"createBuckets": []}}):
+        errors = validate_helm_values("seaweedfs", values)
+        assert len(errors) == 1 and "mentions it only in a comment" in errors[0]
+
+
+def test_real_keys_stay_checked_below_a_commented_example_of_the_same_key():
+    """master.data is set for real and also shown commented out: its keys are still checked."""
+    assert validate_helm_values("seaweedfs", {"master": {"data": {"type": "persistentVolumeClaim"}}}) == []
+    errors = validate_helm_values("seaweedfs", {"master": {"data": {"typ": "persistentVolumeClaim"}}})
+    assert len(errors) == 1 and "values.master.data.typ" in errors[0]
+
+
+def test_commented_keys_follow_indentation_and_skip_block_scalars(tmp_path, monkeypatch):
+    _write(tmp_path / "demo" / "Chart.yaml", "name: demo\nversion: 1.0.0\n")
+    _write(tmp_path / "demo" / "values.yaml", """\
+        server:
+          port: 80
+          # extraPorts:
+          #   - 8080
+          # tls:
+          #   secretName: ""
+          affinity: |
+            # notAKey: inside a block scalar
+            podAntiAffinity: {}
+          # Example: prose, not a key (upper-case)
+        resources: {}
+        # limits:
+        #   cpu: 1
+        """)
+    monkeypatch.setenv("AI_PLATFORM_UPSTREAM", str(tmp_path))
+    ok = {"server": {"extraPorts": [8080], "tls": {"secretName": "t"}}, "resources": {"limits": {"cpu": 1}}}
+    assert validate_helm_values("demo", ok) == []
+    bad = {"server": {"tls": {"secretNam": "t"}, "notAKey": 1, "Example": 1, "limits": 1}, "extraPorts": [],
+           "limits": {"cpu": 1}}
+    errors = validate_helm_values("demo", bad)
+    assert sorted(e.split(":")[1].strip() for e in errors) == [
+        "values.extraPorts", "values.limits", "values.server.Example", "values.server.limits",
+        "values.server.notAKey", "values.server.tls.secretNam"]
+
+
 # --- CLI ----------------------------------------------------------------------------------------------------
 
 

@@ -5,8 +5,9 @@
 * Custom resources are checked against the CustomResourceDefinitions the upstream charts install
   (``<upstream>/**/crds/*.yaml``), converted to JSON Schema the way the API server applies a structural schema.
 * Helm values are checked key by key against the chart's upstream ``values.yaml`` (and its subcharts'; Istio's
-  defaults under ``_internal_defaults_do_not_set`` count as top-level keys), and against ``values.schema.json``
-  where the chart ships one.
+  defaults under ``_internal_defaults_do_not_set`` count as top-level keys; a key the file documents only as a
+  commented-out example inside its parent mapping, such as SeaweedFS's ``s3.createBuckets``, counts too), and
+  against ``values.schema.json`` where the chart ships one.
 
 The upstream data folder is ``$AI_PLATFORM_UPSTREAM`` or ``<repo root>/../shared/upstream`` (see its SOURCES.md).
 
@@ -332,6 +333,76 @@ def _user_values(chart_dir: Path) -> dict:
     return {**lifted, **{key: {} for key in ISTIO_PASSTHROUGH if key in lifted}}
 
 
+# A mapping key in values.yaml (not a list item, not a comment), and a commented-out one (``# key:``, ``#   key: v``).
+_KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w.-]*|\"[^\"]+\"|'[^']+') *:(?P<rest>.*)$")
+_COMMENTED_KEY_LINE = re.compile(r"^(?P<indent> *)#(?P<gap> +)(?P<key>[a-z_][\w-]*):(?:\s.*)?$")
+_BLOCK_SCALAR = re.compile(r"^\s*[|>][-+0-9]*\s*(#.*)?$")
+
+
+@functools.cache
+def _commented_keys(chart_dir: Path) -> dict:
+    """Keys the chart's values.yaml documents only as commented-out examples, as a tree by where they sit.
+
+    Charts such as SeaweedFS's document optional keys that way (``s3.createBuckets``, ``s3.credentials``): the
+    templates read them, values.yaml sets no default. A comment line ``# key:`` counts as a key of the mapping
+    whose keys are indented like it (the column of ``#`` plus the spaces after it, less the one that separates
+    ``#`` from the text); further commented lines indented deeper are its keys. Commented keys at the top level do
+    not count: a comment in column 0 is as often an example of the preceding key's value (mlflow's ``# limits:``
+    after ``resources: {}``) as a top-level key. Lines inside block scalars
+    (``affinity: |``) are text, not keys. Istio's commented keys under its internal defaults count at the top, like
+    the defaults. _with_commented adds only keys the file does not set for real, so those keep their checks. Below
+    a commented key without commented keys of its own, anything goes (as below a null or empty default).
+    """
+    tree: dict = {}
+    stack: list[tuple[int, str | None]] = []  # (indent, key) of the mappings the line is in, real or commented
+    block_indent: int | None = None
+    for line in _read_text(chart_dir / "values.yaml").splitlines():
+        text = line.lstrip(" ")
+        if not text:
+            continue
+        indent = len(line) - len(text)
+        if block_indent is not None and indent > block_indent:
+            continue
+        block_indent = None
+        if text.startswith("#"):
+            match = _COMMENTED_KEY_LINE.match(line)
+            if not match:
+                continue
+            indent, key, commented = len(match["indent"]) + len(match["gap"]) - 1, match["key"], True
+        else:
+            match = _KEY_LINE.match(line)
+            if not match:
+                continue
+            key, commented = match["key"].strip("\"'"), False
+            if _BLOCK_SCALAR.match(match["rest"]):
+                block_indent = indent
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        if commented and (not stack or None in (parent for _, parent in stack)):
+            key = None  # a top-level comment is as often the preceding value's example: not counted, nor below it
+        elif commented:
+            node = tree
+            for _, parent in stack:
+                node = node.setdefault(parent, {})
+            node.setdefault(key, {})
+        stack.append((indent, key))
+    lifted = tree.pop(ISTIO_DEFAULTS, None)
+    return {**lifted, **tree} if isinstance(lifted, dict) else tree
+
+
+def _with_commented(values: Any, commented: dict) -> Any:
+    """``values`` plus the commented-out keys it does not set (see _commented_keys)."""
+    if not isinstance(values, dict):
+        return values
+    merged = dict(values)
+    for key, below in commented.items():
+        if key not in values:
+            merged[key] = below
+        elif isinstance(values[key], dict) and values[key]:
+            merged[key] = _with_commented(values[key], below)
+    return merged
+
+
 @functools.cache
 def _read_text(path: Path) -> str:
     return path.read_text() if path.is_file() else ""
@@ -388,6 +459,7 @@ def _check_chart(chart: str, chart_dir: Path, ours: dict, sections: list[dict], 
     search for commented-out keys.
     """
     own = _user_values(chart_dir)
+    documented = _with_commented(own, _commented_keys(chart_dir))  # for the key check only
     rel = chart_dir.relative_to(upstream_dir() / chart)
     top = rel == Path(".")
     where = "upstream values.yaml" if top else f"upstream {rel}/values.yaml or the parent's {chart_dir.name} section"
@@ -395,7 +467,7 @@ def _check_chart(chart: str, chart_dir: Path, ours: dict, sections: list[dict], 
     subcharts = {k: v for k, v in ours.items()
                  if k != "global" and isinstance(v, dict) and (chart_dir / "charts" / str(k)).is_dir()}
     plain = {k: v for k, v in ours.items() if k != "global" and k not in subcharts}
-    trees = [t for t in (own, *sections) if t]
+    trees = [t for t in (documented, *sections) if t]
     errors: list[str] = []
 
     if globals_ and isinstance(ours.get("global"), dict):

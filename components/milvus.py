@@ -1,0 +1,274 @@
+"""``Milvus``: the vector database the tenants share, standalone in dev, cluster in prod.
+
+Owns:
+- the Milvus namespace, Pod Security ``baseline``: the chart sets no securityContext on the Milvus pods (the
+  ``milvusdb/milvus`` image runs as root) and its bundled etcd (Bitnami etcd chart, image ``milvusdb/etcd``) runs as
+  UID 1001 without dropping capabilities or a seccomp profile, so ``restricted`` would reject both; nothing asks
+  for host namespaces, hostPath or privilege, which ``baseline`` forbids;
+- the root password: a generated password (``RandomPassword``, 32 characters) in the Secret ``milvus-root`` (keys
+  ``username``/``password``);
+- with the in-cluster object store: the Secret ``milvus-object-store`` holding the store's generated S3 keys (keys
+  ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, the same keys ``objectStore.credentialsSecret`` must have);
+- the Helm release ``milvus`` of the pinned chart: ``standalone`` (one pod) or ``cluster`` (proxy, mixCoordinator,
+  queryNode, dataNode, streamingNode) per ``milvus.mode``, with etcd (the chart's bundled subchart) as metadata store.
+
+Dependencies the 5.0 chart / Milvus 2.6 expect. Object storage is the platform's store, never the chart's MinIO
+(``minio.enabled: false``, ``externalS3.*``: host/port/TLS from the store's endpoint URL, or AWS S3 of the region;
+bucket ``objectStore.milvusBucket``). The write-ahead log is Woodpecker embedded in the streaming node (standalone:
+in the standalone pod) on that same object storage (``woodpecker.enabled``, ``streaming.woodpecker.embedded``,
+``storage.type: minio``), as the Milvus 2.6 Helm guide installs it; Pulsar (the chart's default ``pulsarv3``) and
+Kafka stay off. So ``milvus.storage.messageQueue`` sizes the standalone pod's data volume (``/var/lib/milvus``);
+a cluster has no message-queue volume: its log lives in the bucket. ``milvus.storage.etcd`` sizes etcd's volumes;
+``storageClass`` applies to both.
+
+Credentials never go into Helm values. The chart renders ``externalS3.accessKey``/``secretKey`` in clear into its
+ConfigMap (zilliztech/milvus-helm#296), so they stay empty. Milvus reads every configuration key also from the
+environment, and the environment wins over the files: its config manager adds an environment source whose keys are
+lower-cased with ``_`` and ``.`` removed, at a higher priority than the YAML files. ``MINIO_ACCESS_KEY_ID`` and
+``MINIO_SECRET_ACCESS_KEY`` (documented for ``minio.accessKeyID``/``minio.secretAccessKey``) therefore override
+the empty keys, and ``COMMON_SECURITY_DEFAULTROOTPASSWORD`` sets ``common.security.defaultRootPassword``, the root
+password rootcoord gives the ``root`` user when it first creates it. Each comes from a ``secretKeyRef`` in the chart's
+per-component ``extraEnv``: the S3 keys in every Milvus pod (all of them load the storage config), the root password
+only where rootcoord runs (standalone, mixCoordinator). With an external store and ``serviceAccountAnnotations`` (no
+``credentialsSecret``) there are no keys at all: ``externalS3.useIAM`` and the annotations on the chart's
+ServiceAccount ``milvus`` (workload identity). Authentication is on (``common.security.authorizationEnabled`` in
+``extraConfigFiles.user.yaml``). The root password applies at first start only: changing the Secret later does not
+change the password of an existing installation (do that with the Milvus API).
+
+Clients reach the gRPC API at ``url`` (``milvus.<namespace>.svc:19530``); the pods behind it (the standalone pod or the
+proxies) carry ``pod_labels``, for NetworkPolicies. Metrics are on; with monitoring, the chart's ServiceMonitor
+(labelled ``app.kubernetes.io/part-of: ai-platform`` so that Prometheus selects it) and the release waits for the
+monitoring release that installs its CRD. ``cluster.imageRegistry`` replaces the registry of the Milvus and etcd
+images; the chart pins their tags. The chart keeps the standalone data PVC (``helm.sh/resource-policy: keep``) and
+etcd's StatefulSet PVCs on uninstall: delete them by hand to drop the data.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+import yaml
+
+from config import versions
+from config.model import Cluster, Namespaces, ObjectStore
+from config.model import Milvus as MilvusConfig
+
+from .meta import PART_OF, helm_release, metadata, mirrored, platform_namespace
+
+COMPONENT = "milvus"
+POD_SECURITY = "baseline"
+RELEASE = versions.MILVUS.name
+# The chart's fullname is the release name when it contains the chart name: Service `milvus`, port 19530.
+SERVICE = RELEASE
+PORT = 19530
+
+ROOT_SECRET = "milvus-root"
+ROOT_USER = "root"
+ROOT_USER_KEY = "username"
+ROOT_PASSWORD_KEY = "password"
+S3_SECRET = "milvus-object-store"
+# The keys of the store's credentials Secret (objectStore.credentialsSecret documents them for external stores).
+S3_ACCESS_KEY = "AWS_ACCESS_KEY_ID"
+S3_SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
+SERVICE_ACCOUNT = "milvus"
+
+# Environment variables Milvus maps onto minio.accessKeyID, minio.secretAccessKey, common.security.defaultRootPassword.
+ENV_ACCESS_KEY = "MINIO_ACCESS_KEY_ID"
+ENV_SECRET_KEY = "MINIO_SECRET_ACCESS_KEY"
+ENV_ROOT_PASSWORD = "COMMON_SECURITY_DEFAULTROOTPASSWORD"
+
+# Values sections of the Milvus pods per mode (all load the storage config), and where rootcoord runs.
+COMPONENTS = {"standalone": ["standalone"],
+              "cluster": ["proxy", "mixCoordinator", "queryNode", "dataNode", "streamingNode"]}
+ROOTCOORD = {"standalone": "standalone", "cluster": "mixCoordinator"}
+# The chart's pod labels: its matchLabels (app.kubernetes.io/name is the chart name) plus `component`.
+API_COMPONENT = {"standalone": "standalone", "cluster": "proxy"}
+
+
+def _resources(cpu: str, memory: str, memory_limit: str) -> dict:
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
+
+
+# Requests for a development standalone pod and for a production cluster (replicas, requests, memory limits; no CPU
+# limits: Milvus's search threads are latency-sensitive and CPU throttling hurts more than it protects).
+STANDALONE_RESOURCES = _resources("1", "4Gi", "8Gi")
+CLUSTER_SIZING = {
+    "proxy": (2, _resources("1", "2Gi", "4Gi")),
+    "mixCoordinator": (2, _resources("1", "2Gi", "4Gi")),  # two with active-standby
+    "queryNode": (2, _resources("4", "16Gi", "32Gi")),
+    "dataNode": (2, _resources("2", "4Gi", "8Gi")),
+    "streamingNode": (2, _resources("2", "4Gi", "8Gi")),
+}
+ETCD_SIZING = {"standalone": (1, _resources("100m", "256Mi", "1Gi")),
+               "cluster": (3, _resources("500m", "1Gi", "2Gi"))}
+
+
+def proxy_pod_labels(mode: str) -> dict[str, str]:
+    """Labels of the pods serving the gRPC API: the standalone pod, or the proxies of a cluster."""
+    return {"app.kubernetes.io/name": versions.MILVUS.name, "app.kubernetes.io/instance": RELEASE,
+            "component": API_COMPONENT[mode]}
+
+
+def _parse_endpoint(url: str) -> dict:
+    """host, port and TLS of an S3 endpoint URL (``http(s)://host[:port]``)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"object store endpoint {url!r}: expected http(s)://host[:port]")
+    if parts.path not in ("", "/") or parts.query:
+        # Milvus's S3 client refuses endpoints with paths ("Endpoint url cannot have fully qualified paths").
+        raise ValueError(f"object store endpoint {url!r}: Milvus needs host and port only, no path")
+    tls = parts.scheme == "https"
+    return {"host": parts.hostname, "port": parts.port or (443 if tls else 80), "useSSL": tls}
+
+
+def s3_location(store: ObjectStore, endpoint: pulumi.Input[str] | None) -> dict:
+    """``externalS3`` host, port and useSSL: the in-cluster store's endpoint, the external endpoint, or AWS S3."""
+    if store.mode == "in-cluster":
+        if endpoint is None:
+            raise ValueError("Milvus with the in-cluster object store needs the store's endpoint")
+        if isinstance(endpoint, str):
+            return _parse_endpoint(endpoint)
+        parsed = pulumi.Output.from_input(endpoint).apply(_parse_endpoint)
+        return {key: parsed.apply(lambda p, key=key: p[key]) for key in ("host", "port", "useSSL")}
+    if store.endpoint is not None:
+        return _parse_endpoint(str(store.endpoint))
+    return {"host": f"s3.{store.region}.amazonaws.com", "port": 443, "useSSL": True}
+
+
+def uses_iam(store: ObjectStore) -> bool:
+    """Workload identity instead of keys: an external store without ``credentialsSecret`` (the config model then
+    requires ``serviceAccountAnnotations``)."""
+    return store.mode == "external" and not store.credentials_secret
+
+
+def credentials_secret(store: ObjectStore) -> str | None:
+    """Name of the Secret (in the Milvus namespace) whose S3 keys Milvus gets, or None with workload identity."""
+    if store.mode == "in-cluster":
+        return S3_SECRET
+    return store.credentials_secret
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def component_env(mode: str, component: str, s3_secret: str | None) -> list[dict]:
+    """``extraEnv`` of one Milvus component: S3 keys and (where rootcoord runs) the root password, from Secrets."""
+    env = []
+    if s3_secret:
+        env += [_secret_env(ENV_ACCESS_KEY, s3_secret, S3_ACCESS_KEY),
+                _secret_env(ENV_SECRET_KEY, s3_secret, S3_SECRET_KEY)]
+    if component == ROOTCOORD[mode]:
+        env.append(_secret_env(ENV_ROOT_PASSWORD, ROOT_SECRET, ROOT_PASSWORD_KEY))
+    return env
+
+
+def user_config() -> str:
+    """``extraConfigFiles.user.yaml``: authentication on; nothing secret (the root password comes from the env)."""
+    return yaml.safe_dump({"common": {"security": {"authorizationEnabled": True}}}, sort_keys=False)
+
+
+def helm_values(milvus: MilvusConfig, store: ObjectStore, cluster: Cluster, endpoint: pulumi.Input[str] | None,
+                metrics_monitor: bool) -> dict:
+    """Values of the Milvus chart (keys checked against the upstream values.yaml by the schema tier)."""
+    mode, storage = milvus.mode, milvus.storage
+    s3_secret = credentials_secret(store)
+    iam = uses_iam(store)
+
+    s3 = {"enabled": True, **s3_location(store, endpoint), "bucketName": store.buckets["milvus"],
+          "rootPath": "files", "useIAM": iam, "cloudProvider": "aws", "region": store.region,
+          "useVirtualHost": False}
+
+    etcd_replicas, etcd_resources = ETCD_SIZING[mode]
+    etcd_persistence: dict = {"enabled": True, "size": storage.etcd}
+    if storage.storage_class:
+        etcd_persistence["storageClass"] = storage.storage_class
+    etcd: dict = {"enabled": True, "replicaCount": etcd_replicas, "persistence": etcd_persistence,
+                  "resources": etcd_resources, "pdb": {"create": etcd_replicas > 1}}
+
+    service_account: dict = {"create": True, "name": SERVICE_ACCOUNT,
+                             "labels": {"app.kubernetes.io/part-of": PART_OF}}
+    if store.service_account_annotations:
+        service_account["annotations"] = dict(store.service_account_annotations)
+
+    values: dict = {
+        "cluster": {"enabled": mode == "cluster"},
+        "labels": {"app.kubernetes.io/part-of": PART_OF},
+        "serviceAccount": service_account,
+        "extraConfigFiles": {"user.yaml": user_config()},
+        "metrics": {"enabled": True, "serviceMonitor": {
+            "enabled": metrics_monitor, "additionalLabels": {"app.kubernetes.io/part-of": PART_OF}}},
+        "minio": {"enabled": False},
+        "externalS3": s3,
+        "etcd": etcd,
+        # Write-ahead log: Woodpecker embedded in the streaming node / standalone pod, on the object store.
+        "streaming": {"enabled": True, "woodpecker": {"embedded": True, "storage": {"type": "minio"}}},
+        "woodpecker": {"enabled": True},
+        "pulsarv3": {"enabled": False},
+        "pulsar": {"enabled": False},
+        "kafka": {"enabled": False},
+        "attu": {"enabled": False},
+    }
+    if mode == "standalone":
+        persistence: dict = {"enabled": True, "persistentVolumeClaim": {"size": storage.message_queue}}
+        if storage.storage_class:
+            persistence["persistentVolumeClaim"]["storageClass"] = storage.storage_class
+        values["standalone"] = {"messageQueue": "woodpecker", "resources": STANDALONE_RESOURCES,
+                                "persistence": persistence,
+                                "extraEnv": component_env(mode, "standalone", s3_secret)}
+    else:
+        for component, (replicas, resources) in CLUSTER_SIZING.items():
+            values[component] = {"replicas": replicas, "resources": resources}
+            env = component_env(mode, component, s3_secret)
+            if env:
+                values[component]["extraEnv"] = env
+        values["mixCoordinator"]["activeStandby"] = {"enabled": True}
+    if cluster.image_registry:
+        values["image"] = {"all": {"repository": mirrored(versions.MILVUS_IMAGE, cluster.image_registry)}}
+        etcd["image"] = {"registry": cluster.image_registry}
+    return values
+
+
+class Milvus(pulumi.ComponentResource):
+    """Milvus namespace, root password and S3 key Secrets, and the Milvus release (see the module docstring)."""
+
+    def __init__(self, name: str, milvus: MilvusConfig, store: ObjectStore, cluster: Cluster, namespaces: Namespaces,
+                 object_store_endpoint: pulumi.Input[str] | None,
+                 object_store_credentials: tuple[pulumi.Output, pulumi.Output] | None,
+                 depends_on: list[pulumi.Resource], monitoring: pulumi.Resource | None,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:milvus:Milvus", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.namespace = platform_namespace(f"{name}-namespace", namespaces.milvus, COMPONENT, POD_SECURITY,
+                                            cluster.kubernetes_version, self)
+        ns = self.namespace.metadata.name
+
+        self.root_password = random.RandomPassword(f"{name}-root-password", length=32, special=False, opts=child)
+        self.root_secret = k8s.core.v1.Secret(
+            f"{name}-root", metadata=metadata(ROOT_SECRET, COMPONENT, namespace=ns), type="Opaque",
+            string_data={ROOT_USER_KEY: ROOT_USER, ROOT_PASSWORD_KEY: self.root_password.result}, opts=child)
+        secrets: list[pulumi.Resource] = [self.root_secret]
+
+        self.s3_secret = None
+        if store.mode == "in-cluster":
+            if object_store_credentials is None:
+                raise ValueError("Milvus with the in-cluster object store needs the store's generated credentials")
+            access_key, secret_key = object_store_credentials
+            self.s3_secret = k8s.core.v1.Secret(
+                f"{name}-object-store", metadata=metadata(S3_SECRET, COMPONENT, namespace=ns), type="Opaque",
+                string_data={S3_ACCESS_KEY: pulumi.Output.secret(access_key),
+                             S3_SECRET_KEY: pulumi.Output.secret(secret_key)},
+                opts=child)
+            secrets.append(self.s3_secret)
+
+        values = helm_values(milvus, store, cluster, object_store_endpoint, metrics_monitor=monitoring is not None)
+        self.release = helm_release(f"{name}-release", versions.MILVUS, ns, values, self,
+                                    depends_on=[*secrets, *depends_on, *([monitoring] if monitoring else [])],
+                                    timeout=900, release_name=RELEASE)
+        self.port = PORT
+        self.url = f"{SERVICE}.{namespaces.milvus}.svc:{PORT}"
+        self.pod_labels = proxy_pod_labels(milvus.mode)
+        self.register_outputs({"namespace": ns, "release": self.release.name, "url": self.url})

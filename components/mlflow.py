@@ -1,0 +1,297 @@
+"""``Mlflow``: the shared MLflow tracking server, its Postgres backend and its S3 artifact store wiring.
+
+Server: a Deployment this module owns, not the community ``mlflow`` chart (1.11.5). The chart could take the
+database password and S3 keys from Secrets (``backendStore.existingDatabaseSecret``,
+``artifactRoot.s3.existingSecret``) and its Bitnami postgresql/mysql and MinIO subcharts can stay off, but it is built
+around its own image ``burakince/mlflow:3.15.1`` (a community build, behind the pinned release; its init containers
+run scripts that image ships), it generates a Flask secret key Secret in a template (``randAlphaNum``: a credential
+Pulumi neither generates nor sees, new on every ``helm template``), and it writes the Prometheus multiprocess files to
+``/mlflow/metrics``, which the official image cannot write with a read-only root file system. The Deployment runs
+the pinned official image ``ghcr.io/mlflow/mlflow:<MLFLOW_VERSION>-full``: the plain image ships neither psycopg2
+nor boto3, the ``-full`` variant of the same release does.
+
+Owns:
+- the MLflow namespace ``namespaces.mlflow``, Pod Security ``restricted``: the server runs as uid/gid 1000 (the image
+  defines no user: ``runAsUser`` is set, ``HOME=/tmp``), ``runAsNonRoot``, seccomp ``RuntimeDefault``, no privilege
+  escalation, every capability dropped, read-only root file system with an ``emptyDir`` on ``/tmp`` (Prometheus
+  multiprocess files, job queue); CloudNativePG's Postgres pods run non-root with the same restrictions;
+- the backend store. ``in-cluster``: the CloudNativePG operator (namespace ``namespaces.cnpg``, Pod Security
+  ``restricted``: the chart's operator pod is non-root, RuntimeDefault, capabilities dropped; release
+  ``cloudnative-pg`` of the pinned chart, CRDs from the chart as templates (``crds.create``) with
+  ``helm.sh/resource-policy: keep``, so a pin change upgrades them and removing the release keeps them), the app
+  user's password (``RandomPassword``, 32 letters and digits) in the ``kubernetes.io/basic-auth`` Secret
+  ``mlflow-db-credentials`` (``username``/``password``), and the CNPG ``Cluster`` ``mlflow-db`` (PostgreSQL 18,
+  ``database.instances``, ``size``, ``storageClass``; ``bootstrap.initdb`` creates ``database.name`` owned by
+  ``database.user`` with that Secret; no superuser access), which ``depends_on`` the operator release (it installs the
+  CRD and the webhook) and reaches the server as ``mlflow-db-rw.<ns>.svc:5432``. ``external``: nothing is created;
+  the password comes from the existing Secret ``database.passwordSecret`` (key ``password``);
+- the artifact store. In-cluster SeaweedFS: the store's generated keys copied into the Secret ``mlflow-s3``
+  (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``) and ``MLFLOW_S3_ENDPOINT_URL`` set to the gateway. External S3: the
+  existing Secret ``objectStore.credentialsSecret`` referenced by name, or the workload identity
+  ``objectStore.serviceAccountAnnotations`` on the ServiceAccount ``mlflow``; ``MLFLOW_S3_ENDPOINT_URL`` only for a
+  custom ``objectStore.endpoint``. Bucket ``objectStore.buckets["mlflow"]``. The server proxies artifacts
+  (``--serve-artifacts --artifacts-destination s3://<bucket>``): clients in tenant namespaces log and fetch
+  artifacts through MLflow and never hold S3 credentials;
+- the server: ServiceAccount, Deployment ``mlflow`` (``mlflow.replicas``, requests == limits from
+  ``mlflow.resources``, startup/readiness/liveness probes on ``/health``, rolling updates without unavailability, a
+  PodDisruptionBudget with more than one replica), Service ``mlflow`` (port ``http`` 5000), and with monitoring a
+  PodMonitor on the server's ``/metrics`` (``--expose-prometheus``) and one on the CNPG instances' exporter (port
+  ``metrics``; the Cluster's own ``monitoring.enablePodMonitor`` is deprecated).
+
+Credentials never appear in a value: the backend store URI names host, port and database only
+(``postgresql+psycopg2://<host>:<port>/<db>``); libpq takes the user and password from ``PGUSER``/``PGPASSWORD``,
+which come from the Secret by ``secretKeyRef`` (so any password works, no URL quoting, and it is in no process
+argument). The S3 keys come the same way. Host header checks (MLflow's ``--allowed-hosts``, by
+``MLFLOW_SERVER_ALLOWED_HOSTS``) accept the Service's names, localhost and private addresses (Prometheus scrapes by
+pod IP); ``/health`` is exempt.
+
+Database schema: on an empty database the server creates MLflow's tables at start. A new MLflow pin whose schema
+changed refuses to start on the old schema: run ``mlflow db upgrade`` with the new image first (same environment).
+``cluster.imageRegistry`` replaces the registry of the MLflow, Postgres and operator images (tags stay pinned).
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from config import versions
+from config.model import Cluster, Namespaces
+from config.model import Mlflow as MlflowConfig
+from config.model import ObjectStore as ObjectStoreConfig
+
+from .meta import PART_OF, helm_release, labels, metadata, mirrored, platform_namespace
+from .objectstore import ACCESS_KEY_ID, SECRET_ACCESS_KEY, ObjectStore
+
+COMPONENT = "mlflow"
+POD_SECURITY = "restricted"
+CNPG_COMPONENT = "cloudnative-pg"
+CNPG_POD_SECURITY = "restricted"
+CNPG_RELEASE = versions.CLOUDNATIVE_PG.name
+
+SERVER = "mlflow"
+PORT = 5000
+PORT_NAME = "http"
+# Labels of the tracking server's pods (the Deployment's selector), for NetworkPolicies and monitors.
+SERVER_POD_LABELS = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/component": COMPONENT}
+SERVICE_ACCOUNT = "mlflow"
+UID = 1000
+TMP = "/tmp"
+PROMETHEUS_DIR = f"{TMP}/prometheus"
+
+DB_CLUSTER = "mlflow-db"
+# Not CNPG's own "<cluster>-app" name: the operator creates and manages that Secret when initdb names none.
+DB_APP_SECRET = f"{DB_CLUSTER}-credentials"
+DB_PORT = 5432
+DB_METRICS_PORT = "metrics"  # the CNPG instances' exporter port (9187)
+CNPG_CLUSTER_LABEL = "cnpg.io/cluster"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+S3_SECRET = "mlflow-s3"
+PASSWORD_KEY = "password"
+USERNAME_KEY = "username"
+
+# MLflow's default allowed hosts (localhost and RFC 1918/4193 private addresses, mlflow/server/security_utils.py),
+# restated because setting MLFLOW_SERVER_ALLOWED_HOSTS replaces them.
+PRIVATE_HOSTS = ["localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*", "10.*", "192.168.*",
+                 *[f"172.{i}.*" for i in range(16, 32)], "fc00:*", "fd00:*"]
+
+
+def allowed_hosts(namespace: str) -> list[str]:
+    """Host headers the server accepts: the Service's in-cluster names (with any port), then the defaults."""
+    names = [SERVER, f"{SERVER}.{namespace}", f"{SERVER}.{namespace}.svc", f"{SERVER}.{namespace}.svc.cluster.local"]
+    return [host for name in names for host in (name, f"{name}:*")] + PRIVATE_HOSTS
+
+
+def server_url(namespace: str) -> str:
+    """The tracking server's in-cluster URL (the Service ``mlflow`` in ``namespace``)."""
+    return f"http://{SERVER}.{namespace}.svc:{PORT}"
+
+
+def cnpg_values(cluster: Cluster) -> dict:
+    """Values of the cloudnative-pg operator chart (keys checked against the upstream values.yaml)."""
+    values: dict = {"crds": {"create": True}, "config": {"clusterWide": True},
+                    "monitoring": {"podMonitorEnabled": False}}
+    if cluster.image_registry:
+        values["image"] = {"repository": mirrored(versions.CLOUDNATIVE_PG_REPOSITORY, cluster.image_registry)}
+    return values
+
+
+def postgres_cluster_spec(mlflow: MlflowConfig, cluster: Cluster) -> dict:
+    """Spec of the CNPG Cluster: the Postgres of MLflow's backend store."""
+    database = mlflow.database
+    image = versions.POSTGRES_IMAGE
+    storage: dict = {"size": database.size}
+    if database.storage_class:
+        storage["storageClass"] = database.storage_class
+    return {
+        "instances": database.instances,
+        "imageName": mirrored(image, cluster.image_registry) if cluster.image_registry else image,
+        "enableSuperuserAccess": False,
+        "enablePDB": database.instances > 1,  # a PDB on a single instance would block node drains
+        "storage": storage,
+        "bootstrap": {"initdb": {"database": database.name, "owner": database.user,
+                                 "secret": {"name": DB_APP_SECRET}}},
+        # Only part-of: CNPG sets its own app.kubernetes.io/name, instance, component and managed-by on the pods.
+        "inheritedMetadata": {"labels": {PART_OF_LABEL: PART_OF}},
+    }
+
+
+class Mlflow(pulumi.ComponentResource):
+    """MLflow namespace, Postgres (CloudNativePG or external), artifact credentials, tracking server (see the module
+    docstring)."""
+
+    def __init__(self, name: str, mlflow: MlflowConfig, store: ObjectStoreConfig, cluster: Cluster,
+                 namespaces: Namespaces, object_store: ObjectStore | None, monitoring: pulumi.Resource | None,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:mlflow:Mlflow", name, None, opts)
+        if store.mode == "in-cluster" and object_store is None:
+            raise ValueError("an in-cluster object store must be created before MLflow and passed to it")
+        self._name = name
+        child = pulumi.ResourceOptions(parent=self)
+        self.namespace = platform_namespace(f"{name}-namespace", namespaces.mlflow, COMPONENT, POD_SECURITY,
+                                            cluster.kubernetes_version, self)
+        ns = self.namespace.metadata.name
+        secrets: list[pulumi.Resource] = []
+
+        database = mlflow.database
+        if database.mode == "in-cluster":
+            self.cnpg_namespace = platform_namespace(f"{name}-cnpg-namespace", namespaces.cnpg, CNPG_COMPONENT,
+                                                     CNPG_POD_SECURITY, cluster.kubernetes_version, self)
+            self.operator = helm_release(f"{name}-cnpg-release", versions.CLOUDNATIVE_PG,
+                                         self.cnpg_namespace.metadata.name, cnpg_values(cluster), self,
+                                         release_name=CNPG_RELEASE)
+            password = random.RandomPassword(f"{name}-db-password", length=32, special=False, opts=child)
+            self.db_secret = k8s.core.v1.Secret(
+                f"{name}-db-credentials", metadata=metadata(DB_APP_SECRET, COMPONENT, namespace=ns),
+                type="kubernetes.io/basic-auth",
+                string_data={USERNAME_KEY: database.user, PASSWORD_KEY: password.result}, opts=child)
+            secrets.append(self.db_secret)
+            self.postgres = k8s.apiextensions.CustomResource(
+                f"{name}-db", api_version="postgresql.cnpg.io/v1", kind="Cluster",
+                metadata=metadata(DB_CLUSTER, COMPONENT, namespace=ns),
+                spec=postgres_cluster_spec(mlflow, cluster),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.operator, self.db_secret]))
+            self.db_host = f"{DB_CLUSTER}-rw.{namespaces.mlflow}.svc"
+            self.db_port = DB_PORT
+            db_user = {"valueFrom": {"secretKeyRef": {"name": DB_APP_SECRET, "key": USERNAME_KEY}}}
+            db_password_secret = DB_APP_SECRET
+        else:
+            self.cnpg_namespace = self.operator = self.db_secret = self.postgres = None
+            self.db_host, self.db_port = database.host, database.port
+            db_user = {"value": database.user}
+            db_password_secret = database.password_secret
+
+        bucket = store.buckets["mlflow"]
+        s3_env: list[dict] = []
+        s3_secret_name = None
+        if store.mode == "in-cluster":
+            self.s3_secret = k8s.core.v1.Secret(
+                f"{name}-s3", metadata=metadata(S3_SECRET, COMPONENT, namespace=ns), type="Opaque",
+                string_data={ACCESS_KEY_ID: object_store.credentials.access_key_id,
+                             SECRET_ACCESS_KEY: object_store.credentials.secret_access_key},
+                opts=child)
+            secrets.append(self.s3_secret)
+            s3_secret_name = S3_SECRET
+            endpoint_url = object_store.endpoint
+        else:
+            self.s3_secret = None
+            s3_secret_name = store.credentials_secret
+            endpoint_url = str(store.endpoint).rstrip("/") if store.endpoint else None
+        if s3_secret_name:
+            s3_env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": s3_secret_name, "key": key}}}
+                       for key in (ACCESS_KEY_ID, SECRET_ACCESS_KEY)]
+        if endpoint_url:
+            s3_env.append({"name": "MLFLOW_S3_ENDPOINT_URL", "value": endpoint_url})
+        s3_env.append({"name": "AWS_DEFAULT_REGION", "value": store.region})
+
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account",
+            metadata={**metadata(SERVICE_ACCOUNT, COMPONENT, namespace=ns),
+                      **({"annotations": dict(store.service_account_annotations)}
+                         if store.mode == "external" and store.service_account_annotations else {})},
+            automount_service_account_token=False, opts=child)
+
+        backend_store_uri = f"postgresql+psycopg2://{self.db_host}:{self.db_port}/{database.name}"
+        env = [
+            {"name": "PGUSER", **db_user},
+            {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": db_password_secret, "key": PASSWORD_KEY}}},
+            *s3_env,
+            {"name": "MLFLOW_SERVER_ALLOWED_HOSTS", "value": ",".join(allowed_hosts(namespaces.mlflow))},
+            {"name": "HOME", "value": TMP},
+        ]
+        args = ["server", "--host", "0.0.0.0", "--port", str(PORT),
+                "--backend-store-uri", backend_store_uri,
+                "--serve-artifacts", "--artifacts-destination", f"s3://{bucket}",
+                "--expose-prometheus", PROMETHEUS_DIR]
+        probe = {"httpGet": {"path": "/health", "port": PORT_NAME}, "timeoutSeconds": 5}
+        resources = {"cpu": mlflow.resources.cpu, "memory": mlflow.resources.memory}
+        image = (mirrored(versions.MLFLOW_IMAGE, cluster.image_registry) if cluster.image_registry
+                 else versions.MLFLOW_IMAGE)
+        pod_labels = {**labels(COMPONENT), **SERVER_POD_LABELS}
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-server",
+            metadata=metadata(SERVER, COMPONENT, namespace=ns, extra_labels=SERVER_POD_LABELS),
+            spec={
+                "replicas": mlflow.replicas,
+                "selector": {"matchLabels": dict(SERVER_POD_LABELS)},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {"labels": pod_labels},
+                    "spec": {
+                        "serviceAccountName": SERVICE_ACCOUNT,
+                        "automountServiceAccountToken": False,
+                        "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID,
+                                            "seccompProfile": {"type": "RuntimeDefault"}},
+                        "containers": [{
+                            "name": "mlflow",
+                            "image": image,
+                            "command": ["mlflow"],
+                            "args": args,
+                            "env": env,
+                            "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+                            "startupProbe": {**probe, "periodSeconds": 10, "failureThreshold": 30},
+                            "readinessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
+                            "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
+                            "resources": {"requests": resources, "limits": dict(resources)},
+                            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                                "capabilities": {"drop": ["ALL"]}},
+                            "volumeMounts": [{"name": "tmp", "mountPath": TMP}],
+                        }],
+                        "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service_account, *secrets]))
+        self.service = k8s.core.v1.Service(
+            f"{name}-service", metadata=metadata(SERVER, COMPONENT, namespace=ns),
+            spec={"type": "ClusterIP", "selector": dict(SERVER_POD_LABELS),
+                  "ports": [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}]},
+            opts=child)
+        self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-server-pdb", metadata=metadata(SERVER, COMPONENT, namespace=ns),
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": dict(SERVER_POD_LABELS)}},
+            opts=child) if mlflow.replicas > 1 else None
+
+        self.monitors = []
+        if monitoring is not None:
+            after = pulumi.ResourceOptions(parent=self, depends_on=[monitoring])
+            self.monitors.append(k8s.apiextensions.CustomResource(
+                f"{name}-server-monitor", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+                metadata=metadata(SERVER, COMPONENT, namespace=ns),
+                spec={"selector": {"matchLabels": dict(SERVER_POD_LABELS)},
+                      "podMetricsEndpoints": [{"port": PORT_NAME, "path": "/metrics", "scheme": "http"}]},
+                opts=after))
+            if self.postgres is not None:
+                self.monitors.append(k8s.apiextensions.CustomResource(
+                    f"{name}-db-monitor", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+                    metadata=metadata(DB_CLUSTER, COMPONENT, namespace=ns),
+                    spec={"selector": {"matchLabels": {CNPG_CLUSTER_LABEL: DB_CLUSTER}},
+                          "podMetricsEndpoints": [{"port": DB_METRICS_PORT, "scheme": "http"}]},
+                    opts=after))
+
+        self.url = server_url(namespaces.mlflow)
+        self.pod_labels = dict(SERVER_POD_LABELS)
+        self.port = PORT
+        self.namespace_name = namespaces.mlflow
+        self.register_outputs({"namespace": ns, "url": self.url, "deployment": self.deployment.metadata.name})

@@ -1,0 +1,155 @@
+"""``ObjectStore``: the in-cluster S3-compatible object store of MLflow artifacts and Milvus segments (SeaweedFS).
+
+Created only when ``objectStore.mode`` is ``in-cluster`` (and a service that needs it is on); with an external S3
+service the platform creates nothing here. MinIO is not an option: its community edition is source-only since
+October 2025, with no maintained images.
+
+Owns:
+- the namespace ``namespaces.objectStore``, Pod Security ``restricted``: every SeaweedFS pod runs as the image's
+  ``seaweed`` user (uid/gid 1000, ``fsGroup`` 1000 so the volumes are writable), ``runAsNonRoot``, seccomp
+  ``RuntimeDefault``, no privilege escalation, every capability dropped, through each component's
+  ``podSecurityContext``/``containerSecurityContext`` (``enabled: true``; the chart sets none by default); the bucket
+  hook Job takes the filer's. The chart's defaults (hostPath data and log volumes) would need ``privileged``: data
+  goes to PersistentVolumeClaims, logs to ``emptyDir``;
+- the S3 credentials: two ``RandomPassword``s (access key id, 20 characters; secret key, 40; letters and digits) and
+  the Secret ``seaweedfs-s3-config`` holding them (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``) and SeaweedFS's
+  identities file (key ``seaweedfs_s3_config``: one identity with Admin, Read, Write, List and Tagging), built as a
+  secret Output (``Output.json_dumps``). The chart only gets the Secret's name (``s3.existingConfigSecret``): no key is
+  in a Helm value, and the chart's own ``<release>-s3-secret`` (random keys, regenerated on every ``helm template``)
+  is not rendered. Other components copy ``credentials`` into Secrets of their own namespaces;
+- the Helm release ``seaweedfs`` of the pinned chart: one master, one volume server, one filer (dev sizing; the
+  stack's S3 clients only need one endpoint) and the standalone S3 gateway (``s3.enabled``, Deployment and Service
+  ``seaweedfs-s3``, port 8333) with authentication on (``s3.enableAuth``). The buckets (``objectStore.buckets``:
+  MLflow's and Milvus's) are created by the chart's bucket hook Job (``s3.createBuckets``, ``weed shell
+  s3.bucket.create``, on install and upgrade); values.yaml documents that key only as a commented-out example under
+  ``s3``, which ``tools.validate`` accepts;
+- volumes: the volume server's data on one PVC of ``objectStore.size`` (``storageClass`` from config, else the
+  cluster default), the master's and filer's metadata on PVCs of ``MASTER_SIZE``/``FILER_SIZE``. StatefulSet volume
+  claims cannot change size: growing ``objectStore.size`` later means expanding the PVC ``data1-seaweedfs-volume-0``
+  by hand. The chart's resize hook (``volume.resizeHook``, an ``alpine/k8s`` Job without a security context that
+  ``restricted`` would reject) is off.
+
+The S3 gateway's pods carry ``S3_POD_LABELS`` (the chart's selector labels); NetworkPolicies of the services'
+namespaces allow those pods on ``S3_PORT``. ``cluster.imageRegistry`` replaces the registry of every SeaweedFS image
+(``global.imageRegistry``, the image name ``chrislusf/seaweedfs`` and the chart's tag stay).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from config import versions
+from config.model import Cluster, Namespaces
+from config.model import ObjectStore as ObjectStoreConfig
+
+from .meta import helm_release, metadata, platform_namespace
+
+COMPONENT = "object-store"
+POD_SECURITY = "restricted"
+RELEASE = versions.SEAWEEDFS.name
+# The chart's fullname is the release name when that contains the chart name: objects are seaweedfs-<component>.
+S3_SERVICE = f"{RELEASE}-s3"
+S3_PORT = 8333
+# Selector labels of the chart's S3 gateway Deployment (templates/s3/s3-deployment.yaml).
+S3_POD_LABELS = {"app.kubernetes.io/name": versions.SEAWEEDFS.name, "app.kubernetes.io/instance": RELEASE,
+                 "app.kubernetes.io/component": "s3"}
+CONFIG_SECRET = "seaweedfs-s3-config"
+CONFIG_KEY = "seaweedfs_s3_config"  # the key the chart mounts as /etc/sw/seaweedfs_s3_config
+ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
+SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
+IDENTITY = "ai-platform"
+ACTIONS = ["Admin", "Read", "Write", "List", "Tagging"]
+MASTER_SIZE = "1Gi"
+FILER_SIZE = "10Gi"
+# The image's seaweed user (docker/entrypoint.sh drops to it; the chart's command bypasses the entrypoint).
+SEAWEED_UID = 1000
+COMPONENTS = ("master", "volume", "filer", "s3")
+
+
+class S3Credentials(NamedTuple):
+    """The generated keys of the in-cluster store, as secret Outputs (copy them into Secrets, never into values)."""
+
+    access_key_id: pulumi.Output[str]
+    secret_access_key: pulumi.Output[str]
+
+
+def s3_endpoint(namespace: str) -> str:
+    """The S3 gateway's in-cluster URL (the chart's Service ``seaweedfs-s3`` in ``namespace``)."""
+    return f"http://{S3_SERVICE}.{namespace}.svc:{S3_PORT}"
+
+
+def _security_contexts() -> dict:
+    return {
+        "podSecurityContext": {"enabled": True, "runAsNonRoot": True, "runAsUser": SEAWEED_UID,
+                               "runAsGroup": SEAWEED_UID, "fsGroup": SEAWEED_UID,
+                               "seccompProfile": {"type": "RuntimeDefault"}},
+        "containerSecurityContext": {"enabled": True, "allowPrivilegeEscalation": False,
+                                     "capabilities": {"drop": ["ALL"]}},
+    }
+
+
+def _claim(size: str, storage_class: str | None) -> dict:
+    claim = {"type": "persistentVolumeClaim", "size": size}
+    if storage_class:
+        claim["storageClass"] = storage_class
+    return claim
+
+
+def helm_values(store: ObjectStoreConfig, cluster: Cluster) -> dict:
+    """Values of the seaweedfs chart (keys checked against the upstream values.yaml by the schema tier)."""
+    values: dict = {
+        "master": {"replicas": 1, "data": _claim(MASTER_SIZE, store.storage_class), "logs": {"type": "emptyDir"},
+                   **_security_contexts()},
+        "volume": {"replicas": 1,
+                   "dataDirs": [{"name": "data1", **_claim(store.size, store.storage_class), "maxVolumes": 0}],
+                   "resizeHook": {"enabled": False}, **_security_contexts()},
+        "filer": {"replicas": 1, "data": _claim(FILER_SIZE, store.storage_class), "logs": {"type": "emptyDir"},
+                  **_security_contexts()},
+        "s3": {"enabled": True, "replicas": 1, "port": S3_PORT, "enableAuth": True,
+               "existingConfigSecret": CONFIG_SECRET, "logs": {"type": "emptyDir"},
+               "createBuckets": [{"name": bucket} for bucket in sorted(set(store.buckets.values()))],
+               **_security_contexts()},
+    }
+    if cluster.image_registry:
+        values["global"] = {"imageRegistry": cluster.image_registry}
+    return values
+
+
+class ObjectStore(pulumi.ComponentResource):
+    """SeaweedFS namespace, generated S3 credentials, their Secret, the Helm release and its buckets (see the module
+    docstring)."""
+
+    def __init__(self, name: str, store: ObjectStoreConfig, cluster: Cluster, namespaces: Namespaces,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:objectstore:ObjectStore", name, None, opts)
+        if store.mode != "in-cluster":
+            raise ValueError("ObjectStore is the in-cluster store: create it only when objectStore.mode is in-cluster")
+        child = pulumi.ResourceOptions(parent=self)
+        self.namespace = platform_namespace(f"{name}-namespace", namespaces.object_store, COMPONENT, POD_SECURITY,
+                                            cluster.kubernetes_version, self)
+        ns = self.namespace.metadata.name
+        access_key_id = random.RandomPassword(f"{name}-access-key-id", length=20, special=False, opts=child)
+        secret_access_key = random.RandomPassword(f"{name}-secret-access-key", length=40, special=False, opts=child)
+        self.credentials = S3Credentials(access_key_id.result, secret_access_key.result)
+        identities = pulumi.Output.json_dumps({"identities": [{
+            "name": IDENTITY,
+            "credentials": [{"accessKey": access_key_id.result, "secretKey": secret_access_key.result}],
+            "actions": ACTIONS,
+        }]})
+        self.secret = k8s.core.v1.Secret(
+            f"{name}-s3-config", metadata=metadata(CONFIG_SECRET, COMPONENT, namespace=ns), type="Opaque",
+            string_data={CONFIG_KEY: pulumi.Output.secret(identities), ACCESS_KEY_ID: access_key_id.result,
+                         SECRET_ACCESS_KEY: secret_access_key.result},
+            opts=child)
+        self.release = helm_release(f"{name}-release", versions.SEAWEEDFS, ns, helm_values(store, cluster), self,
+                                    depends_on=[self.secret], timeout=900, release_name=RELEASE)
+        self.buckets = dict(store.buckets)
+        self.endpoint = s3_endpoint(namespaces.object_store)
+        self.s3_pod_labels = dict(S3_POD_LABELS)
+        self.s3_port = S3_PORT
+        self.namespace_name = namespaces.object_store
+        self.register_outputs({"namespace": ns, "release": self.release.name, "endpoint": self.endpoint})
