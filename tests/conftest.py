@@ -44,3 +44,13 @@ def cfg(stack):
 def config_copy(stack: str = "dev") -> dict:
     """A deep copy of a stack file's config mapping, for tests that change it."""
     return copy.deepcopy(stack_config(stack))
+
+
+def run_with(stack: str = "dev", **sections) -> Run:
+    """Run a stack file with whole ``ai-platform:<section>`` values replaced; fails the test if the run fails."""
+    config = config_copy(stack)
+    for key, value in sections.items():
+        config[f"ai-platform:{key}"] = value
+    result = run(stack, config)
+    assert result.error is None, result.error
+    return result

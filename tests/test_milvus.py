@@ -15,8 +15,8 @@ from components import milvus as component
 from components.meta import mirrored
 from components.monitoring import stack as monitoring_stack
 from config import versions
-from tests.conftest import config_copy, stack_cfg
-from tools.harness import CANARY, SECRET, run
+from tests.conftest import run_with, stack_cfg
+from tools.harness import CANARY, SECRET
 from tools.validate import upstream_dir
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -50,14 +50,6 @@ def upstream_values(*path: str) -> dict:
 def env_of(values: dict, section: str) -> dict[str, dict]:
     return {e["name"]: e for e in values.get(section, {}).get("extraEnv", [])}
 
-
-def run_with(stack: str = "dev", **changes):
-    config = config_copy(stack)
-    for key, value in changes.items():
-        config[f"ai-platform:{key}"] = value
-    result = run(stack, config)
-    assert result.error is None, result.error
-    return result
 
 
 @pytest.fixture(scope="module")

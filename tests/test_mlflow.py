@@ -10,8 +10,8 @@ import yaml
 from components import mlflow as mlflow_module
 from components import objectstore
 from config import versions
-from tests.conftest import config_copy, run_stack
-from tools.harness import SECRET, run
+from tests.conftest import run_stack, run_with
+from tools.harness import SECRET
 from tools.validate import upstream_dir, validate_helm_values, validate_object
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -69,14 +69,6 @@ def pod_specs(result):
         if template.get("spec"):
             yield obj, template["spec"]
 
-
-def run_with(**changes):
-    config = config_copy("dev")
-    for key, value in changes.items():
-        config[f"ai-platform:{key}"] = value
-    result = run("dev", config)
-    assert result.error is None, result.error
-    return result
 
 
 @pytest.fixture(scope="module")

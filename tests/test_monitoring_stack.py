@@ -9,8 +9,8 @@ import yaml
 from components.monitoring import stack
 from components.serving.endpoint import versions_of
 from config import versions
-from tests.conftest import config_copy
-from tools.harness import SECRET, run
+from tests.conftest import run_with
+from tools.harness import SECRET
 from tools.validate import upstream_dir
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -58,14 +58,6 @@ def selects(selector: dict, labels: dict) -> bool:
 def monitors(result):
     return result.of_kind("ServiceMonitor") + result.of_kind("PodMonitor")
 
-
-def run_with(**changes):
-    config = config_copy("dev")
-    for key, value in changes.items():
-        config[f"ai-platform:{key}"] = value
-    result = run("dev", config)
-    assert result.error is None, result.error
-    return result
 
 
 @pytest.fixture(scope="module")
