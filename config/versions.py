@@ -46,7 +46,7 @@ KSERVE_RBAC_PROXY_IMAGE = "quay.io/brancz/kube-rbac-proxy:v0.18.0"
 VLLM_IMAGE = "vllm/vllm-openai:v0.33.0"
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:26.09-py3"
 # Copies s3:// model sources into an endpoint's model cache.
-AWS_CLI_IMAGE = "amazon/aws-cli:2.31.39"
+AWS_CLI_IMAGE = "amazon/aws-cli:2.27.0"
 
 CERT_MANAGER = Chart("cert-manager", "https://charts.jetstack.io", "v1.21.1")
 KEDA = Chart("keda", "https://kedacore.github.io/charts", "2.20.2")
