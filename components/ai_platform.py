@@ -21,7 +21,8 @@ from .mlflow import Mlflow
 from .monitoring import Monitoring, dashboards, rules
 from .objectstore import ObjectStore
 from .serving import KServe, ModelEndpoint
-from .tenancy import SharedService, Tenant, shared_service_policies
+from .secrets import PlatformSecrets
+from .tenancy import ApiServer, SharedService, Tenant, shared_service_policies
 
 
 class AiPlatform(pulumi.ComponentResource):
@@ -33,23 +34,31 @@ class AiPlatform(pulumi.ComponentResource):
         self.provider = k8s.Provider(f"{name}-kubernetes", context=cfg.cluster.kube_context,
                                      opts=pulumi.ResourceOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.provider})
+        # Every component's Secrets come through here (Pulumi values, or ExternalSecrets from the store).
+        self.secrets = PlatformSecrets(cfg.secrets)
+        # Custom resources of the optional services that tenant developers manage / everyone in a tenant reads.
+        workloads: dict[str, list[str]] = {}
+        readable: dict[str, list[str]] = {}
 
         self.monitoring = (Monitoring("monitoring", cfg.monitoring, cfg.cluster, cfg.namespaces, child,
                                       mesh=cfg.mesh.enabled) if cfg.monitoring.enabled else None)
         self.gpu = GpuOperator("gpu", cfg.gpu, cfg.cluster, cfg.namespaces.gpu_operator,
                                service_monitor=cfg.monitoring.enabled, opts=child,
                                after=[self.monitoring.ready] if self.monitoring else None)
-        self.object_store = (ObjectStore("object-store", cfg.object_store, cfg.cluster, cfg.namespaces, child)
-                             if cfg.object_store.mode == "in-cluster" and (cfg.mlflow.enabled or cfg.milvus.enabled)
+        store_users = tuple(service for service, on in (("mlflow", cfg.mlflow.enabled), ("milvus", cfg.milvus.enabled),
+                                                        ("workflows", cfg.workflows.enabled)) if on)
+        self.object_store = (ObjectStore("object-store", cfg.object_store, cfg.cluster, cfg.namespaces, store_users,
+                                         self.secrets, child)
+                             if cfg.object_store.mode == "in-cluster" and store_users
                              else None)
         self.mlflow = (Mlflow("mlflow", cfg.mlflow, cfg.object_store, cfg.cluster, cfg.namespaces, self.object_store,
-                              self.monitoring.ready if self.monitoring else None, child)
+                              self.monitoring.ready if self.monitoring else None, self.secrets, child)
                        if cfg.mlflow.enabled else None)
         self.milvus = (Milvus("milvus", cfg.milvus, cfg.object_store, cfg.cluster, cfg.namespaces,
                               self.object_store.endpoint if self.object_store else None,
                               self.object_store.credentials if self.object_store else None,
                               [self.object_store.release] if self.object_store else [],
-                              self.monitoring.ready if self.monitoring else None, child)
+                              self.monitoring.ready if self.monitoring else None, self.secrets, child)
                        if cfg.milvus.enabled else None)
         if cfg.serving.enabled:
             self.cert_manager = CertManager("cert-manager", cfg.cluster, cfg.namespaces.cert_manager,
@@ -73,7 +82,9 @@ class AiPlatform(pulumi.ComponentResource):
         self.tenants = {
             tenant.name: Tenant(f"tenant-{tenant.name}", tenant, cfg.namespaces, cfg.cluster.kubernetes_version,
                                 self.volcano.release if self.volcano else None, cfg.mesh.enabled, child,
-                                shared=tuple(shared))
+                                shared=tuple(shared), workloads=workloads, readable=readable,
+                                api_server=ApiServer(list(cfg.cluster.api_server_cidrs), cfg.cluster.api_server_port)
+                                if cfg.workflows.enabled else None)
             for tenant in cfg.tenants
         }
         self.mesh = Mesh("mesh", cfg.mesh, cfg.cluster, cfg.namespaces,

@@ -57,6 +57,8 @@ from config.model import Cluster, Namespaces, ObjectStore
 from config.model import Milvus as MilvusConfig
 
 from .meta import PART_OF, helm_release, metadata, mirrored, platform_namespace
+from .objectstore import S3Credentials
+from .secrets import PlatformSecrets
 
 COMPONENT = "milvus"
 POD_SECURITY = "baseline"
@@ -237,9 +239,9 @@ class Milvus(pulumi.ComponentResource):
 
     def __init__(self, name: str, milvus: MilvusConfig, store: ObjectStore, cluster: Cluster, namespaces: Namespaces,
                  object_store_endpoint: pulumi.Input[str] | None,
-                 object_store_credentials: tuple[pulumi.Output, pulumi.Output] | None,
+                 object_store_credentials: S3Credentials | None,
                  depends_on: list[pulumi.Resource], monitoring: pulumi.Resource | None,
-                 opts: pulumi.ResourceOptions | None = None):
+                 platform_secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:milvus:Milvus", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.milvus, COMPONENT, POD_SECURITY,
@@ -256,12 +258,10 @@ class Milvus(pulumi.ComponentResource):
         if store.mode == "in-cluster":
             if object_store_credentials is None:
                 raise ValueError("Milvus with the in-cluster object store needs the store's generated credentials")
-            access_key, secret_key = object_store_credentials
-            self.s3_secret = k8s.core.v1.Secret(
-                f"{name}-object-store", metadata=metadata(S3_SECRET, COMPONENT, namespace=ns), type="Opaque",
-                string_data={S3_ACCESS_KEY: pulumi.Output.secret(access_key),
-                             S3_SECRET_KEY: pulumi.Output.secret(secret_key)},
-                opts=child)
+            self.s3_secret = platform_secrets.secret(
+                f"{name}-object-store", S3_SECRET, ns, COMPONENT, self,
+                {S3_ACCESS_KEY: object_store_credentials.access_key_id,
+                 S3_SECRET_KEY: object_store_credentials.secret_access_key})
             secrets.append(self.s3_secret)
 
         values = helm_values(milvus, store, cluster, object_store_endpoint, metrics_monitor=monitoring is not None)

@@ -63,6 +63,7 @@ from config.model import ObjectStore as ObjectStoreConfig
 
 from .meta import PART_OF, helm_release, labels, metadata, mirrored, platform_namespace
 from .objectstore import ACCESS_KEY_ID, SECRET_ACCESS_KEY, ObjectStore
+from .secrets import PlatformSecrets
 
 COMPONENT = "mlflow"
 POD_SECURITY = "restricted"
@@ -143,7 +144,7 @@ class Mlflow(pulumi.ComponentResource):
 
     def __init__(self, name: str, mlflow: MlflowConfig, store: ObjectStoreConfig, cluster: Cluster,
                  namespaces: Namespaces, object_store: ObjectStore | None, monitoring: pulumi.Resource | None,
-                 opts: pulumi.ResourceOptions | None = None):
+                 platform_secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:mlflow:Mlflow", name, None, opts)
         if store.mode == "in-cluster" and object_store is None:
             raise ValueError("an in-cluster object store must be created before MLflow and passed to it")
@@ -186,11 +187,10 @@ class Mlflow(pulumi.ComponentResource):
         s3_env: list[dict] = []
         s3_secret_name = None
         if store.mode == "in-cluster":
-            self.s3_secret = k8s.core.v1.Secret(
-                f"{name}-s3", metadata=metadata(S3_SECRET, COMPONENT, namespace=ns), type="Opaque",
-                string_data={ACCESS_KEY_ID: object_store.credentials.access_key_id,
-                             SECRET_ACCESS_KEY: object_store.credentials.secret_access_key},
-                opts=child)
+            self.s3_secret = platform_secrets.secret(
+                f"{name}-s3", S3_SECRET, ns, COMPONENT, self,
+                {ACCESS_KEY_ID: object_store.credentials.access_key_id,
+                 SECRET_ACCESS_KEY: object_store.credentials.secret_access_key})
             secrets.append(self.s3_secret)
             s3_secret_name = S3_SECRET
             endpoint_url = object_store.endpoint

@@ -19,8 +19,8 @@ Owns:
   is not rendered. Other components copy ``credentials`` into Secrets of their own namespaces;
 - the Helm release ``seaweedfs`` of the pinned chart: one master, one volume server, one filer (dev sizing; the
   stack's S3 clients only need one endpoint) and the standalone S3 gateway (``s3.enabled``, Deployment and Service
-  ``seaweedfs-s3``, port 8333) with authentication on (``s3.enableAuth``). The buckets (``objectStore.buckets``:
-  MLflow's and Milvus's) are created by the chart's bucket hook Job (``s3.createBuckets``, ``weed shell
+  ``seaweedfs-s3``, port 8333) with authentication on (``s3.enableAuth``). The buckets (``objectStore.buckets`` of
+  the services that are on: MLflow's, Milvus's, the workflows' artifacts) are created by the chart's bucket hook Job (``s3.createBuckets``, ``weed shell
   s3.bucket.create``, on install and upgrade); values.yaml documents that key only as a commented-out example under
   ``s3``, which ``tools.validate`` accepts;
 - volumes: the volume server's data on one PVC of ``objectStore.size`` (``storageClass`` from config, else the
@@ -39,14 +39,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import pulumi
-import pulumi_kubernetes as k8s
-import pulumi_random as random
 
 from config import versions
 from config.model import Cluster, Namespaces
 from config.model import ObjectStore as ObjectStoreConfig
 
-from .meta import helm_release, metadata, platform_namespace
+from .meta import helm_release, platform_namespace
+from .secrets import PlatformSecrets, SecretRef, Template
 
 COMPONENT = "object-store"
 POD_SECURITY = "restricted"
@@ -62,6 +61,8 @@ CONFIG_KEY = "seaweedfs_s3_config"  # the key the chart mounts as /etc/sw/seawee
 ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
 SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
 IDENTITY = "ai-platform"
+# Where the keys live in an external secret store (``<secrets.keyPrefix>/object-store``).
+REMOTE_KEY = "object-store"
 ACTIONS = ["Admin", "Read", "Write", "List", "Tagging"]
 MASTER_SIZE = "1Gi"
 FILER_SIZE = "10Gi"
@@ -71,10 +72,19 @@ COMPONENTS = ("master", "volume", "filer", "s3")
 
 
 class S3Credentials(NamedTuple):
-    """The generated keys of the in-cluster store, as secret Outputs (copy them into Secrets, never into values)."""
+    """The generated keys of the in-cluster store (copy them into Secrets with ``PlatformSecrets.secret``)."""
 
-    access_key_id: pulumi.Output[str]
-    secret_access_key: pulumi.Output[str]
+    access_key_id: SecretRef
+    secret_access_key: SecretRef
+
+
+def identities_file(access_key_id: pulumi.Input[str], secret_access_key: pulumi.Input[str]) -> pulumi.Output[str]:
+    """SeaweedFS's S3 identities file: one identity with the platform's keys."""
+    return pulumi.Output.json_dumps({"identities": [{
+        "name": IDENTITY,
+        "credentials": [{"accessKey": access_key_id, "secretKey": secret_access_key}],
+        "actions": ACTIONS,
+    }]})
 
 
 def s3_endpoint(namespace: str) -> str:
@@ -99,7 +109,7 @@ def _claim(size: str, storage_class: str | None) -> dict:
     return claim
 
 
-def helm_values(store: ObjectStoreConfig, cluster: Cluster) -> dict:
+def helm_values(store: ObjectStoreConfig, cluster: Cluster, services: tuple[str, ...]) -> dict:
     """Values of the seaweedfs chart (keys checked against the upstream values.yaml by the schema tier)."""
     values: dict = {
         "master": {"replicas": 1, "data": _claim(MASTER_SIZE, store.storage_class), "logs": {"type": "emptyDir"},
@@ -111,7 +121,7 @@ def helm_values(store: ObjectStoreConfig, cluster: Cluster) -> dict:
                   **_security_contexts()},
         "s3": {"enabled": True, "replicas": 1, "port": S3_PORT, "enableAuth": True,
                "existingConfigSecret": CONFIG_SECRET, "logs": {"type": "emptyDir"},
-               "createBuckets": [{"name": bucket} for bucket in sorted(set(store.buckets.values()))],
+               "createBuckets": [{"name": bucket} for bucket in sorted({store.buckets[s] for s in services})],
                **_security_contexts()},
     }
     if cluster.image_registry:
@@ -124,30 +134,24 @@ class ObjectStore(pulumi.ComponentResource):
     docstring)."""
 
     def __init__(self, name: str, store: ObjectStoreConfig, cluster: Cluster, namespaces: Namespaces,
-                 opts: pulumi.ResourceOptions | None = None):
+                 services: tuple[str, ...], secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:objectstore:ObjectStore", name, None, opts)
         if store.mode != "in-cluster":
             raise ValueError("ObjectStore is the in-cluster store: create it only when objectStore.mode is in-cluster")
-        child = pulumi.ResourceOptions(parent=self)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.object_store, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
         ns = self.namespace.metadata.name
-        access_key_id = random.RandomPassword(f"{name}-access-key-id", length=20, special=False, opts=child)
-        secret_access_key = random.RandomPassword(f"{name}-secret-access-key", length=40, special=False, opts=child)
-        self.credentials = S3Credentials(access_key_id.result, secret_access_key.result)
-        identities = pulumi.Output.json_dumps({"identities": [{
-            "name": IDENTITY,
-            "credentials": [{"accessKey": access_key_id.result, "secretKey": secret_access_key.result}],
-            "actions": ACTIONS,
-        }]})
-        self.secret = k8s.core.v1.Secret(
-            f"{name}-s3-config", metadata=metadata(CONFIG_SECRET, COMPONENT, namespace=ns), type="Opaque",
-            string_data={CONFIG_KEY: pulumi.Output.secret(identities), ACCESS_KEY_ID: access_key_id.result,
-                         SECRET_ACCESS_KEY: secret_access_key.result},
-            opts=child)
-        self.release = helm_release(f"{name}-release", versions.SEAWEEDFS, ns, helm_values(store, cluster), self,
+        self.credentials = S3Credentials(
+            secrets.generated(f"{name}-access-key-id", 20, REMOTE_KEY, ACCESS_KEY_ID, parent=self),
+            secrets.generated(f"{name}-secret-access-key", 40, REMOTE_KEY, SECRET_ACCESS_KEY, parent=self))
+        self.secret = secrets.secret(
+            f"{name}-s3-config", CONFIG_SECRET, ns, COMPONENT, self,
+            {CONFIG_KEY: Template(lambda value: identities_file(value(self.credentials.access_key_id),
+                                                                value(self.credentials.secret_access_key))),
+             ACCESS_KEY_ID: self.credentials.access_key_id, SECRET_ACCESS_KEY: self.credentials.secret_access_key})
+        self.release = helm_release(f"{name}-release", versions.SEAWEEDFS, ns, helm_values(store, cluster, services), self,
                                     depends_on=[self.secret], timeout=900, release_name=RELEASE)
-        self.buckets = dict(store.buckets)
+        self.buckets = {service: store.buckets[service] for service in services}
         self.endpoint = s3_endpoint(namespaces.object_store)
         self.s3_pod_labels = dict(S3_POD_LABELS)
         self.s3_port = S3_PORT

@@ -9,6 +9,7 @@ RBAC is least privilege and spelled out resource by resource (no ``*``):
 - developer also manages workloads, may exec and port-forward; no Secrets, no RBAC;
 - admin also manages Secrets and service accounts and binds the three tenant roles.
 Nobody in the tenant may change its ResourceQuota, LimitRange or NetworkPolicies: the platform owns them.
+Optional platform services (training, workflows, Ray) add their custom resources to the developer's workloads.
 """
 
 from __future__ import annotations
@@ -53,10 +54,22 @@ def _rules(groups: dict[str, list[str]], verbs: list[str]) -> list[dict]:
     return [{"apiGroups": [group], "resources": resources, "verbs": verbs} for group, resources in groups.items()]
 
 
-def role_rules() -> dict[str, list[dict]]:
-    """The PolicyRules of the three tenant roles."""
-    viewer = _rules(WORKLOADS, READ) + _rules(OBSERVABLE, READ)
-    developer = viewer + _rules(WORKLOADS, WRITE) + [
+def _merged(*groups: dict[str, list[str]]) -> dict[str, list[str]]:
+    merged: dict[str, list[str]] = {}
+    for group in groups:
+        for api_group, resources in group.items():
+            merged.setdefault(api_group, [])
+            merged[api_group] += [r for r in resources if r not in merged[api_group]]
+    return merged
+
+
+def role_rules(workloads: dict[str, list[str]] | None = None,
+               readable: dict[str, list[str]] | None = None) -> dict[str, list[dict]]:
+    """The PolicyRules of the three tenant roles. ``workloads`` and ``readable`` add the resources of optional
+    platform services (developers manage the first and everyone reads both), by API group."""
+    workloads = _merged(WORKLOADS, workloads or {})
+    viewer = _rules(workloads, READ) + _rules(_merged(OBSERVABLE, readable or {}), READ)
+    developer = viewer + _rules(workloads, WRITE) + [
         {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale"],
          "verbs": ["get", "update", "patch"]},
         {"apiGroups": [""], "resources": ["pods/exec", "pods/portforward"], "verbs": ["create", "get"]},
@@ -131,10 +144,19 @@ class SharedService(NamedTuple):
 ISTIOD_PORTS = [15012]
 
 
-def network_policies(namespaces: Namespaces, mesh: bool, shared: tuple[SharedService, ...]) -> dict[str, dict]:
+class ApiServer(NamedTuple):
+    """The Kubernetes API server's endpoint addresses and port, for tenant pods that must call the API."""
+
+    cidrs: list[str]
+    port: int
+
+
+def network_policies(namespaces: Namespaces, mesh: bool, shared: tuple[SharedService, ...],
+                     api_server: ApiServer | None = None) -> dict[str, dict]:
     """NetworkPolicy specs by name: deny by default, then allow what a tenant workload needs (with the mesh:
     its sidecars' control-plane connection; the ingress gateway is one of the platform namespaces; the shared
-    services' serving pods and ports, nothing else of their namespaces)."""
+    services' serving pods and ports, nothing else of their namespaces; the API server where a service's pods
+    call it)."""
     everything: dict = {}
     policies = {
         "default-deny": {"podSelector": everything, "policyTypes": ["Ingress", "Egress"]},
@@ -163,6 +185,12 @@ def network_policies(namespaces: Namespaces, mesh: bool, shared: tuple[SharedSer
                                 "podSelector": {"matchLabels": s.pod_labels}}],
                         "ports": [{"protocol": "TCP", "port": s.port}]} for s in shared],
         }
+    if api_server:
+        policies["allow-kube-apiserver"] = {
+            "podSelector": everything, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in api_server.cidrs],
+                        "ports": [{"protocol": "TCP", "port": api_server.port}]}],
+        }
     if mesh:
         policies["allow-mesh-control-plane"] = {
             "podSelector": everything, "policyTypes": ["Egress"],
@@ -180,7 +208,8 @@ class Tenant(pulumi.ComponentResource):
 
     def __init__(self, name: str, tenant: TenantConfig, namespaces: Namespaces, kubernetes_version: str,
                  volcano_release: pulumi.Resource | None, mesh: bool, opts: pulumi.ResourceOptions | None = None,
-                 shared: tuple[SharedService, ...] = ()):
+                 shared: tuple[SharedService, ...] = (), workloads: dict[str, list[str]] | None = None,
+                 readable: dict[str, list[str]] | None = None, api_server: ApiServer | None = None):
         super().__init__("ai-platform:tenancy:Tenant", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -192,7 +221,7 @@ class Tenant(pulumi.ComponentResource):
                                             extra_labels={"istio-injection": "enabled"} if mesh else None)
         ns = self.namespace.metadata.name
 
-        rules = role_rules()
+        rules = role_rules(workloads, readable)
         access = {"admin": tenant.access.admins, "developer": tenant.access.developers,
                   "viewer": tenant.access.viewers}
         for role in ROLES:
@@ -219,7 +248,7 @@ class Tenant(pulumi.ComponentResource):
             ]},
             opts=child)
 
-        for policy, spec in network_policies(namespaces, mesh, shared).items():
+        for policy, spec in network_policies(namespaces, mesh, shared, api_server).items():
             k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{policy}", metadata=meta(policy, namespace=ns),
                                             spec=spec, opts=child)
 

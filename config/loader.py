@@ -52,6 +52,11 @@ def load(stack: str | None = None, raw: dict[str, Any] | None = None) -> Platfor
         cfg = PlatformConfig.model_validate({k: v for k, v in raw.items() if k not in SECRET_KEYS})
     except ValidationError as error:
         lines += [f"stack {stack}: {problem}" for problem in describe(error)]
+    else:
+        if cfg.secrets.source == "external-secrets" and "huggingFaceToken" in raw:
+            lines.append(f"stack {stack}: {PREFIX}huggingFaceToken: secrets come from the external store (secrets.source "
+                         "external-secrets): put the token at <keyPrefix>/huggingface-token and set "
+                         "secrets.huggingFaceToken: true")
     if lines:
         raise ConfigError(f"invalid stack config ({len(lines)} problems):\n" + "\n".join(lines))
     return cfg

@@ -7,6 +7,7 @@ Field docstrings are the config reference. Cross-field rules live in ``model_val
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -69,6 +70,16 @@ def _at_most(problems: list, small_path: str, small: str | None, large_path: str
         problems.append((small_path, f"must be <= {large_path} (got {small} > {large})"))
 
 
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as error:
+        raise ValueError(f"must be a CIDR such as 10.0.0.10/32 ({error})") from None
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
 class Cluster(Model):
     """The cluster this stack targets."""
 
@@ -82,6 +93,12 @@ class Cluster(Model):
     """DNS domain under which the platform exposes endpoints."""
     image_registry: str | None = None
     """Registry mirror that replaces the charts' default registries (air-gapped clusters); tags stay pinned."""
+    api_server_cidrs: list[Cidr] = []
+    """Addresses of the Kubernetes API server's endpoints (``kubectl get endpointslices -l
+    kubernetes.io/service-name=kubernetes``) as CIDRs. Tenant pods that call the API (Argo Workflows' executor)
+    may reach them; required with workflows on."""
+    api_server_port: Annotated[int, Field(ge=1, le=65535, strict=True)] = 443
+    """Port of those endpoints (443 on most managed clusters, 6443 on kubeadm)."""
 
     @field_validator("image_registry")
     @classmethod
@@ -120,6 +137,14 @@ class Namespaces(Model):
     """In-cluster S3-compatible object store (SeaweedFS) for MLflow artifacts and Milvus segments."""
     cnpg: DnsLabel = "cnpg-system"
     """CloudNativePG operator (the in-cluster Postgres of MLflow)."""
+    training: DnsLabel = "kubeflow-system"
+    """Kubeflow Trainer controller and its JobSet controller."""
+    workflows: DnsLabel = "argo"
+    """Argo Workflows controller and server (workflows themselves run in tenant namespaces)."""
+    ray: DnsLabel = "ray-system"
+    """KubeRay operator (Ray clusters run in tenant namespaces)."""
+    external_secrets: DnsLabel = "external-secrets"
+    """External Secrets Operator and the secret store's service account."""
 
     @model_validator(mode="after")
     def _distinct(self) -> Namespaces:
@@ -201,10 +226,16 @@ def gpu_placement(gpu: "Gpu", request: "EndpointGpu", exclusive: bool) -> list["
         pools = [p for p in gpu.node_pools if gpu.pool_sharing(p) == "none"
                  or (gpu.pool_sharing(p) == "time-slicing" and time_sliced_ok)]
     pools = [p for p in pools if request.model is None or p.gpu_model == request.model]
+    wanted = f"{request.count} x {request.mig_profile or 'GPU'}" + (f" on {request.model}" if request.model else "")
     if not pools:
-        wanted = f"{request.count} x {request.mig_profile or 'GPU'}" + (f" on {request.model}" if request.model else "")
         raise ValueError(f"no GPU node pool can serve {wanted}" + (" for an exclusive tenant" if exclusive else ""))
-    return pools
+    resource = gpu.resource_for(request.mig_profile)
+    fitting = [p for p in pools if gpu.pool_units(p, per_node=True).get(resource, 0) >= request.count]
+    if not fitting:
+        largest = max(gpu.pool_units(p, per_node=True).get(resource, 0) for p in pools)
+        raise ValueError(f"{wanted} must fit on one node, but the pools that could serve it have at most "
+                         f"{largest} {resource} per node")
+    return fitting
 
 
 def mig_resource(profile: str) -> str:
@@ -331,17 +362,18 @@ class Gpu(Model):
     def pool_replicas(self, pool: NodePool) -> int:
         return pool.time_slicing_replicas or self.time_slicing.replicas
 
-    def pool_units(self, pool: NodePool) -> dict[str, int]:
-        """Schedulable units (extended resource -> count) that a pool advertises."""
+    def pool_units(self, pool: NodePool, per_node: bool = False) -> dict[str, int]:
+        """Schedulable units (extended resource -> count) that a pool (or each of its nodes) advertises."""
         sharing = self.pool_sharing(pool)
+        gpus = pool.gpus_per_node if per_node else pool.physical_gpus
         if sharing == "time-slicing":
             resource = SHARED_GPU if self.time_slicing.rename_by_default else WHOLE_GPU
-            return {resource: pool.physical_gpus * self.pool_replicas(pool)}
+            return {resource: gpus * self.pool_replicas(pool)}
         if sharing == "mig":
             if self.mig.strategy == "single":
-                return {WHOLE_GPU: pool.physical_gpus * sum(pool.mig_profiles.values())}
-            return {mig_resource(p): pool.physical_gpus * n for p, n in pool.mig_profiles.items()}
-        return {WHOLE_GPU: pool.physical_gpus}
+                return {WHOLE_GPU: gpus * sum(pool.mig_profiles.values())}
+            return {mig_resource(p): gpus * n for p, n in pool.mig_profiles.items()}
+        return {WHOLE_GPU: gpus}
 
     def capacity(self) -> dict[str, int]:
         """Schedulable units per extended resource over all pools."""
@@ -699,6 +731,9 @@ class ObjectStore(Model):
     """Bucket of MLflow artifacts (required for external; in-cluster default ``mlflow``)."""
     milvus_bucket: BucketName | None = None
     """Bucket of Milvus data (required for external; in-cluster default ``milvus``)."""
+    workflows_bucket: BucketName | None = None
+    """Bucket of Argo Workflows artifacts (required for external with workflows on; in-cluster default
+    ``argo-artifacts``)."""
     credentials_secret: DnsSubdomain | None = None
     """External: an existing Secret (in the MLflow and Milvus namespaces) with AWS_ACCESS_KEY_ID and
     AWS_SECRET_ACCESS_KEY; or use ``serviceAccountAnnotations`` for workload identity."""
@@ -711,7 +746,8 @@ class ObjectStore(Model):
 
     @property
     def buckets(self) -> dict[str, str]:
-        return {"mlflow": self.mlflow_bucket or "mlflow", "milvus": self.milvus_bucket or "milvus"}
+        return {"mlflow": self.mlflow_bucket or "mlflow", "milvus": self.milvus_bucket or "milvus",
+                "workflows": self.workflows_bucket or "argo-artifacts"}
 
     @model_validator(mode="after")
     def _mode_fields(self) -> ObjectStore:
@@ -1060,6 +1096,202 @@ class Tenant(Model):
         return self.limit_range.pvc.max or self.quota.storage
 
 
+class Training(Model):
+    """Kubeflow Trainer v2 (TrainJob on JobSet) with the platform's torch runtime, gang-scheduled by Volcano."""
+
+    enabled: bool = False
+    """Install the Trainer (and its JobSet controller), the cluster torch runtime and one runtime per tenant."""
+    replicas: Annotated[int, Field(ge=1, le=5, strict=True)] = 1
+    """Replicas of the Trainer controller manager (leader election picks the active one)."""
+    num_nodes: PositiveInt = 1
+    """Default training nodes (pods) of the torch runtime; a TrainJob's ``spec.trainer.numNodes`` overrides it."""
+    gpu: EndpointGpu = EndpointGpu()
+    """GPUs of each training node (pod); they must fit on one node of a GPU pool."""
+    resources: ComputeResources = ComputeResources(cpu="4", memory="16Gi")
+    """CPU and memory of each training node (requests == limits)."""
+
+
+class Sso(Model):
+    """OIDC single sign-on of the Argo Workflows server."""
+
+    issuer: HttpsUrl
+    """OIDC issuer URL."""
+    client_secret: DnsSubdomain
+    """Existing Secret in the workflows namespace with keys ``client-id`` and ``client-secret``."""
+    redirect_url: HttpsUrl
+    """Callback URL registered at the issuer, e.g. https://argo.example.com/oauth2/callback."""
+    scopes: list[Annotated[str, Field(min_length=1)]] = ["openid", "profile", "email", "groups"]
+    """Scopes requested from the issuer (``groups`` maps users to tenant service accounts)."""
+
+
+class Pipeline(Model):
+    """The seeds' pipeline for one tenant, shipped as a WorkflowTemplate: preprocess -> train (GPU, Volcano) ->
+    evaluate -> register in MLflow -> deploy only if the metric passes the threshold."""
+
+    tenant: DnsLabel
+    """Tenant whose namespace gets the WorkflowTemplate; its steps run there, in its Volcano queue."""
+    name: DnsLabel = "train-evaluate-deploy"
+    """WorkflowTemplate name."""
+    metric: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")] = "accuracy"
+    """Evaluation metric (as logged to MLflow) that gates the deployment."""
+    threshold: Annotated[float, Field(ge=0)] = 0.9
+    """Deploy only if the metric is >= this value."""
+    gpu: EndpointGpu = EndpointGpu()
+    """GPUs of the train step."""
+    resources: ComputeResources = ComputeResources(cpu="4", memory="16Gi")
+    """CPU and memory of the train step (requests == limits)."""
+
+
+class Workflows(Model):
+    """Argo Workflows: controller and server; workflows run only in tenant namespaces."""
+
+    enabled: bool = False
+    """Install Argo Workflows, a per-tenant executor service account and the tenants' pipelines."""
+    auth_mode: Literal["client", "sso"] = "client"
+    """How the Argo server authenticates: ``client`` (the caller's Kubernetes token) or ``sso`` (OIDC).
+    ``server`` mode (the server's own identity for every caller) is not offered."""
+    sso: Sso | None = None
+    """OIDC settings; required with ``authMode: sso``."""
+    controller_replicas: Annotated[int, Field(ge=1, le=5, strict=True)] = 1
+    """Workflow controller replicas (leader election picks the active one)."""
+    server_replicas: Annotated[int, Field(ge=1, le=5, strict=True)] = 1
+    """Argo server replicas."""
+    pipelines: list[Pipeline] = []
+    """One WorkflowTemplate of the seeds' pipeline per entry."""
+
+    @model_validator(mode="after")
+    def _sso_for_sso_mode(self) -> Workflows:
+        if self.auth_mode == "sso" and self.sso is None:
+            raise ConfigProblems([("sso", "authMode sso needs the sso settings (issuer, clientSecret, redirectUrl)")])
+        if self.auth_mode != "sso" and self.sso is not None:
+            raise ConfigProblems([("sso", f"only for authMode sso (authMode is {self.auth_mode})")])
+        return self
+
+
+class Ray(Model):
+    """KubeRay operator: tenants run RayCluster, RayJob and RayService, gang-scheduled by Volcano."""
+
+    enabled: bool = False
+    """Install the KubeRay operator and give tenant developers rights on Ray resources."""
+    batch_scheduler: Literal["volcano"] = "volcano"
+    """Batch scheduler of Ray pods: the platform's Volcano (the only scheduler it installs)."""
+    replicas: Annotated[int, Field(ge=1, le=5, strict=True)] = 1
+    """Operator replicas (leader election picks the active one)."""
+
+
+class VaultKubernetesAuth(Model):
+    """Vault's Kubernetes auth method, logging in with the secret store's service account token."""
+
+    role: Annotated[str, Field(min_length=1)]
+    """Vault role bound to the service account ``external-secrets-store`` in the external-secrets namespace."""
+    mount_path: Annotated[str, Field(min_length=1)] = "kubernetes"
+    """Mount path of the auth method."""
+
+
+class VaultAuth(Model):
+    kubernetes: VaultKubernetesAuth
+    """Kubernetes service account auth."""
+
+
+class VaultStore(Model):
+    """HashiCorp Vault KV store."""
+
+    server: HttpsUrl
+    """Vault address, e.g. https://vault.example.com:8200."""
+    path: Annotated[str, Field(min_length=1)] = "secret"
+    """Mount path of the KV engine."""
+    version: Literal["v1", "v2"] = "v2"
+    """KV engine version."""
+    namespace: str | None = None
+    """Vault Enterprise namespace."""
+    auth: VaultAuth
+    """How the store authenticates (by service account)."""
+
+
+class AwsAuth(Model):
+    role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")]
+    """IAM role the store's service account assumes (IRSA annotation ``eks.amazonaws.com/role-arn``)."""
+
+
+class AwsStore(Model):
+    """AWS Secrets Manager."""
+
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
+    auth: AwsAuth
+    """How the store authenticates (by service account)."""
+
+
+class GcpAuth(Model):
+    service_account: Annotated[str, Field(pattern=r"^[a-z0-9-]+@[a-z0-9-]+\.iam\.gserviceaccount\.com$")]
+    """Google service account the store's Kubernetes service account impersonates (workload identity)."""
+    cluster_location: Annotated[str, Field(min_length=1)]
+    cluster_name: Annotated[str, Field(min_length=1)]
+
+
+class GcpStore(Model):
+    """Google Secret Manager."""
+
+    project_id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
+    auth: GcpAuth
+    """How the store authenticates (by service account, workload identity)."""
+
+
+class SecretStore(Model):
+    """The ClusterSecretStore the platform's ExternalSecrets read from."""
+
+    provider: Literal["vault", "aws", "gcp"]
+    vault: VaultStore | None = None
+    aws: AwsStore | None = None
+    gcp: GcpStore | None = None
+
+    @model_validator(mode="after")
+    def _one_provider(self) -> SecretStore:
+        problems = []
+        if getattr(self, self.provider) is None:
+            problems.append((self.provider, f"provider {self.provider} needs its settings block"))
+        for other in ("vault", "aws", "gcp"):
+            if other != self.provider and getattr(self, other) is not None:
+                problems.append((other, f"only for provider {other} (provider is {self.provider})"))
+        if problems:
+            raise ConfigProblems(problems)
+        return self
+
+
+class Secrets(Model):
+    """Where the platform's secrets come from: Pulumi (generated or ``pulumi config set --secret``) or an external
+    store through the External Secrets Operator; either way workloads read the same Secret names."""
+
+    source: Literal["pulumi", "external-secrets"] = "pulumi"
+    """``pulumi``: generated passwords and Pulumi config secrets become Kubernetes Secrets; ``external-secrets``:
+    each Secret is an ExternalSecret reading ``<keyPrefix>/<secret>`` from the store."""
+    store: SecretStore | None = None
+    """The external store (required for external-secrets)."""
+    key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")] = "ai-platform"
+    """Prefix of the remote keys, e.g. ``ai-platform/prod``."""
+    refresh_interval: Annotated[str, Field(pattern=r"^\d+(s|m|h)$")] = "1h"
+    """How often the operator re-reads the store."""
+    replicas: Annotated[int, Field(ge=1, le=5, strict=True)] = 1
+    """External Secrets Operator replicas (and of its webhook)."""
+    hugging_face_token: bool = False
+    """external-secrets: the store holds a Hugging Face token (``<keyPrefix>/huggingface-token``, property
+    ``token``) that ``hf://`` downloads use. With source pulumi, set ``ai-platform:huggingFaceToken`` instead."""
+
+    @model_validator(mode="after")
+    def _store_for_external(self) -> Secrets:
+        problems = []
+        if self.source == "external-secrets" and self.store is None:
+            problems.append(("store", "source external-secrets needs the store (provider vault, aws or gcp)"))
+        if self.source == "pulumi":
+            if self.store is not None:
+                problems.append(("store", "only for source external-secrets (source is pulumi)"))
+            if self.hugging_face_token:
+                problems.append(("huggingFaceToken", "only for source external-secrets; with source pulumi set "
+                                                     "the secret ai-platform:huggingFaceToken"))
+        if problems:
+            raise ConfigProblems(problems)
+        return self
+
+
 class PlatformConfig(Model):
     """The whole stack config: one attribute per ``ai-platform:<key>`` of the stack file."""
 
@@ -1087,6 +1319,14 @@ class PlatformConfig(Model):
     """``ai-platform:mlflow``: tracking server and its Postgres."""
     milvus: Milvus = Milvus()
     """``ai-platform:milvus``: vector database."""
+    training: Training = Training()
+    """``ai-platform:training``: Kubeflow Trainer and the torch runtime."""
+    workflows: Workflows = Workflows()
+    """``ai-platform:workflows``: Argo Workflows and the tenants' pipelines."""
+    ray: Ray = Ray()
+    """``ai-platform:ray``: KubeRay operator."""
+    secrets: Secrets = Secrets()
+    """``ai-platform:secrets``: Pulumi secrets or the External Secrets Operator."""
 
     def endpoint_host(self, endpoint: Endpoint) -> str:
         """The external host name of an endpoint: ``<endpoint>.<tenant>.<domain>``."""
@@ -1104,7 +1344,8 @@ class PlatformConfig(Model):
     @model_validator(mode="after")
     def _cross_checks(self) -> PlatformConfig:
         """Rules that span sections; every problem is reported, not just the first."""
-        problems = self._tenant_names() + self._gpu_quotas_fit_capacity() + self._endpoints_fit_their_tenants()
+        problems = (self._tenant_names() + self._gpu_quotas_fit_capacity() + self._endpoints_fit_their_tenants()
+                    + self._batch_services())
         if problems:
             raise ConfigProblems(problems)
         return self
@@ -1161,6 +1402,65 @@ class PlatformConfig(Model):
                 problems.append((f"models[{uses[-1][0]}].gpu", f"endpoints of tenant {tenant_name!r} need up to "
                                  f"{sum(n for _, n in uses)} {resource} at max replicas ({paths}) but "
                                  f"tenants[{tenant_index}].quota allows {quota}"))
+        return problems
+
+    def _fits_tenant(self, at: str, tenant_index: int, gpu: EndpointGpu, resources: ComputeResources
+                     ) -> list[tuple[str, str]]:
+        """Problems of a batch pod (training node, pipeline step) that a tenant's limits or the GPU pools refuse."""
+        problems: list[tuple[str, str]] = []
+        tenant = self.tenants[tenant_index]
+        for field in ("cpu", "memory"):
+            _at_most(problems, f"{at}.resources.{field}", getattr(resources, field),
+                     f"tenants[{tenant_index}] container maximum", getattr(tenant.container_max, field))
+        max_gpus = tenant.limit_range.container.max_gpus
+        if max_gpus is not None and gpu.count > max_gpus:
+            problems.append((f"{at}.gpu.count", f"must be <= tenants[{tenant_index}].limitRange.container.maxGpus "
+                                                f"(got {gpu.count} > {max_gpus})"))
+        try:
+            gpu_placement(self.gpu, gpu, tenant.gpu_isolation == "exclusive")
+        except ValueError as error:
+            problems.append((f"{at}.gpu", f"{error} (tenant {tenant.name!r})"))
+        return problems
+
+    def _batch_services(self) -> list[tuple[str, str]]:
+        """Training, workflows and Ray: what they need of Volcano, the tenants, MLflow, serving and the store."""
+        problems: list[tuple[str, str]] = []
+        for section, enabled in (("training", self.training.enabled), ("workflows", self.workflows.enabled),
+                                 ("ray", self.ray.enabled)):
+            if enabled and not self.volcano.enabled:
+                problems.append((f"{section}.enabled", "gang scheduling needs volcano.enabled"))
+        if self.training.enabled:
+            for index in range(len(self.tenants)):
+                problems += [(path, message) for path, message in
+                             self._fits_tenant("training", index, self.training.gpu, self.training.resources)
+                             if (path, message) not in problems]
+        workflows = self.workflows
+        if workflows.enabled and not self.cluster.api_server_cidrs:
+            problems.append(("cluster.apiServerCidrs", "workflow pods report their results to the Kubernetes API: "
+                                                       "give the API server's endpoint addresses"))
+        if workflows.pipelines and not workflows.enabled:
+            problems.append(("workflows.pipelines", "pipelines need workflows.enabled"))
+        if workflows.enabled and self.object_store.mode == "external" and not self.object_store.workflows_bucket:
+            problems.append(("objectStore.workflowsBucket", "an external object store needs the bucket of the "
+                                                             "workflows' artifacts"))
+        if workflows.pipelines and not self.mlflow.enabled:
+            problems.append(("workflows.pipelines", "the pipeline registers models in MLflow: needs mlflow.enabled"))
+        if workflows.pipelines and not self.serving.enabled:
+            problems.append(("workflows.pipelines", "the pipeline deploys an InferenceService: needs serving.enabled"))
+        tenants = {t.name: i for i, t in enumerate(self.tenants)}
+        seen: dict[tuple[str, str], int] = {}
+        for index, pipeline in enumerate(workflows.pipelines):
+            at = f"workflows.pipelines[{index}]"
+            if pipeline.tenant not in tenants:
+                problems.append((f"{at}.tenant", f"no tenant {pipeline.tenant!r} (tenants: "
+                                                 f"{', '.join(tenants) or 'none'})"))
+                continue
+            key = (pipeline.tenant, pipeline.name)
+            if key in seen:
+                problems.append((f"{at}.name", f"duplicate pipeline {pipeline.name!r} in tenant {pipeline.tenant!r} "
+                                               f"(also workflows.pipelines[{seen[key]}])"))
+            seen.setdefault(key, index)
+            problems += self._fits_tenant(at, tenants[pipeline.tenant], pipeline.gpu, pipeline.resources)
         return problems
 
     def _gpu_quotas_fit_capacity(self) -> list[tuple[str, str]]:

@@ -93,7 +93,15 @@ POSTGRES_IMAGE = "ghcr.io/cloudnative-pg/postgresql:18.6-standard-trixie"
 MLFLOW_VERSION = "v3.18.0"
 MLFLOW_IMAGE = f"ghcr.io/mlflow/mlflow:{MLFLOW_VERSION}-full"
 
+# Optional platform services (issue 10). Kubeflow Trainer v2 is published as an OCI chart; its JobSet subchart pins
+# the JobSet image. Image tags of these services are pinned below their charts.
+KUBEFLOW_TRAINER = Chart("kubeflow-trainer", "oci://ghcr.io/kubeflow/charts", "2.3.0")
+ARGO_WORKFLOWS = Chart("argo-workflows", "https://argoproj.github.io/argo-helm", "1.0.18")
+KUBERAY_OPERATOR = Chart("kuberay-operator", "https://ray-project.github.io/kuberay-helm", "1.7.0")
+EXTERNAL_SECRETS = Chart("external-secrets", "https://charts.external-secrets.io", "2.9.0")
+
 CHARTS: dict[str, Chart] = {chart.name: chart for chart in (VOLCANO, GPU_OPERATOR, CERT_MANAGER, KEDA, KSERVE_CRD,
                                                             KSERVE_RESOURCES, KSERVE_RUNTIME_CONFIGS, ISTIO_BASE,
                                                             ISTIOD, ISTIO_CNI, ISTIO_GATEWAY, KUBE_PROMETHEUS_STACK,
-                                                            MILVUS, SEAWEEDFS, CLOUDNATIVE_PG)}
+                                                            MILVUS, SEAWEEDFS, CLOUDNATIVE_PG, KUBEFLOW_TRAINER,
+                                                            ARGO_WORKFLOWS, KUBERAY_OPERATOR, EXTERNAL_SECRETS)}

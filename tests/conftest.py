@@ -46,6 +46,11 @@ def config_copy(stack: str = "dev") -> dict:
     return copy.deepcopy(stack_config(stack))
 
 
+# The optional batch services, off: for tests that switch off what they need (Volcano, MLflow, serving).
+BATCH_OFF = {"ai-platform:training": {"enabled": False}, "ai-platform:workflows": {"enabled": False},
+             "ai-platform:ray": {"enabled": False}}
+
+
 def run_with(stack: str = "dev", **sections) -> Run:
     """Run a stack file with whole ``ai-platform:<section>`` values replaced; fails the test if the run fails."""
     config = config_copy(stack)

@@ -13,6 +13,8 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import milvus as component
 from components.meta import mirrored
+from components.objectstore import S3Credentials
+from components.secrets import PlatformSecrets, SecretRef
 from components.monitoring import stack as monitoring_stack
 from config import versions
 from tests.conftest import run_with, stack_cfg
@@ -71,7 +73,7 @@ def keys_from_secret():
     return run_with("prod", objectStore={"mode": "external", "region": "eu-west-1",
                                          "endpoint": "https://objects.example.com:9443",
                                          "mlflowBucket": "ai-mlflow", "milvusBucket": "ai-milvus",
-                                         "credentialsSecret": "platform-s3"})
+                                         "workflowsBucket": "ai-workflows", "credentialsSecret": "platform-s3"})
 
 
 # --- release, namespace, mode -------------------------------------------------------------------------------------
@@ -385,8 +387,9 @@ def _build(stack: str, **kwargs):
     in_cluster = cfg.object_store.mode == "in-cluster"
     arguments = dict(milvus=cfg.milvus, store=cfg.object_store, cluster=cfg.cluster, namespaces=cfg.namespaces,
                      object_store_endpoint="http://s3.store.svc:8333" if in_cluster else None,
-                     object_store_credentials=(pulumi.Output.secret("a"), pulumi.Output.secret("b"))
-                     if in_cluster else None, depends_on=[], monitoring=None)
+                     object_store_credentials=S3Credentials(SecretRef("object-store", "a", pulumi.Output.secret("a")),
+                                                            SecretRef("object-store", "b", pulumi.Output.secret("b")))
+                     if in_cluster else None, depends_on=[], monitoring=None, platform_secrets=PlatformSecrets(cfg.secrets))
     arguments.update(kwargs)
 
     def program():

@@ -74,12 +74,12 @@ def pod_specs(result):
 @pytest.fixture(scope="module")
 def mlflow_off():
     """MLflow off, Milvus on: the object store stays for Milvus."""
-    return run_with(mlflow={"enabled": False})
+    return run_with(mlflow={"enabled": False}, workflows={"enabled": False})
 
 
 @pytest.fixture(scope="module")
 def ml_services_off():
-    return run_with(mlflow={"enabled": False}, milvus={"enabled": False})
+    return run_with(mlflow={"enabled": False}, milvus={"enabled": False}, workflows={"enabled": False})
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def external_keys():
                      "mlflowBucket": "team-mlflow", "milvusBucket": "team-milvus", "credentialsSecret": "s3-keys"},
         mlflow={"replicas": 3, "database": {"mode": "external", "host": "pg.example.internal", "port": 6432,
                                              "name": "tracking", "user": "tracker", "passwordSecret": "pg-pass"}},
-        monitoring={"enabled": False}, milvus={"enabled": False})
+        monitoring={"enabled": False}, milvus={"enabled": False}, workflows={"enabled": False})
 
 
 # --- secrets: generated values reach the cluster only as Secrets ---------------------------------------------------

@@ -14,7 +14,7 @@ from components.monitoring.dashboards import dashboards
 from components.monitoring.rules import (METRIC_SOURCES, TENANT_QUOTA, alert_groups, endpoint_deployments,
                                          recording_groups)
 from config.loader import load
-from tests.conftest import STACKS, config_copy, run_stack, stack_cfg
+from tests.conftest import BATCH_OFF, STACKS, config_copy, run_stack, stack_cfg
 
 RULE_OBJECTS = {"ai-platform-gpu", "ai-platform-inference", "ai-platform-tenancy"}
 RECORDED = {rule["record"] for group in recording_groups() for rule in group["rules"]}
@@ -278,6 +278,7 @@ def test_the_gpu_inventory_bounds_the_fleet_alert():
 def test_alerts_follow_what_the_stack_deploys():
     cfg = with_config(lambda c: (c["ai-platform:mesh"].update(enabled=False),
                                  c.setdefault("ai-platform:volcano", {}).update(enabled=False),
+                                 c.update(BATCH_OFF),
                                  c["ai-platform:gpu"].update(dcgmExporter=False)))
     names = {rule["alert"] for rule in alerts(cfg)}
     assert alert_groups(cfg)["ai-platform-gpu"] == []

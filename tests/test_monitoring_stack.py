@@ -70,7 +70,8 @@ def tuned_without_mesh():
     """Storage class, replicas and retention set; no mesh (plaintext scraping); no Volcano."""
     return run_with(monitoring={"retention": "30d", "prometheusReplicas": 2,
                                 "storage": {"size": "200Gi", "storageClass": "fast-ssd"}},
-                    mesh={"enabled": False}, volcano={"enabled": False})
+                    mesh={"enabled": False}, volcano={"enabled": False}, training={"enabled": False},
+                    workflows={"enabled": False})
 
 
 # --- release, namespace --------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import yaml
 
 from config import versions
-from tests.conftest import config_copy
+from tests.conftest import BATCH_OFF, config_copy
 from tools.harness import run
 
 def test_every_kubernetes_resource_uses_the_stack_provider(stack_run, cfg):
@@ -52,6 +52,7 @@ def test_volcano_release_is_pinned_and_gang_schedules(stack_run, cfg):
 def test_volcano_off_removes_release_and_queues():
     config = config_copy()
     config["ai-platform:volcano"] = {"enabled": False}
+    config.update(BATCH_OFF)
     result = run("dev", config)
     assert result.error is None, result.error
     assert not [r for r in result.releases if r.inputs["chart"] == "volcano"]

@@ -36,6 +36,7 @@ def serving_run(**serving):
     config["ai-platform:models"] = []
     if serving.get("enabled") is False:
         config["ai-platform:mesh"] = {"enabled": False}
+        config["ai-platform:workflows"] = {"enabled": False}
     result = run("dev", config)
     assert result.error is None, result.error
     return result

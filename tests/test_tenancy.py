@@ -157,7 +157,8 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
     for tenant in cfg.tenants:
         policies = _policies(stack_run, tenant.name)
         assert set(policies) == {"default-deny", "allow-same-namespace", "allow-dns", "allow-from-platform",
-                                 "allow-to-shared-services"} | ({"allow-mesh-control-plane"} if cfg.mesh.enabled else set())
+                                 "allow-to-shared-services"} | ({"allow-mesh-control-plane"} if cfg.mesh.enabled else set()) | (
+                                 {"allow-kube-apiserver"} if cfg.workflows.enabled else set())
         deny = policies["default-deny"]
         assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
         assert "ingress" not in deny and "egress" not in deny
@@ -171,6 +172,10 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
         assert set(shared) == ({(namespaces.mlflow, 5000)} if cfg.mlflow.enabled else set()) | (
             {(namespaces.milvus, 19530)} if cfg.milvus.enabled else set())
         assert all(labels for labels in shared.values())  # the serving pods only, not the whole namespace
+        if cfg.workflows.enabled:  # the executor reports to the API server: its endpoints and port, nothing else
+            (rule,) = policies["allow-kube-apiserver"]["egress"]
+            assert [peer["ipBlock"]["cidr"] for peer in rule["to"]] == cfg.cluster.api_server_cidrs
+            assert rule["ports"] == [{"protocol": "TCP", "port": cfg.cluster.api_server_port}]
 
 
 def test_mesh_traffic_is_allowed_exactly_as_the_mesh_needs(stack_run, cfg):
@@ -257,6 +262,7 @@ def test_shared_service_namespaces_admit_tenants_only_on_the_serving_port(stack_
 def test_tenants_reach_only_the_services_that_exist():
     config = config_copy()
     config["ai-platform:mlflow"] = {"enabled": False}
+    config["ai-platform:workflows"] = {"enabled": False}
     result = run("dev", config)
     assert result.error is None, result.error
     (rule,) = _policies(result, "research")["allow-to-shared-services"]["egress"]
