@@ -5,18 +5,27 @@ Owns the Volcano namespace (Pod Security ``baseline``: the chart's containers ad
 scheduling (``gang`` plugin), fair sharing between queues (``drf``, ``proportion``) and reclaim of borrowed
 capacity (``reclaim`` action). The release installs the CRDs (Queue, PodGroup, Job, ...) that tenant
 objects need, so every custom resource of Volcano ``depends_on`` ``Volcano.release``.
+
+It also owns the tenant queue fence: Volcano queues have no access control of their own, and a PodGroup, a
+Volcano Job, a TrainJob or a pod may name any queue. A ``ValidatingAdmissionPolicy`` (CEL, in the API server,
+Kubernetes >= 1.30) and its binding deny, in every namespace labelled ``ai-platform/tenant``, any of those whose
+queue is not the namespace's tenant queue (queue name == tenant name): ``spec.queue`` of PodGroups (defaulted to
+``default`` by the CRD, so an unset queue is denied too) and of Volcano Jobs, and the queue annotation
+``scheduling.volcano.sh/queue-name`` / KubeRay's ``volcano.sh/queue-name`` label where an object sets them.
+Controllers that create PodGroups for tenants (Volcano's, the Trainer's, KubeRay's) are held to it as well.
 """
 
 from __future__ import annotations
 
 import pulumi
+import pulumi_kubernetes as k8s
 import yaml
 
 from config import versions
 from config.model import Cluster, ContainerResources
 from config.model import Volcano as VolcanoConfig
 
-from .meta import PART_OF, helm_release, platform_namespace
+from .meta import PART_OF, TENANT_LABEL, helm_release, metadata, platform_namespace
 
 COMPONENT = "volcano"
 
@@ -60,6 +69,51 @@ def helm_values(volcano: VolcanoConfig, cluster: Cluster) -> dict:
     }
 
 
+QUEUE_FENCE = "ai-platform-tenant-queues"
+QUEUE_ANNOTATION = "scheduling.volcano.sh/queue-name"
+RAY_QUEUE_LABEL = "volcano.sh/queue-name"
+
+
+def _names_own_queue(field: str, key: str) -> str:
+    """CEL: the map ``field`` of the object has no ``key`` or maps it to the tenant's queue."""
+    return f"!has(object.{field}) || !('{key}' in object.{field}) || object.{field}['{key}'] == variables.queue"
+
+
+def queue_fence_spec() -> dict:
+    """The ValidatingAdmissionPolicy's spec: objects in tenant namespaces may only name their tenant's queue."""
+    writes = ["CREATE", "UPDATE"]
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "namespaceSelector": {"matchExpressions": [{"key": TENANT_LABEL, "operator": "Exists"}]},
+            "resourceRules": [
+                {"apiGroups": ["scheduling.volcano.sh"], "apiVersions": ["*"], "operations": writes,
+                 "resources": ["podgroups"]},
+                {"apiGroups": ["batch.volcano.sh"], "apiVersions": ["*"], "operations": writes, "resources": ["jobs"]},
+                {"apiGroups": ["trainer.kubeflow.org"], "apiVersions": ["*"], "operations": writes,
+                 "resources": ["trainjobs"]},
+                {"apiGroups": ["ray.io"], "apiVersions": ["*"], "operations": writes,
+                 "resources": ["rayclusters", "rayjobs", "rayservices"]},
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]},
+            ],
+        },
+        "variables": [{"name": "queue", "expression": f"namespaceObject.metadata.labels['{TENANT_LABEL}']"}],
+        "validations": [
+            {"expression": "object.kind != 'PodGroup' || object.spec.queue == variables.queue",
+             "messageExpression": "'PodGroups in this namespace must use the Volcano queue ' + variables.queue"},
+            {"expression": "!(object.kind == 'Job' && object.apiVersion.startsWith('batch.volcano.sh/')) || "
+                           "(has(object.spec.queue) && object.spec.queue == variables.queue)",
+             "messageExpression": "'Volcano Jobs in this namespace must set spec.queue: ' + variables.queue"},
+            {"expression": _names_own_queue("metadata.annotations", QUEUE_ANNOTATION),
+             "messageExpression": f"'annotation {QUEUE_ANNOTATION} must be ' + variables.queue"},
+            {"expression": _names_own_queue("spec.annotations", QUEUE_ANNOTATION),
+             "messageExpression": f"'spec.annotations {QUEUE_ANNOTATION} must be ' + variables.queue"},
+            {"expression": _names_own_queue("metadata.labels", RAY_QUEUE_LABEL),
+             "messageExpression": f"'label {RAY_QUEUE_LABEL} must be ' + variables.queue"},
+        ],
+    }
+
+
 class Volcano(pulumi.ComponentResource):
     """Volcano namespace and Helm release (scheduler, controllers, admission webhook, CRDs)."""
 
@@ -70,4 +124,11 @@ class Volcano(pulumi.ComponentResource):
                                             cluster.kubernetes_version, self)
         self.release = helm_release(f"{name}-release", versions.VOLCANO, self.namespace.metadata.name,
                                     helm_values(volcano, cluster), self)
+        child = pulumi.ResourceOptions(parent=self)
+        self.queue_fence = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+            f"{name}-queue-fence", metadata=metadata(QUEUE_FENCE, COMPONENT), spec=queue_fence_spec(), opts=child)
+        k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+            f"{name}-queue-fence-binding", metadata=metadata(QUEUE_FENCE, COMPONENT),
+            spec={"policyName": QUEUE_FENCE, "validationActions": ["Deny"]},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.queue_fence]))
         self.register_outputs({"namespace": self.namespace.metadata.name, "release": self.release.name})

@@ -1425,6 +1425,9 @@ class PlatformConfig(Model):
     def _batch_services(self) -> list[tuple[str, str]]:
         """Training, workflows and Ray: what they need of Volcano, the tenants, MLflow, serving and the store."""
         problems: list[tuple[str, str]] = []
+        if self.volcano.enabled and self.cluster.kubernetes_version in SUPPORTED_KUBERNETES[:5]:
+            problems.append(("cluster.kubernetesVersion", "Volcano's tenant queue fence is a ValidatingAdmissionPolicy "
+                             "(admissionregistration.k8s.io/v1): needs Kubernetes >= 1.30, or volcano.enabled false"))
         for section, enabled in (("training", self.training.enabled), ("workflows", self.workflows.enabled),
                                  ("ray", self.ray.enabled)):
             if enabled and not self.volcano.enabled:

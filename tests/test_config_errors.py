@@ -274,6 +274,61 @@ ML_SERVICE_CASES = [
 ]
 
 
+TRN, WF, RAY, SEC = "ai-platform:training", "ai-platform:workflows", "ai-platform:ray", "ai-platform:secrets"
+BATCH_CASES = [
+    ("unknown secrets source", "dev", set_path(SEC, {"source": "sops"}),
+     "ai-platform:secrets.source: not an allowed value (allowed: 'pulumi' or 'external-secrets', got: 'sops')"),
+    ("external secrets without a store", "prod", delete_path(SEC, "store"),
+     "ai-platform:secrets.store: source external-secrets needs the store"),
+    ("vault store without auth", "prod", delete_path(SEC, "store", "vault", "auth"),
+     "ai-platform:secrets.store.vault.auth: required"),
+    ("aws store without its role", "prod", set_path(SEC, "store", {"provider": "aws", "aws": {"region": "eu-west-1",
+                                                                                            "auth": {}}}),
+     "ai-platform:secrets.store.aws.auth.roleArn: required"),
+    ("store provider without its block", "prod", set_path(SEC, "store", "provider", "gcp"),
+     "ai-platform:secrets.store.gcp: provider gcp needs its settings block"),
+    ("store with the pulumi source", "dev", set_path(SEC, {"store": {"provider": "aws", "aws": {
+        "region": "eu-west-1", "auth": {"roleArn": "arn:aws:iam::111122223333:role/secrets"}}}}),
+     "ai-platform:secrets.store: only for source external-secrets"),
+    ("clear token with the external source", "prod", set_path("ai-platform:huggingFaceToken", {"secure": "AAAA"}),
+     "ai-platform:huggingFaceToken: secrets come from the external store"),
+    ("pipeline of a missing tenant", "dev", set_path(WF, "pipelines", 1, "tenant", "marketing"),
+     "ai-platform:workflows.pipelines[1].tenant: no tenant 'marketing' (tenants: research, product)"),
+    ("duplicate pipeline", "dev", lambda c: c[WF]["pipelines"].append(dict(c[WF]["pipelines"][0])),
+     "ai-platform:workflows.pipelines[2].name: duplicate pipeline 'train-evaluate-deploy' in tenant 'research'"),
+    ("negative threshold", "dev", set_path(WF, "pipelines", 0, "threshold", -0.5),
+     "ai-platform:workflows.pipelines[0].threshold: must be >= 0"),
+    ("argo server auth mode", "dev", set_path(WF, "authMode", "server"),
+     "ai-platform:workflows.authMode: not an allowed value (allowed: 'client' or 'sso', got: 'server')"),
+    ("sso mode without its settings", "prod", delete_path(WF, "sso"),
+     "ai-platform:workflows.sso: authMode sso needs the sso settings"),
+    ("pipelines without MLflow", "dev", set_path("ai-platform:mlflow", {"enabled": False}),
+     "ai-platform:workflows.pipelines: the pipeline registers models in MLflow: needs mlflow.enabled"),
+    ("workflows without the API server address", "dev", delete_path(C, "apiServerCidrs"),
+     "ai-platform:cluster.apiServerCidrs: workflow pods report their results to the Kubernetes API"),
+    ("API server address not a CIDR", "dev", set_path(C, "apiServerCidrs", ["10.0.0.300/32"]),
+     "ai-platform:cluster.apiServerCidrs[0]: must be a CIDR"),
+    ("external store without the workflows bucket", "prod", delete_path("ai-platform:objectStore", "workflowsBucket"),
+     "ai-platform:objectStore.workflowsBucket: an external object store needs the bucket"),
+    ("training runtime wider than any node", "prod", set_path(TRN, "gpu", {"count": 9, "model": "A100-80GB"}),
+     "ai-platform:training.gpu: 9 x GPU on A100-80GB must fit on one node, but the pools that could serve it have "
+     "at most 8 nvidia.com/gpu per node (tenant 'research')"),
+    ("time-sliced training runtime asking for two GPUs", "dev", set_path(TRN, "gpu", {"count": 2}),
+     "ai-platform:training.gpu: no GPU node pool can serve 2 x GPU (tenant 'research')"),
+    ("training runtime beyond a tenant's container maximum", "prod", set_path(TRN, "resources", "cpu", "48"),
+     "ai-platform:training.resources.cpu: must be <= tenants[1] container maximum (got 48 > 32)"),
+    ("pipeline step wider than any node", "prod", set_path(WF, "pipelines", 0, "gpu", {"count": 9}),
+     "ai-platform:workflows.pipelines[0].gpu.count: must be <= tenants[0].limitRange.container.maxGpus"),
+    ("training without Volcano", "dev", set_path("ai-platform:volcano", {"enabled": False}),
+     "ai-platform:training.enabled: gang scheduling needs volcano.enabled"),
+    ("ray with an unknown scheduler", "prod", set_path(RAY, "batchScheduler", "yunikorn"),
+     "ai-platform:ray.batchScheduler: not an allowed value (allowed: 'volcano', got: 'yunikorn')"),
+    ("ray without Volcano", "prod", lambda c: c.update({"ai-platform:volcano": {"enabled": False},
+                                                        TRN: {"enabled": False}, WF: {"enabled": False}}),
+     "ai-platform:ray.enabled: gang scheduling needs volcano.enabled"),
+]
+
+
 def assert_rejected(stack: str, mutate, expected: str) -> None:
     config = config_copy(stack)
     mutate(config)
@@ -290,7 +345,8 @@ def test_bad_config_is_rejected_with_path_and_registers_nothing(mutate, expected
 
 
 @pytest.mark.parametrize("stack, mutate, expected",
-                         [pytest.param(s, m, e, id=i) for i, s, m, e in GPU_CASES + SERVING_CASES + TRAFFIC_CASES + MONITORING_CASES + ML_SERVICE_CASES])
+                         [pytest.param(s, m, e, id=i) for i, s, m, e in GPU_CASES + SERVING_CASES + TRAFFIC_CASES + MONITORING_CASES + ML_SERVICE_CASES
+                          + BATCH_CASES])
 def test_bad_gpu_config_is_rejected_with_path_and_registers_nothing(stack, mutate, expected):
     assert_rejected(stack, mutate, expected)
 
