@@ -16,5 +16,7 @@ pulumi.export("tenants", {
     for name, tenant in platform.tenants.items()
 })
 pulumi.export("gpuCapacity", capacity_report(cfg))
+# What the external secret store must hold: remote key -> properties (empty with secrets.source pulumi).
+pulumi.export("secretStoreKeys", platform.secrets.remote_keys())
 pulumi.export("services", {name: service.url for name, service in
                            (("mlflow", platform.mlflow), ("milvus", platform.milvus)) if service})

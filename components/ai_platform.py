@@ -19,9 +19,10 @@ from .mesh import EndpointTraffic, Mesh
 from .milvus import Milvus
 from .mlflow import Mlflow
 from .monitoring import Monitoring, dashboards, rules
+from . import ray, training, workflows
 from .objectstore import ObjectStore
+from .secrets import ExternalSecrets, PlatformSecrets
 from .serving import KServe, ModelEndpoint
-from .secrets import PlatformSecrets
 from .tenancy import ApiServer, SharedService, Tenant, shared_service_policies
 
 
@@ -34,14 +35,27 @@ class AiPlatform(pulumi.ComponentResource):
         self.provider = k8s.Provider(f"{name}-kubernetes", context=cfg.cluster.kube_context,
                                      opts=pulumi.ResourceOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.provider})
-        # Every component's Secrets come through here (Pulumi values, or ExternalSecrets from the store).
-        self.secrets = PlatformSecrets(cfg.secrets)
+        # Every component's Secrets come through here (Pulumi values, or ExternalSecrets from the store). External:
+        # the operator first; each ExternalSecret waits for its release (the CRD), the store is created last (below).
+        self.external_secrets = (ExternalSecrets("external-secrets", cfg.secrets, cfg.cluster,
+                                                 cfg.namespaces.external_secrets, child)
+                                 if cfg.secrets.source == "external-secrets" else None)
+        self.secrets = PlatformSecrets(cfg.secrets,
+                                       store=self.external_secrets.release if self.external_secrets else None)
         # Custom resources of the optional services that tenant developers manage / everyone in a tenant reads.
         workloads: dict[str, list[str]] = {}
         readable: dict[str, list[str]] = {}
+        for service, enabled in ((training, cfg.training.enabled), (ray, cfg.ray.enabled),
+                                 (workflows, cfg.workflows.enabled)):
+            if enabled:
+                workloads.update(service.TENANT_WORKLOADS)
+                readable.update(service.TENANT_READABLE)
 
         self.monitoring = (Monitoring("monitoring", cfg.monitoring, cfg.cluster, cfg.namespaces, child,
-                                      mesh=cfg.mesh.enabled) if cfg.monitoring.enabled else None)
+                                      mesh=cfg.mesh.enabled, platform_secrets=self.secrets)
+                           if cfg.monitoring.enabled else None)
+        if self.monitoring and self.external_secrets:
+            self.monitoring.scrape_external_secrets(self.external_secrets.namespace.metadata.name)
         self.gpu = GpuOperator("gpu", cfg.gpu, cfg.cluster, cfg.namespaces.gpu_operator,
                                service_monitor=cfg.monitoring.enabled, opts=child,
                                after=[self.monitoring.ready] if self.monitoring else None)
@@ -79,6 +93,13 @@ class AiPlatform(pulumi.ComponentResource):
                 shared.append(SharedService(namespace, service.pod_labels, service.port))
                 shared_service_policies(name, shared[-1], service.namespace.metadata.name, cfg.namespaces,
                                         component=name, parent=service)
+        if cfg.workflows.enabled and self.object_store:  # workflow pods keep their artifacts in the in-cluster store
+            store = self.object_store
+            shared.append(SharedService(store.namespace_name, store.s3_pod_labels, store.s3_port))
+            shared_service_policies("object-store", shared[-1], store.namespace.metadata.name, cfg.namespaces,
+                                    component="object-store", parent=store,
+                                    clients=[ns for ns, on in ((cfg.namespaces.mlflow, self.mlflow),
+                                                               (cfg.namespaces.milvus, self.milvus)) if on])
         self.tenants = {
             tenant.name: Tenant(f"tenant-{tenant.name}", tenant, cfg.namespaces, cfg.cluster.kubernetes_version,
                                 self.volcano.release if self.volcano else None, cfg.mesh.enabled, child,
@@ -87,6 +108,16 @@ class AiPlatform(pulumi.ComponentResource):
                                 if cfg.workflows.enabled else None)
             for tenant in cfg.tenants
         }
+        # Batch services with objects in tenant namespaces (Volcano is on with them: the config requires it).
+        tenant_namespaces = {name: t.namespace.metadata.name for name, t in self.tenants.items()}
+        self.training = (training.Training("training", cfg.training, cfg, tenant_namespaces,
+                                                   self.volcano.release, child) if cfg.training.enabled else None)
+        self.ray = (ray.Ray("ray", cfg.ray, cfg.cluster, cfg.namespaces, tenant_namespaces,
+                                    self.volcano.release, child) if cfg.ray.enabled else None)
+        self.workflows = (workflows.Workflows("workflows", cfg.workflows, cfg.cluster, cfg.namespaces, cfg.object_store, cfg.gpu,
+                                    cfg.tenants, tenant_namespaces, self.object_store, self.secrets,
+                                    self.mlflow.url if self.mlflow else None, child)
+                          if cfg.workflows.enabled else None)
         self.mesh = Mesh("mesh", cfg.mesh, cfg.cluster, cfg.namespaces,
                          {name: t.namespace.metadata.name for name, t in self.tenants.items()},
                          [cfg.endpoint_host(e) for e in cfg.models],
@@ -94,7 +125,8 @@ class AiPlatform(pulumi.ComponentResource):
         self.endpoints = [
             ModelEndpoint(f"model-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.tenant(endpoint.tenant),
                           self.tenants[endpoint.tenant].namespace.metadata.name, cfg.gpu, cfg.serving,
-                          cfg.prometheus_url, hf_token, self.kserve.release, self.keda.release, child)
+                          cfg.prometheus_url, hf_token, self.kserve.release, self.keda.release, child,
+                          platform_secrets=self.secrets)
             for endpoint in cfg.models
         ]
         if self.monitoring:
@@ -111,4 +143,7 @@ class AiPlatform(pulumi.ComponentResource):
                 EndpointTraffic(f"traffic-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.endpoint_host(endpoint),
                                 self.tenants[endpoint.tenant].namespace.metadata.name, cfg.namespaces,
                                 self.mesh.gateway, self.mesh.gateway_principal, self.mesh.ready, child)
+        if self.external_secrets:
+            # Last: every component has asked for its Secrets, so the store serves exactly their namespaces.
+            self.external_secrets.create_store(self.secrets.namespaces())
         self.register_outputs({})

@@ -5,10 +5,12 @@ Owns:
   ``milvusdb/milvus`` image runs as root) and its bundled etcd (Bitnami etcd chart, image ``milvusdb/etcd``) runs as
   UID 1001 without dropping capabilities or a seccomp profile, so ``restricted`` would reject both; nothing asks
   for host namespaces, hostPath or privilege, which ``baseline`` forbids;
-- the root password: a generated password (``RandomPassword``, 32 characters) in the Secret ``milvus-root`` (keys
-  ``username``/``password``);
+- the root password in the Secret ``milvus-root`` (keys ``username``, the literal ``root``, and ``password``: a
+  ``RandomPassword`` of 32 characters, or from the external store the property ``password`` of
+  ``<keyPrefix>/milvus-root``), through ``PlatformSecrets``;
 - with the in-cluster object store: the Secret ``milvus-object-store`` holding the store's generated S3 keys (keys
-  ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, the same keys ``objectStore.credentialsSecret`` must have);
+  ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, the same keys ``objectStore.credentialsSecret`` must have); with an
+  external store's ``credentialsSecret`` and ``secrets.source: external-secrets``, an ExternalSecret of that name;
 - the Helm release ``milvus`` of the pinned chart: ``standalone`` (one pod) or ``cluster`` (proxy, mixCoordinator,
   queryNode, dataNode, streamingNode) per ``milvus.mode``, with etcd (the chart's bundled subchart) as metadata store.
 
@@ -48,15 +50,13 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pulumi
-import pulumi_kubernetes as k8s
-import pulumi_random as random
 import yaml
 
 from config import versions
 from config.model import Cluster, Namespaces, ObjectStore
 from config.model import Milvus as MilvusConfig
 
-from .meta import PART_OF, helm_release, metadata, mirrored, platform_namespace
+from .meta import PART_OF, helm_release, mirrored, platform_namespace
 from .objectstore import S3Credentials
 from .secrets import PlatformSecrets
 
@@ -243,15 +243,13 @@ class Milvus(pulumi.ComponentResource):
                  depends_on: list[pulumi.Resource], monitoring: pulumi.Resource | None,
                  platform_secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:milvus:Milvus", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.milvus, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
         ns = self.namespace.metadata.name
 
-        self.root_password = random.RandomPassword(f"{name}-root-password", length=32, special=False, opts=child)
-        self.root_secret = k8s.core.v1.Secret(
-            f"{name}-root", metadata=metadata(ROOT_SECRET, COMPONENT, namespace=ns), type="Opaque",
-            string_data={ROOT_USER_KEY: ROOT_USER, ROOT_PASSWORD_KEY: self.root_password.result}, opts=child)
+        password = platform_secrets.generated(f"{name}-root-password", 32, ROOT_SECRET, ROOT_PASSWORD_KEY, parent=self)
+        self.root_secret = platform_secrets.secret(f"{name}-root", ROOT_SECRET, ns, COMPONENT, self,
+                                                   {ROOT_USER_KEY: ROOT_USER, ROOT_PASSWORD_KEY: password})
         secrets: list[pulumi.Resource] = [self.root_secret]
 
         self.s3_secret = None
@@ -263,6 +261,11 @@ class Milvus(pulumi.ComponentResource):
                 {S3_ACCESS_KEY: object_store_credentials.access_key_id,
                  S3_SECRET_KEY: object_store_credentials.secret_access_key})
             secrets.append(self.s3_secret)
+        elif store.credentials_secret:
+            # The operator's Secret (source pulumi: nothing registered) or its ExternalSecret.
+            self.s3_secret = platform_secrets.existing(f"{name}-s3-credentials", store.credentials_secret, ns,
+                                                       COMPONENT, self, [S3_ACCESS_KEY, S3_SECRET_KEY])
+            secrets += [self.s3_secret] if self.s3_secret else []
 
         values = helm_values(milvus, store, cluster, object_store_endpoint, metrics_monitor=monitoring is not None)
         self.release = helm_release(f"{name}-release", versions.MILVUS, ns, values, self,

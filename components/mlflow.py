@@ -19,15 +19,18 @@ Owns:
   ``restricted``: the chart's operator pod is non-root, RuntimeDefault, capabilities dropped; release
   ``cloudnative-pg`` of the pinned chart, CRDs from the chart as templates (``crds.create``) with
   ``helm.sh/resource-policy: keep``, so a pin change upgrades them and removing the release keeps them), the app
-  user's password (``RandomPassword``, 32 letters and digits) in the ``kubernetes.io/basic-auth`` Secret
-  ``mlflow-db-credentials`` (``username``/``password``), and the CNPG ``Cluster`` ``mlflow-db`` (PostgreSQL 18,
-  ``database.instances``, ``size``, ``storageClass``; ``bootstrap.initdb`` creates ``database.name`` owned by
-  ``database.user`` with that Secret; no superuser access), which ``depends_on`` the operator release (it installs the
-  CRD and the webhook) and reaches the server as ``mlflow-db-rw.<ns>.svc:5432``. ``external``: nothing is created;
-  the password comes from the existing Secret ``database.passwordSecret`` (key ``password``);
+  user's password in the ``kubernetes.io/basic-auth`` Secret ``mlflow-db-credentials`` (``username`` the literal
+  ``database.user``, ``password``: a ``RandomPassword`` of 32 letters and digits, or from the external store the
+  property ``password`` of ``<keyPrefix>/mlflow-db-credentials``), and the CNPG ``Cluster`` ``mlflow-db``
+  (PostgreSQL 18, ``database.instances``, ``size``, ``storageClass``; ``bootstrap.initdb`` creates ``database.name``
+  owned by ``database.user`` with that Secret; no superuser access), which ``depends_on`` the operator release (it
+  installs the CRD and the webhook) and reaches the server as ``mlflow-db-rw.<ns>.svc:5432``. ``external``: the
+  password comes from the Secret ``database.passwordSecret`` (key ``password``), which the operator creates (source
+  pulumi) or an ExternalSecret of ``<keyPrefix>/<passwordSecret>`` provides;
 - the artifact store. In-cluster SeaweedFS: the store's generated keys copied into the Secret ``mlflow-s3``
   (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``) and ``MLFLOW_S3_ENDPOINT_URL`` set to the gateway. External S3: the
-  existing Secret ``objectStore.credentialsSecret`` referenced by name, or the workload identity
+  Secret ``objectStore.credentialsSecret`` referenced by name (from the store: an ExternalSecret of that name in the
+  MLflow namespace), or the workload identity
   ``objectStore.serviceAccountAnnotations`` on the ServiceAccount ``mlflow``; ``MLFLOW_S3_ENDPOINT_URL`` only for a
   custom ``objectStore.endpoint``. Bucket ``objectStore.buckets["mlflow"]``. The server proxies artifacts
   (``--serve-artifacts --artifacts-destination s3://<bucket>``): clients in tenant namespaces log and fetch
@@ -54,7 +57,6 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
 from config import versions
 from config.model import Cluster, Namespaces
@@ -162,11 +164,10 @@ class Mlflow(pulumi.ComponentResource):
             self.operator = helm_release(f"{name}-cnpg-release", versions.CLOUDNATIVE_PG,
                                          self.cnpg_namespace.metadata.name, cnpg_values(cluster), self,
                                          release_name=CNPG_RELEASE)
-            password = random.RandomPassword(f"{name}-db-password", length=32, special=False, opts=child)
-            self.db_secret = k8s.core.v1.Secret(
-                f"{name}-db-credentials", metadata=metadata(DB_APP_SECRET, COMPONENT, namespace=ns),
-                type="kubernetes.io/basic-auth",
-                string_data={USERNAME_KEY: database.user, PASSWORD_KEY: password.result}, opts=child)
+            password = platform_secrets.generated(f"{name}-db-password", 32, DB_APP_SECRET, PASSWORD_KEY, parent=self)
+            self.db_secret = platform_secrets.secret(
+                f"{name}-db-credentials", DB_APP_SECRET, ns, COMPONENT, self,
+                {USERNAME_KEY: database.user, PASSWORD_KEY: password}, type="kubernetes.io/basic-auth")
             secrets.append(self.db_secret)
             self.postgres = k8s.apiextensions.CustomResource(
                 f"{name}-db", api_version="postgresql.cnpg.io/v1", kind="Cluster",
@@ -178,7 +179,11 @@ class Mlflow(pulumi.ComponentResource):
             db_user = {"valueFrom": {"secretKeyRef": {"name": DB_APP_SECRET, "key": USERNAME_KEY}}}
             db_password_secret = DB_APP_SECRET
         else:
-            self.cnpg_namespace = self.operator = self.db_secret = self.postgres = None
+            self.cnpg_namespace = self.operator = self.postgres = None
+            # The operator's Secret (source pulumi: nothing registered) or its ExternalSecret.
+            self.db_secret = platform_secrets.existing(f"{name}-db-password-secret", database.password_secret, ns,
+                                                       COMPONENT, self, [PASSWORD_KEY])
+            secrets += [self.db_secret] if self.db_secret else []
             self.db_host, self.db_port = database.host, database.port
             db_user = {"value": database.user}
             db_password_secret = database.password_secret
@@ -195,7 +200,10 @@ class Mlflow(pulumi.ComponentResource):
             s3_secret_name = S3_SECRET
             endpoint_url = object_store.endpoint
         else:
-            self.s3_secret = None
+            self.s3_secret = (platform_secrets.existing(f"{name}-s3-credentials", store.credentials_secret, ns,
+                                                        COMPONENT, self, [ACCESS_KEY_ID, SECRET_ACCESS_KEY])
+                              if store.credentials_secret else None)
+            secrets += [self.s3_secret] if self.s3_secret else []
             s3_secret_name = store.credentials_secret
             endpoint_url = str(store.endpoint).rstrip("/") if store.endpoint else None
         if s3_secret_name:

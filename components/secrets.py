@@ -1,21 +1,31 @@
-"""``PlatformSecrets``: how every component gets its Secrets, from Pulumi or from an external store.
+"""``PlatformSecrets``: how every component gets its Secrets, from Pulumi or from an external store;
+``ExternalSecrets``: the External Secrets Operator and the store it reads.
 
 Components never create ``Secret`` objects or ``RandomPassword``s themselves: they ask ``PlatformSecrets`` for
 values (``generated`` credentials, ``provided`` config secrets) and for a Secret of a given name, namespace and keys
-(``secret``). ``secrets.source`` decides what that registers:
+(``secret``; ``existing`` for a Secret the stack names and the operator provides). ``secrets.source`` decides what
+that registers:
 
 - ``pulumi``: a ``RandomPassword`` per generated value (its result is secret), and a ``Secret`` whose ``stringData``
-  holds the values;
+  holds the values, each wrapped as a secret Output (plain strings, such as a user name, stay literals);
 - ``external-secrets``: no password is generated; each Secret is an ``ExternalSecret`` (external-secrets.io/v1)
   with the same name in the same namespace, whose target Secret (same name, same keys, same type) the operator
-  fills from the ``ClusterSecretStore`` ``STORE_NAME``: value ``property`` of remote key ``<keyPrefix>/<remote>``.
+  fills from the ``ClusterSecretStore`` ``STORE_NAME``: value ``property`` of remote key ``<keyPrefix>/<remote>``
+  (``remote_key``). Its template (engine v2, ``mergePolicy: Replace``) writes exactly the requested keys: each value
+  is ``{{ .<remote>_<property> }}`` of a ``data`` entry, literals stay literals, a ``Template`` renders around the
+  references (the SeaweedFS identities JSON: the keys sit inside JSON strings, so a value the store holds for them
+  must not contain ``"`` or ``\\``). ``creationPolicy: Owner`` (the Secret goes with its ExternalSecret),
+  ``deletionPolicy: Retain`` (a key deleted in the store leaves the last Secret in place rather than breaking
+  workloads).
 
 Either way a workload's ``secretKeyRef`` names the same Secret and key: no component changes its references.
-``remote_keys()`` lists what the store must hold (the renderer's plan and the README show it).
+``remote_keys()`` lists what the store must hold (stack output ``secretStoreKeys``, the plan, the README);
+``namespaces()`` where ExternalSecrets were placed (the only namespaces the store serves).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -23,9 +33,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from config import versions
+from config.model import Cluster
 from config.model import Secrets as SecretsConfig
 
-from .meta import metadata
+from .meta import helm_release, metadata, mirrored, platform_namespace
 
 STORE_NAME = "ai-platform"
 EXTERNAL_SECRET_API = "external-secrets.io/v1"
@@ -51,13 +63,14 @@ Value = SecretRef | Template | str
 
 class PlatformSecrets:
     """Delivers the platform's Secrets from ``secrets.source``; ``store`` is the resource every ExternalSecret waits
-    for (the ClusterSecretStore) in external mode."""
+    for in external mode: the operator's release, which installs the ExternalSecret CRD (see ``ExternalSecrets``)."""
 
     def __init__(self, cfg: SecretsConfig, store: pulumi.Resource | None = None):
         self.cfg = cfg
         self.external = cfg.source == "external-secrets"
         self.store = store
         self._remote: dict[str, set[str]] = {}
+        self._namespaces: list[pulumi.Input[str]] = []
 
     def generated(self, logical_name: str, length: int, remote: str, property: str,
                   parent: pulumi.Resource) -> SecretRef:
@@ -68,11 +81,12 @@ class PlatformSecrets:
                                          opts=pulumi.ResourceOptions(parent=parent))
         return SecretRef(remote, property, password.result)
 
-    def provided(self, value: pulumi.Output | None, remote: str, property: str) -> SecretRef | None:
+    def provided(self, value: pulumi.Output | None, remote: str, property: str,
+                 available: bool = True) -> SecretRef | None:
         """A value the operator provides: a Pulumi config secret, or the store's ``remote``/``property``. None when
-        the source has none (no Pulumi secret set; ``available`` false in the store)."""
+        the source has none (no Pulumi secret set; ``available`` false for the store)."""
         if self.external:
-            return self._ref(remote, property)
+            return self._ref(remote, property) if available else None
         return None if value is None else SecretRef(remote, property, value)
 
     def existing(self, logical_name: str, name: str, namespace: pulumi.Input[str], component: str,
@@ -90,24 +104,39 @@ class PlatformSecrets:
         self._remote.setdefault(remote, set()).add(property)
         return SecretRef(remote, property, None)
 
+    def remote_key(self, remote: str) -> str:
+        """The store's key of ``remote``: ``<keyPrefix>/<remote>``. Google Secret Manager names allow only letters,
+        digits, ``-`` and ``_`` (the operator puts the key into ``projects/<p>/secrets/<key>``): there ``/`` and ``.``
+        become ``_``."""
+        key = f"{self.cfg.key_prefix}/{remote}"
+        store = self.cfg.store
+        return re.sub(r"[/.]", "_", key) if store is not None and store.provider == "gcp" else key
+
     def remote_keys(self) -> dict[str, list[str]]:
         """Remote keys (with the prefix) and their properties that the store must hold (external mode)."""
-        return {f"{self.cfg.key_prefix}/{remote}": sorted(props) for remote, props in sorted(self._remote.items())}
+        return {self.remote_key(remote): sorted(props) for remote, props in sorted(self._remote.items())}
+
+    def namespaces(self) -> list[pulumi.Input[str]]:
+        """The namespaces of every ExternalSecret registered so far (Outputs where the caller passed one)."""
+        return list(self._namespaces)
 
     def secret(self, logical_name: str, name: str, namespace: pulumi.Input[str], component: str,
                parent: pulumi.Resource, data: Mapping[str, Value], type: str = "Opaque",
-               tenant: str | None = None, depends_on: list[pulumi.Resource] | None = None) -> pulumi.Resource:
+               tenant: str | None = None, depends_on: list[pulumi.Resource] | None = None,
+               extra_labels: dict[str, str] | None = None) -> pulumi.Resource:
         """The Secret ``name`` in ``namespace`` with ``data`` (key -> value): a Secret, or an ExternalSecret that
         creates it. Plain strings are non-secret literals (a user name)."""
-        meta = metadata(name, component, namespace=namespace, tenant=tenant)
+        meta = metadata(name, component, namespace=namespace, tenant=tenant, extra_labels=extra_labels)
         if not self.external:
             def value(ref: SecretRef) -> pulumi.Output:
                 return ref.value
 
             string_data = {key: pulumi.Output.secret(item.render(value)) if isinstance(item, Template)
-                           else item.value if isinstance(item, SecretRef) else item for key, item in data.items()}
+                           else pulumi.Output.secret(item.value) if isinstance(item, SecretRef) else item
+                           for key, item in data.items()}
             return k8s.core.v1.Secret(logical_name, metadata=meta, type=type, string_data=string_data,
                                       opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on or []))
+        self._namespaces.append(namespace)
         return self._external_secret(logical_name, meta, name, data, type, parent, depends_on or [])
 
     def _external_secret(self, logical_name: str, meta: dict, name: str, data: Mapping[str, Value], type: str,
@@ -115,11 +144,12 @@ class PlatformSecrets:
         fetched: dict[str, SecretRef] = {}
 
         def fetch(ref: SecretRef) -> str:
-            key = f"{ref.remote}_{ref.property}".replace("-", "_").replace(".", "_")
+            # A Go template field name: letters, digits and underscores only.
+            key = re.sub(r"[^A-Za-z0-9_]", "_", f"{ref.remote}_{ref.property}")
             fetched[key] = ref
             return "{{ ." + key + " }}"
 
-        template_data: dict[str, str] = {}
+        template_data: dict[str, pulumi.Input[str]] = {}
         for key, item in data.items():
             if isinstance(item, SecretRef):
                 template_data[key] = fetch(item)
@@ -131,12 +161,153 @@ class PlatformSecrets:
             "refreshInterval": self.cfg.refresh_interval,
             "secretStoreRef": {"kind": "ClusterSecretStore", "name": STORE_NAME},
             "target": {"name": name, "creationPolicy": "Owner", "deletionPolicy": "Retain",
-                       "template": {"type": type, "engineVersion": "v2", "data": template_data}},
-            "data": [{"secretKey": key, "remoteRef": {"key": f"{self.cfg.key_prefix}/{ref.remote}",
-                                                       "property": ref.property}}
+                       "template": {"type": type, "engineVersion": "v2", "mergePolicy": "Replace",
+                                    "data": template_data}},
+            "data": [{"secretKey": key, "remoteRef": {"key": self.remote_key(ref.remote), "property": ref.property}}
                      for key, ref in sorted(fetched.items())],
         }
         return k8s.apiextensions.CustomResource(
             logical_name, api_version=EXTERNAL_SECRET_API, kind="ExternalSecret", metadata=meta, spec=spec,
             opts=pulumi.ResourceOptions(parent=parent,
                                         depends_on=depends_on + ([self.store] if self.store is not None else [])))
+
+
+# --- the operator and its store ---------------------------------------------------------------------------------------
+
+COMPONENT = "external-secrets"
+POD_SECURITY = "restricted"
+RELEASE = versions.EXTERNAL_SECRETS.name
+STORE_SERVICE_ACCOUNT = "external-secrets-store"
+# The chart's pod selector labels (app.kubernetes.io/name is the chart name plus the component's suffix, instance the
+# release) and the container port every one of them serves metrics on.
+POD_NAMES = [RELEASE, f"{RELEASE}-webhook", f"{RELEASE}-cert-controller"]
+METRICS_PORT = "metrics"
+# Workload identity annotations of the store's service account, per provider.
+IDENTITY_ANNOTATIONS = {"aws": "eks.amazonaws.com/role-arn", "gcp": "iam.gke.io/gcp-service-account"}
+
+
+def helm_values(secrets: SecretsConfig, cluster: Cluster) -> dict:
+    """Values of the external-secrets chart (keys checked against the upstream values.yaml and values.schema.json)."""
+    replicas = secrets.replicas
+    # The controller's settings sit at the top level, the webhook's and cert-controller's in their sections.
+    values: dict = {"webhook": {}, "certController": {}}
+    for section in (values, values["webhook"], values["certController"]):
+        section["replicaCount"] = replicas
+        if replicas > 1:
+            section["podDisruptionBudget"] = {"enabled": True, "minAvailable": 1}
+        if cluster.image_registry:
+            section["image"] = {"repository": mirrored(versions.EXTERNAL_SECRETS_IMAGE, cluster.image_registry)}
+    values.update({
+        # One controller reconciles at a time; the webhook and cert-controller need no election.
+        "leaderElect": replicas > 1,
+        # CRDs are chart templates: a pin change upgrades them with the release; ``keep`` leaves them (and with them
+        # every ExternalSecret and, through ownerReferences, every Secret) in place when the release goes.
+        "installCRDs": True,
+        "crds": {"annotations": {"helm.sh/resource-policy": "keep"}},
+        # The chart's ServiceMonitors would need the Prometheus Operator CRDs before this release, while Grafana's
+        # admin Secret needs this release first: the monitoring component scrapes the pods with a PodMonitor instead.
+        "serviceMonitor": {"enabled": False},
+        # The chart would add ExternalSecret rights to the built-in edit and admin ClusterRoles: whoever holds those
+        # in a namespace the store serves could read every key of it. Only the platform creates ExternalSecrets.
+        "rbac": {"aggregateToEdit": False, "aggregateToAdmin": False},
+    })
+    return values
+
+
+def store_provider(secrets: SecretsConfig, namespace: str) -> dict:
+    """``spec.provider`` of the ClusterSecretStore: the configured store, authenticating as ``STORE_SERVICE_ACCOUNT``
+    (a ClusterSecretStore must name the account's namespace)."""
+    store = secrets.store
+    account = {"name": STORE_SERVICE_ACCOUNT, "namespace": namespace}
+    if store.provider == "vault":
+        vault = store.vault
+        provider = {"server": vault.server.rstrip("/"), "path": vault.path, "version": vault.version,
+                    "auth": {"kubernetes": {"mountPath": vault.auth.kubernetes.mount_path,
+                                            "role": vault.auth.kubernetes.role, "serviceAccountRef": account}}}
+        if vault.namespace:
+            provider["namespace"] = vault.namespace
+        return {"vault": provider}
+    if store.provider == "aws":
+        return {"aws": {"service": "SecretsManager", "region": store.aws.region,
+                        "auth": {"jwt": {"serviceAccountRef": account}}}}
+    gcp = store.gcp
+    return {"gcpsm": {"projectID": gcp.project_id, "auth": {"workloadIdentity": {
+        "clusterLocation": gcp.auth.cluster_location, "clusterName": gcp.auth.cluster_name,
+        "serviceAccountRef": account}}}}
+
+
+def identity_annotations(secrets: SecretsConfig) -> dict[str, str]:
+    """Annotations of the store's service account: the cloud identity it stands for (none for Vault)."""
+    store = secrets.store
+    if store.provider == "aws":
+        return {IDENTITY_ANNOTATIONS["aws"]: store.aws.auth.role_arn}
+    if store.provider == "gcp":
+        return {IDENTITY_ANNOTATIONS["gcp"]: store.gcp.auth.service_account}
+    return {}
+
+
+class ExternalSecrets(pulumi.ComponentResource):
+    """The External Secrets Operator and the store the platform's ExternalSecrets read (``secrets.source:
+    external-secrets``).
+
+    Owns:
+    - the namespace ``namespaces.externalSecrets``, Pod Security ``restricted``: the chart's controller, webhook and
+      cert-controller containers run non-root (uid 1000), without privilege escalation, with every capability
+      dropped, a read-only root file system and the RuntimeDefault seccomp profile (their ``securityContext``
+      defaults), and use no host namespace;
+    - the Helm release ``external-secrets`` of the pinned chart: ``secrets.replicas`` controllers (leader election
+      above one), webhooks and cert-controllers (PodDisruptionBudgets above one), images from
+      ``cluster.imageRegistry`` (the chart pins the tag). The CRDs are chart templates (``installCRDs``): a pin change
+      upgrades them with the release, and ``helm.sh/resource-policy: keep`` keeps them when the release is removed.
+      No chart ServiceMonitor: ``Monitoring.scrape_external_secrets`` adds a PodMonitor after its own release. The
+      chart's aggregation of ExternalSecret rights into the built-in ``edit``/``admin`` ClusterRoles is off: only the
+      platform creates ExternalSecrets (tenant Roles name no external-secrets.io resource), since anyone who could
+      create one in a namespace the store serves could read every key of the store;
+    - the ServiceAccount ``external-secrets-store`` the store authenticates as: Vault's Kubernetes auth (the operator
+      requests a token for it; with the Vault provider it is bound to ``system:auth-delegator``, which Vault needs when
+      it reviews tokens with the client's own JWT), AWS IRSA (``eks.amazonaws.com/role-arn``), GKE workload identity
+      (``iam.gke.io/gcp-service-account``);
+    - the ClusterSecretStore ``STORE_NAME`` (``create_store``, once every component has asked for its Secrets), whose
+      ``spec.conditions`` restrict it to the namespaces holding the platform's ExternalSecrets.
+
+    The operator talks to the API server and the store; its namespace has no NetworkPolicy, and no platform policy
+    covers it, so nothing is opened for it.
+    """
+
+    def __init__(self, name: str, secrets: SecretsConfig, cluster: Cluster, namespace: str,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:secrets:ExternalSecrets", name, None, opts)
+        if secrets.source != "external-secrets":
+            raise ValueError("ExternalSecrets is for secrets.source external-secrets")
+        self._name, self._secrets = name, secrets
+        self.namespace_name = namespace
+        self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, POD_SECURITY,
+                                            cluster.kubernetes_version, self)
+        ns = self.namespace.metadata.name
+        self.release = helm_release(f"{name}-release", versions.EXTERNAL_SECRETS, ns, helm_values(secrets, cluster),
+                                    self, release_name=RELEASE)
+        annotations = identity_annotations(secrets)
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-store-service-account",
+            metadata={**metadata(STORE_SERVICE_ACCOUNT, COMPONENT, namespace=ns),
+                      **({"annotations": annotations} if annotations else {})},
+            automount_service_account_token=False, opts=pulumi.ResourceOptions(parent=self))
+        self.auth_delegator = k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-store-auth-delegator", metadata=metadata(f"{STORE_SERVICE_ACCOUNT}-auth-delegator", COMPONENT),
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+            subjects=[{"kind": "ServiceAccount", "name": STORE_SERVICE_ACCOUNT, "namespace": ns}],
+            opts=pulumi.ResourceOptions(parent=self)) if secrets.store.provider == "vault" else None
+        self.store: pulumi.Resource | None = None
+        self.register_outputs({"namespace": ns, "release": self.release.name})
+
+    def create_store(self, namespaces: list[pulumi.Input[str]]) -> pulumi.Resource:
+        """The ClusterSecretStore, serving exactly ``namespaces`` (``PlatformSecrets.namespaces()`` after every
+        component ran). It waits for the release (CRD) and its service account."""
+        names = pulumi.Output.all(*namespaces).apply(lambda found: sorted(set(found)))
+        self.store = k8s.apiextensions.CustomResource(
+            f"{self._name}-store", api_version=EXTERNAL_SECRET_API, kind="ClusterSecretStore",
+            metadata=metadata(STORE_NAME, COMPONENT),
+            spec={"conditions": [{"namespaces": names}],
+                  "provider": store_provider(self._secrets, self.namespace_name)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, self.service_account]))
+        return self.store

@@ -266,9 +266,10 @@ class Tenant(pulumi.ComponentResource):
 
 
 def shared_service_policies(name: str, service: SharedService, namespace: pulumi.Input[str], namespaces: Namespaces,
-                            component: str, parent: pulumi.Resource) -> None:
+                            component: str, parent: pulumi.Resource, clients: list[str] | None = None) -> None:
     """NetworkPolicies in a shared service's namespace: ingress denied by default, open within the namespace,
-    from tenant namespaces (label ``ai-platform/tenant``) to the serving pods' port, and from monitoring."""
+    from tenant namespaces (label ``ai-platform/tenant``) to the serving pods' port, from monitoring, and from the
+    platform namespaces ``clients`` (services that use it too) to the serving pods' port."""
     everything: dict = {}
     opts = pulumi.ResourceOptions(parent=parent)
     specs = {
@@ -286,6 +287,11 @@ def shared_service_policies(name: str, service: SharedService, namespace: pulumi
             "ingress": [{"from": [_namespaces_in([namespaces.monitoring])]}],
         },
     }
+    if clients:
+        specs["allow-from-platform-clients"] = {
+            "podSelector": {"matchLabels": service.pod_labels}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_namespaces_in(clients)], "ports": [{"protocol": "TCP", "port": service.port}]}],
+        }
     for policy, spec in specs.items():
         k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{policy}",
                                         metadata=metadata(policy, component, namespace=namespace), spec=spec, opts=opts)

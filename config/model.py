@@ -1433,6 +1433,10 @@ class PlatformConfig(Model):
             if enabled and not self.volcano.enabled:
                 problems.append((f"{section}.enabled", "gang scheduling needs volcano.enabled"))
         if self.training.enabled:
+            try:  # the cluster runtime, whatever the tenants
+                gpu_placement(self.gpu, self.training.gpu, exclusive=False)
+            except ValueError as error:
+                problems.append(("training.gpu", str(error)))
             for index in range(len(self.tenants)):
                 problems += [(path, message) for path, message in
                              self._fits_tenant("training", index, self.training.gpu, self.training.resources)

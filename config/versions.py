@@ -96,9 +96,24 @@ MLFLOW_IMAGE = f"ghcr.io/mlflow/mlflow:{MLFLOW_VERSION}-full"
 # Optional platform services (issue 10). Kubeflow Trainer v2 is published as an OCI chart; its JobSet subchart pins
 # the JobSet image. Image tags of these services are pinned below their charts.
 KUBEFLOW_TRAINER = Chart("kubeflow-trainer", "oci://ghcr.io/kubeflow/charts", "2.3.0")
+# Argo Workflows: the chart pins controller, server and executor images at its appVersion v4.0.6 (images.tag
+# defaults to it); the pipeline's register step reuses MLFLOW_IMAGE.
 ARGO_WORKFLOWS = Chart("argo-workflows", "https://argoproj.github.io/argo-helm", "1.0.18")
 KUBERAY_OPERATOR = Chart("kuberay-operator", "https://ray-project.github.io/kuberay-helm", "1.7.0")
+# Kubeflow Trainer: the chart has no appVersion and derives the manager's tag as "v" + chart version; restated here
+# (image.tag) so the tag is pinned where every tag is. Repositories restated for a registry mirror: the manager's
+# (image.registry + image.repository) and the JobSet subchart's (jobset.image.repository; the subchart pins v0.12.0).
+TRAINER_IMAGE_TAG = "v2.3.0"
+TRAINER_IMAGE = "ghcr.io/kubeflow/trainer/trainer-controller-manager"
+JOBSET_IMAGE = "registry.k8s.io/jobset/jobset"
+# The torch image of the Trainer's own torch-distributed runtime at v2.3.0; the platform's torch runtimes use it too.
+TORCH_IMAGE = "pytorch/pytorch:2.10.0-cuda12.8-cudnn9-runtime"
+# KubeRay operator image repository (the chart pins the tag, v1.7.0), restated for a registry mirror.
+KUBERAY_OPERATOR_IMAGE = "quay.io/kuberay/operator"
 EXTERNAL_SECRETS = Chart("external-secrets", "https://charts.external-secrets.io", "2.9.0")
+# The image of its controller, webhook and cert-controller (the chart pins the tag, its appVersion v2.9.0),
+# restated for a registry mirror.
+EXTERNAL_SECRETS_IMAGE = "ghcr.io/external-secrets/external-secrets"
 
 CHARTS: dict[str, Chart] = {chart.name: chart for chart in (VOLCANO, GPU_OPERATOR, CERT_MANAGER, KEDA, KSERVE_CRD,
                                                             KSERVE_RESOURCES, KSERVE_RUNTIME_CONFIGS, ISTIO_BASE,

@@ -99,7 +99,8 @@ def test_tenant_training_runtimes_bind_their_own_queue_and_pass_the_fence(stack_
     runtimes = stack_run.of_kind("TrainingRuntime")
     assert sorted(r.namespace for r in runtimes) == sorted(t.name for t in cfg.tenants)
     for runtime in runtimes:
-        queue = runtime.inputs["metadata"]["annotations"][QUEUE_ANNOTATION]
+        # Where the Trainer's Volcano plugin reads the PodGroup's queue (the runtime's JobSet template).
+        queue = runtime.inputs["spec"]["template"]["metadata"]["annotations"][QUEUE_ANNOTATION]
         assert queue == runtime.namespace
         for tenant in cfg.tenants:
             assert admitted(spec, pod_group(queue), tenant.name) == (tenant.name == runtime.namespace)

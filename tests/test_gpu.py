@@ -136,14 +136,22 @@ def test_exclusive_tenants_and_multi_gpu_requests_never_land_on_time_sliced_gpus
 
 # --- the platform-wide GPU invariant --------------------------------------------------------------------------
 
+ARGO_POD_FIELDS = ("tolerations", "affinity", "nodeSelector", "securityContext", "volumes", "schedulerName")
+
+
 def pod_specs(value):
-    """Every pod spec inside an object: any mapping with a list of named containers, and KServe predictors
-    (their ``model`` is the serving container)."""
+    """Every pod spec inside an object: any mapping with a list of named containers, KServe predictors (their
+    ``model`` is the serving container) and Argo templates (their ``container`` or ``script`` is the main
+    container; the template carries the pod's scheduling fields)."""
     if isinstance(value, dict):
         if isinstance(value.get("containers"), list) and all("name" in c for c in value["containers"]):
             yield value
         if isinstance(value.get("model"), dict) and "modelFormat" in value["model"]:
             yield {**value, "containers": [{"name": "kserve-container", **value["model"]}]}
+        main = value.get("container") or value.get("script")
+        if isinstance(main, dict) and "image" in main and "name" in value:
+            yield {**{k: value[k] for k in ARGO_POD_FIELDS if k in value},
+                   "containers": [{"name": value["name"], **main}]}
         for item in value.values():
             yield from pod_specs(item)
     elif isinstance(value, list):
@@ -175,7 +183,10 @@ def test_every_pod_template_requesting_a_gpu_is_tolerated_pinned_and_exact(stack
     gpu_specs = [spec for obj in stack_run.objects for spec in pod_specs(obj.inputs)
                  if any(k.startswith(GPU_PREFIXES) for c in spec["containers"]
                         for k in c.get("resources", {}).get("limits", {}))]
-    assert len(gpu_specs) == sum(1 + (m.canary is not None) for m in cfg.models if m.gpu)
+    # Endpoints (and canaries), the cluster and per-tenant training runtimes, each pipeline's train step.
+    assert len(gpu_specs) == (sum(1 + (m.canary is not None) for m in cfg.models if m.gpu)
+                              + (1 + len(cfg.tenants) if cfg.training.enabled else 0)
+                              + (len(cfg.workflows.pipelines) if cfg.workflows.enabled else 0))
     problems = [f"{obj.kind} {obj.namespace}/{obj.k8s_name}: {problem}"
                 for obj in stack_run.objects for spec in pod_specs(obj.inputs) for problem in gpu_pod_problems(spec)]
     assert problems == []

@@ -7,6 +7,7 @@ import pytest
 from components.serving.endpoint import model_path
 from config import ConfigError, versions
 from tests.conftest import config_copy, run_stack
+from tests.test_gpu import pod_specs
 from tools.harness import CANARY, run
 
 RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
@@ -148,6 +149,9 @@ def restricted_problems(spec: dict) -> list[str]:
 
 
 def tenant_pod_specs(stack_run, cfg):
+    """Pod specs of what runs in tenant namespaces: endpoints, download Jobs, InferenceServices, the training
+    runtimes' nodes (the cluster runtime's too: TrainJobs in tenant namespaces would use it) and every step of the
+    tenants' WorkflowTemplates."""
     tenants = {t.name for t in cfg.tenants}
     for obj in stack_run.objects:
         if obj.namespace in tenants:
@@ -156,11 +160,20 @@ def tenant_pod_specs(stack_run, cfg):
             elif obj.kind == "InferenceService":
                 predictor = obj.inputs["spec"]["predictor"]
                 yield obj, {**predictor, "containers": [{"name": "kserve-container", **predictor["model"]}]}
+            elif obj.kind in ("TrainingRuntime", "WorkflowTemplate"):
+                yield from ((obj, spec) for spec in pod_specs(obj.inputs["spec"]))
+        elif obj.kind == "ClusterTrainingRuntime":
+            yield from ((obj, spec) for spec in pod_specs(obj.inputs["spec"]))
 
 
 def test_every_tenant_pod_passes_pod_security_restricted(stack_run, cfg):
     specs = list(tenant_pod_specs(stack_run, cfg))
     assert len(specs) >= len(cfg.models)
+    kinds = {obj.kind for obj, _ in specs}
+    assert ({"TrainingRuntime", "ClusterTrainingRuntime"} <= kinds) == cfg.training.enabled
+    assert ("WorkflowTemplate" in kinds) == bool(cfg.workflows.enabled and cfg.workflows.pipelines)
+    # Four steps of each pipeline run containers (the deploy step is a resource template run by the executor).
+    assert sum(obj.kind == "WorkflowTemplate" for obj, _ in specs) == 4 * len(cfg.workflows.pipelines)
     problems = [f"{obj.kind} {obj.namespace}/{obj.k8s_name}: {p}" for obj, spec in specs for p in restricted_problems(spec)]
     assert problems == []
 

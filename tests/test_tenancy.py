@@ -170,7 +170,9 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
         shared = {(r["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], r["ports"][0]["port"]):
                   r["to"][0]["podSelector"]["matchLabels"] for r in policies["allow-to-shared-services"]["egress"]}
         assert set(shared) == ({(namespaces.mlflow, 5000)} if cfg.mlflow.enabled else set()) | (
-            {(namespaces.milvus, 19530)} if cfg.milvus.enabled else set())
+            {(namespaces.milvus, 19530)} if cfg.milvus.enabled else set()) | (
+            {(namespaces.object_store, 8333)} if cfg.workflows.enabled and cfg.object_store.mode == "in-cluster"
+            else set())  # workflow artifacts in the in-cluster store
         assert all(labels for labels in shared.values())  # the serving pods only, not the whole namespace
         if cfg.workflows.enabled:  # the executor reports to the API server: its endpoints and port, nothing else
             (rule,) = policies["allow-kube-apiserver"]["egress"]
@@ -215,7 +217,7 @@ def test_network_policies_follow_configured_namespace_names():
     assert sorted(ingress["values"]) == ["edge", "observability"]
     egress = {r["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
               for r in policies["allow-to-shared-services"]["egress"]}
-    assert egress == {"milvus", "tracking"}
+    assert egress == {"milvus", "tracking", "object-store"}  # the store: dev's workflows keep artifacts there
 
 
 def test_queue_capability_equals_quota_and_waits_for_volcano(stack_run, cfg):

@@ -4,7 +4,8 @@
 
 writes ``manifests/<namespace or _cluster>/<kind>-<name>.yaml`` per Kubernetes object,
 ``helm/<release>.values.yaml`` per Helm release (chart, repo, version and namespace in a comment header),
-``plan.md`` (component tree, every resource with its dependencies, counts) and ``kubernetes-version``.
+``plan.md`` (component tree, every resource with its dependencies, counts, the external store's keys) and
+``kubernetes-version``.
 Output is deterministic; secrets appear as ``[secret]``. An invalid stack exits 2 with the config error.
 """
 
@@ -94,6 +95,7 @@ def plan(result: Run) -> str:
     stack = next(r for r in result.resources if r.type == "pulumi:pulumi:Stack")
     walk(stack.urn, 0)
     lines += gpu_capacity_table(result.outputs.get("gpuCapacity"))
+    lines += secret_store_table(result.outputs.get("secretStoreKeys"))
     lines += ["", "## Stack outputs", "", "```yaml", _dump(result.outputs).rstrip(), "```", ""]
     return "\n".join(lines)
 
@@ -115,6 +117,18 @@ def gpu_capacity_table(report: dict | None) -> list[str]:
     for resource, row in sorted(report["resources"].items()):
         per_tenant = " | ".join(str(report["quotas"][t].get(resource, 0)) for t in tenants)
         lines.append(f"| `{resource}` | {row['schedulable']} | {per_tenant} | {row['quota']} | {row['headroom']} |")
+    return lines
+
+
+def secret_store_table(keys: dict | None) -> list[str]:
+    """plan.md's table of what the external secret store must hold (``secretStoreKeys``; empty with source pulumi)."""
+    if not keys:
+        return []
+    lines = ["", "## External secret store", "",
+             "`secrets.source: external-secrets`: the ClusterSecretStore must hold these keys, each with these "
+             "properties, before the ExternalSecrets can fill their Secrets.", "",
+             "| remote key | properties |", "|---|---|"]
+    lines += [f"| `{key}` | {', '.join(f'`{p}`' for p in properties)} |" for key, properties in sorted(keys.items())]
     return lines
 
 

@@ -4,15 +4,18 @@ Owns:
 - the monitoring namespace, Pod Security ``privileged``: the chart's node-exporter DaemonSet runs with
   ``hostNetwork``, ``hostPID`` and a ``hostPath`` mount of the node's root file system (that is how it reads node
   metrics), which ``baseline`` and ``restricted`` forbid;
-- Grafana's admin credentials: a generated password (``RandomPassword``, 32 characters) and the Secret
-  ``grafana-admin`` (keys ``admin-user``/``admin-password``, the Grafana chart's ``admin.userKey``/``passwordKey``).
-  The chart only gets the Secret's name (``grafana.admin.existingSecret``): the password is in no Helm value;
+- Grafana's admin credentials: the Secret ``grafana-admin`` (keys ``admin-user``/``admin-password``, the Grafana
+  chart's ``admin.userKey``/``passwordKey``) from ``PlatformSecrets``: a generated password (``RandomPassword``, 32
+  characters) with ``secrets.source: pulumi``, else an ExternalSecret of the store's ``<keyPrefix>/grafana-admin``
+  (property ``admin-password``). The chart only gets the Secret's name (``grafana.admin.existingSecret``): the
+  password is in no Helm value;
 - the Helm release ``kube-prometheus-stack`` (Prometheus Operator, Prometheus, Alertmanager, Grafana,
   kube-state-metrics, node-exporter, the chart's default rules and dashboards). ``fullnameOverride`` pins the
   objects' prefix to the release name, so Prometheus is ``kube-prometheus-stack-prometheus:9090`` in the monitoring
   namespace, which ``PlatformConfig.prometheus_url`` (the endpoint autoscalers' default) assumes;
-- the scraping objects of the platform: a ServiceMonitor for the Volcano scheduler (``scrape_volcano``) and one
-  PodMonitor per endpoint version (``scrape_endpoint``).
+- the scraping objects of the platform: a ServiceMonitor for the Volcano scheduler (``scrape_volcano``), one
+  PodMonitor per endpoint version (``scrape_endpoint``) and one for the External Secrets Operator's pods
+  (``scrape_external_secrets``).
 
 Which monitors and rules Prometheus loads. Prometheus picks ServiceMonitors, PodMonitors and PrometheusRules in every
 namespace by ``app.kubernetes.io/part-of``: ``ai-platform`` (every platform object carries it, see
@@ -56,13 +59,16 @@ import json
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
 from config import versions
 from config.model import Cluster, Endpoint, Namespaces
 from config.model import Monitoring as MonitoringConfig
 
 from ..meta import PART_OF, TENANT_LABEL, helm_release, metadata, platform_namespace
+from ..secrets import METRICS_PORT as EXTERNAL_SECRETS_METRICS_PORT
+from ..secrets import POD_NAMES as EXTERNAL_SECRETS_PODS
+from ..secrets import RELEASE as EXTERNAL_SECRETS_RELEASE
+from ..secrets import PlatformSecrets
 from ..serving.endpoint import ENDPOINT_LABEL, versions_of
 
 COMPONENT = "monitoring"
@@ -188,19 +194,18 @@ class Monitoring(pulumi.ComponentResource):
     ServiceMonitors/PodMonitors (see the module docstring)."""
 
     def __init__(self, name: str, monitoring: MonitoringConfig, cluster: Cluster, namespaces: Namespaces,
-                 opts: pulumi.ResourceOptions | None = None, *, mesh: bool = False):
+                 opts: pulumi.ResourceOptions | None = None, *, mesh: bool = False,
+                 platform_secrets: PlatformSecrets):
         super().__init__("ai-platform:monitoring:Monitoring", name, None, opts)
         self._name, self.mesh = name, mesh
-        child = pulumi.ResourceOptions(parent=self)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.monitoring, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
         ns = self.namespace.metadata.name
-        self.grafana_password = random.RandomPassword(f"{name}-grafana-admin-password", length=32, special=False,
-                                                      opts=child)
-        self.grafana_secret = k8s.core.v1.Secret(
-            f"{name}-grafana-admin", metadata=metadata(GRAFANA_ADMIN_SECRET, COMPONENT, namespace=ns), type="Opaque",
-            string_data={GRAFANA_USER_KEY: GRAFANA_ADMIN_USER, GRAFANA_PASSWORD_KEY: self.grafana_password.result},
-            opts=child)
+        password = platform_secrets.generated(f"{name}-grafana-admin-password", 32, GRAFANA_ADMIN_SECRET,
+                                              GRAFANA_PASSWORD_KEY, parent=self)
+        self.grafana_secret = platform_secrets.secret(
+            f"{name}-grafana-admin", GRAFANA_ADMIN_SECRET, ns, COMPONENT, self,
+            {GRAFANA_USER_KEY: GRAFANA_ADMIN_USER, GRAFANA_PASSWORD_KEY: password})
         self.release = helm_release(f"{name}-release", versions.KUBE_PROMETHEUS_STACK, ns,
                                     helm_values(monitoring, cluster, mesh), self,
                                     depends_on=[self.grafana_secret], timeout=900, release_name=RELEASE)
@@ -225,6 +230,22 @@ class Monitoring(pulumi.ComponentResource):
             metadata=metadata("volcano-scheduler", COMPONENT, namespace=namespace),
             spec={"selector": {"matchLabels": dict(VOLCANO_SCHEDULER_SELECTOR)},
                   "endpoints": [{"port": VOLCANO_METRICS_PORT, "path": "/metrics", "scheme": "http"}]},
+            opts=self._after_release())
+
+    def scrape_external_secrets(self, namespace: pulumi.Input[str]) -> k8s.apiextensions.CustomResource:
+        """A PodMonitor for the External Secrets Operator's controller, webhook and cert-controller pods in
+        ``namespace`` (the chart's pod labels; each serves ``/metrics`` in plaintext on its ``metrics`` port, and the
+        namespace has no sidecars). It replaces the chart's ServiceMonitors, which would have to wait for this
+        release while Grafana's admin Secret waits for the operator."""
+        return k8s.apiextensions.CustomResource(
+            f"{self._name}-external-secrets",
+            api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+            metadata=metadata(EXTERNAL_SECRETS_RELEASE, COMPONENT, namespace=namespace),
+            spec={"selector": {"matchLabels": {"app.kubernetes.io/instance": EXTERNAL_SECRETS_RELEASE},
+                               "matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In",
+                                                     "values": list(EXTERNAL_SECRETS_PODS)}]},
+                  "podMetricsEndpoints": [{"port": EXTERNAL_SECRETS_METRICS_PORT, "path": "/metrics",
+                                           "scheme": "http"}]},
             opts=self._after_release())
 
     def scrape_endpoint(self, logical_name: str, endpoint: Endpoint,

@@ -5,8 +5,9 @@ Owns, in the tenant's namespace:
   Job (``hf://`` with the vLLM image's huggingface_hub, ``s3://`` with the AWS CLI), a Deployment of the
   OpenAI-compatible server that waits for the cache and then loads from it offline (restarts and new
   replicas never pull the weights again), a Service, a PodDisruptionBudget and a KEDA ScaledObject on
-  ``vllm:num_requests_waiting``; the Hugging Face token, when the stack has one, as a Secret the Job
-  reads by name.
+  ``vllm:num_requests_waiting``; the Hugging Face token, when the stack has one (``huggingFaceToken``, or
+  ``secrets.huggingFaceToken`` with the external store: ``<keyPrefix>/huggingface-token``, property ``token``), as
+  the Secret ``<version>-hf-token`` (``PlatformSecrets``: a Secret or an ExternalSecret) the Job reads by name.
 - Triton: a Deployment reading the model repository from S3 (keys from a tenant Secret) or a PVC, a
   Service (http 8000, grpc 8001, metrics 8002), a PodDisruptionBudget and a ScaledObject on
   ``nv_inference_pending_request_count``.
@@ -30,6 +31,7 @@ from config.model import Endpoint, Gpu, Serving, Tenant, TritonOptions, VllmOpti
 
 from ..gpu import gpu_scheduling
 from ..meta import metadata
+from ..secrets import PlatformSecrets
 
 COMPONENT = "serving"
 UID = 1000
@@ -37,6 +39,8 @@ ENDPOINT_LABEL = "ai-platform/endpoint"
 ROLE_LABEL = "ai-platform/role"
 MODELS = "/models"
 HF_TOKEN_SECRET_KEY = "token"
+# Where an external store keeps the token (``<keyPrefix>/huggingface-token``, property ``token``).
+HF_TOKEN_REMOTE = "huggingface-token"
 
 POD_SECURITY = {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
                 "seccompProfile": {"type": "RuntimeDefault"}}
@@ -167,13 +171,14 @@ class ModelEndpoint(pulumi.ComponentResource):
     def __init__(self, name: str, endpoint: Endpoint, tenant: Tenant, namespace: pulumi.Input[str], gpu: Gpu,
                  serving: Serving, prometheus_url: str, hf_token: pulumi.Output | None,
                  kserve_release: pulumi.Resource, keda_release: pulumi.Resource,
-                 opts: pulumi.ResourceOptions | None = None):
+                 opts: pulumi.ResourceOptions | None = None, *, platform_secrets: PlatformSecrets):
         super().__init__("ai-platform:serving:ModelEndpoint", name, None, opts)
         self._child = pulumi.ResourceOptions(parent=self)
         # The tenant namespace's Output: every object waits for the namespace to exist.
         self.endpoint, self.tenant, self.namespace = endpoint, tenant.name, namespace
         self.storage_class = endpoint.cache.storage_class or serving.storage_class
         self.prometheus_url, self.hf_token, self.keda_release = prometheus_url, hf_token, keda_release
+        self.platform_secrets = platform_secrets
         self.gpu_settings = (gpu_scheduling(gpu, endpoint.gpu, tenant.gpu_isolation == "exclusive")
                              if endpoint.gpu else None)
 
@@ -267,12 +272,18 @@ class ModelEndpoint(pulumi.ComponentResource):
 
     def _download_job(self, name: str, object_name: str, variant: Endpoint, claim: pulumi.Output) -> None:
         env = HOME_ENV + [{"name": "HF_HOME", "value": "/tmp/hf"}]
-        if variant.scheme == "hf" and self.hf_token is not None:
-            secret = k8s.core.v1.Secret(
-                f"{name}-hf-token", metadata=self._meta(f"{object_name}-hf-token"),
-                string_data={HF_TOKEN_SECRET_KEY: self.hf_token}, type="Opaque", opts=self._child)
+        secrets = self.platform_secrets
+        token = (secrets.provided(self.hf_token, HF_TOKEN_REMOTE, HF_TOKEN_SECRET_KEY,
+                                  available=secrets.cfg.hugging_face_token)
+                 if variant.scheme == "hf" else None)
+        after: list[pulumi.Resource] = []
+        if token is not None:
+            secret_name = f"{object_name}-hf-token"
+            after.append(secrets.secret(f"{name}-hf-token", secret_name, self.namespace, COMPONENT, self,
+                                        {HF_TOKEN_SECRET_KEY: token}, tenant=self.tenant,
+                                        extra_labels=self._meta(secret_name)["labels"]))
             env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
-                "name": secret.metadata.name, "key": HF_TOKEN_SECRET_KEY}}})
+                "name": secret_name, "key": HF_TOKEN_SECRET_KEY}}})
         if variant.scheme == "s3":
             env += _s3_env(variant)
         # No mesh sidecar: the Job only talks to the internet, and a sidecar would keep it from completing.
@@ -299,7 +310,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                     "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": claim}}, TMP_VOLUME],
                 },
             }},
-            opts=self._child)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after))
 
     def _scaled_object(self, name: str, object_name: str, version: str, variant: Endpoint) -> None:
         # The Deployment's pods are <deployment>-<replicaset hash>-<pod hash>: the anchored regex keeps the
