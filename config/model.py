@@ -1358,19 +1358,9 @@ class PlatformConfig(Model):
         if self.mesh.enabled and not self.serving.enabled:
             problems.append(("mesh.enabled", "the mesh's ingress certificate comes from cert-manager, which "
                                              "serving.enabled installs"))
-        seen: dict[tuple[str, str], int] = {}
         used: dict[tuple[str, str], list[tuple[int, int]]] = {}
-        for index, endpoint in enumerate(self.models):
+        for index, endpoint in self._of_existing_tenants("models", "endpoint", self.models, problems):
             at = f"models[{index}]"
-            if endpoint.tenant not in tenants:
-                problems.append((f"{at}.tenant", f"no tenant {endpoint.tenant!r} (tenants: "
-                                                 f"{', '.join(tenants) or 'none'})"))
-                continue
-            key = (endpoint.tenant, endpoint.name)
-            if key in seen:
-                problems.append((f"{at}.name", f"duplicate endpoint {endpoint.name!r} in tenant {endpoint.tenant!r} "
-                                               f"(also models[{seen[key]}])"))
-            seen.setdefault(key, index)
             tenant_index, tenant = tenants[endpoint.tenant]
             largest = tenant.container_max
             for field in ("cpu", "memory"):
@@ -1403,6 +1393,25 @@ class PlatformConfig(Model):
                                  f"{sum(n for _, n in uses)} {resource} at max replicas ({paths}) but "
                                  f"tenants[{tenant_index}].quota allows {quota}"))
         return problems
+
+    def _of_existing_tenants(self, path: str, what: str, entries: list, problems: list[tuple[str, str]]) -> list:
+        """``(index, entry)`` of the entries (endpoints, pipelines) whose tenant exists; records entries of unknown
+        tenants and names used twice in one tenant."""
+        tenants = [t.name for t in self.tenants]
+        seen: dict[tuple[str, str], int] = {}
+        valid = []
+        for index, entry in enumerate(entries):
+            at = f"{path}[{index}]"
+            if entry.tenant not in tenants:
+                problems.append((f"{at}.tenant", f"no tenant {entry.tenant!r} (tenants: {', '.join(tenants) or 'none'})"))
+                continue
+            key = (entry.tenant, entry.name)
+            if key in seen:
+                problems.append((f"{at}.name", f"duplicate {what} {entry.name!r} in tenant {entry.tenant!r} "
+                                               f"(also {path}[{seen[key]}])"))
+            seen.setdefault(key, index)
+            valid.append((index, entry))
+        return valid
 
     def _fits_tenant(self, at: str, tenant_index: int, gpu: EndpointGpu, resources: ComputeResources
                      ) -> list[tuple[str, str]]:
@@ -1455,19 +1464,10 @@ class PlatformConfig(Model):
         if workflows.pipelines and not self.serving.enabled:
             problems.append(("workflows.pipelines", "the pipeline deploys an InferenceService: needs serving.enabled"))
         tenants = {t.name: i for i, t in enumerate(self.tenants)}
-        seen: dict[tuple[str, str], int] = {}
-        for index, pipeline in enumerate(workflows.pipelines):
-            at = f"workflows.pipelines[{index}]"
-            if pipeline.tenant not in tenants:
-                problems.append((f"{at}.tenant", f"no tenant {pipeline.tenant!r} (tenants: "
-                                                 f"{', '.join(tenants) or 'none'})"))
-                continue
-            key = (pipeline.tenant, pipeline.name)
-            if key in seen:
-                problems.append((f"{at}.name", f"duplicate pipeline {pipeline.name!r} in tenant {pipeline.tenant!r} "
-                                               f"(also workflows.pipelines[{seen[key]}])"))
-            seen.setdefault(key, index)
-            problems += self._fits_tenant(at, tenants[pipeline.tenant], pipeline.gpu, pipeline.resources)
+        for index, pipeline in self._of_existing_tenants("workflows.pipelines", "pipeline", workflows.pipelines,
+                                                         problems):
+            problems += self._fits_tenant(f"workflows.pipelines[{index}]", tenants[pipeline.tenant], pipeline.gpu,
+                                          pipeline.resources)
         return problems
 
     def _gpu_quotas_fit_capacity(self) -> list[tuple[str, str]]:
