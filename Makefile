@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: setup test render validate lock clean
+.PHONY: setup test render validate snapshot lock clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ render: setup
 
 validate: render
 	$(PY) -m tools.validate build/$(STACK)
+
+# Rewrite tests/snapshots/<stack>.json (URNs and replace-deciding fields) for every stack; commit the diff.
+snapshot: setup
+	$(PY) -m tools.snapshot --all
 
 # Re-pin after changing pyproject.toml's dependencies: a fresh venv, install, freeze.
 lock:

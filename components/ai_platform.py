@@ -38,7 +38,7 @@ class AiPlatform(pulumi.ComponentResource):
         # Every component's Secrets come through here (Pulumi values, or ExternalSecrets from the store). External:
         # the operator first; each ExternalSecret waits for its release (the CRD), the store is created last (below).
         self.external_secrets = (ExternalSecrets("external-secrets", cfg.secrets, cfg.cluster,
-                                                 cfg.namespaces.external_secrets, child)
+                                                 cfg.namespaces.external_secrets, child, protect=cfg.protects("secrets"))
                                  if cfg.secrets.source == "external-secrets" else None)
         self.secrets = PlatformSecrets(cfg.secrets,
                                        store=self.external_secrets.release if self.external_secrets else None)
@@ -52,36 +52,43 @@ class AiPlatform(pulumi.ComponentResource):
                 readable.update(service.TENANT_READABLE)
 
         self.monitoring = (Monitoring("monitoring", cfg.monitoring, cfg.cluster, cfg.namespaces, child,
-                                      mesh=cfg.mesh.enabled, platform_secrets=self.secrets)
+                                      mesh=cfg.mesh.enabled, platform_secrets=self.secrets,
+                                      protect=cfg.protects("monitoring"))
                            if cfg.monitoring.enabled else None)
         if self.monitoring and self.external_secrets:
             self.monitoring.scrape_external_secrets(self.external_secrets.namespace.metadata.name)
         self.gpu = GpuOperator("gpu", cfg.gpu, cfg.cluster, cfg.namespaces.gpu_operator,
                                service_monitor=cfg.monitoring.enabled, opts=child,
-                               after=[self.monitoring.ready] if self.monitoring else None)
+                               after=[self.monitoring.ready] if self.monitoring else None, protect=cfg.protects("gpu"))
         store_users = tuple(service for service, on in (("mlflow", cfg.mlflow.enabled), ("milvus", cfg.milvus.enabled),
                                                         ("workflows", cfg.workflows.enabled)) if on)
         self.object_store = (ObjectStore("object-store", cfg.object_store, cfg.cluster, cfg.namespaces, store_users,
-                                         self.secrets, child)
+                                         self.secrets, child, protect=cfg.protects("objectStore"),
+                                         tenants=tuple(t.name for t in cfg.tenants) if cfg.workflows.enabled else ())
                              if cfg.object_store.mode == "in-cluster" and store_users
                              else None)
         self.mlflow = (Mlflow("mlflow", cfg.mlflow, cfg.object_store, cfg.cluster, cfg.namespaces, self.object_store,
-                              self.monitoring.ready if self.monitoring else None, self.secrets, child)
+                              self.monitoring.ready if self.monitoring else None, self.secrets, child,
+                              protect=cfg.protects("mlflow"))
                        if cfg.mlflow.enabled else None)
         self.milvus = (Milvus("milvus", cfg.milvus, cfg.object_store, cfg.cluster, cfg.namespaces,
                               self.object_store.endpoint if self.object_store else None,
                               self.object_store.credentials if self.object_store else None,
                               [self.object_store.release] if self.object_store else [],
-                              self.monitoring.ready if self.monitoring else None, self.secrets, child)
+                              self.monitoring.ready if self.monitoring else None, self.secrets, child,
+                              protect=cfg.protects("milvus"))
                        if cfg.milvus.enabled else None)
         if cfg.serving.enabled:
+            protect = cfg.protects("serving")
             self.cert_manager = CertManager("cert-manager", cfg.cluster, cfg.namespaces.cert_manager,
-                                            cfg.serving.replicas, child)
-            self.keda = Keda("keda", cfg.cluster, cfg.namespaces.keda, cfg.serving.replicas, child)
-            self.kserve = KServe("kserve", cfg.serving, cfg.cluster, cfg.namespaces, self.cert_manager.release, child)
+                                            cfg.serving.replicas, child, protect=protect)
+            self.keda = Keda("keda", cfg.cluster, cfg.namespaces.keda, cfg.serving.replicas, child, protect=protect)
+            self.kserve = KServe("kserve", cfg.serving, cfg.cluster, cfg.namespaces, self.cert_manager.release, child,
+                                 protect=protect)
         else:
             self.cert_manager = self.keda = self.kserve = None
-        self.volcano = (Volcano("volcano", cfg.volcano, cfg.cluster, cfg.namespaces.volcano, child)
+        self.volcano = (Volcano("volcano", cfg.volcano, cfg.cluster, cfg.namespaces.volcano, child,
+                                protect=cfg.protects("volcano"))
                         if cfg.volcano.enabled else None)
         if self.monitoring and self.volcano:
             self.monitoring.scrape_volcano(self.volcano.namespace.metadata.name)
@@ -105,23 +112,31 @@ class AiPlatform(pulumi.ComponentResource):
                                 self.volcano.release if self.volcano else None, cfg.mesh.enabled, child,
                                 shared=tuple(shared), workloads=workloads, readable=readable,
                                 api_server=ApiServer(list(cfg.cluster.api_server_cidrs), cfg.cluster.api_server_port)
-                                if cfg.workflows.enabled else None)
+                                if cfg.workflows.enabled else None, protect=cfg.protects(f"tenant:{tenant.name}"))
             for tenant in cfg.tenants
         }
-        # Batch services with objects in tenant namespaces (Volcano is on with them: the config requires it).
         tenant_namespaces = {name: t.namespace.metadata.name for name, t in self.tenants.items()}
+        # One MLflow and one Milvus account per tenant, its credentials in the tenant's namespace.
+        for service in (self.mlflow, self.milvus):
+            if service:
+                service.add_tenant_accounts(tenant_namespaces)
+        # Batch services with objects in tenant namespaces (Volcano is on with them: the config requires it).
         self.training = (training.Training("training", cfg.training, cfg, tenant_namespaces,
-                                                   self.volcano.release, child) if cfg.training.enabled else None)
+                                                   self.volcano.release, child, protect=cfg.protects("training"))
+                         if cfg.training.enabled else None)
         self.ray = (ray.Ray("ray", cfg.ray, cfg.cluster, cfg.namespaces, tenant_namespaces,
-                                    self.volcano.release, child) if cfg.ray.enabled else None)
+                                    self.volcano.release, child, protect=cfg.protects("ray"))
+                    if cfg.ray.enabled else None)
         self.workflows = (workflows.Workflows("workflows", cfg.workflows, cfg.cluster, cfg.namespaces, cfg.object_store, cfg.gpu,
                                     cfg.tenants, tenant_namespaces, self.object_store, self.secrets,
-                                    self.mlflow.url if self.mlflow else None, child)
+                                    self.mlflow.url if self.mlflow else None, child,
+                                    protect=cfg.protects("workflows"))
                           if cfg.workflows.enabled else None)
         self.mesh = Mesh("mesh", cfg.mesh, cfg.cluster, cfg.namespaces,
                          {name: t.namespace.metadata.name for name, t in self.tenants.items()},
                          [cfg.endpoint_host(e) for e in cfg.models],
-                         self.cert_manager.release if self.cert_manager else None, child) if cfg.mesh.enabled else None
+                         self.cert_manager.release if self.cert_manager else None, child,
+                         protect=cfg.protects("mesh")) if cfg.mesh.enabled else None
         self.endpoints = [
             ModelEndpoint(f"model-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.tenant(endpoint.tenant),
                           self.tenants[endpoint.tenant].namespace.metadata.name, cfg.gpu, cfg.serving,
@@ -138,6 +153,7 @@ class AiPlatform(pulumi.ComponentResource):
                     self.monitoring.scrape_mesh_proxies(f"monitor-{name}-istio-proxies",
                                                         tenant.namespace.metadata.name, tenant=name)
             self.monitoring.publish(rules.alert_groups(cfg), rules.recording_groups(), dashboards.dashboards(cfg))
+            self.monitoring.tenant_folders(cfg.tenants, dashboards.tenant_dashboards(cfg))
         if self.mesh:
             for endpoint in cfg.models:
                 EndpointTraffic(f"traffic-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.endpoint_host(endpoint),

@@ -47,7 +47,8 @@ def helm_values(cluster: Cluster, replicas: int) -> dict:
     if cluster.image_registry:
         image.update({key: {"registry": cluster.image_registry} for key in IMAGES})
     values: dict = {
-        "crds": {"install": True},
+        # Uninstalling the chart must not delete the ScaledObject CRD (and every endpoint's autoscaler with it).
+        "crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}},
         "image": image,
         "operator": {"replicaCount": replicas},
         "metricsServer": {"replicaCount": replicas},
@@ -67,10 +68,10 @@ class Keda(pulumi.ComponentResource):
     """KEDA namespace and Helm release (operator, metrics API server, admission webhooks, CRDs)."""
 
     def __init__(self, name: str, cluster: Cluster, namespace: str, replicas: int,
-                 opts: pulumi.ResourceOptions | None = None):
+                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
         super().__init__("ai-platform:autoscaling:Keda", name, None, opts)
         self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
         self.release = helm_release(f"{name}-release", versions.KEDA, self.namespace.metadata.name,
-                                    helm_values(cluster, replicas), self)
+                                    helm_values(cluster, replicas), self, protect=protect)
         self.register_outputs({"namespace": self.namespace.metadata.name, "release": self.release.name})

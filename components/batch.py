@@ -118,12 +118,12 @@ class Volcano(pulumi.ComponentResource):
     """Volcano namespace and Helm release (scheduler, controllers, admission webhook, CRDs)."""
 
     def __init__(self, name: str, volcano: VolcanoConfig, cluster: Cluster, namespace: str,
-                 opts: pulumi.ResourceOptions | None = None):
+                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
         super().__init__("ai-platform:batch:Volcano", name, None, opts)
         self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, "baseline",
                                             cluster.kubernetes_version, self)
         self.release = helm_release(f"{name}-release", versions.VOLCANO, self.namespace.metadata.name,
-                                    helm_values(volcano, cluster), self)
+                                    helm_values(volcano, cluster), self, protect=protect)
         child = pulumi.ResourceOptions(parent=self)
         self.queue_fence = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
             f"{name}-queue-fence", metadata=metadata(QUEUE_FENCE, COMPONENT), spec=queue_fence_spec(), opts=child)

@@ -53,10 +53,10 @@ class CertManager(pulumi.ComponentResource):
     """cert-manager namespace and Helm release (controller, webhook, cainjector, CRDs)."""
 
     def __init__(self, name: str, cluster: Cluster, namespace: str, replicas: int,
-                 opts: pulumi.ResourceOptions | None = None):
+                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
         super().__init__("ai-platform:certs:CertManager", name, None, opts)
         self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
         self.release = helm_release(f"{name}-release", versions.CERT_MANAGER, self.namespace.metadata.name,
-                                    helm_values(cluster, namespace, replicas), self)
+                                    helm_values(cluster, namespace, replicas), self, protect=protect)
         self.register_outputs({"namespace": self.namespace.metadata.name, "release": self.release.name})

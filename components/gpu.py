@@ -158,7 +158,8 @@ class GpuOperator(pulumi.ComponentResource):
     """GPU Operator namespace, device-plugin and MIG configs, Helm release, and named GPU node patches."""
 
     def __init__(self, name: str, gpu: Gpu, cluster: Cluster, namespace: str, service_monitor: bool,
-                 opts: pulumi.ResourceOptions | None = None, after: list[pulumi.Resource] | None = None):
+                 opts: pulumi.ResourceOptions | None = None, after: list[pulumi.Resource] | None = None,
+                 protect: bool = False):
         super().__init__("ai-platform:gpu:GpuOperator", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.release = None
@@ -174,7 +175,7 @@ class GpuOperator(pulumi.ComponentResource):
                                                      data={"config.yaml": mig_parted_config(gpu)}, opts=child))
             self.release = helm_release(f"{name}-release", versions.GPU_OPERATOR, ns,
                                         helm_values(gpu, cluster, service_monitor), self,
-                                        depends_on=configs + (after or []), timeout=900)
+                                        depends_on=configs + (after or []), timeout=900, protect=protect)
 
         for pool in gpu.node_pools:
             for node in pool.nodes:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -49,22 +52,32 @@ def mirrored(image: str, registry: str) -> str:
     return f"{registry}/{image}"
 
 
+def holds_data(parent: pulumi.Resource, protect: bool,
+               depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
+    """Options of a resource whose deletion loses data (a namespace, a release with volumes, a database): with
+    ``protect`` (``dataProtection: strict``) Pulumi refuses to delete or replace it, and if it is ever deleted from
+    the stack, Kubernetes keeps it (``retain_on_delete``: no cascade to its volumes)."""
+    return pulumi.ResourceOptions(parent=parent, depends_on=depends_on or [], protect=protect,
+                                  retain_on_delete=protect)
+
+
 def platform_namespace(logical_name: str, name: str, component: str, pod_security: str, kubernetes_version: str,
                        parent: pulumi.Resource, tenant: str | None = None,
-                       extra_labels: dict[str, str] | None = None) -> k8s.core.v1.Namespace:
-    """A namespace with the platform labels and one Pod Security level (enforced, audited, warned)."""
+                       extra_labels: dict[str, str] | None = None, protect: bool = False) -> k8s.core.v1.Namespace:
+    """A namespace with the platform labels and one Pod Security level (enforced, audited, warned); ``protect``
+    for one that holds data (deleting a namespace deletes every volume claim in it)."""
     return k8s.core.v1.Namespace(
         logical_name,
         metadata=metadata(name, component, tenant=tenant,
                           extra_labels={**pod_security_labels(pod_security, kubernetes_version), **(extra_labels or {})}),
-        opts=pulumi.ResourceOptions(parent=parent))
+        opts=holds_data(parent, protect))
 
 
 def helm_release(logical_name: str, chart: Chart, namespace: pulumi.Input[str], values: dict,
                  parent: pulumi.Resource, depends_on: list[pulumi.Resource] | None = None,
-                 timeout: int = 600, release_name: str | None = None) -> k8s.helm.v3.Release:
+                 timeout: int = 600, release_name: str | None = None, protect: bool = False) -> k8s.helm.v3.Release:
     """A Helm release of a pinned chart, named after the chart unless ``release_name`` says otherwise (an
-    ``oci://`` repo is referenced in the chart)."""
+    ``oci://`` repo is referenced in the chart); ``protect`` for one whose uninstall would lose data or CRDs."""
     location = ({"chart": f"{chart.repo}/{chart.name}"} if chart.repo.startswith("oci://")
                 else {"chart": chart.name, "repository_opts": {"repo": chart.repo}})
     return k8s.helm.v3.Release(
@@ -77,4 +90,41 @@ def helm_release(logical_name: str, chart: Chart, namespace: pulumi.Input[str], 
         timeout=timeout,
         cleanup_on_fail=True,
         **location,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on or []))
+        opts=holds_data(parent, protect, depends_on))
+
+
+# restricted Pod Security for a platform Job's container and pod (the uid for images that define no user).
+JOB_UID = 1000
+JOB_CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                          "capabilities": {"drop": ["ALL"]}}
+JOB_POD_SECURITY = {"runAsNonRoot": True, "runAsUser": JOB_UID, "runAsGroup": JOB_UID,
+                    "seccompProfile": {"type": "RuntimeDefault"}}
+JOB_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+
+
+def setup_job(logical_name: str, prefix: str, namespace: pulumi.Input[str], component: str, image: str, script: str,
+              env: list[dict], fingerprint: object, parent: pulumi.Resource,
+              depends_on: list[pulumi.Resource]) -> k8s.batch.v1.Job:
+    """A Job that runs the Python ``script`` (standard library only) once in ``image``, ``restricted`` and without a
+    mesh sidecar. Its name is ``<prefix>-<hash>`` of ``fingerprint`` (what it sets up, never a secret), script and
+    image: a change of any of them is a new Job, which runs again; ``pulumi.com/replaceUnready`` replaces a failed one
+    on the next update (``delete_before_replace``: the replacement has the same name)."""
+    digest = hashlib.sha256(json.dumps([fingerprint, script, image], sort_keys=True).encode()).hexdigest()[:10]
+    tmp = {"name": "tmp", "mountPath": "/tmp"}
+    return k8s.batch.v1.Job(
+        logical_name,
+        metadata={**metadata(f"{prefix}-{digest}", component, namespace=namespace),
+                  "annotations": {"pulumi.com/replaceUnready": "true"}},
+        spec={"backoffLimit": 6, "activeDeadlineSeconds": 1800, "template": {
+            "metadata": {"labels": {**labels(component), "sidecar.istio.io/inject": "false"}},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "securityContext": JOB_POD_SECURITY,
+                "containers": [{"name": "setup", "image": image, "command": ["python", "-c", script],
+                                "env": [*env, {"name": "HOME", "value": "/tmp"}], "resources": JOB_RESOURCES,
+                                "securityContext": JOB_CONTAINER_SECURITY, "volumeMounts": [tmp]}],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
+            }}},
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on, delete_before_replace=True,
+                                    custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m")))

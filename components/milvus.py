@@ -37,6 +37,19 @@ ServiceAccount ``milvus`` (workload identity). Authentication is on (``common.se
 ``extraConfigFiles.user.yaml``). The root password applies at first start only: changing the Secret later does not
 change the password of an existing installation (do that with the Milvus API).
 
+Tenant isolation (``add_tenant_accounts``): per tenant a database ``tenant_<tenant>`` (``-`` becomes ``_``), a user and
+a role of the same name (``tenant_user``: at most 32 characters, shortened with a hash), the role granted the
+built-in privilege groups ``DatabaseAdmin`` and ``CollectionAdmin`` on that database only (``grant_privilege_v2``
+with ``db_name`` = the tenant's database, ``collection_name`` ``*``), nothing at cluster level; the ``public`` role
+every user holds is granted nothing (``common.security.enablePublicPrivilege: false``). The tenant's credentials reach
+its namespace only, as the Secret ``milvus-credentials`` (``MILVUS_URI``, ``MILVUS_USER``, ``MILVUS_PASSWORD``,
+``MILVUS_DB_NAME``, ``MILVUS_TOKEN`` = ``user:password``), the password generated (from the store: property
+``password`` of ``<keyPrefix>/milvus-tenant-<tenant>``). A setup Job ``milvus-accounts-<hash>`` in the Milvus
+namespace applies it as root through the RESTful API v2 (``/v2/vectordb/...`` on the API port) after the release:
+idempotent, credentials from Secrets only, renamed (so run again) when the tenant list changes. Milvus cannot reset a
+password without the old one unless the caller is a configured superuser: the Job drops and recreates a user whose
+stored password differs from its Secret (its data stays: it belongs to the database, not to the user).
+
 Clients reach the gRPC API at ``url`` (``milvus.<namespace>.svc:19530``); the pods behind it (the standalone pod or the
 proxies) carry ``pod_labels``, for NetworkPolicies. Metrics are on; with monitoring, the chart's ServiceMonitor
 (labelled ``app.kubernetes.io/part-of: ai-platform`` so that Prometheus selects it) and the release waits for the
@@ -47,6 +60,8 @@ etcd's StatefulSet PVCs on uninstall: delete them by hand to drop the data.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from urllib.parse import urlsplit
 
 import pulumi
@@ -56,9 +71,9 @@ from config import versions
 from config.model import Cluster, Namespaces, ObjectStore
 from config.model import Milvus as MilvusConfig
 
-from .meta import PART_OF, helm_release, mirrored, platform_namespace
+from .meta import PART_OF, helm_release, mirrored, platform_namespace, setup_job
 from .objectstore import S3Credentials
-from .secrets import PlatformSecrets
+from .secrets import PlatformSecrets, SecretRef, Template
 
 COMPONENT = "milvus"
 POD_SECURITY = "baseline"
@@ -68,6 +83,21 @@ SERVICE = RELEASE
 PORT = 19530
 
 ROOT_SECRET = "milvus-root"
+# Per tenant: a database, a user and a role with privileges on that database only. The Secret CREDENTIALS_SECRET in
+# the tenant namespace holds what a client needs (keys CREDENTIAL_KEYS); the password comes from the remote key
+# ``milvus-tenant-<tenant>`` (property ``password``), for the setup Job also through ACCOUNTS_SECRET in the Milvus
+# namespace.
+CREDENTIALS_SECRET = "milvus-credentials"
+URI_KEY, USER_KEY, PASSWORD_ENV_KEY, DATABASE_KEY, TOKEN_KEY = (
+    "MILVUS_URI", "MILVUS_USER", "MILVUS_PASSWORD", "MILVUS_DB_NAME", "MILVUS_TOKEN")
+ACCOUNTS_SECRET = "milvus-tenant-accounts"
+ACCOUNTS_JOB = "milvus-accounts"
+# Milvus's built-in privilege groups (2.5+): everything on the database's collections and data, and creating,
+# describing, altering and dropping collections in it; granted with db_name = the tenant's database and
+# collection_name "*". Nothing at cluster level.
+TENANT_PRIVILEGE_GROUPS = ("DatabaseAdmin", "CollectionAdmin")
+# Milvus user names: a letter, then letters, digits and underscores, at most proxy.maxUsernameLength (32) characters.
+MAX_USERNAME = 32
 ROOT_USER = "root"
 ROOT_USER_KEY = "username"
 ROOT_PASSWORD_KEY = "password"
@@ -169,8 +199,89 @@ def component_env(mode: str, component: str, s3_secret: str | None) -> list[dict
 
 
 def user_config() -> str:
-    """``extraConfigFiles.user.yaml``: authentication on; nothing secret (the root password comes from the env)."""
-    return yaml.safe_dump({"common": {"security": {"authorizationEnabled": True}}}, sort_keys=False)
+    """``extraConfigFiles.user.yaml``: authentication on; nothing secret (the root password comes from the env). The
+    built-in ``public`` role every user has is granted nothing (``enablePublicPrivilege: false``): by default it may
+    describe any collection and list aliases in every database, which would show a tenant the others' schemas."""
+    return yaml.safe_dump({"common": {"security": {"authorizationEnabled": True, "enablePublicPrivilege": False}}},
+                          sort_keys=False)
+
+
+def tenant_database(tenant: str) -> str:
+    """A tenant's Milvus database (letters, digits and underscores; tenant names have no ``_``, so distinct)."""
+    return "tenant_" + tenant.replace("-", "_")
+
+
+def tenant_user(tenant: str) -> str:
+    """A tenant's Milvus user and role: ``tenant_database``, or within MAX_USERNAME by a hash of the tenant name."""
+    name = tenant_database(tenant)
+    if len(name) <= MAX_USERNAME:
+        return name
+    return f"{name[:MAX_USERNAME - 9]}_{hashlib.sha256(tenant.encode()).hexdigest()[:8]}"
+
+
+def tenant_remote(tenant: str) -> str:
+    """The external store's key of a tenant's Milvus password (property ``password``)."""
+    return f"milvus-tenant-{tenant}"
+
+
+def tenant_grants(tenant: str) -> list[dict]:
+    """The grants of a tenant's role: request bodies of ``/v2/vectordb/roles/grant_privilege_v2``."""
+    return [{"roleName": tenant_user(tenant), "dbName": tenant_database(tenant), "collectionName": "*",
+             "privilege": group} for group in TENANT_PRIVILEGE_GROUPS]
+
+
+# The setup Job: with the root account, through Milvus's RESTful API v2 (Python standard library only): creates each
+# missing database and role, grants the role its privilege groups on its database only, makes sure the user exists
+# with the Secret's password (update_password with the Secret's value as old and new password fails when the stored
+# one differs: then the user is dropped and created again) and binds the role. Grants and bindings that exist are
+# accepted again. Prints no password.
+ACCOUNTS_SCRIPT = """\
+import json, os, sys, time, urllib.request
+
+base = os.environ["MILVUS_URI"].rstrip("/") + "/v2/vectordb/"
+root = os.environ["MILVUS_ROOT_USERNAME"] + ":" + os.environ["MILVUS_ROOT_PASSWORD"]
+
+
+def call(path, body):
+    request = urllib.request.Request(base + path, json.dumps(body).encode(), method="POST", headers={
+        "Authorization": "Bearer " + root, "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as reply:
+        return json.load(reply)
+
+
+def ok(path, body):
+    reply = call(path, body)
+    if reply.get("code", 0) != 0:
+        sys.exit(f"{path}: {reply.get('code')} {reply.get('message')}")
+    return reply.get("data")
+
+
+for attempt in range(60):
+    try:
+        databases = set(ok("databases/list", {}))
+        break
+    except OSError:
+        time.sleep(10)
+else:
+    sys.exit("Milvus is not reachable at " + base)
+roles, users = set(ok("roles/list", {})), set(ok("users/list", {}))
+for account in json.loads(os.environ["ACCOUNTS"]):
+    user, database, password = account["user"], account["database"], os.environ[account["password"]]
+    if database not in databases:
+        ok("databases/create", {"dbName": database})
+    if user not in roles:
+        ok("roles/create", {"roleName": user})
+    for grant in account["grants"]:
+        ok("roles/grant_privilege_v2", grant)
+    if user in users and call("users/update_password", {
+            "userName": user, "password": password, "newPassword": password}).get("code", 0) != 0:
+        ok("users/drop", {"userName": user})
+        users.discard(user)
+    if user not in users:
+        ok("users/create", {"userName": user, "password": password})
+    ok("users/grant_role", {"userName": user, "roleName": user})
+    print(f"{user}: database {database}, role and password set")
+"""
 
 
 def helm_values(milvus: MilvusConfig, store: ObjectStore, cluster: Cluster, endpoint: pulumi.Input[str] | None,
@@ -241,10 +352,11 @@ class Milvus(pulumi.ComponentResource):
                  object_store_endpoint: pulumi.Input[str] | None,
                  object_store_credentials: S3Credentials | None,
                  depends_on: list[pulumi.Resource], monitoring: pulumi.Resource | None,
-                 platform_secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None):
+                 platform_secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None,
+                 protect: bool = False):
         super().__init__("ai-platform:milvus:Milvus", name, None, opts)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.milvus, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self)
+                                            cluster.kubernetes_version, self, protect=protect)
         ns = self.namespace.metadata.name
 
         password = platform_secrets.generated(f"{name}-root-password", 32, ROOT_SECRET, ROOT_PASSWORD_KEY, parent=self)
@@ -270,8 +382,45 @@ class Milvus(pulumi.ComponentResource):
         values = helm_values(milvus, store, cluster, object_store_endpoint, metrics_monitor=monitoring is not None)
         self.release = helm_release(f"{name}-release", versions.MILVUS, ns, values, self,
                                     depends_on=[*secrets, *depends_on, *([monitoring] if monitoring else [])],
-                                    timeout=900, release_name=RELEASE)
+                                    timeout=900, release_name=RELEASE, protect=protect)
         self.port = PORT
         self.url = f"{SERVICE}.{namespaces.milvus}.svc:{PORT}"
         self.pod_labels = proxy_pod_labels(milvus.mode)
+        self._name, self._secrets, self._ns = name, platform_secrets, ns
+        self._image = (mirrored(versions.MLFLOW_IMAGE, cluster.image_registry) if cluster.image_registry
+                       else versions.MLFLOW_IMAGE)
+        self.accounts_job: pulumi.Resource | None = None
         self.register_outputs({"namespace": ns, "release": self.release.name, "url": self.url})
+
+    def add_tenant_accounts(self, tenant_namespaces: dict[str, pulumi.Input[str]]) -> pulumi.Resource:
+        """Per tenant a database, a user and a role (``tenant_database``, ``tenant_user``) with a generated password
+        (from the store: ``milvus-tenant-<tenant>``), delivered as the Secret CREDENTIALS_SECRET in the tenant's
+        namespace only; and the setup Job in the Milvus namespace, after the release (see ``ACCOUNTS_SCRIPT``). Its
+        image is the pinned MLflow image (Python; the script needs nothing else, nothing is installed at run time)."""
+        name, secrets = self._name, self._secrets
+        uri = f"http://{self.url}"
+        passwords: dict[str, SecretRef] = {}
+        accounts = []
+        for tenant, namespace in sorted(tenant_namespaces.items()):
+            user = tenant_user(tenant)
+            password = secrets.generated(f"{name}-{tenant}-password", 32, tenant_remote(tenant), ROOT_PASSWORD_KEY,
+                                         parent=self)
+            passwords[user] = password
+            secrets.secret(f"{name}-{tenant}-credentials", CREDENTIALS_SECRET, namespace, COMPONENT, self, {
+                URI_KEY: uri, USER_KEY: user, PASSWORD_ENV_KEY: password, DATABASE_KEY: tenant_database(tenant),
+                TOKEN_KEY: Template(lambda value, user=user, password=password:
+                                    pulumi.Output.concat(user, ":", value(password)))}, tenant=tenant)
+            accounts.append({"user": user, "database": tenant_database(tenant), "grants": tenant_grants(tenant),
+                             "password": "PASSWORD_" + user.upper()})
+        accounts_secret = secrets.secret(f"{name}-tenant-accounts", ACCOUNTS_SECRET, self._ns, COMPONENT, self,
+                                         passwords)
+        secret_env = {"MILVUS_ROOT_USERNAME": (ROOT_SECRET, ROOT_USER_KEY),
+                      "MILVUS_ROOT_PASSWORD": (ROOT_SECRET, ROOT_PASSWORD_KEY),
+                      **{account["password"]: (ACCOUNTS_SECRET, account["user"]) for account in accounts}}
+        env = [{"name": "MILVUS_URI", "value": uri}, {"name": "ACCOUNTS", "value": json.dumps(accounts)},
+               *[{"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+                 for variable, (secret, key) in secret_env.items()]]
+        self.accounts_job = setup_job(f"{name}-accounts-job", ACCOUNTS_JOB, self._ns, COMPONENT, self._image,
+                                      ACCOUNTS_SCRIPT, env, {"accounts": accounts, "uri": uri}, self,
+                                      [self.release, self.root_secret, accounts_secret])
+        return self.accounts_job

@@ -48,12 +48,38 @@ argument). The S3 keys come the same way. Host header checks (MLflow's ``--allow
 ``MLFLOW_SERVER_ALLOWED_HOSTS``) accept the Service's names, localhost and private addresses (Prometheus scrapes by
 pod IP); ``/health`` is exempt.
 
+Authentication and tenant isolation: MLflow's own basic-auth app (``mlflow server --app-name basic-auth``), not an
+auth proxy in front of the server. A proxy can only say who may reach the server; it cannot filter inside MLflow, so
+every tenant would see every experiment, run, artifact and registered model. The basic-auth app keeps users and
+per-resource permissions and checks them on every REST call, on the artifact proxy and on searches (results filtered
+to what the caller may read). Its config file (``MLFLOW_AUTH_CONFIG_PATH``, key ``basic_auth.ini`` of the Secret
+``mlflow-auth``, mounted alone): ``default_permission = NO_PERMISSIONS``; ``database_uri`` = the backend store's URI,
+so users and permissions live in the same Postgres database that every replica shares (their migrations keep their own
+``alembic_version_auth`` table), with the credentials again from ``PGUSER``/``PGPASSWORD``, none in the file; the admin
+account ``admin`` with a generated password (property ``admin-password`` of ``<keyPrefix>/mlflow-auth``), which MLflow
+applies when it first creates the admin only (change it later with the API); the Flask secret key every replica shares
+(``MLFLOW_FLASK_SERVER_SECRET_KEY``, generated, from the same Secret). The Secret is built by ``PlatformSecrets``
+(a ``Template`` over the generated admin password; an ExternalSecret template with the store). With no default
+permission, an account reads and changes only the experiments and registered models it created (MLflow grants the
+creator MANAGE) or was granted; searches list only those. Accounts: one per tenant (``add_tenant_accounts``), user
+``tenant-<tenant>``, its generated password (``<keyPrefix>/mlflow-tenant-<tenant>``) in the Secret
+``mlflow-credentials`` of the tenant's namespace (``MLFLOW_TRACKING_USERNAME``, ``MLFLOW_TRACKING_PASSWORD``,
+``MLFLOW_TRACKING_URI``: what MLflow's client reads); and, with monitoring, ``prometheus`` for the PodMonitor (the app
+protects ``/metrics`` too; ``/health`` stays open for the probes). A setup Job ``mlflow-accounts-<hash>`` in the MLflow
+namespace creates missing accounts and sets every account's password to its Secret's value, as the admin, through the
+auth REST API; it reads every credential from Secrets, waits for the server's Deployment and Service, and is named
+after the hash of the account list, script and image, so a changed tenant list runs it again (a changed password in
+the store does not: replace the Job). Known limit: experiment and registered model names are global, so a tenant can
+take a name another tenant has not created yet; it cannot read or change the other's.
+
 Database schema: on an empty database the server creates MLflow's tables at start. A new MLflow pin whose schema
 changed refuses to start on the old schema: run ``mlflow db upgrade`` with the new image first (same environment).
 ``cluster.imageRegistry`` replaces the registry of the MLflow, Postgres and operator images (tags stay pinned).
 """
 
 from __future__ import annotations
+
+import json
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -63,9 +89,9 @@ from config.model import Cluster, Namespaces
 from config.model import Mlflow as MlflowConfig
 from config.model import ObjectStore as ObjectStoreConfig
 
-from .meta import PART_OF, helm_release, labels, metadata, mirrored, platform_namespace
+from .meta import PART_OF, helm_release, holds_data, labels, metadata, mirrored, platform_namespace, setup_job
 from .objectstore import ACCESS_KEY_ID, SECRET_ACCESS_KEY, ObjectStore
-from .secrets import PlatformSecrets
+from .secrets import PlatformSecrets, SecretRef, Template
 
 COMPONENT = "mlflow"
 POD_SECURITY = "restricted"
@@ -94,6 +120,30 @@ S3_SECRET = "mlflow-s3"
 PASSWORD_KEY = "password"
 USERNAME_KEY = "username"
 
+# Authentication (MLflow's basic-auth app). The Secret AUTH_SECRET holds the auth config file (mounted), the admin
+# account and the Flask secret key; remote key AUTH_SECRET in the external store (properties ADMIN_PASSWORD_KEY,
+# FLASK_KEY).
+APP_NAME = "basic-auth"
+AUTH_SECRET = "mlflow-auth"
+AUTH_CONFIG_KEY = "basic_auth.ini"
+AUTH_DIR = "/etc/mlflow/auth"
+ADMIN_USER = "admin"
+ADMIN_USERNAME_KEY = "admin-username"
+ADMIN_PASSWORD_KEY = "admin-password"
+FLASK_KEY = "flask-secret-key"
+DEFAULT_PERMISSION = "NO_PERMISSIONS"
+# Per tenant: the Secret CREDENTIALS_SECRET in the tenant namespace (the variables MLflow's client reads), its
+# password from the remote key ``mlflow-tenant-<tenant>``; all accounts' passwords again in ACCOUNTS_SECRET in the
+# MLflow namespace, for the setup Job. Prometheus scrapes /metrics (protected too) as METRICS_USER.
+CREDENTIALS_SECRET = "mlflow-credentials"
+USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
+PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"
+URI_ENV = "MLFLOW_TRACKING_URI"
+ACCOUNTS_SECRET = "mlflow-accounts"
+METRICS_USER = "prometheus"
+METRICS_SECRET = "mlflow-metrics"
+ACCOUNTS_JOB = "mlflow-accounts"
+
 # MLflow's default allowed hosts (localhost and RFC 1918/4193 private addresses, mlflow/server/security_utils.py),
 # restated because setting MLFLOW_SERVER_ALLOWED_HOSTS replaces them.
 PRIVATE_HOSTS = ["localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*", "10.*", "192.168.*",
@@ -109,6 +159,74 @@ def allowed_hosts(namespace: str) -> list[str]:
 def server_url(namespace: str) -> str:
     """The tracking server's in-cluster URL (the Service ``mlflow`` in ``namespace``)."""
     return f"http://{SERVER}.{namespace}.svc:{PORT}"
+
+
+def tenant_user(tenant: str) -> str:
+    """The MLflow account of a tenant."""
+    return f"tenant-{tenant}"
+
+
+def tenant_remote(tenant: str) -> str:
+    """The external store's key of a tenant's MLflow password (property ``password``)."""
+    return f"mlflow-tenant-{tenant}"
+
+
+def auth_config(database_uri: str, admin_password: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The basic-auth app's config file (``MLFLOW_AUTH_CONFIG_PATH``): nobody may read what they were not granted,
+    users and permissions in the backend store's database (``database_uri`` names no credentials: libpq takes them
+    from ``PGUSER``/``PGPASSWORD``), the admin account created at first start. MLflow reads it with ``configparser``
+    interpolation: a store-provided admin password must not contain ``%``."""
+    return pulumi.Output.from_input(admin_password).apply(lambda password: "\n".join([
+        "[mlflow]",
+        f"default_permission = {DEFAULT_PERMISSION}",
+        f"database_uri = {database_uri}",
+        f"admin_username = {ADMIN_USER}",
+        f"admin_password = {password}",
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+        "grant_default_workspace_access = false",
+        ""]))
+
+
+# The setup Job: creates every missing account and sets the others' passwords to their Secret's values, as the admin,
+# with MLflow's auth REST API (2.0/mlflow/users/get|create|update-password). Python standard library only; prints no
+# password.
+ACCOUNTS_SCRIPT = """\
+import base64, json, os, sys, time, urllib.error, urllib.parse, urllib.request
+
+server = os.environ["MLFLOW_TRACKING_URI"].rstrip("/")
+admin = os.environ["MLFLOW_TRACKING_USERNAME"] + ":" + os.environ["MLFLOW_TRACKING_PASSWORD"]
+headers = {"Authorization": "Basic " + base64.b64encode(admin.encode()).decode(), "Content-Type": "application/json"}
+
+
+def call(method, action, body=None, query=None):
+    url = server + "/api/2.0/mlflow/users/" + action + ("?" + urllib.parse.urlencode(query) if query else "")
+    data = None if body is None else json.dumps(body).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data, headers, method=method), timeout=30) as reply:
+            return reply.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+for attempt in range(60):
+    try:
+        urllib.request.urlopen(server + "/health", timeout=10).close()
+        break
+    except OSError:
+        time.sleep(10)
+else:
+    sys.exit("MLflow is not reachable at " + server)
+for user, variable in sorted(json.loads(os.environ["ACCOUNTS"]).items()):
+    password = os.environ[variable]
+    status = call("GET", "get", query={"username": user})
+    if status == 404:
+        status, done = call("POST", "create", {"username": user, "password": password}), "created"
+    elif status == 200:
+        status, done = call("PATCH", "update-password", {"username": user, "password": password}), "password set"
+    if status != 200:
+        sys.exit(f"{user}: HTTP {status}")
+    print(f"{user}: {done}")
+"""
 
 
 def cnpg_values(cluster: Cluster) -> dict:
@@ -146,14 +264,15 @@ class Mlflow(pulumi.ComponentResource):
 
     def __init__(self, name: str, mlflow: MlflowConfig, store: ObjectStoreConfig, cluster: Cluster,
                  namespaces: Namespaces, object_store: ObjectStore | None, monitoring: pulumi.Resource | None,
-                 platform_secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None):
+                 platform_secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None,
+                 protect: bool = False):
         super().__init__("ai-platform:mlflow:Mlflow", name, None, opts)
         if store.mode == "in-cluster" and object_store is None:
             raise ValueError("an in-cluster object store must be created before MLflow and passed to it")
         self._name = name
         child = pulumi.ResourceOptions(parent=self)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.mlflow, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self)
+                                            cluster.kubernetes_version, self, protect=protect)
         ns = self.namespace.metadata.name
         secrets: list[pulumi.Resource] = []
 
@@ -163,7 +282,7 @@ class Mlflow(pulumi.ComponentResource):
                                                      CNPG_POD_SECURITY, cluster.kubernetes_version, self)
             self.operator = helm_release(f"{name}-cnpg-release", versions.CLOUDNATIVE_PG,
                                          self.cnpg_namespace.metadata.name, cnpg_values(cluster), self,
-                                         release_name=CNPG_RELEASE)
+                                         release_name=CNPG_RELEASE, protect=protect)
             password = platform_secrets.generated(f"{name}-db-password", 32, DB_APP_SECRET, PASSWORD_KEY, parent=self)
             self.db_secret = platform_secrets.secret(
                 f"{name}-db-credentials", DB_APP_SECRET, ns, COMPONENT, self,
@@ -173,7 +292,8 @@ class Mlflow(pulumi.ComponentResource):
                 f"{name}-db", api_version="postgresql.cnpg.io/v1", kind="Cluster",
                 metadata=metadata(DB_CLUSTER, COMPONENT, namespace=ns),
                 spec=postgres_cluster_spec(mlflow, cluster),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.operator, self.db_secret]))
+                # Deleting the Cluster deletes its volumes (owner references): the backend store of every tenant.
+                opts=holds_data(self, protect, depends_on=[self.operator, self.db_secret]))
             self.db_host = f"{DB_CLUSTER}-rw.{namespaces.mlflow}.svc"
             self.db_port = DB_PORT
             db_user = {"valueFrom": {"secretKeyRef": {"name": DB_APP_SECRET, "key": USERNAME_KEY}}}
@@ -221,14 +341,27 @@ class Mlflow(pulumi.ComponentResource):
             automount_service_account_token=False, opts=child)
 
         backend_store_uri = f"postgresql+psycopg2://{self.db_host}:{self.db_port}/{database.name}"
+        # Authentication: the auth config file (users and permissions in the backend store's database), the admin
+        # account the setup Job acts as, and the Flask secret key every replica must share.
+        admin_password = platform_secrets.generated(f"{name}-admin-password", 32, AUTH_SECRET, ADMIN_PASSWORD_KEY,
+                                                    parent=self)
+        flask_key = platform_secrets.generated(f"{name}-flask-secret-key", 48, AUTH_SECRET, FLASK_KEY, parent=self)
+        self.auth_secret = platform_secrets.secret(
+            f"{name}-auth", AUTH_SECRET, ns, COMPONENT, self,
+            {AUTH_CONFIG_KEY: Template(lambda value: auth_config(backend_store_uri, value(admin_password))),
+             ADMIN_USERNAME_KEY: ADMIN_USER, ADMIN_PASSWORD_KEY: admin_password, FLASK_KEY: flask_key})
+        secrets.append(self.auth_secret)
         env = [
             {"name": "PGUSER", **db_user},
             {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": db_password_secret, "key": PASSWORD_KEY}}},
             *s3_env,
             {"name": "MLFLOW_SERVER_ALLOWED_HOSTS", "value": ",".join(allowed_hosts(namespaces.mlflow))},
+            {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": f"{AUTH_DIR}/{AUTH_CONFIG_KEY}"},
+            {"name": "MLFLOW_FLASK_SERVER_SECRET_KEY", "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET,
+                                                                                      "key": FLASK_KEY}}},
             {"name": "HOME", "value": TMP},
         ]
-        args = ["server", "--host", "0.0.0.0", "--port", str(PORT),
+        args = ["server", "--app-name", APP_NAME, "--host", "0.0.0.0", "--port", str(PORT),
                 "--backend-store-uri", backend_store_uri,
                 "--serve-artifacts", "--artifacts-destination", f"s3://{bucket}",
                 "--expose-prometheus", PROMETHEUS_DIR]
@@ -264,9 +397,13 @@ class Mlflow(pulumi.ComponentResource):
                             "resources": {"requests": resources, "limits": dict(resources)},
                             "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                                 "capabilities": {"drop": ["ALL"]}},
-                            "volumeMounts": [{"name": "tmp", "mountPath": TMP}],
+                            "volumeMounts": [{"name": "tmp", "mountPath": TMP},
+                                             {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True}],
                         }],
-                        "volumes": [{"name": "tmp", "emptyDir": {}}],
+                        # Only the config file of the auth Secret, not its other keys.
+                        "volumes": [{"name": "tmp", "emptyDir": {}},
+                                    {"name": "auth", "secret": {"secretName": AUTH_SECRET, "items": [
+                                        {"key": AUTH_CONFIG_KEY, "path": AUTH_CONFIG_KEY}]}}],
                     },
                 },
             },
@@ -282,14 +419,27 @@ class Mlflow(pulumi.ComponentResource):
             opts=child) if mlflow.replicas > 1 else None
 
         self.monitors = []
+        # Accounts the setup Job creates: the tenants' (``add_tenant_accounts``) and Prometheus's.
+        self._accounts: dict[str, SecretRef] = {}
         if monitoring is not None:
             after = pulumi.ResourceOptions(parent=self, depends_on=[monitoring])
+            # The auth app protects /metrics too (only /health and static files are open): Prometheus logs in as
+            # METRICS_USER, which is granted nothing (default NO_PERMISSIONS) and so reads no experiment.
+            metrics_password = platform_secrets.generated(f"{name}-metrics-password", 32, METRICS_SECRET,
+                                                          PASSWORD_KEY, parent=self)
+            self._accounts[METRICS_USER] = metrics_password
+            metrics_secret = platform_secrets.secret(
+                f"{name}-metrics-credentials", METRICS_SECRET, ns, COMPONENT, self,
+                {USERNAME_KEY: METRICS_USER, PASSWORD_KEY: metrics_password}, type="kubernetes.io/basic-auth")
+            basic_auth = {"username": {"name": METRICS_SECRET, "key": USERNAME_KEY},
+                          "password": {"name": METRICS_SECRET, "key": PASSWORD_KEY}}
             self.monitors.append(k8s.apiextensions.CustomResource(
                 f"{name}-server-monitor", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
                 metadata=metadata(SERVER, COMPONENT, namespace=ns),
                 spec={"selector": {"matchLabels": dict(SERVER_POD_LABELS)},
-                      "podMetricsEndpoints": [{"port": PORT_NAME, "path": "/metrics", "scheme": "http"}]},
-                opts=after))
+                      "podMetricsEndpoints": [{"port": PORT_NAME, "path": "/metrics", "scheme": "http",
+                                               "basicAuth": basic_auth}]},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[monitoring, metrics_secret])))
             if self.postgres is not None:
                 self.monitors.append(k8s.apiextensions.CustomResource(
                     f"{name}-db-monitor", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
@@ -302,4 +452,35 @@ class Mlflow(pulumi.ComponentResource):
         self.pod_labels = dict(SERVER_POD_LABELS)
         self.port = PORT
         self.namespace_name = namespaces.mlflow
+        self._secrets, self._ns, self._image = platform_secrets, ns, image
+        self.accounts_job: pulumi.Resource | None = None
         self.register_outputs({"namespace": ns, "url": self.url, "deployment": self.deployment.metadata.name})
+
+    def add_tenant_accounts(self, tenant_namespaces: dict[str, pulumi.Input[str]]) -> pulumi.Resource:
+        """One account per tenant (``tenant_user``, a generated password, or from the store the property
+        ``password`` of ``mlflow-tenant-<tenant>``), delivered as the Secret CREDENTIALS_SECRET in the tenant's
+        namespace and nowhere else of the tenants'; and the setup Job (``setup_job``) that creates the accounts
+        (Prometheus's too) as the admin. With default NO_PERMISSIONS an account sees only what it created (MLflow
+        grants the creator MANAGE) or was granted."""
+        name, secrets = self._name, self._secrets
+        accounts = dict(self._accounts)
+        for tenant, namespace in sorted(tenant_namespaces.items()):
+            password = secrets.generated(f"{name}-{tenant}-password", 32, tenant_remote(tenant), PASSWORD_KEY,
+                                         parent=self)
+            accounts[tenant_user(tenant)] = password
+            secrets.secret(f"{name}-{tenant}-credentials", CREDENTIALS_SECRET, namespace, COMPONENT, self,
+                           {USERNAME_ENV: tenant_user(tenant), PASSWORD_ENV: password, URI_ENV: self.url},
+                           tenant=tenant)
+        # The same values for the Job, which runs in the MLflow namespace.
+        accounts_secret = secrets.secret(f"{name}-accounts", ACCOUNTS_SECRET, self._ns, COMPONENT, self, accounts)
+        variables = {user: "PASSWORD_" + user.upper().replace("-", "_") for user in sorted(accounts)}
+        env = [{"name": URI_ENV, "value": self.url},
+               {"name": USERNAME_ENV, "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET, "key": ADMIN_USERNAME_KEY}}},
+               {"name": PASSWORD_ENV, "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET, "key": ADMIN_PASSWORD_KEY}}},
+               {"name": "ACCOUNTS", "value": json.dumps(variables, sort_keys=True)},
+               *[{"name": variable, "valueFrom": {"secretKeyRef": {"name": ACCOUNTS_SECRET, "key": user}}}
+                 for user, variable in variables.items()]]
+        self.accounts_job = setup_job(f"{name}-accounts-job", ACCOUNTS_JOB, self._ns, COMPONENT, self._image,
+                                      ACCOUNTS_SCRIPT, env, {"accounts": sorted(accounts), "url": self.url}, self,
+                                      [self.deployment, self.service, self.auth_secret, accounts_secret])
+        return self.accounts_job

@@ -13,16 +13,23 @@ Owns:
   goes to PersistentVolumeClaims, logs to ``emptyDir``;
 - the S3 credentials: two ``RandomPassword``s (access key id, 20 characters; secret key, 40; letters and digits) and
   the Secret ``seaweedfs-s3-config`` holding them (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``) and SeaweedFS's
-  identities file (key ``seaweedfs_s3_config``: one identity with Admin, Read, Write, List and Tagging), built as a
-  secret Output (``Output.json_dumps``). The chart only gets the Secret's name (``s3.existingConfigSecret``): no key is
-  in a Helm value, and the chart's own ``<release>-s3-secret`` (random keys, regenerated on every ``helm template``)
-  is not rendered. Other components copy ``credentials`` into Secrets of their own namespaces;
+  identities file (key ``seaweedfs_s3_config``: the platform's identity with Admin, Read, Write, List and Tagging),
+  built as a secret Output (``Output.json_dumps``). The chart only gets the Secret's name (``s3.existingConfigSecret``):
+  no key is in a Helm value, and the chart's own ``<release>-s3-secret`` (random keys, regenerated on every ``helm
+  template``) is not rendered. Only the platform's services (MLflow, Milvus) get ``credentials``;
+- per tenant (``tenants``, given when workflows are on): the bucket ``<workflows bucket>-<tenant>``
+  (``ObjectStoreConfig.tenant_bucket``) and an identity ``tenant-<tenant>`` with its own generated keys (remote key
+  ``object-store-tenant-<tenant>``, ``tenant_credentials``) whose actions are ``Read``/``Write``/``List``/``Tagging``
+  limited to that bucket (``<action>:<bucket>``, SeaweedFS ``weed/s3api/auth_credentials.go`` ``canDo``: an
+  action without ``*`` matches that bucket exactly, so ``argo-artifacts-a`` never reaches ``argo-artifacts-ab``; no
+  ``Admin``: no bucket creation, ACLs or other buckets). The Workflows component puts them into the tenant's
+  ``argo-artifacts-s3``;
 - the Helm release ``seaweedfs`` of the pinned chart: one master, one volume server, one filer (dev sizing; the
   stack's S3 clients only need one endpoint) and the standalone S3 gateway (``s3.enabled``, Deployment and Service
   ``seaweedfs-s3``, port 8333) with authentication on (``s3.enableAuth``). The buckets (``objectStore.buckets`` of
-  the services that are on: MLflow's, Milvus's, the workflows' artifacts) are created by the chart's bucket hook Job (``s3.createBuckets``, ``weed shell
-  s3.bucket.create``, on install and upgrade); values.yaml documents that key only as a commented-out example under
-  ``s3``, which ``tools.validate`` accepts;
+  the services that are on: MLflow's, Milvus's; with workflows one per tenant instead of a shared one) are created by
+  the chart's bucket hook Job (``s3.createBuckets``, ``weed shell s3.bucket.create``, on install and upgrade);
+  values.yaml documents that key only as a commented-out example under ``s3``, which ``tools.validate`` accepts;
 - volumes: the volume server's data on one PVC of ``objectStore.size`` (``storageClass`` from config, else the
   cluster default), the master's and filer's metadata on PVCs of ``MASTER_SIZE``/``FILER_SIZE``. StatefulSet volume
   claims cannot change size: growing ``objectStore.size`` later means expanding the PVC ``data1-seaweedfs-volume-0``
@@ -64,6 +71,9 @@ IDENTITY = "ai-platform"
 # Where the keys live in an external secret store (``<secrets.keyPrefix>/object-store``).
 REMOTE_KEY = "object-store"
 ACTIONS = ["Admin", "Read", "Write", "List", "Tagging"]
+# What a tenant identity may do, each limited to the tenant's bucket: objects (Read: GET/HEAD; Write: PUT, DELETE,
+# multipart), listing, object tags. SeaweedFS's s3_constants/s3_actions.go names them.
+TENANT_ACTIONS = ("Read", "Write", "List", "Tagging")
 MASTER_SIZE = "1Gi"
 FILER_SIZE = "10Gi"
 # The image's seaweed user (docker/entrypoint.sh drops to it; the chart's command bypasses the entrypoint).
@@ -78,13 +88,36 @@ class S3Credentials(NamedTuple):
     secret_access_key: SecretRef
 
 
-def identities_file(access_key_id: pulumi.Input[str], secret_access_key: pulumi.Input[str]) -> pulumi.Output[str]:
-    """SeaweedFS's S3 identities file: one identity with the platform's keys."""
+class TenantIdentity(NamedTuple):
+    """A tenant's identity in the identities file: its bucket and keys (Outputs or template references)."""
+
+    tenant: str
+    bucket: str
+    access_key_id: pulumi.Input[str]
+    secret_access_key: pulumi.Input[str]
+
+
+def tenant_remote_key(tenant: str) -> str:
+    """Where a tenant's keys live in an external secret store (``<secrets.keyPrefix>/object-store-tenant-<t>``)."""
+    return f"{REMOTE_KEY}-tenant-{tenant}"
+
+
+def tenant_actions(bucket: str) -> list[str]:
+    return [f"{action}:{bucket}" for action in TENANT_ACTIONS]
+
+
+def identities_file(access_key_id: pulumi.Input[str], secret_access_key: pulumi.Input[str],
+                    tenants: tuple[TenantIdentity, ...] = ()) -> pulumi.Output[str]:
+    """SeaweedFS's S3 identities file: the platform's identity, then one per tenant reaching only its bucket."""
     return pulumi.Output.json_dumps({"identities": [{
         "name": IDENTITY,
         "credentials": [{"accessKey": access_key_id, "secretKey": secret_access_key}],
         "actions": ACTIONS,
-    }]})
+    }] + [{
+        "name": f"tenant-{t.tenant}",
+        "credentials": [{"accessKey": t.access_key_id, "secretKey": t.secret_access_key}],
+        "actions": tenant_actions(t.bucket),
+    } for t in tenants]})
 
 
 def s3_endpoint(namespace: str) -> str:
@@ -109,8 +142,11 @@ def _claim(size: str, storage_class: str | None) -> dict:
     return claim
 
 
-def helm_values(store: ObjectStoreConfig, cluster: Cluster, services: tuple[str, ...]) -> dict:
-    """Values of the seaweedfs chart (keys checked against the upstream values.yaml by the schema tier)."""
+def helm_values(store: ObjectStoreConfig, cluster: Cluster, services: tuple[str, ...],
+                tenants: tuple[str, ...] = ()) -> dict:
+    """Values of the seaweedfs chart (keys checked against the upstream values.yaml by the schema tier). The
+    workflows' artifacts live in the tenants' buckets: no shared workflows bucket."""
+    buckets = {store.buckets[s] for s in services if s != "workflows"} | {store.tenant_bucket(t) for t in tenants}
     values: dict = {
         "master": {"replicas": 1, "data": _claim(MASTER_SIZE, store.storage_class), "logs": {"type": "emptyDir"},
                    **_security_contexts()},
@@ -121,7 +157,7 @@ def helm_values(store: ObjectStoreConfig, cluster: Cluster, services: tuple[str,
                   **_security_contexts()},
         "s3": {"enabled": True, "replicas": 1, "port": S3_PORT, "enableAuth": True,
                "existingConfigSecret": CONFIG_SECRET, "logs": {"type": "emptyDir"},
-               "createBuckets": [{"name": bucket} for bucket in sorted({store.buckets[s] for s in services})],
+               "createBuckets": [{"name": bucket} for bucket in sorted(buckets)],
                **_security_contexts()},
     }
     if cluster.image_registry:
@@ -134,23 +170,37 @@ class ObjectStore(pulumi.ComponentResource):
     docstring)."""
 
     def __init__(self, name: str, store: ObjectStoreConfig, cluster: Cluster, namespaces: Namespaces,
-                 services: tuple[str, ...], secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None):
+                 services: tuple[str, ...], secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None,
+                 protect: bool = False, tenants: tuple[str, ...] = ()):
         super().__init__("ai-platform:objectstore:ObjectStore", name, None, opts)
         if store.mode != "in-cluster":
             raise ValueError("ObjectStore is the in-cluster store: create it only when objectStore.mode is in-cluster")
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.object_store, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self)
+                                            cluster.kubernetes_version, self, protect=protect)
         ns = self.namespace.metadata.name
         self.credentials = S3Credentials(
             secrets.generated(f"{name}-access-key-id", 20, REMOTE_KEY, ACCESS_KEY_ID, parent=self),
             secrets.generated(f"{name}-secret-access-key", 40, REMOTE_KEY, SECRET_ACCESS_KEY, parent=self))
+        self.tenant_buckets = {tenant: store.tenant_bucket(tenant) for tenant in tenants}
+        self.tenant_credentials = {tenant: S3Credentials(
+            secrets.generated(f"{name}-{tenant}-access-key-id", 20, tenant_remote_key(tenant), ACCESS_KEY_ID,
+                              parent=self),
+            secrets.generated(f"{name}-{tenant}-secret-access-key", 40, tenant_remote_key(tenant), SECRET_ACCESS_KEY,
+                              parent=self)) for tenant in tenants}
+
+        def identities(value) -> pulumi.Output[str]:
+            return identities_file(value(self.credentials.access_key_id), value(self.credentials.secret_access_key),
+                                   tuple(TenantIdentity(tenant, self.tenant_buckets[tenant], value(keys.access_key_id),
+                                                        value(keys.secret_access_key))
+                                         for tenant, keys in self.tenant_credentials.items()))
+
         self.secret = secrets.secret(
             f"{name}-s3-config", CONFIG_SECRET, ns, COMPONENT, self,
-            {CONFIG_KEY: Template(lambda value: identities_file(value(self.credentials.access_key_id),
-                                                                value(self.credentials.secret_access_key))),
+            {CONFIG_KEY: Template(identities),
              ACCESS_KEY_ID: self.credentials.access_key_id, SECRET_ACCESS_KEY: self.credentials.secret_access_key})
-        self.release = helm_release(f"{name}-release", versions.SEAWEEDFS, ns, helm_values(store, cluster, services), self,
-                                    depends_on=[self.secret], timeout=900, release_name=RELEASE)
+        self.release = helm_release(f"{name}-release", versions.SEAWEEDFS, ns,
+                                    helm_values(store, cluster, services, tenants), self,
+                                    depends_on=[self.secret], timeout=900, release_name=RELEASE, protect=protect)
         self.buckets = {service: store.buckets[service] for service in services}
         self.endpoint = s3_endpoint(namespaces.object_store)
         self.s3_pod_labels = dict(S3_POD_LABELS)

@@ -81,13 +81,13 @@ class Ray(pulumi.ComponentResource):
 
     def __init__(self, name: str, ray: RayConfig, cluster: Cluster, namespaces: Namespaces,
                  tenant_namespaces: dict[str, pulumi.Input[str]], volcano_release: pulumi.Resource,
-                 opts: pulumi.ResourceOptions | None = None):
+                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
         super().__init__("ai-platform:ray:Ray", name, None, opts)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.ray, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
         self.release = helm_release(f"{name}-release", versions.KUBERAY_OPERATOR, self.namespace.metadata.name,
                                     helm_values(ray, cluster), self, depends_on=[volcano_release],
-                                    release_name=RELEASE)
+                                    release_name=RELEASE, protect=protect)
         for tenant, namespace in tenant_namespaces.items():
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-netpol-{tenant}",

@@ -91,14 +91,15 @@ class PlatformSecrets:
 
     def existing(self, logical_name: str, name: str, namespace: pulumi.Input[str], component: str,
                  parent: pulumi.Resource, keys: list[str], type: str = "Opaque",
-                 tenant: str | None = None) -> pulumi.Resource | None:
+                 tenant: str | None = None, annotations: dict[str, str] | None = None) -> pulumi.Resource | None:
         """A Secret the stack references by name (``database.passwordSecret``, ``sso.clientSecret``, ...): with
         source pulumi the operator creates it and nothing is registered (None); from the store it is an
-        ExternalSecret of the remote key ``<name>`` with ``keys`` as properties."""
+        ExternalSecret of the remote key ``<name>`` with ``keys`` as properties (and ``annotations`` on its target)."""
         if not self.external:
             return None
         return self.secret(logical_name, name, namespace, component, parent,
-                           {key: self._ref(name, key) for key in keys}, type=type, tenant=tenant)
+                           {key: self._ref(name, key) for key in keys}, type=type, tenant=tenant,
+                           annotations=annotations)
 
     def _ref(self, remote: str, property: str) -> SecretRef:
         self._remote.setdefault(remote, set()).add(property)
@@ -123,11 +124,15 @@ class PlatformSecrets:
     def secret(self, logical_name: str, name: str, namespace: pulumi.Input[str], component: str,
                parent: pulumi.Resource, data: Mapping[str, Value], type: str = "Opaque",
                tenant: str | None = None, depends_on: list[pulumi.Resource] | None = None,
-               extra_labels: dict[str, str] | None = None) -> pulumi.Resource:
+               extra_labels: dict[str, str] | None = None,
+               annotations: dict[str, str] | None = None) -> pulumi.Resource:
         """The Secret ``name`` in ``namespace`` with ``data`` (key -> value): a Secret, or an ExternalSecret that
-        creates it. Plain strings are non-secret literals (a user name)."""
+        creates it. Plain strings are non-secret literals (a user name). ``annotations`` go on the Secret (its
+        ``metadata``, or the ExternalSecret's ``spec.target.template.metadata``), not on the ExternalSecret."""
         meta = metadata(name, component, namespace=namespace, tenant=tenant, extra_labels=extra_labels)
         if not self.external:
+            if annotations:
+                meta["annotations"] = dict(annotations)
             def value(ref: SecretRef) -> pulumi.Output:
                 return ref.value
 
@@ -137,10 +142,11 @@ class PlatformSecrets:
             return k8s.core.v1.Secret(logical_name, metadata=meta, type=type, string_data=string_data,
                                       opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on or []))
         self._namespaces.append(namespace)
-        return self._external_secret(logical_name, meta, name, data, type, parent, depends_on or [])
+        return self._external_secret(logical_name, meta, name, data, type, parent, depends_on or [], annotations)
 
     def _external_secret(self, logical_name: str, meta: dict, name: str, data: Mapping[str, Value], type: str,
-                         parent: pulumi.Resource, depends_on: list[pulumi.Resource]) -> pulumi.Resource:
+                         parent: pulumi.Resource, depends_on: list[pulumi.Resource],
+                         annotations: dict[str, str] | None = None) -> pulumi.Resource:
         fetched: dict[str, SecretRef] = {}
 
         def fetch(ref: SecretRef) -> str:
@@ -157,12 +163,13 @@ class PlatformSecrets:
                 template_data[key] = item.render(fetch)
             else:
                 template_data[key] = item
+        template: dict = {"type": type, "engineVersion": "v2", "mergePolicy": "Replace", "data": template_data}
+        if annotations:
+            template["metadata"] = {"annotations": dict(annotations)}
         spec = {
             "refreshInterval": self.cfg.refresh_interval,
             "secretStoreRef": {"kind": "ClusterSecretStore", "name": STORE_NAME},
-            "target": {"name": name, "creationPolicy": "Owner", "deletionPolicy": "Retain",
-                       "template": {"type": type, "engineVersion": "v2", "mergePolicy": "Replace",
-                                    "data": template_data}},
+            "target": {"name": name, "creationPolicy": "Owner", "deletionPolicy": "Retain", "template": template},
             "data": [{"secretKey": key, "remoteRef": {"key": self.remote_key(ref.remote), "property": ref.property}}
                      for key, ref in sorted(fetched.items())],
         }
@@ -275,7 +282,7 @@ class ExternalSecrets(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, secrets: SecretsConfig, cluster: Cluster, namespace: str,
-                 opts: pulumi.ResourceOptions | None = None):
+                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
         super().__init__("ai-platform:secrets:ExternalSecrets", name, None, opts)
         if secrets.source != "external-secrets":
             raise ValueError("ExternalSecrets is for secrets.source external-secrets")
@@ -285,7 +292,7 @@ class ExternalSecrets(pulumi.ComponentResource):
                                             cluster.kubernetes_version, self)
         ns = self.namespace.metadata.name
         self.release = helm_release(f"{name}-release", versions.EXTERNAL_SECRETS, ns, helm_values(secrets, cluster),
-                                    self, release_name=RELEASE)
+                                    self, release_name=RELEASE, protect=protect)
         annotations = identity_annotations(secrets)
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-store-service-account",

@@ -209,7 +209,8 @@ class Tenant(pulumi.ComponentResource):
     def __init__(self, name: str, tenant: TenantConfig, namespaces: Namespaces, kubernetes_version: str,
                  volcano_release: pulumi.Resource | None, mesh: bool, opts: pulumi.ResourceOptions | None = None,
                  shared: tuple[SharedService, ...] = (), workloads: dict[str, list[str]] | None = None,
-                 readable: dict[str, list[str]] | None = None, api_server: ApiServer | None = None):
+                 readable: dict[str, list[str]] | None = None, api_server: ApiServer | None = None,
+                 protect: bool = False):
         super().__init__("ai-platform:tenancy:Tenant", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -218,7 +219,8 @@ class Tenant(pulumi.ComponentResource):
 
         self.namespace = platform_namespace(f"{name}-namespace", tenant.name, COMPONENT, tenant.pod_security,
                                             kubernetes_version, self, tenant=tenant.name,
-                                            extra_labels={"istio-injection": "enabled"} if mesh else None)
+                                            extra_labels={"istio-injection": "enabled"} if mesh else None,
+                                            protect=protect)
         ns = self.namespace.metadata.name
 
         rules = role_rules(workloads, readable)

@@ -150,14 +150,14 @@ class Training(pulumi.ComponentResource):
 
     def __init__(self, name: str, training: TrainingConfig, cfg: PlatformConfig,
                  tenant_namespaces: dict[str, pulumi.Input[str]], volcano_release: pulumi.Resource,
-                 opts: pulumi.ResourceOptions | None = None):
+                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
         super().__init__("ai-platform:training:Training", name, None, opts)
         registry = cfg.cluster.image_registry
         self.namespace = platform_namespace(f"{name}-namespace", cfg.namespaces.training, COMPONENT, POD_SECURITY,
                                             cfg.cluster.kubernetes_version, self)
         self.release = helm_release(f"{name}-release", versions.KUBEFLOW_TRAINER, self.namespace.metadata.name,
                                     helm_values(training, registry), self, depends_on=[volcano_release],
-                                    release_name=RELEASE)
+                                    release_name=RELEASE, protect=protect)
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
 
         # No tenant can run on it (the queue fence refuses its default queue in tenant namespaces): no exclusivity.

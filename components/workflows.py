@@ -22,16 +22,36 @@ Owns:
   profile for every container of a workflow pod: pod ``securityContext`` (non-root uid 8737, RuntimeDefault; the
   executor image defines no user), ``executor.securityContext`` for the ``init``/``wait`` containers and
   ``mainContainer.securityContext`` for the main ones;
-- the default artifact repository (controller config ``artifactRepository``, platform-owned: a per-namespace
-  ``artifact-repositories`` ConfigMap would be editable by tenant developers, who manage ConfigMaps): the platform's
-  object store, bucket ``objectStore.buckets["workflows"]``. In-cluster: the SeaweedFS gateway, plain HTTP, keys from
-  the Secret ``argo-artifacts-s3`` created in every tenant namespace (the executor mounts it from the workflow's
-  namespace). External: ``objectStore.endpoint`` (AWS S3 when unset) and region, keys from
-  ``objectStore.credentialsSecret`` (an ExternalSecret per tenant namespace when secrets come from a store), or the
-  SDK's credentials (workload identity: ``objectStore.serviceAccountAnnotations`` on the executor ServiceAccounts);
+- one artifact repository per tenant, no controller-wide one: the ConfigMap ``artifact-repositories`` in each tenant
+  namespace, its key ``default`` named by the annotation ``workflows.argoproj.io/default-artifact-repository``
+  (Argo's order: a workflow's ``artifactRepositoryRef``, then that ConfigMap of the workflow's namespace, then the
+  controller's default, which is not set). In-cluster: the SeaweedFS gateway, plain HTTP, the tenant's bucket
+  ``<workflows bucket>-<tenant>`` and the tenant's own keys in the Secret ``argo-artifacts-s3`` of its namespace (the
+  store's ``tenant-<tenant>`` identity, which reaches that bucket only; never the platform's keys). External:
+  ``objectStore.endpoint`` (AWS S3 when unset) and region, the tenant's ``objectStore.bucket`` or the prefix
+  ``<tenant>/`` of ``objectStore.workflowsBucket`` (``keyFormat``), keys from ``objectStore.credentialsSecret`` (an
+  ExternalSecret per tenant namespace when secrets come from a store) or the SDK's credentials (workload identity:
+  the tenant's ``objectStore.serviceAccountAnnotations``, else the store's, on its executor ServiceAccount).
+  Tenant developers manage ConfigMaps, so they can edit or replace this one, and any workflow may name another
+  repository: what isolates tenants is the credential, not the ConfigMap. The keys in a tenant namespace reach only
+  that tenant's bucket, so pointing the repository at another tenant's bucket gets access denied. External stores
+  isolate only as far as the cloud identity does: give each tenant a role allowed only on its bucket or prefix, whose
+  trust policy admits only ``system:serviceaccount:<tenant>:workflow-executor`` and ``...:<tenant>:model-reader``;
 - per tenant: ServiceAccount ``workflow-executor`` and its Role (the emissary executor's ``workflowtaskresults``
   create/patch, and get/create/patch of InferenceServices for the pipeline's deploy step) with its RoleBinding; the
   NetworkPolicy ``allow-workflow-https`` (workflow pods to public addresses on 443: datasets, an external store);
+- per tenant, for the models the pipeline serves (MLflow's artifact proxy needs a login, KServe's storage initializer
+  has none): the ServiceAccount ``model-reader`` (no Role, no token) that the deploy step's InferenceServices run as.
+  The register step uploads the archive to the tenant's artifact storage (``model_store``: its bucket, or its prefix
+  of the shared one, under ``models/<model>/<run>/``) with the tenant's keys or the executor's identity, and passes
+  on its ``s3://`` URI. KServe reads S3 credentials from the Secrets a predictor's ServiceAccount lists and S3
+  settings from their annotations (``serving.kserve.io/s3-endpoint``, ``s3-usehttps``, ``s3-region``), or from the
+  ServiceAccount's own annotations when it has an IRSA role (``eks.amazonaws.com/role-arn``). In-cluster:
+  ``model-reader`` lists the Secret ``model-reader-s3`` (the tenant identity's keys, annotated with the gateway);
+  external with ``credentialsSecret``: it lists that Secret (annotated when it comes from the store; otherwise the
+  operator annotates it for a non-AWS endpoint); workload identity: it carries the executor's annotations and the S3
+  settings. External: the NetworkPolicy ``allow-pipeline-model-https`` lets those pods (``ai-platform/role:
+  pipeline-model``) reach public addresses on 443;
 - with ``sso``: RBAC with namespace delegation. A login ServiceAccount in the workflows namespace (no rights) that
   every tenant group maps to, and per tenant ``workflows-developer``/``workflows-viewer`` ServiceAccounts chosen by
   the tenant's developer/viewer groups (``workflows.argoproj.io/rbac-rule``, higher ``rbac-rule-precedence``), bound
@@ -44,6 +64,7 @@ Owns:
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import pulumi
@@ -59,6 +80,9 @@ from config.model import Workflows as WorkflowsConfig
 from .batch import QUEUE_ANNOTATION
 from .gpu import gpu_scheduling
 from .meta import helm_release, labels, metadata, mirrored, platform_namespace
+from .mlflow import CREDENTIALS_SECRET as MLFLOW_CREDENTIALS
+from .mlflow import PASSWORD_ENV as MLFLOW_PASSWORD_ENV
+from .mlflow import USERNAME_ENV as MLFLOW_USERNAME_ENV
 from .objectstore import ACCESS_KEY_ID, SECRET_ACCESS_KEY, ObjectStore
 from .secrets import PlatformSecrets
 from .serving.endpoint import CONTAINER_SECURITY
@@ -76,11 +100,16 @@ TENANT_READABLE = {"argoproj.io": ["workflowtaskresults", "workflowtasksets", "w
 
 EXECUTOR_SA = "workflow-executor"
 ARTIFACT_SECRET = "argo-artifacts-s3"
+# The per-namespace artifact repository Argo reads by default (docs: artifact-repository-ref.md).
+ARTIFACT_REPOSITORIES = "artifact-repositories"
+DEFAULT_REPOSITORY_ANNOTATION = "workflows.argoproj.io/default-artifact-repository"
+REPOSITORY_KEY = "default"
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 # The uid of Argo's images (argocli, workflow-controller); the executor image defines none.
 UID = 8737
 WORKFLOW_POD_SECURITY = {"runAsNonRoot": True, "runAsUser": UID, "seccompProfile": {"type": "RuntimeDefault"}}
 EXECUTOR_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 SUCCEEDED_TTL = 24 * 3600
 FAILED_TTL = 7 * 24 * 3600
 
@@ -98,8 +127,8 @@ MODEL_FORMAT = "sklearn"
 REGISTER_SCRIPT = """\
 import os
 import tarfile
-import urllib.parse
 
+import boto3
 import mlflow
 
 model_dir, archive = "/work/model", "/work/model.tar.gz"
@@ -111,41 +140,104 @@ with mlflow.start_run() as run:
     mlflow.log_metric(os.environ["METRIC_NAME"], float(os.environ["METRIC_VALUE"]))
     mlflow.log_artifacts(model_dir, "model")
     mlflow.log_artifact(archive)
-    archive_uri = mlflow.get_artifact_uri("model.tar.gz")
+    # KServe fetches (and unpacks) the archive from the tenant's own bucket, with the tenant's keys or identity.
+    bucket = os.environ["MODEL_BUCKET"]
+    key = f"{os.environ['MODEL_PREFIX']}models/{os.environ['MODEL_NAME']}/{run.info.run_id}/model.tar.gz"
+    boto3.client("s3", endpoint_url=os.environ.get("S3_ENDPOINT_URL")).upload_file(archive, bucket, key)
+    mlflow.set_tag("storage_uri", f"s3://{bucket}/{key}")
 mlflow.register_model(f"runs:/{run.info.run_id}/model", os.environ["REGISTERED_MODEL"])
-# KServe fetches (and unpacks) the archive over HTTP from the tracking server's artifact proxy.
-path = urllib.parse.urlparse(archive_uri).path.lstrip("/")
 with open("/work/model-uri", "w") as out:
-    out.write(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow-artifacts/artifacts/" + path)
+    out.write(f"s3://{bucket}/{key}")
 """
+# What the deploy step's InferenceServices run as, and the label of their pods.
+MODEL_READER = "model-reader"
+MODEL_READER_SECRET = "model-reader-s3"
+MODEL_POD_LABELS = {"ai-platform/role": "pipeline-model"}
+# KServe's S3 settings for its storage initializer, read from the annotations of an S3 Secret listed by the
+# predictor's ServiceAccount, or of the ServiceAccount itself when it has an IRSA role (kserve
+# pkg/credentials/s3/s3_secret.go and utils.go, service_account_credentials.go). The endpoint is host[:port].
+S3_ENDPOINT_ANNOTATION = "serving.kserve.io/s3-endpoint"
+S3_USE_HTTPS_ANNOTATION = "serving.kserve.io/s3-usehttps"
+S3_REGION_ANNOTATION = "serving.kserve.io/s3-region"
+
+
+class ModelStore(NamedTuple):
+    """Where the register step puts the model archive: the tenant's bucket, a key prefix ("" or ``<tenant>/`` of
+    the shared bucket), the endpoint URL (None: AWS S3 of the region) and the Secret with keys (None: the SDK's
+    credentials, i.e. the executor's workload identity)."""
+
+    bucket: str
+    prefix: str
+    endpoint: str | None
+    keys_secret: str | None
 
 
 def _image_registry(cluster: Cluster) -> dict:
     return {"image": {"registry": cluster.image_registry}} if cluster.image_registry else {}
 
 
-def artifact_repository(store: ObjectStoreConfig, in_cluster_endpoint: str | None) -> tuple[dict, bool]:
-    """The S3 artifact repository values and whether the executors use the SDK's credentials (workload identity)."""
-    sdk = store.mode == "external" and not store.credentials_secret
+def artifact_repository(store: ObjectStoreConfig, in_cluster_endpoint: str | None, tenant: TenantConfig) -> dict:
+    """A tenant's S3 artifact repository: with keys from a Secret, or the SDK's credentials (workload identity)."""
     endpoint = in_cluster_endpoint if store.mode == "in-cluster" else store.endpoint
     url = urlsplit(endpoint) if endpoint else None
-    s3: dict = {"bucket": store.buckets["workflows"], "endpoint": url.netloc if url else "s3.amazonaws.com",
+    own = tenant.object_store.bucket if tenant.object_store else None
+    bucket = store.tenant_bucket(tenant.name) if store.mode == "in-cluster" else own or store.buckets["workflows"]
+    s3: dict = {"bucket": bucket, "endpoint": url.netloc if url else "s3.amazonaws.com",
                 "insecure": bool(url and url.scheme == "http")}
     if store.mode == "external":
         s3["region"] = store.region
-    if sdk:
+        if not own:  # the shared bucket: the tenant's prefix (Argo's default key format is workflow/pod)
+            s3["keyFormat"] = f"{tenant.name}/{{{{workflow.name}}}}/{{{{pod.name}}}}"
+    secret = keys_secret(store)
+    if secret is None:
         s3["useSDKCreds"] = True
     else:
-        secret = ARTIFACT_SECRET if store.mode == "in-cluster" else store.credentials_secret
         s3["accessKeySecret"] = {"name": secret, "key": ACCESS_KEY_ID}
         s3["secretKeySecret"] = {"name": secret, "key": SECRET_ACCESS_KEY}
-    return s3, sdk
+    return s3
 
 
-def helm_values(workflows: WorkflowsConfig, cluster: Cluster, tenants: list[TenantConfig], store: ObjectStoreConfig,
-                in_cluster_endpoint: str | None) -> dict:
-    """Values of the argo-workflows chart (keys checked against the upstream values.yaml by the schema tier)."""
-    s3, sdk = artifact_repository(store, in_cluster_endpoint)
+def keys_secret(store: ObjectStoreConfig) -> str | None:
+    """The Secret with a tenant's S3 keys in its namespace; None with workload identity."""
+    return ARTIFACT_SECRET if store.mode == "in-cluster" else store.credentials_secret
+
+
+def model_store(store: ObjectStoreConfig, in_cluster_endpoint: str | None, tenant: TenantConfig) -> ModelStore:
+    """The tenant's storage for models to serve: the bucket (or prefix) and credentials of its artifacts."""
+    if store.mode == "in-cluster":
+        return ModelStore(store.tenant_bucket(tenant.name), "", in_cluster_endpoint, keys_secret(store))
+    own = tenant.object_store.bucket if tenant.object_store else None
+    return ModelStore(own or store.buckets["workflows"], "" if own else f"{tenant.name}/", store.endpoint,
+                      keys_secret(store))
+
+
+def kserve_s3_annotations(store: ObjectStoreConfig, endpoint: str | None) -> dict[str, str]:
+    """KServe's S3 settings for the storage initializer: region, and for a non-AWS endpoint its host[:port] and
+    whether to use HTTPS (``"0"``: plain HTTP)."""
+    annotations = {S3_REGION_ANNOTATION: store.region}
+    if endpoint:
+        url = urlsplit(endpoint)
+        annotations[S3_ENDPOINT_ANNOTATION] = url.netloc
+        annotations[S3_USE_HTTPS_ANNOTATION] = "0" if url.scheme == "http" else "1"
+    return annotations
+
+
+def executor_annotations(store: ObjectStoreConfig, tenant: TenantConfig) -> dict[str, str]:
+    """Workload identity of a tenant's executor: with the SDK's credentials, the tenant's annotations or the store's."""
+    if store.mode != "external" or store.credentials_secret:
+        return {}
+    own = tenant.object_store.service_account_annotations if tenant.object_store else {}
+    return dict(own or store.service_account_annotations)
+
+
+def repository_config_map(s3: dict) -> dict[str, str]:
+    """The ``data`` of a tenant's ``artifact-repositories`` ConfigMap: one repository under ``REPOSITORY_KEY``."""
+    return {REPOSITORY_KEY: yaml.safe_dump({"s3": s3}, sort_keys=True)}
+
+
+def helm_values(workflows: WorkflowsConfig, cluster: Cluster, tenants: list[TenantConfig]) -> dict:
+    """Values of the argo-workflows chart (keys checked against the upstream values.yaml by the schema tier). No
+    ``artifactRepository``: each tenant namespace has its own (``repository_config_map``)."""
     pod_security = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     server: dict = {
         "replicas": workflows.server_replicas, "podSecurityContext": pod_security,
@@ -179,8 +271,6 @@ def helm_values(workflows: WorkflowsConfig, cluster: Cluster, tenants: list[Tena
         "executor": {"securityContext": CONTAINER_SECURITY, "resources": EXECUTOR_RESOURCES,
                      **_image_registry(cluster)},
         "mainContainer": {"securityContext": CONTAINER_SECURITY},
-        "useStaticCredentials": not sdk,
-        "artifactRepository": {"s3": s3},
     }
 
 
@@ -245,12 +335,14 @@ def _user_step(name: str, args: list[str], inputs: tuple[str, ...], outputs: dic
 
 
 def inference_service(tenant: str) -> dict:
-    """The deploy step's InferenceService: the registered model's archive, fetched over HTTP from MLflow."""
+    """The deploy step's InferenceService: the model archive in the tenant's bucket (``s3://``), fetched by KServe's
+    storage initializer as the tenant's ``model-reader`` (its keys or its workload identity)."""
     return {
         "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
         "metadata": {"name": "{{workflow.parameters.model-name}}",
                      "labels": {**labels(COMPONENT, tenant), "app.kubernetes.io/managed-by": "argo-workflows"}},
         "spec": {"predictor": {
+            "serviceAccountName": MODEL_READER, "labels": dict(MODEL_POD_LABELS),
             "securityContext": SERVING_POD_SECURITY,
             "model": {"modelFormat": {"name": "{{workflow.parameters.model-format}}"},
                       "storageUri": "{{inputs.parameters.model-uri}}", "securityContext": CONTAINER_SECURITY},
@@ -258,9 +350,24 @@ def inference_service(tenant: str) -> dict:
     }
 
 
-def pipeline_spec(pipeline: Pipeline, tenant: TenantConfig, gpu: Gpu, mlflow_url: str, cluster: Cluster) -> dict:
+def model_store_env(models: ModelStore, store: ObjectStoreConfig) -> list[dict]:
+    """The register step's S3 settings: where to upload, and the tenant's keys by secretKeyRef (none: the SDK finds
+    the executor's workload identity)."""
+    env = [{"name": "MODEL_BUCKET", "value": models.bucket}, {"name": "MODEL_PREFIX", "value": models.prefix},
+           {"name": "AWS_DEFAULT_REGION", "value": store.region}]
+    if models.endpoint:
+        env.append({"name": "S3_ENDPOINT_URL", "value": models.endpoint})
+    if models.keys_secret:
+        env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": models.keys_secret, "key": key}}}
+                for key in (ACCESS_KEY_ID, SECRET_ACCESS_KEY)]
+    return env
+
+
+def pipeline_spec(pipeline: Pipeline, tenant: TenantConfig, gpu: Gpu, mlflow_url: str, cluster: Cluster,
+                  store: ObjectStoreConfig, models: ModelStore) -> dict:
     """The WorkflowTemplate's spec: preprocess -> train (GPUs, Volcano queue of the tenant) -> evaluate (writes the
-    metric) -> register in MLflow -> deploy an InferenceService only when the metric >= the threshold parameter."""
+    metric) -> register in MLflow and upload the archive to the tenant's ``models`` -> deploy an InferenceService
+    of it only when the metric >= the threshold parameter."""
     scheduling = gpu_scheduling(gpu, pipeline.gpu, exclusive=tenant.gpu_isolation == "exclusive")
     cpu_memory = {"cpu": pipeline.resources.cpu, "memory": pipeline.resources.memory}
     train = _user_step("train", ["--data", f"{WORK}/data", "--output", f"{WORK}/model"], ("dataset",),
@@ -281,12 +388,16 @@ def pipeline_spec(pipeline: Pipeline, tenant: TenantConfig, gpu: Gpu, mlflow_url
         "script": {
             "image": image, "command": ["python"], "source": REGISTER_SCRIPT,
             "securityContext": CONTAINER_SECURITY, "volumeMounts": [{"name": "work", "mountPath": WORK}],
+            # The tenant's own MLflow account (Mlflow.add_tenant_accounts): it sees only the tenant's experiments.
             "env": [{"name": "MLFLOW_TRACKING_URI", "value": mlflow_url}, {"name": "HOME", "value": "/tmp"},
+                    *[{"name": variable, "valueFrom": {"secretKeyRef": {"name": MLFLOW_CREDENTIALS, "key": variable}}}
+                      for variable in (MLFLOW_USERNAME_ENV, MLFLOW_PASSWORD_ENV)],
                     {"name": "EXPERIMENT", "value": f"{tenant.name}/{model}"},
                     {"name": "REGISTERED_MODEL", "value": f"{tenant.name}-{model}"},
                     {"name": "DATASET_URI", "value": "{{workflow.parameters.dataset-uri}}"},
                     {"name": "METRIC_NAME", "value": pipeline.metric},
-                    {"name": "METRIC_VALUE", "value": "{{inputs.parameters.metric}}"}],
+                    {"name": "METRIC_VALUE", "value": "{{inputs.parameters.metric}}"},
+                    {"name": "MODEL_NAME", "value": model}, *model_store_env(models, store)],
         },
     }
     deploy = {
@@ -337,7 +448,7 @@ class Workflows(pulumi.ComponentResource):
                  store: ObjectStoreConfig, gpu: Gpu, tenants: list[TenantConfig],
                  tenant_namespaces: dict[str, pulumi.Input[str]], object_store: ObjectStore | None,
                  platform_secrets: PlatformSecrets, mlflow_url: str | None,
-                 opts: pulumi.ResourceOptions | None = None):
+                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
         super().__init__("ai-platform:workflows:Workflows", name, None, opts)
         if store.mode == "in-cluster" and object_store is None:
             raise ValueError("an in-cluster object store must be created before Argo Workflows and passed to it")
@@ -345,8 +456,8 @@ class Workflows(pulumi.ComponentResource):
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.workflows, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
         ns = self.namespace.metadata.name
-        _, sdk = artifact_repository(store, object_store.endpoint if object_store else None)
 
+        self.model_stores: dict[str, ModelStore] = {}
         before_release = []
         if workflows.sso:
             client = platform_secrets.existing(f"{name}-sso-client", workflows.sso.client_secret, ns, COMPONENT,
@@ -359,7 +470,7 @@ class Workflows(pulumi.ComponentResource):
         for tenant in tenants:
             tns = tenant_namespaces[tenant.name]
             prefix = f"{name}-{tenant.name}"
-            annotations = dict(store.service_account_annotations) if sdk else {}
+            annotations = executor_annotations(store, tenant)
             k8s.core.v1.ServiceAccount(
                 f"{prefix}-executor-sa",
                 metadata={**metadata(EXECUTOR_SA, COMPONENT, namespace=tns, tenant=tenant.name),
@@ -374,22 +485,34 @@ class Workflows(pulumi.ComponentResource):
                 role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": EXECUTOR_SA},
                 subjects=[{"kind": "ServiceAccount", "name": EXECUTOR_SA, "namespace": tns}],
                 opts=child)
-            if store.mode == "in-cluster":
+            s3 = artifact_repository(store, object_store.endpoint if object_store else None, tenant)
+            k8s.core.v1.ConfigMap(
+                f"{prefix}-artifact-repositories",
+                metadata={**metadata(ARTIFACT_REPOSITORIES, COMPONENT, namespace=tns, tenant=tenant.name),
+                          "annotations": {DEFAULT_REPOSITORY_ANNOTATION: REPOSITORY_KEY}},
+                data=repository_config_map(s3), opts=child)
+            models = self.model_stores[tenant.name] = model_store(
+                store, object_store.endpoint if object_store else None, tenant)
+            s3_settings = kserve_s3_annotations(store, models.endpoint)
+            if store.mode == "in-cluster":  # the tenant's own identity, never the platform's keys
+                keys = object_store.tenant_credentials[tenant.name]
+                tenant_keys = {ACCESS_KEY_ID: keys.access_key_id, SECRET_ACCESS_KEY: keys.secret_access_key}
                 platform_secrets.secret(f"{prefix}-artifacts-s3", ARTIFACT_SECRET, tns, COMPONENT, self,
-                                        {ACCESS_KEY_ID: object_store.credentials.access_key_id,
-                                         SECRET_ACCESS_KEY: object_store.credentials.secret_access_key},
-                                        tenant=tenant.name)
-            elif store.credentials_secret:
+                                        tenant_keys, tenant=tenant.name)
+                platform_secrets.secret(f"{prefix}-model-reader-s3", MODEL_READER_SECRET, tns, COMPONENT, self,
+                                        tenant_keys, tenant=tenant.name, annotations=s3_settings)
+            elif store.credentials_secret:  # from the store: its target carries KServe's settings too
                 platform_secrets.existing(f"{prefix}-artifacts-s3", store.credentials_secret, tns, COMPONENT, self,
-                                          [ACCESS_KEY_ID, SECRET_ACCESS_KEY], tenant=tenant.name)
+                                          [ACCESS_KEY_ID, SECRET_ACCESS_KEY], tenant=tenant.name,
+                                          annotations=s3_settings)
+            self._model_reader(prefix, tns, tenant.name, store, annotations, s3_settings)
             k8s.networking.v1.NetworkPolicy(
                 f"{prefix}-netpol-https",
                 metadata=metadata("allow-workflow-https", COMPONENT, namespace=tns, tenant=tenant.name),
                 spec={"podSelector": {"matchExpressions": [{"key": "workflows.argoproj.io/workflow",
                                                             "operator": "Exists"}]},
                       "policyTypes": ["Egress"],
-                      "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0",
-                                                      "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}],
+                      "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
                                   "ports": [{"protocol": "TCP", "port": 443}]}]},
                 opts=child)
             if workflows.sso:
@@ -402,8 +525,8 @@ class Workflows(pulumi.ComponentResource):
 
         self.release = helm_release(
             f"{name}-release", versions.ARGO_WORKFLOWS, ns,
-            helm_values(workflows, cluster, tenants, store, object_store.endpoint if object_store else None), self,
-            depends_on=before_release, release_name=RELEASE)
+            helm_values(workflows, cluster, tenants), self,
+            depends_on=before_release, release_name=RELEASE, protect=protect)
 
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         self.templates = [
@@ -413,11 +536,32 @@ class Workflows(pulumi.ComponentResource):
                 metadata=metadata(pipeline.name, COMPONENT, namespace=tenant_namespaces[pipeline.tenant],
                                   tenant=pipeline.tenant),
                 spec=pipeline_spec(pipeline, next(t for t in tenants if t.name == pipeline.tenant), gpu,
-                                   mlflow_url, cluster),
+                                   mlflow_url, cluster, store, self.model_stores[pipeline.tenant]),
                 opts=after_release)
             for pipeline in workflows.pipelines
         ]
         self.register_outputs({"namespace": ns, "release": self.release.name})
+
+    def _model_reader(self, prefix: str, namespace: pulumi.Input[str], tenant: str, store: ObjectStoreConfig,
+                      identity: dict[str, str], s3_settings: dict[str, str]) -> None:
+        """The ServiceAccount ``model-reader`` of the deploy step's InferenceServices (no Role, no token): it lists
+        the tenant's S3 Secret, whose annotations tell KServe the endpoint; with workload identity it carries the
+        executor's identity and those settings itself. With an external store, its pods may reach HTTPS."""
+        secret = MODEL_READER_SECRET if store.mode == "in-cluster" else store.credentials_secret
+        meta = metadata(MODEL_READER, COMPONENT, namespace=namespace, tenant=tenant)
+        if secret is None:
+            meta["annotations"] = {**identity, **s3_settings}
+        k8s.core.v1.ServiceAccount(f"{prefix}-model-reader-sa", metadata=meta,
+                                   secrets=[{"name": secret}] if secret else None,
+                                   automount_service_account_token=False, opts=pulumi.ResourceOptions(parent=self))
+        if store.mode == "external":
+            k8s.networking.v1.NetworkPolicy(
+                f"{prefix}-netpol-model-https",
+                metadata=metadata("allow-pipeline-model-https", COMPONENT, namespace=namespace, tenant=tenant),
+                spec={"podSelector": {"matchLabels": dict(MODEL_POD_LABELS)}, "policyTypes": ["Egress"],
+                      "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
+                                  "ports": [{"protocol": "TCP", "port": 443}]}]},
+                opts=pulumi.ResourceOptions(parent=self))
 
     def _service_account(self, logical: str, account: str, namespace: pulumi.Input[str], tenant: str | None,
                          annotations: dict[str, str], role: str | None = None) -> None:

@@ -17,6 +17,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import BaseModel, ValidationError
 
 from .model import ConfigProblems, PlatformConfig
+from .removals import removal_problems
 
 PREFIX = "ai-platform:"
 # Keys that hold secrets: kept out of the typed model, read only as Pulumi secrets (``secret()``).
@@ -53,6 +54,7 @@ def load(stack: str | None = None, raw: dict[str, Any] | None = None) -> Platfor
     except ValidationError as error:
         lines += [f"stack {stack}: {problem}" for problem in describe(error)]
     else:
+        lines += [f"stack {stack}: {PREFIX}{path}: {message}" for path, message in removal_problems(stack, cfg)]
         if cfg.secrets.source == "external-secrets" and "huggingFaceToken" in raw:
             lines.append(f"stack {stack}: {PREFIX}huggingFaceToken: secrets come from the external store (secrets.source "
                          "external-secrets): put the token at <keyPrefix>/huggingface-token and set "

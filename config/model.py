@@ -93,6 +93,8 @@ class Cluster(Model):
     """DNS domain under which the platform exposes endpoints."""
     image_registry: str | None = None
     """Registry mirror that replaces the charts' default registries (air-gapped clusters); tags stay pinned."""
+    environment: Literal["development", "staging", "production"] = "production"
+    """What the stack is for; ``production`` forbids ``dataProtection.mode: relaxed``."""
     api_server_cidrs: list[Cidr] = []
     """Addresses of the Kubernetes API server's endpoints (``kubectl get endpointslices -l
     kubernetes.io/service-name=kubernetes``) as CIDRs. Tenant pods that call the API (Argo Workflows' executor)
@@ -749,6 +751,10 @@ class ObjectStore(Model):
         return {"mlflow": self.mlflow_bucket or "mlflow", "milvus": self.milvus_bucket or "milvus",
                 "workflows": self.workflows_bucket or "argo-artifacts"}
 
+    def tenant_bucket(self, tenant: str) -> str:
+        """In-cluster: the bucket of a tenant's workflow artifacts, ``<workflows bucket>-<tenant>``."""
+        return f"{self.buckets['workflows']}-{tenant}"
+
     @model_validator(mode="after")
     def _mode_fields(self) -> ObjectStore:
         problems = []
@@ -1047,6 +1053,16 @@ class Queue(Model):
     """Whether other queues may reclaim resources this queue borrowed beyond its share."""
 
 
+class TenantObjectStore(Model):
+    """The tenant's workflow artifacts in an external object store (the platform cannot mint cloud identities)."""
+
+    bucket: BucketName | None = None
+    """The tenant's own bucket; unset: the prefix ``<tenant>/`` of ``objectStore.workflowsBucket``."""
+    service_account_annotations: dict[str, str] = {}
+    """Workload identity of the tenant's workflow executor (e.g. an IAM role allowed only on its bucket or prefix);
+    unset: ``objectStore.serviceAccountAnnotations``, shared by every tenant."""
+
+
 class Tenant(Model):
     """A team with its own namespace, roles, quota, network isolation and Volcano queue."""
 
@@ -1064,6 +1080,8 @@ class Tenant(Model):
     """Volcano queue settings."""
     gpu_isolation: Literal["shared", "exclusive"] = "shared"
     """``exclusive``: the tenant's GPU workloads only run on whole-GPU or MIG pools, never on time-sliced GPUs."""
+    object_store: TenantObjectStore | None = None
+    """External object store only: where the tenant's workflow artifacts go and with which identity."""
 
     @model_validator(mode="after")
     def _limits_fit_quota(self) -> Tenant:
@@ -1292,6 +1310,26 @@ class Secrets(Model):
         return self
 
 
+# What ``dataProtection.decommission`` may name besides ``tenant:<name>``: the services whose removal loses data
+# (volumes, a database) or CRDs (uninstalling the release that installed them deletes every object of their kinds).
+PROTECTED_SERVICES = ("objectStore", "mlflow", "milvus", "monitoring", "gpu", "volcano", "serving", "mesh",
+                      "training", "workflows", "ray", "secrets")
+
+
+class DataProtection(Model):
+    """Protection of what holds data (tenant namespaces, the object store, Postgres, Milvus, Prometheus,
+    Alertmanager, Grafana) and of the releases that installed CRDs, against a rename, an upgrade or a removal."""
+
+    mode: Literal["strict", "relaxed"] = "strict"
+    """``strict``: those resources are ``protect``ed (Pulumi refuses to delete or replace them) and retained in the
+    cluster if ever deleted, and a stack that drops a service or tenant it had (per the stack's snapshot in
+    ``tests/snapshots/``) is refused; ``relaxed`` (not for production): none of that."""
+    decommission: list[Annotated[str, Field(pattern=r"^(tenant:[a-z0-9-]+|" + "|".join(PROTECTED_SERVICES) + ")$")]] = []
+    """Services (``objectStore``, ``mlflow``, ``milvus``, ``monitoring``, ``gpu``, ``volcano``, ``serving``, ``mesh``,
+    ``training``, ``workflows``, ``ray``, ``secrets``) or tenants (``tenant:<name>``) you accept to lose: their
+    resources lose protection, and the strict removal check lets them leave the stack."""
+
+
 class PlatformConfig(Model):
     """The whole stack config: one attribute per ``ai-platform:<key>`` of the stack file."""
 
@@ -1327,6 +1365,23 @@ class PlatformConfig(Model):
     """``ai-platform:ray``: KubeRay operator."""
     secrets: Secrets = Secrets()
     """``ai-platform:secrets``: Pulumi secrets or the External Secrets Operator."""
+    data_protection: DataProtection = DataProtection()
+    """``ai-platform:dataProtection``: protection of stateful resources."""
+
+    def protects(self, owner: str) -> bool:
+        """Whether the data or CRDs of ``owner`` (one of ``PROTECTED_SERVICES`` or ``tenant:<name>``) are protected."""
+        return self.data_protection.mode == "strict" and owner not in self.data_protection.decommission
+
+    @property
+    def data_owners(self) -> list[str]:
+        """The services and tenants of this stack whose removal loses data or CRDs (what the strict check keeps)."""
+        store_users = self.mlflow.enabled or self.milvus.enabled or self.workflows.enabled
+        services = {"objectStore": self.object_store.mode == "in-cluster" and store_users,
+                    "mlflow": self.mlflow.enabled, "milvus": self.milvus.enabled, "monitoring": self.monitoring.enabled,
+                    "gpu": self.gpu.enabled, "volcano": self.volcano.enabled, "serving": self.serving.enabled,
+                    "mesh": self.mesh.enabled, "training": self.training.enabled, "workflows": self.workflows.enabled,
+                    "ray": self.ray.enabled, "secrets": self.secrets.source == "external-secrets"}
+        return [name for name, holds in services.items() if holds] + [f"tenant:{t.name}" for t in self.tenants]
 
     def endpoint_host(self, endpoint: Endpoint) -> str:
         """The external host name of an endpoint: ``<endpoint>.<tenant>.<domain>``."""
@@ -1434,6 +1489,9 @@ class PlatformConfig(Model):
     def _batch_services(self) -> list[tuple[str, str]]:
         """Training, workflows and Ray: what they need of Volcano, the tenants, MLflow, serving and the store."""
         problems: list[tuple[str, str]] = []
+        if self.data_protection.mode == "relaxed" and self.cluster.environment == "production":
+            problems.append(("dataProtection.mode", "relaxed protection is not allowed for a production stack "
+                                                    "(cluster.environment production)"))
         if self.volcano.enabled and self.cluster.kubernetes_version in SUPPORTED_KUBERNETES[:5]:
             problems.append(("cluster.kubernetesVersion", "Volcano's tenant queue fence is a ValidatingAdmissionPolicy "
                              "(admissionregistration.k8s.io/v1): needs Kubernetes >= 1.30, or volcano.enabled false"))
@@ -1459,6 +1517,14 @@ class PlatformConfig(Model):
         if workflows.enabled and self.object_store.mode == "external" and not self.object_store.workflows_bucket:
             problems.append(("objectStore.workflowsBucket", "an external object store needs the bucket of the "
                                                              "workflows' artifacts"))
+        for index, tenant in enumerate(self.tenants):
+            if tenant.object_store is not None and self.object_store.mode == "in-cluster":
+                problems.append((f"tenants[{index}].objectStore", "only for an external object store (the in-cluster "
+                                                                  "store gives each tenant its bucket and keys)"))
+            bucket = self.object_store.tenant_bucket(tenant.name)
+            if workflows.enabled and self.object_store.mode == "in-cluster" and len(bucket) > 63:
+                problems.append((f"tenants[{index}].name", f"the tenant's artifact bucket {bucket!r} exceeds 63 "
+                                 "characters: shorten the name or objectStore.workflowsBucket"))
         if workflows.pipelines and not self.mlflow.enabled:
             problems.append(("workflows.pipelines", "the pipeline registers models in MLflow: needs mlflow.enabled"))
         if workflows.pipelines and not self.serving.enabled:

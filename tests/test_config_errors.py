@@ -329,6 +329,39 @@ BATCH_CASES = [
 ]
 
 
+DP = "ai-platform:dataProtection"
+
+
+def rename_tenant(old: str, new: str | None):
+    """A coherent rename (or, with ``new`` None, removal) of a tenant: its entry and every reference to it."""
+    def mutate(config: dict) -> None:
+        config[T] = [t for t in config[T] if new or t["name"] != old]
+        for entry in config[T]:
+            entry["name"] = new if entry["name"] == old else entry["name"]
+        for section in (config["ai-platform:models"], config["ai-platform:workflows"]["pipelines"]):
+            section[:] = [item for item in section if new or item["tenant"] != old]
+            for item in section:
+                item["tenant"] = new if item["tenant"] == old else item["tenant"]
+    return mutate
+
+
+PROTECTION_CASES = [
+    ("removing a protected service under strict", "prod", set_path("ai-platform:milvus", {"enabled": False}),
+     "ai-platform:milvus.enabled: dropping milvus would delete its "),
+    ("renaming a tenant without migration", "prod", rename_tenant("analytics", "analytics-eu"),
+     "ai-platform:tenants: tenant 'analytics' is gone (a rename deletes its namespace and creates another): "
+     "pulumi up would delete its "),
+    ("removing a tenant under strict", "prod", rename_tenant("product", None),
+     "ai-platform:tenants: tenant 'product' is gone"),
+    ("relaxed protection in production", "prod", set_path(DP, {"mode": "relaxed"}),
+     "ai-platform:dataProtection.mode: relaxed protection is not allowed for a production stack"),
+    ("decommissioning an unknown service", "prod", set_path(DP, {"decommission": ["postgres"]}),
+     "ai-platform:dataProtection.decommission[0]: string should match pattern"),
+    ("unknown protection mode", "dev", set_path(DP, {"mode": "paranoid"}),
+     "ai-platform:dataProtection.mode: not an allowed value (allowed: 'strict' or 'relaxed', got: 'paranoid')"),
+]
+
+
 def assert_rejected(stack: str, mutate, expected: str) -> None:
     config = config_copy(stack)
     mutate(config)
@@ -346,7 +379,7 @@ def test_bad_config_is_rejected_with_path_and_registers_nothing(mutate, expected
 
 @pytest.mark.parametrize("stack, mutate, expected",
                          [pytest.param(s, m, e, id=i) for i, s, m, e in GPU_CASES + SERVING_CASES + TRAFFIC_CASES + MONITORING_CASES + ML_SERVICE_CASES
-                          + BATCH_CASES])
+                          + BATCH_CASES + PROTECTION_CASES])
 def test_bad_gpu_config_is_rejected_with_path_and_registers_nothing(stack, mutate, expected):
     assert_rejected(stack, mutate, expected)
 

@@ -252,8 +252,9 @@ def test_no_generated_secret_leaks_into_any_input_or_output(stack_run, cfg):
     if cfg.secrets.source == "external-secrets":  # prod: the store holds the root password
         assert passwords == []
         assert stack_run.one("ExternalSecret", component.ROOT_SECRET, cfg.namespaces.milvus)
-    else:
-        assert [r.name for r in passwords] == ["milvus-root-password"]
+    else:  # the root password and one per tenant account
+        assert sorted(r.name for r in passwords) == sorted(
+            ["milvus-root-password"] + [f"milvus-{t.name}-password" for t in cfg.tenants])
         assert stack_run.one("Secret", component.ROOT_SECRET, cfg.namespaces.milvus).inputs["stringData"] == SECRET
     for resource in stack_run.resources:
         dumped = json.dumps(resource.inputs)
@@ -269,10 +270,11 @@ def test_s3_keys_reach_every_milvus_pod_from_a_secret(stack_run, stack, cfg):
         from components import objectstore
         secret = stack_run.one("Secret", component.S3_SECRET, cfg.namespaces.milvus)
         assert secret.inputs["stringData"] == SECRET
-        # Its values are the store's generated keys: it depends on the store's two RandomPasswords.
-        generated = {r.urn for r in stack_run.resources
-                     if r.type == PASSWORD_TYPE and r.name.startswith("object-store")}
+        # Its values are the store's generated platform keys (not a tenant's): it depends on those two RandomPasswords.
+        generated = {r.urn for r in stack_run.resources if r.type == PASSWORD_TYPE
+                     and r.name in ("object-store-access-key-id", "object-store-secret-access-key")}
         assert len(generated) == 2 and generated <= set(secret.dependencies)
+        assert not [urn for urn in secret.dependencies if "tenant" in urn.rsplit("::", 1)[-1]]
         assert secret.urn in milvus_release(stack_run).dependencies
         assert set(STORAGE_COMPONENTS[mode]) <= set(sections)
         for section in STORAGE_COMPONENTS[mode]:
@@ -291,6 +293,8 @@ def test_authentication_is_on_and_the_root_password_only_a_secret_reference(stac
     values = milvus_values(stack_run)
     user = yaml.safe_load(values["extraConfigFiles"]["user.yaml"])
     assert user["common"]["security"]["authorizationEnabled"] is True
+    # The public role every user holds gets no privilege (by default: describe any collection in any database).
+    assert user["common"]["security"]["enablePublicPrivilege"] is False
     assert "defaultRootPassword" not in user["common"]["security"]
     if cfg.secrets.source == "external-secrets":  # prod: an ExternalSecret fills the Secret of the same name
         secret = stack_run.one("ExternalSecret", component.ROOT_SECRET, cfg.namespaces.milvus)

@@ -236,7 +236,8 @@ def test_artifacts_per_stack(stack_run, cfg):
         assert secret_ref(variables["AWS_SECRET_ACCESS_KEY"]) == (copy.k8s_name, "AWS_SECRET_ACCESS_KEY")
         assert variables["MLFLOW_S3_ENDPOINT_URL"]["value"] == objectstore.s3_endpoint(cfg.namespaces.object_store)
         keys = [r for r in stack_run.resources if r.type == PASSWORD_TYPE and r.name.startswith("object-store")]
-        assert len(keys) == 2 and all(k.urn in copy.dependencies for k in keys)
+        platform = [k for k in keys if k.name in ("object-store-access-key-id", "object-store-secret-access-key")]
+        assert len(platform) == 2 and {k.urn for k in keys} & set(copy.dependencies) == {k.urn for k in platform}
         assert "annotations" not in account.inputs["metadata"]
     else:  # prod: workload identity, AWS S3
         assert store.service_account_annotations and not store.credentials_secret
@@ -259,9 +260,13 @@ def test_external_credentials_secret_and_endpoint(external_keys):
     args = external_keys.one("Deployment", "mlflow", ns).inputs["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--backend-store-uri") + 1] == "postgresql+psycopg2://pg.example.internal:6432/tracking"
     assert args[args.index("--artifacts-destination") + 1] == "s3://team-mlflow"
-    assert not [r for r in external_keys.resources if r.type in (STORE_TYPE, PASSWORD_TYPE)
-                and (r.type == STORE_TYPE or r.name.startswith(("mlflow", "object-store")))]
-    assert not [s for s in external_keys.of_kind("Secret") if s.namespace == ns]
+    assert not [r for r in external_keys.resources if r.type == STORE_TYPE or r.name.startswith("object-store")]
+    # No database or S3 password of ours: only the auth app's (admin, Flask key) and the accounts' are generated.
+    passwords = {r.name for r in external_keys.resources if r.type == PASSWORD_TYPE and r.name.startswith("mlflow")}
+    assert passwords == {"mlflow-admin-password", "mlflow-flask-secret-key", "mlflow-research-password",
+                         "mlflow-product-password"}
+    assert {s.k8s_name for s in external_keys.of_kind("Secret") if s.namespace == ns} == {
+        mlflow_module.AUTH_SECRET, mlflow_module.ACCOUNTS_SECRET}
     assert external_keys.of_kind("PodMonitor") == []  # monitoring is off
     assert external_keys.one("PodDisruptionBudget", "mlflow", ns).inputs["spec"]["maxUnavailable"] == 1
 
@@ -282,7 +287,9 @@ def test_object_store_release_and_credentials(stack_run, cfg):
     assert s3["enabled"] is True and s3["enableAuth"] is True and s3["port"] == objectstore.S3_PORT
     secret = stack_run.one("Secret", s3["existingConfigSecret"], cfg.namespaces.object_store)
     assert secret.urn in found.dependencies
-    assert sorted(b["name"] for b in s3["createBuckets"]) == sorted(set(store.buckets.values()))
+    # MLflow's and Milvus's; the workflows' artifacts in one bucket per tenant (tests/test_tenant_isolation_services.py)
+    assert sorted(b["name"] for b in s3["createBuckets"]) == sorted(
+        {store.buckets["mlflow"], store.buckets["milvus"]} | {store.tenant_bucket(t.name) for t in cfg.tenants})
     assert values["volume"]["dataDirs"][0]["size"] == store.size
     assert values["volume"]["dataDirs"][0]["type"] == "persistentVolumeClaim"
     assert ("storageClass" in values["volume"]["dataDirs"][0]) == bool(store.storage_class)
@@ -376,7 +383,12 @@ def test_monitors_wait_for_the_monitoring_release(stack_run, cfg):
         assert monitor.inputs["metadata"]["labels"]["app.kubernetes.io/part-of"] == "ai-platform"
     endpoint = monitors["mlflow"].inputs["spec"]
     assert endpoint["selector"]["matchLabels"] == mlflow_module.SERVER_POD_LABELS
-    assert endpoint["podMetricsEndpoints"] == [{"port": "http", "path": "/metrics", "scheme": "http"}]
+    # The auth app protects /metrics: Prometheus logs in with the account in mlflow-metrics (basic-auth Secret).
+    metrics = mlflow_module.METRICS_SECRET
+    assert endpoint["podMetricsEndpoints"] == [{"port": "http", "path": "/metrics", "scheme": "http", "basicAuth": {
+        "username": {"name": metrics, "key": "username"}, "password": {"name": metrics, "key": "password"}}}]
+    kind = "ExternalSecret" if cfg.secrets.source == "external-secrets" else "Secret"
+    assert stack_run.one(kind, metrics, cfg.namespaces.mlflow).urn in monitors["mlflow"].dependencies
 
 
 def test_every_ml_object_validates(stack_run, cfg):

@@ -224,9 +224,20 @@ def test_kube_state_metrics_exports_tenant_and_endpoint_labels(stack_run):
     assert "namespaces=[ai-platform/tenant,ai-platform/endpoint]" in allowlist
 
 
-def test_grafana_loads_dashboards_from_every_namespace(stack_run):
+def test_grafana_loads_dashboards_only_from_the_monitoring_namespace_into_folders(stack_run, cfg):
+    """Not every namespace (tenant developers manage ConfigMaps there): only the platform's, each dashboard in the
+    folder its grafana_folder annotation names, the chart's own in their folder."""
     dashboards = monitoring_values(stack_run)["grafana"]["sidecar"]["dashboards"]
-    assert dashboards == {"enabled": True, "label": "grafana_dashboard", "labelValue": "1", "searchNamespace": "ALL"}
+    assert dashboards == {"enabled": True, "label": "grafana_dashboard", "labelValue": "1",
+                          "searchNamespace": cfg.namespaces.monitoring, "folderAnnotation": "grafana_folder",
+                          "provider": {"foldersFromFilesStructure": True},
+                          "annotations": {"grafana_folder": "Kubernetes"}}
+    upstream = upstream_values("kube-prometheus-stack", "charts", "grafana")["sidecar"]["dashboards"]
+    assert upstream["provider"]["folder"] == "" and upstream["provider"]["folderUid"] == ""  # required by the option
+    for config_map in stack_run.of_kind("ConfigMap"):
+        if "grafana_dashboard" in config_map.inputs["metadata"]["labels"]:
+            assert config_map.namespace == cfg.namespaces.monitoring
+            assert config_map.inputs["metadata"]["annotations"]["grafana_folder"]
 
 
 # --- scraping objects ---------------------------------------------------------------------------------------------

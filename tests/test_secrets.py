@@ -8,11 +8,12 @@ import re
 import pytest
 import yaml
 
+from components import milvus, mlflow
 from components import secrets as component
 from components.meta import pod_security_labels
 from config import versions
 from config.loader import load
-from tests.conftest import config_copy, run_stack, stack_cfg
+from tests.conftest import accept_loss, config_copy, run_stack, stack_cfg
 from tools.harness import CANARY, SECRET, run
 from tools.render import plan
 from tools.validate import upstream_dir, validate_helm_values, validate_object
@@ -37,7 +38,7 @@ EXISTING_SECRET_KEY = re.compile(r"(?i)^existing\w*Secret$")
 
 def _run(stack: str, **sections):
     """A stack with whole sections replaced: the run (which must succeed) and its typed config."""
-    config = config_copy(stack)
+    config = accept_loss(config_copy(stack))
     for key, value in sections.items():
         config[f"ai-platform:{key}"] = value
     result = run(stack, config)
@@ -108,6 +109,8 @@ def _walk_references(value, found: set, path: str = "") -> None:
                     found.add((name, f"{path}.{key}"))
             if isinstance(item, str) and item and EXISTING_SECRET_KEY.match(key):  # existingSecret, existingConfig...
                 found.add((item, f"{path}.{key}"))
+            if key == "basicAuth" and isinstance(item, dict):  # a monitor's basicAuth.username/password selectors
+                found |= {(selector["name"], f"{path}.{key}") for selector in item.values()}
             _walk_references(item, found, f"{path}.{key}")
     elif isinstance(value, list):
         for item in value:
@@ -115,22 +118,32 @@ def _walk_references(value, found: set, path: str = "") -> None:
 
 
 def references(result, cfg) -> set[tuple[str, str]]:
-    """(namespace, name) of every Secret a rendered object or a Helm release's values refers to. Argo's default
-    artifact repository names a Secret that each workflow reads in its own namespace: every tenant's."""
+    """(namespace, name) of every Secret a rendered object or a Helm release's values refers to, including the
+    repositories (YAML text) of Argo's per-namespace ``artifact-repositories`` ConfigMaps and the Secrets a
+    ServiceAccount lists (KServe reads a predictor's storage credentials from those)."""
     found: set[tuple[str, str]] = set()
     for obj in result.objects:
         if obj.kind not in ("Secret", "ExternalSecret", "ClusterSecretStore"):
             names: set = set()
             _walk_references(obj.inputs, names)
+            if obj.kind == "ServiceAccount":
+                names |= {(entry["name"], ".secrets") for entry in obj.inputs.get("secrets") or []}
+            if obj.kind == "ConfigMap" and obj.k8s_name == "artifact-repositories":
+                for text in obj.inputs["data"].values():
+                    _walk_references(yaml.safe_load(text), names)
             found |= {(obj.namespace, name) for name, _ in names}
     for release in result.releases:
         names = set()
         _walk_references(release.inputs.get("values") or {}, names)
-        for name, path in names:
-            namespaces = ([t.name for t in cfg.tenants] if ".artifactRepository." in path
-                          else [release.inputs["namespace"]])
-            found |= {(namespace, name) for namespace in namespaces}
+        found |= {(release.inputs["namespace"], name) for name, _ in names}
     return found
+
+
+def for_tenants(cfg) -> set[tuple[str, str]]:
+    """Secrets the platform delivers to each tenant namespace for the tenant's own workloads (service accounts)."""
+    names = [name for name, on in (("mlflow-credentials", cfg.mlflow.enabled),
+                                   ("milvus-credentials", cfg.milvus.enabled)) if on]
+    return {(t.name, name) for t in cfg.tenants for name in names}
 
 
 def tenant_provided(cfg) -> set[tuple[str, str]]:
@@ -190,7 +203,7 @@ def test_pulumi_secrets_are_exactly_what_workloads_reference(dev):
     secrets = {(s.namespace, s.k8s_name) for s in of_kind(result, "Secret") if "stringData" in s.inputs}
     referenced = references(result, cfg) - tenant_provided(cfg)
     assert ("monitoring", "grafana-admin") in referenced and ("mlflow", "mlflow-db-credentials") in referenced
-    assert referenced == secrets
+    assert referenced | for_tenants(cfg) == secrets
 
 
 def test_the_hugging_face_token_secret_carries_the_config_secret_only_as_a_secret():
@@ -385,6 +398,11 @@ def test_every_external_secret_is_well_formed(external):
     prefix = re.sub(r"[/.]", "_", cfg.secrets.key_prefix) if cfg.secrets.store.provider == "gcp" \
         else cfg.secrets.key_prefix
     literals = {"admin", "root", cfg.mlflow.database.user}
+    # The service accounts' user names, databases and URLs (tests/test_service_accounts.py checks them one by one).
+    literals |= {mlflow.METRICS_USER, mlflow.server_url(cfg.namespaces.mlflow),
+                 f"http://milvus.{cfg.namespaces.milvus}.svc:19530"}
+    literals |= {name for t in cfg.tenants for name in (mlflow.tenant_user(t.name), milvus.tenant_user(t.name),
+                                                         milvus.tenant_database(t.name))}
     for es in of_kind(result, "ExternalSecret"):
         spec = es.inputs["spec"]
         assert release.urn in es.dependencies, es.k8s_name
@@ -426,7 +444,30 @@ def test_external_secret_targets_are_exactly_what_workloads_reference(external):
     targets = {(es.namespace, es.inputs["spec"]["target"]["name"]) for es in of_kind(result, "ExternalSecret")}
     referenced = references(result, cfg) - tenant_provided(cfg)
     assert ("monitoring", "grafana-admin") in referenced and ("milvus", "milvus-root") in referenced
-    assert referenced == targets
+    assert referenced | for_tenants(cfg) == targets
+
+
+def test_annotations_go_on_the_secret_in_both_modes(dev, dev_external, aws):
+    """``secret(annotations=...)`` (and ``existing``): on the Secret's metadata (Pulumi) or the ExternalSecret's
+    ``spec.target.template.metadata`` (store), never on the ExternalSecret itself; a Secret asked for without any
+    has none. The Workflows component uses it for KServe's S3 settings."""
+    (result, cfg), (external, _) = dev, dev_external
+    expected = {"serving.kserve.io/s3-endpoint": f"seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333",
+                "serving.kserve.io/s3-usehttps": "0", "serving.kserve.io/s3-region": cfg.object_store.region}
+    for tenant in cfg.tenants:
+        assert result.one("Secret", "model-reader-s3", tenant.name).inputs["metadata"]["annotations"] == expected
+        es = external.one("ExternalSecret", "model-reader-s3", tenant.name).inputs
+        assert es["spec"]["target"]["template"]["metadata"] == {"annotations": expected}
+        assert "annotations" not in es["metadata"]
+        assert "annotations" not in result.one("Secret", "argo-artifacts-s3", tenant.name).inputs["metadata"]
+        plain = external.one("ExternalSecret", "argo-artifacts-s3", tenant.name).inputs["spec"]["target"]["template"]
+        assert "metadata" not in plain
+    result, cfg = aws
+    for tenant in cfg.tenants:  # existing(): the stack's keys Secret, from the store, with KServe's settings for AWS
+        template = result.one("ExternalSecret", "platform-s3", tenant.name).inputs["spec"]["target"]["template"]
+        assert template["metadata"] == {"annotations": {"serving.kserve.io/s3-region": cfg.object_store.region}}
+    mlflow_keys = result.one("ExternalSecret", "platform-s3", cfg.namespaces.mlflow).inputs["spec"]["target"]
+    assert "metadata" not in mlflow_keys["template"]
 
 
 def test_prod_has_one_external_secret_per_platform_secret(prod):
@@ -469,11 +510,18 @@ def test_seaweedfs_identities_template_renders_to_the_identities_json(dev_extern
     assert REFERENCE.sub("", text).count("{{") == REFERENCE.sub("", text).count("}}") == 0
     store_values = {"object_store_AWS_ACCESS_KEY_ID": "AKIAEXAMPLE0123",
                     "object_store_AWS_SECRET_ACCESS_KEY": "wJalr/XUtnFEMI+K7MDENG"}
+    tenants = ("research", "product")  # workflows on: one identity per tenant, its own keys and bucket
+    store_values.update({f"object_store_tenant_{t}_{key}": f"{t}-{key}" for t in tenants
+                         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
     assert {entry["secretKey"] for entry in es["data"]} == set(store_values)
     rendered = json.loads(REFERENCE.sub(lambda m: store_values[m.group(1)], text))
     assert rendered == {"identities": [{
         "name": "ai-platform", "credentials": [{"accessKey": "AKIAEXAMPLE0123", "secretKey": "wJalr/XUtnFEMI+K7MDENG"}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}] + [{
+        "name": f"tenant-{t}", "credentials": [{"accessKey": f"{t}-AWS_ACCESS_KEY_ID",
+                                                "secretKey": f"{t}-AWS_SECRET_ACCESS_KEY"}],
+        "actions": [f"{action}:argo-artifacts-{t}" for action in ("Read", "Write", "List", "Tagging")]}
+        for t in tenants]}
 
 
 def test_named_secrets_of_the_stack_come_from_the_store(aws):

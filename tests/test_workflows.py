@@ -3,6 +3,10 @@ accounts, workflow defaults, the artifact repository and its credentials, SSO RB
 tenants, the tenants' pipeline WorkflowTemplates, and switching it off."""
 
 import copy
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -10,7 +14,8 @@ import yaml
 from components.gpu import GPU_TOLERATION, POOL_LABEL
 from config import versions
 from tests.conftest import config_copy, run_stack, run_with, stack_cfg
-from tools.harness import SECRET
+from tests.test_secrets import DEV_EXTERNAL
+from tools.harness import CANARY, SECRET
 from tools.validate import upstream_dir, validate_object
 
 COMPONENT_TYPE = "ai-platform:workflows:Workflows"
@@ -26,6 +31,40 @@ EXECUTOR_RULES = [
 RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 S3_LABELS = {"app.kubernetes.io/name": "seaweedfs", "app.kubernetes.io/instance": "seaweedfs",
              "app.kubernetes.io/component": "s3"}
+READER = "model-reader"
+READER_SECRET = "model-reader-s3"
+KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+# KServe's S3 settings (kserve pkg/credentials/s3/s3_secret.go): on the Secret a predictor's ServiceAccount lists, or
+# on the ServiceAccount itself when it has an IRSA role.
+S3_ENDPOINT, S3_USE_HTTPS, S3_REGION = ("serving.kserve.io/s3-endpoint", "serving.kserve.io/s3-usehttps",
+                                        "serving.kserve.io/s3-region")
+# Stand-ins for the MLflow client and boto3, to run the register step's script: they record what it uploads.
+FAKE_MLFLOW = """\
+import contextlib, types
+def set_experiment(name): pass
+def log_param(*args): pass
+def log_metric(*args): pass
+def log_artifacts(*args): pass
+def log_artifact(*args): pass
+def set_tag(*args): pass
+def register_model(*args): pass
+@contextlib.contextmanager
+def start_run():
+    yield types.SimpleNamespace(info=types.SimpleNamespace(run_id="run0123"))
+"""
+FAKE_BOTO3 = """\
+import json, os
+class _Client:
+    def __init__(self, endpoint_url):
+        self.endpoint_url = endpoint_url
+    def upload_file(self, path, bucket, key):
+        with open(os.environ["UPLOADS"], "w") as out:
+            json.dump({"endpoint_url": self.endpoint_url, "bucket": bucket, "key": key,
+                       "exists": os.path.exists(path)}, out)
+def client(service, endpoint_url=None):
+    assert service == "s3"
+    return _Client(endpoint_url)
+"""
 
 
 def release(result):
@@ -44,6 +83,14 @@ def templates(result, cfg, pipeline) -> dict[str, dict]:
 
 def annotations(obj) -> dict:
     return obj.inputs["metadata"].get("annotations") or {}
+
+
+def repository(result, tenant: str) -> dict:
+    """The S3 repository a tenant's workflows use by default: its namespace's artifact-repositories ConfigMap, the key
+    its annotation names (what Argo reads when a workflow names no repository)."""
+    config_map = result.one("ConfigMap", "artifact-repositories", tenant)
+    key = annotations(config_map)["workflows.argoproj.io/default-artifact-repository"]
+    return yaml.safe_load(config_map.inputs["data"][key])["s3"]
 
 
 def ours(result):
@@ -70,6 +117,47 @@ def sso_keys():
 @pytest.fixture(scope="module")
 def workflows_off():
     return run_with(workflows={"enabled": False})
+
+
+@pytest.fixture(scope="module")
+def dev_external():
+    """dev (in-cluster store) with secrets from Vault: the ExternalSecret templates show keys and annotations."""
+    return run_with("dev", secrets=DEV_EXTERNAL)
+
+
+def expected_model_store(cfg, tenant: str) -> tuple[str, str, str | None, str | None]:
+    """Where a tenant's served models belong: bucket, key prefix, endpoint URL and the Secret with its keys."""
+    store = cfg.object_store
+    if store.mode == "in-cluster":
+        return (f"argo-artifacts-{tenant}", "", f"http://seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333",
+                ARTIFACT_SECRET)
+    own = cfg.tenant(tenant).object_store.bucket if cfg.tenant(tenant).object_store else None
+    return own or store.buckets["workflows"], "" if own else f"{tenant}/", store.endpoint, store.credentials_secret
+
+
+def run_register_script(template: dict, tmp_path) -> tuple[dict, str, dict]:
+    """Run the register step's script with stand-in mlflow and boto3 and its env (Argo's parameters filled in,
+    secretKeyRefs as placeholders): the upload it made, the model-uri it wrote, and the secretKeyRefs by variable."""
+    script = template["script"]
+    work = tmp_path / "work"
+    (work / "model").mkdir(parents=True)
+    (work / "model" / "model.joblib").write_text("weights")
+    (tmp_path / "mlflow.py").write_text(FAKE_MLFLOW)
+    (tmp_path / "boto3.py").write_text(FAKE_BOTO3)
+    fill = {"{{workflow.parameters.model-name}}": "iris", "{{workflow.parameters.dataset-uri}}": "s3://data/iris",
+            "{{inputs.parameters.metric}}": "0.97"}
+    env, refs = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "UPLOADS": str(tmp_path / "uploads")}, {}
+    for entry in script["env"]:
+        if "valueFrom" in entry:
+            refs[entry["name"]] = entry["valueFrom"]["secretKeyRef"]
+            env[entry["name"]] = f"from-{entry['valueFrom']['secretKeyRef']['name']}"
+        else:
+            env[entry["name"]] = fill.get(entry["value"], entry["value"])
+    source = script["source"].replace("/work/", f"{work}/")
+    done = subprocess.run([sys.executable, "-c", source], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    return json.loads((tmp_path / "uploads").read_text()), (work / "model-uri").read_text(), refs
 
 
 # --- the release --------------------------------------------------------------------------------------------------
@@ -173,8 +261,10 @@ def test_each_tenant_has_a_least_privilege_executor_account(stack_run, cfg):
         binding = stack_run.one("RoleBinding", EXECUTOR, tenant.name).inputs
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": EXECUTOR}
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": EXECUTOR, "namespace": tenant.name}]
-        if store.mode == "external" and not store.credentials_secret:  # prod: workload identity
-            assert annotations(account) == store.service_account_annotations
+        if store.mode == "external" and not store.credentials_secret:  # prod: workload identity, the tenant's role
+            own = tenant.object_store.service_account_annotations if tenant.object_store else {}
+            assert annotations(account) == (own or store.service_account_annotations)
+            assert annotations(account) != store.service_account_annotations  # prod gives each tenant its own
         else:
             assert annotations(account) == {}
 
@@ -182,35 +272,46 @@ def test_each_tenant_has_a_least_privilege_executor_account(stack_run, cfg):
 # --- artifacts ------------------------------------------------------------------------------------------------------
 
 
-def test_artifact_repository_is_the_object_store_and_its_secret_exists_where_referenced(stack_run, cfg):
+def test_each_tenant_has_its_artifact_repository_and_no_controller_wide_one(stack_run, cfg):
     given = values(stack_run)
-    s3 = given["artifactRepository"]["s3"]
-    assert s3["bucket"] == cfg.object_store.buckets["workflows"]
-    if cfg.object_store.mode == "in-cluster":  # dev
-        assert (s3["endpoint"], s3["insecure"]) == (f"seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333", True)
-        assert s3["accessKeySecret"] == {"name": ARTIFACT_SECRET, "key": "AWS_ACCESS_KEY_ID"}
-        assert s3["secretKeySecret"] == {"name": ARTIFACT_SECRET, "key": "AWS_SECRET_ACCESS_KEY"}
-        assert given["useStaticCredentials"] is True
-        keys = [r.urn for r in stack_run.resources if r.type == PASSWORD_TYPE and r.name.startswith("object-store")]
-        for tenant in cfg.tenants:  # the executor mounts it from the workflow's namespace
+    assert "artifactRepository" not in given and "useStaticCredentials" not in given
+    for tenant in cfg.tenants:
+        s3 = repository(stack_run, tenant.name)
+        if cfg.object_store.mode == "in-cluster":  # dev: the tenant's bucket, with the tenant's keys
+            assert s3["bucket"] == cfg.object_store.tenant_bucket(tenant.name) == f"argo-artifacts-{tenant.name}"
+            assert (s3["endpoint"], s3["insecure"]) == (f"seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333", True)
+            assert s3["accessKeySecret"] == {"name": ARTIFACT_SECRET, "key": "AWS_ACCESS_KEY_ID"}
+            assert s3["secretKeySecret"] == {"name": ARTIFACT_SECRET, "key": "AWS_SECRET_ACCESS_KEY"}
+            assert "keyFormat" not in s3
+            # the executor mounts it from the workflow's namespace; the keys are the tenant's generated pair only
+            keys = {r.urn for r in stack_run.resources
+                    if r.type == PASSWORD_TYPE and r.name.startswith(f"object-store-{tenant.name}-")}
             secret = stack_run.one("Secret", ARTIFACT_SECRET, tenant.name)
             assert secret.inputs["stringData"] == SECRET
-            assert len(keys) == 2 and set(keys) <= set(secret.dependencies)
-        seaweedfs = next(r for r in stack_run.releases if r.inputs["chart"] == "seaweedfs")
-        assert {"name": s3["bucket"]} in seaweedfs.inputs["values"]["s3"]["createBuckets"]
-    else:  # prod: AWS S3 with workload identity, no keys anywhere
-        assert (s3["endpoint"], s3["insecure"], s3["region"]) == ("s3.amazonaws.com", False, cfg.object_store.region)
-        assert s3["useSDKCreds"] is True and "accessKeySecret" not in s3
-        assert given["useStaticCredentials"] is False
+            passwords = {r.urn for r in stack_run.resources if r.type == PASSWORD_TYPE}
+            assert len(keys) == 2 and set(secret.dependencies) & passwords == keys
+            seaweedfs = next(r for r in stack_run.releases if r.inputs["chart"] == "seaweedfs")
+            assert {"name": s3["bucket"]} in seaweedfs.inputs["values"]["s3"]["createBuckets"]
+        else:  # prod: AWS S3 with workload identity, no keys anywhere; the tenant's prefix of the shared bucket
+            assert (s3["bucket"], s3["endpoint"], s3["insecure"], s3["region"]) == (
+                cfg.object_store.buckets["workflows"], "s3.amazonaws.com", False, cfg.object_store.region)
+            assert s3["keyFormat"] == f"{tenant.name}/{{{{workflow.name}}}}/{{{{pod.name}}}}"
+            assert s3["useSDKCreds"] is True and "accessKeySecret" not in s3
+    if cfg.object_store.mode == "external":
         assert not [r for r in stack_run.objects if r.k8s_name == ARTIFACT_SECRET]
+    else:  # no shared workflows bucket any more
+        seaweedfs = next(r for r in stack_run.releases if r.inputs["chart"] == "seaweedfs")
+        assert {"name": "argo-artifacts"} not in seaweedfs.inputs["values"]["s3"]["createBuckets"]
 
 
 def test_external_keys_are_referenced_by_name_and_not_created(sso_keys):
-    s3 = values(sso_keys)["artifactRepository"]["s3"]
-    assert (s3["bucket"], s3["endpoint"], s3["insecure"], s3["region"]) == (
-        "team-workflows", "s3.storage.example.com", False, "eu-central-1")
-    assert s3["accessKeySecret"] == {"name": "s3-keys", "key": "AWS_ACCESS_KEY_ID"}
-    assert "useSDKCreds" not in s3
+    for tenant in ("research", "product"):
+        s3 = repository(sso_keys, tenant)
+        assert (s3["bucket"], s3["endpoint"], s3["insecure"], s3["region"], s3["keyFormat"]) == (
+            "team-workflows", "s3.storage.example.com", False, "eu-central-1",
+            f"{tenant}/{{{{workflow.name}}}}/{{{{pod.name}}}}")
+        assert s3["accessKeySecret"] == {"name": "s3-keys", "key": "AWS_ACCESS_KEY_ID"}
+        assert "useSDKCreds" not in s3
     # Pulumi secrets: the operator creates s3-keys in each tenant namespace; nothing is registered for it.
     assert not [r for r in sso_keys.objects if r.k8s_name in ("s3-keys", ARTIFACT_SECRET)]
     for tenant in ("research", "product"):
@@ -331,10 +432,27 @@ def test_register_step_uses_the_pinned_mlflow_client_and_the_in_cluster_server(s
     for pipeline in cfg.workflows.pipelines:
         script = templates(stack_run, cfg, pipeline)["register"]["script"]
         assert script["image"] == image and "latest" not in image
-        env = {e["name"]: e["value"] for e in script["env"]}
+        env = {e["name"]: e.get("value") for e in script["env"]}
         assert env["MLFLOW_TRACKING_URI"] == f"http://mlflow.{cfg.namespaces.mlflow}.svc:5000"
         assert env["METRIC_NAME"] == pipeline.metric
         assert "mlflow.register_model(" in script["source"]
+
+
+def test_register_step_logs_in_with_the_tenants_own_mlflow_account(stack_run, cfg):
+    """MLflow's auth is on: the step takes the tenant's account from the tenant's mlflow-credentials Secret (which
+    exists in that namespace), by secretKeyRef, never as a value."""
+    credentials = "mlflow-credentials"
+    for pipeline in cfg.workflows.pipelines:
+        env = {e["name"]: e for e in templates(stack_run, cfg, pipeline)["register"]["script"]["env"]}
+        for variable in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            assert env[variable] == {"name": variable, "valueFrom": {"secretKeyRef": {"name": credentials,
+                                                                                      "key": variable}}}
+        if cfg.secrets.source == "external-secrets":  # prod: the keys are visible in the template
+            data = stack_run.one("ExternalSecret", credentials, pipeline.tenant).inputs["spec"]["target"]["template"]
+            assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(data["data"])
+            assert data["data"]["MLFLOW_TRACKING_USERNAME"] == f"tenant-{pipeline.tenant}"
+        else:  # dev: the values are secret (keys checked in tests/test_service_accounts.py)
+            assert stack_run.one("Secret", credentials, pipeline.tenant).inputs["stringData"] == SECRET
 
 
 def test_deploy_step_applies_a_valid_inference_service_in_the_tenant_namespace(stack_run, cfg):
@@ -348,8 +466,105 @@ def test_deploy_step_applies_a_valid_inference_service_in_the_tenant_namespace(s
         filled = yaml.safe_load(deploy["resource"]["manifest"]
                                 .replace("{{workflow.parameters.model-name}}", "model")
                                 .replace("{{workflow.parameters.model-format}}", "sklearn")
-                                .replace("{{inputs.parameters.model-uri}}", "http://mlflow/model.tar.gz"))
+                                .replace("{{inputs.parameters.model-uri}}", "s3://bucket/model.tar.gz"))
         assert validate_object(filled, cfg.cluster.kubernetes_version) == []
+
+
+def test_register_step_uploads_the_model_to_the_tenants_own_storage(stack_run, cfg, tmp_path):
+    """Run the script: it uploads the archive to the tenant's bucket (or prefix) with the tenant's keys (or the
+    executor's identity) and writes that s3:// URI as the model-uri output, which the deploy step serves."""
+    for pipeline in cfg.workflows.pipelines:
+        by_name = templates(stack_run, cfg, pipeline)
+        register = by_name["register"]
+        bucket, prefix, endpoint, keys = expected_model_store(cfg, pipeline.tenant)
+        upload, uri, refs = run_register_script(register, tmp_path / f"{pipeline.tenant}-{pipeline.name}")
+        key = f"{prefix}models/iris/run0123/model.tar.gz"
+        assert upload == {"endpoint_url": endpoint, "bucket": bucket, "key": key, "exists": True}
+        assert uri == f"s3://{bucket}/{key}"
+        aws = {name: ref for name, ref in refs.items() if name.startswith("AWS_")}
+        if keys:  # dev: the tenant identity's keys in its namespace, by reference only
+            assert aws == {key: {"name": keys, "key": key} for key in KEYS}
+        else:  # prod: no key at all, the SDK takes the executor's workload identity
+            assert aws == {}
+        env = {e["name"]: e for e in register["script"]["env"]}
+        assert all("value" not in env[key] for key in aws)
+        # the output the deploy step gets is the file the script wrote
+        assert register["outputs"]["parameters"] == [{"name": "model-uri", "valueFrom": {"path": "/work/model-uri"}}]
+        manifest = yaml.safe_load(by_name["deploy"]["resource"]["manifest"])
+        assert manifest["spec"]["predictor"]["model"]["storageUri"] == "{{inputs.parameters.model-uri}}"
+        steps = {group[0]["name"]: group[0] for group in by_name["pipeline"]["steps"]}
+        assert steps["deploy"]["arguments"]["parameters"] == [
+            {"name": "model-uri", "value": "{{steps.register.outputs.parameters.model-uri}}"}]
+
+
+def test_deployed_models_are_read_as_the_tenants_model_reader(stack_run, cfg):
+    """The InferenceService runs as the tenant's model-reader, which has no rights and no token and gives KServe's
+    storage initializer the tenant's own credentials and S3 settings, never another tenant's or the platform's."""
+    store = cfg.object_store
+    for pipeline in cfg.workflows.pipelines:
+        predictor = yaml.safe_load(templates(stack_run, cfg, pipeline)["deploy"]["resource"]["manifest"])["spec"][
+            "predictor"]
+        assert predictor["serviceAccountName"] == READER
+        assert predictor["labels"] == {"ai-platform/role": "pipeline-model"}
+    passwords = {r.name: r.urn for r in stack_run.resources if r.type == PASSWORD_TYPE}
+    for tenant in cfg.tenants:
+        account = stack_run.one("ServiceAccount", READER, tenant.name)
+        assert account.inputs["automountServiceAccountToken"] is False
+        assert not [b for b in stack_run.of_kind("RoleBinding")
+                    if {"kind": "ServiceAccount", "name": READER, "namespace": tenant.name} in b.inputs["subjects"]]
+        if store.mode == "in-cluster":  # dev: a Secret of the tenant identity's keys, annotated with the gateway
+            assert account.inputs["secrets"] == [{"name": READER_SECRET}] and annotations(account) == {}
+            secret = stack_run.one("Secret", READER_SECRET, tenant.name)
+            assert annotations(secret) == {S3_ENDPOINT: f"seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333",
+                                           S3_USE_HTTPS: "0", S3_REGION: store.region}
+            assert secret.inputs["stringData"] == SECRET
+            own = {passwords[f"object-store-{tenant.name}-{key}"] for key in ("access-key-id", "secret-access-key")}
+            assert set(secret.dependencies) & set(passwords.values()) == own
+        else:  # prod: the tenant's own role (IRSA) and the region on the account; no Secret
+            assert "secrets" not in account.inputs or not account.inputs["secrets"]
+            assert annotations(account) == {**tenant.object_store.service_account_annotations, S3_REGION: store.region}
+            assert "eks.amazonaws.com/role-arn" in annotations(account)
+            assert annotations(account)["eks.amazonaws.com/role-arn"] != store.service_account_annotations.get(
+                "eks.amazonaws.com/role-arn")
+            # its pods (and only they, of the models) may reach S3 on 443; the policy selects the predictor's labels
+            policy = stack_run.one("NetworkPolicy", "allow-pipeline-model-https", tenant.name).inputs["spec"]
+            assert policy["podSelector"] == {"matchLabels": {"ai-platform/role": "pipeline-model"}}
+            assert policy["egress"][0]["ports"] == [{"protocol": "TCP", "port": 443}]
+    if store.mode == "in-cluster":
+        assert not [p for p in stack_run.of_kind("NetworkPolicy") if p.k8s_name == "allow-pipeline-model-https"]
+    dumped = json.dumps([r.inputs for r in stack_run.resources]) + json.dumps(stack_run.outputs, default=str)
+    assert CANARY not in dumped and "generated-" not in dumped
+
+
+def test_reader_secret_from_the_store_names_the_tenant_identitys_keys(dev_external):
+    cfg = stack_cfg("dev")
+    for tenant in cfg.tenants:
+        spec = dev_external.one("ExternalSecret", READER_SECRET, tenant.name).inputs["spec"]
+        assert {(d["remoteRef"]["key"], d["remoteRef"]["property"]) for d in spec["data"]} == {
+            (f"ai-platform/dev/object-store-tenant-{tenant.name}", key) for key in KEYS}
+        template = spec["target"]["template"]
+        assert set(template["data"]) == set(KEYS)
+        assert template["metadata"]["annotations"] == {
+            S3_ENDPOINT: f"seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333", S3_USE_HTTPS: "0",
+            S3_REGION: cfg.object_store.region}
+        account = dev_external.one("ServiceAccount", READER, tenant.name)
+        assert account.inputs["secrets"] == [{"name": READER_SECRET}]
+
+
+def test_reader_with_an_existing_keys_secret_lists_it(sso_keys):
+    """External store with keys in an operator-made Secret (Pulumi secrets): the reader lists that Secret, the
+    register step uploads to the tenant's prefix at the custom endpoint with it; nothing is created for it."""
+    for tenant in ("research", "product"):
+        account = sso_keys.one("ServiceAccount", READER, tenant)
+        assert account.inputs["secrets"] == [{"name": "s3-keys"}] and annotations(account) == {}
+        assert sso_keys.one("NetworkPolicy", "allow-pipeline-model-https", tenant)
+    assert not [r for r in sso_keys.objects if r.k8s_name in ("s3-keys", READER_SECRET)]
+    (pipeline,) = [t for t in sso_keys.of_kind("WorkflowTemplate") if t.namespace == "research"]
+    register = {t["name"]: t for t in pipeline.inputs["spec"]["templates"]}["register"]
+    env = {e["name"]: e for e in register["script"]["env"]}
+    assert (env["MODEL_BUCKET"]["value"], env["MODEL_PREFIX"]["value"], env["S3_ENDPOINT_URL"]["value"]) == (
+        "team-workflows", "research/", "https://s3.storage.example.com")
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"] == {"secretKeyRef": {"name": "s3-keys", "key": "AWS_ACCESS_KEY_ID"}}
 
 
 def test_only_the_train_step_asks_for_gpus_in_the_tenants_queue(stack_run, cfg):

@@ -5,7 +5,9 @@ engine would see it (type, name, inputs, parent, dependencies, provider), and em
 behaviours the SDK's mocks leave out:
 - ``secure:`` config values cannot be decrypted without the CLI: each is replaced by ``CANARY`` marked
   secret, so a leak test can search every registered input and export for the canary;
-- ``additional_secret_outputs`` (e.g. ``RandomPassword.result``) come back marked secret.
+- ``additional_secret_outputs`` (e.g. ``RandomPassword.result``) come back marked secret;
+- URNs are the engine's (``engine_urn``): the SDK's mock monitor leaves out the grandparents' types and adds the
+  root stack's, so its URNs are not the ones ``pulumi stack --show-urns`` prints and aliases name.
 Secret values are recorded as ``[secret]``: whatever else contains ``CANARY`` leaked in clear.
 """
 
@@ -44,6 +46,9 @@ class Registered:
     dependencies: list[str]
     provider: str
     custom: bool
+    protect: bool = False
+    retain_on_delete: bool = False
+    aliases: list = field(default_factory=list)
 
     @property
     def kind(self) -> str | None:
@@ -133,6 +138,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def engine_urn(stack: str, project: str, parent: str | None, type_: str, name: str) -> str:
+    """The URN the engine gives a resource: its parent's type chain (none under the root stack), type and name."""
+    parent_type = parent.split("::")[2] if parent else ""
+    qualified = f"{parent_type}${type_}" if parent_type and parent_type != "pulumi:pulumi:Stack" else type_
+    return f"urn:pulumi:{stack}::{project}::{qualified}::{name}"
+
+
 class _Mocks(pulumi.runtime.Mocks):
     def __init__(self):
         self.secret_outputs: list[str] = []
@@ -155,6 +167,9 @@ class _RecordingMonitor(mocks.MockMonitor):
         super().__init__(mock)
         self.run = run
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        return engine_urn(pulumi.get_stack(), pulumi.get_project(), parent, type_, name)
+
     def RegisterResource(self, request):
         self.mocks.secret_outputs = list(request.additionalSecretOutputs)
         response = super().RegisterResource(request)
@@ -162,7 +177,9 @@ class _RecordingMonitor(mocks.MockMonitor):
             urn=response.urn, type=request.type, name=request.name,
             inputs=_plain(json_format.MessageToDict(request.object)),
             parent=request.parent, dependencies=sorted(set(request.dependencies)),
-            provider=request.provider, custom=request.custom))
+            provider=request.provider, custom=request.custom, protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+            aliases=[json_format.MessageToDict(alias) for alias in request.aliases] + list(request.aliasURNs)))
         return response
 
 

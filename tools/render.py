@@ -4,8 +4,8 @@
 
 writes ``manifests/<namespace or _cluster>/<kind>-<name>.yaml`` per Kubernetes object,
 ``helm/<release>.values.yaml`` per Helm release (chart, repo, version and namespace in a comment header),
-``plan.md`` (component tree, every resource with its dependencies, counts, the external store's keys) and
-``kubernetes-version``.
+``plan.md`` (what ``pulumi up`` would replace or delete since ``tests/snapshots/<stack>.json``, component tree,
+every resource with its dependencies, counts, the external store's keys) and ``kubernetes-version``.
 Output is deterministic; secrets appear as ``[secret]``. An invalid stack exits 2 with the config error.
 """
 
@@ -21,6 +21,7 @@ import yaml
 
 from config.loader import ConfigError
 
+from . import snapshot as snapshots
 from .harness import ROOT, Registered, Run, run, stack_config
 
 OUTPUTS = ("manifests", "helm", "plan.md", "kubernetes-version")
@@ -67,8 +68,9 @@ def write_helm_values(result: Run, out: Path) -> None:
         (folder / f"{inputs['name']}.values.yaml").write_text(header + _dump(inputs.get("values") or {}))
 
 
-def plan(result: Run) -> str:
-    """The plan: counts, the component tree with each resource's dependencies, and the list of resources."""
+def plan(result: Run, replacements: list[str] | None = None) -> str:
+    """The plan: counts, the replacements section (``snapshot.plan_section``), the component tree with each
+    resource's dependencies."""
     resources = [r for r in result.resources if r.type != "pulumi:pulumi:Stack"]
     children: dict[str, list[Registered]] = {}
     for resource in resources:
@@ -81,8 +83,9 @@ def plan(result: Run) -> str:
 
     lines = [f"# Plan: stack {result.stack}", "",
              f"{len(resources)} resources: {len(result.objects)} Kubernetes objects, {len(result.releases)} Helm "
-             f"releases, {sum(not r.custom for r in resources)} components.", "", "## Counts", "",
-             "| type | count |", "|---|---|"]
+             f"releases, {sum(not r.custom for r in resources)} components.", ""]
+    lines += replacements or []
+    lines += ["## Counts", "", "| type | count |", "|---|---|"]
     counts = Counter(r.type for r in resources)
     lines += [f"| `{kind}` | {count} |" for kind, count in sorted(counts.items())]
     lines += ["", "## Component tree", ""]
@@ -94,10 +97,26 @@ def plan(result: Run) -> str:
 
     stack = next(r for r in result.resources if r.type == "pulumi:pulumi:Stack")
     walk(stack.urn, 0)
+    lines += protection_table(resources)
     lines += gpu_capacity_table(result.outputs.get("gpuCapacity"))
     lines += secret_store_table(result.outputs.get("secretStoreKeys"))
     lines += ["", "## Stack outputs", "", "```yaml", _dump(result.outputs).rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+def protection_table(resources: list[Registered]) -> list[str]:
+    """plan.md's list of what ``dataProtection`` protects: resources ``pulumi up`` refuses to delete or replace,
+    and those Kubernetes keeps if they are ever deleted from the stack."""
+    kept = [r for r in resources if r.protect or r.retain_on_delete]
+    lines = ["", "## Data protection", ""]
+    if not kept:
+        return lines + ["Nothing is protected (`dataProtection.mode: relaxed`, or everything decommissioned)."]
+    lines += [f"{len(kept)} resources hold data or installed CRDs: `pulumi up` refuses to delete or replace the "
+              "protected ones, and Kubernetes keeps the retained ones if they leave the stack.", "",
+              "| resource | protect | retain on delete |", "|---|---|---|"]
+    lines += [f"| {_label(r)} | {'yes' if r.protect else 'no'} | {'yes' if r.retain_on_delete else 'no'} |"
+              for r in sorted(kept, key=lambda r: (r.type, r.name))]
+    return lines
 
 
 def gpu_capacity_table(report: dict | None) -> list[str]:
@@ -132,11 +151,16 @@ def secret_store_table(keys: dict | None) -> list[str]:
     return lines
 
 
-def render(stack: str, out: Path, root: Path = ROOT) -> Run:
-    """Run the program for ``stack`` and write the render to ``out`` (its earlier render replaced)."""
+def render(stack: str, out: Path, root: Path = ROOT, snapshot: Path | None = None) -> Run:
+    """Run the program for ``stack`` and write the render to ``out`` (its earlier render replaced); plan.md audits
+    replacements against ``snapshot`` (default ``tests/snapshots/<stack>.json``)."""
     result = run(stack, root=root)
     if result.error is not None:
         raise result.error
+    snapshot = snapshot or snapshots.path_for(stack, root)
+    old = snapshots.load(snapshot)
+    source = snapshot.relative_to(root) if snapshot.is_relative_to(root) else snapshot
+    replacements = snapshots.plan_section(None if old is None else snapshots.compare(old, result), str(source))
     for name in OUTPUTS:
         path = out / name
         if path.is_dir():
@@ -146,7 +170,7 @@ def render(stack: str, out: Path, root: Path = ROOT) -> Run:
     out.mkdir(parents=True, exist_ok=True)
     write_manifests(result, out)
     write_helm_values(result, out)
-    (out / "plan.md").write_text(plan(result))
+    (out / "plan.md").write_text(plan(result, replacements))
     version = stack_config(stack, root)["ai-platform:cluster"]["kubernetesVersion"]
     (out / "kubernetes-version").write_text(f"{version}\n")
     return result
@@ -156,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.split("\n")[0])
     parser.add_argument("--stack", required=True, help="stack name: renders Pulumi.<stack>.yaml")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--snapshot", type=Path, help="URN snapshot to audit replacements against "
+                        "(default: tests/snapshots/<stack>.json)")
     args = parser.parse_args(argv)
     try:
-        result = render(args.stack, args.out)
+        result = render(args.stack, args.out, snapshot=args.snapshot)
     except (ConfigError, FileNotFoundError) as error:
         print(error, file=sys.stderr)
         return 2

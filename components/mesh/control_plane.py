@@ -134,7 +134,8 @@ class Mesh(pulumi.ComponentResource):
 
     def __init__(self, name: str, mesh: MeshConfig, cluster: Cluster, namespaces: Namespaces,
                  tenant_namespaces: dict[str, pulumi.Input[str]], hosts: list[str],
-                 cert_manager_release: pulumi.Resource | None, opts: pulumi.ResourceOptions | None = None):
+                 cert_manager_release: pulumi.Resource | None, opts: pulumi.ResourceOptions | None = None,
+                 protect: bool = False):
         if cert_manager_release is None:
             raise ValueError("the mesh needs cert-manager for its ingress certificate: enable serving "
                              "(serving.enabled installs cert-manager) or disable the mesh (mesh.enabled: false)")
@@ -150,7 +151,7 @@ class Mesh(pulumi.ComponentResource):
         ingress_ns = self.ingress_namespace.metadata.name
 
         self.base_release = helm_release(f"{name}-base-release", versions.ISTIO_BASE, mesh_ns,
-                                         base_values(namespaces), self)
+                                         base_values(namespaces), self, protect=protect)
         self.istiod_release = helm_release(f"{name}-istiod-release", versions.ISTIOD, mesh_ns,
                                            istiod_values(mesh, cluster, namespaces), self,
                                            depends_on=[self.base_release])

@@ -11,6 +11,11 @@ Grafana's dashboard sidecar loads. ``dashboards(cfg)`` gives, by name:
 - ``tenant-usage``: per tenant the GPUs held (recording rules) against the GPU quota, utilisation, GPU-hours,
   quota use and the Volcano queues.
 
+``tenant_dashboards(cfg)`` gives, per tenant, the variants of ``inference`` (when the tenant has endpoints) and
+``tenant-usage`` with the tenant fixed in every query (no tenant variable; ``volcano_unschedule_task_count`` is left
+out: its ``job_id`` names a PodGroup, not a namespace) for the tenant's Grafana folder; uids ``<tenant>-<name>``
+(``tenant_uid``, at most 40 characters, Grafana's limit).
+
 Every query is built from the helpers of ``rules.py`` (same metrics, labels and windows as the alerts); the
 data source is a template variable (``datasource``) so that the dashboards work with any Prometheus.
 Each dashboard has a stable ``uid`` (``ai-platform-<name>``): links and bookmarks survive re-provisioning.
@@ -18,6 +23,7 @@ Each dashboard has a stable ``uid`` (``ai-platform-<name>``): links and bookmark
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from grafana_foundation_sdk.builders import common as common_builders
@@ -39,8 +45,8 @@ TAGS = ["ai-platform"]
 class _Board:
     """A dashboard under construction: the SDK builder plus the conventions every platform dashboard shares."""
 
-    def __init__(self, name: str, title: str, description: str):
-        self.builder = (dashboard.Dashboard(title).uid(f"ai-platform-{name}").description(description)
+    def __init__(self, name: str, title: str, description: str, uid: str | None = None):
+        self.builder = (dashboard.Dashboard(title).uid(uid or f"ai-platform-{name}").description(description)
                         .tags(TAGS).time("now-6h", "now").refresh("1m").timezone("browser")
                         .with_variable(dashboard.DatasourceVariable("datasource").label("Data source")
                                        .type("prometheus")))
@@ -148,14 +154,26 @@ def gpu_fleet(cfg: PlatformConfig) -> dict:
     return board.json()
 
 
-def inference(cfg: PlatformConfig) -> dict:
+def tenant_uid(tenant: str, name: str) -> str:
+    """A tenant dashboard's uid: ``<tenant>-<name>``, shortened with a hash past Grafana's 40 characters."""
+    uid = f"{tenant}-{name}"
+    return uid if len(uid) <= 40 else f"{uid[:31]}-{hashlib.sha256(uid.encode()).hexdigest()[:8]}"
+
+
+def inference(cfg: PlatformConfig, only: str | None = None) -> dict:
+    """The inference dashboard; ``only``: the variant of one tenant (its endpoints, its namespace in every query)."""
     thresholds = cfg.monitoring.alerts
-    namespaces = sorted({endpoint.tenant for endpoint in cfg.models})
-    board = _Board("inference", "AI platform / Inference",
-                   "Model endpoints: latency, throughput, queues and caches per endpoint and version.")
-    board.variable(_custom("namespace", "Tenant", namespaces))
-    board.variable(_custom("endpoint", "Endpoint", [endpoint.name for endpoint in cfg.models]))
-    pods = {"namespace": "~$namespace", "pod": "~($endpoint)(-canary)?-[a-z0-9]+-[a-z0-9]+"}
+    models = [endpoint for endpoint in cfg.models if only in (None, endpoint.tenant)]
+    description = "Model endpoints: latency, throughput, queues and caches per endpoint and version."
+    if only is None:
+        board = _Board("inference", "AI platform / Inference", description)
+        board.variable(_custom("namespace", "Tenant", sorted({endpoint.tenant for endpoint in models})))
+        namespace = "~$namespace"
+    else:
+        board = _Board("inference", f"{only} / Inference", description, uid=tenant_uid(only, "inference"))
+        namespace = only
+    board.variable(_custom("endpoint", "Endpoint", [endpoint.name for endpoint in models]))
+    pods = {"namespace": namespace, "pod": "~($endpoint)(-canary)?-[a-z0-9]+-[a-z0-9]+"}
     by_endpoint, legend = "namespace, model_name", "{{namespace}}/{{model_name}}"
     (board.row("vLLM")
      .timeseries("p95 end-to-end latency",
@@ -199,7 +217,7 @@ def inference(cfg: PlatformConfig) -> dict:
                   (f"sum by ({triton_by}) (rate({selector('nv_inference_request_failure', **pods)}[{RATE}]))",
                    "{{namespace}}/{{model}} failed")], "reqps"))
     if cfg.mesh.enabled:
-        mesh = {"reporter": "destination", "destination_workload_namespace": "~$namespace",
+        mesh = {"reporter": "destination", "destination_workload_namespace": namespace,
                 "destination_workload": "~($endpoint)(-canary)?(-predictor)?"}
         workload = "destination_workload_namespace, destination_workload"
         wl_legend = "{{destination_workload_namespace}}/{{destination_workload}}"
@@ -215,7 +233,7 @@ def inference(cfg: PlatformConfig) -> dict:
          .timeseries("p95 latency", [(p95("istio_request_duration_milliseconds_bucket", mesh, by=f"{workload}, le")
                                       + " / 1e3", wl_legend)], "s",
                      threshold=thresholds.endpoint_p95_latency_seconds, width=8))
-    deployments = {"namespace": "~$namespace", "deployment": "~($endpoint)(-canary)?(-predictor)?"}
+    deployments = {"namespace": namespace, "deployment": "~($endpoint)(-canary)?(-predictor)?"}
     (board.row("Replicas")
      .timeseries("Available vs desired replicas",
                  [(selector("kube_deployment_status_replicas_available", **deployments),
@@ -225,13 +243,19 @@ def inference(cfg: PlatformConfig) -> dict:
     return board.json()
 
 
-def tenant_usage(cfg: PlatformConfig) -> dict:
+def tenant_usage(cfg: PlatformConfig, only: str | None = None) -> dict:
+    """The tenant usage dashboard; ``only``: the variant of one tenant (its name in every query)."""
     thresholds = cfg.monitoring.alerts
-    board = _Board("tenant-usage", "AI platform / Tenant usage",
-                   "GPUs each tenant holds and uses against its quota, GPU-hours for chargeback, Volcano queues.")
-    board.variable(_custom("tenant", "Tenant", [tenant.name for tenant in cfg.tenants]))
-    tenant = {"tenant": "~$tenant"}
-    gpu_quota = {"resourcequota": TENANT_QUOTA, "namespace": "~$tenant", "resource": "requests.nvidia.com/gpu"}
+    description = "GPUs each tenant holds and uses against its quota, GPU-hours for chargeback, Volcano queues."
+    if only is None:
+        board = _Board("tenant-usage", "AI platform / Tenant usage", description)
+        board.variable(_custom("tenant", "Tenant", [tenant.name for tenant in cfg.tenants]))
+        match = "~$tenant"
+    else:
+        board = _Board("tenant-usage", f"{only} / GPU usage", description, uid=tenant_uid(only, "usage"))
+        match = only
+    tenant = {"tenant": match}
+    gpu_quota = {"resourcequota": TENANT_QUOTA, "namespace": match, "resource": "requests.nvidia.com/gpu"}
     held = selector(TENANT_GPUS, **tenant)
     (board.row("GPU-hours")
      .stat("GPU-hours, last 24 hours", f"sum by (tenant) (sum_over_time({held}[24h:1m])) / 60", "none",
@@ -250,11 +274,11 @@ def tenant_usage(cfg: PlatformConfig) -> dict:
      .timeseries("Mean utilisation of held GPUs", [(selector(TENANT_GPU_UTILIZATION, **tenant), "{{tenant}}")],
                  "percent", threshold=thresholds.gpu_idle_utilization_percent, min=0, max=100))
     (board.row("Quota")
-     .timeseries("Quota used", [(quota_used_ratio(namespace="~$tenant"), "{{namespace}} {{resource}}")],
+     .timeseries("Quota used", [(quota_used_ratio(namespace=match), "{{namespace}} {{resource}}")],
                  "percentunit", threshold=thresholds.quota_used_ratio, min=0, width=24))
     if cfg.volcano.enabled:
-        queue = {"queue_name": "~$tenant"}
-        (board.row("Volcano queues")
+        queue = {"queue_name": match}
+        row = (board.row("Volcano queues")
          .timeseries("PodGroups by phase",
                      [(selector("volcano_queue_pod_group_pending_count", **queue), "{{queue_name}} pending"),
                       (selector("volcano_queue_pod_group_inqueue_count", **queue), "{{queue_name}} inqueue"),
@@ -262,14 +286,25 @@ def tenant_usage(cfg: PlatformConfig) -> dict:
                      "none", min=0)
          .timeseries("GPUs allocated by the scheduler",
                      [(selector("volcano_queue_allocated_scalar_resources", **queue, resource="nvidia.com/gpu"),
-                       "{{queue_name}}")], "none", min=0)
-         .timeseries("Gangs missing tasks", [("volcano_unschedule_task_count > 0", "{{job_id}}"),
-                                              ("volcano_unschedule_job_count", "unschedulable gangs")], "none",
-                     width=24, description="Tasks each PodGroup lacks to reach minAvailable (gang plugin)."))
+                       "{{queue_name}}")], "none", min=0))
+        if only is None:  # job_id is a PodGroup name: no tenant to filter by
+            row.timeseries("Gangs missing tasks", [("volcano_unschedule_task_count > 0", "{{job_id}}"),
+                                                   ("volcano_unschedule_job_count", "unschedulable gangs")], "none",
+                           width=24, description="Tasks each PodGroup lacks to reach minAvailable (gang plugin).")
     return board.json()
 
 
 def dashboards(cfg: PlatformConfig) -> dict[str, dict]:
     """Dashboard name -> dashboard JSON (a dict, ready for a ConfigMap the Grafana sidecar loads)."""
     return {"gpu-fleet": gpu_fleet(cfg), "inference": inference(cfg), "tenant-usage": tenant_usage(cfg)}
+
+
+def tenant_dashboards(cfg: PlatformConfig) -> dict[str, dict[str, dict]]:
+    """Tenant -> dashboard name -> JSON: the tenant's usage and, if it has endpoints, its inference dashboard."""
+    boards: dict[str, dict[str, dict]] = {}
+    for tenant in cfg.tenants:
+        boards[tenant.name] = {"usage": tenant_usage(cfg, tenant.name)}
+        if any(endpoint.tenant == tenant.name for endpoint in cfg.models):
+            boards[tenant.name]["inference"] = inference(cfg, tenant.name)
+    return boards
 

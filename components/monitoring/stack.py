@@ -12,7 +12,15 @@ Owns:
 - the Helm release ``kube-prometheus-stack`` (Prometheus Operator, Prometheus, Alertmanager, Grafana,
   kube-state-metrics, node-exporter, the chart's default rules and dashboards). ``fullnameOverride`` pins the
   objects' prefix to the release name, so Prometheus is ``kube-prometheus-stack-prometheus:9090`` in the monitoring
-  namespace, which ``PlatformConfig.prometheus_url`` (the endpoint autoscalers' default) assumes;
+  namespace, which ``PlatformConfig.prometheus_url`` (the endpoint autoscalers' default) assumes. State on volumes:
+  Prometheus (``monitoring.storage``), Alertmanager (silences, notification log; ``ALERTMANAGER_STORAGE``), both
+  StatefulSets retaining their claims when deleted or scaled down, and Grafana's database (users, teams, the tenant
+  folders' permissions; ``GRAFANA_STORAGE``, a chart-made claim annotated ``helm.sh/resource-policy: keep``, pods
+  replaced one at a time: ``Recreate``); the namespace and the release are protected under strict data protection;
+- Grafana's folders: dashboards load only from ConfigMaps of the monitoring namespace (``dashboard_sidecar``), each
+  into the folder its ``grafana_folder`` annotation names; per tenant a folder with the tenant's dashboards, and the
+  CronJob ``grafana-tenant-access`` that leaves each tenant folder to the tenant's team (``tenant_folders``; how and
+  why in ``grafana_access``);
 - the scraping objects of the platform: a ServiceMonitor for the Volcano scheduler (``scrape_volcano``), one
   PodMonitor per endpoint version (``scrape_endpoint``) and one for the External Secrets Operator's pods
   (``scrape_external_secrets``).
@@ -63,13 +71,15 @@ import pulumi_kubernetes as k8s
 from config import versions
 from config.model import Cluster, Endpoint, Namespaces
 from config.model import Monitoring as MonitoringConfig
+from config.model import Tenant as TenantConfig
 
-from ..meta import PART_OF, TENANT_LABEL, helm_release, metadata, platform_namespace
+from ..meta import PART_OF, TENANT_LABEL, helm_release, metadata, mirrored, platform_namespace
 from ..secrets import METRICS_PORT as EXTERNAL_SECRETS_METRICS_PORT
 from ..secrets import POD_NAMES as EXTERNAL_SECRETS_PODS
 from ..secrets import RELEASE as EXTERNAL_SECRETS_RELEASE
 from ..secrets import PlatformSecrets
 from ..serving.endpoint import ENDPOINT_LABEL, versions_of
+from . import grafana_access as access
 
 COMPONENT = "monitoring"
 POD_SECURITY = "privileged"
@@ -83,6 +93,8 @@ GRAFANA_ADMIN_USER = "admin"
 GRAFANA_USER_KEY = "admin-user"
 GRAFANA_PASSWORD_KEY = "admin-password"
 DASHBOARD_LABEL = "grafana_dashboard"
+GRAFANA_PORT = 80  # the Grafana chart's service.port
+ACCESS_UID = 1000  # the access CronJob's user (the MLflow image defines none)
 DASHBOARD_LABEL_VALUE = "1"
 
 PART_OF_LABEL = "app.kubernetes.io/part-of"
@@ -114,15 +126,30 @@ def _selector() -> dict:
     return {"matchExpressions": [{"key": PART_OF_LABEL, "operator": "In", "values": list(SELECTED_PART_OF)}]}
 
 
+# Volumes besides Prometheus's: Alertmanager's silences and notification log, Grafana's database (users, teams,
+# folder permissions: the tenant folders' access lives there).
+ALERTMANAGER_STORAGE = "5Gi"
+GRAFANA_STORAGE = "10Gi"
+# StatefulSet volumes outlive their pods whatever happens to the StatefulSet (the Kubernetes default, stated).
+RETAIN_VOLUMES = {"whenDeleted": "Retain", "whenScaled": "Retain"}
+KEEP = {"helm.sh/resource-policy": "keep"}
+
+
+def _claim(size: str, storage_class: str | None) -> dict:
+    claim: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        claim["storageClassName"] = storage_class
+    return claim
+
+
 def prometheus_spec(monitoring: MonitoringConfig, mesh: bool) -> dict:
     """``prometheus.prometheusSpec``: what it selects, how long and where it keeps samples, the mTLS plumbing."""
-    claim: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": monitoring.storage.size}}}
-    if monitoring.storage.storage_class:
-        claim["storageClassName"] = monitoring.storage.storage_class
     spec: dict = {
         "replicas": monitoring.prometheus_replicas,
         "retention": monitoring.retention,
-        "storageSpec": {"volumeClaimTemplate": {"spec": claim}},
+        "storageSpec": {"volumeClaimTemplate": {"spec": _claim(monitoring.storage.size,
+                                                                monitoring.storage.storage_class)}},
+        "persistentVolumeClaimRetentionPolicy": RETAIN_VOLUMES,
         "serviceMonitorSelectorNilUsesHelmValues": False,
         "podMonitorSelectorNilUsesHelmValues": False,
         "ruleSelectorNilUsesHelmValues": False,
@@ -152,17 +179,34 @@ def prometheus_spec(monitoring: MonitoringConfig, mesh: bool) -> dict:
     return spec
 
 
-def helm_values(monitoring: MonitoringConfig, cluster: Cluster, mesh: bool) -> dict:
+def dashboard_sidecar(namespace: str) -> dict:
+    """``grafana.sidecar.dashboards``: ConfigMaps labelled ``grafana_dashboard`` in the monitoring namespace only (a
+    tenant developer, who manages ConfigMaps, could otherwise place dashboards in any folder), each in the folder its
+    ``grafana_folder`` annotation names (``grafana_access``)."""
+    return {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": DASHBOARD_LABEL_VALUE,
+            "searchNamespace": namespace, "folderAnnotation": access.FOLDER_ANNOTATION,
+            "provider": {"foldersFromFilesStructure": True},
+            "annotations": {access.FOLDER_ANNOTATION: access.CHART_FOLDER}}
+
+
+def helm_values(monitoring: MonitoringConfig, cluster: Cluster, mesh: bool, namespace: str) -> dict:
     """Values of kube-prometheus-stack (keys checked against the upstream values.yaml by the schema tier)."""
     allowlist = ",".join(EXPORTED_LABELS)
     values: dict = {
         "fullnameOverride": RELEASE,
         "prometheus": {"prometheusSpec": prometheus_spec(monitoring, mesh)},
+        "alertmanager": {"alertmanagerSpec": {
+            "storage": {"volumeClaimTemplate": {"spec": _claim(ALERTMANAGER_STORAGE, monitoring.storage.storage_class)}},
+            "persistentVolumeClaimRetentionPolicy": RETAIN_VOLUMES}},
         "grafana": {
             "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": GRAFANA_USER_KEY,
                       "passwordKey": GRAFANA_PASSWORD_KEY},
-            "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": DASHBOARD_LABEL_VALUE,
-                                       "searchNamespace": "ALL"}},
+            "sidecar": {"dashboards": dashboard_sidecar(namespace)},
+            # A chart-made claim, kept when the release goes; one pod at a time on a ReadWriteOnce volume.
+            "persistence": {"enabled": True, "type": "pvc", "size": GRAFANA_STORAGE, "annotations": KEEP,
+                            **({"storageClassName": monitoring.storage.storage_class}
+                               if monitoring.storage.storage_class else {})},
+            "deploymentStrategy": {"type": "Recreate"},
             "serviceMonitor": {"labels": {PART_OF_LABEL: RELEASE}},
         },
         "kube-state-metrics": {"metricLabelsAllowlist": [f"pods=[{allowlist}]", f"namespaces=[{allowlist}]"]},
@@ -189,17 +233,57 @@ def endpoint_monitor_spec(endpoint: Endpoint, version: str, mesh: bool) -> dict:
     return spec
 
 
+def grafana_url(namespace: str) -> str:
+    """Grafana's in-cluster URL: the subchart's Service ``<release>-grafana`` (its fullname: the release name does not
+    contain ``grafana``) on the chart's ``service.port`` 80."""
+    return f"http://{RELEASE}-grafana.{namespace}.svc:{GRAFANA_PORT}"
+
+
+def access_cron_spec(image: str, url: str) -> dict:
+    """The ``grafana-tenant-access`` CronJob: Python's standard library in the pinned MLflow image (no new image),
+    Grafana's admin credentials from the ``grafana-admin`` Secret, Pod Security ``restricted``, no sidecar, no API
+    token (it only talks to Grafana). ``Forbid``: one run at a time."""
+    def secret(key: str) -> dict:
+        return {"secretKeyRef": {"name": GRAFANA_ADMIN_SECRET, "key": key}}
+
+    container = {
+        "name": "access", "image": image, "command": ["python", f"{access.MOUNT}/{access.SCRIPT_KEY}"],
+        "env": [{"name": "GRAFANA_URL", "value": url},
+                {"name": "GRAFANA_USER", "valueFrom": secret(GRAFANA_USER_KEY)},
+                {"name": "GRAFANA_PASSWORD", "valueFrom": secret(GRAFANA_PASSWORD_KEY)},
+                {"name": "CONFIG", "value": f"{access.MOUNT}/{access.CONFIG_KEY}"},
+                {"name": "HOME", "value": "/tmp"}, {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                            "runAsNonRoot": True, "readOnlyRootFilesystem": True,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumeMounts": [{"name": "access", "mountPath": access.MOUNT, "readOnly": True}],
+    }
+    pod = {
+        "metadata": {"labels": {"sidecar.istio.io/inject": "false"}},
+        "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
+                 "securityContext": {"runAsNonRoot": True, "runAsUser": ACCESS_UID, "runAsGroup": ACCESS_UID,
+                                     "seccompProfile": {"type": "RuntimeDefault"}},
+                 "containers": [container],
+                 "volumes": [{"name": "access", "configMap": {"name": access.ACCESS_NAME}}]},
+    }
+    return {"schedule": access.SCHEDULE, "concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 1,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {"spec": {"backoffLimit": 2, "activeDeadlineSeconds": 600, "template": pod}}}
+
+
 class Monitoring(pulumi.ComponentResource):
     """Monitoring namespace, Grafana admin credentials, the kube-prometheus-stack release, and the platform's
     ServiceMonitors/PodMonitors (see the module docstring)."""
 
     def __init__(self, name: str, monitoring: MonitoringConfig, cluster: Cluster, namespaces: Namespaces,
                  opts: pulumi.ResourceOptions | None = None, *, mesh: bool = False,
-                 platform_secrets: PlatformSecrets):
+                 platform_secrets: PlatformSecrets, protect: bool = False):
         super().__init__("ai-platform:monitoring:Monitoring", name, None, opts)
         self._name, self.mesh = name, mesh
+        self._registry, self._grafana_url = cluster.image_registry, grafana_url(namespaces.monitoring)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.monitoring, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self)
+                                            cluster.kubernetes_version, self, protect=protect)
         ns = self.namespace.metadata.name
         password = platform_secrets.generated(f"{name}-grafana-admin-password", 32, GRAFANA_ADMIN_SECRET,
                                               GRAFANA_PASSWORD_KEY, parent=self)
@@ -207,8 +291,9 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-grafana-admin", GRAFANA_ADMIN_SECRET, ns, COMPONENT, self,
             {GRAFANA_USER_KEY: GRAFANA_ADMIN_USER, GRAFANA_PASSWORD_KEY: password})
         self.release = helm_release(f"{name}-release", versions.KUBE_PROMETHEUS_STACK, ns,
-                                    helm_values(monitoring, cluster, mesh), self,
-                                    depends_on=[self.grafana_secret], timeout=900, release_name=RELEASE)
+                                    helm_values(monitoring, cluster, mesh, namespaces.monitoring), self,
+                                    depends_on=[self.grafana_secret], timeout=900, release_name=RELEASE,
+                                    protect=protect)
         self.prometheus_url = f"http://{PROMETHEUS_SERVICE}.{namespaces.monitoring}.svc:{PROMETHEUS_PORT}"
         self.register_outputs({"namespace": ns, "release": self.release.name, "prometheus": self.prometheus_url})
 
@@ -289,9 +374,33 @@ class Monitoring(pulumi.ComponentResource):
                     metadata=metadata(rule_name, COMPONENT, namespace=ns), spec={"groups": groups},
                     opts=self._after_release())
         for dashboard_name, dashboard in dashboards.items():
-            k8s.core.v1.ConfigMap(
-                f"{self._name}-dashboard-{dashboard_name}",
-                metadata=metadata(f"dashboard-{dashboard_name}", COMPONENT, namespace=ns,
-                                  extra_labels={DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE}),
-                data={f"{dashboard_name}.json": json.dumps(dashboard, sort_keys=True, indent=1)},
-                opts=pulumi.ResourceOptions(parent=self))
+            self._dashboard(dashboard_name, access.PLATFORM_FOLDER, dashboard)
+
+    def _dashboard(self, name: str, folder: str, dashboard: dict) -> k8s.core.v1.ConfigMap:
+        """A dashboard ConfigMap in the monitoring namespace, loaded into the Grafana folder ``folder``."""
+        return k8s.core.v1.ConfigMap(
+            f"{self._name}-dashboard-{name}",
+            metadata={**metadata(f"dashboard-{name}", COMPONENT, namespace=self.namespace.metadata.name,
+                                 extra_labels={DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE}),
+                      "annotations": {access.FOLDER_ANNOTATION: folder}},
+            data={f"{name}.json": json.dumps(dashboard, sort_keys=True, indent=1)},
+            opts=pulumi.ResourceOptions(parent=self))
+
+    def tenant_folders(self, tenants: list[TenantConfig], boards: dict[str, dict[str, dict]]) -> k8s.batch.v1.CronJob:
+        """Each tenant's dashboards (``boards``: tenant -> name -> JSON) in a folder named after the tenant, and the
+        CronJob that gives each tenant's team, and nobody else but admins, view rights on it (``grafana_access``)."""
+        for tenant, by_name in boards.items():
+            for dashboard_name, dashboard in by_name.items():
+                self._dashboard(f"{tenant}-{dashboard_name}", tenant, dashboard)
+        ns = self.namespace.metadata.name
+        config = k8s.core.v1.ConfigMap(
+            f"{self._name}-grafana-tenant-access-config",
+            metadata=metadata(access.ACCESS_NAME, COMPONENT, namespace=ns),
+            data={access.SCRIPT_KEY: access.SCRIPT, access.CONFIG_KEY: access.config_json(tenants)},
+            opts=pulumi.ResourceOptions(parent=self))
+        image = mirrored(versions.MLFLOW_IMAGE, self._registry) if self._registry else versions.MLFLOW_IMAGE
+        return k8s.batch.v1.CronJob(
+            f"{self._name}-grafana-tenant-access",
+            metadata=metadata(access.ACCESS_NAME, COMPONENT, namespace=ns),
+            spec=access_cron_spec(image, self._grafana_url),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, config]))

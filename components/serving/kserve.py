@@ -130,12 +130,13 @@ class KServe(pulumi.ComponentResource):
     """KServe namespace and the CRD, controller and serving-runtime Helm releases."""
 
     def __init__(self, name: str, serving: Serving, cluster: Cluster, namespaces: Namespaces,
-                 cert_manager_release: pulumi.Resource, opts: pulumi.ResourceOptions | None = None):
+                 cert_manager_release: pulumi.Resource, opts: pulumi.ResourceOptions | None = None,
+                 protect: bool = False):
         super().__init__("ai-platform:serving:KServe", name, None, opts)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.kserve, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
         ns = self.namespace.metadata.name
-        self.crd_release = helm_release(f"{name}-crd-release", versions.KSERVE_CRD, ns, {}, self)
+        self.crd_release = helm_release(f"{name}-crd-release", versions.KSERVE_CRD, ns, {}, self, protect=protect)
         self.release = helm_release(f"{name}-release", versions.KSERVE_RESOURCES, ns,
                                     resources_values(cluster, namespaces), self,
                                     depends_on=[self.crd_release, cert_manager_release])
