@@ -55,7 +55,7 @@ from the monitoring namespace. Without the mesh the same PodMonitors scrape in p
 
 Ordering: every ServiceMonitor/PodMonitor ``depends_on`` the release (``ready``), which installs the Prometheus
 Operator CRDs. Helm installs the chart's ``crds/`` on first install only and never upgrades them (the chart's CRD
-upgrade Job is a preview feature whose image is ``busybox:latest``, so it stays off): before raising the chart pin,
+upgrade Job is a preview feature whose busybox image is not pinned to a version, so it stays off): before raising the chart pin,
 apply the new chart's CRDs with ``kubectl apply --server-side --force-conflicts -f charts/crds/crds/``.
 ``cluster.imageRegistry`` replaces the registry of every image of the chart and its subcharts
 (``global.imageRegistry``); paths and the chart-pinned tags stay.
