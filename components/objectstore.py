@@ -198,9 +198,12 @@ class ObjectStore(pulumi.ComponentResource):
             f"{name}-s3-config", CONFIG_SECRET, ns, COMPONENT, self,
             {CONFIG_KEY: Template(identities),
              ACCESS_KEY_ID: self.credentials.access_key_id, SECRET_ACCESS_KEY: self.credentials.secret_access_key})
+        # No wait for the Secret: the S3 gateway mounts it by name (``existingConfigSecret``) and the kubelet retries
+        # the mount until it exists, well within the release's 900 s wait (from the store it comes one wave later).
+        # Waiting would put Milvus, which waits for this release, one wave later.
         self.release = helm_release(f"{name}-release", versions.SEAWEEDFS, ns,
                                     helm_values(store, cluster, services, tenants), self,
-                                    depends_on=[self.secret], timeout=900, release_name=RELEASE, protect=protect)
+                                    timeout=900, release_name=RELEASE, protect=protect)
         self.buckets = {service: store.buckets[service] for service in services}
         self.endpoint = s3_endpoint(namespaces.object_store)
         self.s3_pod_labels = dict(S3_POD_LABELS)

@@ -211,8 +211,8 @@ def helm_values(secrets: SecretsConfig, cluster: Cluster) -> dict:
         # every ExternalSecret and, through ownerReferences, every Secret) in place when the release goes.
         "installCRDs": True,
         "crds": {"annotations": {"helm.sh/resource-policy": "keep"}},
-        # The chart's ServiceMonitors would need the Prometheus Operator CRDs before this release, while Grafana's
-        # admin Secret needs this release first: the monitoring component scrapes the pods with a PodMonitor instead.
+        # The chart's ServiceMonitors would need the Prometheus Operator CRDs before this release, and every
+        # ExternalSecret would wait one wave longer: the monitoring component scrapes the pods with a PodMonitor.
         "serviceMonitor": {"enabled": False},
         # The chart would add ExternalSecret rights to the built-in edit and admin ClusterRoles: whoever holds those
         # in a namespace the store serves could read every key of it. Only the platform creates ExternalSecrets.

@@ -458,11 +458,9 @@ class Workflows(pulumi.ComponentResource):
         ns = self.namespace.metadata.name
 
         self.model_stores: dict[str, ModelStore] = {}
-        before_release = []
         if workflows.sso:
-            client = platform_secrets.existing(f"{name}-sso-client", workflows.sso.client_secret, ns, COMPONENT,
-                                               self, SSO_CLIENT_KEYS)
-            before_release += [client] if client else []
+            platform_secrets.existing(f"{name}-sso-client", workflows.sso.client_secret, ns, COMPONENT, self,
+                                      SSO_CLIENT_KEYS)
             self._service_account(f"{name}-sso-login", LOGIN_SA, ns, None,
                                   {RBAC_RULE: rbac_rule(sorted({g for t in tenants for g in sso_groups(t)})),
                                    RBAC_PRECEDENCE: "0"})
@@ -523,10 +521,14 @@ class Workflows(pulumi.ComponentResource):
                                               {RBAC_RULE: rbac_rule(access[role]), RBAC_PRECEDENCE: str(precedence)},
                                               role=role)
 
+        # No wait for the SSO client Secret (from the store it comes one wave after the External Secrets operator's
+        # release): argo-server reads it at start and exits until it exists, and the kubelet restarts it (crash-loop
+        # backoff, at most 5 minutes apart); 900 s instead of 600 leaves room for that. Waiting would put the release,
+        # and the WorkflowTemplates that need its CRDs, a wave later (a fifth wave).
         self.release = helm_release(
             f"{name}-release", versions.ARGO_WORKFLOWS, ns,
             helm_values(workflows, cluster, tenants), self,
-            depends_on=before_release, release_name=RELEASE, protect=protect)
+            timeout=900, release_name=RELEASE, protect=protect)
 
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         self.templates = [

@@ -11,14 +11,14 @@ def virtual_service(stack_run, endpoint):
 
 
 def test_virtual_service_routes_header_first_then_the_weighted_split(stack_run, cfg):
-    gateway_release = next(r for r in stack_run.releases if r.inputs["chart"] == "gateway")
+    istiod = next(r for r in stack_run.releases if r.inputs["chart"] == "istiod")  # CRDs (via base) and webhook
     for endpoint in cfg.models:
         vs = virtual_service(stack_run, endpoint)
         spec = vs.inputs["spec"]
         assert spec["hosts"][0] == cfg.endpoint_host(endpoint)
         assert spec["hosts"][1].endswith(f".{endpoint.tenant}.svc.cluster.local")
         assert spec["gateways"] == [f"{cfg.namespaces.ingress}/ai-platform-gateway", "mesh"]
-        assert gateway_release.urn in vs.dependencies
+        assert istiod.urn in vs.dependencies
         groups: dict = {}
         for route in spec["http"]:
             match = route["match"][0]

@@ -18,7 +18,7 @@ import runpy
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pulumi
 import yaml
@@ -183,8 +183,11 @@ class _RecordingMonitor(mocks.MockMonitor):
         return response
 
 
-def run(stack: str, config: dict[str, Any] | None = None, root: Path = ROOT) -> Run:
-    """Run the program for a stack file (or for ``config``, a stack file's ``config:`` mapping)."""
+def run(stack: str, config: dict[str, Any] | None = None, root: Path = ROOT,
+        program: Callable[[], Any] | None = None) -> Run:
+    """Run the program for a stack file (or for ``config``, a stack file's ``config:`` mapping).
+
+    ``program`` replaces ``__main__.py`` (the benchmark's SDK floor runs under the same mocks and monitor)."""
     config = stack_config(stack, root) if config is None else config
     result = Run(stack)
     values, secret_keys = _engine_config(config)
@@ -196,7 +199,8 @@ def run(stack: str, config: dict[str, Any] | None = None, root: Path = ROOT) -> 
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__")))
+        program = program or (lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__"))
+        _sync_await(run_pulumi_func(program))
     except Exception as error:  # noqa: BLE001 - the caller decides what a failed run means
         result.error = error
         return result

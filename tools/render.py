@@ -5,8 +5,10 @@
 writes ``manifests/<namespace or _cluster>/<kind>-<name>.yaml`` per Kubernetes object,
 ``helm/<release>.values.yaml`` per Helm release (chart, repo, version and namespace in a comment header),
 ``plan.md`` (what ``pulumi up`` would replace or delete since ``tests/snapshots/<stack>.json``, component tree,
-every resource with its dependencies, counts, the external store's keys) and ``kubernetes-version``.
+every resource with its dependencies, the dependency depth (``waves.py``), counts, the external store's keys) and
+``kubernetes-version``.
 Output is deterministic; secrets appear as ``[secret]``. An invalid stack exits 2 with the config error.
+``--diff OTHER_DIR`` then prints what changed since the render in OTHER_DIR (``tools/diff.py``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import yaml
 
 from config.loader import ConfigError
 
+from . import diff
 from . import snapshot as snapshots
 from .harness import ROOT, Registered, Run, run, stack_config
+from .waves import reason, waves
 
 OUTPUTS = ("manifests", "helm", "plan.md", "kubernetes-version")
 
@@ -97,11 +101,25 @@ def plan(result: Run, replacements: list[str] | None = None) -> str:
 
     stack = next(r for r in result.resources if r.type == "pulumi:pulumi:Stack")
     walk(stack.urn, 0)
+    lines += depth_section(result)
     lines += protection_table(resources)
     lines += gpu_capacity_table(result.outputs.get("gpuCapacity"))
     lines += secret_store_table(result.outputs.get("secretStoreKeys"))
     lines += ["", "## Stack outputs", "", "```yaml", _dump(result.outputs).rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+def depth_section(result: Run) -> list[str]:
+    """plan.md's dependency depth (``waves.waves``): how many waves ``pulumi up`` runs one after another, and one
+    longest chain with what each resource waits for."""
+    depth, chain = waves(result)
+    lines = ["", "## Dependency depth", "",
+             f"`pulumi up` runs {depth} waves one after another: a resource starts when everything it depends on has "
+             "finished (a dependency on a component waits for the component's resources). One longest chain:", ""]
+    for number, (resource, named) in enumerate(chain, 1):
+        why = "no dependency" if named is None else f"waits for {reason(resource, chain[number - 2][0], named)}"
+        lines.append(f"{number}. {_label(resource)} — {why}")
+    return lines
 
 
 def protection_table(resources: list[Registered]) -> list[str]:
@@ -182,14 +200,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--snapshot", type=Path, help="URN snapshot to audit replacements against "
                         "(default: tests/snapshots/<stack>.json)")
+    parser.add_argument("--diff", type=Path, metavar="OTHER_DIR", help="after rendering, print what changed from the "
+                        "render in OTHER_DIR to this one (tools/diff.py; e.g. the base commit's render)")
+    parser.add_argument("--format", choices=("markdown", "text"), default="markdown", help="of --diff's summary")
     args = parser.parse_args(argv)
+    if args.diff and not args.diff.is_dir():
+        print(f"no render at {args.diff}", file=sys.stderr)
+        return 2
     try:
         result = render(args.stack, args.out, snapshot=args.snapshot)
     except (ConfigError, FileNotFoundError) as error:
         print(error, file=sys.stderr)
         return 2
     print(f"rendered stack {args.stack} to {args.out}: {len(result.objects)} objects, "
-          f"{len(result.releases)} Helm releases")
+          f"{len(result.releases)} Helm releases", file=sys.stderr if args.diff else sys.stdout)
+    if args.diff:
+        print(diff.summary(args.diff, args.out, args.format))
     return 0
 
 

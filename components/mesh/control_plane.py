@@ -24,8 +24,8 @@ Owns three namespaces and four Helm releases of the pinned Istio charts:
   80/443) and adds ``seccompProfile: RuntimeDefault``, the one thing ``restricted`` missed.
   ``mesh.gatewayReplicas`` replicas at least (HPA up to 5), a PodDisruptionBudget when more than one.
 
-And, each after the gateway release (so after istiod's webhooks and the CRDs; cert-manager objects also after
-cert-manager):
+And, each after istiod (so after its webhooks and base's CRDs; not after the gateway release, whose pods read them
+when they start); cert-manager objects after cert-manager only:
 
 - the ingress certificate's issuer by ``mesh.tls.kind``: ``selfSigned`` -> ClusterIssuer
   ``ai-platform-selfsigned``; ``acme`` -> ClusterIssuer ``ai-platform-acme`` (HTTP-01 through Istio's Ingress
@@ -163,14 +163,19 @@ class Mesh(pulumi.ComponentResource):
 
         self.gateway = f"{namespaces.ingress}/{GATEWAY}"
         self.gateway_principal = f"cluster.local/ns/{namespaces.ingress}/sa/{GATEWAY_SERVICE_ACCOUNT}"
-        self.ready = self.gateway_release
+        # What Istio custom resources wait for: istiod, which waits for base (the CRDs). Not the gateway release:
+        # a Gateway or a route only selects pods, and the gateway's pods pick up the configuration when they come.
+        # istiod's validating webhook starts with failurePolicy Ignore and is switched to Fail once istiod is ready:
+        # created before that, a custom resource would skip Istio's semantic validation, hence istiod, not base.
+        self.ready = self.istiod_release
 
-        after_gateway = pulumi.ResourceOptions(parent=self, depends_on=[self.gateway_release])
-        after_cert_manager = pulumi.ResourceOptions(parent=self,
-                                                    depends_on=[self.gateway_release, cert_manager_release])
+        after_istiod = pulumi.ResourceOptions(parent=self, depends_on=[self.istiod_release])
+        # cert-manager objects need only cert-manager (CRDs, webhook); the Certificate's Secret is read by the
+        # gateway whenever it is there.
+        after_cert_manager = pulumi.ResourceOptions(parent=self, depends_on=[cert_manager_release])
 
         def custom(logical: str, api_version: str, kind: str, meta: dict, spec: dict,
-                   options: pulumi.ResourceOptions = after_gateway) -> k8s.apiextensions.CustomResource:
+                   options: pulumi.ResourceOptions = after_istiod) -> k8s.apiextensions.CustomResource:
             return k8s.apiextensions.CustomResource(f"{name}-{logical}", api_version=api_version, kind=kind,
                                                     metadata=meta, spec=spec, opts=options)
 

@@ -290,10 +290,12 @@ class Monitoring(pulumi.ComponentResource):
         self.grafana_secret = platform_secrets.secret(
             f"{name}-grafana-admin", GRAFANA_ADMIN_SECRET, ns, COMPONENT, self,
             {GRAFANA_USER_KEY: GRAFANA_ADMIN_USER, GRAFANA_PASSWORD_KEY: password})
+        # No wait for the Secret: Grafana's pod names it (secretKeyRef), the kubelet retries until it exists, and
+        # the release's 900 s wait covers it (from the store it comes one wave later, after the operator's release).
+        # Waiting would put every monitor and rule, and the GPU and Milvus releases, one wave later.
         self.release = helm_release(f"{name}-release", versions.KUBE_PROMETHEUS_STACK, ns,
                                     helm_values(monitoring, cluster, mesh, namespaces.monitoring), self,
-                                    depends_on=[self.grafana_secret], timeout=900, release_name=RELEASE,
-                                    protect=protect)
+                                    timeout=900, release_name=RELEASE, protect=protect)
         self.prometheus_url = f"http://{PROMETHEUS_SERVICE}.{namespaces.monitoring}.svc:{PROMETHEUS_PORT}"
         self.register_outputs({"namespace": ns, "release": self.release.name, "prometheus": self.prometheus_url})
 
@@ -320,8 +322,8 @@ class Monitoring(pulumi.ComponentResource):
     def scrape_external_secrets(self, namespace: pulumi.Input[str]) -> k8s.apiextensions.CustomResource:
         """A PodMonitor for the External Secrets Operator's controller, webhook and cert-controller pods in
         ``namespace`` (the chart's pod labels; each serves ``/metrics`` in plaintext on its ``metrics`` port, and the
-        namespace has no sidecars). It replaces the chart's ServiceMonitors, which would have to wait for this
-        release while Grafana's admin Secret waits for the operator."""
+        namespace has no sidecars). It replaces the chart's ServiceMonitors, which would make the operator's release
+        wait for this release (their CRD), and every ExternalSecret one wave later."""
         return k8s.apiextensions.CustomResource(
             f"{self._name}-external-secrets",
             api_version="monitoring.coreos.com/v1", kind="PodMonitor",
