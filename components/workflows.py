@@ -531,13 +531,14 @@ class Workflows(pulumi.ComponentResource):
             timeout=900, release_name=RELEASE, protect=protect)
 
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
+        by_name = {t.name: t for t in tenants}
         self.templates = [
             k8s.apiextensions.CustomResource(
                 f"{name}-{pipeline.tenant}-{pipeline.name}",
                 api_version="argoproj.io/v1alpha1", kind="WorkflowTemplate",
                 metadata=metadata(pipeline.name, COMPONENT, namespace=tenant_namespaces[pipeline.tenant],
                                   tenant=pipeline.tenant),
-                spec=pipeline_spec(pipeline, next(t for t in tenants if t.name == pipeline.tenant), gpu,
+                spec=pipeline_spec(pipeline, by_name[pipeline.tenant], gpu,
                                    mlflow_url, cluster, store, self.model_stores[pipeline.tenant]),
                 opts=after_release)
             for pipeline in workflows.pipelines

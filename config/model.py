@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -1388,7 +1389,12 @@ class PlatformConfig(Model):
         return f"{endpoint.name}.{endpoint.tenant}.{self.cluster.domain}"
 
     def tenant(self, name: str) -> Tenant:
-        return next(t for t in self.tenants if t.name == name)
+        return self.tenants_by_name[name]
+
+    @cached_property
+    def tenants_by_name(self) -> dict[str, Tenant]:
+        """Tenant name -> tenant (one lookup per endpoint or pipeline, not a scan of the tenants)."""
+        return {t.name: t for t in self.tenants}
 
     @property
     def prometheus_url(self) -> str:
@@ -1453,11 +1459,12 @@ class PlatformConfig(Model):
         """``(index, entry)`` of the entries (endpoints, pipelines) whose tenant exists; records entries of unknown
         tenants and names used twice in one tenant."""
         tenants = [t.name for t in self.tenants]
+        known = set(tenants)
         seen: dict[tuple[str, str], int] = {}
         valid = []
         for index, entry in enumerate(entries):
             at = f"{path}[{index}]"
-            if entry.tenant not in tenants:
+            if entry.tenant not in known:
                 problems.append((f"{at}.tenant", f"no tenant {entry.tenant!r} (tenants: {', '.join(tenants) or 'none'})"))
                 continue
             key = (entry.tenant, entry.name)

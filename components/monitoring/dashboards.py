@@ -302,9 +302,10 @@ def dashboards(cfg: PlatformConfig) -> dict[str, dict]:
 def tenant_dashboards(cfg: PlatformConfig) -> dict[str, dict[str, dict]]:
     """Tenant -> dashboard name -> JSON: the tenant's usage and, if it has endpoints, its inference dashboard."""
     boards: dict[str, dict[str, dict]] = {}
+    serving = {endpoint.tenant for endpoint in cfg.models}
     for tenant in cfg.tenants:
         boards[tenant.name] = {"usage": tenant_usage(cfg, tenant.name)}
-        if any(endpoint.tenant == tenant.name for endpoint in cfg.models):
+        if tenant.name in serving:
             boards[tenant.name]["inference"] = inference(cfg, tenant.name)
     return boards
 
