@@ -1,7 +1,8 @@
 """``AiPlatform``: the top-level component; creates the platform's components in dependency order.
 
 Owns the stack's Kubernetes provider (kubeconfig context from ``ai-platform:cluster``) and hands it to every
-child through ``providers``; creates nothing else itself.
+child through ``providers``, and the ``RegistrationWindow`` every resource of the stack is declared through;
+creates nothing else itself.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .batch import Volcano
 from .certs import CertManager
 from .gpu import GpuOperator
 from .mesh import EndpointTraffic, Mesh
+from .meta import RegistrationWindow
 from .milvus import Milvus
 from .mlflow import Mlflow
 from .monitoring import Monitoring, dashboards, rules
@@ -31,6 +33,8 @@ class AiPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, cfg: PlatformConfig, hf_token: pulumi.Output | None = None,
                  opts: pulumi.ResourceOptions | None = None):
+        window = RegistrationWindow()  # every child inherits the transformation: bounded memory at any size
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transformations=[window.transformation]))
         super().__init__("ai-platform:index:AiPlatform", name, None, opts)
         self.provider = k8s.Provider(f"{name}-kubernetes", context=cfg.cluster.kube_context,
                                      opts=pulumi.ResourceOptions(parent=self))

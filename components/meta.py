@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi.runtime.sync_await import _sync_await
 
 from config.versions import Chart
 
@@ -33,6 +35,58 @@ def metadata(name: str, component: str, namespace: object = None, tenant: str | 
     if namespace is not None:
         result["namespace"] = namespace
     return result
+
+
+# At most this many declared resources wait for their registration at once (RegistrationWindow).
+REGISTRATION_WINDOW = 1000
+
+
+class RegistrationWindow:
+    """Bounds how many resources the program has declared that the engine has not registered yet.
+
+    The SDK registers nothing while a (synchronous) program runs: every resource is declared first, each holding its
+    inputs, serialized request and a dozen futures until the event loop drains them after the program returns
+    (about 60 KB a resource; a 500-tenant stack would peak near 2 GiB). As a ``transformations`` entry of the
+    top-level component, this sees every resource being declared; past ``limit`` waiting ones it pumps the event
+    loop (the SDK's ``_sync_await``, which synchronous invokes use) until half have their URN, so memory stays at
+    what registered resources keep. Under ``pulumi up`` a URN comes when the resource is created, so a full window
+    pauses the program until any of them is: ``limit`` stays far above what a cluster creates at once. Nothing
+    else changes: the same registrations with the same inputs, options and dependencies."""
+
+    def __init__(self, limit: int | None = None):
+        self.limit = limit or REGISTRATION_WINDOW
+        self.declared: list[pulumi.Resource] = []
+        self.waiting: set[asyncio.Future] = set()
+        self.settling = False
+
+    def transformation(self, args: pulumi.ResourceTransformationArgs) -> None:
+        """Record the resource being declared (unchanged); settle first if too many wait."""
+        if len(self.declared) + len(self.waiting) >= self.limit and not self.settling:
+            self.settle()
+        self.declared.append(args.resource)
+
+    def settle(self) -> None:
+        self.settling = True
+        try:
+            registering = [resource for resource in self.declared if "urn" in resource.__dict__]
+            # one without a URN output is still in its constructor (an enclosing one): next time
+            self.declared = [resource for resource in self.declared if "urn" not in resource.__dict__]
+            for resource in registering:
+                self._wait_for(resource)
+            while len(self.waiting) > self.limit // 2:
+                _sync_await(asyncio.wait(set(self.waiting), return_when=asyncio.FIRST_COMPLETED))
+        finally:
+            self.settling = False
+
+    def _wait_for(self, resource: pulumi.Resource) -> None:
+        task = asyncio.ensure_future(resource.urn.future())
+        self.waiting.add(task)
+        task.add_done_callback(self._registered)
+
+    def _registered(self, task: asyncio.Future) -> None:
+        self.waiting.discard(task)
+        if not task.cancelled():
+            task.exception()  # a failed registration is the SDK's to report, not an unretrieved task's
 
 
 def pod_security_labels(level: str, kubernetes_version: str) -> dict[str, str]:
