@@ -2,7 +2,7 @@
 
 Owns the stack's Kubernetes provider (kubeconfig context from ``ai-platform:cluster``) and hands it to every
 child through ``providers``, and the ``RegistrationWindow`` every resource of the stack is declared through;
-creates nothing else itself.
+creates nothing else itself but the three tenant ClusterRoles (``tenancy.tenant_roles``: the same for every tenant).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from . import ray, training, workflows
 from .objectstore import ObjectStore
 from .secrets import ExternalSecrets, PlatformSecrets
 from .serving import KServe, ModelEndpoint
-from .tenancy import ApiServer, SharedService, Tenant, shared_service_policies
+from .tenancy import ApiServer, SharedService, Tenant, shared_service_policies, tenant_roles
 
 
 class AiPlatform(pulumi.ComponentResource):
@@ -111,10 +111,12 @@ class AiPlatform(pulumi.ComponentResource):
                                     component="object-store", parent=store,
                                     clients=[ns for ns, on in ((cfg.namespaces.mlflow, self.mlflow),
                                                                (cfg.namespaces.milvus, self.milvus)) if on])
+        if cfg.tenants:
+            tenant_roles(workloads, readable, child)
         self.tenants = {
             tenant.name: Tenant(f"tenant-{tenant.name}", tenant, cfg.namespaces, cfg.cluster.kubernetes_version,
                                 self.volcano.release if self.volcano else None, cfg.mesh.enabled, child,
-                                shared=tuple(shared), workloads=workloads, readable=readable,
+                                shared=tuple(shared),
                                 api_server=ApiServer(list(cfg.cluster.api_server_cidrs), cfg.cluster.api_server_port)
                                 if cfg.workflows.enabled else None, protect=cfg.protects(f"tenant:{tenant.name}"))
             for tenant in cfg.tenants

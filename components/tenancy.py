@@ -1,8 +1,10 @@
 """``Tenant``: one team's isolated slice of the cluster.
 
-Owns the tenant namespace (Pod Security labels; sidecar injection when the mesh is on), the Roles ``admin``/``developer``/``viewer`` and their
-RoleBindings, the ResourceQuota, the LimitRange, the NetworkPolicies and the tenant's Volcano Queue, whose
-capability equals the quota's cpu, memory and GPU requests.
+Owns the tenant namespace (Pod Security labels; sidecar injection when the mesh is on), the RoleBindings of the
+tenant's groups to the roles ``admin``/``developer``/``viewer``, the ResourceQuota, the LimitRange, the NetworkPolicies and the tenant's Volcano Queue, whose
+capability equals the quota's cpu, memory and GPU requests. The three roles are the same for every tenant: one
+ClusterRole each (``tenant_roles``, created once by the platform), granted only inside the tenant's namespace by
+its RoleBindings (the pattern of Kubernetes' own ``admin``/``edit``/``view``).
 
 RBAC is least privilege and spelled out resource by resource (no ``*``):
 - viewer reads workloads, events and logs; not Secrets, no exec or port-forward;
@@ -79,10 +81,24 @@ def role_rules(workloads: dict[str, list[str]] | None = None,
         {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": WRITE},
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": READ + WRITE},
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": READ},
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind"],
-         "resourceNames": list(ROLES)},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"],
+         "resourceNames": [cluster_role(role) for role in ROLES]},
     ]
     return {"admin": admin, "developer": developer, "viewer": viewer}
+
+
+def cluster_role(role: str) -> str:
+    """The ClusterRole of a tenant role (``admin``, ``developer``, ``viewer``)."""
+    return f"ai-platform-tenant-{role}"
+
+
+def tenant_roles(workloads: dict[str, list[str]] | None, readable: dict[str, list[str]] | None,
+                 opts: pulumi.ResourceOptions) -> None:
+    """The three tenant roles as ClusterRoles, once for all tenants (a RoleBinding grants one in its namespace only;
+    every rule is of a namespaced resource)."""
+    for role, rules in role_rules(workloads, readable).items():
+        k8s.rbac.v1.ClusterRole(f"tenant-role-{role}", metadata=metadata(cluster_role(role), COMPONENT), rules=rules,
+                                opts=opts)
 
 
 def quota_hard(tenant: TenantConfig) -> dict[str, str]:
@@ -208,8 +224,7 @@ class Tenant(pulumi.ComponentResource):
 
     def __init__(self, name: str, tenant: TenantConfig, namespaces: Namespaces, kubernetes_version: str,
                  volcano_release: pulumi.Resource | None, mesh: bool, opts: pulumi.ResourceOptions | None = None,
-                 shared: tuple[SharedService, ...] = (), workloads: dict[str, list[str]] | None = None,
-                 readable: dict[str, list[str]] | None = None, api_server: ApiServer | None = None,
+                 shared: tuple[SharedService, ...] = (), api_server: ApiServer | None = None,
                  protect: bool = False):
         super().__init__("ai-platform:tenancy:Tenant", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -223,16 +238,14 @@ class Tenant(pulumi.ComponentResource):
                                             protect=protect)
         ns = self.namespace.metadata.name
 
-        rules = role_rules(workloads, readable)
         access = {"admin": tenant.access.admins, "developer": tenant.access.developers,
                   "viewer": tenant.access.viewers}
         for role in ROLES:
-            k8s.rbac.v1.Role(f"{name}-role-{role}", metadata=meta(role, namespace=ns), rules=rules[role], opts=child)
             subjects = access[role]
             k8s.rbac.v1.RoleBinding(
                 f"{name}-rolebinding-{role}",
-                metadata=meta(role, namespace=ns),
-                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+                metadata=meta(cluster_role(role), namespace=ns),
+                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role(role)},
                 subjects=[{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
                           for group in subjects.groups]
                 + [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user} for user in subjects.users],

@@ -37,8 +37,9 @@ Owns:
   that tenant's bucket, so pointing the repository at another tenant's bucket gets access denied. External stores
   isolate only as far as the cloud identity does: give each tenant a role allowed only on its bucket or prefix, whose
   trust policy admits only ``system:serviceaccount:<tenant>:workflow-executor`` and ``...:<tenant>:model-reader``;
-- per tenant: ServiceAccount ``workflow-executor`` and its Role (the emissary executor's ``workflowtaskresults``
-  create/patch, and get/create/patch of InferenceServices for the pipeline's deploy step) with its RoleBinding; the
+- per tenant: ServiceAccount ``workflow-executor`` and its RoleBinding to the ClusterRole ``ai-platform-workflow-executor``
+  (one for all tenants: the emissary executor's ``workflowtaskresults`` create/patch, and get/create/patch of
+  InferenceServices for the pipeline's deploy step; granted in the tenant's namespace only); the
   NetworkPolicy ``allow-workflow-https`` (workflow pods to public addresses on 443: datasets, an external store);
 - per tenant, for the models the pipeline serves (MLflow's artifact proxy needs a login, KServe's storage initializer
   has none): the ServiceAccount ``model-reader`` (no Role, no token) that the deploy step's InferenceServices run as.
@@ -87,6 +88,7 @@ from .objectstore import ACCESS_KEY_ID, SECRET_ACCESS_KEY, ObjectStore
 from .secrets import PlatformSecrets
 from .serving.endpoint import CONTAINER_SECURITY
 from .serving.endpoint import POD_SECURITY as SERVING_POD_SECURITY
+from .tenancy import cluster_role
 
 COMPONENT = "workflows"
 POD_SECURITY = "restricted"
@@ -99,6 +101,7 @@ TENANT_READABLE = {"argoproj.io": ["workflowtaskresults", "workflowtasksets", "w
                                    "workfloweventbindings"]}
 
 EXECUTOR_SA = "workflow-executor"
+EXECUTOR_ROLE = "ai-platform-workflow-executor"
 ARTIFACT_SECRET = "argo-artifacts-s3"
 # The per-namespace artifact repository Argo reads by default (docs: artifact-repository-ref.md).
 ARTIFACT_REPOSITORIES = "artifact-repositories"
@@ -465,6 +468,9 @@ class Workflows(pulumi.ComponentResource):
                                   {RBAC_RULE: rbac_rule(sorted({g for t in tenants for g in sso_groups(t)})),
                                    RBAC_PRECEDENCE: "0"})
 
+        if tenants:  # the executor's rights, granted in each tenant namespace by a RoleBinding
+            k8s.rbac.v1.ClusterRole(f"{name}-executor-role", metadata=metadata(EXECUTOR_ROLE, COMPONENT),
+                                    rules=executor_rules(), opts=child)
         for tenant in tenants:
             tns = tenant_namespaces[tenant.name]
             prefix = f"{name}-{tenant.name}"
@@ -474,13 +480,10 @@ class Workflows(pulumi.ComponentResource):
                 metadata={**metadata(EXECUTOR_SA, COMPONENT, namespace=tns, tenant=tenant.name),
                           **({"annotations": annotations} if annotations else {})},
                 opts=child)
-            k8s.rbac.v1.Role(f"{prefix}-executor-role",
-                             metadata=metadata(EXECUTOR_SA, COMPONENT, namespace=tns, tenant=tenant.name),
-                             rules=executor_rules(), opts=child)
             k8s.rbac.v1.RoleBinding(
                 f"{prefix}-executor-rolebinding",
                 metadata=metadata(EXECUTOR_SA, COMPONENT, namespace=tns, tenant=tenant.name),
-                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": EXECUTOR_SA},
+                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": EXECUTOR_ROLE},
                 subjects=[{"kind": "ServiceAccount", "name": EXECUTOR_SA, "namespace": tns}],
                 opts=child)
             s3 = artifact_repository(store, object_store.endpoint if object_store else None, tenant)
@@ -583,7 +586,7 @@ class Workflows(pulumi.ComponentResource):
         if role:
             k8s.rbac.v1.RoleBinding(
                 f"{logical}-rolebinding", metadata=metadata(account, COMPONENT, namespace=namespace, tenant=tenant),
-                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role(role)},
                 subjects=[{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
                 opts=pulumi.ResourceOptions(parent=self))
 

@@ -11,7 +11,7 @@ from components.meta import TENANT_LABEL, mirrored
 from config import versions
 from config.loader import load
 from tests.conftest import config_copy, run_stack, run_with, stack_cfg
-from tests.test_tenancy import allows
+from tests.test_tenancy import allows, roles
 from tools.validate import upstream_dir
 
 COMPONENT_TYPE = "ai-platform:ray:Ray"
@@ -129,8 +129,7 @@ def test_the_operator_may_reach_each_tenants_ray_heads_dashboard_and_nothing_els
 def test_developers_manage_ray_objects(ray_on):
     result, cfg = ray_on
     for tenant in cfg.tenants:
-        developer = result.one("Role", "developer", tenant.name).inputs["rules"]
-        viewer = result.one("Role", "viewer", tenant.name).inputs["rules"]
+        developer, viewer = roles(result, tenant.name)["developer"], roles(result, tenant.name)["viewer"]
         for resource in ("rayclusters", "rayjobs", "rayservices"):
             for verb in WRITE + ["get", "list", "watch"]:
                 assert allows(developer, "ray.io", resource, verb), (resource, verb)
@@ -148,6 +147,6 @@ def test_ray_off_removes_everything_it_owns(ray_off):
     assert not [n for n in ray_off.of_kind("Namespace") if n.k8s_name == cfg.namespaces.ray]
     assert not [p for p in ray_off.of_kind("NetworkPolicy") if p.k8s_name == component.OPERATOR_INGRESS_POLICY]
     assert not [r for r in ray_off.resources if r.type == COMPONENT_TYPE]
-    assert "ray.io" not in json.dumps([role.inputs["rules"] for role in ray_off.of_kind("Role")])
+    assert "ray.io" not in json.dumps([role.inputs["rules"] for role in ray_off.of_kind("Role") + ray_off.of_kind("ClusterRole")])
     # Training stays: switching one batch service off leaves the others alone.
     assert ray_off.of_kind("TrainingRuntime")

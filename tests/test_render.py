@@ -22,10 +22,11 @@ def test_every_object_and_release_is_a_file(rendered):
     prod = rendered["prod"]
     for tenant in ("research", "product", "analytics"):
         names = {p.name for p in (prod / "manifests" / tenant).iterdir()}
-        assert {"role-admin.yaml", "role-developer.yaml", "role-viewer.yaml", "rolebinding-admin.yaml",
+        assert {"rolebinding-ai-platform-tenant-admin.yaml", "rolebinding-ai-platform-tenant-viewer.yaml",
                 "resourcequota-tenant-quota.yaml", "limitrange-tenant-limits.yaml",
                 "networkpolicy-default-deny.yaml"} <= names
         assert (prod / "manifests" / "_cluster" / f"queue-{tenant}.yaml").exists()
+        assert not [name for name in names if name.startswith("role-")]  # the roles are ClusterRoles
         namespace = yaml.safe_load((prod / "manifests" / "_cluster" / f"namespace-{tenant}.yaml").read_text())
         assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     header = (prod / "helm" / "volcano.values.yaml").read_text().splitlines()[:4]

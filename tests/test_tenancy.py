@@ -1,6 +1,6 @@
 """What a tenant gets, for every tenant of both stack files: namespace, RBAC, quota, limits, network, queue."""
 
-from components.tenancy import ROLES
+from components.tenancy import ROLES, cluster_role
 from tests.conftest import config_copy, stack_cfg
 from tools.harness import run
 
@@ -18,7 +18,12 @@ def allows(rules: list[dict], group: str, resource: str, verb: str, name: str | 
 
 
 def roles(stack_run, tenant: str) -> dict[str, list[dict]]:
-    return {role: stack_run.one("Role", role, tenant).inputs["rules"] for role in ROLES}
+    """The rules each tenant role grants in the tenant's namespace: its binding's ClusterRole."""
+    def bound(role: str) -> list[dict]:
+        ref = stack_run.one("RoleBinding", cluster_role(role), tenant).inputs["roleRef"]
+        assert ref["kind"] == "ClusterRole"
+        return stack_run.one("ClusterRole", ref["name"]).inputs["rules"]
+    return {role: bound(role) for role in ROLES}
 
 
 def test_namespace_has_pod_security_and_platform_labels(stack_run, cfg):
@@ -50,15 +55,15 @@ def test_three_roles_bound_to_the_configured_subjects(stack_run, cfg):
         configured = {"admin": tenant.access.admins, "developer": tenant.access.developers,
                       "viewer": tenant.access.viewers}
         for role in ROLES:
-            binding = stack_run.one("RoleBinding", role, tenant.name).inputs
-            assert binding["roleRef"] == {"apiGroup": RBAC, "kind": "Role", "name": role}
+            binding = stack_run.one("RoleBinding", cluster_role(role), tenant.name).inputs
+            assert binding["roleRef"] == {"apiGroup": RBAC, "kind": "ClusterRole", "name": cluster_role(role)}
             subjects = {(s["kind"], s["name"]) for s in binding.get("subjects", [])}
             assert subjects == ({("Group", g) for g in configured[role].groups}
                                 | {("User", u) for u in configured[role].users})
 
 
 def test_no_wildcards_in_any_role(stack_run):
-    for role in stack_run.of_kind("Role"):
+    for role in stack_run.of_kind("Role") + stack_run.of_kind("ClusterRole"):
         for rule in role.inputs["rules"]:
             for key in ("apiGroups", "resources", "verbs", "resourceNames"):
                 assert "*" not in rule.get(key, []), (role.name, rule)
@@ -94,7 +99,7 @@ def test_developer_manages_workloads_but_not_secrets_rbac_or_platform_objects(st
         assert not any(allows(developer, "", "secrets", verb) for verb in WRITE + ["get", "list", "watch"])
         for group, resource in PLATFORM_OWNED + [(RBAC, "roles"), (RBAC, "rolebindings")]:
             assert not any(allows(developer, group, resource, verb) for verb in WRITE), resource
-        assert not allows(developer, RBAC, "roles", "bind", "admin")
+        assert not allows(developer, RBAC, "clusterroles", "bind", cluster_role("admin"))
 
 
 def test_admin_manages_secrets_and_binds_only_tenant_roles(stack_run, cfg):
@@ -104,8 +109,9 @@ def test_admin_manages_secrets_and_binds_only_tenant_roles(stack_run, cfg):
             assert allows(admin, "", "secrets", verb)
             assert allows(admin, RBAC, "rolebindings", verb)
         for role in ROLES:
-            assert allows(admin, RBAC, "roles", "bind", role)
-        assert not allows(admin, RBAC, "roles", "bind", "cluster-admin")
+            assert allows(admin, RBAC, "clusterroles", "bind", cluster_role(role))
+        assert not allows(admin, RBAC, "clusterroles", "bind", "cluster-admin")
+        assert not allows(admin, RBAC, "clusterroles", "bind", "admin")
         assert not any(allows(admin, RBAC, "roles", verb) for verb in WRITE)
         for group, resource in PLATFORM_OWNED:
             assert not any(allows(admin, group, resource, verb) for verb in WRITE), resource

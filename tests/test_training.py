@@ -12,7 +12,7 @@ from components.gpu import GPU_TOLERATION, POOL_LABEL, gpu_scheduling
 from components.meta import TENANT_LABEL, mirrored
 from config import versions
 from tests.conftest import config_copy, run_with, stack_cfg
-from tests.test_tenancy import allows
+from tests.test_tenancy import allows, roles
 from tools.harness import run
 from tools.validate import upstream_dir
 
@@ -275,8 +275,7 @@ def test_runtimes_wait_for_the_release_that_installs_their_crds(stack_run, cfg):
 
 def test_developers_manage_trainjobs_and_everyone_reads_runtimes_and_jobsets(stack_run, cfg):
     for tenant in cfg.tenants:
-        developer = stack_run.one("Role", "developer", tenant.name).inputs["rules"]
-        viewer = stack_run.one("Role", "viewer", tenant.name).inputs["rules"]
+        developer, viewer = roles(stack_run, tenant.name)["developer"], roles(stack_run, tenant.name)["viewer"]
         for verb in WRITE + ["get", "list", "watch"]:
             assert allows(developer, "trainer.kubeflow.org", "trainjobs", verb), verb
         assert not any(allows(viewer, "trainer.kubeflow.org", "trainjobs", verb) for verb in WRITE)
@@ -298,6 +297,6 @@ def test_training_off_removes_everything_it_owns(training_off):
     assert not [n for n in training_off.of_kind("Namespace") if n.k8s_name == cfg.namespaces.training]
     assert not training_off.of_kind("TrainingRuntime") and not training_off.of_kind("ClusterTrainingRuntime")
     assert not [r for r in training_off.resources if r.type == COMPONENT_TYPE]
-    rules = json.dumps([role.inputs["rules"] for role in training_off.of_kind("Role")])
+    rules = json.dumps([role.inputs["rules"] for role in training_off.of_kind("Role") + training_off.of_kind("ClusterRole")])
     assert "trainer.kubeflow.org" not in rules and "jobset.x-k8s.io" not in rules
     assert [r for r in training_off.releases if r.inputs["name"] == versions.VOLCANO.name]

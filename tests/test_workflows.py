@@ -15,12 +15,14 @@ from components.gpu import GPU_TOLERATION, POOL_LABEL
 from config import versions
 from tests.conftest import config_copy, run_stack, run_with, stack_cfg
 from tests.test_secrets import DEV_EXTERNAL
+from tests.test_tenancy import roles
 from tools.harness import CANARY, SECRET
 from tools.validate import upstream_dir, validate_object
 
 COMPONENT_TYPE = "ai-platform:workflows:Workflows"
 PASSWORD_TYPE = "random:index/randomPassword:RandomPassword"
 EXECUTOR = "workflow-executor"
+EXECUTOR_ROLE = "ai-platform-workflow-executor"
 ARTIFACT_SECRET = "argo-artifacts-s3"
 STEPS = ["preprocess", "train", "evaluate", "register", "deploy"]
 # The executor's Role, spelled out: what the emissary executor and the deploy step need, nothing else.
@@ -200,10 +202,10 @@ def test_workflows_run_only_where_tenant_roles_allow(stack_run, cfg):
     assert given["controller"]["clusterWorkflowTemplates"] == {"enabled": False}
     assert given["server"]["clusterWorkflowTemplates"] == {"enabled": False}
     for tenant in cfg.tenants:
-        rules = {r["apiGroups"][0]: r for r in stack_run.one("Role", "developer", tenant.name).inputs["rules"]
+        rules = {r["apiGroups"][0]: r for r in roles(stack_run, tenant.name)["developer"]
                  if r["apiGroups"] == ["argoproj.io"] and "create" in r["verbs"]}
         assert set(rules["argoproj.io"]["resources"]) == {"workflows", "workflowtemplates", "cronworkflows"}
-        viewer = [r for r in stack_run.one("Role", "viewer", tenant.name).inputs["rules"]
+        viewer = [r for r in roles(stack_run, tenant.name)["viewer"]
                   if r["apiGroups"] == ["argoproj.io"]]
         assert {v for r in viewer for v in r["verbs"]} == {"get", "list", "watch"}
         assert "workflowtaskresults" in {res for r in viewer for res in r["resources"]}
@@ -257,9 +259,10 @@ def test_each_tenant_has_a_least_privilege_executor_account(stack_run, cfg):
     store = cfg.object_store
     for tenant in cfg.tenants:
         account = stack_run.one("ServiceAccount", EXECUTOR, tenant.name)
-        assert stack_run.one("Role", EXECUTOR, tenant.name).inputs["rules"] == EXECUTOR_RULES
         binding = stack_run.one("RoleBinding", EXECUTOR, tenant.name).inputs
-        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": EXECUTOR}
+        ref = binding["roleRef"]
+        assert ref == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": EXECUTOR_ROLE}
+        assert stack_run.one("ClusterRole", EXECUTOR_ROLE).inputs["rules"] == EXECUTOR_RULES
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": EXECUTOR, "namespace": tenant.name}]
         if store.mode == "external" and not store.credentials_secret:  # prod: workload identity, the tenant's role
             own = tenant.object_store.service_account_annotations if tenant.object_store else {}
@@ -365,7 +368,8 @@ def _check_sso(result, cfg_tenants, namespace, client_secret):
             assert rule["workflows.argoproj.io/rbac-rule"] == " || ".join(f'"{g}" in groups' for g in groups)
             assert rule["workflows.argoproj.io/rbac-rule-precedence"] == precedence
             binding = result.one("RoleBinding", account, tenant.name).inputs
-            assert binding["roleRef"]["name"] == role
+            assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                          "name": f"ai-platform-tenant-{role}"}
             assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": tenant.name}]
             token = result.one("Secret", f"{account}.service-account-token", tenant.name)
             assert annotations(token) == {"kubernetes.io/service-account.name": account}
@@ -614,7 +618,7 @@ def test_workflows_off_removes_everything_it_owns(workflows_off):
     assert ours(workflows_off) == []
     assert not workflows_off.of_kind("WorkflowTemplate")
     assert not [r for r in workflows_off.objects if r.k8s_name in ("argo", EXECUTOR, ARTIFACT_SECRET)]
-    for role in workflows_off.of_kind("Role"):
+    for role in workflows_off.of_kind("Role") + workflows_off.of_kind("ClusterRole"):
         assert not [r for r in role.inputs["rules"] if r["apiGroups"] == ["argoproj.io"]]
     names = {p.k8s_name for p in workflows_off.of_kind("NetworkPolicy")}
     assert "allow-kube-apiserver" not in names and "allow-from-platform-clients" not in names
