@@ -57,6 +57,7 @@ class RegistrationWindow:
         self.limit = limit or REGISTRATION_WINDOW
         self.declared: list[pulumi.Resource] = []
         self.waiting: set[asyncio.Future] = set()
+        self.drained: asyncio.Future | None = None  # resolved when at most half the window waits
         self.settling = False
 
     def transformation(self, args: pulumi.ResourceTransformationArgs) -> None:
@@ -73,8 +74,9 @@ class RegistrationWindow:
             self.declared = [resource for resource in self.declared if "urn" not in resource.__dict__]
             for resource in registering:
                 self._wait_for(resource)
-            while len(self.waiting) > self.limit // 2:
-                _sync_await(asyncio.wait(set(self.waiting), return_when=asyncio.FIRST_COMPLETED))
+            if len(self.waiting) > self.limit // 2:
+                self.drained = asyncio.get_event_loop().create_future()
+                _sync_await(self.drained)
         finally:
             self.settling = False
 
@@ -87,6 +89,8 @@ class RegistrationWindow:
         self.waiting.discard(task)
         if not task.cancelled():
             task.exception()  # a failed registration is the SDK's to report, not an unretrieved task's
+        if self.drained is not None and not self.drained.done() and len(self.waiting) <= self.limit // 2:
+            self.drained.set_result(None)
 
 
 def pod_security_labels(level: str, kubernetes_version: str) -> dict[str, str]:
