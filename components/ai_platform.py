@@ -60,7 +60,7 @@ class AiPlatform(pulumi.ComponentResource):
                                       protect=cfg.protects("monitoring"))
                            if cfg.monitoring.enabled else None)
         if self.monitoring and self.external_secrets:
-            self.monitoring.scrape_external_secrets(self.external_secrets.namespace.metadata.name)
+            self.monitoring.scrape_external_secrets(self.external_secrets.namespace.metadata["name"])
         self.gpu = GpuOperator("gpu", cfg.gpu, cfg.cluster, cfg.namespaces.gpu_operator,
                                service_monitor=cfg.monitoring.enabled, opts=child,
                                after=[self.monitoring.ready] if self.monitoring else None, protect=cfg.protects("gpu"))
@@ -95,19 +95,19 @@ class AiPlatform(pulumi.ComponentResource):
                                 protect=cfg.protects("volcano"))
                         if cfg.volcano.enabled else None)
         if self.monitoring and self.volcano:
-            self.monitoring.scrape_volcano(self.volcano.namespace.metadata.name)
+            self.monitoring.scrape_volcano(self.volcano.namespace.metadata["name"])
         # Shared services tenants may call: their serving pods and port, fenced in their own namespaces too.
         shared = []
         for name, service, namespace in (("mlflow", self.mlflow, cfg.namespaces.mlflow),
                                          ("milvus", self.milvus, cfg.namespaces.milvus)):
             if service:
                 shared.append(SharedService(namespace, service.pod_labels, service.port))
-                shared_service_policies(name, shared[-1], service.namespace.metadata.name, cfg.namespaces,
+                shared_service_policies(name, shared[-1], service.namespace.metadata["name"], cfg.namespaces,
                                         component=name, parent=service)
         if cfg.workflows.enabled and self.object_store:  # workflow pods keep their artifacts in the in-cluster store
             store = self.object_store
             shared.append(SharedService(store.namespace_name, store.s3_pod_labels, store.s3_port))
-            shared_service_policies("object-store", shared[-1], store.namespace.metadata.name, cfg.namespaces,
+            shared_service_policies("object-store", shared[-1], store.namespace.metadata["name"], cfg.namespaces,
                                     component="object-store", parent=store,
                                     clients=[ns for ns, on in ((cfg.namespaces.mlflow, self.mlflow),
                                                                (cfg.namespaces.milvus, self.milvus)) if on])
@@ -121,7 +121,7 @@ class AiPlatform(pulumi.ComponentResource):
                                 if cfg.workflows.enabled else None, protect=cfg.protects(f"tenant:{tenant.name}"))
             for tenant in cfg.tenants
         }
-        tenant_namespaces = {name: t.namespace.metadata.name for name, t in self.tenants.items()}
+        tenant_namespaces = {name: t.namespace.metadata["name"] for name, t in self.tenants.items()}
         # One MLflow and one Milvus account per tenant, its credentials in the tenant's namespace.
         for service in (self.mlflow, self.milvus):
             if service:
@@ -139,13 +139,13 @@ class AiPlatform(pulumi.ComponentResource):
                                     protect=cfg.protects("workflows"))
                           if cfg.workflows.enabled else None)
         self.mesh = Mesh("mesh", cfg.mesh, cfg.cluster, cfg.namespaces,
-                         {name: t.namespace.metadata.name for name, t in self.tenants.items()},
+                         {name: t.namespace.metadata["name"] for name, t in self.tenants.items()},
                          [cfg.endpoint_host(e) for e in cfg.models],
                          self.cert_manager.release if self.cert_manager else None, child,
                          protect=cfg.protects("mesh")) if cfg.mesh.enabled else None
         self.endpoints = [
             ModelEndpoint(f"model-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.tenant(endpoint.tenant),
-                          self.tenants[endpoint.tenant].namespace.metadata.name, cfg.gpu, cfg.serving,
+                          self.tenants[endpoint.tenant].namespace.metadata["name"], cfg.gpu, cfg.serving,
                           cfg.prometheus_url, hf_token, self.kserve.release, self.keda.release, child,
                           platform_secrets=self.secrets)
             for endpoint in cfg.models
@@ -153,17 +153,17 @@ class AiPlatform(pulumi.ComponentResource):
         if self.monitoring:
             for endpoint in cfg.models:
                 self.monitoring.scrape_endpoint(f"monitor-{endpoint.tenant}-{endpoint.name}", endpoint,
-                                                self.tenants[endpoint.tenant].namespace.metadata.name)
+                                                self.tenants[endpoint.tenant].namespace.metadata["name"])
             if self.mesh:
                 for name, tenant in self.tenants.items():
                     self.monitoring.scrape_mesh_proxies(f"monitor-{name}-istio-proxies",
-                                                        tenant.namespace.metadata.name, tenant=name)
+                                                        tenant.namespace.metadata["name"], tenant=name)
             self.monitoring.publish(rules.alert_groups(cfg), rules.recording_groups(), dashboards.dashboards(cfg))
             self.monitoring.tenant_folders(cfg.tenants, dashboards.tenant_dashboards(cfg))
         if self.mesh:
             for endpoint in cfg.models:
                 EndpointTraffic(f"traffic-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.endpoint_host(endpoint),
-                                self.tenants[endpoint.tenant].namespace.metadata.name, cfg.namespaces,
+                                self.tenants[endpoint.tenant].namespace.metadata["name"], cfg.namespaces,
                                 self.mesh.gateway, self.mesh.gateway_principal, self.mesh.ready, child)
         if self.external_secrets:
             # Last: every component has asked for its Secrets, so the store serves exactly their namespaces.

@@ -25,7 +25,7 @@ from config import versions
 from config.model import Cluster, ContainerResources
 from config.model import Volcano as VolcanoConfig
 
-from .meta import PART_OF, TENANT_LABEL, helm_release, metadata, platform_namespace
+from .meta import PART_OF, TENANT_LABEL, helm_release, kube, metadata, platform_namespace
 
 COMPONENT = "volcano"
 
@@ -122,13 +122,16 @@ class Volcano(pulumi.ComponentResource):
         super().__init__("ai-platform:batch:Volcano", name, None, opts)
         self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, "baseline",
                                             cluster.kubernetes_version, self)
-        self.release = helm_release(f"{name}-release", versions.VOLCANO, self.namespace.metadata.name,
+        self.release = helm_release(f"{name}-release", versions.VOLCANO, self.namespace.metadata["name"],
                                     helm_values(volcano, cluster), self, protect=protect)
         child = pulumi.ResourceOptions(parent=self)
-        self.queue_fence = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
-            f"{name}-queue-fence", metadata=metadata(QUEUE_FENCE, COMPONENT), spec=queue_fence_spec(), opts=child)
-        k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
-            f"{name}-queue-fence-binding", metadata=metadata(QUEUE_FENCE, COMPONENT),
+        self.queue_fence = kube(
+            f"{name}-queue-fence", api_version="admissionregistration.k8s.io/v1", kind="ValidatingAdmissionPolicy",
+            metadata=metadata(QUEUE_FENCE, COMPONENT), spec=queue_fence_spec(), opts=child)
+        kube(
+            f"{name}-queue-fence-binding", api_version="admissionregistration.k8s.io/v1",
+            kind="ValidatingAdmissionPolicyBinding",
+            metadata=metadata(QUEUE_FENCE, COMPONENT),
             spec={"policyName": QUEUE_FENCE, "validationActions": ["Deny"]},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.queue_fence]))
-        self.register_outputs({"namespace": self.namespace.metadata.name, "release": self.release.name})
+        self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

@@ -57,6 +57,6 @@ class CertManager(pulumi.ComponentResource):
         super().__init__("ai-platform:certs:CertManager", name, None, opts)
         self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
-        self.release = helm_release(f"{name}-release", versions.CERT_MANAGER, self.namespace.metadata.name,
+        self.release = helm_release(f"{name}-release", versions.CERT_MANAGER, self.namespace.metadata["name"],
                                     helm_values(cluster, namespace, replicas), self, protect=protect)
-        self.register_outputs({"namespace": self.namespace.metadata.name, "release": self.release.name})
+        self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

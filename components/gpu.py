@@ -25,7 +25,7 @@ import yaml
 from config import versions
 from config.model import WHOLE_GPU, Cluster, EndpointGpu, Gpu, NodePool, PlatformConfig, gpu_placement
 
-from .meta import PART_OF, helm_release, metadata, mirrored, platform_namespace
+from .meta import PART_OF, helm_release, kube, metadata, mirrored, platform_namespace
 
 COMPONENT = "gpu"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -165,14 +165,14 @@ class GpuOperator(pulumi.ComponentResource):
         self.release = None
         if gpu.enabled:
             ns = platform_namespace(f"{name}-namespace", namespace, COMPONENT, "privileged",
-                                    cluster.kubernetes_version, self).metadata.name
-            configs = [k8s.core.v1.ConfigMap(f"{name}-device-plugin-config",
-                                             metadata=metadata(DEVICE_PLUGIN_CONFIG, COMPONENT, namespace=ns),
-                                             data=device_plugin_config(gpu), opts=child)]
+                                    cluster.kubernetes_version, self).metadata["name"]
+            configs = [kube(f"{name}-device-plugin-config", api_version="v1", kind="ConfigMap",
+                            metadata=metadata(DEVICE_PLUGIN_CONFIG, COMPONENT, namespace=ns),
+                            data=device_plugin_config(gpu), opts=child)]
             if gpu.uses_mig:
-                configs.append(k8s.core.v1.ConfigMap(f"{name}-mig-config",
-                                                     metadata=metadata(MIG_CONFIG, COMPONENT, namespace=ns),
-                                                     data={"config.yaml": mig_parted_config(gpu)}, opts=child))
+                configs.append(kube(f"{name}-mig-config", api_version="v1", kind="ConfigMap",
+                                    metadata=metadata(MIG_CONFIG, COMPONENT, namespace=ns),
+                                    data={"config.yaml": mig_parted_config(gpu)}, opts=child))
             self.release = helm_release(f"{name}-release", versions.GPU_OPERATOR, ns,
                                         helm_values(gpu, cluster, service_monitor), self,
                                         depends_on=configs + (after or []), timeout=900, protect=protect)

@@ -9,9 +9,11 @@ import json
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.runtime.sync_await import _sync_await
+from pulumi_kubernetes._utilities import get_version
 
 from config.versions import Chart
 
+K8S_PLUGIN_VERSION = get_version()  # the provider plugin the typed classes would ask for
 PART_OF = "ai-platform"
 TENANT_LABEL = "ai-platform/tenant"
 
@@ -35,6 +37,21 @@ def metadata(name: str, component: str, namespace: object = None, tenant: str | 
     if namespace is not None:
         result["namespace"] = namespace
     return result
+
+
+def kube(resource_name: str, api_version: str, kind: str, opts: pulumi.ResourceOptions | None = None,
+         **fields: object) -> pulumi.CustomResource:
+    """A Kubernetes object as the provider's resource ``kubernetes:<group>/<version>:<kind>`` (the type, URN and
+    inputs the typed ``pulumi_kubernetes`` classes register), with camelCase ``fields`` as given and untyped dict
+    outputs (``obj.metadata["name"]``). The typed classes cost twice as much per registration (python -m
+    tools.bench): they turn every returned value into output classes nothing here reads. A Secret's ``data`` and
+    ``stringData`` stay secret outputs, as with the typed class."""
+    group, _, version = api_version.rpartition("/")
+    secret_outputs = ["data", "stringData"] if (api_version, kind) == ("v1", "Secret") else None
+    opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(version=K8S_PLUGIN_VERSION,
+                                                                     additional_secret_outputs=secret_outputs))
+    props = {"apiVersion": api_version, "kind": kind, **{k: v for k, v in fields.items() if v is not None}}
+    return pulumi.CustomResource(f"kubernetes:{group or 'core'}/{version}:{kind}", resource_name, props, opts)
 
 
 # At most this many declared resources wait for their registration at once (RegistrationWindow).
@@ -121,11 +138,11 @@ def holds_data(parent: pulumi.Resource, protect: bool,
 
 def platform_namespace(logical_name: str, name: str, component: str, pod_security: str, kubernetes_version: str,
                        parent: pulumi.Resource, tenant: str | None = None,
-                       extra_labels: dict[str, str] | None = None, protect: bool = False) -> k8s.core.v1.Namespace:
+                       extra_labels: dict[str, str] | None = None, protect: bool = False) -> pulumi.CustomResource:
     """A namespace with the platform labels and one Pod Security level (enforced, audited, warned); ``protect``
     for one that holds data (deleting a namespace deletes every volume claim in it)."""
-    return k8s.core.v1.Namespace(
-        logical_name,
+    return kube(
+        logical_name, api_version="v1", kind="Namespace",
         metadata=metadata(name, component, tenant=tenant,
                           extra_labels={**pod_security_labels(pod_security, kubernetes_version), **(extra_labels or {})}),
         opts=holds_data(parent, protect))
@@ -162,15 +179,15 @@ JOB_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu
 
 def setup_job(logical_name: str, prefix: str, namespace: pulumi.Input[str], component: str, image: str, script: str,
               env: list[dict], fingerprint: object, parent: pulumi.Resource,
-              depends_on: list[pulumi.Resource]) -> k8s.batch.v1.Job:
+              depends_on: list[pulumi.Resource]) -> pulumi.CustomResource:
     """A Job that runs the Python ``script`` (standard library only) once in ``image``, ``restricted`` and without a
     mesh sidecar. Its name is ``<prefix>-<hash>`` of ``fingerprint`` (what it sets up, never a secret), script and
     image: a change of any of them is a new Job, which runs again; ``pulumi.com/replaceUnready`` replaces a failed one
     on the next update (``delete_before_replace``: the replacement has the same name)."""
     digest = hashlib.sha256(json.dumps([fingerprint, script, image], sort_keys=True).encode()).hexdigest()[:10]
     tmp = {"name": "tmp", "mountPath": "/tmp"}
-    return k8s.batch.v1.Job(
-        logical_name,
+    return kube(
+        logical_name, api_version="batch/v1", kind="Job",
         metadata={**metadata(f"{prefix}-{digest}", component, namespace=namespace),
                   "annotations": {"pulumi.com/replaceUnready": "true"}},
         spec={"backoffLimit": 6, "activeDeadlineSeconds": 1800, "template": {

@@ -357,7 +357,7 @@ class Milvus(pulumi.ComponentResource):
         super().__init__("ai-platform:milvus:Milvus", name, None, opts)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.milvus, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self, protect=protect)
-        ns = self.namespace.metadata.name
+        ns = self.namespace.metadata["name"]
 
         password = platform_secrets.generated(f"{name}-root-password", 32, ROOT_SECRET, ROOT_PASSWORD_KEY, parent=self)
         self.root_secret = platform_secrets.secret(f"{name}-root", ROOT_SECRET, ns, COMPONENT, self,

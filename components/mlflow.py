@@ -83,14 +83,14 @@ from __future__ import annotations
 import json
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from config import versions
 from config.model import Cluster, Namespaces
 from config.model import Mlflow as MlflowConfig
 from config.model import ObjectStore as ObjectStoreConfig
 
-from .meta import PART_OF, helm_release, holds_data, labels, metadata, mirrored, platform_namespace, setup_job
+from .meta import (PART_OF, helm_release, holds_data, kube, labels, metadata, mirrored, platform_namespace,
+                   setup_job)
 from .objectstore import ACCESS_KEY_ID, SECRET_ACCESS_KEY, ObjectStore
 from .secrets import PlatformSecrets, SecretRef, Template
 
@@ -274,7 +274,7 @@ class Mlflow(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.mlflow, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self, protect=protect)
-        ns = self.namespace.metadata.name
+        ns = self.namespace.metadata["name"]
         secrets: list[pulumi.Resource] = []
 
         database = mlflow.database
@@ -282,14 +282,14 @@ class Mlflow(pulumi.ComponentResource):
             self.cnpg_namespace = platform_namespace(f"{name}-cnpg-namespace", namespaces.cnpg, CNPG_COMPONENT,
                                                      CNPG_POD_SECURITY, cluster.kubernetes_version, self)
             self.operator = helm_release(f"{name}-cnpg-release", versions.CLOUDNATIVE_PG,
-                                         self.cnpg_namespace.metadata.name, cnpg_values(cluster), self,
+                                         self.cnpg_namespace.metadata["name"], cnpg_values(cluster), self,
                                          release_name=CNPG_RELEASE, protect=protect)
             password = platform_secrets.generated(f"{name}-db-password", 32, DB_APP_SECRET, PASSWORD_KEY, parent=self)
             self.db_secret = platform_secrets.secret(
                 f"{name}-db-credentials", DB_APP_SECRET, ns, COMPONENT, self,
                 {USERNAME_KEY: database.user, PASSWORD_KEY: password}, type="kubernetes.io/basic-auth")
             secrets.append(self.db_secret)
-            self.postgres = k8s.apiextensions.CustomResource(
+            self.postgres = kube(
                 f"{name}-db", api_version="postgresql.cnpg.io/v1", kind="Cluster",
                 metadata=metadata(DB_CLUSTER, COMPONENT, namespace=ns),
                 spec=postgres_cluster_spec(mlflow, cluster),
@@ -334,12 +334,12 @@ class Mlflow(pulumi.ComponentResource):
             s3_env.append({"name": "MLFLOW_S3_ENDPOINT_URL", "value": endpoint_url})
         s3_env.append({"name": "AWS_DEFAULT_REGION", "value": store.region})
 
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-service-account",
+        self.service_account = kube(
+            f"{name}-service-account", api_version="v1", kind="ServiceAccount",
             metadata={**metadata(SERVICE_ACCOUNT, COMPONENT, namespace=ns),
                       **({"annotations": dict(store.service_account_annotations)}
                          if store.mode == "external" and store.service_account_annotations else {})},
-            automount_service_account_token=False, opts=child)
+            automountServiceAccountToken=False, opts=child)
 
         backend_store_uri = f"postgresql+psycopg2://{self.db_host}:{self.db_port}/{database.name}"
         # Authentication: the auth config file (users and permissions in the backend store's database), the admin
@@ -371,8 +371,8 @@ class Mlflow(pulumi.ComponentResource):
         image = (mirrored(versions.MLFLOW_IMAGE, cluster.image_registry) if cluster.image_registry
                  else versions.MLFLOW_IMAGE)
         pod_labels = {**labels(COMPONENT), **SERVER_POD_LABELS}
-        self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-server",
+        self.deployment = kube(
+            f"{name}-server", api_version="apps/v1", kind="Deployment",
             metadata=metadata(SERVER, COMPONENT, namespace=ns, extra_labels=SERVER_POD_LABELS),
             spec={
                 "replicas": mlflow.replicas,
@@ -409,13 +409,14 @@ class Mlflow(pulumi.ComponentResource):
                 },
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service_account, *secrets]))
-        self.service = k8s.core.v1.Service(
-            f"{name}-service", metadata=metadata(SERVER, COMPONENT, namespace=ns),
+        self.service = kube(
+            f"{name}-service", api_version="v1", kind="Service", metadata=metadata(SERVER, COMPONENT, namespace=ns),
             spec={"type": "ClusterIP", "selector": dict(SERVER_POD_LABELS),
                   "ports": [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}]},
             opts=child)
-        self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-server-pdb", metadata=metadata(SERVER, COMPONENT, namespace=ns),
+        self.disruption_budget = kube(
+            f"{name}-server-pdb", api_version="policy/v1", kind="PodDisruptionBudget",
+            metadata=metadata(SERVER, COMPONENT, namespace=ns),
             spec={"maxUnavailable": 1, "selector": {"matchLabels": dict(SERVER_POD_LABELS)}},
             opts=child) if mlflow.replicas > 1 else None
 
@@ -434,7 +435,7 @@ class Mlflow(pulumi.ComponentResource):
                 {USERNAME_KEY: METRICS_USER, PASSWORD_KEY: metrics_password}, type="kubernetes.io/basic-auth")
             basic_auth = {"username": {"name": METRICS_SECRET, "key": USERNAME_KEY},
                           "password": {"name": METRICS_SECRET, "key": PASSWORD_KEY}}
-            self.monitors.append(k8s.apiextensions.CustomResource(
+            self.monitors.append(kube(
                 f"{name}-server-monitor", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
                 metadata=metadata(SERVER, COMPONENT, namespace=ns),
                 spec={"selector": {"matchLabels": dict(SERVER_POD_LABELS)},
@@ -442,7 +443,7 @@ class Mlflow(pulumi.ComponentResource):
                                                "basicAuth": basic_auth}]},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[monitoring, metrics_secret])))
             if self.postgres is not None:
-                self.monitors.append(k8s.apiextensions.CustomResource(
+                self.monitors.append(kube(
                     f"{name}-db-monitor", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
                     metadata=metadata(DB_CLUSTER, COMPONENT, namespace=ns),
                     spec={"selector": {"matchLabels": {CNPG_CLUSTER_LABEL: DB_CLUSTER}},
@@ -455,7 +456,7 @@ class Mlflow(pulumi.ComponentResource):
         self.namespace_name = namespaces.mlflow
         self._secrets, self._ns, self._image = platform_secrets, ns, image
         self.accounts_job: pulumi.Resource | None = None
-        self.register_outputs({"namespace": ns, "url": self.url, "deployment": self.deployment.metadata.name})
+        self.register_outputs({"namespace": ns, "url": self.url, "deployment": self.deployment.metadata["name"]})
 
     def add_tenant_accounts(self, tenant_namespaces: dict[str, pulumi.Input[str]]) -> pulumi.Resource:
         """One account per tenant (``tenant_user``, a generated password, or from the store the property

@@ -177,7 +177,7 @@ class ObjectStore(pulumi.ComponentResource):
             raise ValueError("ObjectStore is the in-cluster store: create it only when objectStore.mode is in-cluster")
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.object_store, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self, protect=protect)
-        ns = self.namespace.metadata.name
+        ns = self.namespace.metadata["name"]
         self.credentials = S3Credentials(
             secrets.generated(f"{name}-access-key-id", 20, REMOTE_KEY, ACCESS_KEY_ID, parent=self),
             secrets.generated(f"{name}-secret-access-key", 40, REMOTE_KEY, SECRET_ACCESS_KEY, parent=self))

@@ -34,7 +34,7 @@ from config import versions
 from config.model import Cluster, Namespaces
 from config.model import Ray as RayConfig
 
-from .meta import PART_OF, helm_release, metadata, mirrored, platform_namespace
+from .meta import PART_OF, helm_release, kube, metadata, mirrored, platform_namespace
 
 COMPONENT = "ray"
 POD_SECURITY = "restricted"
@@ -85,12 +85,12 @@ class Ray(pulumi.ComponentResource):
         super().__init__("ai-platform:ray:Ray", name, None, opts)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.ray, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
-        self.release = helm_release(f"{name}-release", versions.KUBERAY_OPERATOR, self.namespace.metadata.name,
+        self.release = helm_release(f"{name}-release", versions.KUBERAY_OPERATOR, self.namespace.metadata["name"],
                                     helm_values(ray, cluster), self, depends_on=[volcano_release],
                                     release_name=RELEASE, protect=protect)
         for tenant, namespace in tenant_namespaces.items():
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-netpol-{tenant}",
+            kube(
+                f"{name}-netpol-{tenant}", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
                 metadata=metadata(OPERATOR_INGRESS_POLICY, COMPONENT, namespace=namespace, tenant=tenant),
                 spec=operator_ingress_spec(namespaces.ray), opts=pulumi.ResourceOptions(parent=self))
-        self.register_outputs({"namespace": self.namespace.metadata.name, "release": self.release.name})
+        self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

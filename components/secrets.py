@@ -37,7 +37,7 @@ from config import versions
 from config.model import Cluster
 from config.model import Secrets as SecretsConfig
 
-from .meta import helm_release, metadata, mirrored, platform_namespace
+from .meta import helm_release, kube, metadata, mirrored, platform_namespace
 
 STORE_NAME = "ai-platform"
 EXTERNAL_SECRET_API = "external-secrets.io/v1"
@@ -139,8 +139,8 @@ class PlatformSecrets:
             string_data = {key: pulumi.Output.secret(item.render(value)) if isinstance(item, Template)
                            else pulumi.Output.secret(item.value) if isinstance(item, SecretRef) else item
                            for key, item in data.items()}
-            return k8s.core.v1.Secret(logical_name, metadata=meta, type=type, string_data=string_data,
-                                      opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on or []))
+            return kube(logical_name, api_version="v1", kind="Secret", metadata=meta, type=type, stringData=string_data,
+                        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on or []))
         self._namespaces.append(namespace)
         return self._external_secret(logical_name, meta, name, data, type, parent, depends_on or [], annotations)
 
@@ -173,7 +173,7 @@ class PlatformSecrets:
             "data": [{"secretKey": key, "remoteRef": {"key": self.remote_key(ref.remote), "property": ref.property}}
                      for key, ref in sorted(fetched.items())],
         }
-        return k8s.apiextensions.CustomResource(
+        return kube(
             logical_name, api_version=EXTERNAL_SECRET_API, kind="ExternalSecret", metadata=meta, spec=spec,
             opts=pulumi.ResourceOptions(parent=parent,
                                         depends_on=depends_on + ([self.store] if self.store is not None else [])))
@@ -290,18 +290,19 @@ class ExternalSecrets(pulumi.ComponentResource):
         self.namespace_name = namespace
         self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
-        ns = self.namespace.metadata.name
+        ns = self.namespace.metadata["name"]
         self.release = helm_release(f"{name}-release", versions.EXTERNAL_SECRETS, ns, helm_values(secrets, cluster),
                                     self, release_name=RELEASE, protect=protect)
         annotations = identity_annotations(secrets)
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-store-service-account",
+        self.service_account = kube(
+            f"{name}-store-service-account", api_version="v1", kind="ServiceAccount",
             metadata={**metadata(STORE_SERVICE_ACCOUNT, COMPONENT, namespace=ns),
                       **({"annotations": annotations} if annotations else {})},
-            automount_service_account_token=False, opts=pulumi.ResourceOptions(parent=self))
-        self.auth_delegator = k8s.rbac.v1.ClusterRoleBinding(
-            f"{name}-store-auth-delegator", metadata=metadata(f"{STORE_SERVICE_ACCOUNT}-auth-delegator", COMPONENT),
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+            automountServiceAccountToken=False, opts=pulumi.ResourceOptions(parent=self))
+        self.auth_delegator = kube(
+            f"{name}-store-auth-delegator", api_version="rbac.authorization.k8s.io/v1", kind="ClusterRoleBinding",
+            metadata=metadata(f"{STORE_SERVICE_ACCOUNT}-auth-delegator", COMPONENT),
+            roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
             subjects=[{"kind": "ServiceAccount", "name": STORE_SERVICE_ACCOUNT, "namespace": ns}],
             opts=pulumi.ResourceOptions(parent=self)) if secrets.store.provider == "vault" else None
         self.store: pulumi.Resource | None = None
@@ -311,7 +312,7 @@ class ExternalSecrets(pulumi.ComponentResource):
         """The ClusterSecretStore, serving exactly ``namespaces`` (``PlatformSecrets.namespaces()`` after every
         component ran). It waits for the release (CRD) and its service account."""
         names = pulumi.Output.all(*namespaces).apply(lambda found: sorted(set(found)))
-        self.store = k8s.apiextensions.CustomResource(
+        self.store = kube(
             f"{self._name}-store", api_version=EXTERNAL_SECRET_API, kind="ClusterSecretStore",
             metadata=metadata(STORE_NAME, COMPONENT),
             spec={"conditions": [{"namespaces": names}],

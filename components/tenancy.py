@@ -1,10 +1,11 @@
 """``Tenant``: one team's isolated slice of the cluster.
 
 Owns the tenant namespace (Pod Security labels; sidecar injection when the mesh is on), the RoleBindings of the
-tenant's groups to the roles ``admin``/``developer``/``viewer``, the ResourceQuota, the LimitRange, the NetworkPolicies and the tenant's Volcano Queue, whose
-capability equals the quota's cpu, memory and GPU requests. The three roles are the same for every tenant: one
-ClusterRole each (``tenant_roles``, created once by the platform), granted only inside the tenant's namespace by
-its RoleBindings (the pattern of Kubernetes' own ``admin``/``edit``/``view``).
+tenant's groups to the roles ``admin``/``developer``/``viewer``, the ResourceQuota, the LimitRange, the
+NetworkPolicies and the tenant's Volcano Queue, whose capability equals the quota's cpu, memory and GPU requests.
+The three roles are the same for every tenant: one ClusterRole each (``tenant_roles``, created once by the
+platform), granted only inside the tenant's namespace by its RoleBindings (the pattern of Kubernetes' own
+``admin``/``edit``/``view``).
 
 RBAC is least privilege and spelled out resource by resource (no ``*``):
 - viewer reads workloads, events and logs; not Secrets, no exec or port-forward;
@@ -24,7 +25,7 @@ import pulumi_kubernetes as k8s
 from config.model import Namespaces
 from config.model import Tenant as TenantConfig
 
-from .meta import TENANT_LABEL, metadata, platform_namespace
+from .meta import TENANT_LABEL, kube, metadata, platform_namespace
 
 COMPONENT = "tenancy"
 ROLES = ("admin", "developer", "viewer")
@@ -97,8 +98,9 @@ def tenant_roles(workloads: dict[str, list[str]] | None, readable: dict[str, lis
     """The three tenant roles as ClusterRoles, once for all tenants (a RoleBinding grants one in its namespace only;
     every rule is of a namespaced resource)."""
     for role, rules in role_rules(workloads, readable).items():
-        k8s.rbac.v1.ClusterRole(f"tenant-role-{role}", metadata=metadata(cluster_role(role), COMPONENT), rules=rules,
-                                opts=opts)
+        kube(f"tenant-role-{role}", api_version="rbac.authorization.k8s.io/v1", kind="ClusterRole",
+             metadata=metadata(cluster_role(role), COMPONENT), rules=rules,
+             opts=opts)
 
 
 def quota_hard(tenant: TenantConfig) -> dict[str, str]:
@@ -236,26 +238,26 @@ class Tenant(pulumi.ComponentResource):
                                             kubernetes_version, self, tenant=tenant.name,
                                             extra_labels={"istio-injection": "enabled"} if mesh else None,
                                             protect=protect)
-        ns = self.namespace.metadata.name
+        ns = self.namespace.metadata["name"]
 
         access = {"admin": tenant.access.admins, "developer": tenant.access.developers,
                   "viewer": tenant.access.viewers}
         for role in ROLES:
             subjects = access[role]
-            k8s.rbac.v1.RoleBinding(
-                f"{name}-rolebinding-{role}",
+            kube(
+                f"{name}-rolebinding-{role}", api_version="rbac.authorization.k8s.io/v1", kind="RoleBinding",
                 metadata=meta(cluster_role(role), namespace=ns),
-                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role(role)},
+                roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role(role)},
                 subjects=[{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
                           for group in subjects.groups]
                 + [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user} for user in subjects.users],
                 opts=child)
 
-        k8s.core.v1.ResourceQuota(f"{name}-quota", metadata=meta("tenant-quota", namespace=ns),
-                                  spec={"hard": quota_hard(tenant)}, opts=child)
+        kube(f"{name}-quota", api_version="v1", kind="ResourceQuota", metadata=meta("tenant-quota", namespace=ns),
+             spec={"hard": quota_hard(tenant)}, opts=child)
 
-        k8s.core.v1.LimitRange(
-            f"{name}-limits", metadata=meta("tenant-limits", namespace=ns),
+        kube(
+            f"{name}-limits", api_version="v1", kind="LimitRange", metadata=meta("tenant-limits", namespace=ns),
             spec={"limits": [
                 container_limits(tenant),
                 {"type": "PersistentVolumeClaim",
@@ -264,12 +266,13 @@ class Tenant(pulumi.ComponentResource):
             opts=child)
 
         for policy, spec in network_policies(namespaces, mesh, shared, api_server).items():
-            k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{policy}", metadata=meta(policy, namespace=ns),
-                                            spec=spec, opts=child)
+            kube(f"{name}-netpol-{policy}", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
+                 metadata=meta(policy, namespace=ns),
+                 spec=spec, opts=child)
 
         self.queue = None
         if volcano_release is not None:
-            self.queue = k8s.apiextensions.CustomResource(
+            self.queue = kube(
                 f"{name}-queue",
                 api_version="scheduling.volcano.sh/v1beta1", kind="Queue",
                 metadata=meta(tenant.name),
@@ -308,5 +311,5 @@ def shared_service_policies(name: str, service: SharedService, namespace: pulumi
             "ingress": [{"from": [_namespaces_in(clients)], "ports": [{"protocol": "TCP", "port": service.port}]}],
         }
     for policy, spec in specs.items():
-        k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{policy}",
-                                        metadata=metadata(policy, component, namespace=namespace), spec=spec, opts=opts)
+        kube(f"{name}-netpol-{policy}", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
+             metadata=metadata(policy, component, namespace=namespace), spec=spec, opts=opts)

@@ -45,7 +45,7 @@ from config.model import Training as TrainingConfig
 
 from .batch import QUEUE_ANNOTATION
 from .gpu import gpu_scheduling
-from .meta import TENANT_LABEL, helm_release, metadata, mirrored, platform_namespace
+from .meta import TENANT_LABEL, helm_release, kube, metadata, mirrored, platform_namespace
 
 COMPONENT = "training"
 POD_SECURITY = "restricted"
@@ -155,13 +155,13 @@ class Training(pulumi.ComponentResource):
         registry = cfg.cluster.image_registry
         self.namespace = platform_namespace(f"{name}-namespace", cfg.namespaces.training, COMPONENT, POD_SECURITY,
                                             cfg.cluster.kubernetes_version, self)
-        self.release = helm_release(f"{name}-release", versions.KUBEFLOW_TRAINER, self.namespace.metadata.name,
+        self.release = helm_release(f"{name}-release", versions.KUBEFLOW_TRAINER, self.namespace.metadata["name"],
                                     helm_values(training, registry), self, depends_on=[volcano_release],
                                     release_name=RELEASE, protect=protect)
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
 
         # No tenant can run on it (the queue fence refuses its default queue in tenant namespaces): no exclusivity.
-        self.cluster_runtime = k8s.apiextensions.CustomResource(
+        self.cluster_runtime = kube(
             f"{name}-cluster-runtime", api_version=API_VERSION, kind="ClusterTrainingRuntime",
             metadata=metadata(CLUSTER_RUNTIME, COMPONENT, extra_labels=FRAMEWORK_LABELS),
             spec=runtime_spec(training, cfg.gpu, registry, exclusive=False), opts=after_release)
@@ -171,9 +171,9 @@ class Training(pulumi.ComponentResource):
             runtime_metadata = metadata(TENANT_RUNTIME, COMPONENT, namespace=tenant_namespaces[tenant.name],
                                         tenant=tenant.name, extra_labels=FRAMEWORK_LABELS)
             runtime_metadata["annotations"] = {QUEUE_ANNOTATION: tenant.name}
-            self.tenant_runtimes[tenant.name] = k8s.apiextensions.CustomResource(
+            self.tenant_runtimes[tenant.name] = kube(
                 f"{name}-runtime-{tenant.name}", api_version=API_VERSION, kind="TrainingRuntime",
                 metadata=runtime_metadata,
                 spec=runtime_spec(training, cfg.gpu, registry, tenant.gpu_isolation == "exclusive", tenant.name),
                 opts=after_release)
-        self.register_outputs({"namespace": self.namespace.metadata.name, "release": self.release.name})
+        self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

@@ -37,9 +37,10 @@ Owns:
   that tenant's bucket, so pointing the repository at another tenant's bucket gets access denied. External stores
   isolate only as far as the cloud identity does: give each tenant a role allowed only on its bucket or prefix, whose
   trust policy admits only ``system:serviceaccount:<tenant>:workflow-executor`` and ``...:<tenant>:model-reader``;
-- per tenant: ServiceAccount ``workflow-executor`` and its RoleBinding to the ClusterRole ``ai-platform-workflow-executor``
-  (one for all tenants: the emissary executor's ``workflowtaskresults`` create/patch, and get/create/patch of
-  InferenceServices for the pipeline's deploy step; granted in the tenant's namespace only); the
+- per tenant: ServiceAccount ``workflow-executor`` and its RoleBinding to the ClusterRole
+  ``ai-platform-workflow-executor`` (one for all tenants: the emissary executor's ``workflowtaskresults``
+  create/patch, and get/create/patch of InferenceServices for the pipeline's deploy step; granted in the tenant's
+  namespace only); the
   NetworkPolicy ``allow-workflow-https`` (workflow pods to public addresses on 443: datasets, an external store);
 - per tenant, for the models the pipeline serves (MLflow's artifact proxy needs a login, KServe's storage initializer
   has none): the ServiceAccount ``model-reader`` (no Role, no token) that the deploy step's InferenceServices run as.
@@ -80,7 +81,7 @@ from config.model import Workflows as WorkflowsConfig
 
 from .batch import QUEUE_ANNOTATION
 from .gpu import gpu_scheduling
-from .meta import helm_release, labels, metadata, mirrored, platform_namespace
+from .meta import helm_release, kube, labels, metadata, mirrored, platform_namespace
 from .mlflow import CREDENTIALS_SECRET as MLFLOW_CREDENTIALS
 from .mlflow import PASSWORD_ENV as MLFLOW_PASSWORD_ENV
 from .mlflow import USERNAME_ENV as MLFLOW_USERNAME_ENV
@@ -458,7 +459,7 @@ class Workflows(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.workflows, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
-        ns = self.namespace.metadata.name
+        ns = self.namespace.metadata["name"]
 
         self.model_stores: dict[str, ModelStore] = {}
         if workflows.sso:
@@ -469,26 +470,27 @@ class Workflows(pulumi.ComponentResource):
                                    RBAC_PRECEDENCE: "0"})
 
         if tenants:  # the executor's rights, granted in each tenant namespace by a RoleBinding
-            k8s.rbac.v1.ClusterRole(f"{name}-executor-role", metadata=metadata(EXECUTOR_ROLE, COMPONENT),
-                                    rules=executor_rules(), opts=child)
+            kube(f"{name}-executor-role", api_version="rbac.authorization.k8s.io/v1", kind="ClusterRole",
+                 metadata=metadata(EXECUTOR_ROLE, COMPONENT),
+                 rules=executor_rules(), opts=child)
         for tenant in tenants:
             tns = tenant_namespaces[tenant.name]
             prefix = f"{name}-{tenant.name}"
             annotations = executor_annotations(store, tenant)
-            k8s.core.v1.ServiceAccount(
-                f"{prefix}-executor-sa",
+            kube(
+                f"{prefix}-executor-sa", api_version="v1", kind="ServiceAccount",
                 metadata={**metadata(EXECUTOR_SA, COMPONENT, namespace=tns, tenant=tenant.name),
                           **({"annotations": annotations} if annotations else {})},
                 opts=child)
-            k8s.rbac.v1.RoleBinding(
-                f"{prefix}-executor-rolebinding",
+            kube(
+                f"{prefix}-executor-rolebinding", api_version="rbac.authorization.k8s.io/v1", kind="RoleBinding",
                 metadata=metadata(EXECUTOR_SA, COMPONENT, namespace=tns, tenant=tenant.name),
-                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": EXECUTOR_ROLE},
+                roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": EXECUTOR_ROLE},
                 subjects=[{"kind": "ServiceAccount", "name": EXECUTOR_SA, "namespace": tns}],
                 opts=child)
             s3 = artifact_repository(store, object_store.endpoint if object_store else None, tenant)
-            k8s.core.v1.ConfigMap(
-                f"{prefix}-artifact-repositories",
+            kube(
+                f"{prefix}-artifact-repositories", api_version="v1", kind="ConfigMap",
                 metadata={**metadata(ARTIFACT_REPOSITORIES, COMPONENT, namespace=tns, tenant=tenant.name),
                           "annotations": {DEFAULT_REPOSITORY_ANNOTATION: REPOSITORY_KEY}},
                 data=repository_config_map(s3), opts=child)
@@ -507,8 +509,8 @@ class Workflows(pulumi.ComponentResource):
                                           [ACCESS_KEY_ID, SECRET_ACCESS_KEY], tenant=tenant.name,
                                           annotations=s3_settings)
             self._model_reader(prefix, tns, tenant.name, store, annotations, s3_settings)
-            k8s.networking.v1.NetworkPolicy(
-                f"{prefix}-netpol-https",
+            kube(
+                f"{prefix}-netpol-https", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
                 metadata=metadata("allow-workflow-https", COMPONENT, namespace=tns, tenant=tenant.name),
                 spec={"podSelector": {"matchExpressions": [{"key": "workflows.argoproj.io/workflow",
                                                             "operator": "Exists"}]},
@@ -536,7 +538,7 @@ class Workflows(pulumi.ComponentResource):
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         by_name = {t.name: t for t in tenants}
         self.templates = [
-            k8s.apiextensions.CustomResource(
+            kube(
                 f"{name}-{pipeline.tenant}-{pipeline.name}",
                 api_version="argoproj.io/v1alpha1", kind="WorkflowTemplate",
                 metadata=metadata(pipeline.name, COMPONENT, namespace=tenant_namespaces[pipeline.tenant],
@@ -557,12 +559,12 @@ class Workflows(pulumi.ComponentResource):
         meta = metadata(MODEL_READER, COMPONENT, namespace=namespace, tenant=tenant)
         if secret is None:
             meta["annotations"] = {**identity, **s3_settings}
-        k8s.core.v1.ServiceAccount(f"{prefix}-model-reader-sa", metadata=meta,
-                                   secrets=[{"name": secret}] if secret else None,
-                                   automount_service_account_token=False, opts=pulumi.ResourceOptions(parent=self))
+        kube(f"{prefix}-model-reader-sa", api_version="v1", kind="ServiceAccount", metadata=meta,
+             secrets=[{"name": secret}] if secret else None,
+             automountServiceAccountToken=False, opts=pulumi.ResourceOptions(parent=self))
         if store.mode == "external":
-            k8s.networking.v1.NetworkPolicy(
-                f"{prefix}-netpol-model-https",
+            kube(
+                f"{prefix}-netpol-model-https", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
                 metadata=metadata("allow-pipeline-model-https", COMPONENT, namespace=namespace, tenant=tenant),
                 spec={"podSelector": {"matchLabels": dict(MODEL_POD_LABELS)}, "policyTypes": ["Egress"],
                       "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
@@ -572,21 +574,22 @@ class Workflows(pulumi.ComponentResource):
     def _service_account(self, logical: str, account: str, namespace: pulumi.Input[str], tenant: str | None,
                          annotations: dict[str, str], role: str | None = None) -> None:
         """An SSO ServiceAccount with its rule, its token Secret and, for a tenant role, its RoleBinding."""
-        sa = k8s.core.v1.ServiceAccount(
-            f"{logical}-sa",
+        sa = kube(
+            f"{logical}-sa", api_version="v1", kind="ServiceAccount",
             metadata={**metadata(account, COMPONENT, namespace=namespace, tenant=tenant), "annotations": annotations},
             opts=pulumi.ResourceOptions(parent=self))
         # Kubernetes writes the token into it; no value comes from Pulumi or a store (so not PlatformSecrets).
-        k8s.core.v1.Secret(
-            f"{logical}-token",
+        kube(
+            f"{logical}-token", api_version="v1", kind="Secret",
             metadata={**metadata(token_secret(account), COMPONENT, namespace=namespace, tenant=tenant),
                       "annotations": {"kubernetes.io/service-account.name": account}},
             type="kubernetes.io/service-account-token",
             opts=pulumi.ResourceOptions(parent=self, depends_on=[sa]))
         if role:
-            k8s.rbac.v1.RoleBinding(
-                f"{logical}-rolebinding", metadata=metadata(account, COMPONENT, namespace=namespace, tenant=tenant),
-                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role(role)},
+            kube(
+                f"{logical}-rolebinding", api_version="rbac.authorization.k8s.io/v1", kind="RoleBinding",
+                metadata=metadata(account, COMPONENT, namespace=namespace, tenant=tenant),
+                roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role(role)},
                 subjects=[{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
                 opts=pulumi.ResourceOptions(parent=self))
 

@@ -9,9 +9,9 @@ differs and how to update it.
 import json
 
 import pulumi
-import pulumi_kubernetes as k8s
 import pytest
 
+from components.serving import endpoint
 from tests.conftest import config_copy, run_stack, run_with
 from tools import render, snapshot
 from tools.harness import Registered, Run, run
@@ -45,17 +45,17 @@ def urn_of(result: Run, name: str) -> str:
 
 def run_with_renamed_claim(monkeypatch, alias: bool) -> Run:
     """dev with the model cache's logical name changed (as a refactoring would), optionally aliased to the old one."""
-    original = k8s.core.v1.PersistentVolumeClaim.__init__
+    original = endpoint.kube
 
-    def renamed(self, resource_name, *args, **kwargs):
+    def renamed(resource_name, *args, **kwargs):
         if resource_name == CLAIM:
             resource_name = f"{CLAIM}-v2"
             if alias:
                 kwargs["opts"] = pulumi.ResourceOptions.merge(
                     kwargs.get("opts"), pulumi.ResourceOptions(aliases=[pulumi.Alias(name=CLAIM)]))
-        original(self, resource_name, *args, **kwargs)
+        return original(resource_name, *args, **kwargs)
 
-    monkeypatch.setattr(k8s.core.v1.PersistentVolumeClaim, "__init__", renamed)
+    monkeypatch.setattr(endpoint, "kube", renamed)
     result = run("dev")
     assert result.error is None, result.error
     return result

@@ -51,7 +51,7 @@ from config import versions
 from config.model import Cluster, Namespaces
 from config.model import Mesh as MeshConfig
 
-from ..meta import helm_release, metadata, mirrored, platform_namespace
+from ..meta import helm_release, kube, metadata, mirrored, platform_namespace
 
 COMPONENT = "mesh"
 MESH_POD_SECURITY = "restricted"
@@ -147,15 +147,15 @@ class Mesh(pulumi.ComponentResource):
                                                 CNI_POD_SECURITY, version, self)
         self.ingress_namespace = platform_namespace(f"{name}-ingress-namespace", namespaces.ingress, COMPONENT,
                                                     INGRESS_POD_SECURITY, version, self)
-        mesh_ns = self.namespace.metadata.name
-        ingress_ns = self.ingress_namespace.metadata.name
+        mesh_ns = self.namespace.metadata["name"]
+        ingress_ns = self.ingress_namespace.metadata["name"]
 
         self.base_release = helm_release(f"{name}-base-release", versions.ISTIO_BASE, mesh_ns,
                                          base_values(namespaces), self, protect=protect)
         self.istiod_release = helm_release(f"{name}-istiod-release", versions.ISTIOD, mesh_ns,
                                            istiod_values(mesh, cluster, namespaces), self,
                                            depends_on=[self.base_release])
-        self.cni_release = helm_release(f"{name}-cni-release", versions.ISTIO_CNI, self.cni_namespace.metadata.name,
+        self.cni_release = helm_release(f"{name}-cni-release", versions.ISTIO_CNI, self.cni_namespace.metadata["name"],
                                         cni_values(cluster), self, depends_on=[self.base_release])
         self.gateway_release = helm_release(f"{name}-gateway-release", versions.ISTIO_GATEWAY, ingress_ns,
                                             gateway_values(mesh), self, depends_on=[self.istiod_release],
@@ -176,12 +176,12 @@ class Mesh(pulumi.ComponentResource):
 
         def custom(logical: str, api_version: str, kind: str, meta: dict, spec: dict,
                    options: pulumi.ResourceOptions = after_istiod) -> k8s.apiextensions.CustomResource:
-            return k8s.apiextensions.CustomResource(f"{name}-{logical}", api_version=api_version, kind=kind,
-                                                    metadata=meta, spec=spec, opts=options)
+            return kube(f"{name}-{logical}", api_version=api_version, kind=kind,
+                        metadata=meta, spec=spec, opts=options)
 
         tls = mesh.tls
         self.issuer: k8s.apiextensions.CustomResource | None = None
-        self.ingress_class: k8s.networking.v1.IngressClass | None = None
+        self.ingress_class: pulumi.CustomResource | None = None
         if tls.kind == "selfSigned":
             issuer = SELF_SIGNED_ISSUER
             self.issuer = custom("issuer", "cert-manager.io/v1", "ClusterIssuer", metadata(issuer, COMPONENT),
@@ -194,8 +194,9 @@ class Mesh(pulumi.ComponentResource):
                          "solvers": [{"http01": {"ingress": {"ingressClassName": INGRESS_CLASS}}}]},
             }, after_cert_manager)
             # Istio serves the solver's Ingress only if its class names Istio's controller (STRICT mode).
-            self.ingress_class = k8s.networking.v1.IngressClass(
-                f"{name}-ingress-class", metadata=metadata(INGRESS_CLASS, COMPONENT),
+            self.ingress_class = kube(
+                f"{name}-ingress-class", api_version="networking.k8s.io/v1", kind="IngressClass",
+                metadata=metadata(INGRESS_CLASS, COMPONENT),
                 spec={"controller": "istio.io/ingress-controller"}, opts=pulumi.ResourceOptions(parent=self))
         else:
             issuer = tls.name

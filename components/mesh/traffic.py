@@ -18,11 +18,10 @@ Every object waits for the mesh (its CRDs and webhooks).
 from __future__ import annotations
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from config.model import Endpoint, HeaderRoute, Namespaces
 
-from ..meta import metadata
+from ..meta import kube, metadata
 from ..serving.endpoint import ENDPOINT_LABEL, PORTS, versions_of
 
 COMPONENT = "mesh"
@@ -74,7 +73,7 @@ class EndpointTraffic(pulumi.ComponentResource):
                 split.append({"destination": destination("canary", target_port), "weight": traffic.weights.canary})
             routes.append({"name": f"split-{'gateway' if route_gateway == gateway else 'mesh'}-{target_port}",
                            "match": [base_match], "route": split, **policy})
-        k8s.apiextensions.CustomResource(
+        kube(
             f"{name}-virtualservice", api_version="networking.istio.io/v1", kind="VirtualService",
             metadata=self._meta(endpoint.name),
             spec={"hosts": [host, fqdn["stable"]], "gateways": [gateway, "mesh"], "http": routes},
@@ -97,7 +96,7 @@ class EndpointTraffic(pulumi.ComponentResource):
                        "subsets": [{"name": v, "labels": {"version": v}} for v in versions]}}
         for version, spec in rules.items():
             suffix = "" if version == "stable" else f"-{version}"
-            k8s.apiextensions.CustomResource(
+            kube(
                 f"{name}{suffix}-destinationrule", api_version="networking.istio.io/v1", kind="DestinationRule",
                 metadata=self._meta(f"{endpoint.name}{suffix}"), spec=spec, opts=after_mesh)
 
@@ -105,7 +104,7 @@ class EndpointTraffic(pulumi.ComponentResource):
                      if kserve else {"stable": {ENDPOINT_LABEL: endpoint.name}})
         for version, selector in selectors.items():
             suffix = "" if version == "stable" else f"-{version}"
-            k8s.apiextensions.CustomResource(
+            kube(
                 f"{name}{suffix}-authorizationpolicy", api_version="security.istio.io/v1", kind="AuthorizationPolicy",
                 metadata=self._meta(f"{endpoint.name}{suffix}"),
                 spec={"selector": {"matchLabels": selector}, "action": "ALLOW", "rules": [

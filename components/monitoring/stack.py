@@ -73,7 +73,7 @@ from config.model import Cluster, Endpoint, Namespaces
 from config.model import Monitoring as MonitoringConfig
 from config.model import Tenant as TenantConfig
 
-from ..meta import PART_OF, TENANT_LABEL, helm_release, metadata, mirrored, platform_namespace
+from ..meta import PART_OF, TENANT_LABEL, helm_release, kube, metadata, mirrored, platform_namespace
 from ..secrets import METRICS_PORT as EXTERNAL_SECRETS_METRICS_PORT
 from ..secrets import POD_NAMES as EXTERNAL_SECRETS_PODS
 from ..secrets import RELEASE as EXTERNAL_SECRETS_RELEASE
@@ -284,7 +284,7 @@ class Monitoring(pulumi.ComponentResource):
         self._registry, self._grafana_url = cluster.image_registry, grafana_url(namespaces.monitoring)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.monitoring, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self, protect=protect)
-        ns = self.namespace.metadata.name
+        ns = self.namespace.metadata["name"]
         password = platform_secrets.generated(f"{name}-grafana-admin-password", 32, GRAFANA_ADMIN_SECRET,
                                               GRAFANA_PASSWORD_KEY, parent=self)
         self.grafana_secret = platform_secrets.secret(
@@ -311,7 +311,7 @@ class Monitoring(pulumi.ComponentResource):
     def scrape_volcano(self, namespace: pulumi.Input[str]) -> k8s.apiextensions.CustomResource:
         """A ServiceMonitor for the Volcano scheduler's metrics Service in ``namespace`` (pass the Volcano namespace's
         Output so that the monitor waits for it)."""
-        return k8s.apiextensions.CustomResource(
+        return kube(
             f"{self._name}-volcano-scheduler",
             api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
             metadata=metadata("volcano-scheduler", COMPONENT, namespace=namespace),
@@ -324,7 +324,7 @@ class Monitoring(pulumi.ComponentResource):
         ``namespace`` (the chart's pod labels; each serves ``/metrics`` in plaintext on its ``metrics`` port, and the
         namespace has no sidecars). It replaces the chart's ServiceMonitors, which would make the operator's release
         wait for this release (their CRD), and every ExternalSecret one wave later."""
-        return k8s.apiextensions.CustomResource(
+        return kube(
             f"{self._name}-external-secrets",
             api_version="monitoring.coreos.com/v1", kind="PodMonitor",
             metadata=metadata(EXTERNAL_SECRETS_RELEASE, COMPONENT, namespace=namespace),
@@ -342,7 +342,7 @@ class Monitoring(pulumi.ComponentResource):
         monitors = []
         for version, _ in versions_of(endpoint):
             suffix = "" if version == "stable" else f"-{version}"
-            monitors.append(k8s.apiextensions.CustomResource(
+            monitors.append(kube(
                 f"{logical_name}{suffix}",
                 api_version="monitoring.coreos.com/v1", kind="PodMonitor",
                 metadata=metadata(f"{endpoint.name}{suffix}", COMPONENT, namespace=namespace, tenant=endpoint.tenant,
@@ -355,7 +355,7 @@ class Monitoring(pulumi.ComponentResource):
                             tenant: str | None = None) -> k8s.apiextensions.CustomResource:
         """A PodMonitor for the Istio sidecars of ``namespace`` (``istio_requests_total`` and friends): the proxy's own
         stats port 15090, which it serves in plaintext outside mTLS."""
-        return k8s.apiextensions.CustomResource(
+        return kube(
             logical_name,
             api_version="monitoring.coreos.com/v1", kind="PodMonitor",
             metadata=metadata("istio-proxies", COMPONENT, namespace=namespace, tenant=tenant),
@@ -367,42 +367,42 @@ class Monitoring(pulumi.ComponentResource):
                 dashboards: dict[str, dict]) -> None:
         """The platform's PrometheusRules (one per alert pack, one for the recording rules) and its Grafana
         dashboards as ConfigMaps the dashboard sidecar loads."""
-        ns = self.namespace.metadata.name
+        ns = self.namespace.metadata["name"]
         packs = {**alert_groups, "ai-platform-recording": recording_groups}
         for rule_name, groups in packs.items():
             if groups:
-                k8s.apiextensions.CustomResource(
+                kube(
                     f"{self._name}-rules-{rule_name}", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
                     metadata=metadata(rule_name, COMPONENT, namespace=ns), spec={"groups": groups},
                     opts=self._after_release())
         for dashboard_name, dashboard in dashboards.items():
             self._dashboard(dashboard_name, access.PLATFORM_FOLDER, dashboard)
 
-    def _dashboard(self, name: str, folder: str, dashboard: dict) -> k8s.core.v1.ConfigMap:
+    def _dashboard(self, name: str, folder: str, dashboard: dict) -> pulumi.CustomResource:
         """A dashboard ConfigMap in the monitoring namespace, loaded into the Grafana folder ``folder``."""
-        return k8s.core.v1.ConfigMap(
-            f"{self._name}-dashboard-{name}",
-            metadata={**metadata(f"dashboard-{name}", COMPONENT, namespace=self.namespace.metadata.name,
+        return kube(
+            f"{self._name}-dashboard-{name}", api_version="v1", kind="ConfigMap",
+            metadata={**metadata(f"dashboard-{name}", COMPONENT, namespace=self.namespace.metadata["name"],
                                  extra_labels={DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE}),
                       "annotations": {access.FOLDER_ANNOTATION: folder}},
             data={f"{name}.json": json.dumps(dashboard, sort_keys=True, indent=1)},
             opts=pulumi.ResourceOptions(parent=self))
 
-    def tenant_folders(self, tenants: list[TenantConfig], boards: dict[str, dict[str, dict]]) -> k8s.batch.v1.CronJob:
+    def tenant_folders(self, tenants: list[TenantConfig], boards: dict[str, dict[str, dict]]) -> pulumi.CustomResource:
         """Each tenant's dashboards (``boards``: tenant -> name -> JSON) in a folder named after the tenant, and the
         CronJob that gives each tenant's team, and nobody else but admins, view rights on it (``grafana_access``)."""
         for tenant, by_name in boards.items():
             for dashboard_name, dashboard in by_name.items():
                 self._dashboard(f"{tenant}-{dashboard_name}", tenant, dashboard)
-        ns = self.namespace.metadata.name
-        config = k8s.core.v1.ConfigMap(
-            f"{self._name}-grafana-tenant-access-config",
+        ns = self.namespace.metadata["name"]
+        config = kube(
+            f"{self._name}-grafana-tenant-access-config", api_version="v1", kind="ConfigMap",
             metadata=metadata(access.ACCESS_NAME, COMPONENT, namespace=ns),
             data={access.SCRIPT_KEY: access.SCRIPT, access.CONFIG_KEY: access.config_json(tenants)},
             opts=pulumi.ResourceOptions(parent=self))
         image = mirrored(versions.MLFLOW_IMAGE, self._registry) if self._registry else versions.MLFLOW_IMAGE
-        return k8s.batch.v1.CronJob(
-            f"{self._name}-grafana-tenant-access",
+        return kube(
+            f"{self._name}-grafana-tenant-access", api_version="batch/v1", kind="CronJob",
             metadata=metadata(access.ACCESS_NAME, COMPONENT, namespace=ns),
             spec=access_cron_spec(image, self._grafana_url),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, config]))

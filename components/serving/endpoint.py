@@ -30,7 +30,7 @@ from config import versions
 from config.model import Endpoint, Gpu, Serving, Tenant, TritonOptions, VllmOptions
 
 from ..gpu import gpu_scheduling
-from ..meta import metadata
+from ..meta import kube, metadata
 from ..secrets import PlatformSecrets
 
 COMPONENT = "serving"
@@ -190,8 +190,8 @@ class ModelEndpoint(pulumi.ComponentResource):
             else:
                 self._deployment(f"{name}{suffix}", f"{endpoint.name}{suffix}", version, variant)
         if endpoint.engine != "kserve":
-            k8s.core.v1.Service(
-                f"{name}-service", metadata=self._meta(endpoint.name),
+            kube(
+                f"{name}-service", api_version="v1", kind="Service", metadata=self._meta(endpoint.name),
                 spec={"selector": {ENDPOINT_LABEL: endpoint.name},
                       "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP",
                                  "appProtocol": protocol} for port_name, port, protocol in PORTS[endpoint.engine]]},
@@ -251,10 +251,12 @@ class ModelEndpoint(pulumi.ComponentResource):
         }
         if not autoscaled:  # with an autoscaler the HPA owns the replica count
             spec["replicas"] = variant.replicas.min
-        k8s.apps.v1.Deployment(f"{name}-deployment", metadata=self._meta(object_name, version=version),
-                               spec=spec, opts=self._child)
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb", metadata=self._meta(object_name, version=version),
+        kube(f"{name}-deployment", api_version="apps/v1", kind="Deployment",
+             metadata=self._meta(object_name, version=version),
+             spec=spec, opts=self._child)
+        kube(
+            f"{name}-pdb", api_version="policy/v1", kind="PodDisruptionBudget",
+            metadata=self._meta(object_name, version=version),
             spec={"maxUnavailable": 1, "selector": {"matchLabels": selector},
                   "unhealthyPodEvictionPolicy": "AlwaysAllow"},
             opts=self._child)
@@ -266,9 +268,10 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "resources": {"requests": {"storage": variant.cache.size}}}
         if self.storage_class:
             spec["storageClassName"] = self.storage_class
-        claim = k8s.core.v1.PersistentVolumeClaim(
-            f"{name}-model-cache", metadata=self._meta(f"{object_name}-model-cache"), spec=spec, opts=self._child)
-        return claim.metadata.name
+        claim = kube(
+            f"{name}-model-cache", api_version="v1", kind="PersistentVolumeClaim",
+            metadata=self._meta(f"{object_name}-model-cache"), spec=spec, opts=self._child)
+        return claim.metadata["name"]
 
     def _download_job(self, name: str, object_name: str, variant: Endpoint, claim: pulumi.Output) -> None:
         env = HOME_ENV + [{"name": "HF_HOME", "value": "/tmp/hf"}]
@@ -288,8 +291,8 @@ class ModelEndpoint(pulumi.ComponentResource):
             env += _s3_env(variant)
         # No mesh sidecar: the Job only talks to the internet, and a sidecar would keep it from completing.
         labels = {**self._meta("download")["labels"], ROLE_LABEL: "model-download", "sidecar.istio.io/inject": "false"}
-        k8s.batch.v1.Job(
-            f"{name}-download",
+        kube(
+            f"{name}-download", api_version="batch/v1", kind="Job",
             metadata={**self._meta(f"{object_name}-download"),
                       # Downloads take long; servers wait for the cache themselves, so `pulumi up` need not.
                       "annotations": {"pulumi.com/skipAwait": "true"}},
@@ -316,7 +319,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         # The Deployment's pods are <deployment>-<replicaset hash>-<pod hash>: the anchored regex keeps the
         # stable version's query from counting canary pods and the other way round.
         query = LOAD_QUERIES[variant.engine].format(namespace=self.tenant, pods=f"{object_name}-[a-z0-9]+-[a-z0-9]+")
-        k8s.apiextensions.CustomResource(
+        kube(
             f"{name}-autoscaler",
             api_version="keda.sh/v1alpha1", kind="ScaledObject",
             metadata=self._meta(object_name, version=version),
@@ -347,7 +350,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         predictor = {"minReplicas": variant.replicas.min, "maxReplicas": variant.replicas.max,
                      "scaleMetric": "cpu", "scaleTarget": int(variant.target),
                      "securityContext": POD_SECURITY, "model": model, **_gpu_pod_fields(self.gpu_settings)}
-        k8s.apiextensions.CustomResource(
+        kube(
             f"{name}-inferenceservice",
             api_version="serving.kserve.io/v1beta1", kind="InferenceService",
             metadata=self._meta(object_name, version=version),
@@ -366,8 +369,9 @@ class ModelEndpoint(pulumi.ComponentResource):
                                               "values": names}]}
         else:  # Triton reads S3 itself
             fetchers = {"matchLabels": {ENDPOINT_LABEL: endpoint.name}}
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-model-egress", metadata=self._meta(f"{endpoint.name}-model-egress"),
+        kube(
+            f"{name}-model-egress", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
+            metadata=self._meta(f"{endpoint.name}-model-egress"),
             spec={"podSelector": fetchers, "policyTypes": ["Egress"],
                   "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0",
                                                   "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}],

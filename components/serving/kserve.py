@@ -135,7 +135,7 @@ class KServe(pulumi.ComponentResource):
         super().__init__("ai-platform:serving:KServe", name, None, opts)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.kserve, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
-        ns = self.namespace.metadata.name
+        ns = self.namespace.metadata["name"]
         self.crd_release = helm_release(f"{name}-crd-release", versions.KSERVE_CRD, ns, {}, self, protect=protect)
         self.release = helm_release(f"{name}-release", versions.KSERVE_RESOURCES, ns,
                                     resources_values(cluster, namespaces), self,
@@ -143,4 +143,4 @@ class KServe(pulumi.ComponentResource):
         self.runtimes_release = helm_release(f"{name}-runtimes-release", versions.KSERVE_RUNTIME_CONFIGS, ns,
                                              runtime_values(cluster), self,
                                              depends_on=[self.crd_release, self.release])
-        self.register_outputs({"namespace": self.namespace.metadata.name, "release": self.release.name})
+        self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})
