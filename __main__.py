@@ -11,7 +11,7 @@ platform = AiPlatform("ai-platform", cfg, hf_token=config.secret("huggingFaceTok
 
 pulumi.export("cluster", cfg.cluster.name)
 pulumi.export("tenants", {
-    name: {"namespace": tenant.namespace.metadata.name,
+    name: {"namespace": tenant.namespace.metadata["name"],
            "queue": tenant.queue.metadata["name"] if tenant.queue else None}
     for name, tenant in platform.tenants.items()
 })
