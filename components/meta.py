@@ -1,4 +1,5 @@
-"""What every component uses: the platform's labels, Pod Security labels of namespaces, image mirroring."""
+"""What every component uses: Kubernetes objects (``kube``), the registration window, the platform's labels, Pod
+Security labels of namespaces, image mirroring, Helm releases and setup Jobs."""
 
 from __future__ import annotations
 
