@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: setup test render validate diff lint snapshot bench lock clean
+.PHONY: setup runtime-tools test render validate diff lint snapshot bench lock clean
 
 setup: $(VENV)/.installed
 
@@ -13,7 +13,15 @@ $(VENV)/.installed: requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	touch $@
 
-test: setup
+# Prometheus' promtool and Alertmanager's amtool (Debian's prometheus and prometheus-alertmanager packages): the
+# runtime-contract tests run the generated rules and Alertmanager configuration through them. Installed when missing.
+runtime-tools:
+	@command -v promtool >/dev/null && command -v amtool >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    prometheus prometheus-alertmanager >/dev/null; }
+
+test: setup runtime-tools
 	$(PY) -m pytest -q
 
 render: setup
