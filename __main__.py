@@ -5,9 +5,12 @@ import pulumi
 import config
 from components.ai_platform import AiPlatform
 from components.gpu import capacity_report
+from config.loader import receiver_secret
 
 cfg = config.load()
-platform = AiPlatform("ai-platform", cfg, hf_token=config.secret("huggingFaceToken"))
+# Alert receivers' credentials with secrets.source pulumi (the loader checked that each one is set).
+platform = AiPlatform("ai-platform", cfg, hf_token=config.secret("huggingFaceToken"),
+                      alert_secrets={name: receiver_secret(name) for name in cfg.alert_receivers})
 
 pulumi.export("cluster", cfg.cluster.name)
 pulumi.export("tenants", {
@@ -18,5 +21,7 @@ pulumi.export("tenants", {
 pulumi.export("gpuCapacity", capacity_report(cfg))
 # What the external secret store must hold: remote key -> properties (empty with secrets.source pulumi).
 pulumi.export("secretStoreKeys", platform.secrets.remote_keys())
+# Secrets the platform references but the operator creates before `pulumi up` (secrets.source pulumi).
+pulumi.export("userProvidedSecrets", platform.secrets.user_provided())
 pulumi.export("services", {name: service.url for name, service in
                            (("mlflow", platform.mlflow), ("milvus", platform.milvus)) if service})

@@ -25,6 +25,7 @@ from . import ray, training, workflows
 from .objectstore import ObjectStore
 from .secrets import ExternalSecrets, PlatformSecrets
 from .serving import KServe, ModelEndpoint
+from .serving.model_access import model_credentials
 from .tenancy import ApiServer, SharedService, Tenant, shared_service_policies, tenant_roles
 
 
@@ -32,7 +33,7 @@ class AiPlatform(pulumi.ComponentResource):
     """The whole platform for one stack."""
 
     def __init__(self, name: str, cfg: PlatformConfig, hf_token: pulumi.Output | None = None,
-                 opts: pulumi.ResourceOptions | None = None):
+                 opts: pulumi.ResourceOptions | None = None, alert_secrets: dict | None = None):
         window = RegistrationWindow()  # every child inherits the transformation: bounded memory at any size
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transformations=[window.transformation]))
         super().__init__("ai-platform:index:AiPlatform", name, None, opts)
@@ -57,7 +58,8 @@ class AiPlatform(pulumi.ComponentResource):
 
         self.monitoring = (Monitoring("monitoring", cfg.monitoring, cfg.cluster, cfg.namespaces, child,
                                       mesh=cfg.mesh.enabled, platform_secrets=self.secrets,
-                                      protect=cfg.protects("monitoring"))
+                                      protect=cfg.protects("monitoring"), receivers=cfg.alert_receivers,
+                                      receiver_secrets=alert_secrets or {})
                            if cfg.monitoring.enabled else None)
         if self.monitoring and self.external_secrets:
             self.monitoring.scrape_external_secrets(self.external_secrets.namespace.metadata["name"])
@@ -143,11 +145,12 @@ class AiPlatform(pulumi.ComponentResource):
                          [cfg.endpoint_host(e) for e in cfg.models],
                          self.cert_manager.release if self.cert_manager else None, child,
                          protect=cfg.protects("mesh")) if cfg.mesh.enabled else None
+        model_credentials(cfg, self.secrets, tenant_namespaces, self.tenants)
         self.endpoints = [
             ModelEndpoint(f"model-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.tenant(endpoint.tenant),
                           self.tenants[endpoint.tenant].namespace.metadata["name"], cfg.gpu, cfg.serving,
                           cfg.prometheus_url, hf_token, self.kserve.release, self.keda.release, child,
-                          platform_secrets=self.secrets)
+                          platform_secrets=self.secrets, registry=cfg.cluster.image_registry)
             for endpoint in cfg.models
         ]
         if self.monitoring:
@@ -160,6 +163,8 @@ class AiPlatform(pulumi.ComponentResource):
                                                         tenant.namespace.metadata["name"], tenant=name)
             self.monitoring.publish(rules.alert_groups(cfg), rules.recording_groups(), dashboards.dashboards(cfg))
             self.monitoring.tenant_folders(cfg.tenants, dashboards.tenant_dashboards(cfg))
+        if self.mesh and self.ray:  # the operator calls the Ray heads in plain text, from outside the mesh
+            self.ray.admit_operator_through_mesh(self.mesh.ready)
         if self.mesh:
             for endpoint in cfg.models:
                 EndpointTraffic(f"traffic-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.endpoint_host(endpoint),

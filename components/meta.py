@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from pulumi.runtime.sync_await import _sync_await
 from pulumi_kubernetes._utilities import get_version
 
+from config.images import identity_env
 from config.versions import Chart
 
 K8S_PLUGIN_VERSION = get_version()  # the provider plugin the typed classes would ask for
@@ -120,8 +121,11 @@ def pod_security_labels(level: str, kubernetes_version: str) -> dict[str, str]:
     return result
 
 
-def mirrored(image: str, registry: str) -> str:
-    """``image`` pulled from ``registry``: its registry host (Docker Hub if it names none) replaced, path kept."""
+def mirrored(image: str, registry: str | None) -> str:
+    """``image`` pulled from ``registry``: its registry host (Docker Hub if it names none) replaced, path kept;
+    ``image`` itself without a registry (``cluster.imageRegistry`` unset)."""
+    if not registry:
+        return image
     host, _, path = image.partition("/")
     if path and ("." in host or ":" in host or host == "localhost"):
         return f"{registry}/{path}"
@@ -184,7 +188,9 @@ def setup_job(logical_name: str, prefix: str, namespace: pulumi.Input[str], comp
     """A Job that runs the Python ``script`` (standard library only) once in ``image``, ``restricted`` and without a
     mesh sidecar. Its name is ``<prefix>-<hash>`` of ``fingerprint`` (what it sets up, never a secret), script and
     image: a change of any of them is a new Job, which runs again; ``pulumi.com/replaceUnready`` replaces a failed one
-    on the next update (``delete_before_replace``: the replacement has the same name)."""
+    on the next update (``delete_before_replace``: the replacement has the same name). It runs as ``JOB_UID``, which
+    the images it runs define no user for: ``USER``/``LOGNAME`` and ``HOME`` on the ``/tmp`` emptyDir
+    (``config.images.identity_env``)."""
     digest = hashlib.sha256(json.dumps([fingerprint, script, image], sort_keys=True).encode()).hexdigest()[:10]
     tmp = {"name": "tmp", "mountPath": "/tmp"}
     return kube(
@@ -198,7 +204,7 @@ def setup_job(logical_name: str, prefix: str, namespace: pulumi.Input[str], comp
                 "automountServiceAccountToken": False,
                 "securityContext": JOB_POD_SECURITY,
                 "containers": [{"name": "setup", "image": image, "command": ["python", "-c", script],
-                                "env": [*env, {"name": "HOME", "value": "/tmp"}], "resources": JOB_RESOURCES,
+                                "env": [*env, *identity_env("/tmp")], "resources": JOB_RESOURCES,
                                 "securityContext": JOB_CONTAINER_SECURITY, "volumeMounts": [tmp]}],
                 "volumes": [{"name": "tmp", "emptyDir": {}}],
             }}},

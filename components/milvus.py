@@ -389,8 +389,7 @@ class Milvus(pulumi.ComponentResource):
         self.url = f"{SERVICE}.{namespaces.milvus}.svc:{PORT}"
         self.pod_labels = proxy_pod_labels(milvus.mode)
         self._name, self._secrets, self._ns = name, platform_secrets, ns
-        self._image = (mirrored(versions.MLFLOW_IMAGE, cluster.image_registry) if cluster.image_registry
-                       else versions.MLFLOW_IMAGE)
+        self._image = mirrored(versions.MLFLOW_IMAGE, cluster.image_registry)
         self.accounts_job: pulumi.Resource | None = None
         self.register_outputs({"namespace": ns, "release": self.release.name, "url": self.url})
 

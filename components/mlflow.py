@@ -12,7 +12,8 @@ nor boto3, the ``-full`` variant of the same release does.
 
 Owns:
 - the MLflow namespace ``namespaces.mlflow``, Pod Security ``restricted``: the server runs as uid/gid 1000 (the image
-  defines no user: ``runAsUser`` is set, ``HOME=/tmp``), ``runAsNonRoot``, seccomp ``RuntimeDefault``, no privilege
+  defines no user, ``config.images.MLFLOW``: ``runAsUser`` is set, and ``USER``/``LOGNAME`` and ``HOME=/tmp`` for
+  ``getpass.getuser()`` and the home directory), ``runAsNonRoot``, seccomp ``RuntimeDefault``, no privilege
   escalation, every capability dropped, read-only root file system with an ``emptyDir`` on ``/tmp`` (Prometheus
   multiprocess files, job queue); CloudNativePG's Postgres pods run non-root with the same restrictions;
 - the backend store. ``in-cluster``: the CloudNativePG operator (namespace ``namespaces.cnpg``, Pod Security
@@ -84,7 +85,7 @@ import json
 
 import pulumi
 
-from config import versions
+from config import images, versions
 from config.model import Cluster, Namespaces
 from config.model import Mlflow as MlflowConfig
 from config.model import ObjectStore as ObjectStoreConfig
@@ -248,7 +249,7 @@ def postgres_cluster_spec(mlflow: MlflowConfig, cluster: Cluster) -> dict:
         storage["storageClass"] = database.storage_class
     return {
         "instances": database.instances,
-        "imageName": mirrored(image, cluster.image_registry) if cluster.image_registry else image,
+        "imageName": mirrored(image, cluster.image_registry),
         "enableSuperuserAccess": False,
         "enablePDB": database.instances > 1,  # a PDB on a single instance would block node drains
         "storage": storage,
@@ -360,7 +361,7 @@ class Mlflow(pulumi.ComponentResource):
             {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": f"{AUTH_DIR}/{AUTH_CONFIG_KEY}"},
             {"name": "MLFLOW_FLASK_SERVER_SECRET_KEY", "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET,
                                                                                       "key": FLASK_KEY}}},
-            {"name": "HOME", "value": TMP},
+            *images.identity_env(TMP),
         ]
         args = ["server", "--app-name", APP_NAME, "--host", "0.0.0.0", "--port", str(PORT),
                 "--backend-store-uri", backend_store_uri,
@@ -368,8 +369,7 @@ class Mlflow(pulumi.ComponentResource):
                 "--expose-prometheus", PROMETHEUS_DIR]
         probe = {"httpGet": {"path": "/health", "port": PORT_NAME}, "timeoutSeconds": 5}
         resources = {"cpu": mlflow.resources.cpu, "memory": mlflow.resources.memory}
-        image = (mirrored(versions.MLFLOW_IMAGE, cluster.image_registry) if cluster.image_registry
-                 else versions.MLFLOW_IMAGE)
+        image = mirrored(versions.MLFLOW_IMAGE, cluster.image_registry)
         pod_labels = {**labels(COMPONENT), **SERVER_POD_LABELS}
         self.deployment = kube(
             f"{name}-server", api_version="apps/v1", kind="Deployment",

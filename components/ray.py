@@ -9,8 +9,14 @@ Owns:
   ``schedulerName: volcano``), ``replicas`` from ``ray.replicas`` (leader election is on in the chart), the chart's
   operator tag (``v1.7.0``) and, with ``cluster.imageRegistry``, the mirrored repository. It waits for the Volcano
   release: with Volcano as batch scheduler the operator owns PodGroups, whose CRD must exist when it starts;
-- in every tenant namespace the NetworkPolicy ``allow-from-kuberay``: the operator reads each Ray head's dashboard
-  API (port 8265) for RayJob and RayService status, which the tenant's default-deny ingress would refuse.
+- in every tenant namespace the NetworkPolicy ``allow-from-kuberay``: the operator calls each Ray head, in plain
+  HTTP from outside the mesh, on the dashboard API (port 8265: ``/api/jobs/``, ``/api/serve/applications/``) for
+  RayJob and RayService status, and on the Serve proxy (port 8000, ``/-/healthz``) for RayService readiness; the
+  tenant's default-deny ingress would refuse both;
+- with the mesh (``admit_operator_through_mesh``), in every tenant namespace the PeerAuthentication
+  ``ray-head-operator-ports``: the head pods keep STRICT mTLS but accept plain text on those two ports, which the
+  tenant's STRICT ``default`` would refuse (the operator has no sidecar). Who may send it stays the NetworkPolicy's
+  business: the operator's pods, the tenant's own pods, and the platform namespaces the tenant admits.
 
 Queues: KubeRay puts a RayCluster's (or RayJob's) PodGroup in the queue named by its label ``volcano.sh/queue-name``;
 without it the PodGroup lands in Volcano's ``default`` queue, which the tenant queue fence refuses in tenant
@@ -39,12 +45,20 @@ from .meta import PART_OF, helm_release, kube, metadata, mirrored, platform_name
 COMPONENT = "ray"
 POD_SECURITY = "restricted"
 RELEASE = versions.KUBERAY_OPERATOR.name
-# KubeRay's names: the operator pods' app.kubernetes.io/name (the chart's nameOverride), the head pods' node-type
-# label, and the head's dashboard port (the operator's HTTP client for job and serve status).
+# KubeRay v1.7.0's names (ray-project/kuberay, tag v1.7.0): the operator pods' app.kubernetes.io/name (the chart's
+# nameOverride, helm-chart/kuberay-operator); the head pods' node-type label (ray-operator/controllers/ray/common/
+# pod.go labelPod: ray.io/node-type=head, not overridable by the user); the ports the operator calls on the head pod,
+# in plain HTTP (utils/util.go GetRayDashboardClientFunc "http://<head service>:<dashboard port>" and
+# GetRayHttpProxyClientFunc "http://<head pod IP>:<serving port>/"; defaults in utils/constant.go
+# DefaultDashboardPort 8265, DefaultServingPort 8000; paths in utils/dashboardclient/dashboard_httpclient.go and
+# utils/httpproxy_httpclient.go).
 OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "kuberay-operator"}
 HEAD_POD_LABELS = {"ray.io/node-type": "head"}
 DASHBOARD_PORT = 8265
+SERVE_PORT = 8000
+OPERATOR_PORTS = (DASHBOARD_PORT, SERVE_PORT)
 OPERATOR_INGRESS_POLICY = "allow-from-kuberay"
+OPERATOR_PEER_AUTHENTICATION = "ray-head-operator-ports"
 
 # What tenant developers manage (Tenant's role rules); pods and services of Ray clusters are tenant workloads already.
 TENANT_WORKLOADS = {"ray.io": ["rayclusters", "rayjobs", "rayservices"]}
@@ -64,20 +78,35 @@ def helm_values(ray: RayConfig, cluster: Cluster) -> dict:
 
 
 def operator_ingress_spec(operator_namespace: str) -> dict:
-    """NetworkPolicy spec in a tenant namespace: the operator's pods may reach the Ray heads' dashboard port."""
+    """NetworkPolicy spec in a tenant namespace: the operator's pods may reach the Ray heads' dashboard and Serve
+    ports."""
     return {
         "podSelector": {"matchLabels": HEAD_POD_LABELS},
         "policyTypes": ["Ingress"],
         "ingress": [{
             "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": operator_namespace}},
                       "podSelector": {"matchLabels": OPERATOR_POD_LABELS}}],
-            "ports": [{"protocol": "TCP", "port": DASHBOARD_PORT}],
+            "ports": [{"protocol": "TCP", "port": port} for port in OPERATOR_PORTS],
         }],
     }
 
 
+def operator_peer_authentication_spec() -> dict:
+    """PeerAuthentication spec in a tenant namespace: the head pods stay STRICT except on the ports the operator
+    calls in plain text. ``portLevelMtls`` applies only in a policy with a workload selector, and a workload policy
+    overrides the namespace's (istio/istio 1.30.3 pilot/pkg/security/authn/policy_applier.go
+    ComposePeerAuthentication; the CRD's rule "portLevelMtls requires selector"); its keys are the pods' container
+    ports."""
+    return {
+        "selector": {"matchLabels": HEAD_POD_LABELS},
+        "mtls": {"mode": "STRICT"},
+        "portLevelMtls": {str(port): {"mode": "PERMISSIVE"} for port in OPERATOR_PORTS},
+    }
+
+
 class Ray(pulumi.ComponentResource):
-    """KubeRay namespace and operator release, and the tenants' ingress rule for the operator."""
+    """KubeRay namespace and operator release, and the tenants' ingress rules (network and, with the mesh, mTLS)
+    for the operator."""
 
     def __init__(self, name: str, ray: RayConfig, cluster: Cluster, namespaces: Namespaces,
                  tenant_namespaces: dict[str, pulumi.Input[str]], volcano_release: pulumi.Resource,
@@ -88,9 +117,20 @@ class Ray(pulumi.ComponentResource):
         self.release = helm_release(f"{name}-release", versions.KUBERAY_OPERATOR, self.namespace.metadata["name"],
                                     helm_values(ray, cluster), self, depends_on=[volcano_release],
                                     release_name=RELEASE, protect=protect)
+        self._name, self._tenant_namespaces = name, tenant_namespaces
         for tenant, namespace in tenant_namespaces.items():
             kube(
                 f"{name}-netpol-{tenant}", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
                 metadata=metadata(OPERATOR_INGRESS_POLICY, COMPONENT, namespace=namespace, tenant=tenant),
                 spec=operator_ingress_spec(namespaces.ray), opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})
+
+    def admit_operator_through_mesh(self, mesh_ready: pulumi.Resource) -> None:
+        """With the mesh: in every tenant namespace, the Ray heads accept the operator's plain-text calls
+        (``operator_peer_authentication_spec``), after ``mesh_ready`` (istiod: Istio's CRDs and validation)."""
+        for tenant, namespace in self._tenant_namespaces.items():
+            kube(f"{self._name}-peer-authentication-{tenant}", api_version="security.istio.io/v1",
+                 kind="PeerAuthentication",
+                 metadata=metadata(OPERATOR_PEER_AUTHENTICATION, COMPONENT, namespace=namespace, tenant=tenant),
+                 spec=operator_peer_authentication_spec(),
+                 opts=pulumi.ResourceOptions(parent=self, depends_on=[mesh_ready]))

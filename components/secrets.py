@@ -71,6 +71,7 @@ class PlatformSecrets:
         self.store = store
         self._remote: dict[str, set[str]] = {}
         self._namespaces: list[pulumi.Input[str]] = []
+        self._user_provided: list[dict] = []
 
     def generated(self, logical_name: str, length: int, remote: str, property: str,
                   parent: pulumi.Resource) -> SecretRef:
@@ -91,15 +92,25 @@ class PlatformSecrets:
 
     def existing(self, logical_name: str, name: str, namespace: pulumi.Input[str], component: str,
                  parent: pulumi.Resource, keys: list[str], type: str = "Opaque",
-                 tenant: str | None = None, annotations: dict[str, str] | None = None) -> pulumi.Resource | None:
+                 tenant: str | None = None, annotations: dict[str, str] | None = None,
+                 remote: str | None = None) -> pulumi.Resource | None:
         """A Secret the stack references by name (``database.passwordSecret``, ``sso.clientSecret``, ...): with
-        source pulumi the operator creates it and nothing is registered (None); from the store it is an
-        ExternalSecret of the remote key ``<name>`` with ``keys`` as properties (and ``annotations`` on its target)."""
+        source pulumi the operator creates it, nothing is registered (None) and ``user_provided()`` lists it; from the
+        store it is an ExternalSecret of the remote key ``remote`` (default ``<name>``) with ``keys`` as properties
+        (and ``annotations`` on its target)."""
         if not self.external:
+            self._user_provided.append({"namespace": namespace, "name": name, "keys": sorted(keys), "type": type,
+                                        **({"annotations": dict(annotations)} if annotations else {})})
             return None
+        remote = remote or name
         return self.secret(logical_name, name, namespace, component, parent,
-                           {key: self._ref(name, key) for key in keys}, type=type, tenant=tenant,
+                           {key: self._ref(remote, key) for key in keys}, type=type, tenant=tenant,
                            annotations=annotations)
+
+    def user_provided(self) -> list[dict]:
+        """The Secrets the operator must create before ``pulumi up`` (source pulumi): namespace, name, keys, type and
+        the annotations they need (stack output ``userProvidedSecrets``)."""
+        return list(self._user_provided)
 
     def _ref(self, remote: str, property: str) -> SecretRef:
         self._remote.setdefault(remote, set()).add(property)

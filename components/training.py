@@ -24,8 +24,11 @@ Owns:
 
 Training pods: ``schedulerName: volcano``; GPU toleration, node affinity and the GPU resource from
 ``components.gpu.gpu_scheduling``, CPU and memory with requests == limits; Pod Security ``restricted`` (UID/GID 1000
-because the torch image defaults to root, ``HOME=/tmp``); ``/dev/shm`` in memory for NCCL (it counts against the
-memory limit); ``sidecar.istio.io/inject: "false"``: a Job whose pod keeps a classic sidecar never completes, and
+because the torch image defaults to root); the torch image defines no user for that UID (``config.images.TORCH``) and
+torch calls ``getpass.getuser()`` for its Inductor cache, so the node container sets ``USER``/``LOGNAME`` and
+``HOME=/tmp``; a read-only root file system with an ``emptyDir`` on ``/tmp`` (HOME, the Inductor, Triton, torch hub and
+Hugging Face caches: every path the image writes); ``/dev/shm`` in memory for NCCL (it counts against the memory
+limit); ``sidecar.istio.io/inject: "false"``: a Job whose pod keeps a classic sidecar never completes, and
 torch's rendezvous between the nodes breaks behind Envoy.
 
 CRDs: since chart 2.3 the Trainer's CRDs are chart templates (``crds.enabled``), so a pin change upgrades them with
@@ -39,7 +42,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from config import versions
+from config import images, versions
 from config.model import Gpu, PlatformConfig
 from config.model import Training as TrainingConfig
 
@@ -63,7 +66,10 @@ NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 UID = 1000
 POD_SECURITY_CONTEXT = {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID,
                         "seccompProfile": {"type": "RuntimeDefault"}}
-CONTAINER_SECURITY_CONTEXT = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+CONTAINER_SECURITY_CONTEXT = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                              "capabilities": {"drop": ["ALL"]}}
+# Where the node container writes (config.images.TORCH.writes): HOME and the caches, on an emptyDir.
+TMP = "/tmp"
 
 # What tenant developers manage and everyone in a tenant reads (Tenant's role rules): TrainJobs; the runtimes they
 # reference and the JobSets the Trainer makes of them (pods, Jobs and PodGroups are tenant workloads already).
@@ -104,7 +110,7 @@ def node_pod_template(training: TrainingConfig, gpu: Gpu, image_registry: str | 
     scheduling = gpu_scheduling(gpu, training.gpu, exclusive=exclusive)
     compute = training.resources.model_dump()
     resources = {side: {**compute, **scheduling["resources"][side]} for side in ("requests", "limits")}
-    image = mirrored(versions.TORCH_IMAGE, image_registry) if image_registry else versions.TORCH_IMAGE
+    image = mirrored(versions.TORCH_IMAGE, image_registry)
     template_metadata: dict = {"labels": dict(NO_SIDECAR)}
     if tenant:
         template_metadata["labels"][TENANT_LABEL] = tenant
@@ -119,12 +125,12 @@ def node_pod_template(training: TrainingConfig, gpu: Gpu, image_registry: str | 
             "containers": [{
                 "name": NODE,
                 "image": image,
-                "env": [{"name": "HOME", "value": "/tmp"}],
+                "env": images.identity_env(TMP),
                 "resources": resources,
                 "securityContext": CONTAINER_SECURITY_CONTEXT,
-                "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+                "volumeMounts": [{"name": "tmp", "mountPath": TMP}, {"name": "dshm", "mountPath": "/dev/shm"}],
             }],
-            "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}],
+            "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "dshm", "emptyDir": {"medium": "Memory"}}],
         },
     }
 

@@ -21,7 +21,8 @@ Owns:
   labelled ``sidecar.istio.io/inject: "false"`` (a classic sidecar keeps a pod from completing), and the ``restricted``
   profile for every container of a workflow pod: pod ``securityContext`` (non-root uid 8737, RuntimeDefault; the
   executor image defines no user), ``executor.securityContext`` for the ``init``/``wait`` containers and
-  ``mainContainer.securityContext`` for the main ones;
+  ``mainContainer.securityContext`` for the main ones. Neither the tenant's step image nor the MLflow image defines
+  uid 8737: the pipeline's steps set ``USER``/``LOGNAME`` and ``HOME`` on an emptyDir at ``/tmp``;
 - one artifact repository per tenant, no controller-wide one: the ConfigMap ``artifact-repositories`` in each tenant
   namespace, its key ``default`` named by the annotation ``workflows.argoproj.io/default-artifact-repository``
   (Argo's order: a workflow's ``artifactRepositoryRef``, then that ConfigMap of the workflow's namespace, then the
@@ -73,7 +74,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from config import versions
+from config import images, versions
 from config.model import Cluster, Gpu, Namespaces, Pipeline
 from config.model import ObjectStore as ObjectStoreConfig
 from config.model import Tenant as TenantConfig
@@ -126,6 +127,13 @@ SSO_CLIENT_KEYS = ["client-id", "client-secret"]
 
 # The pipeline: the tenant's image provides ``python -m pipeline <step>``; work files live on an emptyDir.
 WORK = "/work"
+# Steps run as UID, which neither the tenant's image (config.images.TENANT_STEP: unknown) nor the MLflow image of the
+# register step (config.images.MLFLOW) defines: USER/LOGNAME and HOME on an emptyDir at TMP.
+TMP = "/tmp"
+TMP_VOLUME = {"name": "tmp", "emptyDir": {}}
+TMP_MOUNT = {"name": "tmp", "mountPath": TMP}
+# The register step's MLflow image writes only HOME and tempfile's directory: a read-only root file system.
+REGISTER_SECURITY = {**CONTAINER_SECURITY, "readOnlyRootFilesystem": True}
 STEP_COMMAND = ["python", "-m", "pipeline"]
 MODEL_FORMAT = "sklearn"
 REGISTER_SCRIPT = """\
@@ -327,14 +335,16 @@ def _step(name: str, artifacts: tuple[str, ...] = (), parameters: dict[str, str]
 
 
 def _user_step(name: str, args: list[str], inputs: tuple[str, ...], outputs: dict) -> dict:
-    """A step that runs the tenant's image, with its work files on an emptyDir."""
+    """A step that runs the tenant's image, with its work files, /tmp and HOME on emptyDirs. Its root file system
+    stays writable: the tenant's code may write anywhere in its own image (``config.images.TENANT_STEP``)."""
     return {
         "name": name,
         **({"inputs": {"artifacts": [{"name": a, "path": ARTIFACTS[a][1]} for a in inputs]}} if inputs else {}),
         "outputs": outputs,
-        "volumes": [{"name": "work", "emptyDir": {}}],
+        "volumes": [{"name": "work", "emptyDir": {}}, dict(TMP_VOLUME)],
         "container": {"image": "{{workflow.parameters.image}}", "command": STEP_COMMAND, "args": [name, *args],
-                      "securityContext": CONTAINER_SECURITY, "volumeMounts": [{"name": "work", "mountPath": WORK}]},
+                      "env": images.identity_env(TMP), "securityContext": CONTAINER_SECURITY,
+                      "volumeMounts": [{"name": "work", "mountPath": WORK}, dict(TMP_MOUNT)]},
     }
 
 
@@ -382,18 +392,20 @@ def pipeline_spec(pipeline: Pipeline, tenant: TenantConfig, gpu: Gpu, mlflow_url
     train["volumes"].append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
     train.update(schedulerName="volcano", metadata={"annotations": {QUEUE_ANNOTATION: tenant.name}},
                  tolerations=scheduling["tolerations"], affinity=scheduling["affinity"])
-    image = mirrored(versions.MLFLOW_IMAGE, cluster.image_registry) if cluster.image_registry else versions.MLFLOW_IMAGE
+    image = mirrored(versions.MLFLOW_IMAGE, cluster.image_registry)
     model = "{{workflow.parameters.model-name}}"
     register = {
         "name": "register",
         "inputs": {"parameters": [{"name": "metric"}], "artifacts": [{"name": "model", "path": f"{WORK}/model"}]},
         "outputs": {"parameters": [{"name": "model-uri", "valueFrom": {"path": f"{WORK}/model-uri"}}]},
-        "volumes": [{"name": "work", "emptyDir": {}}],
+        "volumes": [{"name": "work", "emptyDir": {}}, dict(TMP_VOLUME)],
         "script": {
             "image": image, "command": ["python"], "source": REGISTER_SCRIPT,
-            "securityContext": CONTAINER_SECURITY, "volumeMounts": [{"name": "work", "mountPath": WORK}],
+            "securityContext": REGISTER_SECURITY,
+            "volumeMounts": [{"name": "work", "mountPath": WORK}, dict(TMP_MOUNT)],
             # The tenant's own MLflow account (Mlflow.add_tenant_accounts): it sees only the tenant's experiments.
-            "env": [{"name": "MLFLOW_TRACKING_URI", "value": mlflow_url}, {"name": "HOME", "value": "/tmp"},
+            # MLflow tags each run with getpass.getuser(): USER answers it under the workflow's UID.
+            "env": [{"name": "MLFLOW_TRACKING_URI", "value": mlflow_url}, *images.identity_env(TMP),
                     *[{"name": variable, "valueFrom": {"secretKeyRef": {"name": MLFLOW_CREDENTIALS, "key": variable}}}
                       for variable in (MLFLOW_USERNAME_ENV, MLFLOW_PASSWORD_ENV)],
                     {"name": "EXPERIMENT", "value": f"{tenant.name}/{model}"},

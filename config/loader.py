@@ -24,6 +24,12 @@ PREFIX = "ai-platform:"
 SECRET_KEYS = {
     "huggingFaceToken": "Hugging Face token the model downloads use for gated models",
 }
+# One more per alert receiver with a credential (``PlatformConfig.alert_receivers``): ``alertReceiver-<receiver>``.
+RECEIVER_SECRET_PREFIX = "alertReceiver-"
+
+
+def _is_secret_key(key: str) -> bool:
+    return key in SECRET_KEYS or key.startswith(RECEIVER_SECRET_PREFIX)
 
 
 class ConfigError(pulumi.RunError):
@@ -48,9 +54,9 @@ def load(stack: str | None = None, raw: dict[str, Any] | None = None) -> Platfor
     raw = raw_config() if raw is None else raw
     lines = [f"stack {stack}: {PREFIX}{key}: holds a secret but is stored in clear; set it with "
              f"`pulumi config set --secret {PREFIX}{key}` (or from Pulumi ESC)"
-             for key in SECRET_KEYS if key in raw and not runtime_config.is_config_secret(PREFIX + key)]
+             for key in raw if _is_secret_key(key) and not runtime_config.is_config_secret(PREFIX + key)]
     try:
-        cfg = PlatformConfig.model_validate({k: v for k, v in raw.items() if k not in SECRET_KEYS})
+        cfg = PlatformConfig.model_validate({k: v for k, v in raw.items() if not _is_secret_key(k)})
     except ValidationError as error:
         lines += [f"stack {stack}: {problem}" for problem in describe(error)]
     else:
@@ -59,9 +65,34 @@ def load(stack: str | None = None, raw: dict[str, Any] | None = None) -> Platfor
             lines.append(f"stack {stack}: {PREFIX}huggingFaceToken: secrets come from the external store (secrets.source "
                          "external-secrets): put the token at <keyPrefix>/huggingface-token and set "
                          "secrets.huggingFaceToken: true")
+        lines += [f"stack {stack}: {PREFIX}{problem}" for problem in _receiver_secret_problems(cfg, raw)]
     if lines:
         raise ConfigError(f"invalid stack config ({len(lines)} problems):\n" + "\n".join(lines))
     return cfg
+
+
+def _receiver_secret_problems(cfg: PlatformConfig, raw: dict[str, Any]) -> list[str]:
+    """Alert receivers whose credential is missing (source pulumi) or set where the store holds it; secret keys of
+    no receiver."""
+    wanted = {RECEIVER_SECRET_PREFIX + name: name for name, receiver in cfg.alert_receivers.items()
+              if receiver.needs_secret}
+    external = cfg.secrets.source == "external-secrets"
+    problems = [f"{key}: no alert receiver {key[len(RECEIVER_SECRET_PREFIX):]!r} with a credential (receivers: "
+                f"{', '.join(wanted.values()) or 'none'})" for key in raw
+                if key.startswith(RECEIVER_SECRET_PREFIX) and key not in wanted]
+    for key, name in wanted.items():
+        if external and key in raw:
+            problems.append(f"{key}: secrets come from the external store (secrets.source external-secrets): put it "
+                            f"at <keyPrefix>/alertmanager-receivers, property {name}")
+        elif not external and key not in raw:
+            problems.append(f"{key}: alert receiver {name!r} needs its credential; set it with "
+                            f"`pulumi config set --secret {PREFIX}{key}`")
+    return problems
+
+
+def receiver_secret(name: str) -> pulumi.Output | None:
+    """The credential of alert receiver ``name`` (Pulumi secret ``alertReceiver-<name>``), or None."""
+    return pulumi.Config(PREFIX.rstrip(":")).get_secret(RECEIVER_SECRET_PREFIX + name)
 
 
 def secret(key: str) -> pulumi.Output | None:

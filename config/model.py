@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from . import versions
+from . import runtimes, versions
 from .gpus import GPU_MODELS, mig_layout_problems
 from .quantity import normalize_quantity, parse_quantity
 
@@ -508,11 +508,26 @@ class VllmOptions(Model):
     """Further ``vllm serve`` arguments."""
 
 
+TritonModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
 class TritonOptions(Model):
     """Triton Inference Server options."""
 
-    model_control_mode: Literal["none", "poll", "explicit"] = "none"
-    """How Triton loads models from the repository."""
+    models: Annotated[list[TritonModelName], Field(min_length=1)]
+    """The models the endpoint serves: directories of the model repository. Loaded at start (``--load-model`` in
+    ``explicit`` mode); the pods are ready only once the first one is (``/v2/models/<name>/ready``) and every loaded
+    one is (``--strict-readiness``)."""
+    model_control_mode: Literal["none", "poll", "explicit"] = "explicit"
+    """How Triton loads models: ``explicit`` loads exactly ``models``; ``none`` every model in the repository;
+    ``poll`` every model, and reloads changed ones."""
+
+    @field_validator("models")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("model names must be distinct")
+        return value
 
 
 class KServeOptions(Model):
@@ -521,7 +536,15 @@ class KServeOptions(Model):
     model_format: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
     """Model format, e.g. sklearn, xgboost, pytorch, onnx, huggingface."""
     runtime: DnsLabel | None = None
-    """ServingRuntime name; unset: KServe picks one for the format."""
+    """ServingRuntime name; unset: KServe picks one for the format (``config/runtimes.py``)."""
+
+    @model_validator(mode="after")
+    def _runtime_known(self) -> KServeOptions:
+        if self.runtime is None and self.model_format not in runtimes.FORMATS:
+            raise ConfigProblems([("modelFormat", "no runtime of the pinned KServe serves this format with protocol "
+                                                  f"v1 (allowed: {', '.join(sorted(runtimes.FORMATS))}; onnx, "
+                                                  "tensorrt and Triton models: engine triton)")])
+        return self
 
 
 Duration = Annotated[str, Field(pattern=r"^\d+(\.\d+)?(ms|s|m|h)$")]
@@ -700,6 +723,76 @@ class MetricsStorage(Model):
     storage_class: str | None = None
 
 
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$")]
+# Where alerts of a severity go: ``monitoring.routing``; the tenant receivers are ``tenant-<tenant>``.
+SEVERITIES = ("critical", "warning")
+TENANT_RECEIVER_PREFIX = "tenant-"
+
+
+class Receiver(Model):
+    """Where alerts go: a Slack channel, a PagerDuty service, a webhook or e-mail. The credential is never in the
+    stack file: the Slack incoming-webhook URL, the PagerDuty Events v2 routing key, the webhook URL or the SMTP
+    password is a Pulumi secret ``ai-platform:alertReceiver-<receiver>`` (``pulumi config set --secret``), or with
+    ``secrets.source: external-secrets`` the property ``<receiver>`` of ``<keyPrefix>/alertmanager-receivers``."""
+
+    kind: Literal["slack", "pagerduty", "webhook", "email"]
+    """``slack`` (incoming webhook), ``pagerduty`` (Events API v2), ``webhook`` (Alertmanager's JSON POST) or
+    ``email``."""
+    channel: Annotated[str, Field(pattern=r"^[#@]\S+$")] | None = None
+    """slack: channel (``#name``) or user (``@name``) overriding the webhook's own channel."""
+    to: list[EmailAddress] = []
+    """email: recipients."""
+    sender: EmailAddress | None = None
+    """email: the ``From`` address."""
+    smarthost: HostPort | None = None
+    """email: SMTP relay as ``host:port``."""
+    auth_username: Annotated[str, Field(min_length=1)] | None = None
+    """email: SMTP user; with it the relay's password is the receiver's secret. Unset: the relay takes mail
+    without login (and the receiver needs no secret)."""
+    require_tls: bool = True
+    """email: insist on STARTTLS."""
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Receiver:
+        problems = []
+        if self.kind == "email":
+            for field in ("to", "sender", "smarthost"):
+                if not getattr(self, field):
+                    problems.append((field, "an email receiver needs to, sender and smarthost"))
+        else:
+            for field in ("to", "sender", "smarthost", "auth_username"):
+                if getattr(self, field):
+                    problems.append((to_camel(field), f"only for kind email (kind is {self.kind})"))
+        if self.channel and self.kind != "slack":
+            problems.append(("channel", f"only for kind slack (kind is {self.kind})"))
+        if problems:
+            raise ConfigProblems(problems)
+        return self
+
+    @property
+    def needs_secret(self) -> bool:
+        """Whether the receiver has a credential (all but an e-mail relay without login)."""
+        return self.kind != "email" or self.auth_username is not None
+
+
+class NamedReceiver(Receiver):
+    """A platform receiver, named so that ``routing`` can send alerts to it."""
+
+    name: DnsLabel
+    """Receiver name (``null`` and ``tenant-*`` are the platform's)."""
+
+
+class Routing(Model):
+    """Which receivers get the platform's alerts, by ``severity`` label. Alerts of a tenant (label ``tenant``) also go
+    to the tenant's ``alertReceiver``. Unlisted severities, and the chart's Watchdog, go to the ``null`` receiver."""
+
+    critical: list[DnsLabel] = []
+    """Receivers of ``severity=critical`` alerts (e.g. PagerDuty and Slack)."""
+    warning: list[DnsLabel] = []
+    """Receivers of ``severity=warning`` alerts."""
+
+
 class Monitoring(Model):
     """kube-prometheus-stack (Prometheus, Alertmanager, Grafana), scraping, alert packs, dashboards."""
 
@@ -715,6 +808,34 @@ class Monitoring(Model):
     """Base URL of the runbooks; each alert links to ``<runbookUrl>/<alert name>``."""
     alerts: Alerts = Alerts()
     """Alert thresholds."""
+    receivers: list[NamedReceiver] = []
+    """Alertmanager receivers of the platform's alerts (``routing`` says which get what); none: alerts notify no
+    one (the chart's ``null`` receiver)."""
+    routing: Routing = Routing()
+    """Receivers per severity."""
+
+    @model_validator(mode="after")
+    def _routes_name_receivers(self) -> Monitoring:
+        problems: list[tuple[str, str]] = []
+        names = [r.name for r in self.receivers]
+        for index, name in enumerate(names):
+            if name == "null" or name.startswith(TENANT_RECEIVER_PREFIX):
+                problems.append((f"receivers[{index}].name", f"{name!r} is reserved (null, {TENANT_RECEIVER_PREFIX}*: "
+                                                             "the tenants' receivers)"))
+            if name in names[:index]:
+                problems.append((f"receivers[{index}].name", f"duplicate receiver {name!r} "
+                                                             f"(also receivers[{names.index(name)}])"))
+        for severity in SEVERITIES:
+            targets = getattr(self.routing, severity)
+            for index, name in enumerate(targets):
+                if name not in names:
+                    problems.append((f"routing.{severity}[{index}]", f"no receiver {name!r} (receivers: "
+                                                                      f"{', '.join(names) or 'none'})"))
+                if name in targets[:index]:
+                    problems.append((f"routing.{severity}[{index}]", f"{name!r} is listed twice"))
+        if problems:
+            raise ConfigProblems(problems)
+        return self
 
 
 BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
@@ -856,6 +977,10 @@ class Endpoint(Model):
     """Model source: ``hf://<org>/<model>``, ``s3://<bucket>/<path>``, ``pvc://<claim>/<path>`` (KServe: ``gs://``)."""
     s3: S3 = S3()
     """Endpoint and credentials of an ``s3://`` source."""
+    service_account_annotations: dict[str, str] = {}
+    """Workload identity of the endpoint's ServiceAccount ``<endpoint>-model`` (every pod of the endpoint runs under
+    it), e.g. ``eks.amazonaws.com/role-arn``, ``iam.gke.io/gcp-service-account``,
+    ``azure.workload.identity/client-id``: how it reads an ``s3://`` or ``gs://`` model without keys."""
     gpu: EndpointGpu | None = None
     """GPUs per replica (required for vLLM)."""
     resources: ComputeResources = ComputeResources(cpu="2", memory="8Gi")
@@ -916,6 +1041,21 @@ class Endpoint(Model):
                 problems.append((engine, f"options for {engine} on a {self.engine} endpoint"))
         if self.engine == "kserve" and self.kserve is None:
             problems.append(("kserve", "a kserve endpoint needs kserve.modelFormat"))
+        if self.engine == "triton" and self.triton is None:
+            problems.append(("triton", "a triton endpoint names the models it serves (triton.models)"))
+        if self.scheme == "s3" and not self.s3.credentials_secret and not self.service_account_annotations:
+            problems.append(("s3.credentialsSecret", "an s3:// model needs keys (s3.credentialsSecret) or workload "
+                                                     "identity (serviceAccountAnnotations)"))
+        if self.s3.credentials_secret and self.service_account_annotations:
+            problems.append(("s3.credentialsSecret", "either keys or workload identity (serviceAccountAnnotations), "
+                                                     "not both"))
+        if self.scheme != "s3" and (self.s3 != S3()):
+            problems.append(("s3", f"only for an s3:// source (got {self.scheme}://)"))
+        if (self.engine == "kserve" and self.canary and self.kserve
+                and runtimes.runtime_of(self.kserve.model_format, self.kserve.runtime) is None):
+            problems.append(("kserve.runtime", "a canary must answer to the stable version's model name, and the "
+                                               f"platform does not know how {self.kserve.runtime} names its model "
+                                               f"(known runtimes: {', '.join(sorted(runtimes.RUNTIMES))})"))
         if self.engine == "vllm":
             if self.gpu is None:
                 problems.append(("gpu", "a vLLM endpoint needs GPUs"))
@@ -1083,6 +1223,9 @@ class Tenant(Model):
     """``exclusive``: the tenant's GPU workloads only run on whole-GPU or MIG pools, never on time-sliced GPUs."""
     object_store: TenantObjectStore | None = None
     """External object store only: where the tenant's workflow artifacts go and with which identity."""
+    alert_receiver: Receiver | None = None
+    """Where the tenant's own alerts (its endpoints, its quota, its Volcano queue: label ``tenant``) go besides the
+    platform's ``monitoring.routing``; the receiver is named ``tenant-<tenant>``."""
 
     @model_validator(mode="after")
     def _limits_fit_quota(self) -> Tenant:
@@ -1395,6 +1538,13 @@ class PlatformConfig(Model):
     def tenants_by_name(self) -> dict[str, Tenant]:
         """Tenant name -> tenant (one lookup per endpoint or pipeline, not a scan of the tenants)."""
         return {t.name: t for t in self.tenants}
+
+    @property
+    def alert_receivers(self) -> dict[str, Receiver]:
+        """Every Alertmanager receiver of the stack by name: the platform's (``monitoring.receivers``) and one per
+        tenant with an ``alertReceiver`` (``tenant-<tenant>``)."""
+        return {**{r.name: r for r in self.monitoring.receivers},
+                **{f"{TENANT_RECEIVER_PREFIX}{t.name}": t.alert_receiver for t in self.tenants if t.alert_receiver}}
 
     @property
     def prometheus_url(self) -> str:

@@ -194,6 +194,25 @@ SERVING_CASES = [
      "ai-platform:models[1].s3.endpoint: string should match pattern"),
     ("bad Prometheus URL", "dev", set_path("ai-platform:serving", "prometheusUrl", "prometheus"),
      "ai-platform:serving.prometheusUrl: string should match pattern"),
+    # How an endpoint reads and serves its model (issue 16).
+    ("Triton without the models it serves", "prod", delete_path(M, 1, "triton"),
+     "ai-platform:models[1].triton: a triton endpoint names the models it serves (triton.models)"),
+    ("Triton with an empty model list", "prod", set_path(M, 1, "triton", {"models": []}),
+     "ai-platform:models[1].triton.models: list should have at least 1 item"),
+    ("Triton loading a model twice", "prod", set_path(M, 1, "triton", {"models": ["a", "a"]}),
+     "ai-platform:models[1].triton.models: model names must be distinct"),
+    ("s3 model without keys or identity", "prod", delete_path(M, 2, "serviceAccountAnnotations"),
+     "ai-platform:models[2].s3.credentialsSecret: an s3:// model needs keys (s3.credentialsSecret) or workload "
+     "identity (serviceAccountAnnotations)"),
+    ("s3 keys and identity at once", "prod", set_path(M, 2, "s3", {"credentialsSecret": "keys"}),
+     "ai-platform:models[2].s3.credentialsSecret: either keys or workload identity"),
+    ("s3 settings on a Hugging Face model", "dev", set_path(M, 0, "s3", {"region": "eu-west-1"}),
+     "ai-platform:models[0].s3: only for an s3:// source (got hf://)"),
+    ("KServe format only a v2 runtime serves", "dev", set_path(M, 1, "kserve", {"modelFormat": "onnx"}),
+     "ai-platform:models[1].kserve.modelFormat: no runtime of the pinned KServe serves this format with protocol v1"),
+    ("KServe canary on a runtime the platform cannot name", "prod",
+     set_path(M, 2, "kserve", {"modelFormat": "xgboost", "runtime": "my-runtime"}),
+     "ai-platform:models[2].kserve.runtime: a canary must answer to the stable version's model name"),
 ]
 
 MESH = "ai-platform:mesh"
@@ -247,6 +266,35 @@ MONITORING_CASES = [
      "ai-platform:models[0].alerts.p95LatencySeconds: must be > 0"),
     ("runbook URL not https", "dev", set_path(MON, {"runbookUrl": "runbooks.example.com"}),
      "ai-platform:monitoring.runbookUrl: string should match pattern"),
+    ("route to a missing receiver", "dev", set_path(MON, "routing", "critical", ["dev-mail", "pager"]),
+     "ai-platform:monitoring.routing.critical[1]: no receiver 'pager' (receivers: dev-mail)"),
+    ("tenant receiver without a kind", "prod", set_path(T, 0, "alertReceiver", {"channel": "#research"}),
+     "ai-platform:tenants[0].alertReceiver.kind: required key is missing"),
+    ("unknown receiver kind", "dev", set_path(MON, "receivers", 0, "kind", "teams"),
+     "ai-platform:monitoring.receivers[0].kind: not an allowed value (allowed: 'slack', 'pagerduty', 'webhook' or "
+     "'email', got: 'teams')"),
+    ("email receiver without its relay", "dev", delete_path(MON, "receivers", 0, "smarthost"),
+     "ai-platform:monitoring.receivers[0].smarthost: an email receiver needs to, sender and smarthost"),
+    ("slack channel on a pagerduty receiver", "prod", set_path(MON, "receivers", 0, "channel", "#oncall"),
+     "ai-platform:monitoring.receivers[0].channel: only for kind slack (kind is pagerduty)"),
+    ("receiver named like a tenant's", "dev", set_path(MON, "receivers", 0, "name", "tenant-research"),
+     "ai-platform:monitoring.receivers[0].name: 'tenant-research' is reserved"),
+    ("receiver without its secret", "dev", set_path(MON, {"receivers": [{"name": "team", "kind": "slack"}],
+                                                          "routing": {"warning": ["team"]}}),
+     "ai-platform:alertReceiver-team: alert receiver 'team' needs its credential; set it with "
+     "`pulumi config set --secret ai-platform:alertReceiver-team`"),
+    ("tenant receiver without its secret", "dev", set_path(T, 1, "alertReceiver", {"kind": "webhook"}),
+     "ai-platform:alertReceiver-tenant-product: alert receiver 'tenant-product' needs its credential"),
+    ("receiver secret in clear", "dev", lambda c: c.update({
+        MON: {"receivers": [{"name": "team", "kind": "pagerduty"}], "routing": {"critical": ["team"]}},
+        "ai-platform:alertReceiver-team": "0123456789abcdef"}),
+     "ai-platform:alertReceiver-team: holds a secret but is stored in clear"),
+    ("secret of no receiver", "dev", set_path("ai-platform:alertReceiver-pager", {"secure": "AAAA"}),
+     "ai-platform:alertReceiver-pager: no alert receiver 'pager' with a credential (receivers: none)"),
+    ("receiver secret with the external source", "prod", set_path("ai-platform:alertReceiver-oncall",
+                                                                  {"secure": "AAAA"}),
+     "ai-platform:alertReceiver-oncall: secrets come from the external store (secrets.source external-secrets): "
+     "put it at <keyPrefix>/alertmanager-receivers, property oncall"),
 ]
 
 OS, MLF, MIL = "ai-platform:objectStore", "ai-platform:mlflow", "ai-platform:milvus"

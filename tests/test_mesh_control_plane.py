@@ -299,7 +299,7 @@ def test_existing_cluster_issuer_is_referenced_not_created(cluster_issuer):
 
 
 def test_every_tenant_namespace_gets_strict_mtls(stack_run, cfg):
-    policies = stack_run.of_kind("PeerAuthentication")
+    policies = [p for p in stack_run.of_kind("PeerAuthentication") if p.k8s_name == "default"]  # Ray adds its own
     assert sorted(p.namespace for p in policies) == sorted(t.name for t in cfg.tenants)
     for policy in policies:
         assert policy.k8s_name == "default"
@@ -328,10 +328,13 @@ def test_jwt_objects_exist_only_when_configured(stack_run, cfg):
     assert authentication.namespace == cfg.namespaces.ingress
     assert authentication.inputs["spec"] == {"selector": {"matchLabels": {"istio": "ingressgateway"}},
                                              "jwtRules": [rule]}
+    # Each host with and without a port: Istio routes `Host: h:443` to the virtual host h, hosts match exactly.
+    hosts = [value for e in cfg.models for value in (cfg.endpoint_host(e), f"{cfg.endpoint_host(e)}:*")]
+    assert cfg.mesh.tls.kind != "acme"
     assert policy.inputs["spec"] == {
         "selector": {"matchLabels": {"istio": "ingressgateway"}}, "action": "DENY",
         "rules": [{"from": [{"source": {"notRequestPrincipals": ["*"]}}],
-                   "to": [{"operation": {"hosts": [cfg.endpoint_host(e) for e in cfg.models]}}]}]}
+                   "to": [{"operation": {"hosts": hosts}}]}]}
 
 
 def test_no_jwt_no_jwt_objects(self_signed):
@@ -348,9 +351,21 @@ def test_jwt_without_endpoints_guards_the_whole_domain(jwt_without_endpoints):
     (authentication,), policies = jwt_objects(jwt_without_endpoints)
     assert authentication.inputs["spec"]["jwtRules"] == [{**JWT, "forwardOriginalToken": True}]  # no audiences
     (policy,) = [p for p in policies if p.namespace == "istio-ingress"]
-    assert policy.inputs["spec"]["rules"][0]["to"] == [{"operation": {"hosts": ["*.ai.dev.example.com"]}}]
+    # Every host the gateway serves: `*.<domain>` could not be matched with a port in the Host header.
+    assert policy.inputs["spec"]["rules"] == [{"from": [{"source": {"notRequestPrincipals": ["*"]}}]}]
     certificate = jwt_without_endpoints.one("Certificate", "ai-platform-ingress", "istio-ingress")
     assert certificate.inputs["spec"]["dnsNames"] == ["ai.dev.example.com"]
+
+
+def test_jwt_with_acme_leaves_only_the_http01_challenge_open():
+    result = mesh_run({"tls": {"kind": "acme", "email": "ops@example.com"}, "jwt": JWT})
+    (policy,) = [p for p in result.of_kind("AuthorizationPolicy") if p.namespace == "istio-ingress"]
+    [rule] = policy.inputs["spec"]["rules"]
+    hosts = [value for h in ("qwen-chat.research.ai.dev.example.com", "iris.product.ai.dev.example.com")
+             for value in (h, f"{h}:*")]
+    assert rule["to"] == [{"operation": {"hosts": hosts, "notPorts": ["80"]}},
+                          {"operation": {"hosts": hosts, "ports": ["80"],
+                                         "notPaths": ["/.well-known/acme-challenge/*"]}}]
 
 
 # --- switching it off ---------------------------------------------------------------------------------------

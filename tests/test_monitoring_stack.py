@@ -341,12 +341,22 @@ def test_without_mesh_scraping_is_plaintext(tuned_without_mesh):
         assert monitor.inputs["spec"]["podMetricsEndpoints"][0]["scheme"] == "http"
 
 
-def test_volcano_scheduler_monitor(stack_run, cfg):
-    monitor = stack_run.one("ServiceMonitor", "volcano-scheduler", cfg.namespaces.volcano)
+# The Volcano chart's metrics Services (volcano-sh/volcano v1.15.1 installer/helm/chart/volcano/templates/
+# scheduler.yaml, controllers.yaml): monitor -> (Service label app, the value that makes the component serve metrics).
+VOLCANO_METRICS = {"volcano-scheduler": ("volcano-scheduler", "scheduler_metrics_enable"),
+                   "volcano-controllers": ("volcano-controller", "controller_metrics_enable")}
+
+
+@pytest.mark.parametrize("name", sorted(VOLCANO_METRICS))
+def test_volcano_metrics_monitors(stack_run, cfg, name):
+    """The scheduler's and the controllers' metrics Services are scraped: the controllers publish the queue
+    metrics (volcano_queue_pod_group_*) the batch alert reads."""
+    app, enable = VOLCANO_METRICS[name]
+    monitor = stack_run.one("ServiceMonitor", name, cfg.namespaces.volcano)
     spec = monitor.inputs["spec"]
-    assert spec["selector"] == {"matchLabels": {"app": "volcano-scheduler"}}
+    assert spec["selector"] == {"matchLabels": {"app": app}}
     assert spec["endpoints"] == [{"port": "metrics", "path": "/metrics", "scheme": "http"}]
-    assert release(stack_run, "volcano").inputs["values"]["custom"]["scheduler_metrics_enable"] is True
+    assert release(stack_run, "volcano").inputs["values"]["custom"][enable] is True
     volcano_namespace = stack_run.one("Namespace", cfg.namespaces.volcano)
     assert {release(stack_run, "kube-prometheus-stack").urn, volcano_namespace.urn} <= set(monitor.dependencies)
     assert release(stack_run, "volcano").urn not in monitor.dependencies  # only the CRD's release is waited for

@@ -110,7 +110,7 @@ def test_namespace_is_restricted_because_the_operator_complies(ray_on):
     assert "securityContext" not in ray_release(result).inputs["values"]
 
 
-def test_the_operator_may_reach_each_tenants_ray_heads_dashboard_and_nothing_else(ray_on):
+def test_the_operator_may_reach_each_tenants_ray_heads_dashboard_and_serve_ports_and_nothing_else(ray_on):
     result, cfg = ray_on
     for tenant in cfg.tenants:
         policy = result.one("NetworkPolicy", component.OPERATOR_INGRESS_POLICY, tenant.name)
@@ -119,11 +119,37 @@ def test_the_operator_may_reach_each_tenants_ray_heads_dashboard_and_nothing_els
         assert spec["podSelector"] == {"matchLabels": {"ray.io/node-type": "head"}}
         assert spec["policyTypes"] == ["Ingress"]
         [rule] = spec["ingress"]
-        assert rule["ports"] == [{"protocol": "TCP", "port": 8265}]
+        # KubeRay v1.7.0 calls the head's dashboard (8265: job and Serve application status) and, for RayService,
+        # its Serve proxy (8000, /-/healthz): utils/util.go, utils/constant.go.
+        assert rule["ports"] == [{"protocol": "TCP", "port": 8265}, {"protocol": "TCP", "port": 8000}]
         assert rule["from"] == [{
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cfg.namespaces.ray}},
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": upstream_values()["nameOverride"]}}}]
         assert result.one("Namespace", tenant.name).urn in policy.dependencies
+
+
+def test_ray_heads_accept_the_operators_plain_text_on_its_ports_only(ray_on):
+    """The operator has no sidecar; tenant namespaces are STRICT: a workload PeerAuthentication of the head pods
+    makes exactly the operator's ports PERMISSIVE, after istiod (Istio's CRDs)."""
+    result, cfg = ray_on
+    istiod = next(r for r in result.releases if r.inputs["name"] == "istiod")
+    for tenant in cfg.tenants:
+        policy = result.one("PeerAuthentication", component.OPERATOR_PEER_AUTHENTICATION, tenant.name)
+        assert policy.inputs["apiVersion"] == "security.istio.io/v1"
+        assert policy.inputs["metadata"]["labels"][TENANT_LABEL] == tenant.name
+        assert policy.inputs["spec"] == {
+            "selector": {"matchLabels": {"ray.io/node-type": "head"}},
+            "mtls": {"mode": "STRICT"},
+            "portLevelMtls": {"8265": {"mode": "PERMISSIVE"}, "8000": {"mode": "PERMISSIVE"}},
+        }
+        assert istiod.urn in policy.dependencies
+        assert result.one("Namespace", tenant.name).urn in policy.dependencies
+
+
+def test_without_the_mesh_no_peer_authentication():
+    result = run_with("dev", ray=DEV_RAY, mesh={"enabled": False})
+    assert result.one("NetworkPolicy", component.OPERATOR_INGRESS_POLICY, "research")
+    assert not result.of_kind("PeerAuthentication")
 
 
 def test_developers_manage_ray_objects(ray_on):
@@ -146,6 +172,7 @@ def test_ray_off_removes_everything_it_owns(ray_off):
     assert not [r for r in ray_off.releases if r.inputs["name"] == component.RELEASE]
     assert not [n for n in ray_off.of_kind("Namespace") if n.k8s_name == cfg.namespaces.ray]
     assert not [p for p in ray_off.of_kind("NetworkPolicy") if p.k8s_name == component.OPERATOR_INGRESS_POLICY]
+    assert not [p for p in ray_off.of_kind("PeerAuthentication") if p.k8s_name == component.OPERATOR_PEER_AUTHENTICATION]
     assert not [r for r in ray_off.resources if r.type == COMPONENT_TYPE]
     assert "ray.io" not in json.dumps([role.inputs["rules"] for role in ray_off.of_kind("Role") + ray_off.of_kind("ClusterRole")])
     # Training stays: switching one batch service off leaves the others alone.

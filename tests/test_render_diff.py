@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import run_with
+from tests.conftest import config_copy, run_with
 from tools import diff, render
 
 
@@ -63,7 +63,8 @@ def test_a_render_against_itself_is_empty(rendered):
 
 def test_a_config_change_shows_exactly_that_field(tmp_path):
     before = _write(run_with("dev"), tmp_path / "before")
-    after = _write(run_with("dev", monitoring={"retention": "30d"}), tmp_path / "after")
+    monitoring = {**config_copy("dev")["ai-platform:monitoring"], "retention": "30d"}
+    after = _write(run_with("dev", monitoring=monitoring), tmp_path / "after")
     assert diff.summary(before, after, "text").splitlines() == [
         "Render diff: stack dev", "",
         "Objects: 0 added, 0 removed, 0 changed. Helm releases: 0 added, 0 removed, 1 changed. "

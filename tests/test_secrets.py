@@ -111,6 +111,8 @@ def _walk_references(value, found: set, path: str = "") -> None:
                 found.add((item, f"{path}.{key}"))
             if key == "basicAuth" and isinstance(item, dict):  # a monitor's basicAuth.username/password selectors
                 found |= {(selector["name"], f"{path}.{key}") for selector in item.values()}
+            if key == "secrets" and path.endswith("Spec") and isinstance(item, list):  # Secrets the Prometheus
+                found |= {(name, f"{path}.{key}") for name in item}                   # Operator mounts by name
             _walk_references(item, found, f"{path}.{key}")
     elif isinstance(value, list):
         for item in value:
@@ -147,7 +149,10 @@ def for_tenants(cfg) -> set[tuple[str, str]]:
 
 
 def tenant_provided(cfg) -> set[tuple[str, str]]:
-    """Secrets tenants create themselves (a Triton endpoint's model store keys): not the platform's."""
+    """With source pulumi, the endpoints' model-store keys are the operator's to create (stack output
+    ``userProvidedSecrets``); from the store the platform creates them like any other."""
+    if cfg.secrets.source == "external-secrets":
+        return set()
     return {(m.tenant, m.s3.credentials_secret) for m in cfg.models if m.s3 and m.s3.credentials_secret}
 
 

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
+from components.meta import mirrored
 from components.serving.endpoint import model_path
 from config import ConfigError, versions
-from tests.conftest import config_copy, run_stack
+from tests.conftest import config_copy, run_stack, stack_cfg
 from tests.test_gpu import pod_specs
 from tools.harness import CANARY, run
 
@@ -28,7 +29,7 @@ def test_vllm_endpoint_is_a_cached_probed_disruption_safe_deployment(stack_run, 
         deployment = stack_run.one("Deployment", endpoint.name, ns).inputs
         spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
         server = container(stack_run.one("Deployment", endpoint.name, ns), "vllm")
-        assert server["image"] == versions.VLLM_IMAGE and server["command"] == ["vllm", "serve"]
+        assert server["image"] == mirrored(versions.VLLM_IMAGE, cfg.cluster.image_registry) and server["command"] == ["vllm", "serve"]
         assert server["args"][0] == model_path(endpoint)
         tensor_parallel = (endpoint.vllm and endpoint.vllm.tensor_parallel) or endpoint.gpu.count
         assert server["args"][server["args"].index("--tensor-parallel-size") + 1] == str(tensor_parallel)
@@ -97,7 +98,7 @@ def test_endpoint_services_pdbs_and_autoscalers(stack_run, cfg):
 def test_triton_reads_its_repository_with_keys_from_a_secret(stack_run, cfg):
     for endpoint in endpoints(cfg, "triton"):
         server = container(stack_run.one("Deployment", endpoint.name, endpoint.tenant), "triton")
-        assert server["image"] == versions.TRITON_IMAGE
+        assert server["image"] == mirrored(versions.TRITON_IMAGE, cfg.cluster.image_registry)
         assert f"--model-repository={endpoint.source}" in server["args"]
         assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
         assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
@@ -220,7 +221,9 @@ def test_endpoint_objects_carry_tenant_and_endpoint_labels(stack):
     result = run_stack(stack)
     serving = [o for o in result.objects if o.inputs["metadata"]["labels"].get("app.kubernetes.io/component") == "serving"]
     assert serving
+    # A tenant's object-store keys serve every endpoint of the tenant that names them: no endpoint label.
+    shared_keys = {(e.tenant, e.s3.credentials_secret) for e in stack_cfg(stack).models if e.s3.credentials_secret}
     for obj in serving:
         labels = obj.inputs["metadata"]["labels"]
         assert labels["ai-platform/tenant"] == obj.namespace
-        assert labels["ai-platform/endpoint"]
+        assert labels.get("ai-platform/endpoint") or (obj.namespace, obj.k8s_name) in shared_keys

@@ -207,11 +207,15 @@ def test_training_pods_pass_restricted_and_skip_the_mesh(stack_run, cfg):
         assert security["runAsNonRoot"] is True and security["runAsUser"] != 0
         assert security["seccompProfile"] == {"type": "RuntimeDefault"}
         for container in pod["containers"]:
-            assert container["securityContext"] == {"allowPrivilegeEscalation": False,
+            assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                                     "capabilities": {"drop": ["ALL"]}}
+            # The torch image defines no user for the pod's UID: getpass.getuser() needs USER, caches need HOME.
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert env["USER"] and env["HOME"] == "/tmp"
         shm = next(v for v in pod["volumes"] if v["emptyDir"].get("medium") == "Memory")
+        tmp = next(v for v in pod["volumes"] if v["emptyDir"].get("medium") != "Memory")
         mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
-        assert mounts[shm["name"]] == "/dev/shm"
+        assert mounts[shm["name"]] == "/dev/shm" and mounts[tmp["name"]] == "/tmp"
 
 
 def test_runtimes_use_the_trainers_torch_image_through_the_mirror(stack_run, cfg):

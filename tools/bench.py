@@ -65,9 +65,10 @@ def _endpoint(index: int) -> dict:
                 "source": f"s3://models-bench/{tenant}/reranker",
                 "s3": {"region": "eu-west-1", "credentialsSecret": "triton-model-store"},
                 "gpu": {"migProfile": "2g.20gb"}, "resources": {"cpu": "4", "memory": "16Gi"},
-                "replicas": {"min": 2, "max": 4}, "triton": {"modelControlMode": "explicit"},
+                "replicas": {"min": 2, "max": 4}, "triton": {"models": ["reranker"]},
                 "traffic": {"timeout": "10s", "retryAttempts": 3}}
     return {"name": "fraud-xgb", "tenant": tenant, "engine": "kserve", "source": f"s3://models-bench/{tenant}/fraud",
+            "serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": f"arn:aws:iam::111122223333:role/{tenant}"},
             "resources": {"cpu": "1", "memory": "2Gi"}, "replicas": {"min": 2, "max": 6},
             "kserve": {"modelFormat": "xgboost"},
             "canary": {"source": f"s3://models-bench/{tenant}/fraud-v2", "replicas": {"max": 2}},

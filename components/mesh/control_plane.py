@@ -35,7 +35,8 @@ when they start); cert-manager objects after cert-manager only:
 - the Gateway ``ai-platform-gateway``: ``*.<domain>`` on 80 (redirect to HTTPS) and 443 (TLS with that Secret);
 - a ``STRICT`` mTLS PeerAuthentication ``default`` in every tenant namespace;
 - with ``mesh.jwt``: a RequestAuthentication on the gateway and an AuthorizationPolicy denying requests to the
-  endpoint hosts that carry no valid token.
+  endpoint hosts that carry no valid token, each host listed with and without ``:*`` (``Host: h:443`` reaches the
+  same virtual host; Istio's hosts match exactly), every host without endpoints, the ACME challenge path excepted.
 
 ``cluster.imageRegistry`` replaces the hub of the istiod and cni charts' images (``docker.io/istio`` ->
 ``<mirror>/istio``; tags stay the charts' appVersion); the gateway's and the sidecars' proxy image comes from
@@ -70,6 +71,8 @@ SELF_SIGNED_ISSUER = "ai-platform-selfsigned"
 ACME_ISSUER = "ai-platform-acme"
 ACME_ACCOUNT_SECRET = "ai-platform-acme-account"
 INGRESS_CLASS = "istio"
+ACME_CHALLENGE_PATHS = "/.well-known/acme-challenge/*"
+ACME_PORT = "80"  # the gateway pods' HTTP listener (the gateway chart's Service 80 -> targetPort 80)
 MAX_REPLICAS = 5  # the charts' default HPA maximum
 RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
 # The gateway chart's default pod security context (lets the non-root proxy bind 80/443), restated because
@@ -126,6 +129,35 @@ def gateway_values(mesh: MeshConfig) -> dict:
         "securityContext": {"sysctls": UNPRIVILEGED_PORTS, "seccompProfile": RUNTIME_DEFAULT},
         "service": {"type": "LoadBalancer"},
     }
+
+
+def guarded_hosts(hosts: list[str]) -> list[str]:
+    """The Host header values of the endpoint hosts, as AuthorizationPolicy ``hosts`` must list them: each host and
+    each host with any port. Istio routes ``Host: h:443`` (or any port) to the virtual host ``h`` but matches
+    ``hosts`` exactly (``h:*`` is a prefix match): listing ``h`` alone lets a request name a port and skip the
+    policy (istio.io, Operations > Best Practices > Security Best Practices, "Authorization policies on hosts";
+    matchers: istio/istio 1.30.3 pilot/pkg/security/authz/matcher/header.go ``HostMatcher``)."""
+    return [value for host in hosts for value in (host, f"{host}:*")]
+
+
+def require_jwt_spec(hosts: list[str], tls_kind: str) -> dict:
+    """The gateway's AuthorizationPolicy: DENY requests without a validated JWT (``notRequestPrincipals: ["*"]``;
+    a request with an invalid token is refused by the RequestAuthentication already). To the endpoint hosts, each
+    with and without a port (``guarded_hosts``); without endpoint hosts, to every host: the gateway serves only
+    ``*.<domain>``, and ``*.<domain>`` cannot be matched with a port (Istio takes one wildcard, at either end).
+    With ACME certificates the HTTP-01 challenge stays open on port 80 (the gateway chart's listener port for the
+    Service's 80): the CA calls ``/.well-known/acme-challenge/<token>`` there without a token (RFC 8555 §8.3);
+    everything else on 80 and every path on 443 still needs one."""
+    scope: dict = {"hosts": guarded_hosts(hosts)} if hosts else {}
+    if tls_kind == "acme":
+        operations = [{**scope, "notPorts": [ACME_PORT]},
+                      {**scope, "ports": [ACME_PORT], "notPaths": [ACME_CHALLENGE_PATHS]}]
+    else:
+        operations = [scope] if scope else []
+    rule: dict = {"from": [{"source": {"notRequestPrincipals": ["*"]}}]}
+    if operations:
+        rule["to"] = [{"operation": operation} for operation in operations]
+    return {"selector": {"matchLabels": GATEWAY_LABELS}, "action": "DENY", "rules": [rule]}
 
 
 class Mesh(pulumi.ComponentResource):
@@ -240,12 +272,7 @@ class Mesh(pulumi.ComponentResource):
                 metadata("ai-platform-jwt", COMPONENT, ingress_ns), {"selector": selector, "jwtRules": [rule]})
             self.authorization_policy = custom(
                 "authorization-policy", "security.istio.io/v1", "AuthorizationPolicy",
-                metadata("ai-platform-require-jwt", COMPONENT, ingress_ns), {
-                    "selector": selector,
-                    "action": "DENY",
-                    "rules": [{"from": [{"source": {"notRequestPrincipals": ["*"]}}],
-                               "to": [{"operation": {"hosts": list(hosts) or wildcard}}]}],
-                })
+                metadata("ai-platform-require-jwt", COMPONENT, ingress_ns), require_jwt_spec(hosts, tls.kind))
 
         self.register_outputs({"namespace": mesh_ns, "gateway": self.gateway,
                                "gatewayPrincipal": self.gateway_principal})

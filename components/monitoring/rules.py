@@ -24,6 +24,9 @@ Label facts the expressions rely on:
   InferenceService, ``pkg/constants.PredictorServiceName``).
 - A tenant's namespace is the tenant's name and holds the ResourceQuota ``tenant-quota``
   (``components.tenancy``); the Volcano queue is the tenant's name too.
+- Tenant-scoped alerts carry a ``tenant`` label, which Alertmanager routes on (``alerting``): an endpoint's alerts
+  the endpoint's tenant, a quota alert its namespace, a queue alert its queue (templated rule labels). The gang
+  alert's ``job_id`` names no tenant: it goes by severity only.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ _VLLM = ("vLLM v0.33 OpenAI server /metrics (vllm/v1/metrics/loggers.py Promethe
 _TRITON = ("Triton 26.09 /metrics on port 8002, default counters: triton-inference-server/server "
            "docs/user_guide/metrics.md")
 _KSM = "kube-state-metrics 2.20 (kube-prometheus-stack 88.5.3 subchart 8.4.0): kubernetes/kube-state-metrics"
-_VOLCANO = "Volcano 1.15"
+_VOLCANO = "Volcano 1.15.1 (volcano-sh/volcano v1.15.1)"
 _ISTIO = ("Istio 1.30 sidecar standard metrics (https://istio.io/latest/docs/reference/config/metrics/), "
           "from the envoy /stats/prometheus endpoint of each injected pod")
 
@@ -98,9 +101,10 @@ METRIC_SOURCES: dict[str, str] = {
     "kube_resourcequota": f"{_KSM} docs/metrics/policy/resourcequota-metrics.md (labels resourcequota, namespace, "
                           "resource, type=hard|used)",
     # Volcano
-    "volcano_queue_pod_group_pending_count": f"{_VOLCANO} vc-controller-manager: volcano-sh/volcano "
-                                             "pkg/controllers/metrics/queue.go (label queue_name); "
-                                             "docs/design/metrics.md",
+    "volcano_queue_pod_group_pending_count": f"{_VOLCANO} vc-controller-manager: pkg/controllers/metrics/queue.go "
+                                             "(label queue_name = the Queue's name, pkg/controllers/queue/"
+                                             "queue_controller_action.go), scraped by the ServiceMonitor "
+                                             "volcano-controllers (components.monitoring.stack VOLCANO_MONITORS)",
     "volcano_queue_pod_group_inqueue_count": f"{_VOLCANO} vc-controller-manager: pkg/controllers/metrics/queue.go",
     "volcano_queue_pod_group_running_count": f"{_VOLCANO} vc-controller-manager: pkg/controllers/metrics/queue.go",
     "volcano_unschedule_task_count": f"{_VOLCANO} vc-scheduler: pkg/scheduler/metrics/metrics.go (label job_id = "
@@ -421,7 +425,7 @@ def _tenancy_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
         "Tenant {{ $labels.namespace }} uses most of its {{ $labels.resource }} quota",
         "Tenant {{ $labels.namespace }} uses {{ $value | humanizePercentage }} of its {{ $labels.resource }} "
         f"quota (threshold {ratio}). New pods, jobs and endpoint replicas beyond it are rejected; raise "
-        "tenants[].quota or free resources.")]}]
+        "tenants[].quota or free resources.", tenant="{{ $labels.namespace }}")]}]
     if cfg.volcano.enabled:
         pending_for = thresholds.volcano_pending_for
         groups.append({"name": f"{TENANCY_RULES}-batch", "rules": [
@@ -430,7 +434,8 @@ def _tenancy_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
                   pending_for, "warning",
                   "Volcano queue {{ $labels.queue_name }} holds pending jobs",
                   f"Queue {{{{ $labels.queue_name }}}} has had pending PodGroups for {pending_for} "
-                  "({{ $value }} now): the queue's capability (the tenant quota) or the cluster cannot admit them."),
+                  "({{ $value }} now): the queue's capability (the tenant quota) or the cluster cannot admit them.",
+                  tenant="{{ $labels.queue_name }}"),
             alert("AiPlatformVolcanoGangUnschedulable",
                   "volcano_unschedule_task_count > 0",
                   pending_for, "warning",

@@ -9,6 +9,10 @@ Owns:
   characters) with ``secrets.source: pulumi``, else an ExternalSecret of the store's ``<keyPrefix>/grafana-admin``
   (property ``admin-password``). The chart only gets the Secret's name (``grafana.admin.existingSecret``): the
   password is in no Helm value;
+- the alert receivers' credentials: the Secret ``alertmanager-receivers`` (one key per receiver with a credential)
+  from ``PlatformSecrets``: the Pulumi secrets ``alertReceiver-<receiver>``, else an ExternalSecret of the store's
+  ``<keyPrefix>/alertmanager-receivers``; mounted by the operator (``alertmanagerSpec.secrets``), read by the
+  receivers as files. The Alertmanager configuration itself (routing by severity and tenant): ``alerting``;
 - the Helm release ``kube-prometheus-stack`` (Prometheus Operator, Prometheus, Alertmanager, Grafana,
   kube-state-metrics, node-exporter, the chart's default rules and dashboards). ``fullnameOverride`` pins the
   objects' prefix to the release name, so Prometheus is ``kube-prometheus-stack-prometheus:9090`` in the monitoring
@@ -21,9 +25,9 @@ Owns:
   into the folder its ``grafana_folder`` annotation names; per tenant a folder with the tenant's dashboards, and the
   CronJob ``grafana-tenant-access`` that leaves each tenant folder to the tenant's team (``tenant_folders``; how and
   why in ``grafana_access``);
-- the scraping objects of the platform: a ServiceMonitor for the Volcano scheduler (``scrape_volcano``), one
-  PodMonitor per endpoint version (``scrape_endpoint``) and one for the External Secrets Operator's pods
-  (``scrape_external_secrets``).
+- the scraping objects of the platform: ServiceMonitors for the Volcano scheduler and controllers
+  (``scrape_volcano``), one PodMonitor per endpoint version (``scrape_endpoint``) and one for the External Secrets
+  Operator's pods (``scrape_external_secrets``).
 
 Which monitors and rules Prometheus loads. Prometheus picks ServiceMonitors, PodMonitors and PrometheusRules in every
 namespace by ``app.kubernetes.io/part-of``: ``ai-platform`` (every platform object carries it, see
@@ -68,8 +72,8 @@ import json
 import pulumi
 import pulumi_kubernetes as k8s
 
-from config import versions
-from config.model import Cluster, Endpoint, Namespaces
+from config import images, versions
+from config.model import Cluster, Endpoint, Namespaces, Receiver
 from config.model import Monitoring as MonitoringConfig
 from config.model import Tenant as TenantConfig
 
@@ -79,6 +83,7 @@ from ..secrets import POD_NAMES as EXTERNAL_SECRETS_PODS
 from ..secrets import RELEASE as EXTERNAL_SECRETS_RELEASE
 from ..secrets import PlatformSecrets
 from ..serving.endpoint import ENDPOINT_LABEL, versions_of
+from . import alerting
 from . import grafana_access as access
 
 COMPONENT = "monitoring"
@@ -116,9 +121,15 @@ PROMETHEUS_CERTS = "/etc/prom-certs"  # where the Prometheus container reads the
 METRICS = {"vllm": ("http", None, "/metrics"), "triton": ("metrics", None, "/metrics"),
            "kserve": (None, 8080, "/metrics")}
 KSERVE_ISVC_LABEL = "serving.kserve.io/inferenceservice"
-# The Volcano chart's scheduler metrics Service (<release>-scheduler-service, label app: volcano-scheduler, port
-# "metrics" 8080, served with custom.scheduler_metrics_enable).
-VOLCANO_SCHEDULER_SELECTOR = {"app": "volcano-scheduler"}
+# The Volcano chart's metrics Services, one per component that serves /metrics in plaintext (volcano-sh/volcano
+# v1.15.1 installer/helm/chart/volcano/templates/): the scheduler's <release>-scheduler-service (scheduler.yaml,
+# label app: volcano-scheduler, port "metrics" 8080, served with custom.scheduler_metrics_enable: the scheduler's
+# volcano_unschedule_*, volcano_queue_allocated_*) and the controllers' <release>-controllers-service
+# (controllers.yaml, label app: volcano-controller, port "metrics" 8081, the controller manager's --listen-address
+# default in cmd/controller-manager/app/options/options.go, served with custom.controller_metrics_enable:
+# volcano_queue_pod_group_*_count of pkg/controllers/metrics/queue.go). Monitor name -> Service selector.
+VOLCANO_MONITORS = {"volcano-scheduler": {"app": "volcano-scheduler"},
+                    "volcano-controllers": {"app": "volcano-controller"}}
 VOLCANO_METRICS_PORT = "metrics"
 
 
@@ -189,15 +200,23 @@ def dashboard_sidecar(namespace: str) -> dict:
             "annotations": {access.FOLDER_ANNOTATION: access.CHART_FOLDER}}
 
 
-def helm_values(monitoring: MonitoringConfig, cluster: Cluster, mesh: bool, namespace: str) -> dict:
-    """Values of kube-prometheus-stack (keys checked against the upstream values.yaml by the schema tier)."""
+def helm_values(monitoring: MonitoringConfig, cluster: Cluster, mesh: bool, namespace: str,
+                receivers: dict[str, Receiver] | None = None) -> dict:
+    """Values of kube-prometheus-stack (keys checked against the upstream values.yaml by the schema tier).
+    ``receivers``: every alert receiver of the stack (``PlatformConfig.alert_receivers``), see ``alerting``; their
+    credentials are files of the mounted ``alerting.RECEIVERS_SECRET``, never values."""
     allowlist = ",".join(EXPORTED_LABELS)
+    receivers = receivers or {}
     values: dict = {
         "fullnameOverride": RELEASE,
         "prometheus": {"prometheusSpec": prometheus_spec(monitoring, mesh)},
-        "alertmanager": {"alertmanagerSpec": {
-            "storage": {"volumeClaimTemplate": {"spec": _claim(ALERTMANAGER_STORAGE, monitoring.storage.storage_class)}},
-            "persistentVolumeClaimRetentionPolicy": RETAIN_VOLUMES}},
+        "alertmanager": {
+            "config": alerting.alertmanager_config(receivers, monitoring.routing),
+            "alertmanagerSpec": {
+                "storage": {"volumeClaimTemplate": {"spec": _claim(ALERTMANAGER_STORAGE,
+                                                                   monitoring.storage.storage_class)}},
+                "persistentVolumeClaimRetentionPolicy": RETAIN_VOLUMES,
+                **({"secrets": [alerting.RECEIVERS_SECRET]} if alerting.needs_secret(receivers) else {})}},
         "grafana": {
             "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": GRAFANA_USER_KEY,
                       "passwordKey": GRAFANA_PASSWORD_KEY},
@@ -242,7 +261,9 @@ def grafana_url(namespace: str) -> str:
 def access_cron_spec(image: str, url: str) -> dict:
     """The ``grafana-tenant-access`` CronJob: Python's standard library in the pinned MLflow image (no new image),
     Grafana's admin credentials from the ``grafana-admin`` Secret, Pod Security ``restricted``, no sidecar, no API
-    token (it only talks to Grafana). ``Forbid``: one run at a time."""
+    token (it only talks to Grafana). ``Forbid``: one run at a time. It runs as ``ACCESS_UID``, which the MLflow image
+    does not define (``config.images.MLFLOW``): ``USER``/``LOGNAME`` and ``HOME`` on an ``emptyDir`` at ``/tmp``, the
+    one writable path of its read-only root file system."""
     def secret(key: str) -> dict:
         return {"secretKeyRef": {"name": GRAFANA_ADMIN_SECRET, "key": key}}
 
@@ -252,12 +273,13 @@ def access_cron_spec(image: str, url: str) -> dict:
                 {"name": "GRAFANA_USER", "valueFrom": secret(GRAFANA_USER_KEY)},
                 {"name": "GRAFANA_PASSWORD", "valueFrom": secret(GRAFANA_PASSWORD_KEY)},
                 {"name": "CONFIG", "value": f"{access.MOUNT}/{access.CONFIG_KEY}"},
-                {"name": "HOME", "value": "/tmp"}, {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
+                *images.identity_env("/tmp"), {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                             "runAsNonRoot": True, "readOnlyRootFilesystem": True,
                             "seccompProfile": {"type": "RuntimeDefault"}},
-        "volumeMounts": [{"name": "access", "mountPath": access.MOUNT, "readOnly": True}],
+        "volumeMounts": [{"name": "access", "mountPath": access.MOUNT, "readOnly": True},
+                         {"name": "tmp", "mountPath": "/tmp"}],
     }
     pod = {
         "metadata": {"labels": {"sidecar.istio.io/inject": "false"}},
@@ -265,7 +287,8 @@ def access_cron_spec(image: str, url: str) -> dict:
                  "securityContext": {"runAsNonRoot": True, "runAsUser": ACCESS_UID, "runAsGroup": ACCESS_UID,
                                      "seccompProfile": {"type": "RuntimeDefault"}},
                  "containers": [container],
-                 "volumes": [{"name": "access", "configMap": {"name": access.ACCESS_NAME}}]},
+                 "volumes": [{"name": "access", "configMap": {"name": access.ACCESS_NAME}},
+                             {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]},
     }
     return {"schedule": access.SCHEDULE, "concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 1,
             "failedJobsHistoryLimit": 3,
@@ -278,7 +301,8 @@ class Monitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, monitoring: MonitoringConfig, cluster: Cluster, namespaces: Namespaces,
                  opts: pulumi.ResourceOptions | None = None, *, mesh: bool = False,
-                 platform_secrets: PlatformSecrets, protect: bool = False):
+                 platform_secrets: PlatformSecrets, protect: bool = False,
+                 receivers: dict[str, Receiver] | None = None, receiver_secrets: dict | None = None):
         super().__init__("ai-platform:monitoring:Monitoring", name, None, opts)
         self._name, self.mesh = name, mesh
         self._registry, self._grafana_url = cluster.image_registry, grafana_url(namespaces.monitoring)
@@ -290,11 +314,19 @@ class Monitoring(pulumi.ComponentResource):
         self.grafana_secret = platform_secrets.secret(
             f"{name}-grafana-admin", GRAFANA_ADMIN_SECRET, ns, COMPONENT, self,
             {GRAFANA_USER_KEY: GRAFANA_ADMIN_USER, GRAFANA_PASSWORD_KEY: password})
+        # Alert receivers' credentials, one key per receiver (Pulumi secrets ``alertReceiver-<receiver>``, which the
+        # loader checked, or the store's <keyPrefix>/alertmanager-receivers): mounted by the operator, no wait either.
+        receivers = receivers or {}
+        credentials = {receiver: platform_secrets.provided((receiver_secrets or {}).get(receiver),
+                                                           alerting.RECEIVERS_SECRET, receiver)
+                       for receiver in alerting.needs_secret(receivers)}
+        self.receivers_secret = (platform_secrets.secret(f"{name}-alertmanager-receivers", alerting.RECEIVERS_SECRET,
+                                                         ns, COMPONENT, self, credentials) if credentials else None)
         # No wait for the Secret: Grafana's pod names it (secretKeyRef), the kubelet retries until it exists, and
         # the release's 900 s wait covers it (from the store it comes one wave later, after the operator's release).
         # Waiting would put every monitor and rule, and the GPU and Milvus releases, one wave later.
         self.release = helm_release(f"{name}-release", versions.KUBE_PROMETHEUS_STACK, ns,
-                                    helm_values(monitoring, cluster, mesh, namespaces.monitoring), self,
+                                    helm_values(monitoring, cluster, mesh, namespaces.monitoring, receivers), self,
                                     timeout=900, release_name=RELEASE, protect=protect)
         self.prometheus_url = f"http://{PROMETHEUS_SERVICE}.{namespaces.monitoring}.svc:{PROMETHEUS_PORT}"
         self.register_outputs({"namespace": ns, "release": self.release.name, "prometheus": self.prometheus_url})
@@ -308,16 +340,18 @@ class Monitoring(pulumi.ComponentResource):
     def _after_release(self) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, depends_on=[self.release])
 
-    def scrape_volcano(self, namespace: pulumi.Input[str]) -> k8s.apiextensions.CustomResource:
-        """A ServiceMonitor for the Volcano scheduler's metrics Service in ``namespace`` (pass the Volcano namespace's
-        Output so that the monitor waits for it)."""
-        return kube(
-            f"{self._name}-volcano-scheduler",
+    def scrape_volcano(self, namespace: pulumi.Input[str]) -> list[k8s.apiextensions.CustomResource]:
+        """One ServiceMonitor per Volcano metrics Service in ``namespace`` (``VOLCANO_MONITORS``: the scheduler's and
+        the controllers', whose queue metrics the batch alerts read); pass the Volcano namespace's Output so that the
+        monitors wait for it. The namespace has no NetworkPolicy and no sidecars: a plaintext scrape reaches the
+        pods."""
+        return [kube(
+            f"{self._name}-{name}",
             api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
-            metadata=metadata("volcano-scheduler", COMPONENT, namespace=namespace),
-            spec={"selector": {"matchLabels": dict(VOLCANO_SCHEDULER_SELECTOR)},
+            metadata=metadata(name, COMPONENT, namespace=namespace),
+            spec={"selector": {"matchLabels": dict(selector)},
                   "endpoints": [{"port": VOLCANO_METRICS_PORT, "path": "/metrics", "scheme": "http"}]},
-            opts=self._after_release())
+            opts=self._after_release()) for name, selector in VOLCANO_MONITORS.items()]
 
     def scrape_external_secrets(self, namespace: pulumi.Input[str]) -> k8s.apiextensions.CustomResource:
         """A PodMonitor for the External Secrets Operator's controller, webhook and cert-controller pods in
@@ -400,7 +434,7 @@ class Monitoring(pulumi.ComponentResource):
             metadata=metadata(access.ACCESS_NAME, COMPONENT, namespace=ns),
             data={access.SCRIPT_KEY: access.SCRIPT, access.CONFIG_KEY: access.config_json(tenants)},
             opts=pulumi.ResourceOptions(parent=self))
-        image = mirrored(versions.MLFLOW_IMAGE, self._registry) if self._registry else versions.MLFLOW_IMAGE
+        image = mirrored(versions.MLFLOW_IMAGE, self._registry)
         return kube(
             f"{self._name}-grafana-tenant-access", api_version="batch/v1", kind="CronJob",
             metadata=metadata(access.ACCESS_NAME, COMPONENT, namespace=ns),

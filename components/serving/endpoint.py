@@ -8,16 +8,22 @@ Owns, in the tenant's namespace:
   ``vllm:num_requests_waiting``; the Hugging Face token, when the stack has one (``huggingFaceToken``, or
   ``secrets.huggingFaceToken`` with the external store: ``<keyPrefix>/huggingface-token``, property ``token``), as
   the Secret ``<version>-hf-token`` (``PlatformSecrets``: a Secret or an ExternalSecret) the Job reads by name.
-- Triton: a Deployment reading the model repository from S3 (keys from a tenant Secret) or a PVC, a
-  Service (http 8000, grpc 8001, metrics 8002), a PodDisruptionBudget and a ScaledObject on
-  ``nv_inference_pending_request_count``.
+- Triton: a Deployment reading the model repository from S3 or a PVC and loading ``triton.models`` at start
+  (``--load-model`` in explicit mode; started once the first is ready, ready while all are), a Service (http 8000,
+  grpc 8001, metrics 8002), a PodDisruptionBudget and a ScaledObject on ``nv_inference_pending_request_count``.
 - KServe: an InferenceService (Standard mode) with the model format, storage URI, resources, replica bounds
-  and CPU scale target.
-- a NetworkPolicy letting the pods that fetch the model reach object stores and Hugging Face on 443.
+  and CPU scale target; the model registered under the endpoint's name in every version (``config/runtimes.py``)
+  and probed on the runtime's model-ready path.
+- the ServiceAccount every pod of the endpoint runs under and the NetworkPolicy letting the pods that fetch the
+  model reach object stores, Hugging Face and what their workload identity needs (``model_access``).
+
+Every version answers to the endpoint's name (``served_name``) on the same paths, so a split request never asks a
+version for a name it does not know. Images go through ``cluster.imageRegistry`` when set.
 
 Every pod runs under the Pod Security ``restricted`` profile: non-root with a fixed UID/GID and fsGroup, no
-privilege escalation, all capabilities dropped, RuntimeDefault seccomp, caches on writable volumes (the vLLM
-and Triton images default to root). GPU settings come from ``components.gpu.gpu_scheduling``. The load
+privilege escalation, all capabilities dropped, RuntimeDefault seccomp; vLLM, Triton and the download Job with a
+read-only root file system, ``USER``/``HOME`` and every cache on the writable ``/tmp`` volume (the vLLM and AWS CLI
+images define no user 1000 and their Python asks for one: ``getpass.getuser()``). GPU settings come from ``components.gpu.gpu_scheduling``. The load
 metric comes from Prometheus (``serving.prometheusUrl``); the autoscaler is left out when min == max.
 """
 
@@ -26,12 +32,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from config import versions
-from config.model import Endpoint, Gpu, Serving, Tenant, TritonOptions, VllmOptions
+from config import runtimes, versions
+from config.model import Endpoint, Gpu, Serving, Tenant, VllmOptions
 
 from ..gpu import gpu_scheduling
-from ..meta import kube, metadata
+from ..meta import kube, metadata, mirrored
 from ..secrets import PlatformSecrets
+from . import model_access
 
 COMPONENT = "serving"
 UID = 1000
@@ -46,8 +53,13 @@ POD_SECURITY = {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGr
                 "seccompProfile": {"type": "RuntimeDefault"}}
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
                       "seccompProfile": {"type": "RuntimeDefault"}}
-# Writable places for images that assume a root home directory.
-HOME_ENV = [{"name": "HOME", "value": "/tmp/home"}, {"name": "XDG_CACHE_HOME", "value": "/tmp/cache"}]
+# vLLM, Triton and the download Job write only to the mounts they are given (/tmp, the model cache, /dev/shm).
+READ_ONLY_ROOT = {**CONTAINER_SECURITY, "readOnlyRootFilesystem": True}
+# The vLLM and AWS CLI images define no user for UID 1000 and their Python calls getpass.getuser() (torch, via
+# vLLM: KeyError 'getpwuid(): uid not found: 1000', vllm-project/vllm#44548, kserve/kserve#5666); getuser() reads
+# LOGNAME/USER first (CPython Lib/getpass.py). HOME and the XDG cache sit on the writable /tmp volume.
+HOME_ENV = [{"name": "HOME", "value": "/tmp/home"}, {"name": "XDG_CACHE_HOME", "value": "/tmp/cache"},
+            {"name": "USER", "value": "model-server"}, {"name": "LOGNAME", "value": "model-server"}]
 TMP_VOLUME = {"name": "tmp", "emptyDir": {"sizeLimit": "10Gi"}}
 TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
 SMALL = {"cpu": "100m", "memory": "128Mi"}
@@ -99,23 +111,32 @@ def _gpu_pod_fields(gpu_settings: dict | None) -> dict:
     return {"tolerations": gpu_settings["tolerations"], "affinity": gpu_settings["affinity"]} if gpu_settings else {}
 
 
-def vllm_container(endpoint: Endpoint) -> dict:
+def served_name(endpoint: Endpoint) -> str:
+    """The model name clients use, the same for every version of the endpoint."""
+    return endpoint.name
+
+
+def vllm_container(endpoint: Endpoint, registry: str | None = None) -> dict:
     options = endpoint.vllm or VllmOptions()
     tensor_parallel = options.tensor_parallel or endpoint.gpu.count
-    served = [endpoint.name] + ([endpoint.location] if endpoint.scheme == "hf" else [])
-    args = [model_path(endpoint), "--served-model-name", *served, "--host", "0.0.0.0", "--port", "8000",
+    # One name for both versions: a canary answers to the stable version's name on the same paths.
+    args = [model_path(endpoint), "--served-model-name", served_name(endpoint), "--host", "0.0.0.0", "--port", "8000",
             "--tensor-parallel-size", str(tensor_parallel),
             "--gpu-memory-utilization", str(options.gpu_memory_utilization), "--dtype", options.dtype]
     if options.max_model_len:
         args += ["--max-model-len", str(options.max_model_len)]
     return {
         "name": "vllm",
-        "image": versions.VLLM_IMAGE,
+        "image": mirrored(versions.VLLM_IMAGE, registry),
         "command": ["vllm", "serve"],
         "args": args + options.extra_args,
+        # Every cache the server (torch.compile, Triton kernels, FlashInfer via HOME) writes, on /tmp.
         "env": HOME_ENV + [{"name": "HF_HUB_OFFLINE", "value": "1"},
                            {"name": "HF_HOME", "value": "/tmp/hf"},
-                           {"name": "VLLM_CACHE_ROOT", "value": "/tmp/vllm"}],
+                           {"name": "VLLM_CACHE_ROOT", "value": "/tmp/vllm"},
+                           {"name": "TORCHINDUCTOR_CACHE_DIR", "value": "/tmp/torchinductor"},
+                           {"name": "TRITON_CACHE_DIR", "value": "/tmp/triton"},
+                           {"name": "VLLM_NO_USAGE_STATS", "value": "1"}],
         "ports": [{"name": "http", "containerPort": 8000, "protocol": "TCP"}],
         # Loading a large model takes minutes: the startup probe allows 30 of them before liveness counts.
         "startupProbe": _probe("/health", "http", 10, 180),
@@ -124,29 +145,35 @@ def vllm_container(endpoint: Endpoint) -> dict:
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", "15"]}}},
         "volumeMounts": [{"name": "models", "mountPath": MODELS, "readOnly": True},
                          {"name": "shm", "mountPath": "/dev/shm"}, TMP_MOUNT],
-        "securityContext": CONTAINER_SECURITY,
+        "securityContext": READ_ONLY_ROOT,
     }
 
 
-def triton_container(endpoint: Endpoint) -> dict:
-    options = endpoint.triton or TritonOptions()
+def triton_container(endpoint: Endpoint, registry: str | None = None) -> dict:
+    options = endpoint.triton
     repository = endpoint.source if endpoint.scheme == "s3" else model_path(endpoint)
     if endpoint.scheme == "s3" and endpoint.s3.endpoint:  # Triton's form for S3-compatible stores
         repository = f"s3://{endpoint.s3.endpoint}/{endpoint.location}"
     container = {
         "name": "triton",
-        "image": versions.TRITON_IMAGE,
+        "image": mirrored(versions.TRITON_IMAGE, registry),
         "command": ["tritonserver"],
+        # explicit mode loads only --load-model models (triton-inference-server/server src/command_line_parser.cc);
+        # without them it serves nothing and still reports ready. Strict readiness: ready once every loaded model is.
         "args": [f"--model-repository={repository}", f"--model-control-mode={options.model_control_mode}",
+                 *([f"--load-model={model}" for model in options.models]
+                   if options.model_control_mode == "explicit" else []),
+                 "--strict-readiness=true", "--exit-on-error=true",
                  "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", "--allow-metrics=true"],
         "env": HOME_ENV + (_s3_env(endpoint) if endpoint.scheme == "s3" else []),
         "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port, _ in PORTS["triton"]],
-        "startupProbe": _probe("/v2/health/ready", "http", 10, 90),
+        # Started once the endpoint's first model is loaded (a repository without it never starts).
+        "startupProbe": _probe(f"/v2/models/{options.models[0]}/ready", "http", 10, 90),
         "readinessProbe": _probe("/v2/health/ready", "http", 5, 3),
         "livenessProbe": _probe("/v2/health/live", "http", 15, 4),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", "15"]}}},
         "volumeMounts": [TMP_MOUNT],
-        "securityContext": CONTAINER_SECURITY,
+        "securityContext": READ_ONLY_ROOT,
     }
     if endpoint.scheme == "pvc":
         container["volumeMounts"].append({"name": "models", "mountPath": MODELS, "readOnly": True})
@@ -171,17 +198,20 @@ class ModelEndpoint(pulumi.ComponentResource):
     def __init__(self, name: str, endpoint: Endpoint, tenant: Tenant, namespace: pulumi.Input[str], gpu: Gpu,
                  serving: Serving, prometheus_url: str, hf_token: pulumi.Output | None,
                  kserve_release: pulumi.Resource, keda_release: pulumi.Resource,
-                 opts: pulumi.ResourceOptions | None = None, *, platform_secrets: PlatformSecrets):
+                 opts: pulumi.ResourceOptions | None = None, *, platform_secrets: PlatformSecrets,
+                 registry: str | None = None):
         super().__init__("ai-platform:serving:ModelEndpoint", name, None, opts)
         self._child = pulumi.ResourceOptions(parent=self)
         # The tenant namespace's Output: every object waits for the namespace to exist.
-        self.endpoint, self.tenant, self.namespace = endpoint, tenant.name, namespace
+        self.endpoint, self.tenant, self.namespace, self.registry = endpoint, tenant.name, namespace, registry
         self.storage_class = endpoint.cache.storage_class or serving.storage_class
         self.prometheus_url, self.hf_token, self.keda_release = prometheus_url, hf_token, keda_release
         self.platform_secrets = platform_secrets
         self.gpu_settings = (gpu_scheduling(gpu, endpoint.gpu, tenant.gpu_isolation == "exclusive")
                              if endpoint.gpu else None)
 
+        self.service_account = model_access.service_account_name(endpoint)
+        model_access.service_account(name, endpoint, self._meta(self.service_account), self)
         for version, variant in versions_of(endpoint):
             suffix = "" if version == "stable" else f"-{version}"
             if endpoint.engine == "kserve":
@@ -205,16 +235,20 @@ class ModelEndpoint(pulumi.ComponentResource):
                  "ai-platform/engine": self.endpoint.engine, **labels}
         return metadata(object_name, COMPONENT, namespace=self.namespace, tenant=self.tenant, extra_labels=extra)
 
+    def _pod_labels(self, object_name: str, **labels: str) -> dict:
+        """Labels of the endpoint's pods: the objects' labels and what the workload identity needs."""
+        return {**self._meta(object_name, **labels)["labels"], **model_access.identity_pod_labels(self.endpoint)}
+
     def _deployment(self, name: str, object_name: str, version: str, variant: Endpoint) -> None:
         """One version's Deployment with its model cache and download Job, PDB and autoscaler."""
         volumes = [TMP_VOLUME]
         init_containers = []
         if variant.engine == "vllm":
-            container = vllm_container(variant)
+            container = vllm_container(variant, self.registry)
             tensor_parallel = (variant.vllm and variant.vllm.tensor_parallel) or variant.gpu.count
             volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{2 * tensor_parallel}Gi"}})
         else:
-            container = triton_container(variant)
+            container = triton_container(variant, self.registry)
         container["resources"] = _resources(variant, self.gpu_settings)
 
         if needs_cache(variant):
@@ -226,7 +260,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "name": "wait-for-model", "image": container["image"],
                 "command": ["sh", "-c", f"until [ -f '{marker}' ]; do echo waiting for {marker}; sleep 10; done"],
                 "volumeMounts": [{"name": "models", "mountPath": MODELS, "readOnly": True}],
-                "resources": {"requests": SMALL, "limits": SMALL}, "securityContext": CONTAINER_SECURITY})
+                "resources": {"requests": SMALL, "limits": SMALL}, "securityContext": READ_ONLY_ROOT})
         elif variant.scheme == "pvc":
             claim_name = variant.location.partition("/")[0]
             volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": claim_name, "readOnly": True}})
@@ -237,8 +271,10 @@ class ModelEndpoint(pulumi.ComponentResource):
             "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": self._meta(object_name, version=version)["labels"]},
+                "metadata": {"labels": self._pod_labels(object_name, version=version)},
                 "spec": {
+                    "serviceAccountName": self.service_account,
+                    "automountServiceAccountToken": False,
                     "securityContext": POD_SECURITY,
                     "terminationGracePeriodSeconds": 120,
                     "enableServiceLinks": False,
@@ -290,7 +326,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         if variant.scheme == "s3":
             env += _s3_env(variant)
         # No mesh sidecar: the Job only talks to the internet, and a sidecar would keep it from completing.
-        labels = {**self._meta("download")["labels"], ROLE_LABEL: "model-download", "sidecar.istio.io/inject": "false"}
+        labels = {**self._pod_labels("download"), ROLE_LABEL: "model-download", "sidecar.istio.io/inject": "false"}
         kube(
             f"{name}-download", api_version="batch/v1", kind="Job",
             metadata={**self._meta(f"{object_name}-download"),
@@ -300,15 +336,18 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "metadata": {"labels": labels},
                 "spec": {
                     "restartPolicy": "OnFailure",
+                    "serviceAccountName": self.service_account,
+                    "automountServiceAccountToken": False,
                     "securityContext": POD_SECURITY,
                     "containers": [{
                         "name": "download",
-                        "image": versions.VLLM_IMAGE if variant.scheme == "hf" else versions.AWS_CLI_IMAGE,
+                        "image": mirrored(versions.VLLM_IMAGE if variant.scheme == "hf" else versions.AWS_CLI_IMAGE,
+                                          self.registry),
                         "command": ["sh", "-c", download_script(variant)],
                         "env": env,
                         "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
                         "volumeMounts": [{"name": "models", "mountPath": MODELS}, TMP_MOUNT],
-                        "securityContext": CONTAINER_SECURITY,
+                        "securityContext": READ_ONLY_ROOT,
                     }],
                     "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": claim}}, TMP_VOLUME],
                 },
@@ -347,9 +386,20 @@ class ModelEndpoint(pulumi.ComponentResource):
                        "resources": _resources(variant, self.gpu_settings), "securityContext": CONTAINER_SECURITY}
         if variant.kserve.runtime:
             model["runtime"] = variant.kserve.runtime
+        runtime = runtimes.runtime_of(variant.kserve.model_format, variant.kserve.runtime)
+        if runtime and runtime.name_arg:  # after the runtime's --model_name={{.Name}}: the last one counts
+            model["args"] = [f"{runtime.name_arg}={served_name(variant)}"]
+        if runtime and runtime.ready_path:  # KServe's default probe is a TCP check of port 8080
+            model["readinessProbe"] = {"httpGet": {"path": runtime.ready_path.format(name=served_name(variant)),
+                                                   "port": 8080},
+                                       "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3}
         predictor = {"minReplicas": variant.replicas.min, "maxReplicas": variant.replicas.max,
                      "scaleMetric": "cpu", "scaleTarget": int(variant.target),
+                     "serviceAccountName": self.service_account,
                      "securityContext": POD_SECURITY, "model": model, **_gpu_pod_fields(self.gpu_settings)}
+        identity_labels = model_access.identity_pod_labels(variant)
+        if identity_labels:  # KServe copies the InferenceService's labels to its pods
+            predictor["labels"] = identity_labels
         kube(
             f"{name}-inferenceservice",
             api_version="serving.kserve.io/v1beta1", kind="InferenceService",
@@ -372,11 +422,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         kube(
             f"{name}-model-egress", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
             metadata=self._meta(f"{endpoint.name}-model-egress"),
-            spec={"podSelector": fetchers, "policyTypes": ["Egress"],
-                  "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0",
-                                                  "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}],
-                              "ports": [{"protocol": "TCP", "port": 443}]}]},
-            opts=self._child)
+            spec=model_access.egress_spec(endpoint, fetchers), opts=self._child)
 
 
 def versions_of(endpoint: Endpoint) -> list[tuple[str, Endpoint]]:

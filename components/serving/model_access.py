@@ -1,0 +1,121 @@
+"""How an endpoint's pods read their model: the endpoint's ServiceAccount, its object-store keys, its egress.
+
+- The ServiceAccount ``<endpoint>-model`` in the tenant namespace: every pod of the endpoint (servers of both versions,
+  the vLLM download Job, KServe predictors and their storage initializer) runs under it, with
+  ``models[].serviceAccountAnnotations`` (workload identity) and no API token (``automountServiceAccountToken: false``:
+  the identity webhooks of EKS and AKS mount their own projected token; GKE's metadata server needs none). For KServe,
+  the region and endpoint of an ``s3://`` source as KServe's annotations on it (kserve/kserve v0.20.0
+  ``pkg/credentials/s3/s3_service_account.go`` reads them from the ServiceAccount with IRSA) and the keys' Secret in
+  its ``secrets`` (``pkg/credentials/service_account_credentials.go``: the storage initializer gets the keys of every
+  Secret the ServiceAccount lists).
+- The keys of an ``s3://`` source (``models[].s3.credentialsSecret``, keys ``AWS_ACCESS_KEY_ID`` and
+  ``AWS_SECRET_ACCESS_KEY``, the names the kserve-resources chart configures too: ``kserve.storage.s3.accessKeyIdName``):
+  with ``secrets.source: external-secrets`` an ExternalSecret of the store's ``<keyPrefix>/tenants/<tenant>/<name>``;
+  with ``pulumi`` the operator creates it, and the stack output ``userProvidedSecrets`` says so. One per tenant and name,
+  however many endpoints share it (``model_credentials``).
+- The NetworkPolicy ``<endpoint>-model-egress``: the pods that fetch the model may reach HTTPS outside the cluster's
+  private ranges (object stores, Hugging Face, cloud token services) and, with workload identity, what the identity
+  needs on the node (``IDENTITIES``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pulumi
+
+from config.model import Endpoint, PlatformConfig
+
+from ..meta import kube
+from ..secrets import PlatformSecrets
+
+S3_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
+class Identity(NamedTuple):
+    """What one kind of workload identity needs of a pod: egress to link-local addresses, pod labels."""
+
+    egress: tuple[tuple[str, int], ...] = ()
+    pod_labels: dict[str, str] = {}
+
+
+# Per annotation key of the ServiceAccount.
+IDENTITIES = {
+    # EKS IRSA: the SDKs call STS AssumeRoleWithWebIdentity over HTTPS with the token the pod identity webhook mounts
+    # (docs.aws.amazon.com/eks/latest/userguide/iam-roles-for-service-accounts.html): HTTPS only.
+    "eks.amazonaws.com/role-arn": Identity(),
+    # GKE Workload Identity: tokens come from the GKE metadata server; with network policies, allow 169.254.169.254:80
+    # (Dataplane V2) and 169.254.169.252:988 (cloud.google.com/kubernetes-engine/docs/how-to/workload-identity,
+    # "Restrict egress" / network policy note).
+    "iam.gke.io/gcp-service-account": Identity(egress=(("169.254.169.254/32", 80), ("169.254.169.252/32", 988))),
+    # AKS Workload Identity: the mutating webhook acts only on pods labelled azure.workload.identity/use=true
+    # (azure.github.io/azure-workload-identity/docs/topics/service-account-labels-and-annotations.html); tokens come
+    # from Microsoft Entra ID over HTTPS.
+    "azure.workload.identity/client-id": Identity(pod_labels={"azure.workload.identity/use": "true"}),
+}
+
+
+def service_account_name(endpoint: Endpoint) -> str:
+    return f"{endpoint.name}-model"
+
+
+def identity_pod_labels(endpoint: Endpoint) -> dict[str, str]:
+    """Labels the endpoint's pods need for their workload identity."""
+    labels: dict[str, str] = {}
+    for key in endpoint.service_account_annotations:
+        labels.update(IDENTITIES.get(key, Identity()).pod_labels)
+    return labels
+
+
+def _kserve_s3_annotations(endpoint: Endpoint) -> dict[str, str]:
+    """KServe's storage initializer settings of an s3:// source (``pkg/credentials/s3/s3_secret.go``)."""
+    annotations = {"serving.kserve.io/s3-region": endpoint.s3.region}
+    if endpoint.s3.endpoint:
+        scheme, _, host = endpoint.s3.endpoint.partition("://")
+        annotations["serving.kserve.io/s3-endpoint"] = host.rstrip("/")
+        annotations["serving.kserve.io/s3-usehttps"] = "1" if scheme == "https" else "0"
+    return annotations
+
+
+def service_account(name: str, endpoint: Endpoint, meta: dict, parent: pulumi.Resource) -> pulumi.Resource:
+    """The endpoint's ServiceAccount (``meta``: its metadata without annotations)."""
+    annotations = dict(endpoint.service_account_annotations)
+    fields: dict = {}
+    if endpoint.engine == "kserve" and endpoint.scheme == "s3":
+        annotations.update(_kserve_s3_annotations(endpoint))
+        if endpoint.s3.credentials_secret:
+            fields["secrets"] = [{"name": endpoint.s3.credentials_secret}]
+    return kube(f"{name}-service-account", api_version="v1", kind="ServiceAccount",
+                metadata={**meta, **({"annotations": annotations} if annotations else {})},
+                automountServiceAccountToken=False, **fields, opts=pulumi.ResourceOptions(parent=parent))
+
+
+def model_credentials(cfg: PlatformConfig, secrets: PlatformSecrets, tenant_namespaces: dict[str, pulumi.Input[str]],
+                      tenants: dict[str, pulumi.Resource]) -> None:
+    """The keys' Secret of every ``s3.credentialsSecret`` the endpoints name, once per tenant and name, under the
+    tenant's component (it outlives any one endpoint)."""
+    seen: set[tuple[str, str]] = set()
+    for endpoint in cfg.models:
+        name = endpoint.s3.credentials_secret
+        if not name or (endpoint.tenant, name) in seen:
+            continue
+        seen.add((endpoint.tenant, name))
+        users = [e for e in cfg.models if e.tenant == endpoint.tenant and e.s3.credentials_secret == name]
+        # KServe reads region and endpoint from the Secret's annotations (s3_secret.go BuildSecretEnvs).
+        kserve = next((e for e in users if e.engine == "kserve"), None)
+        secrets.existing(f"tenant-{endpoint.tenant}-model-credentials-{name}", name,
+                         tenant_namespaces[endpoint.tenant], "serving", tenants[endpoint.tenant], S3_KEYS,
+                         tenant=endpoint.tenant, remote=f"tenants/{endpoint.tenant}/{name}",
+                         annotations=_kserve_s3_annotations(kserve) if kserve else None)
+
+
+def egress_spec(endpoint: Endpoint, fetchers: dict) -> dict:
+    """NetworkPolicy spec: the pods ``fetchers`` selects may reach HTTPS outside the private ranges, and what their
+    workload identity needs."""
+    rules = [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
+              "ports": [{"protocol": "TCP", "port": 443}]}]
+    for key in sorted(endpoint.service_account_annotations):
+        for cidr, port in IDENTITIES.get(key, Identity()).egress:
+            rules.append({"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"protocol": "TCP", "port": port}]})
+    return {"podSelector": fetchers, "policyTypes": ["Egress"], "egress": rules}
