@@ -13,10 +13,14 @@ Owns:
   HTTP from outside the mesh, on the dashboard API (port 8265: ``/api/jobs/``, ``/api/serve/applications/``) for
   RayJob and RayService status, and on the Serve proxy (port 8000, ``/-/healthz``) for RayService readiness; the
   tenant's default-deny ingress would refuse both;
-- with the mesh (``admit_operator_through_mesh``), in every tenant namespace the PeerAuthentication
-  ``ray-head-operator-ports``: the head pods keep STRICT mTLS but accept plain text on those two ports, which the
-  tenant's STRICT ``default`` would refuse (the operator has no sidecar). Who may send it stays the NetworkPolicy's
-  business: the operator's pods, the tenant's own pods, and the platform namespaces the tenant admits.
+- with the mesh (``admit_operator_through_mesh``), in every tenant namespace the PeerAuthentications ``ray-head`` and
+  ``ray-worker``: Ray pods accept plain text as well as mTLS (PERMISSIVE), which the tenant's STRICT ``default`` would
+  refuse. The operator calls the heads without a sidecar; and Ray's processes call each other by pod IP on ports no
+  Service declares (workers' 10002-19999, object and node managers), which a client sidecar passes through in plain
+  text (docs.ray.io "mTLS and L7 observability with Istio": STRICT needs fixed worker ports, a headless Service per
+  pod and no KubeRay init container; none of that is the platform's to set in a tenant's RayCluster). Who may send
+  stays the NetworkPolicies' business: the operator's pods, the tenant's own pods, and the platform namespaces the
+  tenant admits.
 
 Queues: KubeRay puts a RayCluster's (or RayJob's) PodGroup in the queue named by its label ``volcano.sh/queue-name``;
 without it the PodGroup lands in Volcano's ``default`` queue, which the tenant queue fence refuses in tenant
@@ -58,7 +62,8 @@ DASHBOARD_PORT = 8265
 SERVE_PORT = 8000
 OPERATOR_PORTS = (DASHBOARD_PORT, SERVE_PORT)
 OPERATOR_INGRESS_POLICY = "allow-from-kuberay"
-OPERATOR_PEER_AUTHENTICATION = "ray-head-operator-ports"
+# Ray node types (label ray.io/node-type, which users cannot override): one PeerAuthentication each, ray-<type>.
+NODE_TYPES = ("head", "worker")
 
 # What tenant developers manage (Tenant's role rules); pods and services of Ray clusters are tenant workloads already.
 TENANT_WORKLOADS = {"ray.io": ["rayclusters", "rayjobs", "rayservices"]}
@@ -91,17 +96,12 @@ def operator_ingress_spec(operator_namespace: str) -> dict:
     }
 
 
-def operator_peer_authentication_spec() -> dict:
-    """PeerAuthentication spec in a tenant namespace: the head pods stay STRICT except on the ports the operator
-    calls in plain text. ``portLevelMtls`` applies only in a policy with a workload selector, and a workload policy
-    overrides the namespace's (istio/istio 1.30.3 pilot/pkg/security/authn/policy_applier.go
-    ComposePeerAuthentication; the CRD's rule "portLevelMtls requires selector"); its keys are the pods' container
-    ports."""
-    return {
-        "selector": {"matchLabels": HEAD_POD_LABELS},
-        "mtls": {"mode": "STRICT"},
-        "portLevelMtls": {str(port): {"mode": "PERMISSIVE"} for port in OPERATOR_PORTS},
-    }
+def ray_peer_authentication_spec(node_type: str) -> dict:
+    """PeerAuthentication spec in a tenant namespace: the Ray pods of ``node_type`` accept plain text and mTLS. A
+    workload policy overrides the namespace's STRICT ``default`` (istio/istio 1.30.3 pilot/pkg/security/authn/
+    policy_applier.go ComposePeerAuthentication); one per node type, so that no two select the same pod (Istio then
+    applies only the oldest)."""
+    return {"selector": {"matchLabels": {"ray.io/node-type": node_type}}, "mtls": {"mode": "PERMISSIVE"}}
 
 
 class Ray(pulumi.ComponentResource):
@@ -126,11 +126,12 @@ class Ray(pulumi.ComponentResource):
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})
 
     def admit_operator_through_mesh(self, mesh_ready: pulumi.Resource) -> None:
-        """With the mesh: in every tenant namespace, the Ray heads accept the operator's plain-text calls
-        (``operator_peer_authentication_spec``), after ``mesh_ready`` (istiod: Istio's CRDs and validation)."""
+        """With the mesh: in every tenant namespace, Ray pods accept the operator's and each other's plain-text calls
+        (``ray_peer_authentication_spec``), after ``mesh_ready`` (istiod: Istio's CRDs and validation)."""
         for tenant, namespace in self._tenant_namespaces.items():
-            kube(f"{self._name}-peer-authentication-{tenant}", api_version="security.istio.io/v1",
-                 kind="PeerAuthentication",
-                 metadata=metadata(OPERATOR_PEER_AUTHENTICATION, COMPONENT, namespace=namespace, tenant=tenant),
-                 spec=operator_peer_authentication_spec(),
-                 opts=pulumi.ResourceOptions(parent=self, depends_on=[mesh_ready]))
+            for node_type in NODE_TYPES:
+                kube(f"{self._name}-peer-authentication-{tenant}-{node_type}", api_version="security.istio.io/v1",
+                     kind="PeerAuthentication",
+                     metadata=metadata(f"ray-{node_type}", COMPONENT, namespace=namespace, tenant=tenant),
+                     spec=ray_peer_authentication_spec(node_type),
+                     opts=pulumi.ResourceOptions(parent=self, depends_on=[mesh_ready]))

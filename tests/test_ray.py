@@ -128,22 +128,24 @@ def test_the_operator_may_reach_each_tenants_ray_heads_dashboard_and_serve_ports
         assert result.one("Namespace", tenant.name).urn in policy.dependencies
 
 
-def test_ray_heads_accept_the_operators_plain_text_on_its_ports_only(ray_on):
-    """The operator has no sidecar; tenant namespaces are STRICT: a workload PeerAuthentication of the head pods
-    makes exactly the operator's ports PERMISSIVE, after istiod (Istio's CRDs)."""
+def test_ray_pods_accept_plain_text_from_the_operator_and_each_other(ray_on):
+    """The operator has no sidecar and Ray's processes call each other by pod IP on ports no Service declares;
+    tenant namespaces are STRICT: one workload PeerAuthentication per Ray node type makes Ray pods PERMISSIVE,
+    after istiod (Istio's CRDs). Their selectors never overlap."""
     result, cfg = ray_on
     istiod = next(r for r in result.releases if r.inputs["name"] == "istiod")
     for tenant in cfg.tenants:
-        policy = result.one("PeerAuthentication", component.OPERATOR_PEER_AUTHENTICATION, tenant.name)
-        assert policy.inputs["apiVersion"] == "security.istio.io/v1"
-        assert policy.inputs["metadata"]["labels"][TENANT_LABEL] == tenant.name
-        assert policy.inputs["spec"] == {
-            "selector": {"matchLabels": {"ray.io/node-type": "head"}},
-            "mtls": {"mode": "STRICT"},
-            "portLevelMtls": {"8265": {"mode": "PERMISSIVE"}, "8000": {"mode": "PERMISSIVE"}},
-        }
-        assert istiod.urn in policy.dependencies
-        assert result.one("Namespace", tenant.name).urn in policy.dependencies
+        selected = []
+        for node_type in component.NODE_TYPES:
+            policy = result.one("PeerAuthentication", f"ray-{node_type}", tenant.name)
+            assert policy.inputs["apiVersion"] == "security.istio.io/v1"
+            assert policy.inputs["metadata"]["labels"][TENANT_LABEL] == tenant.name
+            assert policy.inputs["spec"] == {"selector": {"matchLabels": {"ray.io/node-type": node_type}},
+                                             "mtls": {"mode": "PERMISSIVE"}}
+            selected.append(policy.inputs["spec"]["selector"]["matchLabels"]["ray.io/node-type"])
+            assert istiod.urn in policy.dependencies
+            assert result.one("Namespace", tenant.name).urn in policy.dependencies
+        assert sorted(selected) == ["head", "worker"]
 
 
 def test_without_the_mesh_no_peer_authentication():
@@ -172,7 +174,7 @@ def test_ray_off_removes_everything_it_owns(ray_off):
     assert not [r for r in ray_off.releases if r.inputs["name"] == component.RELEASE]
     assert not [n for n in ray_off.of_kind("Namespace") if n.k8s_name == cfg.namespaces.ray]
     assert not [p for p in ray_off.of_kind("NetworkPolicy") if p.k8s_name == component.OPERATOR_INGRESS_POLICY]
-    assert not [p for p in ray_off.of_kind("PeerAuthentication") if p.k8s_name == component.OPERATOR_PEER_AUTHENTICATION]
+    assert not [p for p in ray_off.of_kind("PeerAuthentication") if p.k8s_name.startswith("ray-")]
     assert not [r for r in ray_off.resources if r.type == COMPONENT_TYPE]
     assert "ray.io" not in json.dumps([role.inputs["rules"] for role in ray_off.of_kind("Role") + ray_off.of_kind("ClusterRole")])
     # Training stays: switching one batch service off leaves the others alone.

@@ -342,6 +342,15 @@ def needed(cfg, run) -> list[Path]:
             for port in (6379, 8265, 52365):
                 paths.append(Path(f"{tenant} Ray worker -> head {port}", worker, head, port, KUBERAY_SOURCE))
             paths.append(Path(f"{tenant} Ray head -> worker 52365", head, worker, 52365, KUBERAY_SOURCE))
+            # Ray processes call each other by pod IP on ports no Service declares (worker ports 10002-19999 by
+            # default: ray start --min-worker-port/--max-worker-port): a client sidecar passes them through
+            # unencrypted (Istio PassthroughCluster), so the server side must accept plain text.
+            for client, server in ((worker, worker), (head, worker), (worker, head)):
+                paths.append(Path(f"{tenant} Ray {client.labels['ray.io/node-type']} -> "
+                                  f"{server.labels['ray.io/node-type']} worker port 10002 (pod IP)", client, server,
+                                  10002, "docs.ray.io cluster/kubernetes/k8s-ecosystem/istio (STRICT needs fixed "
+                                  "worker ports and a headless Service per pod); ray start --min-worker-port",
+                                  tls="plain"))
             paths.append(Path(f"{tenant} workload -> Ray client 10001", workload, head, 10001, KUBERAY_SOURCE))
     for pod in cluster.pods:  # model fetchers: a download Job (hf://, s3://) or a KServe predictor's storage initializer
         if pod.namespace in tenants and (pod.labels.get("ai-platform/role") == "model-download" and pod.source.startswith(
