@@ -150,6 +150,19 @@ def _namespaces_in(names: list[str]) -> dict:
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(names)}]}}
 
 
+# What "outside the cluster" excludes: private networks (RFC 1918), the shared address space (RFC 6598: pod and node
+# ranges of EKS custom networking, Azure CNI overlay and other CNIs) and link-local addresses (the nodes' metadata and
+# identity agents; opened only where a workload identity needs them: components.serving.model_access).
+NON_PUBLIC_RANGES = ["10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"]
+
+
+def public_https_egress() -> dict:
+    """A NetworkPolicy egress rule: HTTPS to addresses outside the cluster's and the nodes' networks (object stores,
+    Hugging Face, cloud token services)."""
+    return {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(NON_PUBLIC_RANGES)}}],
+            "ports": [{"protocol": "TCP", "port": 443}]}
+
+
 class SharedService(NamedTuple):
     """A platform service tenants may call: its namespace, the labels of the pods that serve it, its port."""
 

@@ -90,7 +90,7 @@ from .objectstore import ACCESS_KEY_ID, SECRET_ACCESS_KEY, ObjectStore
 from .secrets import PlatformSecrets
 from .serving.endpoint import CONTAINER_SECURITY
 from .serving.endpoint import POD_SECURITY as SERVING_POD_SECURITY
-from .tenancy import cluster_role
+from .tenancy import cluster_role, public_https_egress
 
 COMPONENT = "workflows"
 POD_SECURITY = "restricted"
@@ -114,7 +114,6 @@ NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 UID = 8737
 WORKFLOW_POD_SECURITY = {"runAsNonRoot": True, "runAsUser": UID, "seccompProfile": {"type": "RuntimeDefault"}}
 EXECUTOR_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
-PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 SUCCEEDED_TTL = 24 * 3600
 FAILED_TTL = 7 * 24 * 3600
 
@@ -527,8 +526,7 @@ class Workflows(pulumi.ComponentResource):
                 spec={"podSelector": {"matchExpressions": [{"key": "workflows.argoproj.io/workflow",
                                                             "operator": "Exists"}]},
                       "policyTypes": ["Egress"],
-                      "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
-                                  "ports": [{"protocol": "TCP", "port": 443}]}]},
+                      "egress": [public_https_egress()]},
                 opts=child)
             if workflows.sso:
                 access = {"developer": tenant.access.developers.groups, "viewer": tenant.access.viewers.groups}
@@ -579,8 +577,7 @@ class Workflows(pulumi.ComponentResource):
                 f"{prefix}-netpol-model-https", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
                 metadata=metadata("allow-pipeline-model-https", COMPONENT, namespace=namespace, tenant=tenant),
                 spec={"podSelector": {"matchLabels": dict(MODEL_POD_LABELS)}, "policyTypes": ["Egress"],
-                      "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
-                                  "ports": [{"protocol": "TCP", "port": 443}]}]},
+                      "egress": [public_https_egress()]},
                 opts=pulumi.ResourceOptions(parent=self))
 
     def _service_account(self, logical: str, account: str, namespace: pulumi.Input[str], tenant: str | None,

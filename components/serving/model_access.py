@@ -14,8 +14,8 @@
   with ``pulumi`` the operator creates it, and the stack output ``userProvidedSecrets`` says so. One per tenant and name,
   however many endpoints share it (``model_credentials``).
 - The NetworkPolicy ``<endpoint>-model-egress``: the pods that fetch the model may reach HTTPS outside the cluster's
-  private ranges (object stores, Hugging Face, cloud token services) and, with workload identity, what the identity
-  needs on the node (``IDENTITIES``).
+  and the nodes' networks (object stores, Hugging Face, cloud token services: ``tenancy.public_https_egress``) and,
+  with workload identity, what the identity needs on the node (``IDENTITIES``).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from config.model import Endpoint, PlatformConfig
 
 from ..meta import kube
 from ..secrets import PlatformSecrets
+from ..tenancy import public_https_egress
 
 S3_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
-PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 
 
 class Identity(NamedTuple):
@@ -113,8 +113,7 @@ def model_credentials(cfg: PlatformConfig, secrets: PlatformSecrets, tenant_name
 def egress_spec(endpoint: Endpoint, fetchers: dict) -> dict:
     """NetworkPolicy spec: the pods ``fetchers`` selects may reach HTTPS outside the private ranges, and what their
     workload identity needs."""
-    rules = [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
-              "ports": [{"protocol": "TCP", "port": 443}]}]
+    rules = [public_https_egress()]
     for key in sorted(endpoint.service_account_annotations):
         for cidr, port in IDENTITIES.get(key, Identity()).egress:
             rules.append({"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"protocol": "TCP", "port": port}]})

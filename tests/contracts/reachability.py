@@ -76,6 +76,8 @@ METADATA = Address("cloud metadata service", "169.254.169.254", source="AWS IMDS
 # A private address outside the API server's: what an external platform database (e.g. prod's MLflow Postgres at
 # mlflow-db.prod.example.internal) resolves to.
 PRIVATE_DATABASE = Address("external platform database", "10.99.0.10", source="RFC 1918 private range")
+# A service in the shared address space (RFC 6598), where EKS custom networking and other CNIs put pods and nodes.
+SHARED_SPACE_SERVICE = Address("service in 100.64.0.0/10", "100.64.12.7", source="RFC 6598 shared address space")
 PUBLIC_HTTPS = Address("public HTTPS host (Hugging Face Hub, S3)", "18.160.0.1")
 
 
@@ -429,6 +431,8 @@ def forbidden(cfg, run) -> list[Path]:
                               METADATA.source))
             paths.append(Path(f"{tenant} {kind} -> private database 5432", pod, PRIVATE_DATABASE, 5432,
                               "platform databases outside the cluster"))
+            for address in (PRIVATE_DATABASE, SHARED_SPACE_SERVICE, METADATA):  # "the internet" rules exclude them
+                paths.append(Path(f"{tenant} {kind} -> {address.name} 443", pod, address, 443, address.source))
             for key, platform in charts.items():  # platform pods the tenant does not admit (ingress side)
                 if key in ADMITTED_INTO_TENANTS:
                     continue
