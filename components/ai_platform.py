@@ -115,12 +115,16 @@ class AiPlatform(pulumi.ComponentResource):
                                                                (cfg.namespaces.milvus, self.milvus)) if on])
         if cfg.tenants:
             tenant_roles(workloads, readable, child)
+        # Tenant pods that call the API server: workflow pods (their executor) and Ray heads (the autoscaler sidecar).
+        api_clients = {**({"allow-kube-apiserver": workflows.WORKFLOW_PODS} if cfg.workflows.enabled else {}),
+                       **({"allow-kube-apiserver-ray-head": ray.HEAD_PODS} if cfg.ray.enabled else {})}
+        api_server = (ApiServer(list(cfg.cluster.api_server_cidrs), cfg.cluster.api_server_port, api_clients)
+                      if api_clients and cfg.cluster.api_server_cidrs else None)
         self.tenants = {
             tenant.name: Tenant(f"tenant-{tenant.name}", tenant, cfg.namespaces, cfg.cluster.kubernetes_version,
                                 self.volcano.release if self.volcano else None, cfg.mesh.enabled, child,
                                 shared=tuple(shared),
-                                api_server=ApiServer(list(cfg.cluster.api_server_cidrs), cfg.cluster.api_server_port)
-                                if cfg.workflows.enabled else None, protect=cfg.protects(f"tenant:{tenant.name}"))
+                                api_server=api_server, protect=cfg.protects(f"tenant:{tenant.name}"))
             for tenant in cfg.tenants
         }
         tenant_namespaces = {name: t.namespace.metadata["name"] for name, t in self.tenants.items()}

@@ -58,6 +58,10 @@ RELEASE = versions.KUBERAY_OPERATOR.name
 # utils/httpproxy_httpclient.go).
 OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "kuberay-operator"}
 HEAD_POD_LABELS = {"ray.io/node-type": "head"}
+# The head pods, as a selector: with in-tree autoscaling their autoscaler sidecar calls the Kubernetes API
+# (ray-operator/controllers/ray/common/pod.go BuildPod/BuildAutoscalerContainer: "inject a KubeRay autoscaler side
+# container into the head pod"; KubeRay creates its Role and RoleBinding).
+HEAD_PODS = {"matchLabels": HEAD_POD_LABELS}
 DASHBOARD_PORT = 8265
 SERVE_PORT = 8000
 OPERATOR_PORTS = (DASHBOARD_PORT, SERVE_PORT)

@@ -176,10 +176,12 @@ ISTIOD_PORTS = [15012]
 
 
 class ApiServer(NamedTuple):
-    """The Kubernetes API server's endpoint addresses and port, for tenant pods that must call the API."""
+    """The Kubernetes API server's endpoint addresses and port, and the tenant pods that must call it: NetworkPolicy
+    name -> pod selector; only they get the egress."""
 
     cidrs: list[str]
     port: int
+    clients: dict[str, dict]
 
 
 def network_policies(namespaces: Namespaces, mesh: bool, shared: tuple[SharedService, ...],
@@ -216,9 +218,9 @@ def network_policies(namespaces: Namespaces, mesh: bool, shared: tuple[SharedSer
                                 "podSelector": {"matchLabels": s.pod_labels}}],
                         "ports": [{"protocol": "TCP", "port": s.port}]} for s in shared],
         }
-    if api_server:
-        policies["allow-kube-apiserver"] = {
-            "podSelector": everything, "policyTypes": ["Egress"],
+    for name, clients in (api_server.clients.items() if api_server else ()):
+        policies[name] = {
+            "podSelector": clients, "policyTypes": ["Egress"],
             "egress": [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in api_server.cidrs],
                         "ports": [{"protocol": "TCP", "port": api_server.port}]}],
         }

@@ -110,6 +110,9 @@ ARTIFACT_REPOSITORIES = "artifact-repositories"
 DEFAULT_REPOSITORY_ANNOTATION = "workflows.argoproj.io/default-artifact-repository"
 REPOSITORY_KEY = "default"
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
+# Every pod of a workflow carries the label workflows.argoproj.io/workflow (argoproj/argo-workflows
+# workflow/common/common.go LabelKeyWorkflow): the pods whose executor calls the API server (WorkflowTaskResults).
+WORKFLOW_PODS = {"matchExpressions": [{"key": "workflows.argoproj.io/workflow", "operator": "Exists"}]}
 # The uid of Argo's images (argocli, workflow-controller); the executor image defines none.
 UID = 8737
 WORKFLOW_POD_SECURITY = {"runAsNonRoot": True, "runAsUser": UID, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -523,8 +526,7 @@ class Workflows(pulumi.ComponentResource):
             kube(
                 f"{prefix}-netpol-https", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
                 metadata=metadata("allow-workflow-https", COMPONENT, namespace=tns, tenant=tenant.name),
-                spec={"podSelector": {"matchExpressions": [{"key": "workflows.argoproj.io/workflow",
-                                                            "operator": "Exists"}]},
+                spec={"podSelector": WORKFLOW_PODS,
                       "policyTypes": ["Egress"],
                       "egress": [public_https_egress()]},
                 opts=child)

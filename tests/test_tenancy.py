@@ -164,7 +164,8 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
         policies = _policies(stack_run, tenant.name)
         assert set(policies) == {"default-deny", "allow-same-namespace", "allow-dns", "allow-from-platform",
                                  "allow-to-shared-services"} | ({"allow-mesh-control-plane"} if cfg.mesh.enabled else set()) | (
-                                 {"allow-kube-apiserver"} if cfg.workflows.enabled else set())
+                                 {"allow-kube-apiserver"} if cfg.workflows.enabled else set()) | (
+                                 {"allow-kube-apiserver-ray-head"} if cfg.ray.enabled else set())
         deny = policies["default-deny"]
         assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
         assert "ingress" not in deny and "egress" not in deny
@@ -180,10 +181,16 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
             {(namespaces.object_store, 8333)} if cfg.workflows.enabled and cfg.object_store.mode == "in-cluster"
             else set())  # workflow artifacts in the in-cluster store
         assert all(labels for labels in shared.values())  # the serving pods only, not the whole namespace
-        if cfg.workflows.enabled:  # the executor reports to the API server: its endpoints and port, nothing else
-            (rule,) = policies["allow-kube-apiserver"]["egress"]
-            assert [peer["ipBlock"]["cidr"] for peer in rule["to"]] == cfg.cluster.api_server_cidrs
-            assert rule["ports"] == [{"protocol": "TCP", "port": cfg.cluster.api_server_port}]
+        # Workflow pods' executor and Ray heads' autoscaler call the API server: only they, only its endpoints and port.
+        clients = {"allow-kube-apiserver": ({"matchExpressions": [{"key": "workflows.argoproj.io/workflow",
+                                                                   "operator": "Exists"}]}, cfg.workflows.enabled),
+                   "allow-kube-apiserver-ray-head": ({"matchLabels": {"ray.io/node-type": "head"}}, cfg.ray.enabled)}
+        for name, (selector, enabled) in clients.items():
+            if enabled:
+                assert policies[name]["podSelector"] == selector
+                (rule,) = policies[name]["egress"]
+                assert [peer["ipBlock"]["cidr"] for peer in rule["to"]] == cfg.cluster.api_server_cidrs
+                assert rule["ports"] == [{"protocol": "TCP", "port": cfg.cluster.api_server_port}]
 
 
 def test_mesh_traffic_is_allowed_exactly_as_the_mesh_needs(stack_run, cfg):

@@ -354,6 +354,10 @@ def needed(cfg, run) -> list[Path]:
                                   "worker ports and a headless Service per pod); ray start --min-worker-port",
                                   tls="plain"))
             paths.append(Path(f"{tenant} workload -> Ray client 10001", workload, head, 10001, KUBERAY_SOURCE))
+            if cfg.cluster.api_server_cidrs:
+                paths.append(Path(f"{tenant} Ray head (autoscaler) -> kube-apiserver", head, api_server(cfg),
+                                  cfg.cluster.api_server_port, KUBERAY_SOURCE + " BuildAutoscalerContainer: the "
+                                  "autoscaler sidecar scales worker groups through the API"))
     for pod in cluster.pods:  # model fetchers: a download Job (hf://, s3://) or a KServe predictor's storage initializer
         if pod.namespace in tenants and (pod.labels.get("ai-platform/role") == "model-download" and pod.source.startswith(
                 "rendered") or "serving.kserve.io/inferenceservice" in pod.labels):
@@ -441,7 +445,8 @@ def forbidden(cfg, run) -> list[Path]:
                         continue
                     paths.append(Path(f"{key} -> {tenant} {kind}:{port}", platform, pod, port,
                                       "tenant ingress admits only the gateway, monitoring and (Ray heads) KubeRay"))
-            if not cfg.workflows.enabled:
+            if kind not in ("workflow-step", "ray-head"):
                 paths.append(Path(f"{tenant} {kind} -> kube-apiserver (not granted)", pod, api_server(cfg),
-                                  cfg.cluster.api_server_port, "components/tenancy.py: granted with workflows only"))
+                                  cfg.cluster.api_server_port, "components/tenancy.py: granted to workflow pods (their "
+                                  "executor) and Ray heads (their autoscaler) only"))
     return paths
