@@ -20,7 +20,10 @@ Upstream facts, Alertmanager v0.34.0 (the image kube-prometheus-stack 88.5.3 run
 through ``amtool check-config``.
 
 Prometheus Operator (kube-prometheus-stack 88.5.3, crds/alertmanagers.monitoring.coreos.com.yaml ``spec.secrets``):
-each Secret listed is mounted at ``/etc/alertmanager/secrets/<secret>`` in the alertmanager container.
+each Secret listed is mounted at ``/etc/alertmanager/secrets/<secret>`` in the alertmanager container. The operator
+(v0.93.1; read at v0.93.0, the nearest tag in the stored mirror) parses the configuration with Alertmanager's own
+config package, v0.33.1 in its go.mod, which knows every field above (webhook ``url_file`` since v0.26); its
+pkg/alertmanager/amcfg.go drops only fields newer than the running Alertmanager, none of ours.
 
 Routing. Every alert is grouped by ``alertname``, ``namespace`` and ``tenant``. The chart's ``Watchdog`` (the
 always-firing dead man's switch) goes to the ``null`` receiver and stops there, as in the chart's default. Then,
