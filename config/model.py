@@ -1467,7 +1467,7 @@ class DataProtection(Model):
     mode: Literal["strict", "relaxed"] = "strict"
     """``strict``: those resources are ``protect``ed (Pulumi refuses to delete or replace them) and retained in the
     cluster if ever deleted, and a stack that drops a service or tenant it had (per the stack's snapshot in
-    ``tests/snapshots/``) is refused; ``relaxed`` (not for production): none of that."""
+    ``state/``) is refused; ``relaxed`` (not for production): none of that."""
     decommission: list[Annotated[str, Field(pattern=r"^(tenant:[a-z0-9-]+|" + "|".join(PROTECTED_SERVICES) + ")$")]] = []
     """Services (``objectStore``, ``mlflow``, ``milvus``, ``monitoring``, ``gpu``, ``volcano``, ``serving``, ``mesh``,
     ``training``, ``workflows``, ``ray``, ``secrets``) or tenants (``tenant:<name>``) you accept to lose: their

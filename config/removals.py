@@ -1,6 +1,6 @@
 """The strict removal check: a stack config may not drop a service or tenant that the stack had.
 
-What the stack had is its URN snapshot, ``tests/snapshots/<stack>.json`` (the reviewed state of the stack, updated
+What the stack had is its URN snapshot, ``state/<stack>.json`` (the reviewed state of the stack, updated
 with ``make snapshot``; see ``tools.snapshot``). Each service and each tenant is recognised there by its component
 (``ai-platform:milvus:Milvus``, ``ai-platform:tenancy:Tenant::tenant-<name>``, ...). Under ``dataProtection.mode:
 strict`` every one of them that the config no longer has is a problem that names what ``pulumi up`` would delete,
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .model import PlatformConfig
 
-SNAPSHOTS = Path(__file__).resolve().parents[1] / "tests" / "snapshots"
+SNAPSHOTS = Path(__file__).resolve().parents[1] / "state"
 
 # Component type -> (owner, config path that switches it off).
 COMPONENTS = {
@@ -89,7 +89,7 @@ def removal_problems(stack: str, cfg: PlatformConfig, snapshots: Path = SNAPSHOT
                 f"pulumi up would delete its {len(urns)} resources, among them {_named(urns, snapshot)}, with every object "
                 "and volume in the namespace" if owner.startswith("tenant:")
                 else f"dropping {owner} would delete its {len(urns)} resources, among them {_named(urns, snapshot)}")
-        problems.append((config_path, f"{what} (per tests/snapshots/{stack}.json). With dataProtection.mode strict, "
+        problems.append((config_path, f"{what} (per state/{stack}.json). With dataProtection.mode strict, "
                                       f"first add \"{owner}\" to dataProtection.decommission and run pulumi up, then "
                                       "remove it from the stack and update the snapshot (make snapshot)"))
     return problems

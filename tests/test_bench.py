@@ -7,7 +7,7 @@ from tools.harness import ROOT, run
 
 def test_generated_stack_loads_and_runs():
     config = bench.generated_config(3)
-    assert not (ROOT / "tests" / "snapshots" / f"{bench.STACK}.json").exists()  # a new stack: no removal check
+    assert not (ROOT / "state" / f"{bench.STACK}.json").exists()  # a new stack: no removal check
     cfg = load(bench.STACK, {key.split(":", 1)[1]: value for key, value in config.items()})
     assert [t.name for t in cfg.tenants] == ["team001", "team002", "team003"]
     assert sorted(m.engine for m in cfg.models) == ["kserve", "triton", "vllm"]

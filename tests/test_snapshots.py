@@ -1,4 +1,4 @@
-"""URN stability and the replacement audit: the live program against ``tests/snapshots/<stack>.json``.
+"""URN stability and the replacement audit: the live program against ``state/<stack>.json``.
 
 A URN that vanishes without an alias on its successor is a resource ``pulumi up`` deletes (and re-creates): that
 fails ``test_no_urn_change_without_an_alias``. Any other difference (added resources, a renamed one that kept its
@@ -21,7 +21,7 @@ CLAIM = "model-research-qwen-chat-model-cache"  # dev's vLLM model cache (a PVC:
 
 def checked_in(stack: str) -> dict:
     old = snapshot.load(snapshot.path_for(stack))
-    assert old is not None, f"no tests/snapshots/{stack}.json: run `python -m tools.snapshot --stack {stack}`"
+    assert old is not None, f"no state/{stack}.json: run `python -m tools.snapshot --stack {stack}`"
     return old
 
 
@@ -34,7 +34,7 @@ def test_no_urn_change_without_an_alias(stack, stack_run):
 def test_snapshot_is_exact(stack, stack_run):
     changes = snapshot.compare(checked_in(stack), stack_run)
     if not changes.exact:
-        pytest.fail(snapshot.stale_report(stack, changes, f"tests/snapshots/{stack}.json"), pytrace=False)
+        pytest.fail(snapshot.stale_report(stack, changes, f"state/{stack}.json"), pytrace=False)
     text = snapshot.path_for(stack).read_text()
     assert text == snapshot.dumps(json.loads(text)), "write it with `python -m tools.snapshot`, not by hand"
 
@@ -72,7 +72,7 @@ def test_a_rename_without_alias_fails_listing_exactly_that_resource(monkeypatch)
     report = snapshot.unsafe_report("dev", changes)
     assert "would be DELETED and re-CREATED by pulumi up (URN changed without an alias)" in report
     assert [line for line in report.splitlines() if " -> " in line] == [f"  {old_urn} -> {new_urn}"]
-    section = "\n".join(snapshot.plan_section(changes, "tests/snapshots/dev.json"))
+    section = "\n".join(snapshot.plan_section(changes, "state/dev.json"))
     assert ("- DELETED and re-created (URN changed without an alias): PersistentVolumeClaim "
             f"research/qwen-chat-model-cache: `{old_urn}` -> `{new_urn}`") in section
 
@@ -113,7 +113,7 @@ def test_config_changes_that_replace_are_listed_with_their_field():
     changed = run_with("dev", serving=serving, objectStore=object_store, namespaces={"volcano": "batch-system"})
     changes = snapshot.compare(snapshot.take(run_stack("dev")), changed)
     assert not changes.deletes
-    lines = snapshot.plan_section(changes, "tests/snapshots/dev.json")
+    lines = snapshot.plan_section(changes, "state/dev.json")
     assert ("- this change REPLACES PersistentVolumeClaim research/qwen-chat-model-cache "
             "(spec.storageClassName: standard-rwx -> fast-rwx)") in lines
     assert ("- this change REPLACES Helm release volcano-system/volcano (namespace: volcano-system -> batch-system)"

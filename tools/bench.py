@@ -24,7 +24,7 @@ import time
 
 from .harness import ROOT, stack_config
 
-STACK = "bench"  # no tests/snapshots/bench.json: a new stack for the strict removal check
+STACK = "bench"  # no state/bench.json: a new stack for the strict removal check
 SIZES = (10, 50, 200, 500)
 ENGINES = ("vllm", "triton", "kserve")
 # Budget (DESIGN.md §7): program time <= 1.3 x floor; x2 resources -> <= x2.2 time; 500x500 under 1 GiB.

@@ -4,7 +4,7 @@
 
 writes ``manifests/<namespace or _cluster>/<kind>-<name>.yaml`` per Kubernetes object,
 ``helm/<release>.values.yaml`` per Helm release (chart, repo, version and namespace in a comment header),
-``plan.md`` (what ``pulumi up`` would replace or delete since ``tests/snapshots/<stack>.json``, component tree,
+``plan.md`` (what ``pulumi up`` would replace or delete since ``state/<stack>.json``, component tree,
 every resource with its dependencies, the dependency depth (``waves.py``), counts, the external store's keys) and
 ``kubernetes-version``.
 Output is deterministic; secrets appear as ``[secret]``. An invalid stack exits 2 with the config error.
@@ -171,7 +171,7 @@ def secret_store_table(keys: dict | None) -> list[str]:
 
 def render(stack: str, out: Path, root: Path = ROOT, snapshot: Path | None = None) -> Run:
     """Run the program for ``stack`` and write the render to ``out`` (its earlier render replaced); plan.md audits
-    replacements against ``snapshot`` (default ``tests/snapshots/<stack>.json``)."""
+    replacements against ``snapshot`` (default ``state/<stack>.json``)."""
     result = run(stack, root=root)
     if result.error is not None:
         raise result.error
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="stack name: renders Pulumi.<stack>.yaml")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--snapshot", type=Path, help="URN snapshot to audit replacements against "
-                        "(default: tests/snapshots/<stack>.json)")
+                        "(default: state/<stack>.json)")
     parser.add_argument("--diff", type=Path, metavar="OTHER_DIR", help="after rendering, print what changed from the "
                         "render in OTHER_DIR to this one (tools/diff.py; e.g. the base commit's render)")
     parser.add_argument("--format", choices=("markdown", "text"), default="markdown", help="of --diff's summary")

@@ -1,6 +1,6 @@
 """URN snapshots and the replacement audit: what ``pulumi up`` would delete, re-create or replace.
 
-``tests/snapshots/<stack>.json`` maps every URN the program registers for a stack file to the few inputs whose
+``state/<stack>.json`` maps every URN the program registers for a stack file to the few inputs whose
 change makes Pulumi or Kubernetes replace the resource instead of updating it (``fields``), one line per URN.
 ``take(run)`` builds that mapping; ``compare(old, run)`` says what changed since: URNs added or removed, renamed
 through an alias (``pulumi up`` keeps the resource), changed without an alias (deleted and re-created), and
@@ -9,7 +9,7 @@ recorded fields that changed, each marked whether it replaces. ``tests/test_snap
 change too, but they hold no state; Secret data is not visible here) and immutable fields inside charts other than
 storage classes in Helm values.
 
-    python -m tools.snapshot --stack dev      # or --all: rewrite tests/snapshots/<stack>.json from the program
+    python -m tools.snapshot --stack dev      # or --all: rewrite state/<stack>.json from the program
 """
 
 from __future__ import annotations
@@ -350,7 +350,7 @@ def plan_section(changes: Changes | None, source: str) -> list[str]:
 
 
 def path_for(stack: str, root: Path = ROOT) -> Path:
-    return root / "tests" / "snapshots" / f"{stack}.json"
+    return root / "state" / f"{stack}.json"
 
 
 def load(path: Path) -> dict[str, dict] | None:
