@@ -6,6 +6,7 @@ import config
 from components.ai_platform import AiPlatform
 from components.gpu import capacity_report
 from config.loader import receiver_secret
+from config.services import SERVICES
 
 cfg = config.load()
 # Alert receivers' credentials with secrets.source pulumi (the loader checked that each one is set).
@@ -23,5 +24,6 @@ pulumi.export("gpuCapacity", capacity_report(cfg))
 pulumi.export("secretStoreKeys", platform.secrets.remote_keys())
 # Secrets the platform references but the operator creates before `pulumi up` (secrets.source pulumi).
 pulumi.export("userProvidedSecrets", platform.secrets.user_provided())
-pulumi.export("services", {name: service.url for name, service in
-                           (("mlflow", platform.mlflow), ("milvus", platform.milvus)) if service})
+# In-cluster URLs of the shared services that export one (config.services) and the stack has.
+pulumi.export("services", {service.key: getattr(platform, service.attribute).url for service in SERVICES.values()
+                           if service.exports_url and service.on(cfg)})

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from config import PlatformConfig
+from config.services import SERVICES, store_users
 
 from .autoscaling import Keda
 from .batch import Volcano
@@ -20,11 +21,14 @@ from .mesh import EndpointTraffic, Mesh
 from .meta import RegistrationWindow
 from .milvus import Milvus
 from .mlflow import Mlflow
-from .monitoring import Monitoring, dashboards, rules
+from .monitoring import dashboards, rules
+from .monitoring.stack import Monitoring
 from . import ray, training, workflows
 from .objectstore import ObjectStore
+from .postgres import CloudNativePg
 from .secrets import ExternalSecrets, PlatformSecrets
-from .serving import KServe, ModelEndpoint
+from .serving.endpoint import ModelEndpoint
+from .serving.kserve import KServe
 from .serving.model_access import model_credentials
 from .tenancy import ApiServer, SharedService, Tenant, shared_service_policies, tenant_roles
 
@@ -66,16 +70,18 @@ class AiPlatform(pulumi.ComponentResource):
         self.gpu = GpuOperator("gpu", cfg.gpu, cfg.cluster, cfg.namespaces.gpu_operator,
                                service_monitor=cfg.monitoring.enabled, opts=child,
                                after=[self.monitoring.ready] if self.monitoring else None, protect=cfg.protects("gpu"))
-        store_users = tuple(service for service, on in (("mlflow", cfg.mlflow.enabled), ("milvus", cfg.milvus.enabled),
-                                                        ("workflows", cfg.workflows.enabled)) if on)
-        self.object_store = (ObjectStore("object-store", cfg.object_store, cfg.cluster, cfg.namespaces, store_users,
-                                         self.secrets, child, protect=cfg.protects("objectStore"),
+        self.object_store = (ObjectStore("object-store", cfg.object_store, cfg.cluster, cfg.namespaces,
+                                         store_users(cfg), self.secrets, child, protect=cfg.protects("objectStore"),
                                          tenants=tuple(t.name for t in cfg.tenants) if cfg.workflows.enabled else ())
-                             if cfg.object_store.mode == "in-cluster" and store_users
-                             else None)
+                             if SERVICES["objectStore"].on(cfg) else None)
+        # One CloudNativePG operator for every service that runs a Postgres: protected while any of them is.
+        postgres_users = [service.key for service in SERVICES.values() if service.runs_postgres(cfg)]
+        self.postgres = (CloudNativePg("cloudnative-pg", cfg.cluster, cfg.namespaces.cnpg, child,
+                                       protect=any(cfg.protects(user) for user in postgres_users))
+                         if postgres_users else None)
         self.mlflow = (Mlflow("mlflow", cfg.mlflow, cfg.object_store, cfg.cluster, cfg.namespaces, self.object_store,
                               self.monitoring.ready if self.monitoring else None, self.secrets, child,
-                              protect=cfg.protects("mlflow"))
+                              protect=cfg.protects("mlflow"), postgres=self.postgres)
                        if cfg.mlflow.enabled else None)
         self.milvus = (Milvus("milvus", cfg.milvus, cfg.object_store, cfg.cluster, cfg.namespaces,
                               self.object_store.endpoint if self.object_store else None,
@@ -98,21 +104,18 @@ class AiPlatform(pulumi.ComponentResource):
                         if cfg.volcano.enabled else None)
         if self.monitoring and self.volcano:
             self.monitoring.scrape_volcano(self.volcano.namespace.metadata["name"])
-        # Shared services tenants may call: their serving pods and port, fenced in their own namespaces too.
+        # Shared services tenants may call (config.services): their serving pods and port, fenced in their own
+        # namespaces too; the object store's namespace also admits the services whose own pods use it.
         shared = []
-        for name, service, namespace in (("mlflow", self.mlflow, cfg.namespaces.mlflow),
-                                         ("milvus", self.milvus, cfg.namespaces.milvus)):
-            if service:
-                shared.append(SharedService(namespace, service.pod_labels, service.port))
-                shared_service_policies(name, shared[-1], service.namespace.metadata["name"], cfg.namespaces,
-                                        component=name, parent=service)
-        if cfg.workflows.enabled and self.object_store:  # workflow pods keep their artifacts in the in-cluster store
-            store = self.object_store
-            shared.append(SharedService(store.namespace_name, store.s3_pod_labels, store.s3_port))
-            shared_service_policies("object-store", shared[-1], store.namespace.metadata["name"], cfg.namespaces,
-                                    component="object-store", parent=store,
-                                    clients=[ns for ns, on in ((cfg.namespaces.mlflow, self.mlflow),
-                                                               (cfg.namespaces.milvus, self.milvus)) if on])
+        for service in SERVICES.values():
+            if service.called_by_tenants(cfg):
+                component, namespace = getattr(self, service.attribute), getattr(cfg.namespaces, service.attribute)
+                shared.append(SharedService(namespace, component.pod_labels, service.port))
+                label = service.attribute.replace("_", "-")  # object-store: the logical name and component label
+                clients = ([getattr(cfg.namespaces, SERVICES[user].attribute)
+                            for user in store_users(cfg, "service")] if service.key == "objectStore" else None)
+                shared_service_policies(label, shared[-1], component.namespace.metadata["name"], cfg.namespaces,
+                                        component=label, parent=component, clients=clients)
         if cfg.tenants:
             tenant_roles(workloads, readable, child)
         # Tenant pods that call the API server: workflow pods (their executor) and Ray heads (the autoscaler sidecar).
@@ -147,7 +150,7 @@ class AiPlatform(pulumi.ComponentResource):
         self.mesh = Mesh("mesh", cfg.mesh, cfg.cluster, cfg.namespaces,
                          {name: t.namespace.metadata["name"] for name, t in self.tenants.items()},
                          [cfg.endpoint_host(e) for e in cfg.models],
-                         self.cert_manager.release if self.cert_manager else None, child,
+                         self.cert_manager.release, child,  # the config requires serving (cert-manager)
                          protect=cfg.protects("mesh")) if cfg.mesh.enabled else None
         model_credentials(cfg, self.secrets, tenant_namespaces, self.tenants)
         self.endpoints = [

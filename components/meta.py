@@ -132,30 +132,32 @@ def mirrored(image: str, registry: str | None) -> str:
     return f"{registry}/{image}"
 
 
-def holds_data(parent: pulumi.Resource, protect: bool,
-               depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
+def holds_data(parent: pulumi.Resource, protect: bool, depends_on: list[pulumi.Resource] | None = None,
+               aliases: list[pulumi.Alias] | None = None) -> pulumi.ResourceOptions:
     """Options of a resource whose deletion loses data (a namespace, a release with volumes, a database): with
     ``protect`` (``dataProtection: strict``) Pulumi refuses to delete or replace it, and if it is ever deleted from
-    the stack, Kubernetes keeps it (``retain_on_delete``: no cascade to its volumes)."""
+    the stack, Kubernetes keeps it (``retain_on_delete``: no cascade to its volumes). ``aliases``: its former URNs."""
     return pulumi.ResourceOptions(parent=parent, depends_on=depends_on or [], protect=protect,
-                                  retain_on_delete=protect)
+                                  retain_on_delete=protect, aliases=aliases)
 
 
 def platform_namespace(logical_name: str, name: str, component: str, pod_security: str, kubernetes_version: str,
                        parent: pulumi.Resource, tenant: str | None = None,
-                       extra_labels: dict[str, str] | None = None, protect: bool = False) -> pulumi.CustomResource:
+                       extra_labels: dict[str, str] | None = None, protect: bool = False,
+                       aliases: list[pulumi.Alias] | None = None) -> pulumi.CustomResource:
     """A namespace with the platform labels and one Pod Security level (enforced, audited, warned); ``protect``
     for one that holds data (deleting a namespace deletes every volume claim in it)."""
     return kube(
         logical_name, api_version="v1", kind="Namespace",
         metadata=metadata(name, component, tenant=tenant,
                           extra_labels={**pod_security_labels(pod_security, kubernetes_version), **(extra_labels or {})}),
-        opts=holds_data(parent, protect))
+        opts=holds_data(parent, protect, aliases=aliases))
 
 
 def helm_release(logical_name: str, chart: Chart, namespace: pulumi.Input[str], values: dict,
                  parent: pulumi.Resource, depends_on: list[pulumi.Resource] | None = None,
-                 timeout: int = 600, release_name: str | None = None, protect: bool = False) -> k8s.helm.v3.Release:
+                 timeout: int = 600, release_name: str | None = None, protect: bool = False,
+                 aliases: list[pulumi.Alias] | None = None) -> k8s.helm.v3.Release:
     """A Helm release of a pinned chart, named after the chart unless ``release_name`` says otherwise (an
     ``oci://`` repo is referenced in the chart); ``protect`` for one whose uninstall would lose data or CRDs."""
     location = ({"chart": f"{chart.repo}/{chart.name}"} if chart.repo.startswith("oci://")
@@ -170,7 +172,7 @@ def helm_release(logical_name: str, chart: Chart, namespace: pulumi.Input[str], 
         timeout=timeout,
         cleanup_on_fail=True,
         **location,
-        opts=holds_data(parent, protect, depends_on))
+        opts=holds_data(parent, protect, depends_on, aliases))
 
 
 # restricted Pod Security for a platform Job's container and pod (the uid for images that define no user).

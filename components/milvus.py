@@ -70,6 +70,7 @@ import yaml
 from config import versions
 from config.model import Cluster, Namespaces, ObjectStore
 from config.model import Milvus as MilvusConfig
+from config.services import service
 
 from .meta import PART_OF, helm_release, mirrored, platform_namespace, setup_job
 from .objectstore import S3Credentials
@@ -80,7 +81,7 @@ POD_SECURITY = "baseline"
 RELEASE = versions.MILVUS.name
 # The chart's fullname is the release name when it contains the chart name: Service `milvus`, port 19530.
 SERVICE = RELEASE
-PORT = 19530
+PORT = service("milvus").port  # the chart's API port (19530), what tenants may reach
 
 ROOT_SECRET = "milvus-root"
 # Per tenant: a database, a user and a role with privileges on that database only. The Secret CREDENTIALS_SECRET in
@@ -145,13 +146,9 @@ def proxy_pod_labels(mode: str) -> dict[str, str]:
 
 
 def _parse_endpoint(url: str) -> dict:
-    """host, port and TLS of an S3 endpoint URL (``http(s)://host[:port]``)."""
+    """host, port and TLS of an S3 endpoint URL, ``http(s)://host[:port]``: Milvus's S3 client refuses endpoints with
+    paths ("Endpoint url cannot have fully qualified paths"), and so does the config (``objectStore.endpoint``)."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"object store endpoint {url!r}: expected http(s)://host[:port]")
-    if parts.path not in ("", "/") or parts.query:
-        # Milvus's S3 client refuses endpoints with paths ("Endpoint url cannot have fully qualified paths").
-        raise ValueError(f"object store endpoint {url!r}: Milvus needs host and port only, no path")
     tls = parts.scheme == "https"
     return {"host": parts.hostname, "port": parts.port or (443 if tls else 80), "useSSL": tls}
 

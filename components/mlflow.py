@@ -16,16 +16,11 @@ Owns:
   ``getpass.getuser()`` and the home directory), ``runAsNonRoot``, seccomp ``RuntimeDefault``, no privilege
   escalation, every capability dropped, read-only root file system with an ``emptyDir`` on ``/tmp`` (Prometheus
   multiprocess files, job queue); CloudNativePG's Postgres pods run non-root with the same restrictions;
-- the backend store. ``in-cluster``: the CloudNativePG operator (namespace ``namespaces.cnpg``, Pod Security
-  ``restricted``: the chart's operator pod is non-root, RuntimeDefault, capabilities dropped; release
-  ``cloudnative-pg`` of the pinned chart, CRDs from the chart as templates (``crds.create``) with
-  ``helm.sh/resource-policy: keep``, so a pin change upgrades them and removing the release keeps them), the app
-  user's password in the ``kubernetes.io/basic-auth`` Secret ``mlflow-db-credentials`` (``username`` the literal
-  ``database.user``, ``password``: a ``RandomPassword`` of 32 letters and digits, or from the external store the
-  property ``password`` of ``<keyPrefix>/mlflow-db-credentials``), and the CNPG ``Cluster`` ``mlflow-db``
-  (PostgreSQL 18, ``database.instances``, ``size``, ``storageClass``; ``bootstrap.initdb`` creates ``database.name``
-  owned by ``database.user`` with that Secret; no superuser access), which ``depends_on`` the operator release (it
-  installs the CRD and the webhook) and reaches the server as ``mlflow-db-rw.<ns>.svc:5432``. ``external``: the
+- the backend store. ``in-cluster``: on the shared CloudNativePG operator (``components.postgres``, given as
+  ``postgres``), the Cluster ``mlflow-db`` with the app user's Secret ``mlflow-db-credentials`` (``username`` the
+  literal ``database.user``; ``postgres.database_cluster``: ``database.instances``, ``size``, ``storageClass``,
+  ``bootstrap.initdb`` creates ``database.name`` owned by ``database.user``), reached as
+  ``mlflow-db-rw.<ns>.svc:5432``. ``external``: the
   password comes from the Secret ``database.passwordSecret`` (key ``password``), which the operator creates (source
   pulumi) or an ExternalSecret of ``<keyPrefix>/<passwordSecret>`` provides;
 - the artifact store. In-cluster SeaweedFS: the store's generated keys copied into the Secret ``mlflow-s3``
@@ -89,20 +84,18 @@ from config import images, versions
 from config.model import Cluster, Namespaces
 from config.model import Mlflow as MlflowConfig
 from config.model import ObjectStore as ObjectStoreConfig
+from config.services import service
 
-from .meta import (PART_OF, helm_release, holds_data, kube, labels, metadata, mirrored, platform_namespace,
-                   setup_job)
+from . import postgres as pg
+from .meta import kube, labels, metadata, mirrored, platform_namespace, setup_job
 from .objectstore import ACCESS_KEY_ID, SECRET_ACCESS_KEY, ObjectStore
 from .secrets import PlatformSecrets, SecretRef, Template
 
 COMPONENT = "mlflow"
 POD_SECURITY = "restricted"
-CNPG_COMPONENT = "cloudnative-pg"
-CNPG_POD_SECURITY = "restricted"
-CNPG_RELEASE = versions.CLOUDNATIVE_PG.name
 
 SERVER = "mlflow"
-PORT = 5000
+PORT = service("mlflow").port  # what tenants may reach (config.services)
 PORT_NAME = "http"
 # Labels of the tracking server's pods (the Deployment's selector), for NetworkPolicies and monitors.
 SERVER_POD_LABELS = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/component": COMPONENT}
@@ -112,15 +105,10 @@ TMP = "/tmp"
 PROMETHEUS_DIR = f"{TMP}/prometheus"
 
 DB_CLUSTER = "mlflow-db"
-# Not CNPG's own "<cluster>-app" name: the operator creates and manages that Secret when initdb names none.
-DB_APP_SECRET = f"{DB_CLUSTER}-credentials"
-DB_PORT = 5432
-DB_METRICS_PORT = "metrics"  # the CNPG instances' exporter port (9187)
-CNPG_CLUSTER_LABEL = "cnpg.io/cluster"
-PART_OF_LABEL = "app.kubernetes.io/part-of"
+DB_APP_SECRET = pg.credentials_secret(DB_CLUSTER)
 S3_SECRET = "mlflow-s3"
-PASSWORD_KEY = "password"
-USERNAME_KEY = "username"
+PASSWORD_KEY = pg.PASSWORD_KEY
+USERNAME_KEY = pg.USERNAME_KEY
 
 # Authentication (MLflow's basic-auth app). The Secret AUTH_SECRET holds the auth config file (mounted), the admin
 # account and the Flask secret key; remote key AUTH_SECRET in the external store (properties ADMIN_PASSWORD_KEY,
@@ -231,35 +219,6 @@ for user, variable in sorted(json.loads(os.environ["ACCOUNTS"]).items()):
 """
 
 
-def cnpg_values(cluster: Cluster) -> dict:
-    """Values of the cloudnative-pg operator chart (keys checked against the upstream values.yaml)."""
-    values: dict = {"crds": {"create": True}, "config": {"clusterWide": True},
-                    "monitoring": {"podMonitorEnabled": False}}
-    if cluster.image_registry:
-        values["image"] = {"repository": mirrored(versions.CLOUDNATIVE_PG_REPOSITORY, cluster.image_registry)}
-    return values
-
-
-def postgres_cluster_spec(mlflow: MlflowConfig, cluster: Cluster) -> dict:
-    """Spec of the CNPG Cluster: the Postgres of MLflow's backend store."""
-    database = mlflow.database
-    image = versions.POSTGRES_IMAGE
-    storage: dict = {"size": database.size}
-    if database.storage_class:
-        storage["storageClass"] = database.storage_class
-    return {
-        "instances": database.instances,
-        "imageName": mirrored(image, cluster.image_registry),
-        "enableSuperuserAccess": False,
-        "enablePDB": database.instances > 1,  # a PDB on a single instance would block node drains
-        "storage": storage,
-        "bootstrap": {"initdb": {"database": database.name, "owner": database.user,
-                                 "secret": {"name": DB_APP_SECRET}}},
-        # Only part-of: CNPG sets its own app.kubernetes.io/name, instance, component and managed-by on the pods.
-        "inheritedMetadata": {"labels": {PART_OF_LABEL: PART_OF}},
-    }
-
-
 class Mlflow(pulumi.ComponentResource):
     """MLflow namespace, Postgres (CloudNativePG or external), artifact credentials, tracking server (see the module
     docstring)."""
@@ -267,10 +226,12 @@ class Mlflow(pulumi.ComponentResource):
     def __init__(self, name: str, mlflow: MlflowConfig, store: ObjectStoreConfig, cluster: Cluster,
                  namespaces: Namespaces, object_store: ObjectStore | None, monitoring: pulumi.Resource | None,
                  platform_secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None,
-                 protect: bool = False):
+                 protect: bool = False, *, postgres: pg.CloudNativePg | None = None):
         super().__init__("ai-platform:mlflow:Mlflow", name, None, opts)
         if store.mode == "in-cluster" and object_store is None:
             raise ValueError("an in-cluster object store must be created before MLflow and passed to it")
+        if mlflow.database.mode == "in-cluster" and postgres is None:
+            raise ValueError("an in-cluster database needs the CloudNativePG operator (postgres) passed to MLflow")
         self._name = name
         child = pulumi.ResourceOptions(parent=self)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.mlflow, COMPONENT, POD_SECURITY,
@@ -279,29 +240,17 @@ class Mlflow(pulumi.ComponentResource):
         secrets: list[pulumi.Resource] = []
 
         database = mlflow.database
-        if database.mode == "in-cluster":
-            self.cnpg_namespace = platform_namespace(f"{name}-cnpg-namespace", namespaces.cnpg, CNPG_COMPONENT,
-                                                     CNPG_POD_SECURITY, cluster.kubernetes_version, self)
-            self.operator = helm_release(f"{name}-cnpg-release", versions.CLOUDNATIVE_PG,
-                                         self.cnpg_namespace.metadata["name"], cnpg_values(cluster), self,
-                                         release_name=CNPG_RELEASE, protect=protect)
-            password = platform_secrets.generated(f"{name}-db-password", 32, DB_APP_SECRET, PASSWORD_KEY, parent=self)
-            self.db_secret = platform_secrets.secret(
-                f"{name}-db-credentials", DB_APP_SECRET, ns, COMPONENT, self,
-                {USERNAME_KEY: database.user, PASSWORD_KEY: password}, type="kubernetes.io/basic-auth")
+        if database.mode == "in-cluster" and postgres is not None:
+            # The backend store of every tenant: protected with MLflow.
+            db = pg.database_cluster(f"{name}-db", DB_CLUSTER, database, cluster, ns, COMPONENT, postgres,
+                                     platform_secrets, self, protect=protect)
+            self.postgres, self.db_secret = db.cluster, db.secret
             secrets.append(self.db_secret)
-            self.postgres = kube(
-                f"{name}-db", api_version="postgresql.cnpg.io/v1", kind="Cluster",
-                metadata=metadata(DB_CLUSTER, COMPONENT, namespace=ns),
-                spec=postgres_cluster_spec(mlflow, cluster),
-                # Deleting the Cluster deletes its volumes (owner references): the backend store of every tenant.
-                opts=holds_data(self, protect, depends_on=[self.operator, self.db_secret]))
-            self.db_host = f"{DB_CLUSTER}-rw.{namespaces.mlflow}.svc"
-            self.db_port = DB_PORT
-            db_user = {"valueFrom": {"secretKeyRef": {"name": DB_APP_SECRET, "key": USERNAME_KEY}}}
-            db_password_secret = DB_APP_SECRET
+            self.db_host, self.db_port = pg.host(DB_CLUSTER, namespaces.mlflow), pg.PORT
+            db_user = {"valueFrom": {"secretKeyRef": {"name": db.secret_name, "key": USERNAME_KEY}}}
+            db_password_secret = db.secret_name
         else:
-            self.cnpg_namespace = self.operator = self.postgres = None
+            self.postgres = None
             # The operator's Secret (source pulumi: nothing registered) or its ExternalSecret.
             self.db_secret = platform_secrets.existing(f"{name}-db-password-secret", database.password_secret, ns,
                                                        COMPONENT, self, [PASSWORD_KEY])
@@ -445,9 +394,7 @@ class Mlflow(pulumi.ComponentResource):
             if self.postgres is not None:
                 self.monitors.append(kube(
                     f"{name}-db-monitor", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
-                    metadata=metadata(DB_CLUSTER, COMPONENT, namespace=ns),
-                    spec={"selector": {"matchLabels": {CNPG_CLUSTER_LABEL: DB_CLUSTER}},
-                          "podMetricsEndpoints": [{"port": DB_METRICS_PORT, "scheme": "http"}]},
+                    metadata=metadata(DB_CLUSTER, COMPONENT, namespace=ns), spec=pg.monitor_spec(DB_CLUSTER),
                     opts=after))
 
         self.url = server_url(namespaces.mlflow)

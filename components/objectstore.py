@@ -50,6 +50,7 @@ import pulumi
 from config import versions
 from config.model import Cluster, Namespaces
 from config.model import ObjectStore as ObjectStoreConfig
+from config.services import service
 
 from .meta import helm_release, platform_namespace
 from .secrets import PlatformSecrets, SecretRef, Template
@@ -59,7 +60,7 @@ POD_SECURITY = "restricted"
 RELEASE = versions.SEAWEEDFS.name
 # The chart's fullname is the release name when that contains the chart name: objects are seaweedfs-<component>.
 S3_SERVICE = f"{RELEASE}-s3"
-S3_PORT = 8333
+S3_PORT = service("objectStore").port  # the S3 gateway: what tenant workflow pods may reach
 # Selector labels of the chart's S3 gateway Deployment (templates/s3/s3-deployment.yaml).
 S3_POD_LABELS = {"app.kubernetes.io/name": versions.SEAWEEDFS.name, "app.kubernetes.io/instance": RELEASE,
                  "app.kubernetes.io/component": "s3"}
@@ -206,7 +207,7 @@ class ObjectStore(pulumi.ComponentResource):
                                     timeout=900, release_name=RELEASE, protect=protect)
         self.buckets = {service: store.buckets[service] for service in services}
         self.endpoint = s3_endpoint(namespaces.object_store)
-        self.s3_pod_labels = dict(S3_POD_LABELS)
-        self.s3_port = S3_PORT
+        self.pod_labels = dict(S3_POD_LABELS)  # the S3 gateway's
+        self.port = S3_PORT
         self.namespace_name = namespaces.object_store
         self.register_outputs({"namespace": ns, "release": self.release.name, "endpoint": self.endpoint})

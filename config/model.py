@@ -11,13 +11,18 @@ import ipaddress
 import re
 from functools import cached_property
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
-from . import runtimes, versions
+from components.serving import engines
+
+from . import versions
 from .gpus import GPU_MODELS, mig_layout_problems
 from .quantity import normalize_quantity, parse_quantity
+from .services import SERVICES, protected_services, service
 
 
 class ConfigProblems(ValueError):
@@ -536,15 +541,7 @@ class KServeOptions(Model):
     model_format: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
     """Model format, e.g. sklearn, xgboost, pytorch, onnx, huggingface."""
     runtime: DnsLabel | None = None
-    """ServingRuntime name; unset: KServe picks one for the format (``config/runtimes.py``)."""
-
-    @model_validator(mode="after")
-    def _runtime_known(self) -> KServeOptions:
-        if self.runtime is None and self.model_format not in runtimes.FORMATS:
-            raise ConfigProblems([("modelFormat", "no runtime of the pinned KServe serves this format with protocol "
-                                                  f"v1 (allowed: {', '.join(sorted(runtimes.FORMATS))}; onnx, "
-                                                  "tensorrt and Triton models: engine triton)")])
-        return self
+    """ServingRuntime name; unset: KServe picks one for the format (``components/serving/engines/kserve.py``)."""
 
 
 Duration = Annotated[str, Field(pattern=r"^\d+(\.\d+)?(ms|s|m|h)$")]
@@ -959,11 +956,6 @@ class Milvus(Model):
     """Volumes."""
 
 
-ENGINE_SCHEMES = {"vllm": ("hf", "s3", "pvc"), "triton": ("s3", "pvc"), "kserve": ("hf", "s3", "pvc", "gs")}
-# Default autoscaling target per replica: vLLM waiting requests, Triton pending requests, KServe CPU %.
-DEFAULT_TARGETS = {"vllm": 5, "triton": 10, "kserve": 70}
-
-
 class Endpoint(Model):
     """One model endpoint in a tenant's namespace: about ten lines of a stack file."""
 
@@ -971,8 +963,8 @@ class Endpoint(Model):
     """Endpoint name: Deployment/InferenceService and Service name in the tenant namespace."""
     tenant: DnsLabel
     """Tenant that owns it; its GPUs count against that tenant's quota."""
-    engine: Literal["vllm", "triton", "kserve"]
-    """Serving engine."""
+    engine: str
+    """Serving engine: one of ``components/serving/engines`` (vllm, triton, kserve)."""
     source: Annotated[str, Field(min_length=6)]
     """Model source: ``hf://<org>/<model>``, ``s3://<bucket>/<path>``, ``pvc://<claim>/<path>`` (KServe: ``gs://``)."""
     s3: S3 = S3()
@@ -1017,12 +1009,21 @@ class Endpoint(Model):
 
     @property
     def target(self) -> float:
-        return self.autoscaling_target or DEFAULT_TARGETS[self.engine]
+        return self.autoscaling_target or engines.get(self.engine).default_target
+
+    @field_validator("engine")
+    @classmethod
+    def _engine_known(cls, value: str) -> str:
+        if value not in engines.names():
+            expected = ", ".join(repr(name) for name in engines.names()[:-1]) + f" or {engines.names()[-1]!r}"
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return value
 
     @model_validator(mode="after")
     def _engine_rules(self) -> Endpoint:
         problems = []
-        schemes = ENGINE_SCHEMES[self.engine]
+        engine = engines.get(self.engine)
+        schemes = engine.schemes
         sources = [("source", self.source)] + ([("canary.source", self.canary.source)] if self.canary else [])
         for path, source in sources:
             if not re.fullmatch(r"[a-z0-9]+://[^\s/]+(/[^\s]*)?", source) or source.split("://")[0] not in schemes:
@@ -1036,13 +1037,9 @@ class Endpoint(Model):
         for index, route in enumerate(self.traffic.header_routes):
             if route.subset == "canary" and self.canary is None:
                 problems.append((f"traffic.headerRoutes[{index}].subset", "routes to canary, but there is no canary"))
-        for engine in ("vllm", "triton", "kserve"):
-            if getattr(self, engine) is not None and engine != self.engine:
-                problems.append((engine, f"options for {engine} on a {self.engine} endpoint"))
-        if self.engine == "kserve" and self.kserve is None:
-            problems.append(("kserve", "a kserve endpoint needs kserve.modelFormat"))
-        if self.engine == "triton" and self.triton is None:
-            problems.append(("triton", "a triton endpoint names the models it serves (triton.models)"))
+        for other in engines.all_engines():
+            if other.options_key and other is not engine and getattr(self, other.options_key) is not None:
+                problems.append((other.options_key, f"options for {other.name} on a {self.engine} endpoint"))
         if self.scheme == "s3" and not self.s3.credentials_secret and not self.service_account_annotations:
             problems.append(("s3.credentialsSecret", "an s3:// model needs keys (s3.credentialsSecret) or workload "
                                                      "identity (serviceAccountAnnotations)"))
@@ -1051,17 +1048,7 @@ class Endpoint(Model):
                                                      "not both"))
         if self.scheme != "s3" and (self.s3 != S3()):
             problems.append(("s3", f"only for an s3:// source (got {self.scheme}://)"))
-        if (self.engine == "kserve" and self.canary and self.kserve
-                and runtimes.runtime_of(self.kserve.model_format, self.kserve.runtime) is None):
-            problems.append(("kserve.runtime", "a canary must answer to the stable version's model name, and the "
-                                               f"platform does not know how {self.kserve.runtime} names its model "
-                                               f"(known runtimes: {', '.join(sorted(runtimes.RUNTIMES))})"))
-        if self.engine == "vllm":
-            if self.gpu is None:
-                problems.append(("gpu", "a vLLM endpoint needs GPUs"))
-            elif self.vllm and self.vllm.tensor_parallel and self.gpu.count % self.vllm.tensor_parallel:
-                problems.append(("vllm.tensorParallel", f"must divide gpu.count (got {self.vllm.tensor_parallel} "
-                                                        f"for {self.gpu.count} GPUs)"))
+        problems += engine.config_problems(self)
         if problems:
             raise ConfigProblems(problems)
         return self
@@ -1454,10 +1441,8 @@ class Secrets(Model):
         return self
 
 
-# What ``dataProtection.decommission`` may name besides ``tenant:<name>``: the services whose removal loses data
-# (volumes, a database) or CRDs (uninstalling the release that installed them deletes every object of their kinds).
-PROTECTED_SERVICES = ("objectStore", "mlflow", "milvus", "monitoring", "gpu", "volcano", "serving", "mesh",
-                      "training", "workflows", "ray", "secrets")
+# A tenant as an owner of data (``dataProtection.decommission``, ``protects``).
+TENANT_OWNER = re.compile(r"tenant:[a-z0-9-]+")
 
 
 class DataProtection(Model):
@@ -1468,10 +1453,21 @@ class DataProtection(Model):
     """``strict``: those resources are ``protect``ed (Pulumi refuses to delete or replace them) and retained in the
     cluster if ever deleted, and a stack that drops a service or tenant it had (per the stack's snapshot in
     ``state/``) is refused; ``relaxed`` (not for production): none of that."""
-    decommission: list[Annotated[str, Field(pattern=r"^(tenant:[a-z0-9-]+|" + "|".join(PROTECTED_SERVICES) + ")$")]] = []
-    """Services (``objectStore``, ``mlflow``, ``milvus``, ``monitoring``, ``gpu``, ``volcano``, ``serving``, ``mesh``,
-    ``training``, ``workflows``, ``ray``, ``secrets``) or tenants (``tenant:<name>``) you accept to lose: their
-    resources lose protection, and the strict removal check lets them leave the stack."""
+    decommission: list[str] = []
+    """Services (``config.services.SERVICES``: ``mlflow``, ``milvus``, ``objectStore``, ``monitoring``, ``gpu``,
+    ``volcano``, ``serving``, ``mesh``, ``training``, ``workflows``, ``ray``, ``secrets``) or tenants
+    (``tenant:<name>``) you accept to lose: their resources lose protection, and the strict removal check lets them
+    leave the stack."""
+
+    @model_validator(mode="after")
+    def _known_owners(self) -> DataProtection:
+        allowed = ", ".join(f"{name!r}" for name in protected_services()) + " or 'tenant:<name>'"
+        problems = [(f"decommission[{index}]", f"not an allowed value (allowed: {allowed}, got: {owner!r})")
+                    for index, owner in enumerate(self.decommission)
+                    if owner not in protected_services() and not TENANT_OWNER.fullmatch(owner)]
+        if problems:
+            raise ConfigProblems(problems)
+        return self
 
 
 class PlatformConfig(Model):
@@ -1513,19 +1509,16 @@ class PlatformConfig(Model):
     """``ai-platform:dataProtection``: protection of stateful resources."""
 
     def protects(self, owner: str) -> bool:
-        """Whether the data or CRDs of ``owner`` (one of ``PROTECTED_SERVICES`` or ``tenant:<name>``) are protected."""
+        """Whether the data or CRDs of ``owner`` (a service of ``config.services`` or ``tenant:<name>``) are
+        protected; an owner that is neither is an error."""
+        if not TENANT_OWNER.fullmatch(owner):
+            service(owner)
         return self.data_protection.mode == "strict" and owner not in self.data_protection.decommission
 
     @property
     def data_owners(self) -> list[str]:
         """The services and tenants of this stack whose removal loses data or CRDs (what the strict check keeps)."""
-        store_users = self.mlflow.enabled or self.milvus.enabled or self.workflows.enabled
-        services = {"objectStore": self.object_store.mode == "in-cluster" and store_users,
-                    "mlflow": self.mlflow.enabled, "milvus": self.milvus.enabled, "monitoring": self.monitoring.enabled,
-                    "gpu": self.gpu.enabled, "volcano": self.volcano.enabled, "serving": self.serving.enabled,
-                    "mesh": self.mesh.enabled, "training": self.training.enabled, "workflows": self.workflows.enabled,
-                    "ray": self.ray.enabled, "secrets": self.secrets.source == "external-secrets"}
-        return [name for name, holds in services.items() if holds] + [f"tenant:{t.name}" for t in self.tenants]
+        return [s.key for s in SERVICES.values() if s.on(self)] + [f"tenant:{t.name}" for t in self.tenants]
 
     def endpoint_host(self, endpoint: Endpoint) -> str:
         """The external host name of an endpoint: ``<endpoint>.<tenant>.<domain>``."""
@@ -1556,10 +1549,26 @@ class PlatformConfig(Model):
     def _cross_checks(self) -> PlatformConfig:
         """Rules that span sections; every problem is reported, not just the first."""
         problems = (self._tenant_names() + self._gpu_quotas_fit_capacity() + self._endpoints_fit_their_tenants()
-                    + self._batch_services())
+                    + self._batch_services() + self._milvus_store_endpoint())
         if problems:
             raise ConfigProblems(problems)
         return self
+
+    def _milvus_store_endpoint(self) -> list[tuple[str, str]]:
+        """Milvus's S3 client takes host, port and TLS only: an external store's endpoint with a path, query or
+        fragment (or a bad port) is refused here, not by the component."""
+        endpoint = self.object_store.endpoint
+        if not (self.milvus.enabled and self.object_store.mode == "external" and endpoint):
+            return []
+        parts = urlsplit(endpoint)
+        try:
+            parts.port
+        except ValueError:
+            return [("objectStore.endpoint", f"not a valid port (allowed: http(s)://host[:port], got: {endpoint!r})")]
+        if parts.path not in ("", "/") or parts.query or parts.fragment or not parts.hostname:
+            return [("objectStore.endpoint", "Milvus (milvus.enabled) reaches the object store by host and port "
+                                             f"only (allowed: http(s)://host[:port], got: {endpoint!r})")]
+        return []
 
     def _endpoints_fit_their_tenants(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
@@ -1569,6 +1578,12 @@ class PlatformConfig(Model):
         if self.mesh.enabled and not self.serving.enabled:
             problems.append(("mesh.enabled", "the mesh's ingress certificate comes from cert-manager, which "
                                              "serving.enabled installs"))
+        for index, endpoint in enumerate(self.models):
+            if endpoint.canary and not self.mesh.enabled:  # the Service would select both versions
+                problems.append((f"models[{index}].canary", "splitting traffic to a canary (traffic.weights, header "
+                                 "routes) needs the mesh: without it the endpoint's Service selects both versions "
+                                 "and traffic splits by replica count; set mesh.enabled, or drop the canary and "
+                                 "roll out by changing source"))
         used: dict[tuple[str, str], list[tuple[int, int]]] = {}
         for index, endpoint in self._of_existing_tenants("models", "endpoint", self.models, problems):
             at = f"models[{index}]"
@@ -1581,7 +1596,7 @@ class PlatformConfig(Model):
             if endpoint.gpu and max_gpus is not None and endpoint.gpu.count > max_gpus:
                 problems.append((f"{at}.gpu.count", f"must be <= tenants[{tenant_index}].limitRange.container."
                                                     f"maxGpus (got {endpoint.gpu.count} > {max_gpus})"))
-            if endpoint.engine == "vllm" and endpoint.scheme != "pvc":
+            if engines.get(endpoint.engine).needs_cache(endpoint):
                 _at_most(problems, f"{at}.cache.size", endpoint.cache.size,
                          f"tenants[{tenant_index}] largest PVC", tenant.pvc_max)
                 _at_most(problems, f"tenants[{tenant_index}].limitRange.pvc.min", tenant.limit_range.pvc.min,

@@ -2,7 +2,8 @@
 
 What the stack had is its URN snapshot, ``state/<stack>.json`` (the reviewed state of the stack, updated
 with ``make snapshot``; see ``tools.snapshot``). Each service and each tenant is recognised there by its component
-(``ai-platform:milvus:Milvus``, ``ai-platform:tenancy:Tenant::tenant-<name>``, ...). Under ``dataProtection.mode:
+(a service by the components its record in ``config.services`` names, ``ai-platform:milvus:Milvus``; a tenant by
+``ai-platform:tenancy:Tenant::tenant-<name>``). Under ``dataProtection.mode:
 strict`` every one of them that the config no longer has is a problem that names what ``pulumi up`` would delete,
 unless ``dataProtection.decommission`` lists it. No snapshot (a new stack): nothing to compare.
 """
@@ -13,26 +14,10 @@ import json
 from pathlib import Path
 
 from .model import PlatformConfig
+from .services import SERVICES
 
 SNAPSHOTS = Path(__file__).resolve().parents[1] / "state"
 
-# Component type -> (owner, config path that switches it off).
-COMPONENTS = {
-    "ai-platform:objectstore:ObjectStore": ("objectStore", "objectStore.mode"),
-    "ai-platform:mlflow:Mlflow": ("mlflow", "mlflow.enabled"),
-    "ai-platform:milvus:Milvus": ("milvus", "milvus.enabled"),
-    "ai-platform:monitoring:Monitoring": ("monitoring", "monitoring.enabled"),
-    "ai-platform:batch:Volcano": ("volcano", "volcano.enabled"),
-    "ai-platform:serving:KServe": ("serving", "serving.enabled"),
-    "ai-platform:certs:CertManager": ("serving", "serving.enabled"),
-    "ai-platform:autoscaling:Keda": ("serving", "serving.enabled"),
-    "ai-platform:mesh:Mesh": ("mesh", "mesh.enabled"),
-    "ai-platform:training:Training": ("training", "training.enabled"),
-    "ai-platform:workflows:Workflows": ("workflows", "workflows.enabled"),
-    "ai-platform:ray:Ray": ("ray", "ray.enabled"),
-    "ai-platform:secrets:ExternalSecrets": ("secrets", "secrets.source"),
-}
-GPU_RELEASE = "ai-platform:gpu:GpuOperator$kubernetes:helm.sh/v3:Release"  # the GPU component stays for node patches
 TENANT = "ai-platform:tenancy:Tenant"
 # What the message names: the resources whose deletion loses data or CRDs.
 NAMED_TYPES = ("kubernetes:core/v1:Namespace", "kubernetes:helm.sh/v3:Release", "kubernetes:postgresql.cnpg.io/v1:Cluster")
@@ -45,16 +30,17 @@ def _split(urn: str) -> tuple[list[str], str]:
 
 
 def snapshot_owners(urns: list[str]) -> dict[str, tuple[str, list[str]]]:
-    """Owner (service name or ``tenant:<name>``) -> (config path, URNs of the snapshot that belong to it)."""
+    """Owner (service name or ``tenant:<name>``) -> (config path, URNs of the snapshot that belong to it). A URN
+    belongs to each service one of whose ``components`` is in its type chain (a shared operator to every service that
+    names it)."""
     owners: dict[str, tuple[str, list[str]]] = {}
     tenants = {name[len("tenant-"):] for urn in urns for chain, name in [_split(urn)] if chain[-1] == TENANT}
     for urn in urns:
         chain, name = _split(urn)
-        for component, (owner, path) in COMPONENTS.items():
-            if component in chain:
-                owners.setdefault(owner, (path, []))[1].append(urn)
-        if GPU_RELEASE in "$".join(chain):
-            owners.setdefault("gpu", ("gpu.enabled", []))[1].append(urn)
+        types = f"${'$'.join(chain)}$"
+        for service in SERVICES.values():
+            if any(f"${component}$" in types for component in service.components):
+                owners.setdefault(service.key, (service.switch, []))[1].append(urn)
         if TENANT in chain:
             tenant = next(t for t in tenants if name == f"tenant-{t}" or name.startswith(f"tenant-{t}-"))
             owners.setdefault(f"tenant:{tenant}", ("tenants", []))[1].append(urn)

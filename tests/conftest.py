@@ -55,10 +55,10 @@ def accept_loss(config: dict) -> dict:
     """``config`` with every service and tenant of its stack file listed in ``dataProtection.decommission``: for
     tests that switch things off in a strict stack (the strict removal check would refuse them, as it should for
     a real change; tests/test_data_protection.py covers the refusal)."""
-    from config.model import PROTECTED_SERVICES
+    from config.services import protected_services
     tenants = [f"tenant:{t['name']}" for t in config.get("ai-platform:tenants", [])]
     protection = config.setdefault("ai-platform:dataProtection", {})
-    protection["decommission"] = sorted({*protection.get("decommission", []), *PROTECTED_SERVICES, *tenants})
+    protection["decommission"] = sorted({*protection.get("decommission", []), *protected_services(), *tenants})
     return config
 
 

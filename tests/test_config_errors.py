@@ -238,6 +238,15 @@ TRAFFIC_CASES = [
      "ai-platform:mesh.tls.name: a clusterIssuer needs the name of an existing ClusterIssuer"),
     ("ACME without an e-mail", "dev", set_path(MESH, "tls", {"kind": "acme"}),
      "ai-platform:mesh.tls.email: an acme issuer needs an account e-mail"),
+    ("canary with the mesh off", "prod", set_path(MESH, "enabled", False),
+     "ai-platform:models[0].canary: splitting traffic to a canary (traffic.weights, header routes) needs the mesh: "
+     "without it the endpoint's Service selects both versions and traffic splits by replica count; set "
+     "mesh.enabled, or drop the canary and roll out by changing source"),
+    ("canary and a header route to it with the mesh off", "dev",
+     lambda c: (c[MESH].update(enabled=False), c[M][1].update(
+         canary={"source": "gs://kfserving-examples/models/sklearn/1.0/model-2"},
+         traffic={"headerRoutes": [{"value": "next", "subset": "canary"}]})),
+     "ai-platform:models[1].canary: splitting traffic to a canary (traffic.weights, header routes) needs the mesh"),
     ("canary weight without a canary", "dev", set_path(M, 0, "traffic", {"weights": {"stable": 50, "canary": 50}}),
      "ai-platform:models[0].traffic.weights.canary: a canary weight needs a canary"),
     ("canary from another kind of store", "prod", set_path(M, 2, "canary", "source", "gs://bucket/fraud-v2"),
@@ -319,6 +328,9 @@ ML_SERVICE_CASES = [
      "ai-platform:objectStore.mlflowBucket: string should match pattern"),
     ("in-cluster store with an endpoint", "dev", set_path(OS, "endpoint", "https://s3.example.com"),
      "ai-platform:objectStore.endpoint: only for an external object store"),
+    ("external store endpoint with a path, Milvus on", "prod", set_path(OS, "endpoint", "https://s3.example.com/bucket"),
+     "ai-platform:objectStore.endpoint: Milvus (milvus.enabled) reaches the object store by host and port only "
+     "(allowed: http(s)://host[:port], got: 'https://s3.example.com/bucket')"),
 ]
 
 
@@ -404,7 +416,9 @@ PROTECTION_CASES = [
     ("relaxed protection in production", "prod", set_path(DP, {"mode": "relaxed"}),
      "ai-platform:dataProtection.mode: relaxed protection is not allowed for a production stack"),
     ("decommissioning an unknown service", "prod", set_path(DP, {"decommission": ["postgres"]}),
-     "ai-platform:dataProtection.decommission[0]: string should match pattern"),
+     "ai-platform:dataProtection.decommission[0]: not an allowed value (allowed: 'mlflow', 'milvus', 'objectStore', "
+     "'monitoring', 'gpu', 'volcano', 'serving', 'mesh', 'training', 'workflows', 'ray', 'secrets' or "
+     "'tenant:<name>', got: 'postgres')"),
     ("unknown protection mode", "dev", set_path(DP, {"mode": "paranoid"}),
      "ai-platform:dataProtection.mode: not an allowed value (allowed: 'strict' or 'relaxed', got: 'paranoid')"),
 ]

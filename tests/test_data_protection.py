@@ -91,7 +91,9 @@ def test_decommission_lifts_protection_of_that_owner_only():
 SWITCHED_OFF = {
     "serving": {"ai-platform:serving": {"enabled": False}, "ai-platform:models": [], "ai-platform:mesh": {"enabled": False},
                 "ai-platform:workflows": {"enabled": False}},
-    "mesh": {"ai-platform:mesh": {"enabled": False}},
+    "mesh": {"ai-platform:mesh": {"enabled": False},  # canaries need the mesh
+             "ai-platform:models": lambda models: [{k: v for k, v in m.items() if k not in ("canary", "traffic")}
+                                                   for m in models]},
     "volcano": {"ai-platform:volcano": {"enabled": False}, **BATCH_OFF},
     "monitoring": {"ai-platform:monitoring": {"enabled": False}},
     "gpu": {"ai-platform:gpu": lambda gpu: {**gpu, "enabled": False}},

@@ -4,7 +4,6 @@ strict mTLS per tenant, JWT at the gateway, the image mirror, and switching the 
 import pytest
 import yaml
 
-from components.mesh import Mesh
 from components.mesh.control_plane import GATEWAY_RELEASE, GATEWAY_SERVICE_ACCOUNT
 from config import versions
 from tests.conftest import config_copy, stack_cfg
@@ -384,7 +383,5 @@ def test_mesh_off_removes_all_of_it(mesh_off):
         assert not mesh_off.of_kind(kind), kind
 
 
-def test_mesh_without_cert_manager_is_refused():
-    cfg = stack_cfg("dev")
-    with pytest.raises(ValueError, match="cert-manager"):
-        Mesh("mesh", cfg.mesh, cfg.cluster, cfg.namespaces, {}, [], None)
+# The mesh without serving (cert-manager) is refused by the config, before anything is registered:
+# tests/test_config_errors.py, "mesh without serving".

@@ -35,7 +35,7 @@ import pytest
 import yaml
 
 from components.monitoring import rules
-from components.monitoring.stack import METRICS as ENGINE_METRICS_PORTS
+from components.serving import engines
 from tests.conftest import STACKS, run_stack, stack_cfg
 from tools.validate import upstream_dir
 
@@ -222,8 +222,8 @@ def test_the_scrape_model_follows_the_rendered_monitors(stack):
     for endpoint in cfg.models:
         job = jobs[endpoint.engine]
         assert {"ai_platform_tenant", "ai_platform_endpoint", "version"} <= set(job.pod_labels)
-        assert job.target["endpoint"] == str(ENGINE_METRICS_PORTS[endpoint.engine][0]
-                                             or ENGINE_METRICS_PORTS[endpoint.engine][1])
+        scrape = engines.of(endpoint).metrics_scrape
+        assert job.target["endpoint"] == str(scrape.get("port") or scrape.get("portNumber"))
     if cfg.volcano.enabled:
         assert {"volcano-scheduler", "volcano-controllers"} <= set(jobs)
     assert jobs["kube-state-metrics"].honor_labels

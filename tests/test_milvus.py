@@ -16,9 +16,9 @@ from components.meta import mirrored
 from components.objectstore import S3Credentials
 from components.secrets import PlatformSecrets, SecretRef
 from components.monitoring import stack as monitoring_stack
-from config import versions
-from tests.conftest import run_with, stack_cfg
-from tools.harness import CANARY, SECRET
+from config import ConfigError, versions
+from tests.conftest import config_copy, run_with, stack_cfg
+from tools.harness import CANARY, SECRET, run
 from tools.validate import upstream_dir
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -210,10 +210,25 @@ def test_endpoint_urls_become_host_port_and_tls(url, expected):
     assert (parsed["host"], parsed["port"], parsed["useSSL"]) == expected
 
 
-@pytest.mark.parametrize("url", ["s3.example.com:9000", "https://s3.example.com/bucket", "ftp://s3.example.com"])
-def test_endpoint_urls_milvus_cannot_use_are_refused(url):
-    with pytest.raises(ValueError, match="object store endpoint"):
-        component._parse_endpoint(url)
+@pytest.mark.parametrize("url, expected", [
+    ("s3.example.com:9000", "string should match pattern"),
+    ("ftp://s3.example.com", "string should match pattern"),
+    ("https://s3.example.com/bucket", "Milvus (milvus.enabled) reaches the object store by host and port only"),
+    ("https://s3.example.com?region=x", "Milvus (milvus.enabled) reaches the object store by host and port only"),
+    ("https://s3.example.com:99999", "not a valid port"),
+])
+def test_endpoint_urls_milvus_cannot_use_are_refused_by_the_config(url, expected):
+    """Before anything is registered (tests/test_config_errors.py proves that for the path); with Milvus off, MLflow
+    takes a path."""
+    raw = config_copy("prod")
+    raw["ai-platform:objectStore"] = {**raw["ai-platform:objectStore"], "endpoint": url}
+    result = run("prod", raw)
+    assert isinstance(result.error, ConfigError)
+    assert f"stack prod: ai-platform:objectStore.endpoint: {expected}" in str(result.error)
+    if "pattern" not in expected:
+        raw["ai-platform:milvus"] = {"enabled": False}
+        raw["ai-platform:dataProtection"] = {"mode": "strict", "decommission": ["milvus"]}
+        assert run("prod", raw).error is None
 
 
 # --- no credential in values; where the credentials come from ---------------------------------------------------------

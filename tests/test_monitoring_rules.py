@@ -277,6 +277,7 @@ def test_the_gpu_inventory_bounds_the_fleet_alert():
 
 def test_alerts_follow_what_the_stack_deploys():
     cfg = with_config(lambda c: (c["ai-platform:mesh"].update(enabled=False),
+                                 [(m.pop("canary", None), m.pop("traffic", None)) for m in c["ai-platform:models"]],
                                  c.setdefault("ai-platform:volcano", {}).update(enabled=False),
                                  c.update(BATCH_OFF),
                                  c["ai-platform:gpu"].update(dcgmExporter=False)))

@@ -290,14 +290,14 @@ def test_one_pod_monitor_per_endpoint_version(stack_run, cfg):
 def test_scrape_ports_are_the_ones_the_mesh_allows_and_the_servers_expose(stack_run, cfg):
     """The PodMonitors' ports are the metrics ports the endpoints' AuthorizationPolicies open to the monitoring
     namespace (on /metrics), and the named ones exist on the server containers."""
-    from components.mesh.traffic import METRICS_PORTS
-    from components.serving.endpoint import PORTS
-    for engine, (name, number, path) in stack.METRICS.items():
-        assert path == "/metrics"
-        if name:
-            assert (name, METRICS_PORTS[engine]) in [(n, p) for n, p, _ in PORTS[engine]]
+    from components.serving import engines
+    for engine in engines.all_engines():
+        scrape = engine.metrics_scrape
+        assert scrape["path"] == "/metrics"
+        if "port" in scrape:
+            assert (scrape["port"], engine.metrics_port) in [(n, p) for n, p, _ in engine.ports]
         else:
-            assert number == METRICS_PORTS[engine]
+            assert scrape["portNumber"] == engine.metrics_port
     endpoint_policies = [p for p in stack_run.of_kind("AuthorizationPolicy")
                          if p.inputs["spec"].get("action") == "ALLOW" and "selector" in p.inputs["spec"]]
     assert len(endpoint_policies) >= len(cfg.models)

@@ -166,11 +166,9 @@ class Mesh(pulumi.ComponentResource):
 
     def __init__(self, name: str, mesh: MeshConfig, cluster: Cluster, namespaces: Namespaces,
                  tenant_namespaces: dict[str, pulumi.Input[str]], hosts: list[str],
-                 cert_manager_release: pulumi.Resource | None, opts: pulumi.ResourceOptions | None = None,
+                 cert_manager_release: pulumi.Resource, opts: pulumi.ResourceOptions | None = None,
                  protect: bool = False):
-        if cert_manager_release is None:
-            raise ValueError("the mesh needs cert-manager for its ingress certificate: enable serving "
-                             "(serving.enabled installs cert-manager) or disable the mesh (mesh.enabled: false)")
+        # cert-manager comes with serving, which the config requires of the mesh (mesh.enabled).
         super().__init__("ai-platform:mesh:Mesh", name, None, opts)
         version = cluster.kubernetes_version
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.mesh, COMPONENT, MESH_POD_SECURITY,

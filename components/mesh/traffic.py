@@ -7,12 +7,12 @@ Owns, in the tenant namespace:
   and retries only where the request never reached a server (connect-failure, refused-stream, 503), so a
   generation is never sent twice;
 - DestinationRules: ``LEAST_REQUEST`` balancing, connection-pool limits and outlier detection (the circuit
-  breaker), with subsets ``stable``/``canary`` by the pods' ``version`` label (KServe versions are separate
-  InferenceServices, so each gets its own host instead of a subset — KServe's ``canaryTrafficPercent`` does
-  nothing in Standard mode);
+  breaker), with subsets ``stable``/``canary`` by the pods' ``version`` label, or one per version where the engine
+  gives each version its own Service (``separate_services``: KServe);
 - AuthorizationPolicies: only the ingress gateway's service account, the tenant's own namespace and, on the
   metrics port, the monitoring namespace may call the endpoint.
-Every object waits for the mesh (its CRDs and webhooks).
+Every object waits for the mesh (its CRDs and webhooks). Services, ports and pod labels are the engine's
+(``components.serving.engines``).
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ import pulumi
 from config.model import Endpoint, HeaderRoute, Namespaces
 
 from ..meta import kube, metadata
-from ..serving.endpoint import ENDPOINT_LABEL, PORTS, versions_of
+from ..serving import engines
+from ..serving.engines.base import ENDPOINT_LABEL, STABLE, VERSION_LABEL, version_name, versions_of
 
 COMPONENT = "mesh"
 RETRY_ON = "connect-failure,refused-stream,503"
-KSERVE_PORT = 80  # the predictor Service's port
-METRICS_PORTS = {"vllm": 8000, "triton": 8002, "kserve": 8080}
 
 
 class EndpointTraffic(pulumi.ComponentResource):
@@ -40,15 +39,14 @@ class EndpointTraffic(pulumi.ComponentResource):
         self.endpoint, self.namespace = endpoint, namespace
         after_mesh = pulumi.ResourceOptions(parent=self, depends_on=[mesh_ready])
         tenant = endpoint.tenant
-        kserve = endpoint.engine == "kserve"
+        engine = engines.of(endpoint)
+        by_host = engine.separate_services  # one Service per version: route by host, not by subset
         versions = [version for version, _ in versions_of(endpoint)]
-        service = {v: f"{endpoint.name}{'' if v == 'stable' else '-' + v}-predictor" for v in versions} if kserve \
-            else {v: endpoint.name for v in versions}
-        fqdn = {v: f"{s}.{tenant}.svc.cluster.local" for v, s in service.items()}
+        fqdn = {v: f"{s}.{tenant}.svc.cluster.local" for v, s in engine.services(endpoint).items()}
 
         def destination(version: str, port: int) -> dict:
             target = {"host": fqdn[version], "port": {"number": port}}
-            return target if kserve else {**target, "subset": version}
+            return target if by_host else {**target, "subset": version}
 
         traffic = endpoint.traffic
         policy = {"timeout": traffic.timeout}
@@ -59,7 +57,7 @@ class EndpointTraffic(pulumi.ComponentResource):
         if endpoint.canary and not any(r.header == "x-model-version" and r.value == "canary" for r in header_routes):
             header_routes.insert(0, HeaderRoute(value="canary", subset="canary"))
         # (gateway, port on the Service) pairs: external traffic reaches the HTTP port; in-mesh traffic keeps its port.
-        ports = [("http", KSERVE_PORT)] if kserve else [(n, p) for n, p, _ in PORTS[endpoint.engine] if n != "metrics"]
+        ports = engine.traffic_ports
         entries = [(gateway, None, ports[0][1])] + [("mesh", port, port) for _, port in ports]
         routes = []
         for route_gateway, port, target_port in entries:
@@ -91,27 +89,24 @@ class EndpointTraffic(pulumi.ComponentResource):
                                  "interval": outliers.interval, "baseEjectionTime": outliers.base_ejection_time,
                                  "maxEjectionPercent": outliers.max_ejection_percent},
         }
-        rules = {v: {"host": fqdn[v], "trafficPolicy": traffic_policy} for v in versions} if kserve else {
-            "stable": {"host": fqdn["stable"], "trafficPolicy": traffic_policy,
-                       "subsets": [{"name": v, "labels": {"version": v}} for v in versions]}}
+        rules = {v: {"host": fqdn[v], "trafficPolicy": traffic_policy} for v in versions} if by_host else {
+            STABLE: {"host": fqdn[STABLE], "trafficPolicy": traffic_policy,
+                     "subsets": [{"name": v, "labels": {VERSION_LABEL: v}} for v in versions]}}
         for version, spec in rules.items():
-            suffix = "" if version == "stable" else f"-{version}"
             kube(
-                f"{name}{suffix}-destinationrule", api_version="networking.istio.io/v1", kind="DestinationRule",
-                metadata=self._meta(f"{endpoint.name}{suffix}"), spec=spec, opts=after_mesh)
+                f"{version_name(name, version)}-destinationrule", api_version="networking.istio.io/v1",
+                kind="DestinationRule", metadata=self._meta(version_name(endpoint.name, version)), spec=spec,
+                opts=after_mesh)
 
-        selectors = ({v: {"serving.kserve.io/inferenceservice": s.removesuffix("-predictor")} for v, s in service.items()}
-                     if kserve else {"stable": {ENDPOINT_LABEL: endpoint.name}})
-        for version, selector in selectors.items():
-            suffix = "" if version == "stable" else f"-{version}"
+        for version, selector in engine.policy_selectors(endpoint).items():
             kube(
-                f"{name}{suffix}-authorizationpolicy", api_version="security.istio.io/v1", kind="AuthorizationPolicy",
-                metadata=self._meta(f"{endpoint.name}{suffix}"),
+                f"{version_name(name, version)}-authorizationpolicy", api_version="security.istio.io/v1",
+                kind="AuthorizationPolicy", metadata=self._meta(version_name(endpoint.name, version)),
                 spec={"selector": {"matchLabels": selector}, "action": "ALLOW", "rules": [
                     {"from": [{"source": {"principals": [gateway_principal]}}]},
                     {"from": [{"source": {"namespaces": [tenant]}}]},
                     {"from": [{"source": {"namespaces": [namespaces.monitoring]}}],
-                     "to": [{"operation": {"ports": [str(METRICS_PORTS[endpoint.engine])], "paths": ["/metrics"]}}]},
+                     "to": [{"operation": {"ports": [str(engine.metrics_port)], "paths": ["/metrics"]}}]},
                 ]},
                 opts=after_mesh)
         self.register_outputs({})

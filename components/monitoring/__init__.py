@@ -1,7 +1,6 @@
-"""Monitoring: kube-prometheus-stack and what it scrapes (``stack``), the alert packs and recording rules
-(``rules``), the Grafana dashboards (``dashboards``)."""
+"""Monitoring: kube-prometheus-stack and what it scrapes (``stack.Monitoring``), the alert packs and recording rules
+(``rules``), the Grafana dashboards (``dashboards``), Alertmanager routing (``alerting``), PromQL building blocks
+(``promql``).
 
-from . import dashboards, rules
-from .stack import Monitoring
-
-__all__ = ["Monitoring", "dashboards", "rules"]
+Nothing is imported here: the engines (``components.serving.engines``) use ``promql`` and must load without Pulumi.
+"""

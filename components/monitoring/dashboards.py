@@ -5,9 +5,9 @@ Grafana's dashboard sidecar loads. ``dashboards(cfg)`` gives, by name:
 
 - ``gpu-fleet``: GPUs reporting vs the inventory, utilisation, framebuffer memory, temperature, power and
   XIDs per node and GPU, and what each pod holding a GPU does with it (DCGM exporter);
-- ``inference``: per endpoint (template variables ``namespace`` and ``endpoint``) p95 latency, time to first
-  token, tokens/s, waiting/running requests and KV cache (vLLM), latency, queue time and pending requests
-  (Triton), HTTP traffic and 5xx as the sidecars see it (with the mesh), ready replicas;
+- ``inference``: per endpoint (template variables ``namespace`` and ``endpoint``) one row per engine
+  (``Engine.dashboard_row``: vLLM's latency, time to first token, tokens/s, queue and KV cache; Triton's latency,
+  queue time and pending requests), HTTP traffic and 5xx as the sidecars see it (with the mesh), ready replicas;
 - ``tenant-usage``: per tenant the GPUs held (recording rules) against the GPU quota, utilisation, GPU-hours,
   quota use and the Volcano queues.
 
@@ -30,15 +30,35 @@ from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
-from grafana_foundation_sdk.models.dashboard import (DataSourceRef, Threshold, ThresholdsMode, VariableRefresh,
-                                                     VariableSort)
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    Threshold,
+    ThresholdsMode,
+    VariableRefresh,
+    VariableSort,
+)
 
 from config.model import PlatformConfig
 
-from .rules import (DCGM_JOB, GPU_NAMESPACE, GPU_POD, RATE, TENANT_GPU_HOURS, TENANT_GPU_UTILIZATION, TENANT_GPUS,
-                    TENANT_QUOTA, fb_used_ratio, p95, physical_gpus, quota_used_ratio, ratio_of_rates, selector)
+from ..serving import engines
+from ..serving.engines.base import CANARY, version_name
+from .promql import RATE, p95, ratio_of_rates, selector
+from .rules import (
+    DCGM_JOB,
+    GPU_NAMESPACE,
+    GPU_POD,
+    TENANT_GPU_HOURS,
+    TENANT_GPU_UTILIZATION,
+    TENANT_GPUS,
+    TENANT_QUOTA,
+    fb_used_ratio,
+    physical_gpus,
+    quota_used_ratio,
+)
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
+# An endpoint's workloads as regexes over the ``endpoint`` variable: its canary's, its engines' Deployments'.
+CANARY_PATTERN = f"({version_name('', CANARY)})?"
 TAGS = ["ai-platform"]
 
 
@@ -160,6 +180,12 @@ def tenant_uid(tenant: str, name: str) -> str:
     return uid if len(uid) <= 40 else f"{uid[:31]}-{hashlib.sha256(uid.encode()).hexdigest()[:8]}"
 
 
+def _deployment_suffixes() -> str:
+    """What engines add to a version's name for its Deployment (KServe's ``-predictor``), as an optional group."""
+    suffixes = sorted({engine.deployment_suffix for engine in engines.all_engines()} - {""})
+    return f"({'|'.join(suffixes)})?" if suffixes else ""
+
+
 def inference(cfg: PlatformConfig, only: str | None = None) -> dict:
     """The inference dashboard; ``only``: the variant of one tenant (its endpoints, its namespace in every query)."""
     thresholds = cfg.monitoring.alerts
@@ -173,52 +199,13 @@ def inference(cfg: PlatformConfig, only: str | None = None) -> dict:
         board = _Board("inference", f"{only} / Inference", description, uid=tenant_uid(only, "inference"))
         namespace = only
     board.variable(_custom("endpoint", "Endpoint", [endpoint.name for endpoint in models]))
-    pods = {"namespace": namespace, "pod": "~($endpoint)(-canary)?-[a-z0-9]+-[a-z0-9]+"}
-    by_endpoint, legend = "namespace, model_name", "{{namespace}}/{{model_name}}"
-    (board.row("vLLM")
-     .timeseries("p95 end-to-end latency",
-                 [(p95("vllm:e2e_request_latency_seconds_bucket", pods, by=f"{by_endpoint}, le"), legend)], "s",
-                 threshold=thresholds.endpoint_p95_latency_seconds)
-     .timeseries("p95 time to first token",
-                 [(p95("vllm:time_to_first_token_seconds_bucket", pods, by=f"{by_endpoint}, le"), legend)], "s",
-                 threshold=thresholds.endpoint_ttft_p95_seconds)
-     .timeseries("Tokens per second",
-                 [(f"sum by ({by_endpoint}) (rate({selector('vllm:generation_tokens_total', **pods)}[{RATE}]))",
-                   f"{legend} generated"),
-                  (f"sum by ({by_endpoint}) (rate({selector('vllm:prompt_tokens_total', **pods)}[{RATE}]))",
-                   f"{legend} prompt")], "short")
-     .timeseries("Requests waiting and running",
-                 [(f"sum by ({by_endpoint}) ({selector('vllm:num_requests_waiting', **pods)})", f"{legend} waiting"),
-                  (f"sum by ({by_endpoint}) ({selector('vllm:num_requests_running', **pods)})", f"{legend} running")],
-                 "short")
-     .timeseries("KV-cache use by pod", [(f"max by (namespace, pod) ({selector('vllm:kv_cache_usage_perc', **pods)})",
-                                          "{{namespace}}/{{pod}}")], "percentunit",
-                 threshold=thresholds.vllm_kv_cache_usage, min=0, max=1)
-     .timeseries("Requests finished in error",
-                 [(ratio_of_rates("vllm:request_success_total", {**pods, "finished_reason": "error"},
-                                  "vllm:request_success_total", pods, by=by_endpoint), legend)], "percentunit",
-                 threshold=thresholds.endpoint_error_ratio, min=0))
-    triton_by = "namespace, model"
-    (board.row("Triton")
-     .timeseries("Mean request latency",
-                 [(ratio_of_rates("nv_inference_request_duration_us", pods, "nv_inference_request_success", pods,
-                                  by=triton_by) + " / 1e3", "{{namespace}}/{{model}}")], "ms",
-                 description="Triton publishes cumulative durations, not a latency histogram, by default.")
-     .timeseries("Mean queue time",
-                 [(ratio_of_rates("nv_inference_queue_duration_us", pods, "nv_inference_request_success", pods,
-                                  by=triton_by) + " / 1e3", "{{namespace}}/{{model}}")], "ms",
-                 threshold=thresholds.triton_queue_ms)
-     .timeseries("Pending requests",
-                 [(f"sum by (namespace, pod) ({selector('nv_inference_pending_request_count', **pods)})",
-                   "{{namespace}}/{{pod}}")], "short")
-     .timeseries("Requests per second",
-                 [(f"sum by ({triton_by}) (rate({selector('nv_inference_request_success', **pods)}[{RATE}]))",
-                   "{{namespace}}/{{model}} ok"),
-                  (f"sum by ({triton_by}) (rate({selector('nv_inference_request_failure', **pods)}[{RATE}]))",
-                   "{{namespace}}/{{model}} failed")], "reqps"))
+    pods = {"namespace": namespace, "pod": f"~($endpoint){CANARY_PATTERN}-[a-z0-9]+-[a-z0-9]+"}
+    deployment_pattern = f"($endpoint){CANARY_PATTERN}{_deployment_suffixes()}"
+    for engine in engines.all_engines():
+        engine.dashboard_row(board, pods, thresholds)
     if cfg.mesh.enabled:
         mesh = {"reporter": "destination", "destination_workload_namespace": namespace,
-                "destination_workload": "~($endpoint)(-canary)?(-predictor)?"}
+                "destination_workload": f"~{deployment_pattern}"}
         workload = "destination_workload_namespace, destination_workload"
         wl_legend = "{{destination_workload_namespace}}/{{destination_workload}}"
         (board.row("HTTP (mesh sidecars, every engine)")
@@ -233,7 +220,7 @@ def inference(cfg: PlatformConfig, only: str | None = None) -> dict:
          .timeseries("p95 latency", [(p95("istio_request_duration_milliseconds_bucket", mesh, by=f"{workload}, le")
                                       + " / 1e3", wl_legend)], "s",
                      threshold=thresholds.endpoint_p95_latency_seconds, width=8))
-    deployments = {"namespace": namespace, "deployment": "~($endpoint)(-canary)?(-predictor)?"}
+    deployments = {"namespace": namespace, "deployment": f"~{deployment_pattern}"}
     (board.row("Replicas")
      .timeseries("Available vs desired replicas",
                  [(selector("kube_deployment_status_replicas_available", **deployments),

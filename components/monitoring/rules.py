@@ -18,10 +18,10 @@ Label facts the expressions rely on:
   (the target's own ``pod``/``namespace`` are the exporter's). GPUs without a pod carry no ``exported_pod``.
   ``Hostname`` is the node, ``gpu``/``UUID`` the device; a time-sliced GPU has one series per pod holding a
   slice, a MIG instance one series per instance (same ``UUID`` as its GPU).
-- Model servers are scraped per pod: ``namespace`` is the tenant, ``pod`` is ``<deployment>-<hash>-<hash>``.
-  Deployments are ``<endpoint>`` (and ``<endpoint>-canary``) for vLLM and Triton, ``<endpoint>-predictor``
-  (and ``<endpoint>-canary-predictor``) for KServe (KServe Standard mode names them after the
-  InferenceService, ``pkg/constants.PredictorServiceName``).
+- Model servers are scraped per pod: ``namespace`` is the tenant, ``pod`` is ``<deployment>-<hash>-<hash>``,
+  the Deployments those the engine names (``Engine.deployments``: ``<endpoint>``, ``<endpoint>-canary``; KServe's
+  with ``-predictor``). Each engine writes its own alerts (``Engine.alert_rules``); the mesh's and the replicas'
+  are written here for every engine.
 - A tenant's namespace is the tenant's name and holds the ResourceQuota ``tenant-quota``
   (``components.tenancy``); the Volcano queue is the tenant's name too.
 - Tenant-scoped alerts carry a ``tenant`` label, which Alertmanager routes on (``alerting``): an endpoint's alerts
@@ -31,7 +31,14 @@ Label facts the expressions rely on:
 
 from __future__ import annotations
 
-from config.model import Endpoint, PlatformConfig
+from typing import TYPE_CHECKING
+
+from ..serving import engines
+from ..serving.engines.base import AlertContext
+from .promql import num, ratio_of_rates, selector
+
+if TYPE_CHECKING:
+    from config.model import Endpoint, PlatformConfig
 
 GPU_RULES = "ai-platform-gpu"
 INFERENCE_RULES = "ai-platform-inference"
@@ -45,21 +52,16 @@ TENANT_QUOTA = "tenant-quota"
 # NVLink error, fallen off the bus, GSP errors): the GPU needs a reset or the node a drain. Application XIDs
 # (13, 31, 43, 45, ...) only raise the warning. The exporter labels the series with ``err_code``.
 FATAL_XIDS = (48, 63, 64, 74, 79, 92, 94, 95, 119, 120)
-RATE = "5m"
 
 _DCGM = ("NVIDIA DCGM exporter 4.6 (GPU Operator v26.7.0 default dcgmExporter 4.6.0-4.8.3), collected by "
          "default: NVIDIA/dcgm-exporter etc/dcp-metrics-included.csv (the file the operator's DaemonSet sets "
          "in DCGM_EXPORTER_COLLECTORS, assets/state-dcgm-exporter/0800_daemonset.yaml) and etc/default-counters.csv")
-_VLLM = ("vLLM v0.33 OpenAI server /metrics (vllm/v1/metrics/loggers.py PrometheusStatLogger; listed in "
-         "docs/design/metrics.md 'v1 Metrics')")
-_TRITON = ("Triton 26.09 /metrics on port 8002, default counters: triton-inference-server/server "
-           "docs/user_guide/metrics.md")
 _KSM = "kube-state-metrics 2.20 (kube-prometheus-stack 88.5.3 subchart 8.4.0): kubernetes/kube-state-metrics"
 _VOLCANO = "Volcano 1.15.1 (volcano-sh/volcano v1.15.1)"
 _ISTIO = ("Istio 1.30 sidecar standard metrics (https://istio.io/latest/docs/reference/config/metrics/), "
           "from the envoy /stats/prometheus endpoint of each injected pod")
 
-METRIC_SOURCES: dict[str, str] = {
+METRIC_SOURCES: dict[str, str] = {  # and each engine's (``Engine.metric_sources``), at the end
     # DCGM exporter (GPU Operator)
     "DCGM_FI_DEV_XID_ERRORS": f"{_DCGM}: gauge, value of the last XID (label err_code, err_msg); the value stays "
                               "until the driver is reloaded (NVIDIA/DCGM#277)",
@@ -71,26 +73,6 @@ METRIC_SOURCES: dict[str, str] = {
     "up": "Prometheus: scrape health of every target (https://prometheus.io/docs/concepts/jobs_instances/); "
           "job nvidia-dcgm-exporter from the GPU Operator ServiceMonitor (jobLabel: app, "
           "assets/state-dcgm-exporter/0500_service_monitor.yaml)",
-    # vLLM
-    "vllm:e2e_request_latency_seconds_bucket": f"{_VLLM}: histogram vllm:e2e_request_latency_seconds",
-    "vllm:time_to_first_token_seconds_bucket": f"{_VLLM}: histogram vllm:time_to_first_token_seconds",
-    "vllm:request_success_total": f"{_VLLM}: counter vllm:request_success by finished_reason (stop, length, "
-                                  "abort, error, repetition; vllm/v1/engine/__init__.py FinishReason: 'error' is "
-                                  "an internal request error, always answered with HTTP 500)",
-    "vllm:num_requests_waiting": f"{_VLLM}: gauge, requests waiting to be scheduled",
-    "vllm:num_requests_running": f"{_VLLM}: gauge, requests in model execution batches",
-    "vllm:kv_cache_usage_perc": f"{_VLLM}: gauge, KV-cache usage 0-1 (vllm:gpu_cache_usage_perc was deprecated in "
-                                "0.9 and removed, vllm-project/vllm#29330)",
-    "vllm:generation_tokens_total": f"{_VLLM}: counter vllm:generation_tokens",
-    "vllm:prompt_tokens_total": f"{_VLLM}: counter vllm:prompt_tokens",
-    # Triton
-    "nv_inference_request_success": f"{_TRITON}: counter, successful requests per model",
-    "nv_inference_request_failure": f"{_TRITON}: counter, failed requests per model (label reason)",
-    "nv_inference_request_duration_us": f"{_TRITON}: counter, cumulative request time in us (Triton publishes no "
-                                        "request-latency histogram by default)",
-    "nv_inference_queue_duration_us": f"{_TRITON}: counter, cumulative scheduler queue time in us",
-    "nv_inference_pending_request_count": f"{_TRITON}: gauge, requests awaiting execution (the Triton autoscaler "
-                                          "metric, components/serving/endpoint.py)",
     # Istio
     "istio_requests_total": f"{_ISTIO}: counter, labels reporter, destination_workload, "
                             "destination_workload_namespace, response_code",
@@ -115,28 +97,14 @@ METRIC_SOURCES: dict[str, str] = {
     "volcano_queue_allocated_scalar_resources": f"{_VOLCANO} vc-scheduler: pkg/scheduler/metrics/queue.go (labels "
                                                 "queue_name, resource)",
 }
+for _engine in engines.all_engines():
+    METRIC_SOURCES.update(_engine.metric_sources)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Query building blocks (dashboards.py uses them too, so alerts and panels measure the same thing)
 
 
-def num(value: float) -> str:
-    """A threshold as PromQL writes it: 30.0 -> 30, 0.05 -> 0.05."""
-    return f"{value:g}"
-
-
-def selector(metric: str, **matchers: str) -> str:
-    """``metric{k="v",...}``; a value starting with ``~`` is a regex matcher, with ``!`` a negative one."""
-    parts = []
-    for label, value in matchers.items():
-        op = "="
-        if value.startswith("~"):
-            op, value = "=~", value[1:]
-        elif value.startswith("!"):
-            op, value = "!=", value[1:]
-        parts.append(f'{label}{op}"{value}"')
-    return f"{metric}{{{','.join(parts)}}}" if parts else metric
 
 
 def fb_used_ratio(**matchers: str) -> str:
@@ -152,17 +120,6 @@ def physical_gpus(by: str = "Hostname", offset: str = "", **matchers: str) -> st
     return f"count{f' by ({by})' if by else ''} (count by (Hostname, UUID) ({series}))"
 
 
-def p95(bucket_metric: str, sel: dict[str, str], by: str = "le", window: str = RATE) -> str:
-    """The 95th percentile of a histogram over the series ``sel`` selects (``by`` must include ``le``)."""
-    return f"histogram_quantile(0.95, sum by ({by}) (rate({selector(bucket_metric, **sel)}[{window}])))"
-
-
-def ratio_of_rates(num_metric: str, num_sel: dict[str, str], den_metric: str, den_sel: dict[str, str],
-                   by: str = "", window: str = RATE) -> str:
-    """``sum(rate(num)) / sum(rate(den))``, optionally ``by`` some labels."""
-    agg = f"sum by ({by})" if by else "sum"
-    return (f"{agg} (rate({selector(num_metric, **num_sel)}[{window}])) / "
-            f"{agg} (rate({selector(den_metric, **den_sel)}[{window}]))")
 
 
 def tenant_from(label: str, expr: str) -> str:
@@ -177,8 +134,7 @@ TENANT_NAMESPACES = tenant_from("namespace", selector("kube_resourcequota", reso
 
 def endpoint_deployments(endpoint: Endpoint) -> list[str]:
     """The Deployments that serve an endpoint (stable, then canary)."""
-    names = [endpoint.name] + ([f"{endpoint.name}-canary"] if endpoint.canary else [])
-    return [f"{name}-predictor" for name in names] if endpoint.engine == "kserve" else names
+    return engines.of(endpoint).deployments(endpoint)
 
 
 def endpoint_pods(endpoint: Endpoint) -> dict[str, str]:
@@ -309,75 +265,10 @@ def _endpoint_rules(cfg: PlatformConfig, endpoint: Endpoint, alert: _Alerts) -> 
     pods, mesh = endpoint_pods(endpoint), endpoint_workloads(endpoint)
     it = f"Endpoint {endpoint.tenant}/{endpoint.name}"
     latency, errors = num(limits["p95_latency_seconds"]), num(limits["error_ratio"])
-    rules = []
 
-    if endpoint.engine == "vllm":
-        rules += [
-            alert("AiPlatformEndpointLatencyHigh",
-                  f"{p95('vllm:e2e_request_latency_seconds_bucket', pods)} > {latency}",
-                  "10m", "warning", f"{it}: p95 latency above {latency}s",
-                  f"{it} (vLLM) answers 95% of requests within {{{{ $value | humanizeDuration }}}}; "
-                  f"the threshold is {latency}s (models[].alerts.p95LatencySeconds).", **labels),
-            alert("AiPlatformEndpointTtftHigh",
-                  f"{p95('vllm:time_to_first_token_seconds_bucket', pods)} > {num(limits['ttft_p95_seconds'])}",
-                  "10m", "warning", f"{it}: p95 time to first token above {num(limits['ttft_p95_seconds'])}s",
-                  f"{it} takes {{{{ $value | humanizeDuration }}}} to the first token (p95); the threshold is "
-                  f"{num(limits['ttft_p95_seconds'])}s. Usually prefill is queued behind long prompts: see waiting "
-                  "requests and KV-cache use.", **labels),
-            alert("AiPlatformEndpointErrorRate",
-                  ratio_of_rates("vllm:request_success_total", {**pods, "finished_reason": "error"},
-                                 "vllm:request_success_total", pods) + f" > {errors}",
-                  "10m", "critical", f"{it}: more than {errors} of requests fail in the engine",
-                  f"{{{{ $value | humanizePercentage }}}} of the requests vLLM finished in {it} ended in an "
-                  f"internal error (finished_reason=error); the threshold is {errors}.", **labels),
-            alert("AiPlatformVllmQueueGrowing",
-                  f"max by (pod) ({selector('vllm:num_requests_waiting', **pods)}) > "
-                  f"{num(platform.vllm_waiting_requests)}",
-                  "10m", "warning", f"{it}: requests queue up in vLLM",
-                  f"{{{{ $labels.pod }}}} has {{{{ $value }}}} requests waiting (threshold "
-                  f"{num(platform.vllm_waiting_requests)}) for 10 minutes: the endpoint is at its replica limit "
-                  f"(models[].replicas.max {endpoint.replicas.max}) or new replicas cannot be placed (GPU quota, "
-                  "free GPUs).", **labels),
-            alert("AiPlatformVllmKvCacheSaturated",
-                  f"max by (pod) ({selector('vllm:kv_cache_usage_perc', **pods)}) > "
-                  f"{num(platform.vllm_kv_cache_usage)}",
-                  "15m", "warning", f"{it}: KV cache nearly full",
-                  "{{ $labels.pod }} uses {{ $value | humanizePercentage }} of its KV cache; vLLM "
-                  "preempts and recomputes requests when it runs out. Lower maxModelLen, raise "
-                  "gpuMemoryUtilization or add replicas.", **labels),
-        ]
-    elif endpoint.engine == "triton":
-        rules += [
-            alert("AiPlatformEndpointLatencyHigh",
-                  ratio_of_rates("nv_inference_request_duration_us", pods, "nv_inference_request_success", pods)
-                  + f" / 1e6 > {latency}",
-                  "10m", "warning", f"{it}: mean latency above {latency}s",
-                  f"{it} (Triton) takes {{{{ $value | humanizeDuration }}}} per request on average (Triton "
-                  f"publishes no latency histogram by default); the threshold is {latency}s.", **labels),
-            alert("AiPlatformEndpointErrorRate",
-                  f"sum (rate({selector('nv_inference_request_failure', **pods)}[{RATE}])) / "
-                  f"(sum (rate({selector('nv_inference_request_success', **pods)}[{RATE}])) + "
-                  f"sum (rate({selector('nv_inference_request_failure', **pods)}[{RATE}]))) > {errors}",
-                  "10m", "critical", f"{it}: more than {errors} of inference requests fail",
-                  f"{{{{ $value | humanizePercentage }}}} of the inference requests of {it} fail in Triton "
-                  f"(rejected by the scheduler, canceled or failed in the backend); the threshold is {errors}.",
-                  **labels),
-            alert("AiPlatformTritonQueueTimeHigh",
-                  ratio_of_rates("nv_inference_queue_duration_us", pods, "nv_inference_request_success", pods)
-                  + f" / 1e3 > {num(platform.triton_queue_ms)}",
-                  "10m", "warning", f"{it}: requests wait in Triton's queue",
-                  f"Requests of {it} wait {{{{ $value | humanize }}}}ms on average in Triton's scheduler queue "
-                  f"(threshold {num(platform.triton_queue_ms)}ms): more instances or replicas are needed.",
-                  **labels),
-        ]
-    elif cfg.mesh.enabled:  # KServe: the servers publish nothing the platform pins; the sidecars measure them
-        rules.append(alert(
-            "AiPlatformEndpointLatencyHigh",
-            f"{p95('istio_request_duration_milliseconds_bucket', mesh)} / 1e3 > {latency}",
-            "10m", "warning", f"{it}: p95 latency above {latency}s",
-            f"{it} (KServe) answers 95% of requests within {{{{ $value | humanizeDuration }}}} as its sidecars "
-            f"measure; the threshold is {latency}s.", **labels))
-
+    rules = engines.of(endpoint).alert_rules(AlertContext(
+        endpoint=endpoint, alert=alert, labels=labels, pods=pods, workloads=mesh, mesh=cfg.mesh.enabled, it=it,
+        latency=latency, ttft=num(limits["ttft_p95_seconds"]), errors=errors, platform=platform))
     if cfg.mesh.enabled:
         rules.append(alert(
             "AiPlatformEndpointHttp5xxRate",

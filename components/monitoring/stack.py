@@ -82,7 +82,8 @@ from ..secrets import METRICS_PORT as EXTERNAL_SECRETS_METRICS_PORT
 from ..secrets import POD_NAMES as EXTERNAL_SECRETS_PODS
 from ..secrets import RELEASE as EXTERNAL_SECRETS_RELEASE
 from ..secrets import PlatformSecrets
-from ..serving.endpoint import ENDPOINT_LABEL, versions_of
+from ..serving import engines
+from ..serving.engines.base import ENDPOINT_LABEL, VERSION_LABEL, version_name, versions_of
 from . import alerting
 from . import grafana_access as access
 
@@ -115,12 +116,6 @@ ISTIO_CERTS_VOLUME = "istio-certs"
 ISTIO_OUTPUT_CERTS = "/etc/istio-output-certs"  # where the Prometheus pod's sidecar writes them
 PROMETHEUS_CERTS = "/etc/prom-certs"  # where the Prometheus container reads them
 
-# Metrics endpoint of each engine's pods: (port name, port number, path). vLLM serves /metrics on its API port;
-# Triton on its metrics port; KServe's model servers on their HTTP port 8080 (their unnamed container port, hence
-# the number; the runtimes' prometheus.kserve.io/port annotation).
-METRICS = {"vllm": ("http", None, "/metrics"), "triton": ("metrics", None, "/metrics"),
-           "kserve": (None, 8080, "/metrics")}
-KSERVE_ISVC_LABEL = "serving.kserve.io/inferenceservice"
 # The Volcano chart's metrics Services, one per component that serves /metrics in plaintext (volcano-sh/volcano
 # v1.15.1 installer/helm/chart/volcano/templates/): the scheduler's <release>-scheduler-service (scheduler.yaml,
 # label app: volcano-scheduler, port "metrics" 8080, served with custom.scheduler_metrics_enable: the scheduler's
@@ -236,17 +231,12 @@ def helm_values(monitoring: MonitoringConfig, cluster: Cluster, mesh: bool, name
 
 
 def endpoint_monitor_spec(endpoint: Endpoint, version: str, mesh: bool) -> dict:
-    """PodMonitor spec for one version of an endpoint: its pods, the engine's metrics port, mTLS under the mesh."""
-    suffix = "" if version == "stable" else f"-{version}"
-    if endpoint.engine == "kserve":  # each version is its own InferenceService
-        selector = {KSERVE_ISVC_LABEL: f"{endpoint.name}{suffix}"}
-    else:
-        selector = {ENDPOINT_LABEL: endpoint.name, "version": version}
-    port_name, port_number, path = METRICS[endpoint.engine]
-    scrape: dict = {"path": path, "scheme": "https" if mesh else "http"}
-    scrape.update({"port": port_name} if port_name else {"portNumber": port_number})
-    spec: dict = {"selector": {"matchLabels": selector}, "podMetricsEndpoints": [scrape],
-                  "podTargetLabels": [TENANT_LABEL, ENDPOINT_LABEL, "version"]}
+    """PodMonitor spec for one version of an endpoint: its pods and metrics endpoint (the engine's), mTLS under the
+    mesh."""
+    engine = engines.of(endpoint)
+    scrape = {**engine.metrics_scrape, "scheme": "https" if mesh else "http"}
+    spec: dict = {"selector": {"matchLabels": engine.pod_selector(endpoint, version)}, "podMetricsEndpoints": [scrape],
+                  "podTargetLabels": [TENANT_LABEL, ENDPOINT_LABEL, VERSION_LABEL]}
     if mesh:
         spec["scrapeClass"] = ISTIO_SCRAPE_CLASS
     return spec
@@ -375,11 +365,11 @@ class Monitoring(pulumi.ComponentResource):
         version's Deployment/InferenceService."""
         monitors = []
         for version, _ in versions_of(endpoint):
-            suffix = "" if version == "stable" else f"-{version}"
             monitors.append(kube(
-                f"{logical_name}{suffix}",
+                version_name(logical_name, version),
                 api_version="monitoring.coreos.com/v1", kind="PodMonitor",
-                metadata=metadata(f"{endpoint.name}{suffix}", COMPONENT, namespace=namespace, tenant=endpoint.tenant,
+                metadata=metadata(version_name(endpoint.name, version), COMPONENT, namespace=namespace,
+                                  tenant=endpoint.tenant,
                                   extra_labels={ENDPOINT_LABEL: endpoint.name}),
                 spec=endpoint_monitor_spec(endpoint, version, self.mesh),
                 opts=self._after_release()))

@@ -1,6 +1,5 @@
-"""Model serving: the KServe control plane (``kserve``) and, per model, an endpoint."""
+"""Model serving: the KServe control plane (``kserve.KServe``), per model an endpoint (``endpoint.ModelEndpoint``),
+how its pods read their model (``model_access``), and the inference engines (``engines``).
 
-from .endpoint import ModelEndpoint
-from .kserve import KServe
-
-__all__ = ["KServe", "ModelEndpoint"]
+Nothing is imported here: ``config.model`` validates endpoints with ``engines``, which must load without Pulumi.
+"""

@@ -1,102 +1,66 @@
 """``ModelEndpoint``: one model endpoint of a tenant, from its ten-line ``models:`` entry.
 
-Owns, in the tenant's namespace:
-- vLLM: a model-cache PVC (ReadWriteMany when more than one replica may run) filled once by a download
-  Job (``hf://`` with the vLLM image's huggingface_hub, ``s3://`` with the AWS CLI), a Deployment of the
-  OpenAI-compatible server that waits for the cache and then loads from it offline (restarts and new
-  replicas never pull the weights again), a Service, a PodDisruptionBudget and a KEDA ScaledObject on
-  ``vllm:num_requests_waiting``; the Hugging Face token, when the stack has one (``huggingFaceToken``, or
-  ``secrets.huggingFaceToken`` with the external store: ``<keyPrefix>/huggingface-token``, property ``token``), as
-  the Secret ``<version>-hf-token`` (``PlatformSecrets``: a Secret or an ExternalSecret) the Job reads by name.
-- Triton: a Deployment reading the model repository from S3 or a PVC and loading ``triton.models`` at start
-  (``--load-model`` in explicit mode; started once the first is ready, ready while all are), a Service (http 8000,
-  grpc 8001, metrics 8002), a PodDisruptionBudget and a ScaledObject on ``nv_inference_pending_request_count``.
-- KServe: an InferenceService (Standard mode) with the model format, storage URI, resources, replica bounds
-  and CPU scale target; the model registered under the endpoint's name in every version (``config/runtimes.py``)
-  and probed on the runtime's model-ready path.
+Owns, in the tenant's namespace, per version (stable, and canary when configured; names: ``engines.base``):
+- for an engine whose server the platform runs (``engines.base.ServerEngine``: vLLM, Triton): a Deployment of the
+  engine's container, a PodDisruptionBudget and a KEDA ScaledObject on the engine's load query (left out when
+  min == max); when the engine downloads the model first (vLLM with ``hf://`` or ``s3://``), a model-cache PVC
+  (ReadWriteMany when more than one replica may run) filled once by a download Job (``hf://`` with the vLLM image's
+  huggingface_hub, ``s3://`` with the AWS CLI) that the server waits for and then loads offline (restarts and new
+  replicas never pull the weights again), and the Hugging Face token, when the stack has one (``huggingFaceToken``,
+  or ``secrets.huggingFaceToken`` with the external store: ``<keyPrefix>/huggingface-token``, property ``token``),
+  as the Secret ``<version>-hf-token`` (``PlatformSecrets``: a Secret or an ExternalSecret) the Job reads by name;
+  one Service with the engine's ports for both versions;
+- for an engine run by a controller (KServe): the custom resource the engine builds (an InferenceService);
 - the ServiceAccount every pod of the endpoint runs under and the NetworkPolicy letting the pods that fetch the
-  model reach object stores, Hugging Face and what their workload identity needs (``model_access``).
+  model (the engine says which) reach object stores, Hugging Face and what their workload identity needs
+  (``model_access``).
 
-Every version answers to the endpoint's name (``served_name``) on the same paths, so a split request never asks a
-version for a name it does not know. Images go through ``cluster.imageRegistry`` when set.
+What each engine runs, and how, is its module's (``engines``). Every version answers to the endpoint's name on the
+same paths, so a split request never asks a version for a name it does not know. Images go through
+``cluster.imageRegistry`` when set.
 
 Every pod runs under the Pod Security ``restricted`` profile: non-root with a fixed UID/GID and fsGroup, no
-privilege escalation, all capabilities dropped, RuntimeDefault seccomp; vLLM, Triton and the download Job with a
+privilege escalation, all capabilities dropped, RuntimeDefault seccomp; servers and the download Job with a
 read-only root file system, ``USER``/``HOME`` and every cache on the writable ``/tmp`` volume (the vLLM and AWS CLI
-images define no user 1000 and their Python asks for one: ``getpass.getuser()``). GPU settings come from ``components.gpu.gpu_scheduling``. The load
-metric comes from Prometheus (``serving.prometheusUrl``); the autoscaler is left out when min == max.
+images define no user 1000 and their Python asks for one: ``getpass.getuser()``). GPU settings come from
+``components.gpu.gpu_scheduling``. The load metric comes from Prometheus (``serving.prometheusUrl``).
 """
 
 from __future__ import annotations
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-from config import runtimes, versions
-from config.model import Endpoint, Gpu, Serving, Tenant, VllmOptions
+from config import versions
+from config.model import Endpoint, Gpu, Serving, Tenant
 
 from ..gpu import gpu_scheduling
 from ..meta import kube, metadata, mirrored
 from ..secrets import PlatformSecrets
-from . import model_access
+from . import engines, model_access
+from .engines.base import (
+    CONTAINER_SECURITY,
+    ENDPOINT_LABEL,
+    HOME_ENV,
+    MODELS,
+    POD_SECURITY,
+    READ_ONLY_ROOT,
+    ROLE_LABEL,
+    TMP_MOUNT,
+    ServerEngine,
+    model_path,
+    s3_env,
+    version_name,
+    versions_of,
+)
+
+__all__ = ["CONTAINER_SECURITY", "ENDPOINT_LABEL", "POD_SECURITY", "ModelEndpoint", "model_path", "versions_of"]
 
 COMPONENT = "serving"
-UID = 1000
-ENDPOINT_LABEL = "ai-platform/endpoint"
-ROLE_LABEL = "ai-platform/role"
-MODELS = "/models"
 HF_TOKEN_SECRET_KEY = "token"
 # Where an external store keeps the token (``<keyPrefix>/huggingface-token``, property ``token``).
 HF_TOKEN_REMOTE = "huggingface-token"
-
-POD_SECURITY = {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
-                "seccompProfile": {"type": "RuntimeDefault"}}
-CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
-                      "seccompProfile": {"type": "RuntimeDefault"}}
-# vLLM, Triton and the download Job write only to the mounts they are given (/tmp, the model cache, /dev/shm).
-READ_ONLY_ROOT = {**CONTAINER_SECURITY, "readOnlyRootFilesystem": True}
-# The vLLM and AWS CLI images define no user for UID 1000 and their Python calls getpass.getuser() (torch, via
-# vLLM: KeyError 'getpwuid(): uid not found: 1000', vllm-project/vllm#44548, kserve/kserve#5666); getuser() reads
-# LOGNAME/USER first (CPython Lib/getpass.py). HOME and the XDG cache sit on the writable /tmp volume.
-HOME_ENV = [{"name": "HOME", "value": "/tmp/home"}, {"name": "XDG_CACHE_HOME", "value": "/tmp/cache"},
-            {"name": "USER", "value": "model-server"}, {"name": "LOGNAME", "value": "model-server"}]
 TMP_VOLUME = {"name": "tmp", "emptyDir": {"sizeLimit": "10Gi"}}
-TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
 SMALL = {"cpu": "100m", "memory": "128Mi"}
-
-# Per engine: (port name, port, protocol) of the Service, and the load query (per endpoint) KEDA scales on.
-PORTS = {"vllm": [("http", 8000, "http")],
-         "triton": [("http", 8000, "http"), ("grpc", 8001, "grpc"), ("metrics", 8002, "http")]}
-LOAD_QUERIES = {
-    "vllm": 'sum(vllm:num_requests_waiting{{namespace="{namespace}",pod=~"{pods}"}})',
-    "triton": 'sum(nv_inference_pending_request_count{{namespace="{namespace}",pod=~"{pods}"}})',
-}
-
-
-def model_path(endpoint: Endpoint) -> str:
-    """Where the server finds the model: the cache directory, or the path inside a mounted claim."""
-    if endpoint.scheme == "pvc":
-        return f"{MODELS}/{endpoint.location.partition('/')[2]}".rstrip("/")
-    return f"{MODELS}/{endpoint.scheme}/{endpoint.location}"
-
-
-def needs_cache(endpoint: Endpoint) -> bool:
-    return endpoint.engine == "vllm" and endpoint.scheme != "pvc"
-
-
-def _probe(path: str, port: str, period: int, failures: int) -> dict:
-    return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "timeoutSeconds": 5,
-            "failureThreshold": failures}
-
-
-def _s3_env(endpoint: Endpoint) -> list[dict]:
-    env = [{"name": "AWS_DEFAULT_REGION", "value": endpoint.s3.region}]
-    if endpoint.s3.endpoint:
-        env.append({"name": "AWS_ENDPOINT_URL", "value": endpoint.s3.endpoint})
-    if endpoint.s3.credentials_secret:
-        env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": endpoint.s3.credentials_secret, "key": key}}}
-                for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
-    return env
 
 
 def _resources(endpoint: Endpoint, gpu_settings: dict | None) -> dict:
@@ -109,75 +73,6 @@ def _resources(endpoint: Endpoint, gpu_settings: dict | None) -> dict:
 
 def _gpu_pod_fields(gpu_settings: dict | None) -> dict:
     return {"tolerations": gpu_settings["tolerations"], "affinity": gpu_settings["affinity"]} if gpu_settings else {}
-
-
-def served_name(endpoint: Endpoint) -> str:
-    """The model name clients use, the same for every version of the endpoint."""
-    return endpoint.name
-
-
-def vllm_container(endpoint: Endpoint, registry: str | None = None) -> dict:
-    options = endpoint.vllm or VllmOptions()
-    tensor_parallel = options.tensor_parallel or endpoint.gpu.count
-    # One name for both versions: a canary answers to the stable version's name on the same paths.
-    args = [model_path(endpoint), "--served-model-name", served_name(endpoint), "--host", "0.0.0.0", "--port", "8000",
-            "--tensor-parallel-size", str(tensor_parallel),
-            "--gpu-memory-utilization", str(options.gpu_memory_utilization), "--dtype", options.dtype]
-    if options.max_model_len:
-        args += ["--max-model-len", str(options.max_model_len)]
-    return {
-        "name": "vllm",
-        "image": mirrored(versions.VLLM_IMAGE, registry),
-        "command": ["vllm", "serve"],
-        "args": args + options.extra_args,
-        # Every cache the server (torch.compile, Triton kernels, FlashInfer via HOME) writes, on /tmp.
-        "env": HOME_ENV + [{"name": "HF_HUB_OFFLINE", "value": "1"},
-                           {"name": "HF_HOME", "value": "/tmp/hf"},
-                           {"name": "VLLM_CACHE_ROOT", "value": "/tmp/vllm"},
-                           {"name": "TORCHINDUCTOR_CACHE_DIR", "value": "/tmp/torchinductor"},
-                           {"name": "TRITON_CACHE_DIR", "value": "/tmp/triton"},
-                           {"name": "VLLM_NO_USAGE_STATS", "value": "1"}],
-        "ports": [{"name": "http", "containerPort": 8000, "protocol": "TCP"}],
-        # Loading a large model takes minutes: the startup probe allows 30 of them before liveness counts.
-        "startupProbe": _probe("/health", "http", 10, 180),
-        "readinessProbe": _probe("/health", "http", 5, 3),
-        "livenessProbe": _probe("/health", "http", 15, 4),
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "15"]}}},
-        "volumeMounts": [{"name": "models", "mountPath": MODELS, "readOnly": True},
-                         {"name": "shm", "mountPath": "/dev/shm"}, TMP_MOUNT],
-        "securityContext": READ_ONLY_ROOT,
-    }
-
-
-def triton_container(endpoint: Endpoint, registry: str | None = None) -> dict:
-    options = endpoint.triton
-    repository = endpoint.source if endpoint.scheme == "s3" else model_path(endpoint)
-    if endpoint.scheme == "s3" and endpoint.s3.endpoint:  # Triton's form for S3-compatible stores
-        repository = f"s3://{endpoint.s3.endpoint}/{endpoint.location}"
-    container = {
-        "name": "triton",
-        "image": mirrored(versions.TRITON_IMAGE, registry),
-        "command": ["tritonserver"],
-        # explicit mode loads only --load-model models (triton-inference-server/server src/command_line_parser.cc);
-        # without them it serves nothing and still reports ready. Strict readiness: ready once every loaded model is.
-        "args": [f"--model-repository={repository}", f"--model-control-mode={options.model_control_mode}",
-                 *([f"--load-model={model}" for model in options.models]
-                   if options.model_control_mode == "explicit" else []),
-                 "--strict-readiness=true", "--exit-on-error=true",
-                 "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", "--allow-metrics=true"],
-        "env": HOME_ENV + (_s3_env(endpoint) if endpoint.scheme == "s3" else []),
-        "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port, _ in PORTS["triton"]],
-        # Started once the endpoint's first model is loaded (a repository without it never starts).
-        "startupProbe": _probe(f"/v2/models/{options.models[0]}/ready", "http", 10, 90),
-        "readinessProbe": _probe("/v2/health/ready", "http", 5, 3),
-        "livenessProbe": _probe("/v2/health/live", "http", 15, 4),
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "15"]}}},
-        "volumeMounts": [TMP_MOUNT],
-        "securityContext": READ_ONLY_ROOT,
-    }
-    if endpoint.scheme == "pvc":
-        container["volumeMounts"].append({"name": "models", "mountPath": MODELS, "readOnly": True})
-    return container
 
 
 def download_script(endpoint: Endpoint) -> str:
@@ -212,19 +107,19 @@ class ModelEndpoint(pulumi.ComponentResource):
 
         self.service_account = model_access.service_account_name(endpoint)
         model_access.service_account(name, endpoint, self._meta(self.service_account), self)
+        self.engine = engine = engines.of(endpoint)
         for version, variant in versions_of(endpoint):
-            suffix = "" if version == "stable" else f"-{version}"
-            if endpoint.engine == "kserve":
-                self._inference_service(f"{name}{suffix}", f"{endpoint.name}{suffix}", version, variant,
-                                        kserve_release)
+            logical, object_name = version_name(name, version), version_name(endpoint.name, version)
+            if isinstance(engine, ServerEngine):
+                self._deployment(logical, object_name, version, variant, engine)
             else:
-                self._deployment(f"{name}{suffix}", f"{endpoint.name}{suffix}", version, variant)
-        if endpoint.engine != "kserve":
+                self._custom_resource(logical, object_name, version, variant, kserve_release)
+        if isinstance(engine, ServerEngine):
             kube(
                 f"{name}-service", api_version="v1", kind="Service", metadata=self._meta(endpoint.name),
                 spec={"selector": {ENDPOINT_LABEL: endpoint.name},
                       "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP",
-                                 "appProtocol": protocol} for port_name, port, protocol in PORTS[endpoint.engine]]},
+                                 "appProtocol": protocol} for port_name, port, protocol in engine.ports]},
                 opts=self._child)
         if endpoint.scheme in ("hf", "s3", "gs"):
             self._model_egress(name)
@@ -239,19 +134,14 @@ class ModelEndpoint(pulumi.ComponentResource):
         """Labels of the endpoint's pods: the objects' labels and what the workload identity needs."""
         return {**self._meta(object_name, **labels)["labels"], **model_access.identity_pod_labels(self.endpoint)}
 
-    def _deployment(self, name: str, object_name: str, version: str, variant: Endpoint) -> None:
+    def _deployment(self, name: str, object_name: str, version: str, variant: Endpoint, engine: ServerEngine) -> None:
         """One version's Deployment with its model cache and download Job, PDB and autoscaler."""
-        volumes = [TMP_VOLUME]
+        volumes = [TMP_VOLUME, *engine.volumes(variant)]
         init_containers = []
-        if variant.engine == "vllm":
-            container = vllm_container(variant, self.registry)
-            tensor_parallel = (variant.vllm and variant.vllm.tensor_parallel) or variant.gpu.count
-            volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{2 * tensor_parallel}Gi"}})
-        else:
-            container = triton_container(variant, self.registry)
+        container = engine.container(variant, mirrored(engine.contract.image, self.registry))
         container["resources"] = _resources(variant, self.gpu_settings)
 
-        if needs_cache(variant):
+        if engine.needs_cache(variant):
             claim = self._model_cache(name, object_name, variant)
             volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
             self._download_job(name, object_name, variant, claim)
@@ -265,7 +155,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             claim_name = variant.location.partition("/")[0]
             volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": claim_name, "readOnly": True}})
 
-        selector = {ENDPOINT_LABEL: variant.name, "version": version}
+        selector = engine.pod_selector(variant, version)
         autoscaled = variant.replicas.min < variant.replicas.max
         spec = {
             "selector": {"matchLabels": selector},
@@ -297,7 +187,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                   "unhealthyPodEvictionPolicy": "AlwaysAllow"},
             opts=self._child)
         if autoscaled:
-            self._scaled_object(name, object_name, version, variant)
+            self._scaled_object(name, object_name, version, variant, engine)
 
     def _model_cache(self, name: str, object_name: str, variant: Endpoint) -> pulumi.Output:
         spec = {"accessModes": ["ReadWriteMany" if variant.replicas.max > 1 else "ReadWriteOnce"],
@@ -324,7 +214,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
                 "name": secret_name, "key": HF_TOKEN_SECRET_KEY}}})
         if variant.scheme == "s3":
-            env += _s3_env(variant)
+            env += s3_env(variant)
         # No mesh sidecar: the Job only talks to the internet, and a sidecar would keep it from completing.
         labels = {**self._pod_labels("download"), ROLE_LABEL: "model-download", "sidecar.istio.io/inject": "false"}
         kube(
@@ -354,10 +244,11 @@ class ModelEndpoint(pulumi.ComponentResource):
             }},
             opts=pulumi.ResourceOptions(parent=self, depends_on=after))
 
-    def _scaled_object(self, name: str, object_name: str, version: str, variant: Endpoint) -> None:
+    def _scaled_object(self, name: str, object_name: str, version: str, variant: Endpoint,
+                       engine: ServerEngine) -> None:
         # The Deployment's pods are <deployment>-<replicaset hash>-<pod hash>: the anchored regex keeps the
         # stable version's query from counting canary pods and the other way round.
-        query = LOAD_QUERIES[variant.engine].format(namespace=self.tenant, pods=f"{object_name}-[a-z0-9]+-[a-z0-9]+")
+        query = engine.load_query.format(namespace=self.tenant, pods=f"{object_name}-[a-z0-9]+-[a-z0-9]+")
         kube(
             f"{name}-autoscaler",
             api_version="keda.sh/v1alpha1", kind="ScaledObject",
@@ -380,55 +271,25 @@ class ModelEndpoint(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.keda_release]))
 
-    def _inference_service(self, name: str, object_name: str, version: str, variant: Endpoint,
-                           kserve_release: pulumi.Resource) -> None:
-        model: dict = {"modelFormat": {"name": variant.kserve.model_format}, "storageUri": variant.source,
-                       "resources": _resources(variant, self.gpu_settings), "securityContext": CONTAINER_SECURITY}
-        if variant.kserve.runtime:
-            model["runtime"] = variant.kserve.runtime
-        runtime = runtimes.runtime_of(variant.kserve.model_format, variant.kserve.runtime)
-        if runtime and runtime.name_arg:  # after the runtime's --model_name={{.Name}}: the last one counts
-            model["args"] = [f"{runtime.name_arg}={served_name(variant)}"]
-        if runtime and runtime.ready_path:  # KServe's default probe is a TCP check of port 8080
-            model["readinessProbe"] = {"httpGet": {"path": runtime.ready_path.format(name=served_name(variant)),
-                                                   "port": 8080},
-                                       "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3}
-        predictor = {"minReplicas": variant.replicas.min, "maxReplicas": variant.replicas.max,
-                     "scaleMetric": "cpu", "scaleTarget": int(variant.target),
-                     "serviceAccountName": self.service_account,
-                     "securityContext": POD_SECURITY, "model": model, **_gpu_pod_fields(self.gpu_settings)}
+    def _custom_resource(self, name: str, object_name: str, version: str, variant: Endpoint,
+                         kserve_release: pulumi.Resource) -> None:
+        """One version's custom resource (KServe's InferenceService), which the engine's controller serves."""
+        pod = {"serviceAccountName": self.service_account, **_gpu_pod_fields(self.gpu_settings)}
         identity_labels = model_access.identity_pod_labels(variant)
         if identity_labels:  # KServe copies the InferenceService's labels to its pods
-            predictor["labels"] = identity_labels
+            pod["labels"] = identity_labels
+        api_version, kind, spec = self.engine.custom_resource(variant, _resources(variant, self.gpu_settings), pod)
         kube(
-            f"{name}-inferenceservice",
-            api_version="serving.kserve.io/v1beta1", kind="InferenceService",
-            metadata=self._meta(object_name, version=version),
-            spec={"predictor": predictor},
+            f"{name}-{kind.lower()}", api_version=api_version, kind=kind,
+            metadata=self._meta(object_name, version=version), spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[kserve_release]))
 
     def _model_egress(self, name: str) -> None:
         """Let the pods that fetch the model reach object stores and Hugging Face over HTTPS (tenant
         NetworkPolicies deny egress by default); cluster-internal ranges stay closed."""
         endpoint = self.endpoint
-        if needs_cache(endpoint):
-            fetchers = {"matchLabels": {ENDPOINT_LABEL: endpoint.name, ROLE_LABEL: "model-download"}}
-        elif endpoint.engine == "kserve":  # the storage initializer runs in the predictor pods of both versions
-            names = [endpoint.name] + ([f"{endpoint.name}-canary"] if endpoint.canary else [])
-            fetchers = {"matchExpressions": [{"key": "serving.kserve.io/inferenceservice", "operator": "In",
-                                              "values": names}]}
-        else:  # Triton reads S3 itself
-            fetchers = {"matchLabels": {ENDPOINT_LABEL: endpoint.name}}
         kube(
             f"{name}-model-egress", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
             metadata=self._meta(f"{endpoint.name}-model-egress"),
-            spec=model_access.egress_spec(endpoint, fetchers), opts=self._child)
+            spec=model_access.egress_spec(endpoint, self.engine.fetchers(endpoint)), opts=self._child)
 
-
-def versions_of(endpoint: Endpoint) -> list[tuple[str, Endpoint]]:
-    """The endpoint's versions: stable, and the canary (same spec, its own source and replicas)."""
-    result = [("stable", endpoint)]
-    if endpoint.canary:
-        result.append(("canary", endpoint.model_copy(update={"source": endpoint.canary.source,
-                                                             "replicas": endpoint.canary.replicas})))
-    return result

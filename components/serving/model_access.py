@@ -29,6 +29,7 @@ from config.model import Endpoint, PlatformConfig
 from ..meta import kube
 from ..secrets import PlatformSecrets
 from ..tenancy import public_https_egress
+from . import engines
 
 S3_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
 
@@ -68,22 +69,13 @@ def identity_pod_labels(endpoint: Endpoint) -> dict[str, str]:
     return labels
 
 
-def _kserve_s3_annotations(endpoint: Endpoint) -> dict[str, str]:
-    """KServe's storage initializer settings of an s3:// source (``pkg/credentials/s3/s3_secret.go``)."""
-    annotations = {"serving.kserve.io/s3-region": endpoint.s3.region}
-    if endpoint.s3.endpoint:
-        scheme, _, host = endpoint.s3.endpoint.partition("://")
-        annotations["serving.kserve.io/s3-endpoint"] = host.rstrip("/")
-        annotations["serving.kserve.io/s3-usehttps"] = "1" if scheme == "https" else "0"
-    return annotations
-
-
 def service_account(name: str, endpoint: Endpoint, meta: dict, parent: pulumi.Resource) -> pulumi.Resource:
     """The endpoint's ServiceAccount (``meta``: its metadata without annotations)."""
     annotations = dict(endpoint.service_account_annotations)
     fields: dict = {}
-    if endpoint.engine == "kserve" and endpoint.scheme == "s3":
-        annotations.update(_kserve_s3_annotations(endpoint))
+    engine_annotations = engines.of(endpoint).credential_annotations(endpoint)
+    if engine_annotations:
+        annotations.update(engine_annotations)
         if endpoint.s3.credentials_secret:
             fields["secrets"] = [{"name": endpoint.s3.credentials_secret}]
     return kube(f"{name}-service-account", api_version="v1", kind="ServiceAccount",
@@ -103,11 +95,11 @@ def model_credentials(cfg: PlatformConfig, secrets: PlatformSecrets, tenant_name
         seen.add((endpoint.tenant, name))
         users = [e for e in cfg.models if e.tenant == endpoint.tenant and e.s3.credentials_secret == name]
         # KServe reads region and endpoint from the Secret's annotations (s3_secret.go BuildSecretEnvs).
-        kserve = next((e for e in users if e.engine == "kserve"), None)
+        annotations = next((a for e in users if (a := engines.of(e).credential_annotations(e))), None)
         secrets.existing(f"tenant-{endpoint.tenant}-model-credentials-{name}", name,
                          tenant_namespaces[endpoint.tenant], "serving", tenants[endpoint.tenant], S3_KEYS,
                          tenant=endpoint.tenant, remote=f"tenants/{endpoint.tenant}/{name}",
-                         annotations=_kserve_s3_annotations(kserve) if kserve else None)
+                         annotations=annotations)
 
 
 def egress_spec(endpoint: Endpoint, fetchers: dict) -> dict:
