@@ -3,15 +3,16 @@
 import pulumi
 
 import config
-from components.ai_platform import AiPlatform
+from components.ai_platform import AiPlatform, AiPlatformArgs
 from components.gpu import capacity_report
 from config.loader import receiver_secret
 from config.services import SERVICES
 
 cfg = config.load()
 # Alert receivers' credentials with secrets.source pulumi (the loader checked that each one is set).
-platform = AiPlatform("ai-platform", cfg, hf_token=config.secret("huggingFaceToken"),
-                      alert_secrets={name: receiver_secret(name) for name in cfg.alert_receivers})
+platform = AiPlatform("ai-platform", AiPlatformArgs(
+    cfg, hf_token=config.secret("huggingFaceToken"),
+    alert_secrets={name: receiver_secret(name) for name in cfg.alert_receivers}))
 
 pulumi.export("cluster", cfg.cluster.name)
 pulumi.export("tenants", {

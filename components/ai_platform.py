@@ -2,10 +2,13 @@
 
 Owns the stack's Kubernetes provider (kubeconfig context from ``ai-platform:cluster``) and hands it to every
 child through ``providers``, and the ``RegistrationWindow`` every resource of the stack is declared through;
-creates nothing else itself but the three tenant ClusterRoles (``tenancy.tenant_roles``: the same for every tenant).
+creates nothing else itself but the three tenant ClusterRoles (``tenancy.tenant_roles``: the same for every tenant)
+and, last, the external secret store (``_create_secret_store_last``).
 """
 
 from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -13,100 +16,159 @@ import pulumi_kubernetes as k8s
 from config import PlatformConfig
 from config.services import SERVICES, store_users
 
-from .autoscaling import Keda
-from .batch import Volcano
-from .certs import CertManager
-from .gpu import GpuOperator
-from .mesh import EndpointTraffic, Mesh
-from .meta import RegistrationWindow
-from .milvus import Milvus
-from .mlflow import Mlflow
-from .monitoring import dashboards, rules
-from .monitoring.stack import Monitoring
 from . import ray, training, workflows
-from .objectstore import ObjectStore
-from .postgres import CloudNativePg
-from .secrets import ExternalSecrets, PlatformSecrets
-from .serving.endpoint import ModelEndpoint
-from .serving.kserve import KServe
+from .autoscaling import Keda, KedaArgs
+from .batch import Volcano, VolcanoArgs
+from .certs import CertManager, CertManagerArgs
+from .gpu import GpuOperator, GpuOperatorArgs
+from .mesh.control_plane import Mesh, MeshArgs
+from .mesh.traffic import EndpointTraffic, EndpointTrafficArgs
+from .meta import RegistrationWindow
+from .milvus import Milvus, MilvusArgs
+from .mlflow import Mlflow, MlflowArgs
+from .monitoring import dashboards, rules
+from .monitoring.stack import Monitoring, MonitoringArgs
+from .objectstore import ObjectStore, ObjectStoreArgs
+from .postgres import CloudNativePg, CloudNativePgArgs
+from .secrets import ExternalSecrets, ExternalSecretsArgs, PlatformSecrets
+from .serving.endpoint import ModelEndpoint, ModelEndpointArgs
+from .serving.kserve import KServe, KServeArgs
 from .serving.model_access import model_credentials
-from .tenancy import ApiServer, SharedService, Tenant, shared_service_policies, tenant_roles
+from .tenancy import ApiServer, SharedService, Tenant, TenantArgs, shared_service_policies, tenant_roles
+
+
+@dataclass(frozen=True)
+class AiPlatformArgs:
+    """What ``AiPlatform`` is built from: the stack's config; keyword-only, the secrets read from the stack's Pulumi
+    config (the Hugging Face token; the alert receivers' credentials by receiver, with ``secrets.source`` pulumi)."""
+
+    cfg: PlatformConfig
+    _: KW_ONLY
+    hf_token: pulumi.Output | None = None
+    alert_secrets: dict | None = None
 
 
 class AiPlatform(pulumi.ComponentResource):
-    """The whole platform for one stack."""
+    """The whole platform for one stack: what it contains, in the order it is declared."""
 
-    def __init__(self, name: str, cfg: PlatformConfig, hf_token: pulumi.Output | None = None,
-                 opts: pulumi.ResourceOptions | None = None, alert_secrets: dict | None = None):
+    def __init__(self, name: str, args: AiPlatformArgs, opts: pulumi.ResourceOptions | None = None):
         window = RegistrationWindow()  # every child inherits the transformation: bounded memory at any size
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transformations=[window.transformation]))
         super().__init__("ai-platform:index:AiPlatform", name, None, opts)
+        self.cfg = cfg = args.cfg
         self.provider = k8s.Provider(f"{name}-kubernetes", context=cfg.cluster.kube_context,
                                      opts=pulumi.ResourceOptions(parent=self))
-        child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.provider})
-        # Every component's Secrets come through here (Pulumi values, or ExternalSecrets from the store). External:
-        # the operator first; each ExternalSecret waits for its release (the CRD), the store is created last (below).
-        self.external_secrets = (ExternalSecrets("external-secrets", cfg.secrets, cfg.cluster,
-                                                 cfg.namespaces.external_secrets, child, protect=cfg.protects("secrets"))
-                                 if cfg.secrets.source == "external-secrets" else None)
-        self.secrets = PlatformSecrets(cfg.secrets,
-                                       store=self.external_secrets.release if self.external_secrets else None)
-        # Custom resources of the optional services that tenant developers manage / everyone in a tenant reads.
-        workloads: dict[str, list[str]] = {}
-        readable: dict[str, list[str]] = {}
-        for service, enabled in ((training, cfg.training.enabled), (ray, cfg.ray.enabled),
-                                 (workflows, cfg.workflows.enabled)):
-            if enabled:
-                workloads.update(service.TENANT_WORKLOADS)
-                readable.update(service.TENANT_READABLE)
+        self._child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.provider})
+        self.external_secrets, self.secrets = self._secrets()
+        self.monitoring = self._monitoring(args.alert_secrets or {})
+        self.gpu = self._gpu_operator()
+        self.object_store, self.postgres, self.mlflow, self.milvus = self._data_services()
+        self.cert_manager, self.keda, self.kserve = self._serving_operators()
+        self.volcano = self._volcano()
+        self.tenants = self._tenants()
+        tenant_namespaces = {name: t.namespace.metadata["name"] for name, t in self.tenants.items()}
+        # One MLflow and one Milvus account per tenant, its credentials in the tenant's namespace.
+        for service in (self.mlflow, self.milvus):
+            if service:
+                service.add_tenant_accounts(tenant_namespaces)
+        self.training, self.ray, self.workflows = self._batch_services(tenant_namespaces)
+        self.mesh = self._mesh(tenant_namespaces)
+        model_credentials(cfg, self.secrets, tenant_namespaces, self.tenants)
+        self.endpoints = self._endpoints(args.hf_token)
+        if self.monitoring:
+            self._monitor_everything()
+        if self.mesh:
+            self._mesh_routes()
+        self._create_secret_store_last()
+        self.register_outputs({})
 
-        self.monitoring = (Monitoring("monitoring", cfg.monitoring, cfg.cluster, cfg.namespaces, child,
-                                      mesh=cfg.mesh.enabled, platform_secrets=self.secrets,
-                                      protect=cfg.protects("monitoring"), receivers=cfg.alert_receivers,
-                                      receiver_secrets=alert_secrets or {})
-                           if cfg.monitoring.enabled else None)
-        if self.monitoring and self.external_secrets:
-            self.monitoring.scrape_external_secrets(self.external_secrets.namespace.metadata["name"])
-        self.gpu = GpuOperator("gpu", cfg.gpu, cfg.cluster, cfg.namespaces.gpu_operator,
-                               service_monitor=cfg.monitoring.enabled, opts=child,
-                               after=[self.monitoring.ready] if self.monitoring else None, protect=cfg.protects("gpu"))
-        self.object_store = (ObjectStore("object-store", cfg.object_store, cfg.cluster, cfg.namespaces,
-                                         store_users(cfg), self.secrets, child, protect=cfg.protects("objectStore"),
-                                         tenants=tuple(t.name for t in cfg.tenants) if cfg.workflows.enabled else ())
-                             if SERVICES["objectStore"].on(cfg) else None)
+    def _secrets(self) -> tuple[ExternalSecrets | None, PlatformSecrets]:
+        """Every component's Secrets come through ``PlatformSecrets`` (Pulumi values, or ExternalSecrets from the
+        store). External: the operator first; each ExternalSecret waits for its release (the CRD), the store is
+        created last (``_create_secret_store_last``)."""
+        cfg = self.cfg
+        operator = (ExternalSecrets("external-secrets", ExternalSecretsArgs(
+            cfg.cluster, cfg.namespaces, cfg.secrets, protect=cfg.protects("secrets")), self._child)
+            if cfg.secrets.source == "external-secrets" else None)
+        return operator, PlatformSecrets(cfg.secrets, store=operator.release if operator else None)
+
+    def _tenant_namespace(self, tenant: str) -> pulumi.Output[str]:
+        return self.tenants[tenant].namespace.metadata["name"]
+
+    def _monitoring(self, alert_secrets: dict) -> Monitoring | None:
+        """kube-prometheus-stack, and a PodMonitor on the External Secrets operator when the stack has it."""
+        cfg = self.cfg
+        if not cfg.monitoring.enabled:
+            return None
+        monitoring = Monitoring("monitoring", MonitoringArgs(
+            cfg.cluster, cfg.namespaces, cfg.monitoring, cfg.mesh.enabled, cfg.alert_receivers,
+            protect=cfg.protects("monitoring"), platform_secrets=self.secrets, receiver_secrets=alert_secrets),
+            self._child)
+        if self.external_secrets:
+            monitoring.scrape_external_secrets(self.external_secrets.namespace.metadata["name"])
+        return monitoring
+
+    @property
+    def _monitoring_ready(self) -> pulumi.Resource | None:
+        """What waits for monitoring (the Prometheus Operator's CRDs): its release, when the stack has it."""
+        return self.monitoring.ready if self.monitoring else None
+
+    def _gpu_operator(self) -> GpuOperator:
+        cfg = self.cfg
+        return GpuOperator("gpu", GpuOperatorArgs(cfg.cluster, cfg.namespaces, cfg.gpu, protect=cfg.protects("gpu"),
+                                                  monitoring=self._monitoring_ready), self._child)
+
+    def _data_services(self) -> tuple[ObjectStore | None, CloudNativePg | None, Mlflow | None, Milvus | None]:
+        """The in-cluster object store, the CloudNativePG operator, MLflow and Milvus: those the stack has."""
+        cfg, child = self.cfg, self._child
+        store = (ObjectStore("object-store", ObjectStoreArgs(
+            cfg.cluster, cfg.namespaces, cfg.object_store, store_users(cfg),
+            tuple(t.name for t in cfg.tenants) if cfg.workflows.enabled else (), protect=cfg.protects("objectStore"),
+            secrets=self.secrets), child) if SERVICES["objectStore"].on(cfg) else None)
         # One CloudNativePG operator for every service that runs a Postgres: protected while any of them is.
         postgres_users = [service.key for service in SERVICES.values() if service.runs_postgres(cfg)]
-        self.postgres = (CloudNativePg("cloudnative-pg", cfg.cluster, cfg.namespaces.cnpg, child,
-                                       protect=any(cfg.protects(user) for user in postgres_users))
-                         if postgres_users else None)
-        self.mlflow = (Mlflow("mlflow", cfg.mlflow, cfg.object_store, cfg.cluster, cfg.namespaces, self.object_store,
-                              self.monitoring.ready if self.monitoring else None, self.secrets, child,
-                              protect=cfg.protects("mlflow"), postgres=self.postgres)
-                       if cfg.mlflow.enabled else None)
-        self.milvus = (Milvus("milvus", cfg.milvus, cfg.object_store, cfg.cluster, cfg.namespaces,
-                              self.object_store.endpoint if self.object_store else None,
-                              self.object_store.credentials if self.object_store else None,
-                              [self.object_store.release] if self.object_store else [],
-                              self.monitoring.ready if self.monitoring else None, self.secrets, child,
-                              protect=cfg.protects("milvus"))
-                       if cfg.milvus.enabled else None)
-        if cfg.serving.enabled:
-            protect = cfg.protects("serving")
-            self.cert_manager = CertManager("cert-manager", cfg.cluster, cfg.namespaces.cert_manager,
-                                            cfg.serving.replicas, child, protect=protect)
-            self.keda = Keda("keda", cfg.cluster, cfg.namespaces.keda, cfg.serving.replicas, child, protect=protect)
-            self.kserve = KServe("kserve", cfg.serving, cfg.cluster, cfg.namespaces, self.cert_manager.release, child,
-                                 protect=protect)
-        else:
-            self.cert_manager = self.keda = self.kserve = None
-        self.volcano = (Volcano("volcano", cfg.volcano, cfg.cluster, cfg.namespaces.volcano, child,
-                                protect=cfg.protects("volcano"))
-                        if cfg.volcano.enabled else None)
-        if self.monitoring and self.volcano:
-            self.monitoring.scrape_volcano(self.volcano.namespace.metadata["name"])
-        # Shared services tenants may call (config.services): their serving pods and port, fenced in their own
-        # namespaces too; the object store's namespace also admits the services whose own pods use it.
-        shared = []
+        postgres = (CloudNativePg("cloudnative-pg", CloudNativePgArgs(
+            cfg.cluster, cfg.namespaces, protect=any(cfg.protects(user) for user in postgres_users)), child)
+            if postgres_users else None)
+        mlflow = (Mlflow("mlflow", MlflowArgs(
+            cfg.cluster, cfg.namespaces, cfg.mlflow, cfg.object_store, protect=cfg.protects("mlflow"),
+            object_store=store, monitoring=self._monitoring_ready, postgres=postgres, platform_secrets=self.secrets),
+            child)
+            if cfg.mlflow.enabled else None)
+        milvus = (Milvus("milvus", MilvusArgs(
+            cfg.cluster, cfg.namespaces, cfg.milvus, cfg.object_store, protect=cfg.protects("milvus"),
+            object_store=store, monitoring=self._monitoring_ready, platform_secrets=self.secrets), child)
+            if cfg.milvus.enabled else None)
+        return store, postgres, mlflow, milvus
+
+    def _serving_operators(self) -> tuple[CertManager | None, Keda | None, KServe | None]:
+        """cert-manager, KEDA and KServe, with serving on."""
+        cfg = self.cfg
+        if not cfg.serving.enabled:
+            return None, None, None
+        protect = cfg.protects("serving")
+        cert_manager = CertManager("cert-manager", CertManagerArgs(cfg.cluster, cfg.namespaces, cfg.serving.replicas,
+                                                                   protect=protect), self._child)
+        keda = Keda("keda", KedaArgs(cfg.cluster, cfg.namespaces, cfg.serving.replicas, protect=protect), self._child)
+        kserve = KServe("kserve", KServeArgs(cfg.cluster, cfg.namespaces, cfg.serving, protect=protect,
+                                             cert_manager_release=cert_manager.release), self._child)
+        return cert_manager, keda, kserve
+
+    def _volcano(self) -> Volcano | None:
+        """Volcano, and with monitoring its scrape."""
+        cfg = self.cfg
+        if not cfg.volcano.enabled:
+            return None
+        volcano = Volcano("volcano", VolcanoArgs(cfg.cluster, cfg.namespaces, cfg.volcano,
+                                                 protect=cfg.protects("volcano")), self._child)
+        if self.monitoring:
+            self.monitoring.scrape_volcano(volcano.namespace.metadata["name"])
+        return volcano
+
+    def _shared_services(self) -> tuple[SharedService, ...]:
+        """Shared services tenants may call (config.services): their serving pods and port, fenced in their own
+        namespaces too; the object store's namespace also admits the services whose own pods use it."""
+        cfg, shared = self.cfg, []
         for service in SERVICES.values():
             if service.called_by_tenants(cfg):
                 component, namespace = getattr(self, service.attribute), getattr(cfg.namespaces, service.attribute)
@@ -116,68 +178,102 @@ class AiPlatform(pulumi.ComponentResource):
                             for user in store_users(cfg, "service")] if service.key == "objectStore" else None)
                 shared_service_policies(label, shared[-1], component.namespace.metadata["name"], cfg.namespaces,
                                         component=label, parent=component, clients=clients)
+        return tuple(shared)
+
+    def _tenant_workloads(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """Custom resources of the optional services that tenant developers manage / everyone in a tenant reads."""
+        workloads: dict[str, list[str]] = {}
+        readable: dict[str, list[str]] = {}
+        for service, enabled in ((training, self.cfg.training.enabled), (ray, self.cfg.ray.enabled),
+                                 (workflows, self.cfg.workflows.enabled)):
+            if enabled:
+                workloads.update(service.TENANT_WORKLOADS)
+                readable.update(service.TENANT_READABLE)
+        return workloads, readable
+
+    def _tenants(self) -> dict[str, Tenant]:
+        """The shared services' fences, the tenant ClusterRoles, and one Tenant per tenant: its pods may call the
+        shared services and, for workflow pods (their executor) and Ray heads (the autoscaler sidecar), the API
+        server."""
+        cfg = self.cfg
+        shared = self._shared_services()
         if cfg.tenants:
-            tenant_roles(workloads, readable, child)
-        # Tenant pods that call the API server: workflow pods (their executor) and Ray heads (the autoscaler sidecar).
+            tenant_roles(*self._tenant_workloads(), self._child)
         api_clients = {**({"allow-kube-apiserver": workflows.WORKFLOW_PODS} if cfg.workflows.enabled else {}),
                        **({"allow-kube-apiserver-ray-head": ray.HEAD_PODS} if cfg.ray.enabled else {})}
         api_server = (ApiServer(list(cfg.cluster.api_server_cidrs), cfg.cluster.api_server_port, api_clients)
                       if api_clients and cfg.cluster.api_server_cidrs else None)
-        self.tenants = {
-            tenant.name: Tenant(f"tenant-{tenant.name}", tenant, cfg.namespaces, cfg.cluster.kubernetes_version,
-                                self.volcano.release if self.volcano else None, cfg.mesh.enabled, child,
-                                shared=tuple(shared),
-                                api_server=api_server, protect=cfg.protects(f"tenant:{tenant.name}"))
-            for tenant in cfg.tenants
-        }
-        tenant_namespaces = {name: t.namespace.metadata["name"] for name, t in self.tenants.items()}
-        # One MLflow and one Milvus account per tenant, its credentials in the tenant's namespace.
-        for service in (self.mlflow, self.milvus):
-            if service:
-                service.add_tenant_accounts(tenant_namespaces)
-        # Batch services with objects in tenant namespaces (Volcano is on with them: the config requires it).
-        self.training = (training.Training("training", cfg.training, cfg, tenant_namespaces,
-                                                   self.volcano.release, child, protect=cfg.protects("training"))
-                         if cfg.training.enabled else None)
-        self.ray = (ray.Ray("ray", cfg.ray, cfg.cluster, cfg.namespaces, tenant_namespaces,
-                                    self.volcano.release, child, protect=cfg.protects("ray"))
-                    if cfg.ray.enabled else None)
-        self.workflows = (workflows.Workflows("workflows", cfg.workflows, cfg.cluster, cfg.namespaces, cfg.object_store, cfg.gpu,
-                                    cfg.tenants, tenant_namespaces, self.object_store, self.secrets,
-                                    self.mlflow.url if self.mlflow else None, child,
-                                    protect=cfg.protects("workflows"))
-                          if cfg.workflows.enabled else None)
-        self.mesh = Mesh("mesh", cfg.mesh, cfg.cluster, cfg.namespaces,
-                         {name: t.namespace.metadata["name"] for name, t in self.tenants.items()},
-                         [cfg.endpoint_host(e) for e in cfg.models],
-                         self.cert_manager.release, child,  # the config requires serving (cert-manager)
-                         protect=cfg.protects("mesh")) if cfg.mesh.enabled else None
-        model_credentials(cfg, self.secrets, tenant_namespaces, self.tenants)
-        self.endpoints = [
-            ModelEndpoint(f"model-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.tenant(endpoint.tenant),
-                          self.tenants[endpoint.tenant].namespace.metadata["name"], cfg.gpu, cfg.serving,
-                          cfg.prometheus_url, hf_token, self.kserve.release, self.keda.release, child,
-                          platform_secrets=self.secrets, registry=cfg.cluster.image_registry)
-            for endpoint in cfg.models
-        ]
-        if self.monitoring:
-            for endpoint in cfg.models:
-                self.monitoring.scrape_endpoint(f"monitor-{endpoint.tenant}-{endpoint.name}", endpoint,
-                                                self.tenants[endpoint.tenant].namespace.metadata["name"])
-            if self.mesh:
-                for name, tenant in self.tenants.items():
-                    self.monitoring.scrape_mesh_proxies(f"monitor-{name}-istio-proxies",
-                                                        tenant.namespace.metadata["name"], tenant=name)
-            self.monitoring.publish(rules.alert_groups(cfg), rules.recording_groups(), dashboards.dashboards(cfg))
-            self.monitoring.tenant_folders(cfg.tenants, dashboards.tenant_dashboards(cfg))
-        if self.mesh and self.ray:  # the operator calls the Ray heads in plain text, from outside the mesh
-            self.ray.admit_operator_through_mesh(self.mesh.ready)
+        volcano_release = self.volcano.release if self.volcano else None
+        return {tenant.name: Tenant(f"tenant-{tenant.name}", TenantArgs(
+            cfg.cluster, cfg.namespaces, tenant, cfg.mesh.enabled, shared, api_server,
+            protect=cfg.protects(f"tenant:{tenant.name}"), volcano_release=volcano_release), self._child)
+            for tenant in cfg.tenants}
+
+    def _batch_services(self, tenant_namespaces: dict[str, pulumi.Output[str]]) -> tuple:
+        """Training, Ray and Argo Workflows, those the stack has: objects in tenant namespaces (Volcano is on with the
+        first two: the config requires it)."""
+        cfg, child = self.cfg, self._child
+        volcano_release = self.volcano.release if self.volcano else None
+        trainer = (training.Training("training", training.TrainingArgs(
+            cfg.cluster, cfg.namespaces, cfg.training, cfg.gpu, cfg.tenants, protect=cfg.protects("training"),
+            tenant_namespaces=tenant_namespaces, volcano_release=volcano_release), child)
+            if cfg.training.enabled else None)
+        kuberay = (ray.Ray("ray", ray.RayArgs(cfg.cluster, cfg.namespaces, cfg.ray, protect=cfg.protects("ray"),
+                                              tenant_namespaces=tenant_namespaces, volcano_release=volcano_release),
+                           child) if cfg.ray.enabled else None)
+        argo = (workflows.Workflows("workflows", workflows.WorkflowsArgs(
+            cfg.cluster, cfg.namespaces, cfg.workflows, cfg.object_store, cfg.gpu, cfg.tenants,
+            protect=cfg.protects("workflows"), tenant_namespaces=tenant_namespaces, object_store=self.object_store,
+            mlflow_url=self.mlflow.url if self.mlflow else None, platform_secrets=self.secrets), child)
+            if cfg.workflows.enabled else None)
+        return trainer, kuberay, argo
+
+    def _mesh(self, tenant_namespaces: dict[str, pulumi.Output[str]]) -> Mesh | None:
+        """Istio, with the mesh on (the config then requires serving: cert-manager)."""
+        cfg = self.cfg
+        if not cfg.mesh.enabled:
+            return None
+        return Mesh("mesh", MeshArgs(cfg.cluster, cfg.namespaces, cfg.mesh, [cfg.endpoint_host(e) for e in cfg.models],
+                                     protect=cfg.protects("mesh"), tenant_namespaces=tenant_namespaces,
+                                     cert_manager_release=self.cert_manager.release), self._child)
+
+    def _endpoints(self, hf_token: pulumi.Output | None) -> list[ModelEndpoint]:
+        """One ModelEndpoint per model, in its tenant's namespace."""
+        cfg = self.cfg
+        return [ModelEndpoint(f"model-{endpoint.tenant}-{endpoint.name}", ModelEndpointArgs(
+            endpoint, cfg.tenant(endpoint.tenant), cfg.gpu, cfg.serving, cfg.prometheus_url,
+            cfg.cluster.image_registry, namespace=self._tenant_namespace(endpoint.tenant), hf_token=hf_token,
+            kserve_release=self.kserve.release, keda_release=self.keda.release, platform_secrets=self.secrets),
+            self._child) for endpoint in cfg.models]
+
+    def _monitor_everything(self) -> None:
+        """Monitors of every endpoint (and, with the mesh, of every tenant's proxies), the platform's rules and
+        dashboards, and the tenants' dashboard folders."""
+        cfg = self.cfg
+        for endpoint in cfg.models:
+            self.monitoring.scrape_endpoint(f"monitor-{endpoint.tenant}-{endpoint.name}", endpoint,
+                                            self._tenant_namespace(endpoint.tenant))
         if self.mesh:
-            for endpoint in cfg.models:
-                EndpointTraffic(f"traffic-{endpoint.tenant}-{endpoint.name}", endpoint, cfg.endpoint_host(endpoint),
-                                self.tenants[endpoint.tenant].namespace.metadata["name"], cfg.namespaces,
-                                self.mesh.gateway, self.mesh.gateway_principal, self.mesh.ready, child)
+            for name in self.tenants:
+                self.monitoring.scrape_mesh_proxies(f"monitor-{name}-istio-proxies", self._tenant_namespace(name),
+                                                    tenant=name)
+        self.monitoring.publish(rules.alert_groups(cfg), rules.recording_groups(), dashboards.dashboards(cfg))
+        self.monitoring.tenant_folders(cfg.tenants, dashboards.tenant_dashboards(cfg))
+
+    def _mesh_routes(self) -> None:
+        """With the mesh: Ray's operator admitted in plain text (it calls the Ray heads from outside the mesh), and
+        one EndpointTraffic per model (routes, canary split, authorization)."""
+        cfg = self.cfg
+        if self.ray:
+            self.ray.admit_operator_through_mesh(self.mesh.ready)
+        for endpoint in cfg.models:
+            EndpointTraffic(f"traffic-{endpoint.tenant}-{endpoint.name}", EndpointTrafficArgs(
+                endpoint, cfg.endpoint_host(endpoint), cfg.namespaces,
+                namespace=self._tenant_namespace(endpoint.tenant), mesh=self.mesh), self._child)
+
+    def _create_secret_store_last(self) -> None:
+        """Last: every component has asked for its Secrets. Closing ``PlatformSecrets`` refuses any later one, and the
+        external store (``secrets.source: external-secrets``) serves exactly the namespaces they were placed in."""
+        namespaces = self.secrets.close()
         if self.external_secrets:
-            # Last: every component has asked for its Secrets, so the store serves exactly their namespaces.
-            self.external_secrets.create_store(self.secrets.namespaces())
-        self.register_outputs({})
+            self.external_secrets.create_store(namespaces)

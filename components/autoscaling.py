@@ -26,12 +26,14 @@ appVersion) stay.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 
 from config import versions
-from config.model import Cluster
+from config.cluster import Cluster
 
-from .meta import helm_release, platform_namespace
+from .meta import ComponentArgs, helm_release, platform_namespace
 
 COMPONENT = "keda"
 POD_SECURITY = "restricted"
@@ -64,14 +66,20 @@ def helm_values(cluster: Cluster, replicas: int) -> dict:
     return values
 
 
+@dataclass(frozen=True)
+class KedaArgs(ComponentArgs):
+    """What ``Keda`` is built from (besides the cluster and namespaces): how many replicas of each part."""
+
+    replicas: int
+
+
 class Keda(pulumi.ComponentResource):
     """KEDA namespace and Helm release (operator, metrics API server, admission webhooks, CRDs)."""
 
-    def __init__(self, name: str, cluster: Cluster, namespace: str, replicas: int,
-                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
+    def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:autoscaling:Keda", name, None, opts)
-        self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self)
+        self.namespace = platform_namespace(f"{name}-namespace", args.namespaces.keda, COMPONENT, POD_SECURITY,
+                                            args.cluster.kubernetes_version, self)
         self.release = helm_release(f"{name}-release", versions.KEDA, self.namespace.metadata["name"],
-                                    helm_values(cluster, replicas), self, protect=protect)
+                                    helm_values(args.cluster, args.replicas), self, protect=args.protect)
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

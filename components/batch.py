@@ -17,15 +17,18 @@ Controllers that create PodGroups for tenants (Volcano's, the Trainer's, KubeRay
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
 from config import versions
-from config.model import Cluster, ContainerResources
-from config.model import Volcano as VolcanoConfig
+from config.batch import ContainerResources
+from config.batch import Volcano as VolcanoConfig
+from config.cluster import Cluster
 
-from .meta import PART_OF, TENANT_LABEL, helm_release, kube, metadata, platform_namespace
+from .meta import PART_OF, TENANT_LABEL, ComponentArgs, helm_release, kube, metadata, platform_namespace
 
 COMPONENT = "volcano"
 
@@ -114,16 +117,22 @@ def queue_fence_spec() -> dict:
     }
 
 
+@dataclass(frozen=True)
+class VolcanoArgs(ComponentArgs):
+    """What ``Volcano`` is built from (besides the cluster and namespaces): its config slice."""
+
+    volcano: VolcanoConfig
+
+
 class Volcano(pulumi.ComponentResource):
     """Volcano namespace and Helm release (scheduler, controllers, admission webhook, CRDs)."""
 
-    def __init__(self, name: str, volcano: VolcanoConfig, cluster: Cluster, namespace: str,
-                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
+    def __init__(self, name: str, args: VolcanoArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:batch:Volcano", name, None, opts)
-        self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, "baseline",
-                                            cluster.kubernetes_version, self)
+        self.namespace = platform_namespace(f"{name}-namespace", args.namespaces.volcano, COMPONENT, "baseline",
+                                            args.cluster.kubernetes_version, self)
         self.release = helm_release(f"{name}-release", versions.VOLCANO, self.namespace.metadata["name"],
-                                    helm_values(volcano, cluster), self, protect=protect)
+                                    helm_values(args.volcano, args.cluster), self, protect=args.protect)
         child = pulumi.ResourceOptions(parent=self)
         self.queue_fence = kube(
             f"{name}-queue-fence", api_version="admissionregistration.k8s.io/v1", kind="ValidatingAdmissionPolicy",

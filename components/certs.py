@@ -21,12 +21,14 @@ and the tags (the chart's appVersion) stay.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 
 from config import versions
-from config.model import Cluster
+from config.cluster import Cluster
 
-from .meta import helm_release, platform_namespace
+from .meta import ComponentArgs, helm_release, platform_namespace
 
 COMPONENT = "cert-manager"
 POD_SECURITY = "restricted"
@@ -49,14 +51,21 @@ def helm_values(cluster: Cluster, namespace: str, replicas: int) -> dict:
     return values
 
 
+@dataclass(frozen=True)
+class CertManagerArgs(ComponentArgs):
+    """What ``CertManager`` is built from (besides the cluster and namespaces): how many replicas of each part."""
+
+    replicas: int
+
+
 class CertManager(pulumi.ComponentResource):
     """cert-manager namespace and Helm release (controller, webhook, cainjector, CRDs)."""
 
-    def __init__(self, name: str, cluster: Cluster, namespace: str, replicas: int,
-                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
+    def __init__(self, name: str, args: CertManagerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:certs:CertManager", name, None, opts)
-        self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self)
+        self.namespace = platform_namespace(f"{name}-namespace", args.namespaces.cert_manager, COMPONENT, POD_SECURITY,
+                                            args.cluster.kubernetes_version, self)
         self.release = helm_release(f"{name}-release", versions.CERT_MANAGER, self.namespace.metadata["name"],
-                                    helm_values(cluster, namespace, replicas), self, protect=protect)
+                                    helm_values(args.cluster, args.namespaces.cert_manager, args.replicas), self,
+                                    protect=args.protect)
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

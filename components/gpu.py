@@ -18,14 +18,18 @@ cloud sets at node creation must therefore be listed in ``extraTaints``.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
 from config import versions
-from config.model import WHOLE_GPU, Cluster, EndpointGpu, Gpu, NodePool, PlatformConfig, gpu_placement
+from config.cluster import Cluster
+from config.gpu import WHOLE_GPU, EndpointGpu, Gpu, NodePool, gpu_placement
+from config.model import PlatformConfig
 
-from .meta import PART_OF, helm_release, kube, metadata, mirrored, platform_namespace
+from .meta import PART_OF, ComponentArgs, helm_release, kube, metadata, mirrored, platform_namespace
 
 COMPONENT = "gpu"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -154,13 +158,23 @@ def capacity_report(cfg: PlatformConfig) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class GpuOperatorArgs(ComponentArgs):
+    """What ``GpuOperator`` is built from (besides the cluster and namespaces): the GPU config and, with monitoring on,
+    the monitoring release it waits for (the chart's ServiceMonitor needs its CRD)."""
+
+    gpu: Gpu
+    _: KW_ONLY
+    monitoring: pulumi.Resource | None = None
+
+
 class GpuOperator(pulumi.ComponentResource):
     """GPU Operator namespace, device-plugin and MIG configs, Helm release, and named GPU node patches."""
 
-    def __init__(self, name: str, gpu: Gpu, cluster: Cluster, namespace: str, service_monitor: bool,
-                 opts: pulumi.ResourceOptions | None = None, after: list[pulumi.Resource] | None = None,
-                 protect: bool = False):
+    def __init__(self, name: str, args: GpuOperatorArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:gpu:GpuOperator", name, None, opts)
+        gpu, cluster, namespace, protect = args.gpu, args.cluster, args.namespaces.gpu_operator, args.protect
+        service_monitor, after = args.monitoring is not None, [args.monitoring] if args.monitoring else []
         child = pulumi.ResourceOptions(parent=self)
         self.release = None
         if gpu.enabled:

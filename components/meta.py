@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from dataclasses import KW_ONLY, dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.runtime.sync_await import _sync_await
 from pulumi_kubernetes._utilities import get_version
 
+from config.cluster import Cluster, Namespaces
 from config.images import identity_env
 from config.versions import Chart
+
+from .pods import TMP, restricted_container, restricted_pod, tmp_mount, tmp_volume
 
 K8S_PLUGIN_VERSION = get_version()  # the provider plugin the typed classes would ask for
 PART_OF = "ai-platform"
@@ -175,12 +179,7 @@ def helm_release(logical_name: str, chart: Chart, namespace: pulumi.Input[str], 
         opts=holds_data(parent, protect, depends_on, aliases))
 
 
-# restricted Pod Security for a platform Job's container and pod (the uid for images that define no user).
-JOB_UID = 1000
-JOB_CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                          "capabilities": {"drop": ["ALL"]}}
-JOB_POD_SECURITY = {"runAsNonRoot": True, "runAsUser": JOB_UID, "runAsGroup": JOB_UID,
-                    "seccompProfile": {"type": "RuntimeDefault"}}
+JOB_UID = 1000  # a setup Job's user and group (its images define no user)
 JOB_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
 
 
@@ -194,7 +193,6 @@ def setup_job(logical_name: str, prefix: str, namespace: pulumi.Input[str], comp
     the images it runs define no user for: ``USER``/``LOGNAME`` and ``HOME`` on the ``/tmp`` emptyDir
     (``config.images.identity_env``)."""
     digest = hashlib.sha256(json.dumps([fingerprint, script, image], sort_keys=True).encode()).hexdigest()[:10]
-    tmp = {"name": "tmp", "mountPath": "/tmp"}
     return kube(
         logical_name, api_version="batch/v1", kind="Job",
         metadata={**metadata(f"{prefix}-{digest}", component, namespace=namespace),
@@ -204,11 +202,23 @@ def setup_job(logical_name: str, prefix: str, namespace: pulumi.Input[str], comp
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,
-                "securityContext": JOB_POD_SECURITY,
+                "securityContext": restricted_pod(JOB_UID, gid=JOB_UID),
                 "containers": [{"name": "setup", "image": image, "command": ["python", "-c", script],
-                                "env": [*env, *identity_env("/tmp")], "resources": JOB_RESOURCES,
-                                "securityContext": JOB_CONTAINER_SECURITY, "volumeMounts": [tmp]}],
-                "volumes": [{"name": "tmp", "emptyDir": {}}],
+                                "env": [*env, *identity_env(TMP)], "resources": JOB_RESOURCES,
+                                "securityContext": restricted_container(), "volumeMounts": [tmp_mount()]}],
+                "volumes": [tmp_volume()],
             }}},
         opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on, delete_before_replace=True,
                                     custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m")))
+
+
+@dataclass(frozen=True)
+class ComponentArgs:
+    """What every platform component is built from, the base of its ``<Component>Args``: the cluster (Kubernetes
+    minor, image registry) and the platform's namespaces (each component picks its own); keyword-only, whether its
+    objects that hold data or state are protected (``protect``)."""
+
+    cluster: Cluster
+    namespaces: Namespaces
+    _: KW_ONLY
+    protect: bool = False

@@ -62,18 +62,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import KW_ONLY, dataclass
 from urllib.parse import urlsplit
 
 import pulumi
 import yaml
 
 from config import versions
-from config.model import Cluster, Namespaces, ObjectStore
-from config.model import Milvus as MilvusConfig
+from config.cluster import Cluster
+from config.data import Milvus as MilvusConfig
+from config.data import ObjectStore
 from config.services import service
 
-from .meta import PART_OF, helm_release, mirrored, platform_namespace, setup_job
-from .objectstore import S3Credentials
+from . import objectstore
+from .meta import PART_OF, ComponentArgs, helm_release, mirrored, platform_namespace, setup_job
+from .programs import source
 from .secrets import PlatformSecrets, SecretRef, Template
 
 COMPONENT = "milvus"
@@ -227,58 +230,8 @@ def tenant_grants(tenant: str) -> list[dict]:
              "privilege": group} for group in TENANT_PRIVILEGE_GROUPS]
 
 
-# The setup Job: with the root account, through Milvus's RESTful API v2 (Python standard library only): creates each
-# missing database and role, grants the role its privilege groups on its database only, makes sure the user exists
-# with the Secret's password (update_password with the Secret's value as old and new password fails when the stored
-# one differs: then the user is dropped and created again) and binds the role. Grants and bindings that exist are
-# accepted again. Prints no password.
-ACCOUNTS_SCRIPT = """\
-import json, os, sys, time, urllib.request
-
-base = os.environ["MILVUS_URI"].rstrip("/") + "/v2/vectordb/"
-root = os.environ["MILVUS_ROOT_USERNAME"] + ":" + os.environ["MILVUS_ROOT_PASSWORD"]
-
-
-def call(path, body):
-    request = urllib.request.Request(base + path, json.dumps(body).encode(), method="POST", headers={
-        "Authorization": "Bearer " + root, "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as reply:
-        return json.load(reply)
-
-
-def ok(path, body):
-    reply = call(path, body)
-    if reply.get("code", 0) != 0:
-        sys.exit(f"{path}: {reply.get('code')} {reply.get('message')}")
-    return reply.get("data")
-
-
-for attempt in range(60):
-    try:
-        databases = set(ok("databases/list", {}))
-        break
-    except OSError:
-        time.sleep(10)
-else:
-    sys.exit("Milvus is not reachable at " + base)
-roles, users = set(ok("roles/list", {})), set(ok("users/list", {}))
-for account in json.loads(os.environ["ACCOUNTS"]):
-    user, database, password = account["user"], account["database"], os.environ[account["password"]]
-    if database not in databases:
-        ok("databases/create", {"dbName": database})
-    if user not in roles:
-        ok("roles/create", {"roleName": user})
-    for grant in account["grants"]:
-        ok("roles/grant_privilege_v2", grant)
-    if user in users and call("users/update_password", {
-            "userName": user, "password": password, "newPassword": password}).get("code", 0) != 0:
-        ok("users/drop", {"userName": user})
-        users.discard(user)
-    if user not in users:
-        ok("users/create", {"userName": user, "password": password})
-    ok("users/grant_role", {"userName": user, "roleName": user})
-    print(f"{user}: database {database}, role and password set")
-"""
+# The setup Job's program: databases, roles, grants, users and their passwords, as root.
+ACCOUNTS_SCRIPT = source("milvus_accounts")
 
 
 def helm_values(milvus: MilvusConfig, store: ObjectStore, cluster: Cluster, endpoint: pulumi.Input[str] | None,
@@ -342,16 +295,28 @@ def helm_values(milvus: MilvusConfig, store: ObjectStore, cluster: Cluster, endp
     return values
 
 
+@dataclass(frozen=True)
+class MilvusArgs(ComponentArgs):
+    """What ``Milvus`` is built from (besides the cluster and namespaces): its config and the object store's;
+    keyword-only, the components it uses: the in-cluster object store (endpoint, generated keys, the release it
+    waits for), the monitoring release (its ServiceMonitor's CRD) and the platform's Secrets."""
+
+    milvus: MilvusConfig
+    store: ObjectStore
+    _: KW_ONLY
+    object_store: objectstore.ObjectStore | None
+    monitoring: pulumi.Resource | None
+    platform_secrets: PlatformSecrets
+
+
 class Milvus(pulumi.ComponentResource):
     """Milvus namespace, root password and S3 key Secrets, and the Milvus release (see the module docstring)."""
 
-    def __init__(self, name: str, milvus: MilvusConfig, store: ObjectStore, cluster: Cluster, namespaces: Namespaces,
-                 object_store_endpoint: pulumi.Input[str] | None,
-                 object_store_credentials: S3Credentials | None,
-                 depends_on: list[pulumi.Resource], monitoring: pulumi.Resource | None,
-                 platform_secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None,
-                 protect: bool = False):
+    def __init__(self, name: str, args: MilvusArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:milvus:Milvus", name, None, opts)
+        milvus, store, cluster, namespaces = args.milvus, args.store, args.cluster, args.namespaces
+        monitoring, platform_secrets, protect = args.monitoring, args.platform_secrets, args.protect
+        in_cluster_store = args.object_store
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.milvus, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self, protect=protect)
         ns = self.namespace.metadata["name"]
@@ -362,25 +327,27 @@ class Milvus(pulumi.ComponentResource):
 
         self.s3_secret = None
         if store.mode == "in-cluster":
-            if object_store_credentials is None:
-                raise ValueError("Milvus with the in-cluster object store needs the store's generated credentials")
+            if in_cluster_store is None:
+                raise ValueError("Milvus with the in-cluster object store needs the store (its generated credentials)")
             self.s3_secret = platform_secrets.secret(
                 f"{name}-object-store", S3_SECRET, ns, COMPONENT, self,
-                {S3_ACCESS_KEY: object_store_credentials.access_key_id,
-                 S3_SECRET_KEY: object_store_credentials.secret_access_key})
+                {S3_ACCESS_KEY: in_cluster_store.credentials.access_key_id,
+                 S3_SECRET_KEY: in_cluster_store.credentials.secret_access_key})
         elif store.credentials_secret:
             # The operator's Secret (source pulumi: nothing registered) or its ExternalSecret.
             self.s3_secret = platform_secrets.existing(f"{name}-s3-credentials", store.credentials_secret, ns,
                                                        COMPONENT, self, [S3_ACCESS_KEY, S3_SECRET_KEY])
 
-        values = helm_values(milvus, store, cluster, object_store_endpoint, metrics_monitor=monitoring is not None)
+        values = helm_values(milvus, store, cluster, in_cluster_store.endpoint if in_cluster_store else None,
+                             metrics_monitor=monitoring is not None)
         # Waits for the object store's release (Milvus exits while its storage is unreachable, and crash-loop backoff
         # could outlast the wait) and the monitoring release (the chart's ServiceMonitor needs its CRD). Not for its
         # Secrets: the pods name them in ``secretKeyRef``s, so no container starts (no root password is set without
         # the Secret) until they exist, and the kubelet retries within the 900 s wait. Waiting would put the release
         # one wave after the External Secrets operator's, and the accounts Job (which waits for it) one more.
         self.release = helm_release(f"{name}-release", versions.MILVUS, ns, values, self,
-                                    depends_on=[*depends_on, *([monitoring] if monitoring else [])],
+                                    depends_on=[*([in_cluster_store.release] if in_cluster_store else []),
+                                                *([monitoring] if monitoring else [])],
                                     timeout=900, release_name=RELEASE, protect=protect)
         self.port = PORT
         self.url = f"{SERVICE}.{namespaces.milvus}.svc:{PORT}"

@@ -77,18 +77,20 @@ changed refuses to start on the old schema: run ``mlflow db upgrade`` with the n
 from __future__ import annotations
 
 import json
+from dataclasses import KW_ONLY, dataclass
 
 import pulumi
 
 from config import images, versions
-from config.model import Cluster, Namespaces
-from config.model import Mlflow as MlflowConfig
-from config.model import ObjectStore as ObjectStoreConfig
+from config.data import Mlflow as MlflowConfig
+from config.data import ObjectStore as ObjectStoreConfig
 from config.services import service
 
 from . import postgres as pg
-from .meta import kube, labels, metadata, mirrored, platform_namespace, setup_job
+from .meta import ComponentArgs, kube, labels, metadata, mirrored, platform_namespace, setup_job
 from .objectstore import ACCESS_KEY_ID, SECRET_ACCESS_KEY, ObjectStore
+from .pods import TMP, restricted_container, restricted_pod, tmp_mount, tmp_volume
+from .programs import source
 from .secrets import PlatformSecrets, SecretRef, Template
 
 COMPONENT = "mlflow"
@@ -101,7 +103,6 @@ PORT_NAME = "http"
 SERVER_POD_LABELS = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/component": COMPONENT}
 SERVICE_ACCOUNT = "mlflow"
 UID = 1000
-TMP = "/tmp"
 PROMETHEUS_DIR = f"{TMP}/prometheus"
 
 DB_CLUSTER = "mlflow-db"
@@ -177,57 +178,34 @@ def auth_config(database_uri: str, admin_password: pulumi.Input[str]) -> pulumi.
         ""]))
 
 
-# The setup Job: creates every missing account and sets the others' passwords to their Secret's values, as the admin,
-# with MLflow's auth REST API (2.0/mlflow/users/get|create|update-password). Python standard library only; prints no
-# password.
-ACCOUNTS_SCRIPT = """\
-import base64, json, os, sys, time, urllib.error, urllib.parse, urllib.request
-
-server = os.environ["MLFLOW_TRACKING_URI"].rstrip("/")
-admin = os.environ["MLFLOW_TRACKING_USERNAME"] + ":" + os.environ["MLFLOW_TRACKING_PASSWORD"]
-headers = {"Authorization": "Basic " + base64.b64encode(admin.encode()).decode(), "Content-Type": "application/json"}
+# The setup Job's program: creates missing accounts, sets every account's password to its Secret's value.
+ACCOUNTS_SCRIPT = source("mlflow_accounts")
 
 
-def call(method, action, body=None, query=None):
-    url = server + "/api/2.0/mlflow/users/" + action + ("?" + urllib.parse.urlencode(query) if query else "")
-    data = None if body is None else json.dumps(body).encode()
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data, headers, method=method), timeout=30) as reply:
-            return reply.status
-    except urllib.error.HTTPError as error:
-        return error.code
+@dataclass(frozen=True)
+class MlflowArgs(ComponentArgs):
+    """What ``Mlflow`` is built from (besides the cluster and namespaces): its config and the object store's;
+    keyword-only, the components it uses: the in-cluster object store, the monitoring release (its ServiceMonitor's
+    CRD), the CloudNativePG operator (an in-cluster database) and the platform's Secrets."""
 
-
-for attempt in range(60):
-    try:
-        urllib.request.urlopen(server + "/health", timeout=10).close()
-        break
-    except OSError:
-        time.sleep(10)
-else:
-    sys.exit("MLflow is not reachable at " + server)
-for user, variable in sorted(json.loads(os.environ["ACCOUNTS"]).items()):
-    password = os.environ[variable]
-    status = call("GET", "get", query={"username": user})
-    if status == 404:
-        status, done = call("POST", "create", {"username": user, "password": password}), "created"
-    elif status == 200:
-        status, done = call("PATCH", "update-password", {"username": user, "password": password}), "password set"
-    if status != 200:
-        sys.exit(f"{user}: HTTP {status}")
-    print(f"{user}: {done}")
-"""
+    mlflow: MlflowConfig
+    store: ObjectStoreConfig
+    _: KW_ONLY
+    object_store: ObjectStore | None
+    monitoring: pulumi.Resource | None
+    postgres: pg.CloudNativePg | None
+    platform_secrets: PlatformSecrets
 
 
 class Mlflow(pulumi.ComponentResource):
     """MLflow namespace, Postgres (CloudNativePG or external), artifact credentials, tracking server (see the module
     docstring)."""
 
-    def __init__(self, name: str, mlflow: MlflowConfig, store: ObjectStoreConfig, cluster: Cluster,
-                 namespaces: Namespaces, object_store: ObjectStore | None, monitoring: pulumi.Resource | None,
-                 platform_secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None,
-                 protect: bool = False, *, postgres: pg.CloudNativePg | None = None):
+    def __init__(self, name: str, args: MlflowArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:mlflow:Mlflow", name, None, opts)
+        mlflow, store, cluster, namespaces = args.mlflow, args.store, args.cluster, args.namespaces
+        object_store, monitoring, postgres = args.object_store, args.monitoring, args.postgres
+        platform_secrets, protect = args.platform_secrets, args.protect
         if store.mode == "in-cluster" and object_store is None:
             raise ValueError("an in-cluster object store must be created before MLflow and passed to it")
         if mlflow.database.mode == "in-cluster" and postgres is None:
@@ -332,8 +310,7 @@ class Mlflow(pulumi.ComponentResource):
                     "spec": {
                         "serviceAccountName": SERVICE_ACCOUNT,
                         "automountServiceAccountToken": False,
-                        "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID,
-                                            "seccompProfile": {"type": "RuntimeDefault"}},
+                        "securityContext": restricted_pod(UID, gid=UID),
                         "containers": [{
                             "name": "mlflow",
                             "image": image,
@@ -345,13 +322,11 @@ class Mlflow(pulumi.ComponentResource):
                             "readinessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
                             "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
                             "resources": {"requests": resources, "limits": dict(resources)},
-                            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                                "capabilities": {"drop": ["ALL"]}},
-                            "volumeMounts": [{"name": "tmp", "mountPath": TMP},
-                                             {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True}],
+                            "securityContext": restricted_container(),
+                            "volumeMounts": [tmp_mount(), {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True}],
                         }],
                         # Only the config file of the auth Secret, not its other keys.
-                        "volumes": [{"name": "tmp", "emptyDir": {}},
+                        "volumes": [tmp_volume(),
                                     {"name": "auth", "secret": {"secretName": AUTH_SECRET, "items": [
                                         {"key": AUTH_CONFIG_KEY, "path": AUTH_CONFIG_KEY}]}}],
                     },

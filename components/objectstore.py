@@ -43,16 +43,18 @@ namespaces allow those pods on ``S3_PORT``. ``cluster.imageRegistry`` replaces t
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from typing import NamedTuple
 
 import pulumi
 
 from config import versions
-from config.model import Cluster, Namespaces
-from config.model import ObjectStore as ObjectStoreConfig
+from config.cluster import Cluster
+from config.data import ObjectStore as ObjectStoreConfig
 from config.services import service
 
-from .meta import helm_release, platform_namespace
+from .meta import ComponentArgs, helm_release, platform_namespace
+from .pods import restricted_container, restricted_pod
 from .secrets import PlatformSecrets, SecretRef, Template
 
 COMPONENT = "object-store"
@@ -128,11 +130,9 @@ def s3_endpoint(namespace: str) -> str:
 
 def _security_contexts() -> dict:
     return {
-        "podSecurityContext": {"enabled": True, "runAsNonRoot": True, "runAsUser": SEAWEED_UID,
-                               "runAsGroup": SEAWEED_UID, "fsGroup": SEAWEED_UID,
-                               "seccompProfile": {"type": "RuntimeDefault"}},
-        "containerSecurityContext": {"enabled": True, "allowPrivilegeEscalation": False,
-                                     "capabilities": {"drop": ["ALL"]}},
+        "podSecurityContext": {"enabled": True,
+                               **restricted_pod(SEAWEED_UID, gid=SEAWEED_UID, fs_group=SEAWEED_UID)},
+        "containerSecurityContext": {"enabled": True, **restricted_container(read_only_root=False)},
     }
 
 
@@ -166,14 +166,26 @@ def helm_values(store: ObjectStoreConfig, cluster: Cluster, services: tuple[str,
     return values
 
 
+@dataclass(frozen=True)
+class ObjectStoreArgs(ComponentArgs):
+    """What ``ObjectStore`` is built from (besides the cluster and namespaces): its config, the services that keep
+    buckets in it, the tenants that get a bucket of their own (with workflows on), and the platform's Secrets."""
+
+    store: ObjectStoreConfig
+    services: tuple[str, ...]
+    tenants: tuple[str, ...] = ()
+    _: KW_ONLY
+    secrets: PlatformSecrets
+
+
 class ObjectStore(pulumi.ComponentResource):
     """SeaweedFS namespace, generated S3 credentials, their Secret, the Helm release and its buckets (see the module
     docstring)."""
 
-    def __init__(self, name: str, store: ObjectStoreConfig, cluster: Cluster, namespaces: Namespaces,
-                 services: tuple[str, ...], secrets: PlatformSecrets, opts: pulumi.ResourceOptions | None = None,
-                 protect: bool = False, tenants: tuple[str, ...] = ()):
+    def __init__(self, name: str, args: ObjectStoreArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:objectstore:ObjectStore", name, None, opts)
+        store, cluster, namespaces, services = args.store, args.cluster, args.namespaces, args.services
+        secrets, protect, tenants = args.secrets, args.protect, args.tenants
         if store.mode != "in-cluster":
             raise ValueError("ObjectStore is the in-cluster store: create it only when objectStore.mode is in-cluster")
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.object_store, COMPONENT, POD_SECURITY,

@@ -22,14 +22,16 @@ Owns:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import pulumi
 
 from config import versions
-from config.model import Cluster, Database
+from config.cluster import Cluster
+from config.data import Database
 
-from .meta import PART_OF, helm_release, holds_data, kube, metadata, mirrored, platform_namespace
+from .meta import PART_OF, ComponentArgs, helm_release, holds_data, kube, metadata, mirrored, platform_namespace
 from .secrets import PlatformSecrets
 
 TYPE = "ai-platform:postgres:CloudNativePg"
@@ -57,12 +59,18 @@ def operator_values(cluster: Cluster) -> dict:
     return values
 
 
+@dataclass(frozen=True)
+class CloudNativePgArgs(ComponentArgs):
+    """What ``CloudNativePg`` is built from: the cluster and namespaces only; protected while any service that runs a
+    Postgres is."""
+
+
 class CloudNativePg(pulumi.ComponentResource):
     """The CloudNativePG operator's namespace and release (see the module docstring)."""
 
-    def __init__(self, name: str, cluster: Cluster, namespace: str, opts: pulumi.ResourceOptions | None = None,
-                 protect: bool = False):
+    def __init__(self, name: str, args: CloudNativePgArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
+        cluster, namespace, protect = args.cluster, args.namespaces.cnpg, args.protect
         former_parent = pulumi.create_urn(*FORMER_PARENT, parent=opts.parent if opts else None)
 
         def formerly(part: str) -> list[pulumi.Alias]:

@@ -37,14 +37,16 @@ behind the alpha feature gate ``RayCronJob`` (off in the chart), so tenants get 
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from config import versions
-from config.model import Cluster, Namespaces
-from config.model import Ray as RayConfig
+from config.batch import Ray as RayConfig
+from config.cluster import Cluster
 
-from .meta import PART_OF, helm_release, kube, metadata, mirrored, platform_namespace
+from .meta import PART_OF, ComponentArgs, helm_release, kube, metadata, mirrored, platform_namespace
 
 COMPONENT = "ray"
 POD_SECURITY = "restricted"
@@ -108,19 +110,29 @@ def ray_peer_authentication_spec(node_type: str) -> dict:
     return {"selector": {"matchLabels": {"ray.io/node-type": node_type}}, "mtls": {"mode": "PERMISSIVE"}}
 
 
+@dataclass(frozen=True)
+class RayArgs(ComponentArgs):
+    """What ``Ray`` is built from (besides the cluster and namespaces): its config; keyword-only, the tenants'
+    namespaces (Outputs: the operator's ingress rules go there) and the Volcano release the operator waits for."""
+
+    ray: RayConfig
+    _: KW_ONLY
+    tenant_namespaces: dict[str, pulumi.Input[str]]
+    volcano_release: pulumi.Resource
+
+
 class Ray(pulumi.ComponentResource):
     """KubeRay namespace and operator release, and the tenants' ingress rules (network and, with the mesh, mTLS)
     for the operator."""
 
-    def __init__(self, name: str, ray: RayConfig, cluster: Cluster, namespaces: Namespaces,
-                 tenant_namespaces: dict[str, pulumi.Input[str]], volcano_release: pulumi.Resource,
-                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
+    def __init__(self, name: str, args: RayArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:ray:Ray", name, None, opts)
+        namespaces, tenant_namespaces = args.namespaces, args.tenant_namespaces
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.ray, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self)
+                                            args.cluster.kubernetes_version, self)
         self.release = helm_release(f"{name}-release", versions.KUBERAY_OPERATOR, self.namespace.metadata["name"],
-                                    helm_values(ray, cluster), self, depends_on=[volcano_release],
-                                    release_name=RELEASE, protect=protect)
+                                    helm_values(args.ray, args.cluster), self, depends_on=[args.volcano_release],
+                                    release_name=RELEASE, protect=args.protect)
         self._name, self._tenant_namespaces = name, tenant_namespaces
         for tenant, namespace in tenant_namespaces.items():
             kube(

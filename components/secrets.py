@@ -20,13 +20,15 @@ that registers:
 
 Either way a workload's ``secretKeyRef`` names the same Secret and key: no component changes its references.
 ``remote_keys()`` lists what the store must hold (stack output ``secretStoreKeys``, the plan, the README);
-``namespaces()`` where ExternalSecrets were placed (the only namespaces the store serves).
+``close()``, once every component has asked, where ExternalSecrets were placed (the only namespaces the store
+serves); a Secret asked for after that is refused.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import pulumi
@@ -34,10 +36,10 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from config import versions
-from config.model import Cluster
-from config.model import Secrets as SecretsConfig
+from config.cluster import Cluster
+from config.secrets import Secrets as SecretsConfig
 
-from .meta import helm_release, kube, metadata, mirrored, platform_namespace
+from .meta import ComponentArgs, helm_release, kube, metadata, mirrored, platform_namespace
 
 STORE_NAME = "ai-platform"
 EXTERNAL_SECRET_API = "external-secrets.io/v1"
@@ -72,6 +74,7 @@ class PlatformSecrets:
         self._remote: dict[str, set[str]] = {}
         self._namespaces: list[pulumi.Input[str]] = []
         self._user_provided: list[dict] = []
+        self._closed = False
 
     def generated(self, logical_name: str, length: int, remote: str, property: str,
                   parent: pulumi.Resource) -> SecretRef:
@@ -128,8 +131,11 @@ class PlatformSecrets:
         """Remote keys (with the prefix) and their properties that the store must hold (external mode)."""
         return {self.remote_key(remote): sorted(props) for remote, props in sorted(self._remote.items())}
 
-    def namespaces(self) -> list[pulumi.Input[str]]:
-        """The namespaces of every ExternalSecret registered so far (Outputs where the caller passed one)."""
+    def close(self) -> list[pulumi.Input[str]]:
+        """No more Secrets: the namespaces of every ExternalSecret (Outputs where the caller passed one), which the
+        store serves. ``secret`` refuses from now on, so a Secret asked for too late fails loudly instead of sitting
+        in a namespace the store does not serve."""
+        self._closed = True
         return list(self._namespaces)
 
     def secret(self, logical_name: str, name: str, namespace: pulumi.Input[str], component: str,
@@ -140,6 +146,9 @@ class PlatformSecrets:
         """The Secret ``name`` in ``namespace`` with ``data`` (key -> value): a Secret, or an ExternalSecret that
         creates it. Plain strings are non-secret literals (a user name). ``annotations`` go on the Secret (its
         ``metadata``, or the ExternalSecret's ``spec.target.template.metadata``), not on the ExternalSecret."""
+        if self._closed:
+            raise RuntimeError(f"Secret {logical_name} asked for after PlatformSecrets.close(): every component must "
+                               "ask for its Secrets before AiPlatform creates the secret store")
         meta = metadata(name, component, namespace=namespace, tenant=tenant, extra_labels=extra_labels)
         if not self.external:
             if annotations:
@@ -264,6 +273,14 @@ def identity_annotations(secrets: SecretsConfig) -> dict[str, str]:
     return {}
 
 
+@dataclass(frozen=True)
+class ExternalSecretsArgs(ComponentArgs):
+    """What ``ExternalSecrets`` is built from (besides the cluster and namespaces): the secrets config (``source:
+    external-secrets``)."""
+
+    secrets: SecretsConfig
+
+
 class ExternalSecrets(pulumi.ComponentResource):
     """The External Secrets Operator and the store the platform's ExternalSecrets read (``secrets.source:
     external-secrets``).
@@ -285,16 +302,18 @@ class ExternalSecrets(pulumi.ComponentResource):
       requests a token for it; with the Vault provider it is bound to ``system:auth-delegator``, which Vault needs when
       it reviews tokens with the client's own JWT), AWS IRSA (``eks.amazonaws.com/role-arn``), GKE workload identity
       (``iam.gke.io/gcp-service-account``);
-    - the ClusterSecretStore ``STORE_NAME`` (``create_store``, once every component has asked for its Secrets), whose
-      ``spec.conditions`` restrict it to the namespaces holding the platform's ExternalSecrets.
+    - the ClusterSecretStore ``STORE_NAME`` (``create_store``, from ``PlatformSecrets.close()`` once every component
+      has asked for its Secrets), whose ``spec.conditions`` restrict it to the namespaces holding the platform's
+      ExternalSecrets.
 
     The operator talks to the API server and the store; its namespace has no NetworkPolicy, and no platform policy
     covers it, so nothing is opened for it.
     """
 
-    def __init__(self, name: str, secrets: SecretsConfig, cluster: Cluster, namespace: str,
-                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
+    def __init__(self, name: str, args: ExternalSecretsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:secrets:ExternalSecrets", name, None, opts)
+        secrets, cluster, protect = args.secrets, args.cluster, args.protect
+        namespace = args.namespaces.external_secrets
         if secrets.source != "external-secrets":
             raise ValueError("ExternalSecrets is for secrets.source external-secrets")
         self._name, self._secrets = name, secrets
@@ -320,8 +339,8 @@ class ExternalSecrets(pulumi.ComponentResource):
         self.register_outputs({"namespace": ns, "release": self.release.name})
 
     def create_store(self, namespaces: list[pulumi.Input[str]]) -> pulumi.Resource:
-        """The ClusterSecretStore, serving exactly ``namespaces`` (``PlatformSecrets.namespaces()`` after every
-        component ran). It waits for the release (CRD) and its service account."""
+        """The ClusterSecretStore, serving exactly ``namespaces`` (``PlatformSecrets.close()`` after every component
+        ran). It waits for the release (CRD) and its service account."""
         names = pulumi.Output.all(*namespaces).apply(lambda found: sorted(set(found)))
         self.store = kube(
             f"{self._name}-store", api_version=EXTERNAL_SECRET_API, kind="ClusterSecretStore",

@@ -17,15 +17,16 @@ Optional platform services (training, workflows, Ray) add their custom resources
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from typing import NamedTuple
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from config.model import Namespaces
-from config.model import Tenant as TenantConfig
+from config.cluster import Namespaces
+from config.tenancy import Tenant as TenantConfig
 
-from .meta import TENANT_LABEL, kube, metadata, platform_namespace
+from .meta import TENANT_LABEL, ComponentArgs, kube, metadata, platform_namespace
 
 COMPONENT = "tenancy"
 ROLES = ("admin", "developer", "viewer")
@@ -236,14 +237,28 @@ def network_policies(namespaces: Namespaces, mesh: bool, shared: tuple[SharedSer
     return policies
 
 
+@dataclass(frozen=True)
+class TenantArgs(ComponentArgs):
+    """What ``Tenant`` is built from (besides the cluster and namespaces): its config, whether the mesh is on, the
+    shared services its pods may call and the API server its workflow and Ray pods call; keyword-only, the Volcano
+    release its queue waits for (None without Volcano)."""
+
+    tenant: TenantConfig
+    mesh: bool
+    shared: tuple[SharedService, ...] = ()
+    api_server: ApiServer | None = None
+    _: KW_ONLY
+    volcano_release: pulumi.Resource | None
+
+
 class Tenant(pulumi.ComponentResource):
     """A tenant: namespace, roles and bindings, quota, limits, network policies and Volcano queue."""
 
-    def __init__(self, name: str, tenant: TenantConfig, namespaces: Namespaces, kubernetes_version: str,
-                 volcano_release: pulumi.Resource | None, mesh: bool, opts: pulumi.ResourceOptions | None = None,
-                 shared: tuple[SharedService, ...] = (), api_server: ApiServer | None = None,
-                 protect: bool = False):
+    def __init__(self, name: str, args: TenantArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:tenancy:Tenant", name, None, opts)
+        tenant, namespaces, mesh = args.tenant, args.namespaces, args.mesh
+        kubernetes_version = args.cluster.kubernetes_version
+        shared, api_server, protect, volcano_release = args.shared, args.api_server, args.protect, args.volcano_release
         child = pulumi.ResourceOptions(parent=self)
 
         def meta(object_name: str, **extra) -> dict:

@@ -39,16 +39,20 @@ version changes. Custom resources ``depends_on`` the release.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from config import images, versions
-from config.model import Gpu, PlatformConfig
-from config.model import Training as TrainingConfig
+from config.batch import Training as TrainingConfig
+from config.gpu import Gpu
+from config.tenancy import Tenant as TenantConfig
 
 from .batch import QUEUE_ANNOTATION
 from .gpu import gpu_scheduling
-from .meta import TENANT_LABEL, helm_release, kube, metadata, mirrored, platform_namespace
+from .meta import TENANT_LABEL, ComponentArgs, helm_release, kube, metadata, mirrored, platform_namespace
+from .pods import TMP, restricted_container, restricted_pod, tmp_mount, tmp_volume
 
 COMPONENT = "training"
 POD_SECURITY = "restricted"
@@ -63,13 +67,8 @@ ANCESTOR_LABELS = {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}
 # The framework label the Trainer's own runtimes carry (chart 2.3.0's runtime templates).
 FRAMEWORK_LABELS = {"trainer.kubeflow.org/framework": "torch"}
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
+# The node's user and group; it writes HOME and the caches (config.images.TORCH.writes) on the emptyDir at TMP.
 UID = 1000
-POD_SECURITY_CONTEXT = {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID,
-                        "seccompProfile": {"type": "RuntimeDefault"}}
-CONTAINER_SECURITY_CONTEXT = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                              "capabilities": {"drop": ["ALL"]}}
-# Where the node container writes (config.images.TORCH.writes): HOME and the caches, on an emptyDir.
-TMP = "/tmp"
 
 # What tenant developers manage and everyone in a tenant reads (Tenant's role rules): TrainJobs; the runtimes they
 # reference and the JobSets the Trainer makes of them (pods, Jobs and PodGroups are tenant workloads already).
@@ -119,7 +118,7 @@ def node_pod_template(training: TrainingConfig, gpu: Gpu, image_registry: str | 
         "metadata": template_metadata,
         "spec": {
             "schedulerName": "volcano",
-            "securityContext": POD_SECURITY_CONTEXT,
+            "securityContext": restricted_pod(UID, gid=UID),
             "tolerations": scheduling["tolerations"],
             "affinity": scheduling["affinity"],
             "containers": [{
@@ -127,10 +126,10 @@ def node_pod_template(training: TrainingConfig, gpu: Gpu, image_registry: str | 
                 "image": image,
                 "env": images.identity_env(TMP),
                 "resources": resources,
-                "securityContext": CONTAINER_SECURITY_CONTEXT,
-                "volumeMounts": [{"name": "tmp", "mountPath": TMP}, {"name": "dshm", "mountPath": "/dev/shm"}],
+                "securityContext": restricted_container(),
+                "volumeMounts": [tmp_mount(), {"name": "dshm", "mountPath": "/dev/shm"}],
             }],
-            "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "dshm", "emptyDir": {"medium": "Memory"}}],
+            "volumes": [tmp_volume(), {"name": "dshm", "emptyDir": {"medium": "Memory"}}],
         },
     }
 
@@ -151,35 +150,48 @@ def runtime_spec(training: TrainingConfig, gpu: Gpu, image_registry: str | None,
             "template": template}
 
 
+@dataclass(frozen=True)
+class TrainingArgs(ComponentArgs):
+    """What ``Training`` is built from (besides the cluster and namespaces): its config, the GPU config and the tenants
+    (one runtime each); keyword-only, the tenants' namespaces (Outputs) and the Volcano release the trainer waits
+    for."""
+
+    training: TrainingConfig
+    gpu: Gpu
+    tenants: list[TenantConfig]
+    _: KW_ONLY
+    tenant_namespaces: dict[str, pulumi.Input[str]]
+    volcano_release: pulumi.Resource
+
+
 class Training(pulumi.ComponentResource):
     """Trainer namespace and release (with JobSet), the cluster torch runtime and one torch runtime per tenant."""
 
-    def __init__(self, name: str, training: TrainingConfig, cfg: PlatformConfig,
-                 tenant_namespaces: dict[str, pulumi.Input[str]], volcano_release: pulumi.Resource,
-                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
+    def __init__(self, name: str, args: TrainingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:training:Training", name, None, opts)
-        registry = cfg.cluster.image_registry
-        self.namespace = platform_namespace(f"{name}-namespace", cfg.namespaces.training, COMPONENT, POD_SECURITY,
-                                            cfg.cluster.kubernetes_version, self)
+        training, gpu, tenant_namespaces = args.training, args.gpu, args.tenant_namespaces
+        registry = args.cluster.image_registry
+        self.namespace = platform_namespace(f"{name}-namespace", args.namespaces.training, COMPONENT, POD_SECURITY,
+                                            args.cluster.kubernetes_version, self)
         self.release = helm_release(f"{name}-release", versions.KUBEFLOW_TRAINER, self.namespace.metadata["name"],
-                                    helm_values(training, registry), self, depends_on=[volcano_release],
-                                    release_name=RELEASE, protect=protect)
+                                    helm_values(training, registry), self, depends_on=[args.volcano_release],
+                                    release_name=RELEASE, protect=args.protect)
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
 
         # No tenant can run on it (the queue fence refuses its default queue in tenant namespaces): no exclusivity.
         self.cluster_runtime = kube(
             f"{name}-cluster-runtime", api_version=API_VERSION, kind="ClusterTrainingRuntime",
             metadata=metadata(CLUSTER_RUNTIME, COMPONENT, extra_labels=FRAMEWORK_LABELS),
-            spec=runtime_spec(training, cfg.gpu, registry, exclusive=False), opts=after_release)
+            spec=runtime_spec(training, gpu, registry, exclusive=False), opts=after_release)
 
         self.tenant_runtimes = {}
-        for tenant in cfg.tenants:
+        for tenant in args.tenants:
             runtime_metadata = metadata(TENANT_RUNTIME, COMPONENT, namespace=tenant_namespaces[tenant.name],
                                         tenant=tenant.name, extra_labels=FRAMEWORK_LABELS)
             runtime_metadata["annotations"] = {QUEUE_ANNOTATION: tenant.name}
             self.tenant_runtimes[tenant.name] = kube(
                 f"{name}-runtime-{tenant.name}", api_version=API_VERSION, kind="TrainingRuntime",
                 metadata=runtime_metadata,
-                spec=runtime_spec(training, cfg.gpu, registry, tenant.gpu_isolation == "exclusive", tenant.name),
+                spec=runtime_spec(training, gpu, registry, tenant.gpu_isolation == "exclusive", tenant.name),
                 opts=after_release)
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

@@ -67,6 +67,7 @@ Owns:
 from __future__ import annotations
 
 import json
+from dataclasses import KW_ONLY, dataclass
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -75,21 +76,23 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from config import images, versions
-from config.model import Cluster, Gpu, Namespaces, Pipeline
-from config.model import ObjectStore as ObjectStoreConfig
-from config.model import Tenant as TenantConfig
-from config.model import Workflows as WorkflowsConfig
+from config.batch import Pipeline
+from config.batch import Workflows as WorkflowsConfig
+from config.cluster import Cluster
+from config.data import ObjectStore as ObjectStoreConfig
+from config.gpu import Gpu
+from config.tenancy import Tenant as TenantConfig
 
 from .batch import QUEUE_ANNOTATION
 from .gpu import gpu_scheduling
-from .meta import helm_release, kube, labels, metadata, mirrored, platform_namespace
+from .meta import ComponentArgs, helm_release, kube, labels, metadata, mirrored, platform_namespace
 from .mlflow import CREDENTIALS_SECRET as MLFLOW_CREDENTIALS
 from .mlflow import PASSWORD_ENV as MLFLOW_PASSWORD_ENV
 from .mlflow import USERNAME_ENV as MLFLOW_USERNAME_ENV
 from .objectstore import ACCESS_KEY_ID, SECRET_ACCESS_KEY, ObjectStore
+from .pods import TMP, restricted_container, restricted_pod, tmp_mount, tmp_volume
+from .programs import source
 from .secrets import PlatformSecrets
-from .serving.endpoint import CONTAINER_SECURITY
-from .serving.endpoint import POD_SECURITY as SERVING_POD_SECURITY
 from .tenancy import cluster_role, public_https_egress
 
 COMPONENT = "workflows"
@@ -115,7 +118,9 @@ NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 WORKFLOW_PODS = {"matchExpressions": [{"key": "workflows.argoproj.io/workflow", "operator": "Exists"}]}
 # The uid of Argo's images (argocli, workflow-controller); the executor image defines none.
 UID = 8737
-WORKFLOW_POD_SECURITY = {"runAsNonRoot": True, "runAsUser": UID, "seccompProfile": {"type": "RuntimeDefault"}}
+WORKFLOW_POD_SECURITY = restricted_pod(UID)
+# Every container of a workflow pod (Argo's init/wait, the steps); the register step's with a read-only root.
+STEP_SECURITY = restricted_container(read_only_root=False, non_root=True, seccomp=True)
 EXECUTOR_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
 SUCCEEDED_TTL = 24 * 3600
 FAILED_TTL = 7 * 24 * 3600
@@ -131,42 +136,16 @@ SSO_CLIENT_KEYS = ["client-id", "client-secret"]
 WORK = "/work"
 # Steps run as UID, which neither the tenant's image (config.images.TENANT_STEP: unknown) nor the MLflow image of the
 # register step (config.images.MLFLOW) defines: USER/LOGNAME and HOME on an emptyDir at TMP.
-TMP = "/tmp"
-TMP_VOLUME = {"name": "tmp", "emptyDir": {}}
-TMP_MOUNT = {"name": "tmp", "mountPath": TMP}
 # The register step's MLflow image writes only HOME and tempfile's directory: a read-only root file system.
-REGISTER_SECURITY = {**CONTAINER_SECURITY, "readOnlyRootFilesystem": True}
+REGISTER_SECURITY = restricted_container(non_root=True, seccomp=True)
 STEP_COMMAND = ["python", "-m", "pipeline"]
 MODEL_FORMAT = "sklearn"
-REGISTER_SCRIPT = """\
-import os
-import tarfile
-
-import boto3
-import mlflow
-
-model_dir, archive = "/work/model", "/work/model.tar.gz"
-with tarfile.open(archive, "w:gz") as tar:
-    tar.add(model_dir, arcname=".")
-mlflow.set_experiment(os.environ["EXPERIMENT"])
-with mlflow.start_run() as run:
-    mlflow.log_param("dataset_uri", os.environ["DATASET_URI"])
-    mlflow.log_metric(os.environ["METRIC_NAME"], float(os.environ["METRIC_VALUE"]))
-    mlflow.log_artifacts(model_dir, "model")
-    mlflow.log_artifact(archive)
-    # KServe fetches (and unpacks) the archive from the tenant's own bucket, with the tenant's keys or identity.
-    bucket = os.environ["MODEL_BUCKET"]
-    key = f"{os.environ['MODEL_PREFIX']}models/{os.environ['MODEL_NAME']}/{run.info.run_id}/model.tar.gz"
-    boto3.client("s3", endpoint_url=os.environ.get("S3_ENDPOINT_URL")).upload_file(archive, bucket, key)
-    mlflow.set_tag("storage_uri", f"s3://{bucket}/{key}")
-mlflow.register_model(f"runs:/{run.info.run_id}/model", os.environ["REGISTERED_MODEL"])
-with open("/work/model-uri", "w") as out:
-    out.write(f"s3://{bucket}/{key}")
-"""
+REGISTER_SCRIPT = source("register_model")
 # What the deploy step's InferenceServices run as, and the label of their pods.
 MODEL_READER = "model-reader"
 MODEL_READER_SECRET = "model-reader-s3"
 MODEL_POD_LABELS = {"ai-platform/role": "pipeline-model"}
+MODEL_UID = 1000  # the deploy step's model server pods run as the platform's endpoints do (uid/gid/fsGroup 1000)
 # KServe's S3 settings for its storage initializer, read from the annotations of an S3 Secret listed by the
 # predictor's ServiceAccount, or of the ServiceAccount itself when it has an IRSA role (kserve
 # pkg/credentials/s3/s3_secret.go and utils.go, service_account_credentials.go). The endpoint is host[:port].
@@ -252,7 +231,7 @@ def repository_config_map(s3: dict) -> dict[str, str]:
 def helm_values(workflows: WorkflowsConfig, cluster: Cluster, tenants: list[TenantConfig]) -> dict:
     """Values of the argo-workflows chart (keys checked against the upstream values.yaml by the schema tier). No
     ``artifactRepository``: each tenant namespace has its own (``repository_config_map``)."""
-    pod_security = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    pod_security = restricted_pod()  # the images' own user (uid 8737)
     server: dict = {
         "replicas": workflows.server_replicas, "podSecurityContext": pod_security,
         "authModes": [workflows.auth_mode],
@@ -282,9 +261,9 @@ def helm_values(workflows: WorkflowsConfig, cluster: Cluster, tenants: list[Tena
             **_image_registry(cluster),
         },
         "server": server,
-        "executor": {"securityContext": CONTAINER_SECURITY, "resources": EXECUTOR_RESOURCES,
+        "executor": {"securityContext": STEP_SECURITY, "resources": EXECUTOR_RESOURCES,
                      **_image_registry(cluster)},
-        "mainContainer": {"securityContext": CONTAINER_SECURITY},
+        "mainContainer": {"securityContext": STEP_SECURITY},
     }
 
 
@@ -343,10 +322,10 @@ def _user_step(name: str, args: list[str], inputs: tuple[str, ...], outputs: dic
         "name": name,
         **({"inputs": {"artifacts": [{"name": a, "path": ARTIFACTS[a][1]} for a in inputs]}} if inputs else {}),
         "outputs": outputs,
-        "volumes": [{"name": "work", "emptyDir": {}}, dict(TMP_VOLUME)],
+        "volumes": [{"name": "work", "emptyDir": {}}, tmp_volume()],
         "container": {"image": "{{workflow.parameters.image}}", "command": STEP_COMMAND, "args": [name, *args],
-                      "env": images.identity_env(TMP), "securityContext": CONTAINER_SECURITY,
-                      "volumeMounts": [{"name": "work", "mountPath": WORK}, dict(TMP_MOUNT)]},
+                      "env": images.identity_env(TMP), "securityContext": STEP_SECURITY,
+                      "volumeMounts": [{"name": "work", "mountPath": WORK}, tmp_mount()]},
     }
 
 
@@ -359,9 +338,10 @@ def inference_service(tenant: str) -> dict:
                      "labels": {**labels(COMPONENT, tenant), "app.kubernetes.io/managed-by": "argo-workflows"}},
         "spec": {"predictor": {
             "serviceAccountName": MODEL_READER, "labels": dict(MODEL_POD_LABELS),
-            "securityContext": SERVING_POD_SECURITY,
+            "securityContext": restricted_pod(MODEL_UID, gid=MODEL_UID, fs_group=MODEL_UID),
             "model": {"modelFormat": {"name": "{{workflow.parameters.model-format}}"},
-                      "storageUri": "{{inputs.parameters.model-uri}}", "securityContext": CONTAINER_SECURITY},
+                      "storageUri": "{{inputs.parameters.model-uri}}",
+                      "securityContext": restricted_container(read_only_root=False, non_root=True, seccomp=True)},
         }},
     }
 
@@ -400,11 +380,11 @@ def pipeline_spec(pipeline: Pipeline, tenant: TenantConfig, gpu: Gpu, mlflow_url
         "name": "register",
         "inputs": {"parameters": [{"name": "metric"}], "artifacts": [{"name": "model", "path": f"{WORK}/model"}]},
         "outputs": {"parameters": [{"name": "model-uri", "valueFrom": {"path": f"{WORK}/model-uri"}}]},
-        "volumes": [{"name": "work", "emptyDir": {}}, dict(TMP_VOLUME)],
+        "volumes": [{"name": "work", "emptyDir": {}}, tmp_volume()],
         "script": {
             "image": image, "command": ["python"], "source": REGISTER_SCRIPT,
             "securityContext": REGISTER_SECURITY,
-            "volumeMounts": [{"name": "work", "mountPath": WORK}, dict(TMP_MOUNT)],
+            "volumeMounts": [{"name": "work", "mountPath": WORK}, tmp_mount()],
             # The tenant's own MLflow account (Mlflow.add_tenant_accounts): it sees only the tenant's experiments.
             # MLflow tags each run with getpass.getuser(): USER answers it under the workflow's UID.
             "env": [{"name": "MLFLOW_TRACKING_URI", "value": mlflow_url}, *images.identity_env(TMP),
@@ -458,16 +438,32 @@ def pipeline_spec(pipeline: Pipeline, tenant: TenantConfig, gpu: Gpu, mlflow_url
     }
 
 
+@dataclass(frozen=True)
+class WorkflowsArgs(ComponentArgs):
+    """What ``Workflows`` is built from (besides the cluster and namespaces): its config, the object store's, the GPU
+    config and the tenants; keyword-only, the tenants' namespaces (Outputs), the in-cluster object store (endpoint,
+    the tenants' keys), MLflow's URL (pipelines log there) and the platform's Secrets."""
+
+    workflows: WorkflowsConfig
+    store: ObjectStoreConfig
+    gpu: Gpu
+    tenants: list[TenantConfig]
+    _: KW_ONLY
+    tenant_namespaces: dict[str, pulumi.Input[str]]
+    object_store: ObjectStore | None
+    mlflow_url: str | None
+    platform_secrets: PlatformSecrets
+
+
 class Workflows(pulumi.ComponentResource):
     """Argo Workflows namespace and release, per-tenant executor accounts, artifact credentials, SSO RBAC and the
     tenants' pipeline WorkflowTemplates (see the module docstring)."""
 
-    def __init__(self, name: str, workflows: WorkflowsConfig, cluster: Cluster, namespaces: Namespaces,
-                 store: ObjectStoreConfig, gpu: Gpu, tenants: list[TenantConfig],
-                 tenant_namespaces: dict[str, pulumi.Input[str]], object_store: ObjectStore | None,
-                 platform_secrets: PlatformSecrets, mlflow_url: str | None,
-                 opts: pulumi.ResourceOptions | None = None, protect: bool = False):
+    def __init__(self, name: str, args: WorkflowsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:workflows:Workflows", name, None, opts)
+        workflows, cluster, namespaces, store, gpu = args.workflows, args.cluster, args.namespaces, args.store, args.gpu
+        tenants, tenant_namespaces, object_store = args.tenants, args.tenant_namespaces, args.object_store
+        platform_secrets, mlflow_url, protect = args.platform_secrets, args.mlflow_url, args.protect
         if store.mode == "in-cluster" and object_store is None:
             raise ValueError("an in-cluster object store must be created before Argo Workflows and passed to it")
         child = pulumi.ResourceOptions(parent=self)

@@ -16,7 +16,8 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import BaseModel, ValidationError
 
-from .model import ConfigProblems, PlatformConfig
+from .base import ConfigProblems
+from .model import PlatformConfig
 from .removals import removal_problems
 
 PREFIX = "ai-platform:"

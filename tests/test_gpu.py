@@ -5,7 +5,7 @@ import yaml
 
 from components.gpu import GPU_TAINT, capacity_report, gpu_scheduling
 from config import versions
-from config.model import EndpointGpu, Gpu
+from config.gpu import EndpointGpu, Gpu
 from tests.conftest import accept_loss, config_copy, run_stack, stack_cfg
 from tools.harness import run
 

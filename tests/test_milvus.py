@@ -3,6 +3,7 @@ hooks, authentication, volumes, metrics, images, switching it off."""
 
 import json
 import re
+from typing import NamedTuple
 
 import pulumi
 import pytest
@@ -411,20 +412,30 @@ class _Mocks(pulumi.runtime.Mocks):
         return {}
 
 
-def _build(stack: str, **kwargs):
-    """A Milvus component of a stack's config, built alone under mocks."""
+class _Store(NamedTuple):
+    """What Milvus uses of the in-cluster object store."""
+
+    endpoint: str
+    credentials: S3Credentials
+    release: pulumi.Resource
+
+
+def _build(stack: str, in_cluster_store: bool = True):
+    """A Milvus component of a stack's config, built alone under mocks (with a stand-in for the in-cluster object
+    store unless ``in_cluster_store`` is false)."""
     cfg = stack_cfg(stack)
     built = {}
     in_cluster = cfg.object_store.mode == "in-cluster"
-    arguments = dict(milvus=cfg.milvus, store=cfg.object_store, cluster=cfg.cluster, namespaces=cfg.namespaces,
-                     object_store_endpoint="http://s3.store.svc:8333" if in_cluster else None,
-                     object_store_credentials=S3Credentials(SecretRef("object-store", "a", pulumi.Output.secret("a")),
-                                                            SecretRef("object-store", "b", pulumi.Output.secret("b")))
-                     if in_cluster else None, depends_on=[], monitoring=None, platform_secrets=PlatformSecrets(cfg.secrets))
-    arguments.update(kwargs)
 
     def program():
-        built["milvus"] = component.Milvus("milvus", **arguments)
+        store = _Store("http://s3.store.svc:8333",
+                       S3Credentials(SecretRef("object-store", "a", pulumi.Output.secret("a")),
+                                     SecretRef("object-store", "b", pulumi.Output.secret("b"))),
+                       pulumi.ComponentResource("test:index:Store", "object-store"))
+        args = component.MilvusArgs(cfg.cluster, cfg.namespaces, cfg.milvus, cfg.object_store,
+                                    object_store=store if in_cluster and in_cluster_store else None, monitoring=None,
+                                    platform_secrets=PlatformSecrets(cfg.secrets))
+        built["milvus"] = component.Milvus("milvus", args)
 
     settings.reset_options()
     pulumi.runtime.set_mocks(_Mocks(), project="ai-platform", stack=stack, preview=False)
@@ -447,7 +458,7 @@ def test_component_exposes_url_port_and_the_api_pods_labels(stack):
 
 def test_in_cluster_store_without_its_keys_is_refused():
     with pytest.raises(ValueError, match="credentials"):
-        _build("dev", object_store_credentials=None)
+        _build("dev", in_cluster_store=False)
 
 
 # --- switching it off -----------------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ import re
 import pytest
 import yaml
 
+import config
 from components import milvus, mlflow
 from components import secrets as component
+from components.ai_platform import AiPlatform, AiPlatformArgs
 from components.meta import pod_security_labels
 from config import versions
 from config.loader import load
@@ -376,6 +378,19 @@ def test_store_serves_exactly_the_namespaces_of_the_external_secrets(external):
     assert {"monitoring", "milvus", "mlflow"} <= placed
     conditions = store_of(result).inputs["spec"]["conditions"]
     assert conditions == [{"namespaces": sorted(placed)}]
+
+
+def test_a_secret_asked_for_after_the_store_is_created_is_refused():
+    """The store serves the namespaces of the ExternalSecrets declared before it, so one declared later would never
+    fill: AiPlatform creates the store last, from ``PlatformSecrets.close()``, and a Secret asked for after that fails
+    the run instead."""
+    def program():
+        platform = AiPlatform("ai-platform", AiPlatformArgs(config.load()))
+        platform.secrets.secret("late", "late", "default", "test", platform, {"key": "value"})
+
+    result = run("prod", program=program)
+    assert isinstance(result.error, RuntimeError), result.error
+    assert "Secret late asked for after PlatformSecrets.close()" in str(result.error)
 
 
 def test_external_objects_validate_against_the_pinned_crds(external):

@@ -279,11 +279,11 @@ def test_setup_jobs_take_every_credential_from_secrets_that_exist(any_run):
 def test_setup_jobs_wait_for_their_service(any_run):
     result, cfg = any_run
     mlflow_job, milvus_job = _jobs(result, cfg)
-    # MLflow's Job starts with the server (a wave earlier, tests/test_dependency_depth.py): its script polls /health
-    # for up to 10 minutes per attempt, and the Job retries with a deadline.
+    # MLflow's Job starts with the server (a wave earlier, tests/test_dependency_depth.py): its program polls /health
+    # for up to 10 minutes per attempt (programs/wait.py, tests/test_programs.py), and the Job retries with a deadline.
     assert result.one("Deployment", "mlflow", cfg.namespaces.mlflow).urn not in mlflow_job.dependencies
     script = mlflow_job.inputs["spec"]["template"]["spec"]["containers"][0]["command"][-1]
-    assert 'server + "/health"' in script and "for attempt in range(60):" in script and "time.sleep(10)" in script
+    assert 'wait_for_url(server + "/health", "MLflow")' in script and "def wait_for_url(" in script
     assert mlflow_job.inputs["spec"]["backoffLimit"] >= 3 and mlflow_job.inputs["spec"]["activeDeadlineSeconds"]
     (release,) = [r for r in result.releases if r.inputs["chart"] == "milvus"]
     assert release.urn in milvus_job.dependencies

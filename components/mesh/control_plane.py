@@ -45,14 +45,17 @@ istiod's hub too.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from config import versions
-from config.model import Cluster, Namespaces
-from config.model import Mesh as MeshConfig
+from config.cluster import Cluster, Namespaces
+from config.mesh import Mesh as MeshConfig
 
-from ..meta import helm_release, kube, metadata, mirrored, platform_namespace
+from ..meta import ComponentArgs, helm_release, kube, metadata, mirrored, platform_namespace
+from ..pods import RUNTIME_DEFAULT
 
 COMPONENT = "mesh"
 MESH_POD_SECURITY = "restricted"
@@ -74,7 +77,6 @@ INGRESS_CLASS = "istio"
 ACME_CHALLENGE_PATHS = "/.well-known/acme-challenge/*"
 ACME_PORT = "80"  # the gateway pods' HTTP listener (the gateway chart's Service 80 -> targetPort 80)
 MAX_REPLICAS = 5  # the charts' default HPA maximum
-RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
 # The gateway chart's default pod security context (lets the non-root proxy bind 80/443), restated because
 # setting securityContext replaces it.
 UNPRIVILEGED_PORTS = [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]
@@ -160,16 +162,27 @@ def require_jwt_spec(hosts: list[str], tls_kind: str) -> dict:
     return {"selector": {"matchLabels": GATEWAY_LABELS}, "action": "DENY", "rules": [rule]}
 
 
+@dataclass(frozen=True)
+class MeshArgs(ComponentArgs):
+    """What ``Mesh`` is built from (besides the cluster and namespaces): its config and the endpoints' external hosts
+    (the gateway's certificate); keyword-only, the tenants' namespaces (Outputs) and the cert-manager release (the
+    issuer and certificate; cert-manager comes with serving, which the config requires of the mesh)."""
+
+    mesh: MeshConfig
+    hosts: list[str]
+    _: KW_ONLY
+    tenant_namespaces: dict[str, pulumi.Input[str]]
+    cert_manager_release: pulumi.Resource
+
+
 class Mesh(pulumi.ComponentResource):
     """Istio base, istiod, CNI agent and ingress gateway; the ingress Gateway, its certificate and issuer; strict
     mTLS in every tenant namespace; end-user JWT checks at the gateway when configured."""
 
-    def __init__(self, name: str, mesh: MeshConfig, cluster: Cluster, namespaces: Namespaces,
-                 tenant_namespaces: dict[str, pulumi.Input[str]], hosts: list[str],
-                 cert_manager_release: pulumi.Resource, opts: pulumi.ResourceOptions | None = None,
-                 protect: bool = False):
-        # cert-manager comes with serving, which the config requires of the mesh (mesh.enabled).
+    def __init__(self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:mesh:Mesh", name, None, opts)
+        mesh, cluster, namespaces, hosts, protect = args.mesh, args.cluster, args.namespaces, args.hosts, args.protect
+        tenant_namespaces, cert_manager_release = args.tenant_namespaces, args.cert_manager_release
         version = cluster.kubernetes_version
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.mesh, COMPONENT, MESH_POD_SECURITY,
                                             version, self)

@@ -17,25 +17,43 @@ Every object waits for the mesh (its CRDs and webhooks). Services, ports and pod
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import pulumi
 
-from config.model import Endpoint, HeaderRoute, Namespaces
+from config.cluster import Namespaces
+from config.mesh import HeaderRoute
+from config.serving import Endpoint
 
 from ..meta import kube, metadata
 from ..serving import engines
 from ..serving.engines.base import ENDPOINT_LABEL, STABLE, VERSION_LABEL, version_name, versions_of
+from .control_plane import Mesh
 
 COMPONENT = "mesh"
 RETRY_ON = "connect-failure,refused-stream,503"
 
 
+@dataclass(frozen=True)
+class EndpointTrafficArgs:
+    """What ``EndpointTraffic`` is built from: the endpoint, its external host and the namespaces; keyword-only, the
+    tenant's namespace (an Output) and the mesh (its gateway, the gateway's principal, and istiod to wait for)."""
+
+    endpoint: Endpoint
+    host: str
+    namespaces: Namespaces
+    _: KW_ONLY
+    namespace: pulumi.Input[str]
+    mesh: Mesh
+
+
 class EndpointTraffic(pulumi.ComponentResource):
     """VirtualService, DestinationRules and AuthorizationPolicies of one endpoint."""
 
-    def __init__(self, name: str, endpoint: Endpoint, host: str, namespace: pulumi.Input[str],
-                 namespaces: Namespaces, gateway: str, gateway_principal: str, mesh_ready: pulumi.Resource,
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: EndpointTrafficArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:mesh:EndpointTraffic", name, None, opts)
+        endpoint, host, namespace, namespaces = args.endpoint, args.host, args.namespace, args.namespaces
+        gateway, gateway_principal, mesh_ready = args.mesh.gateway, args.mesh.gateway_principal, args.mesh.ready
         self.endpoint, self.namespace = endpoint, namespace
         after_mesh = pulumi.ResourceOptions(parent=self, depends_on=[mesh_ready])
         tenant = endpoint.tenant

@@ -37,7 +37,7 @@ warning and info alerts of the same alert name, namespace and tenant.
 
 from __future__ import annotations
 
-from config.model import SEVERITIES, TENANT_RECEIVER_PREFIX, Receiver, Routing
+from config.monitoring import SEVERITIES, TENANT_RECEIVER_PREFIX, Receiver, Routing
 
 RECEIVERS_SECRET = "alertmanager-receivers"
 SECRETS_DIR = "/etc/alertmanager/secrets"

@@ -11,8 +11,9 @@ platform's dashboards go to ``PLATFORM_FOLDER``, the chart's own to ``CHART_FOLD
 
 Permissions. Grafana OSS (the chart pins 13.2) has no file provisioning for teams or folder permissions; Team Sync
 (IdP groups to teams) and data source permissions are Grafana Enterprise and Cloud only. What OSS offers is the HTTP
-API, which the CronJob ``grafana-tenant-access`` calls as Grafana's admin (``SCRIPT``, Python standard library in the
-pinned MLflow image), every ``SCHEDULE``, idempotently:
+API, which the CronJob ``grafana-tenant-access`` calls as Grafana's admin (``SCRIPT``: the program
+``components/programs/grafana_tenant_access.py``, Python standard library in the pinned MLflow image), every
+``SCHEDULE``, idempotently:
 - per tenant the team ``tenant-<name>``, whose members are exactly the tenant's ``access.*.users`` that exist in
   Grafana (``/api/users/lookup`` by login or e-mail; a user exists once signed in; others are added by a later run;
   members not listed are removed);
@@ -42,7 +43,9 @@ from __future__ import annotations
 
 import json
 
-from config.model import Tenant
+from config.tenancy import Tenant
+
+from ..programs import source
 
 FOLDER_ANNOTATION = "grafana_folder"
 PLATFORM_FOLDER = "AI platform"
@@ -52,8 +55,6 @@ SCHEDULE = "*/5 * * * *"
 SCRIPT_KEY = "access.py"
 CONFIG_KEY = "config.json"
 MOUNT = "/etc/grafana-access"
-# Grafana folder permission levels (HTTP API, folder_permissions.md).
-VIEW, EDIT = 1, 2
 
 
 def team(tenant: str) -> str:
@@ -75,88 +76,4 @@ def config_json(tenants: list[Tenant]) -> str:
     return json.dumps(access_config(tenants), indent=1, sort_keys=True)
 
 
-SCRIPT = f'''\
-"""Grafana tenant access (ai-platform, components/monitoring/grafana_access.py): idempotent, re-run every period."""
-import base64
-import json
-import os
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-
-URL = os.environ["GRAFANA_URL"].rstrip("/")
-TOKEN = base64.b64encode(f"{{os.environ['GRAFANA_USER']}}:{{os.environ['GRAFANA_PASSWORD']}}".encode()).decode()
-VIEW, EDIT = {VIEW}, {EDIT}
-
-
-def call(method, path, body=None, missing_ok=False):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(URL + path, data=data, method=method, headers={{
-        "Authorization": "Basic " + TOKEN, "Content-Type": "application/json", "Accept": "application/json"}})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        if missing_ok and error.code == 404:
-            return None
-        raise SystemExit(f"{{method}} {{path}}: HTTP {{error.code}}")
-
-
-def wait_for_grafana():
-    for _ in range(30):
-        try:
-            with urllib.request.urlopen(URL + "/api/health", timeout=10):
-                return
-        except OSError:
-            time.sleep(10)
-    raise SystemExit("Grafana does not answer at " + URL)
-
-
-def team_id(name):
-    found = call("GET", "/api/teams/search?" + urllib.parse.urlencode({{"name": name}}))["teams"]
-    return found[0]["id"] if found else call("POST", "/api/teams", {{"name": name}})["teamId"]
-
-
-def sync_members(team, name, users):
-    wanted = set()
-    for login in users:
-        user = call("GET", "/api/users/lookup?" + urllib.parse.urlencode({{"loginOrEmail": login}}), missing_ok=True)
-        if user is None:
-            print(f"{{name}}: {{login}} has not signed in to Grafana yet")
-        else:
-            wanted.add(user["id"])
-    current = {{member["userId"] for member in call("GET", f"/api/teams/{{team}}/members")}}
-    for user in sorted(wanted - current):
-        call("POST", f"/api/teams/{{team}}/members", {{"userId": user}})
-    for user in sorted(current - wanted):
-        call("DELETE", f"/api/teams/{{team}}/members/{{user}}")
-
-
-def main():
-    with open(os.environ["CONFIG"]) as file:
-        config = json.load(file)
-    wait_for_grafana()
-    folders = {{folder["title"]: folder["uid"] for folder in call("GET", "/api/folders?limit=1000")}}
-    missing = []
-    for title in config["platformFolders"]:
-        if title in folders:
-            call("POST", f"/api/folders/{{folders[title]}}/permissions",
-                 {{"items": [{{"role": "Editor", "permission": EDIT}}]}})
-        else:
-            missing.append(title)
-    for tenant in config["tenants"]:
-        team = team_id(tenant["team"])
-        sync_members(team, tenant["team"], tenant["users"])
-        if tenant["folder"] not in folders:
-            missing.append(tenant["folder"])
-            continue
-        call("POST", f"/api/folders/{{folders[tenant['folder']]}}/permissions",
-             {{"items": [{{"teamId": team, "permission": VIEW}}]}})
-        print(f"folder {{tenant['folder']}}: team {{tenant['team']}} may view, no role grants")
-    if missing:
-        raise SystemExit(f"folders not provisioned yet (retried next run): {{missing}}")
-
-
-main()
-'''
+SCRIPT = source("grafana_tenant_access")

@@ -38,7 +38,8 @@ from ..serving.engines.base import AlertContext
 from .promql import num, ratio_of_rates, selector
 
 if TYPE_CHECKING:
-    from config.model import Endpoint, PlatformConfig
+    from config.model import PlatformConfig
+    from config.serving import Endpoint
 
 GPU_RULES = "ai-platform-gpu"
 INFERENCE_RULES = "ai-platform-inference"

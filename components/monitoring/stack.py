@@ -68,16 +68,20 @@ apply the new chart's CRDs with ``kubectl apply --server-side --force-conflicts 
 from __future__ import annotations
 
 import json
+from dataclasses import KW_ONLY, dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from config import images, versions
-from config.model import Cluster, Endpoint, Namespaces, Receiver
-from config.model import Monitoring as MonitoringConfig
-from config.model import Tenant as TenantConfig
+from config.cluster import Cluster
+from config.monitoring import Monitoring as MonitoringConfig
+from config.monitoring import Receiver
+from config.serving import Endpoint
+from config.tenancy import Tenant as TenantConfig
 
-from ..meta import PART_OF, TENANT_LABEL, helm_release, kube, metadata, mirrored, platform_namespace
+from ..meta import PART_OF, TENANT_LABEL, ComponentArgs, helm_release, kube, metadata, mirrored, platform_namespace
+from ..pods import TMP, restricted_container, restricted_pod, tmp_mount, tmp_volume
 from ..secrets import METRICS_PORT as EXTERNAL_SECRETS_METRICS_PORT
 from ..secrets import POD_NAMES as EXTERNAL_SECRETS_PODS
 from ..secrets import RELEASE as EXTERNAL_SECRETS_RELEASE
@@ -263,37 +267,47 @@ def access_cron_spec(image: str, url: str) -> dict:
                 {"name": "GRAFANA_USER", "valueFrom": secret(GRAFANA_USER_KEY)},
                 {"name": "GRAFANA_PASSWORD", "valueFrom": secret(GRAFANA_PASSWORD_KEY)},
                 {"name": "CONFIG", "value": f"{access.MOUNT}/{access.CONFIG_KEY}"},
-                *images.identity_env("/tmp"), {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
+                *images.identity_env(TMP), {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                            "runAsNonRoot": True, "readOnlyRootFilesystem": True,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
-        "volumeMounts": [{"name": "access", "mountPath": access.MOUNT, "readOnly": True},
-                         {"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": restricted_container(non_root=True, seccomp=True),
+        "volumeMounts": [{"name": "access", "mountPath": access.MOUNT, "readOnly": True}, tmp_mount()],
     }
     pod = {
         "metadata": {"labels": {"sidecar.istio.io/inject": "false"}},
         "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
-                 "securityContext": {"runAsNonRoot": True, "runAsUser": ACCESS_UID, "runAsGroup": ACCESS_UID,
-                                     "seccompProfile": {"type": "RuntimeDefault"}},
+                 "securityContext": restricted_pod(ACCESS_UID, gid=ACCESS_UID),
                  "containers": [container],
                  "volumes": [{"name": "access", "configMap": {"name": access.ACCESS_NAME}},
-                             {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]},
+                             tmp_volume("64Mi")]},
     }
     return {"schedule": access.SCHEDULE, "concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 1,
             "failedJobsHistoryLimit": 3,
             "jobTemplate": {"spec": {"backoffLimit": 2, "activeDeadlineSeconds": 600, "template": pod}}}
 
 
+@dataclass(frozen=True)
+class MonitoringArgs(ComponentArgs):
+    """What ``Monitoring`` is built from (besides the cluster and namespaces): its config, whether the mesh is on and
+    the alert receivers; keyword-only, the platform's Secrets and the receivers' credentials (Pulumi secrets by
+    receiver, with ``secrets.source`` pulumi)."""
+
+    monitoring: MonitoringConfig
+    mesh: bool = False
+    receivers: dict[str, Receiver] | None = None
+    _: KW_ONLY
+    platform_secrets: PlatformSecrets
+    receiver_secrets: dict | None = None
+
+
 class Monitoring(pulumi.ComponentResource):
     """Monitoring namespace, Grafana admin credentials, the kube-prometheus-stack release, and the platform's
     ServiceMonitors/PodMonitors (see the module docstring)."""
 
-    def __init__(self, name: str, monitoring: MonitoringConfig, cluster: Cluster, namespaces: Namespaces,
-                 opts: pulumi.ResourceOptions | None = None, *, mesh: bool = False,
-                 platform_secrets: PlatformSecrets, protect: bool = False,
-                 receivers: dict[str, Receiver] | None = None, receiver_secrets: dict | None = None):
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:monitoring:Monitoring", name, None, opts)
+        monitoring, cluster, namespaces, mesh = args.monitoring, args.cluster, args.namespaces, args.mesh
+        platform_secrets, protect, receivers, receiver_secrets = (args.platform_secrets, args.protect, args.receivers,
+                                                                  args.receiver_secrets)
         self._name, self.mesh = name, mesh
         self._registry, self._grafana_url = cluster.image_registry, grafana_url(namespaces.monitoring)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.monitoring, COMPONENT, POD_SECURITY,

@@ -28,17 +28,21 @@ images define no user 1000 and their Python asks for one: ``getpass.getuser()``)
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import pulumi
 
 from config import versions
-from config.model import Endpoint, Gpu, Serving, Tenant
+from config.gpu import Gpu
+from config.serving import Endpoint, Serving
+from config.tenancy import Tenant
 
 from ..gpu import gpu_scheduling
 from ..meta import kube, metadata, mirrored
+from ..pods import tmp_volume
 from ..secrets import PlatformSecrets
 from . import engines, model_access
 from .engines.base import (
-    CONTAINER_SECURITY,
     ENDPOINT_LABEL,
     HOME_ENV,
     MODELS,
@@ -53,13 +57,13 @@ from .engines.base import (
     versions_of,
 )
 
-__all__ = ["CONTAINER_SECURITY", "ENDPOINT_LABEL", "POD_SECURITY", "ModelEndpoint", "model_path", "versions_of"]
+__all__ = ["ENDPOINT_LABEL", "ModelEndpoint", "model_path", "versions_of"]
 
 COMPONENT = "serving"
 HF_TOKEN_SECRET_KEY = "token"
 # Where an external store keeps the token (``<keyPrefix>/huggingface-token``, property ``token``).
 HF_TOKEN_REMOTE = "huggingface-token"
-TMP_VOLUME = {"name": "tmp", "emptyDir": {"sizeLimit": "10Gi"}}
+TMP_VOLUME = tmp_volume("10Gi")
 SMALL = {"cpu": "100m", "memory": "128Mi"}
 
 
@@ -86,16 +90,35 @@ def download_script(endpoint: Endpoint) -> str:
     return f"set -eu\nif [ -f '{target}/.ready' ]; then exit 0; fi\nmkdir -p '{target}'\n{fetch}\ntouch '{target}/.ready'\n"
 
 
+@dataclass(frozen=True)
+class ModelEndpointArgs:
+    """What ``ModelEndpoint`` is built from: the endpoint, its tenant, the GPU and serving config, where Prometheus
+    answers (autoscaling queries) and the image registry; keyword-only, the tenant's namespace (an Output: every
+    object waits for it), the Hugging Face token, the KServe and KEDA releases (CRDs) and the platform's Secrets."""
+
+    endpoint: Endpoint
+    tenant: Tenant
+    gpu: Gpu
+    serving: Serving
+    prometheus_url: str
+    registry: str | None = None
+    _: KW_ONLY
+    namespace: pulumi.Input[str]
+    hf_token: pulumi.Output | None
+    kserve_release: pulumi.Resource
+    keda_release: pulumi.Resource
+    platform_secrets: PlatformSecrets
+
+
 class ModelEndpoint(pulumi.ComponentResource):
     """A tenant's model endpoint: per version (stable, and canary when configured) a vLLM or Triton Deployment
     with its PDB, autoscaler and model storage, or a KServe InferenceService; one Service for both versions."""
 
-    def __init__(self, name: str, endpoint: Endpoint, tenant: Tenant, namespace: pulumi.Input[str], gpu: Gpu,
-                 serving: Serving, prometheus_url: str, hf_token: pulumi.Output | None,
-                 kserve_release: pulumi.Resource, keda_release: pulumi.Resource,
-                 opts: pulumi.ResourceOptions | None = None, *, platform_secrets: PlatformSecrets,
-                 registry: str | None = None):
+    def __init__(self, name: str, args: ModelEndpointArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:serving:ModelEndpoint", name, None, opts)
+        endpoint, tenant, gpu, serving, namespace = args.endpoint, args.tenant, args.gpu, args.serving, args.namespace
+        prometheus_url, hf_token, keda_release = args.prometheus_url, args.hf_token, args.keda_release
+        kserve_release, platform_secrets, registry = args.kserve_release, args.platform_secrets, args.registry
         self._child = pulumi.ResourceOptions(parent=self)
         # The tenant namespace's Output: every object waits for the namespace to exist.
         self.endpoint, self.tenant, self.namespace, self.registry = endpoint, tenant.name, namespace, registry

@@ -28,12 +28,16 @@ without one) and keeps the path: ``kserve/kserve-controller`` -> ``<mirror>/kser
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import pulumi
 
 from config import versions
-from config.model import Cluster, Namespaces, Serving
+from config.cluster import Cluster, Namespaces
+from config.serving import Serving
 
-from ..meta import helm_release, mirrored, platform_namespace
+from ..meta import ComponentArgs, helm_release, mirrored, platform_namespace
+from ..pods import restricted_container
 
 COMPONENT = "kserve"
 POD_SECURITY = "restricted"
@@ -71,12 +75,7 @@ RUNTIME_IMAGES = {
 }
 # Restricted-compatible container securityContext of the storage initializer (the chart's key takes no
 # seccompProfile; restricted pods set it at pod level).
-STORAGE_INITIALIZER_SECURITY = {
-    "allowPrivilegeEscalation": False,
-    "privileged": False,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-}
+STORAGE_INITIALIZER_SECURITY = {**restricted_container(read_only_root=False, non_root=True), "privileged": False}
 
 
 def _tag(image: str) -> str:
@@ -126,13 +125,23 @@ def runtime_values(cluster: Cluster) -> dict:
     return _mirror(values, RUNTIME_IMAGES, cluster)
 
 
+@dataclass(frozen=True)
+class KServeArgs(ComponentArgs):
+    """What ``KServe`` is built from (besides the cluster and namespaces): the serving config; keyword-only, the
+    cert-manager release its controller waits for (webhook certificates)."""
+
+    serving: Serving
+    _: KW_ONLY
+    cert_manager_release: pulumi.Resource
+
+
 class KServe(pulumi.ComponentResource):
     """KServe namespace and the CRD, controller and serving-runtime Helm releases."""
 
-    def __init__(self, name: str, serving: Serving, cluster: Cluster, namespaces: Namespaces,
-                 cert_manager_release: pulumi.Resource, opts: pulumi.ResourceOptions | None = None,
-                 protect: bool = False):
+    def __init__(self, name: str, args: KServeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:serving:KServe", name, None, opts)
+        cluster, namespaces, protect, cert_manager_release = (args.cluster, args.namespaces, args.protect,
+                                                              args.cert_manager_release)
         self.namespace = platform_namespace(f"{name}-namespace", namespaces.kserve, COMPONENT, POD_SECURITY,
                                             cluster.kubernetes_version, self)
         ns = self.namespace.metadata["name"]

@@ -24,7 +24,8 @@ from typing import NamedTuple
 
 import pulumi
 
-from config.model import Endpoint, PlatformConfig
+from config.model import PlatformConfig
+from config.serving import Endpoint
 
 from ..meta import kube
 from ..secrets import PlatformSecrets

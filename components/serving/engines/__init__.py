@@ -4,9 +4,9 @@ load query, Service and metrics ports, the container or custom resource it build
 version, its config rules, alerts, dashboard row and image contract.
 
 The registry imports every module of the package and keeps the ``ENGINE`` it defines: adding an engine is adding a
-file. Config validation (``config.model``), ``ModelEndpoint``, ``EndpointTraffic`` and monitoring ask ``get``/``of``;
+file. Config validation (``config.serving``), ``ModelEndpoint``, ``EndpointTraffic`` and monitoring ask ``get``/``of``;
 an engine the registry lacks is refused at config load. ``registered`` adds an engine from elsewhere for a while
-(tests). Pure data and functions: no Pulumi, no ``config.model`` at import time.
+(tests). Pure data and functions: no Pulumi, no ``config`` models at import time.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from .base import Engine
 
 if TYPE_CHECKING:
-    from config.model import Endpoint
+    from config.serving import Endpoint
 
 
 def _discover() -> dict[str, Engine]:

@@ -5,8 +5,8 @@ Names of one endpoint's objects live here once: a version's workload is ``<endpo
 ``<endpoint>-<version>`` (``version_name``); its Deployment adds the engine's ``deployment_suffix`` (KServe's
 ``-predictor``).
 
-Pure data and functions: ``config.model`` validates endpoints with the engines, so nothing here imports Pulumi or
-``config.model`` (only for type hints).
+Pure data and functions: ``config.serving`` validates endpoints with the engines, so nothing here imports Pulumi or
+the config models (only for type hints).
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
+from ...pods import restricted_container, restricted_pod, tmp_mount
+
 if TYPE_CHECKING:
     from config.images import ImageContract
-    from config.model import Alerts, Endpoint
+    from config.monitoring import Alerts
+    from config.serving import Endpoint
 
 STABLE, CANARY = "stable", "canary"
 ENDPOINT_LABEL = "ai-platform/endpoint"
@@ -25,18 +28,16 @@ VERSION_LABEL = "version"
 MODELS = "/models"
 UID = 1000
 
-POD_SECURITY = {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
-                "seccompProfile": {"type": "RuntimeDefault"}}
-CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
-                      "seccompProfile": {"type": "RuntimeDefault"}}
+POD_SECURITY = restricted_pod(UID, gid=UID, fs_group=UID)
+CONTAINER_SECURITY = restricted_container(read_only_root=False, non_root=True, seccomp=True)
 # vLLM, Triton and the download Job write only to the mounts they are given (/tmp, the model cache, /dev/shm).
-READ_ONLY_ROOT = {**CONTAINER_SECURITY, "readOnlyRootFilesystem": True}
+READ_ONLY_ROOT = restricted_container(non_root=True, seccomp=True)
 # The vLLM and AWS CLI images define no user for UID 1000 and their Python calls getpass.getuser() (torch, via
 # vLLM: KeyError 'getpwuid(): uid not found: 1000', vllm-project/vllm#44548, kserve/kserve#5666); getuser() reads
 # LOGNAME/USER first (CPython Lib/getpass.py). HOME and the XDG cache sit on the writable /tmp volume.
 HOME_ENV = [{"name": "HOME", "value": "/tmp/home"}, {"name": "XDG_CACHE_HOME", "value": "/tmp/cache"},
             {"name": "USER", "value": "model-server"}, {"name": "LOGNAME", "value": "model-server"}]
-TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
+TMP_MOUNT = tmp_mount()
 
 Problems = list[tuple[str, str]]
 

@@ -26,7 +26,7 @@ from ...monitoring.promql import p95
 from .base import CONTAINER_SECURITY, POD_SECURITY, AlertContext, Engine, Problems, version_name, versions_of
 
 if TYPE_CHECKING:
-    from config.model import Endpoint
+    from config.serving import Endpoint
 
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 PREDICTOR_PORT = 80  # the predictor Service's port

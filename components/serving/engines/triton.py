@@ -27,7 +27,8 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from config.model import Alerts, Endpoint
+    from config.monitoring import Alerts
+    from config.serving import Endpoint
 
 SOURCE = ("Triton 26.09 /metrics on port 8002, default counters: triton-inference-server/server "
           "docs/user_guide/metrics.md")

@@ -16,7 +16,8 @@ from ...monitoring.promql import RATE, num, p95, ratio_of_rates, selector
 from .base import HOME_ENV, MODELS, READ_ONLY_ROOT, TMP_MOUNT, AlertContext, Problems, ServerEngine, model_path, probe
 
 if TYPE_CHECKING:
-    from config.model import Alerts, Endpoint
+    from config.monitoring import Alerts
+    from config.serving import Endpoint
 
 SOURCE = ("vLLM v0.33 OpenAI server /metrics (vllm/v1/metrics/loggers.py PrometheusStatLogger; listed in "
           "docs/design/metrics.md 'v1 Metrics')")
@@ -24,7 +25,7 @@ SOURCE = ("vLLM v0.33 OpenAI server /metrics (vllm/v1/metrics/loggers.py Prometh
 
 def _options(endpoint: Endpoint):
     """The endpoint's vLLM options, or their defaults when it has no ``vllm:`` section."""
-    from config.model import VllmOptions  # at call time: config.model imports the engines
+    from config.serving import VllmOptions  # at call time: config.serving imports the engines
     return endpoint.vllm or VllmOptions()
 
 
