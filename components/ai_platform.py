@@ -56,8 +56,9 @@ class AiPlatform(pulumi.ComponentResource):
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transformations=[window.transformation]))
         super().__init__("ai-platform:index:AiPlatform", name, None, opts)
         self.cfg = cfg = args.cfg
-        self.provider = k8s.Provider(f"{name}-kubernetes", context=cfg.cluster.kube_context,
-                                     opts=pulumi.ResourceOptions(parent=self))
+        self.provider = k8s.Provider(
+            f"{name}-kubernetes", context=cfg.cluster.kube_context, opts=pulumi.ResourceOptions(parent=self)
+        )
         self._child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.provider})
         self.external_secrets, self.secrets = self._secrets()
         self.monitoring = self._monitoring(args.alert_secrets or {})
@@ -87,9 +88,15 @@ class AiPlatform(pulumi.ComponentResource):
         store). External: the operator first; each ExternalSecret waits for its release (the CRD), the store is
         created last (``_create_secret_store_last``)."""
         cfg = self.cfg
-        operator = (ExternalSecrets("external-secrets", ExternalSecretsArgs(
-            cfg.cluster, cfg.namespaces, cfg.secrets, protect=cfg.protects("secrets")), self._child)
-            if cfg.secrets.source == "external-secrets" else None)
+        operator = (
+            ExternalSecrets(
+                "external-secrets",
+                ExternalSecretsArgs(cfg.cluster, cfg.namespaces, cfg.secrets, protect=cfg.protects("secrets")),
+                self._child,
+            )
+            if cfg.secrets.source == "external-secrets"
+            else None
+        )
         return operator, PlatformSecrets(cfg.secrets, store=operator.release if operator else None)
 
     def _tenant_namespace(self, tenant: str) -> pulumi.Output[str]:
@@ -100,10 +107,20 @@ class AiPlatform(pulumi.ComponentResource):
         cfg = self.cfg
         if not cfg.monitoring.enabled:
             return None
-        monitoring = Monitoring("monitoring", MonitoringArgs(
-            cfg.cluster, cfg.namespaces, cfg.monitoring, cfg.mesh.enabled, cfg.alert_receivers,
-            protect=cfg.protects("monitoring"), platform_secrets=self.secrets, receiver_secrets=alert_secrets),
-            self._child)
+        monitoring = Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                cfg.cluster,
+                cfg.namespaces,
+                cfg.monitoring,
+                cfg.mesh.enabled,
+                cfg.alert_receivers,
+                protect=cfg.protects("monitoring"),
+                platform_secrets=self.secrets,
+                receiver_secrets=alert_secrets,
+            ),
+            self._child,
+        )
         if self.external_secrets:
             monitoring.scrape_external_secrets(self.external_secrets.namespace.metadata["name"])
         return monitoring
@@ -115,30 +132,84 @@ class AiPlatform(pulumi.ComponentResource):
 
     def _gpu_operator(self) -> GpuOperator:
         cfg = self.cfg
-        return GpuOperator("gpu", GpuOperatorArgs(cfg.cluster, cfg.namespaces, cfg.gpu, protect=cfg.protects("gpu"),
-                                                  monitoring=self._monitoring_ready), self._child)
+        return GpuOperator(
+            "gpu",
+            GpuOperatorArgs(
+                cfg.cluster, cfg.namespaces, cfg.gpu, protect=cfg.protects("gpu"), monitoring=self._monitoring_ready
+            ),
+            self._child,
+        )
 
     def _data_services(self) -> tuple[ObjectStore | None, CloudNativePg | None, Mlflow | None, Milvus | None]:
         """The in-cluster object store, the CloudNativePG operator, MLflow and Milvus: those the stack has."""
         cfg, child = self.cfg, self._child
-        store = (ObjectStore("object-store", ObjectStoreArgs(
-            cfg.cluster, cfg.namespaces, cfg.object_store, store_users(cfg),
-            tuple(t.name for t in cfg.tenants) if cfg.workflows.enabled else (), protect=cfg.protects("objectStore"),
-            secrets=self.secrets), child) if SERVICES["objectStore"].on(cfg) else None)
+        store = (
+            ObjectStore(
+                "object-store",
+                ObjectStoreArgs(
+                    cfg.cluster,
+                    cfg.namespaces,
+                    cfg.object_store,
+                    store_users(cfg),
+                    tuple(t.name for t in cfg.tenants) if cfg.workflows.enabled else (),
+                    protect=cfg.protects("objectStore"),
+                    secrets=self.secrets,
+                ),
+                child,
+            )
+            if SERVICES["objectStore"].on(cfg)
+            else None
+        )
         # One CloudNativePG operator for every service that runs a Postgres: protected while any of them is.
         postgres_users = [service.key for service in SERVICES.values() if service.runs_postgres(cfg)]
-        postgres = (CloudNativePg("cloudnative-pg", CloudNativePgArgs(
-            cfg.cluster, cfg.namespaces, protect=any(cfg.protects(user) for user in postgres_users)), child)
-            if postgres_users else None)
-        mlflow = (Mlflow("mlflow", MlflowArgs(
-            cfg.cluster, cfg.namespaces, cfg.mlflow, cfg.object_store, protect=cfg.protects("mlflow"),
-            object_store=store, monitoring=self._monitoring_ready, postgres=postgres, platform_secrets=self.secrets),
-            child)
-            if cfg.mlflow.enabled else None)
-        milvus = (Milvus("milvus", MilvusArgs(
-            cfg.cluster, cfg.namespaces, cfg.milvus, cfg.object_store, protect=cfg.protects("milvus"),
-            object_store=store, monitoring=self._monitoring_ready, platform_secrets=self.secrets), child)
-            if cfg.milvus.enabled else None)
+        postgres = (
+            CloudNativePg(
+                "cloudnative-pg",
+                CloudNativePgArgs(
+                    cfg.cluster, cfg.namespaces, protect=any(cfg.protects(user) for user in postgres_users)
+                ),
+                child,
+            )
+            if postgres_users
+            else None
+        )
+        mlflow = (
+            Mlflow(
+                "mlflow",
+                MlflowArgs(
+                    cfg.cluster,
+                    cfg.namespaces,
+                    cfg.mlflow,
+                    cfg.object_store,
+                    protect=cfg.protects("mlflow"),
+                    object_store=store,
+                    monitoring=self._monitoring_ready,
+                    postgres=postgres,
+                    platform_secrets=self.secrets,
+                ),
+                child,
+            )
+            if cfg.mlflow.enabled
+            else None
+        )
+        milvus = (
+            Milvus(
+                "milvus",
+                MilvusArgs(
+                    cfg.cluster,
+                    cfg.namespaces,
+                    cfg.milvus,
+                    cfg.object_store,
+                    protect=cfg.protects("milvus"),
+                    object_store=store,
+                    monitoring=self._monitoring_ready,
+                    platform_secrets=self.secrets,
+                ),
+                child,
+            )
+            if cfg.milvus.enabled
+            else None
+        )
         return store, postgres, mlflow, milvus
 
     def _serving_operators(self) -> tuple[CertManager | None, Keda | None, KServe | None]:
@@ -147,11 +218,19 @@ class AiPlatform(pulumi.ComponentResource):
         if not cfg.serving.enabled:
             return None, None, None
         protect = cfg.protects("serving")
-        cert_manager = CertManager("cert-manager", CertManagerArgs(cfg.cluster, cfg.namespaces, cfg.serving.replicas,
-                                                                   protect=protect), self._child)
+        cert_manager = CertManager(
+            "cert-manager",
+            CertManagerArgs(cfg.cluster, cfg.namespaces, cfg.serving.replicas, protect=protect),
+            self._child,
+        )
         keda = Keda("keda", KedaArgs(cfg.cluster, cfg.namespaces, cfg.serving.replicas, protect=protect), self._child)
-        kserve = KServe("kserve", KServeArgs(cfg.cluster, cfg.namespaces, cfg.serving, protect=protect,
-                                             cert_manager_release=cert_manager.release), self._child)
+        kserve = KServe(
+            "kserve",
+            KServeArgs(
+                cfg.cluster, cfg.namespaces, cfg.serving, protect=protect, cert_manager_release=cert_manager.release
+            ),
+            self._child,
+        )
         return cert_manager, keda, kserve
 
     def _volcano(self) -> Volcano | None:
@@ -159,8 +238,11 @@ class AiPlatform(pulumi.ComponentResource):
         cfg = self.cfg
         if not cfg.volcano.enabled:
             return None
-        volcano = Volcano("volcano", VolcanoArgs(cfg.cluster, cfg.namespaces, cfg.volcano,
-                                                 protect=cfg.protects("volcano")), self._child)
+        volcano = Volcano(
+            "volcano",
+            VolcanoArgs(cfg.cluster, cfg.namespaces, cfg.volcano, protect=cfg.protects("volcano")),
+            self._child,
+        )
         if self.monitoring:
             self.monitoring.scrape_volcano(volcano.namespace.metadata["name"])
         return volcano
@@ -174,18 +256,31 @@ class AiPlatform(pulumi.ComponentResource):
                 component, namespace = getattr(self, service.attribute), getattr(cfg.namespaces, service.attribute)
                 shared.append(SharedService(namespace, component.pod_labels, service.port))
                 label = service.attribute.replace("_", "-")  # object-store: the logical name and component label
-                clients = ([getattr(cfg.namespaces, SERVICES[user].attribute)
-                            for user in store_users(cfg, "service")] if service.key == "objectStore" else None)
-                shared_service_policies(label, shared[-1], component.namespace.metadata["name"], cfg.namespaces,
-                                        component=label, parent=component, clients=clients)
+                clients = (
+                    [getattr(cfg.namespaces, SERVICES[user].attribute) for user in store_users(cfg, "service")]
+                    if service.key == "objectStore"
+                    else None
+                )
+                shared_service_policies(
+                    label,
+                    shared[-1],
+                    component.namespace.metadata["name"],
+                    cfg.namespaces,
+                    component=label,
+                    parent=component,
+                    clients=clients,
+                )
         return tuple(shared)
 
     def _tenant_workloads(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         """Custom resources of the optional services that tenant developers manage / everyone in a tenant reads."""
         workloads: dict[str, list[str]] = {}
         readable: dict[str, list[str]] = {}
-        for service, enabled in ((training, self.cfg.training.enabled), (ray, self.cfg.ray.enabled),
-                                 (workflows, self.cfg.workflows.enabled)):
+        for service, enabled in (
+            (training, self.cfg.training.enabled),
+            (ray, self.cfg.ray.enabled),
+            (workflows, self.cfg.workflows.enabled),
+        ):
             if enabled:
                 workloads.update(service.TENANT_WORKLOADS)
                 readable.update(service.TENANT_READABLE)
@@ -199,33 +294,94 @@ class AiPlatform(pulumi.ComponentResource):
         shared = self._shared_services()
         if cfg.tenants:
             tenant_roles(*self._tenant_workloads(), self._child)
-        api_clients = {**({"allow-kube-apiserver": workflows.WORKFLOW_PODS} if cfg.workflows.enabled else {}),
-                       **({"allow-kube-apiserver-ray-head": ray.HEAD_PODS} if cfg.ray.enabled else {})}
-        api_server = (ApiServer(list(cfg.cluster.api_server_cidrs), cfg.cluster.api_server_port, api_clients)
-                      if api_clients and cfg.cluster.api_server_cidrs else None)
+        api_clients = {
+            **({"allow-kube-apiserver": workflows.WORKFLOW_PODS} if cfg.workflows.enabled else {}),
+            **({"allow-kube-apiserver-ray-head": ray.HEAD_PODS} if cfg.ray.enabled else {}),
+        }
+        api_server = (
+            ApiServer(list(cfg.cluster.api_server_cidrs), cfg.cluster.api_server_port, api_clients)
+            if api_clients and cfg.cluster.api_server_cidrs
+            else None
+        )
         volcano_release = self.volcano.release if self.volcano else None
-        return {tenant.name: Tenant(f"tenant-{tenant.name}", TenantArgs(
-            cfg.cluster, cfg.namespaces, tenant, cfg.mesh.enabled, shared, api_server,
-            protect=cfg.protects(f"tenant:{tenant.name}"), volcano_release=volcano_release), self._child)
-            for tenant in cfg.tenants}
+        return {
+            tenant.name: Tenant(
+                f"tenant-{tenant.name}",
+                TenantArgs(
+                    cfg.cluster,
+                    cfg.namespaces,
+                    tenant,
+                    cfg.mesh.enabled,
+                    shared,
+                    api_server,
+                    protect=cfg.protects(f"tenant:{tenant.name}"),
+                    volcano_release=volcano_release,
+                ),
+                self._child,
+            )
+            for tenant in cfg.tenants
+        }
 
     def _batch_services(self, tenant_namespaces: dict[str, pulumi.Output[str]]) -> tuple:
         """Training, Ray and Argo Workflows, those the stack has: objects in tenant namespaces (Volcano is on with the
         first two: the config requires it)."""
         cfg, child = self.cfg, self._child
         volcano_release = self.volcano.release if self.volcano else None
-        trainer = (training.Training("training", training.TrainingArgs(
-            cfg.cluster, cfg.namespaces, cfg.training, cfg.gpu, cfg.tenants, protect=cfg.protects("training"),
-            tenant_namespaces=tenant_namespaces, volcano_release=volcano_release), child)
-            if cfg.training.enabled else None)
-        kuberay = (ray.Ray("ray", ray.RayArgs(cfg.cluster, cfg.namespaces, cfg.ray, protect=cfg.protects("ray"),
-                                              tenant_namespaces=tenant_namespaces, volcano_release=volcano_release),
-                           child) if cfg.ray.enabled else None)
-        argo = (workflows.Workflows("workflows", workflows.WorkflowsArgs(
-            cfg.cluster, cfg.namespaces, cfg.workflows, cfg.object_store, cfg.gpu, cfg.tenants,
-            protect=cfg.protects("workflows"), tenant_namespaces=tenant_namespaces, object_store=self.object_store,
-            mlflow_url=self.mlflow.url if self.mlflow else None, platform_secrets=self.secrets), child)
-            if cfg.workflows.enabled else None)
+        trainer = (
+            training.Training(
+                "training",
+                training.TrainingArgs(
+                    cfg.cluster,
+                    cfg.namespaces,
+                    cfg.training,
+                    cfg.gpu,
+                    cfg.tenants,
+                    protect=cfg.protects("training"),
+                    tenant_namespaces=tenant_namespaces,
+                    volcano_release=volcano_release,
+                ),
+                child,
+            )
+            if cfg.training.enabled
+            else None
+        )
+        kuberay = (
+            ray.Ray(
+                "ray",
+                ray.RayArgs(
+                    cfg.cluster,
+                    cfg.namespaces,
+                    cfg.ray,
+                    protect=cfg.protects("ray"),
+                    tenant_namespaces=tenant_namespaces,
+                    volcano_release=volcano_release,
+                ),
+                child,
+            )
+            if cfg.ray.enabled
+            else None
+        )
+        argo = (
+            workflows.Workflows(
+                "workflows",
+                workflows.WorkflowsArgs(
+                    cfg.cluster,
+                    cfg.namespaces,
+                    cfg.workflows,
+                    cfg.object_store,
+                    cfg.gpu,
+                    cfg.tenants,
+                    protect=cfg.protects("workflows"),
+                    tenant_namespaces=tenant_namespaces,
+                    object_store=self.object_store,
+                    mlflow_url=self.mlflow.url if self.mlflow else None,
+                    platform_secrets=self.secrets,
+                ),
+                child,
+            )
+            if cfg.workflows.enabled
+            else None
+        )
         return trainer, kuberay, argo
 
     def _mesh(self, tenant_namespaces: dict[str, pulumi.Output[str]]) -> Mesh | None:
@@ -233,30 +389,57 @@ class AiPlatform(pulumi.ComponentResource):
         cfg = self.cfg
         if not cfg.mesh.enabled:
             return None
-        return Mesh("mesh", MeshArgs(cfg.cluster, cfg.namespaces, cfg.mesh, [cfg.endpoint_host(e) for e in cfg.models],
-                                     protect=cfg.protects("mesh"), tenant_namespaces=tenant_namespaces,
-                                     cert_manager_release=self.cert_manager.release), self._child)
+        return Mesh(
+            "mesh",
+            MeshArgs(
+                cfg.cluster,
+                cfg.namespaces,
+                cfg.mesh,
+                [cfg.endpoint_host(e) for e in cfg.models],
+                protect=cfg.protects("mesh"),
+                tenant_namespaces=tenant_namespaces,
+                cert_manager_release=self.cert_manager.release,
+            ),
+            self._child,
+        )
 
     def _endpoints(self, hf_token: pulumi.Output | None) -> list[ModelEndpoint]:
         """One ModelEndpoint per model, in its tenant's namespace."""
         cfg = self.cfg
-        return [ModelEndpoint(f"model-{endpoint.tenant}-{endpoint.name}", ModelEndpointArgs(
-            endpoint, cfg.tenant(endpoint.tenant), cfg.gpu, cfg.serving, cfg.prometheus_url,
-            cfg.cluster.image_registry, namespace=self._tenant_namespace(endpoint.tenant), hf_token=hf_token,
-            kserve_release=self.kserve.release, keda_release=self.keda.release, platform_secrets=self.secrets),
-            self._child) for endpoint in cfg.models]
+        return [
+            ModelEndpoint(
+                f"model-{endpoint.tenant}-{endpoint.name}",
+                ModelEndpointArgs(
+                    endpoint,
+                    cfg.tenant(endpoint.tenant),
+                    cfg.gpu,
+                    cfg.serving,
+                    cfg.prometheus_url,
+                    cfg.cluster.image_registry,
+                    namespace=self._tenant_namespace(endpoint.tenant),
+                    hf_token=hf_token,
+                    kserve_release=self.kserve.release,
+                    keda_release=self.keda.release,
+                    platform_secrets=self.secrets,
+                ),
+                self._child,
+            )
+            for endpoint in cfg.models
+        ]
 
     def _monitor_everything(self) -> None:
         """Monitors of every endpoint (and, with the mesh, of every tenant's proxies), the platform's rules and
         dashboards, and the tenants' dashboard folders."""
         cfg = self.cfg
         for endpoint in cfg.models:
-            self.monitoring.scrape_endpoint(f"monitor-{endpoint.tenant}-{endpoint.name}", endpoint,
-                                            self._tenant_namespace(endpoint.tenant))
+            self.monitoring.scrape_endpoint(
+                f"monitor-{endpoint.tenant}-{endpoint.name}", endpoint, self._tenant_namespace(endpoint.tenant)
+            )
         if self.mesh:
             for name in self.tenants:
-                self.monitoring.scrape_mesh_proxies(f"monitor-{name}-istio-proxies", self._tenant_namespace(name),
-                                                    tenant=name)
+                self.monitoring.scrape_mesh_proxies(
+                    f"monitor-{name}-istio-proxies", self._tenant_namespace(name), tenant=name
+                )
         self.monitoring.publish(rules.alert_groups(cfg), rules.recording_groups(), dashboards.dashboards(cfg))
         self.monitoring.tenant_folders(cfg.tenants, dashboards.tenant_dashboards(cfg))
 
@@ -267,9 +450,17 @@ class AiPlatform(pulumi.ComponentResource):
         if self.ray:
             self.ray.admit_operator_through_mesh(self.mesh.ready)
         for endpoint in cfg.models:
-            EndpointTraffic(f"traffic-{endpoint.tenant}-{endpoint.name}", EndpointTrafficArgs(
-                endpoint, cfg.endpoint_host(endpoint), cfg.namespaces,
-                namespace=self._tenant_namespace(endpoint.tenant), mesh=self.mesh), self._child)
+            EndpointTraffic(
+                f"traffic-{endpoint.tenant}-{endpoint.name}",
+                EndpointTrafficArgs(
+                    endpoint,
+                    cfg.endpoint_host(endpoint),
+                    cfg.namespaces,
+                    namespace=self._tenant_namespace(endpoint.tenant),
+                    mesh=self.mesh,
+                ),
+                self._child,
+            )
 
     def _create_secret_store_last(self) -> None:
         """Last: every component has asked for its Secrets. Closing ``PlatformSecrets`` refuses any later one, and the

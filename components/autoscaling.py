@@ -78,8 +78,15 @@ class Keda(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:autoscaling:Keda", name, None, opts)
-        self.namespace = platform_namespace(f"{name}-namespace", args.namespaces.keda, COMPONENT, POD_SECURITY,
-                                            args.cluster.kubernetes_version, self)
-        self.release = helm_release(f"{name}-release", versions.KEDA, self.namespace.metadata["name"],
-                                    helm_values(args.cluster, args.replicas), self, protect=args.protect)
+        self.namespace = platform_namespace(
+            f"{name}-namespace", args.namespaces.keda, COMPONENT, POD_SECURITY, args.cluster.kubernetes_version, self
+        )
+        self.release = helm_release(
+            f"{name}-release",
+            versions.KEDA,
+            self.namespace.metadata["name"],
+            helm_values(args.cluster, args.replicas),
+            self,
+            protect=args.protect,
+        )
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

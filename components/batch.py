@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 import yaml
 
 from config import versions
@@ -38,8 +37,16 @@ SCHEDULER_CONFIG = {
     "actions": "enqueue, allocate, backfill, reclaim",
     "tiers": [
         {"plugins": [{"name": "priority"}, {"name": "gang", "enablePreemptable": False}, {"name": "conformance"}]},
-        {"plugins": [{"name": "overcommit"}, {"name": "drf", "enablePreemptable": False}, {"name": "predicates"},
-                     {"name": "proportion"}, {"name": "nodeorder"}, {"name": "binpack"}]},
+        {
+            "plugins": [
+                {"name": "overcommit"},
+                {"name": "drf", "enablePreemptable": False},
+                {"name": "predicates"},
+                {"name": "proportion"},
+                {"name": "nodeorder"},
+                {"name": "binpack"},
+            ]
+        },
     ],
 }
 
@@ -90,29 +97,51 @@ def queue_fence_spec() -> dict:
         "matchConstraints": {
             "namespaceSelector": {"matchExpressions": [{"key": TENANT_LABEL, "operator": "Exists"}]},
             "resourceRules": [
-                {"apiGroups": ["scheduling.volcano.sh"], "apiVersions": ["*"], "operations": writes,
-                 "resources": ["podgroups"]},
+                {
+                    "apiGroups": ["scheduling.volcano.sh"],
+                    "apiVersions": ["*"],
+                    "operations": writes,
+                    "resources": ["podgroups"],
+                },
                 {"apiGroups": ["batch.volcano.sh"], "apiVersions": ["*"], "operations": writes, "resources": ["jobs"]},
-                {"apiGroups": ["trainer.kubeflow.org"], "apiVersions": ["*"], "operations": writes,
-                 "resources": ["trainjobs"]},
-                {"apiGroups": ["ray.io"], "apiVersions": ["*"], "operations": writes,
-                 "resources": ["rayclusters", "rayjobs", "rayservices"]},
+                {
+                    "apiGroups": ["trainer.kubeflow.org"],
+                    "apiVersions": ["*"],
+                    "operations": writes,
+                    "resources": ["trainjobs"],
+                },
+                {
+                    "apiGroups": ["ray.io"],
+                    "apiVersions": ["*"],
+                    "operations": writes,
+                    "resources": ["rayclusters", "rayjobs", "rayservices"],
+                },
                 {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]},
             ],
         },
         "variables": [{"name": "queue", "expression": f"namespaceObject.metadata.labels['{TENANT_LABEL}']"}],
         "validations": [
-            {"expression": "object.kind != 'PodGroup' || object.spec.queue == variables.queue",
-             "messageExpression": "'PodGroups in this namespace must use the Volcano queue ' + variables.queue"},
-            {"expression": "!(object.kind == 'Job' && object.apiVersion.startsWith('batch.volcano.sh/')) || "
-                           "(has(object.spec.queue) && object.spec.queue == variables.queue)",
-             "messageExpression": "'Volcano Jobs in this namespace must set spec.queue: ' + variables.queue"},
-            {"expression": _names_own_queue("metadata.annotations", QUEUE_ANNOTATION),
-             "messageExpression": f"'annotation {QUEUE_ANNOTATION} must be ' + variables.queue"},
-            {"expression": _names_own_queue("spec.annotations", QUEUE_ANNOTATION),
-             "messageExpression": f"'spec.annotations {QUEUE_ANNOTATION} must be ' + variables.queue"},
-            {"expression": _names_own_queue("metadata.labels", RAY_QUEUE_LABEL),
-             "messageExpression": f"'label {RAY_QUEUE_LABEL} must be ' + variables.queue"},
+            {
+                "expression": "object.kind != 'PodGroup' || object.spec.queue == variables.queue",
+                "messageExpression": "'PodGroups in this namespace must use the Volcano queue ' + variables.queue",
+            },
+            {
+                "expression": "!(object.kind == 'Job' && object.apiVersion.startsWith('batch.volcano.sh/')) || "
+                "(has(object.spec.queue) && object.spec.queue == variables.queue)",
+                "messageExpression": "'Volcano Jobs in this namespace must set spec.queue: ' + variables.queue",
+            },
+            {
+                "expression": _names_own_queue("metadata.annotations", QUEUE_ANNOTATION),
+                "messageExpression": f"'annotation {QUEUE_ANNOTATION} must be ' + variables.queue",
+            },
+            {
+                "expression": _names_own_queue("spec.annotations", QUEUE_ANNOTATION),
+                "messageExpression": f"'spec.annotations {QUEUE_ANNOTATION} must be ' + variables.queue",
+            },
+            {
+                "expression": _names_own_queue("metadata.labels", RAY_QUEUE_LABEL),
+                "messageExpression": f"'label {RAY_QUEUE_LABEL} must be ' + variables.queue",
+            },
         ],
     }
 
@@ -129,18 +158,32 @@ class Volcano(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: VolcanoArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:batch:Volcano", name, None, opts)
-        self.namespace = platform_namespace(f"{name}-namespace", args.namespaces.volcano, COMPONENT, "baseline",
-                                            args.cluster.kubernetes_version, self)
-        self.release = helm_release(f"{name}-release", versions.VOLCANO, self.namespace.metadata["name"],
-                                    helm_values(args.volcano, args.cluster), self, protect=args.protect)
+        self.namespace = platform_namespace(
+            f"{name}-namespace", args.namespaces.volcano, COMPONENT, "baseline", args.cluster.kubernetes_version, self
+        )
+        self.release = helm_release(
+            f"{name}-release",
+            versions.VOLCANO,
+            self.namespace.metadata["name"],
+            helm_values(args.volcano, args.cluster),
+            self,
+            protect=args.protect,
+        )
         child = pulumi.ResourceOptions(parent=self)
         self.queue_fence = kube(
-            f"{name}-queue-fence", api_version="admissionregistration.k8s.io/v1", kind="ValidatingAdmissionPolicy",
-            metadata=metadata(QUEUE_FENCE, COMPONENT), spec=queue_fence_spec(), opts=child)
+            f"{name}-queue-fence",
+            api_version="admissionregistration.k8s.io/v1",
+            kind="ValidatingAdmissionPolicy",
+            metadata=metadata(QUEUE_FENCE, COMPONENT),
+            spec=queue_fence_spec(),
+            opts=child,
+        )
         kube(
-            f"{name}-queue-fence-binding", api_version="admissionregistration.k8s.io/v1",
+            f"{name}-queue-fence-binding",
+            api_version="admissionregistration.k8s.io/v1",
             kind="ValidatingAdmissionPolicyBinding",
             metadata=metadata(QUEUE_FENCE, COMPONENT),
             spec={"policyName": QUEUE_FENCE, "validationActions": ["Deny"]},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.queue_fence]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.queue_fence]),
+        )
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

@@ -63,9 +63,20 @@ class CertManager(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CertManagerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:certs:CertManager", name, None, opts)
-        self.namespace = platform_namespace(f"{name}-namespace", args.namespaces.cert_manager, COMPONENT, POD_SECURITY,
-                                            args.cluster.kubernetes_version, self)
-        self.release = helm_release(f"{name}-release", versions.CERT_MANAGER, self.namespace.metadata["name"],
-                                    helm_values(args.cluster, args.namespaces.cert_manager, args.replicas), self,
-                                    protect=args.protect)
+        self.namespace = platform_namespace(
+            f"{name}-namespace",
+            args.namespaces.cert_manager,
+            COMPONENT,
+            POD_SECURITY,
+            args.cluster.kubernetes_version,
+            self,
+        )
+        self.release = helm_release(
+            f"{name}-release",
+            versions.CERT_MANAGER,
+            self.namespace.metadata["name"],
+            helm_values(args.cluster, args.namespaces.cert_manager, args.replicas),
+            self,
+            protect=args.protect,
+        )
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

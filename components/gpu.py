@@ -51,11 +51,13 @@ def device_plugin_entry(gpu: Gpu, sharing: str, replicas: int) -> str:
     entry: dict = {"version": "v1", "flags": {"migStrategy": _mig_strategy(gpu)}}
     if sharing == "time-slicing":
         slicing = gpu.time_slicing
-        entry["sharing"] = {"timeSlicing": {
-            "renameByDefault": slicing.rename_by_default,
-            "failRequestsGreaterThanOne": slicing.fail_requests_greater_than_one,
-            "resources": [{"name": WHOLE_GPU, "replicas": replicas}],
-        }}
+        entry["sharing"] = {
+            "timeSlicing": {
+                "renameByDefault": slicing.rename_by_default,
+                "failRequestsGreaterThanOne": slicing.fail_requests_greater_than_one,
+                "resources": [{"name": WHOLE_GPU, "replicas": replicas}],
+            }
+        }
     return yaml.safe_dump(entry, sort_keys=False)
 
 
@@ -80,8 +82,12 @@ def mig_parted_config(gpu: Gpu) -> str:
 def node_labels(gpu: Gpu, pool: NodePool) -> dict[str, str]:
     """Labels of a named GPU node: pool identity, and which device-plugin and MIG config it runs."""
     sharing = gpu.pool_sharing(pool)
-    labels = {**pool.labels, POOL_LABEL: pool.name, "ai-platform/gpu-model": pool.gpu_model,
-              "ai-platform/gpu-sharing": sharing}
+    labels = {
+        **pool.labels,
+        POOL_LABEL: pool.name,
+        "ai-platform/gpu-model": pool.gpu_model,
+        "ai-platform/gpu-sharing": sharing,
+    }
     if gpu.enabled:
         labels["nvidia.com/device-plugin.config"] = pool.name
         if gpu.uses_mig:
@@ -97,14 +103,20 @@ def helm_values(gpu: Gpu, cluster: Cluster, service_monitor: bool) -> dict:
     values: dict = {
         "driver": driver,
         "toolkit": {"enabled": gpu.toolkit},
-        "devicePlugin": {"enabled": True,
-                         "config": {"create": False, "name": DEVICE_PLUGIN_CONFIG, "default": DEFAULT_ENTRY}},
+        "devicePlugin": {
+            "enabled": True,
+            "config": {"create": False, "name": DEVICE_PLUGIN_CONFIG, "default": DEFAULT_ENTRY},
+        },
         "gfd": {"enabled": gpu.gpu_feature_discovery},
         "nodeStatusExporter": {"enabled": gpu.node_status_exporter},
         # The label lets the monitoring stack's Prometheus select the ServiceMonitor (components.monitoring).
-        "dcgmExporter": {"enabled": gpu.dcgm_exporter,
-                         "serviceMonitor": {"enabled": gpu.dcgm_exporter and service_monitor,
-                                            "additionalLabels": {"app.kubernetes.io/part-of": PART_OF}}},
+        "dcgmExporter": {
+            "enabled": gpu.dcgm_exporter,
+            "serviceMonitor": {
+                "enabled": gpu.dcgm_exporter and service_monitor,
+                "additionalLabels": {"app.kubernetes.io/part-of": PART_OF},
+            },
+        },
         "mig": {"strategy": gpu.mig.strategy},
         "migManager": {"enabled": gpu.uses_mig},
     }
@@ -129,9 +141,15 @@ def gpu_scheduling(gpu: Gpu, request: EndpointGpu, exclusive: bool = False) -> d
     pools = gpu_placement(gpu, request, exclusive)
     named = sorted(p.name for p in pools if p.nodes)
     terms = [{"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": named}]}] if named else []
-    terms += [{"matchExpressions": [{"key": key, "operator": "In", "values": [value]}
-                                    for key, value in sorted(p.node_selector.items())]}
-              for p in pools if p.node_selector]
+    terms += [
+        {
+            "matchExpressions": [
+                {"key": key, "operator": "In", "values": [value]} for key, value in sorted(p.node_selector.items())
+            ]
+        }
+        for p in pools
+        if p.node_selector
+    ]
     quantity = {gpu.resource_for(request.mig_profile): str(request.count)}
     return {
         "tolerations": [GPU_TOLERATION],
@@ -147,13 +165,26 @@ def capacity_report(cfg: PlatformConfig) -> dict:
     capacity = gpu.capacity()
     resources = sorted(set(capacity) | {r for q in quotas.values() for r in q})
     return {
-        "pools": [{"name": p.name, "model": p.gpu_model, "nodes": p.node_total, "gpus": p.physical_gpus,
-                   "sharing": gpu.pool_sharing(p), "units": gpu.pool_units(p)} for p in gpu.node_pools],
+        "pools": [
+            {
+                "name": p.name,
+                "model": p.gpu_model,
+                "nodes": p.node_total,
+                "gpus": p.physical_gpus,
+                "sharing": gpu.pool_sharing(p),
+                "units": gpu.pool_units(p),
+            }
+            for p in gpu.node_pools
+        ],
         "oversubscription": gpu.oversubscription,
-        "resources": {r: {"schedulable": capacity.get(r, 0),
-                          "quota": sum(q.get(r, 0) for q in quotas.values()),
-                          "headroom": capacity.get(r, 0) - sum(q.get(r, 0) for q in quotas.values())}
-                      for r in resources},
+        "resources": {
+            r: {
+                "schedulable": capacity.get(r, 0),
+                "quota": sum(q.get(r, 0) for q in quotas.values()),
+                "headroom": capacity.get(r, 0) - sum(q.get(r, 0) for q in quotas.values()),
+            }
+            for r in resources
+        },
         "quotas": quotas,
     }
 
@@ -178,26 +209,51 @@ class GpuOperator(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.release = None
         if gpu.enabled:
-            ns = platform_namespace(f"{name}-namespace", namespace, COMPONENT, "privileged",
-                                    cluster.kubernetes_version, self).metadata["name"]
-            configs = [kube(f"{name}-device-plugin-config", api_version="v1", kind="ConfigMap",
-                            metadata=metadata(DEVICE_PLUGIN_CONFIG, COMPONENT, namespace=ns),
-                            data=device_plugin_config(gpu), opts=child)]
+            ns = platform_namespace(
+                f"{name}-namespace", namespace, COMPONENT, "privileged", cluster.kubernetes_version, self
+            ).metadata["name"]
+            configs = [
+                kube(
+                    f"{name}-device-plugin-config",
+                    api_version="v1",
+                    kind="ConfigMap",
+                    metadata=metadata(DEVICE_PLUGIN_CONFIG, COMPONENT, namespace=ns),
+                    data=device_plugin_config(gpu),
+                    opts=child,
+                )
+            ]
             if gpu.uses_mig:
-                configs.append(kube(f"{name}-mig-config", api_version="v1", kind="ConfigMap",
-                                    metadata=metadata(MIG_CONFIG, COMPONENT, namespace=ns),
-                                    data={"config.yaml": mig_parted_config(gpu)}, opts=child))
-            self.release = helm_release(f"{name}-release", versions.GPU_OPERATOR, ns,
-                                        helm_values(gpu, cluster, service_monitor), self,
-                                        depends_on=configs + (after or []), timeout=900, protect=protect)
+                configs.append(
+                    kube(
+                        f"{name}-mig-config",
+                        api_version="v1",
+                        kind="ConfigMap",
+                        metadata=metadata(MIG_CONFIG, COMPONENT, namespace=ns),
+                        data={"config.yaml": mig_parted_config(gpu)},
+                        opts=child,
+                    )
+                )
+            self.release = helm_release(
+                f"{name}-release",
+                versions.GPU_OPERATOR,
+                ns,
+                helm_values(gpu, cluster, service_monitor),
+                self,
+                depends_on=configs + (after or []),
+                timeout=900,
+                protect=protect,
+            )
 
         for pool in gpu.node_pools:
             for node in pool.nodes:
                 k8s.core.v1.NodePatch(
                     f"{name}-node-{node}",
-                    metadata={"name": node, "labels": node_labels(gpu, pool),
-                              "annotations": {"pulumi.com/patchForce": "true",
-                                              "pulumi.com/patchFieldManager": FIELD_MANAGER}},
+                    metadata={
+                        "name": node,
+                        "labels": node_labels(gpu, pool),
+                        "annotations": {"pulumi.com/patchForce": "true", "pulumi.com/patchFieldManager": FIELD_MANAGER},
+                    },
                     spec={"taints": [GPU_TAINT] + [t.model_dump() for t in pool.extra_taints]},
-                    opts=child)
+                    opts=child,
+                )
         self.register_outputs({"release": self.release.name if self.release else None})

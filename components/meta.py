@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 from dataclasses import KW_ONLY, dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -36,8 +37,13 @@ def labels(component: str, tenant: str | None = None) -> dict[str, str]:
     return result
 
 
-def metadata(name: str, component: str, namespace: object = None, tenant: str | None = None,
-             extra_labels: dict[str, str] | None = None) -> dict:
+def metadata(
+    name: str,
+    component: str,
+    namespace: object = None,
+    tenant: str | None = None,
+    extra_labels: dict[str, str] | None = None,
+) -> dict:
     """``metadata`` with an explicit name, the platform labels and, for namespaced objects, the namespace."""
     result: dict = {"name": name, "labels": {**labels(component, tenant), **(extra_labels or {})}}
     if namespace is not None:
@@ -45,8 +51,16 @@ def metadata(name: str, component: str, namespace: object = None, tenant: str | 
     return result
 
 
-def kube(resource_name: str, api_version: str, kind: str, opts: pulumi.ResourceOptions | None = None,
-         **fields: object) -> pulumi.CustomResource:
+class KubeObject(pulumi.CustomResource):
+    """What ``kube`` registers: a plain custom resource whose outputs are untyped dicts (``obj.metadata["name"]``);
+    the annotation only tells the type checker what the SDK sets from the registered properties."""
+
+    metadata: pulumi.Output[Any]
+
+
+def kube(
+    resource_name: str, api_version: str, kind: str, opts: pulumi.ResourceOptions | None = None, **fields: object
+) -> KubeObject:
     """A Kubernetes object as the provider's resource ``kubernetes:<group>/<version>:<kind>`` (the type, URN and
     inputs the typed ``pulumi_kubernetes`` classes register), with camelCase ``fields`` as given and untyped dict
     outputs (``obj.metadata["name"]``). The typed classes cost twice as much per registration (python -m
@@ -54,10 +68,11 @@ def kube(resource_name: str, api_version: str, kind: str, opts: pulumi.ResourceO
     ``stringData`` stay secret outputs, as with the typed class."""
     group, _, version = api_version.rpartition("/")
     secret_outputs = ["data", "stringData"] if (api_version, kind) == ("v1", "Secret") else None
-    opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(version=K8S_PLUGIN_VERSION,
-                                                                     additional_secret_outputs=secret_outputs))
+    opts = pulumi.ResourceOptions.merge(
+        opts, pulumi.ResourceOptions(version=K8S_PLUGIN_VERSION, additional_secret_outputs=secret_outputs)
+    )
     props = {"apiVersion": api_version, "kind": kind, **{k: v for k, v in fields.items() if v is not None}}
-    return pulumi.CustomResource(f"kubernetes:{group or 'core'}/{version}:{kind}", resource_name, props, opts)
+    return KubeObject(f"kubernetes:{group or 'core'}/{version}:{kind}", resource_name, props, opts)
 
 
 # At most this many declared resources wait for their registration at once (RegistrationWindow).
@@ -136,36 +151,67 @@ def mirrored(image: str, registry: str | None) -> str:
     return f"{registry}/{image}"
 
 
-def holds_data(parent: pulumi.Resource, protect: bool, depends_on: list[pulumi.Resource] | None = None,
-               aliases: list[pulumi.Alias] | None = None) -> pulumi.ResourceOptions:
+def holds_data(
+    parent: pulumi.Resource,
+    protect: bool,
+    depends_on: list[pulumi.Resource] | None = None,
+    aliases: list[pulumi.Alias] | None = None,
+) -> pulumi.ResourceOptions:
     """Options of a resource whose deletion loses data (a namespace, a release with volumes, a database): with
     ``protect`` (``dataProtection: strict``) Pulumi refuses to delete or replace it, and if it is ever deleted from
     the stack, Kubernetes keeps it (``retain_on_delete``: no cascade to its volumes). ``aliases``: its former URNs."""
-    return pulumi.ResourceOptions(parent=parent, depends_on=depends_on or [], protect=protect,
-                                  retain_on_delete=protect, aliases=aliases)
+    return pulumi.ResourceOptions(
+        parent=parent, depends_on=depends_on or [], protect=protect, retain_on_delete=protect, aliases=aliases
+    )
 
 
-def platform_namespace(logical_name: str, name: str, component: str, pod_security: str, kubernetes_version: str,
-                       parent: pulumi.Resource, tenant: str | None = None,
-                       extra_labels: dict[str, str] | None = None, protect: bool = False,
-                       aliases: list[pulumi.Alias] | None = None) -> pulumi.CustomResource:
+def platform_namespace(
+    logical_name: str,
+    name: str,
+    component: str,
+    pod_security: str,
+    kubernetes_version: str,
+    parent: pulumi.Resource,
+    tenant: str | None = None,
+    extra_labels: dict[str, str] | None = None,
+    protect: bool = False,
+    aliases: list[pulumi.Alias] | None = None,
+) -> pulumi.CustomResource:
     """A namespace with the platform labels and one Pod Security level (enforced, audited, warned); ``protect``
     for one that holds data (deleting a namespace deletes every volume claim in it)."""
     return kube(
-        logical_name, api_version="v1", kind="Namespace",
-        metadata=metadata(name, component, tenant=tenant,
-                          extra_labels={**pod_security_labels(pod_security, kubernetes_version), **(extra_labels or {})}),
-        opts=holds_data(parent, protect, aliases=aliases))
+        logical_name,
+        api_version="v1",
+        kind="Namespace",
+        metadata=metadata(
+            name,
+            component,
+            tenant=tenant,
+            extra_labels={**pod_security_labels(pod_security, kubernetes_version), **(extra_labels or {})},
+        ),
+        opts=holds_data(parent, protect, aliases=aliases),
+    )
 
 
-def helm_release(logical_name: str, chart: Chart, namespace: pulumi.Input[str], values: dict,
-                 parent: pulumi.Resource, depends_on: list[pulumi.Resource] | None = None,
-                 timeout: int = 600, release_name: str | None = None, protect: bool = False,
-                 aliases: list[pulumi.Alias] | None = None) -> k8s.helm.v3.Release:
+def helm_release(
+    logical_name: str,
+    chart: Chart,
+    namespace: pulumi.Input[str],
+    values: dict,
+    parent: pulumi.Resource,
+    depends_on: list[pulumi.Resource] | None = None,
+    timeout: int = 600,
+    release_name: str | None = None,
+    protect: bool = False,
+    aliases: list[pulumi.Alias] | None = None,
+) -> k8s.helm.v3.Release:
     """A Helm release of a pinned chart, named after the chart unless ``release_name`` says otherwise (an
     ``oci://`` repo is referenced in the chart); ``protect`` for one whose uninstall would lose data or CRDs."""
-    location = ({"chart": f"{chart.repo}/{chart.name}"} if chart.repo.startswith("oci://")
-                else {"chart": chart.name, "repository_opts": {"repo": chart.repo}})
+    location = (
+        {"chart": f"{chart.repo}/{chart.name}"}
+        if chart.repo.startswith("oci://")
+        else {"chart": chart.name, "repository_opts": {"repo": chart.repo}}
+    )
     return k8s.helm.v3.Release(
         logical_name,
         name=release_name or chart.name,
@@ -176,16 +222,26 @@ def helm_release(logical_name: str, chart: Chart, namespace: pulumi.Input[str], 
         timeout=timeout,
         cleanup_on_fail=True,
         **location,
-        opts=holds_data(parent, protect, depends_on, aliases))
+        opts=holds_data(parent, protect, depends_on, aliases),
+    )
 
 
 JOB_UID = 1000  # a setup Job's user and group (its images define no user)
 JOB_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
 
 
-def setup_job(logical_name: str, prefix: str, namespace: pulumi.Input[str], component: str, image: str, script: str,
-              env: list[dict], fingerprint: object, parent: pulumi.Resource,
-              depends_on: list[pulumi.Resource]) -> pulumi.CustomResource:
+def setup_job(
+    logical_name: str,
+    prefix: str,
+    namespace: pulumi.Input[str],
+    component: str,
+    image: str,
+    script: str,
+    env: list[dict],
+    fingerprint: object,
+    parent: pulumi.Resource,
+    depends_on: list[pulumi.Resource],
+) -> pulumi.CustomResource:
     """A Job that runs the Python ``script`` (standard library only) once in ``image``, ``restricted`` and without a
     mesh sidecar. Its name is ``<prefix>-<hash>`` of ``fingerprint`` (what it sets up, never a secret), script and
     image: a change of any of them is a new Job, which runs again; ``pulumi.com/replaceUnready`` replaces a failed one
@@ -194,22 +250,44 @@ def setup_job(logical_name: str, prefix: str, namespace: pulumi.Input[str], comp
     (``config.images.identity_env``)."""
     digest = hashlib.sha256(json.dumps([fingerprint, script, image], sort_keys=True).encode()).hexdigest()[:10]
     return kube(
-        logical_name, api_version="batch/v1", kind="Job",
-        metadata={**metadata(f"{prefix}-{digest}", component, namespace=namespace),
-                  "annotations": {"pulumi.com/replaceUnready": "true"}},
-        spec={"backoffLimit": 6, "activeDeadlineSeconds": 1800, "template": {
-            "metadata": {"labels": {**labels(component), "sidecar.istio.io/inject": "false"}},
-            "spec": {
-                "restartPolicy": "Never",
-                "automountServiceAccountToken": False,
-                "securityContext": restricted_pod(JOB_UID, gid=JOB_UID),
-                "containers": [{"name": "setup", "image": image, "command": ["python", "-c", script],
-                                "env": [*env, *identity_env(TMP)], "resources": JOB_RESOURCES,
-                                "securityContext": restricted_container(), "volumeMounts": [tmp_mount()]}],
-                "volumes": [tmp_volume()],
-            }}},
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on, delete_before_replace=True,
-                                    custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m")))
+        logical_name,
+        api_version="batch/v1",
+        kind="Job",
+        metadata={
+            **metadata(f"{prefix}-{digest}", component, namespace=namespace),
+            "annotations": {"pulumi.com/replaceUnready": "true"},
+        },
+        spec={
+            "backoffLimit": 6,
+            "activeDeadlineSeconds": 1800,
+            "template": {
+                "metadata": {"labels": {**labels(component), "sidecar.istio.io/inject": "false"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": restricted_pod(JOB_UID, gid=JOB_UID),
+                    "containers": [
+                        {
+                            "name": "setup",
+                            "image": image,
+                            "command": ["python", "-c", script],
+                            "env": [*env, *identity_env(TMP)],
+                            "resources": JOB_RESOURCES,
+                            "securityContext": restricted_container(),
+                            "volumeMounts": [tmp_mount()],
+                        }
+                    ],
+                    "volumes": [tmp_volume()],
+                },
+            },
+        },
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=depends_on,
+            delete_before_replace=True,
+            custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m"),
+        ),
+    )
 
 
 @dataclass(frozen=True)

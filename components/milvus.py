@@ -93,7 +93,12 @@ ROOT_SECRET = "milvus-root"
 # namespace.
 CREDENTIALS_SECRET = "milvus-credentials"
 URI_KEY, USER_KEY, PASSWORD_ENV_KEY, DATABASE_KEY, TOKEN_KEY = (
-    "MILVUS_URI", "MILVUS_USER", "MILVUS_PASSWORD", "MILVUS_DB_NAME", "MILVUS_TOKEN")
+    "MILVUS_URI",
+    "MILVUS_USER",
+    "MILVUS_PASSWORD",
+    "MILVUS_DB_NAME",
+    "MILVUS_TOKEN",
+)
 ACCOUNTS_SECRET = "milvus-tenant-accounts"
 ACCOUNTS_JOB = "milvus-accounts"
 # Milvus's built-in privilege groups (2.5+): everything on the database's collections and data, and creating,
@@ -117,8 +122,10 @@ ENV_SECRET_KEY = "MINIO_SECRET_ACCESS_KEY"
 ENV_ROOT_PASSWORD = "COMMON_SECURITY_DEFAULTROOTPASSWORD"
 
 # Values sections of the Milvus pods per mode (all load the storage config), and where rootcoord runs.
-COMPONENTS = {"standalone": ["standalone"],
-              "cluster": ["proxy", "mixCoordinator", "queryNode", "dataNode", "streamingNode"]}
+COMPONENTS = {
+    "standalone": ["standalone"],
+    "cluster": ["proxy", "mixCoordinator", "queryNode", "dataNode", "streamingNode"],
+}
 ROOTCOORD = {"standalone": "standalone", "cluster": "mixCoordinator"}
 # The chart's pod labels: its matchLabels (app.kubernetes.io/name is the chart name) plus `component`.
 API_COMPONENT = {"standalone": "standalone", "cluster": "proxy"}
@@ -138,14 +145,16 @@ CLUSTER_SIZING = {
     "dataNode": (2, _resources("2", "4Gi", "8Gi")),
     "streamingNode": (2, _resources("2", "4Gi", "8Gi")),
 }
-ETCD_SIZING = {"standalone": (1, _resources("100m", "256Mi", "1Gi")),
-               "cluster": (3, _resources("500m", "1Gi", "2Gi"))}
+ETCD_SIZING = {"standalone": (1, _resources("100m", "256Mi", "1Gi")), "cluster": (3, _resources("500m", "1Gi", "2Gi"))}
 
 
 def proxy_pod_labels(mode: str) -> dict[str, str]:
     """Labels of the pods serving the gRPC API: the standalone pod, or the proxies of a cluster."""
-    return {"app.kubernetes.io/name": versions.MILVUS.name, "app.kubernetes.io/instance": RELEASE,
-            "component": API_COMPONENT[mode]}
+    return {
+        "app.kubernetes.io/name": versions.MILVUS.name,
+        "app.kubernetes.io/instance": RELEASE,
+        "component": API_COMPONENT[mode],
+    }
 
 
 def _parse_endpoint(url: str) -> dict:
@@ -191,8 +200,10 @@ def component_env(mode: str, component: str, s3_secret: str | None) -> list[dict
     """``extraEnv`` of one Milvus component: S3 keys and (where rootcoord runs) the root password, from Secrets."""
     env = []
     if s3_secret:
-        env += [_secret_env(ENV_ACCESS_KEY, s3_secret, S3_ACCESS_KEY),
-                _secret_env(ENV_SECRET_KEY, s3_secret, S3_SECRET_KEY)]
+        env += [
+            _secret_env(ENV_ACCESS_KEY, s3_secret, S3_ACCESS_KEY),
+            _secret_env(ENV_SECRET_KEY, s3_secret, S3_SECRET_KEY),
+        ]
     if component == ROOTCOORD[mode]:
         env.append(_secret_env(ENV_ROOT_PASSWORD, ROOT_SECRET, ROOT_PASSWORD_KEY))
     return env
@@ -202,8 +213,9 @@ def user_config() -> str:
     """``extraConfigFiles.user.yaml``: authentication on; nothing secret (the root password comes from the env). The
     built-in ``public`` role every user has is granted nothing (``enablePublicPrivilege: false``): by default it may
     describe any collection and list aliases in every database, which would show a tenant the others' schemas."""
-    return yaml.safe_dump({"common": {"security": {"authorizationEnabled": True, "enablePublicPrivilege": False}}},
-                          sort_keys=False)
+    return yaml.safe_dump(
+        {"common": {"security": {"authorizationEnabled": True, "enablePublicPrivilege": False}}}, sort_keys=False
+    )
 
 
 def tenant_database(tenant: str) -> str:
@@ -216,7 +228,7 @@ def tenant_user(tenant: str) -> str:
     name = tenant_database(tenant)
     if len(name) <= MAX_USERNAME:
         return name
-    return f"{name[:MAX_USERNAME - 9]}_{hashlib.sha256(tenant.encode()).hexdigest()[:8]}"
+    return f"{name[: MAX_USERNAME - 9]}_{hashlib.sha256(tenant.encode()).hexdigest()[:8]}"
 
 
 def tenant_remote(tenant: str) -> str:
@@ -226,34 +238,52 @@ def tenant_remote(tenant: str) -> str:
 
 def tenant_grants(tenant: str) -> list[dict]:
     """The grants of a tenant's role: request bodies of ``/v2/vectordb/roles/grant_privilege_v2``."""
-    return [{"roleName": tenant_user(tenant), "dbName": tenant_database(tenant), "collectionName": "*",
-             "privilege": group} for group in TENANT_PRIVILEGE_GROUPS]
+    return [
+        {"roleName": tenant_user(tenant), "dbName": tenant_database(tenant), "collectionName": "*", "privilege": group}
+        for group in TENANT_PRIVILEGE_GROUPS
+    ]
 
 
 # The setup Job's program: databases, roles, grants, users and their passwords, as root.
 ACCOUNTS_SCRIPT = source("milvus_accounts")
 
 
-def helm_values(milvus: MilvusConfig, store: ObjectStore, cluster: Cluster, endpoint: pulumi.Input[str] | None,
-                metrics_monitor: bool) -> dict:
+def helm_values(
+    milvus: MilvusConfig,
+    store: ObjectStore,
+    cluster: Cluster,
+    endpoint: pulumi.Input[str] | None,
+    metrics_monitor: bool,
+) -> dict:
     """Values of the Milvus chart (keys checked against the upstream values.yaml by the schema tier)."""
     mode, storage = milvus.mode, milvus.storage
     s3_secret = credentials_secret(store)
     iam = uses_iam(store)
 
-    s3 = {"enabled": True, **s3_location(store, endpoint), "bucketName": store.buckets["milvus"],
-          "rootPath": "files", "useIAM": iam, "cloudProvider": "aws", "region": store.region,
-          "useVirtualHost": False}
+    s3 = {
+        "enabled": True,
+        **s3_location(store, endpoint),
+        "bucketName": store.buckets["milvus"],
+        "rootPath": "files",
+        "useIAM": iam,
+        "cloudProvider": "aws",
+        "region": store.region,
+        "useVirtualHost": False,
+    }
 
     etcd_replicas, etcd_resources = ETCD_SIZING[mode]
     etcd_persistence: dict = {"enabled": True, "size": storage.etcd}
     if storage.storage_class:
         etcd_persistence["storageClass"] = storage.storage_class
-    etcd: dict = {"enabled": True, "replicaCount": etcd_replicas, "persistence": etcd_persistence,
-                  "resources": etcd_resources, "pdb": {"create": etcd_replicas > 1}}
+    etcd: dict = {
+        "enabled": True,
+        "replicaCount": etcd_replicas,
+        "persistence": etcd_persistence,
+        "resources": etcd_resources,
+        "pdb": {"create": etcd_replicas > 1},
+    }
 
-    service_account: dict = {"create": True, "name": SERVICE_ACCOUNT,
-                             "labels": {"app.kubernetes.io/part-of": PART_OF}}
+    service_account: dict = {"create": True, "name": SERVICE_ACCOUNT, "labels": {"app.kubernetes.io/part-of": PART_OF}}
     if store.service_account_annotations:
         service_account["annotations"] = dict(store.service_account_annotations)
 
@@ -262,8 +292,10 @@ def helm_values(milvus: MilvusConfig, store: ObjectStore, cluster: Cluster, endp
         "labels": {"app.kubernetes.io/part-of": PART_OF},
         "serviceAccount": service_account,
         "extraConfigFiles": {"user.yaml": user_config()},
-        "metrics": {"enabled": True, "serviceMonitor": {
-            "enabled": metrics_monitor, "additionalLabels": {"app.kubernetes.io/part-of": PART_OF}}},
+        "metrics": {
+            "enabled": True,
+            "serviceMonitor": {"enabled": metrics_monitor, "additionalLabels": {"app.kubernetes.io/part-of": PART_OF}},
+        },
         "minio": {"enabled": False},
         "externalS3": s3,
         "etcd": etcd,
@@ -279,9 +311,12 @@ def helm_values(milvus: MilvusConfig, store: ObjectStore, cluster: Cluster, endp
         persistence: dict = {"enabled": True, "persistentVolumeClaim": {"size": storage.message_queue}}
         if storage.storage_class:
             persistence["persistentVolumeClaim"]["storageClass"] = storage.storage_class
-        values["standalone"] = {"messageQueue": "woodpecker", "resources": STANDALONE_RESOURCES,
-                                "persistence": persistence,
-                                "extraEnv": component_env(mode, "standalone", s3_secret)}
+        values["standalone"] = {
+            "messageQueue": "woodpecker",
+            "resources": STANDALONE_RESOURCES,
+            "persistence": persistence,
+            "extraEnv": component_env(mode, "standalone", s3_secret),
+        }
     else:
         for component, (replicas, resources) in CLUSTER_SIZING.items():
             values[component] = {"replicas": replicas, "resources": resources}
@@ -317,38 +352,69 @@ class Milvus(pulumi.ComponentResource):
         milvus, store, cluster, namespaces = args.milvus, args.store, args.cluster, args.namespaces
         monitoring, platform_secrets, protect = args.monitoring, args.platform_secrets, args.protect
         in_cluster_store = args.object_store
-        self.namespace = platform_namespace(f"{name}-namespace", namespaces.milvus, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self, protect=protect)
+        self.namespace = platform_namespace(
+            f"{name}-namespace",
+            namespaces.milvus,
+            COMPONENT,
+            POD_SECURITY,
+            cluster.kubernetes_version,
+            self,
+            protect=protect,
+        )
         ns = self.namespace.metadata["name"]
 
         password = platform_secrets.generated(f"{name}-root-password", 32, ROOT_SECRET, ROOT_PASSWORD_KEY, parent=self)
-        self.root_secret = platform_secrets.secret(f"{name}-root", ROOT_SECRET, ns, COMPONENT, self,
-                                                   {ROOT_USER_KEY: ROOT_USER, ROOT_PASSWORD_KEY: password})
+        self.root_secret = platform_secrets.secret(
+            f"{name}-root", ROOT_SECRET, ns, COMPONENT, self, {ROOT_USER_KEY: ROOT_USER, ROOT_PASSWORD_KEY: password}
+        )
 
         self.s3_secret = None
         if store.mode == "in-cluster":
             if in_cluster_store is None:
                 raise ValueError("Milvus with the in-cluster object store needs the store (its generated credentials)")
             self.s3_secret = platform_secrets.secret(
-                f"{name}-object-store", S3_SECRET, ns, COMPONENT, self,
-                {S3_ACCESS_KEY: in_cluster_store.credentials.access_key_id,
-                 S3_SECRET_KEY: in_cluster_store.credentials.secret_access_key})
+                f"{name}-object-store",
+                S3_SECRET,
+                ns,
+                COMPONENT,
+                self,
+                {
+                    S3_ACCESS_KEY: in_cluster_store.credentials.access_key_id,
+                    S3_SECRET_KEY: in_cluster_store.credentials.secret_access_key,
+                },
+            )
         elif store.credentials_secret:
             # The operator's Secret (source pulumi: nothing registered) or its ExternalSecret.
-            self.s3_secret = platform_secrets.existing(f"{name}-s3-credentials", store.credentials_secret, ns,
-                                                       COMPONENT, self, [S3_ACCESS_KEY, S3_SECRET_KEY])
+            self.s3_secret = platform_secrets.existing(
+                f"{name}-s3-credentials", store.credentials_secret, ns, COMPONENT, self, [S3_ACCESS_KEY, S3_SECRET_KEY]
+            )
 
-        values = helm_values(milvus, store, cluster, in_cluster_store.endpoint if in_cluster_store else None,
-                             metrics_monitor=monitoring is not None)
+        values = helm_values(
+            milvus,
+            store,
+            cluster,
+            in_cluster_store.endpoint if in_cluster_store else None,
+            metrics_monitor=monitoring is not None,
+        )
         # Waits for the object store's release (Milvus exits while its storage is unreachable, and crash-loop backoff
         # could outlast the wait) and the monitoring release (the chart's ServiceMonitor needs its CRD). Not for its
         # Secrets: the pods name them in ``secretKeyRef``s, so no container starts (no root password is set without
         # the Secret) until they exist, and the kubelet retries within the 900 s wait. Waiting would put the release
         # one wave after the External Secrets operator's, and the accounts Job (which waits for it) one more.
-        self.release = helm_release(f"{name}-release", versions.MILVUS, ns, values, self,
-                                    depends_on=[*([in_cluster_store.release] if in_cluster_store else []),
-                                                *([monitoring] if monitoring else [])],
-                                    timeout=900, release_name=RELEASE, protect=protect)
+        self.release = helm_release(
+            f"{name}-release",
+            versions.MILVUS,
+            ns,
+            values,
+            self,
+            depends_on=[
+                *([in_cluster_store.release] if in_cluster_store else []),
+                *([monitoring] if monitoring else []),
+            ],
+            timeout=900,
+            release_name=RELEASE,
+            protect=protect,
+        )
         self.port = PORT
         self.url = f"{SERVICE}.{namespaces.milvus}.svc:{PORT}"
         self.pod_labels = proxy_pod_labels(milvus.mode)
@@ -368,24 +434,61 @@ class Milvus(pulumi.ComponentResource):
         accounts = []
         for tenant, namespace in sorted(tenant_namespaces.items()):
             user = tenant_user(tenant)
-            password = secrets.generated(f"{name}-{tenant}-password", 32, tenant_remote(tenant), ROOT_PASSWORD_KEY,
-                                         parent=self)
+            password = secrets.generated(
+                f"{name}-{tenant}-password", 32, tenant_remote(tenant), ROOT_PASSWORD_KEY, parent=self
+            )
             passwords[user] = password
-            secrets.secret(f"{name}-{tenant}-credentials", CREDENTIALS_SECRET, namespace, COMPONENT, self, {
-                URI_KEY: uri, USER_KEY: user, PASSWORD_ENV_KEY: password, DATABASE_KEY: tenant_database(tenant),
-                TOKEN_KEY: Template(lambda value, user=user, password=password:
-                                    pulumi.Output.concat(user, ":", value(password)))}, tenant=tenant)
-            accounts.append({"user": user, "database": tenant_database(tenant), "grants": tenant_grants(tenant),
-                             "password": "PASSWORD_" + user.upper()})
-        accounts_secret = secrets.secret(f"{name}-tenant-accounts", ACCOUNTS_SECRET, self._ns, COMPONENT, self,
-                                         passwords)
-        secret_env = {"MILVUS_ROOT_USERNAME": (ROOT_SECRET, ROOT_USER_KEY),
-                      "MILVUS_ROOT_PASSWORD": (ROOT_SECRET, ROOT_PASSWORD_KEY),
-                      **{account["password"]: (ACCOUNTS_SECRET, account["user"]) for account in accounts}}
-        env = [{"name": "MILVUS_URI", "value": uri}, {"name": "ACCOUNTS", "value": json.dumps(accounts)},
-               *[{"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-                 for variable, (secret, key) in secret_env.items()]]
-        self.accounts_job = setup_job(f"{name}-accounts-job", ACCOUNTS_JOB, self._ns, COMPONENT, self._image,
-                                      ACCOUNTS_SCRIPT, env, {"accounts": accounts, "uri": uri}, self,
-                                      [self.release, self.root_secret, accounts_secret])
+            secrets.secret(
+                f"{name}-{tenant}-credentials",
+                CREDENTIALS_SECRET,
+                namespace,
+                COMPONENT,
+                self,
+                {
+                    URI_KEY: uri,
+                    USER_KEY: user,
+                    PASSWORD_ENV_KEY: password,
+                    DATABASE_KEY: tenant_database(tenant),
+                    TOKEN_KEY: Template(
+                        lambda value, user=user, password=password: pulumi.Output.concat(user, ":", value(password))
+                    ),
+                },
+                tenant=tenant,
+            )
+            accounts.append(
+                {
+                    "user": user,
+                    "database": tenant_database(tenant),
+                    "grants": tenant_grants(tenant),
+                    "password": "PASSWORD_" + user.upper(),
+                }
+            )
+        accounts_secret = secrets.secret(
+            f"{name}-tenant-accounts", ACCOUNTS_SECRET, self._ns, COMPONENT, self, passwords
+        )
+        secret_env = {
+            "MILVUS_ROOT_USERNAME": (ROOT_SECRET, ROOT_USER_KEY),
+            "MILVUS_ROOT_PASSWORD": (ROOT_SECRET, ROOT_PASSWORD_KEY),
+            **{account["password"]: (ACCOUNTS_SECRET, account["user"]) for account in accounts},
+        }
+        env = [
+            {"name": "MILVUS_URI", "value": uri},
+            {"name": "ACCOUNTS", "value": json.dumps(accounts)},
+            *[
+                {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+                for variable, (secret, key) in secret_env.items()
+            ],
+        ]
+        self.accounts_job = setup_job(
+            f"{name}-accounts-job",
+            ACCOUNTS_JOB,
+            self._ns,
+            COMPONENT,
+            self._image,
+            ACCOUNTS_SCRIPT,
+            env,
+            {"accounts": accounts, "uri": uri},
+            self,
+            [self.release, self.root_secret, accounts_secret],
+        )
         return self.accounts_job

@@ -137,8 +137,17 @@ ACCOUNTS_JOB = "mlflow-accounts"
 
 # MLflow's default allowed hosts (localhost and RFC 1918/4193 private addresses, mlflow/server/security_utils.py),
 # restated because setting MLFLOW_SERVER_ALLOWED_HOSTS replaces them.
-PRIVATE_HOSTS = ["localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*", "10.*", "192.168.*",
-                 *[f"172.{i}.*" for i in range(16, 32)], "fc00:*", "fd00:*"]
+PRIVATE_HOSTS = [
+    "localhost",
+    "localhost:*",
+    "127.0.0.1",
+    "127.0.0.1:*",
+    "10.*",
+    "192.168.*",
+    *[f"172.{i}.*" for i in range(16, 32)],
+    "fc00:*",
+    "fd00:*",
+]
 
 
 def allowed_hosts(namespace: str) -> list[str]:
@@ -167,15 +176,20 @@ def auth_config(database_uri: str, admin_password: pulumi.Input[str]) -> pulumi.
     users and permissions in the backend store's database (``database_uri`` names no credentials: libpq takes them
     from ``PGUSER``/``PGPASSWORD``), the admin account created at first start. MLflow reads it with ``configparser``
     interpolation: a store-provided admin password must not contain ``%``."""
-    return pulumi.Output.from_input(admin_password).apply(lambda password: "\n".join([
-        "[mlflow]",
-        f"default_permission = {DEFAULT_PERMISSION}",
-        f"database_uri = {database_uri}",
-        f"admin_username = {ADMIN_USER}",
-        f"admin_password = {password}",
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
-        "grant_default_workspace_access = false",
-        ""]))
+    return pulumi.Output.from_input(admin_password).apply(
+        lambda password: "\n".join(
+            [
+                "[mlflow]",
+                f"default_permission = {DEFAULT_PERMISSION}",
+                f"database_uri = {database_uri}",
+                f"admin_username = {ADMIN_USER}",
+                f"admin_password = {password}",
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+                "grant_default_workspace_access = false",
+                "",
+            ]
+        )
+    )
 
 
 # The setup Job's program: creates missing accounts, sets every account's password to its Secret's value.
@@ -212,16 +226,33 @@ class Mlflow(pulumi.ComponentResource):
             raise ValueError("an in-cluster database needs the CloudNativePG operator (postgres) passed to MLflow")
         self._name = name
         child = pulumi.ResourceOptions(parent=self)
-        self.namespace = platform_namespace(f"{name}-namespace", namespaces.mlflow, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self, protect=protect)
+        self.namespace = platform_namespace(
+            f"{name}-namespace",
+            namespaces.mlflow,
+            COMPONENT,
+            POD_SECURITY,
+            cluster.kubernetes_version,
+            self,
+            protect=protect,
+        )
         ns = self.namespace.metadata["name"]
         secrets: list[pulumi.Resource] = []
 
         database = mlflow.database
         if database.mode == "in-cluster" and postgres is not None:
             # The backend store of every tenant: protected with MLflow.
-            db = pg.database_cluster(f"{name}-db", DB_CLUSTER, database, cluster, ns, COMPONENT, postgres,
-                                     platform_secrets, self, protect=protect)
+            db = pg.database_cluster(
+                f"{name}-db",
+                DB_CLUSTER,
+                database,
+                cluster,
+                ns,
+                COMPONENT,
+                postgres,
+                platform_secrets,
+                self,
+                protect=protect,
+            )
             self.postgres, self.db_secret = db.cluster, db.secret
             secrets.append(self.db_secret)
             self.db_host, self.db_port = pg.host(DB_CLUSTER, namespaces.mlflow), pg.PORT
@@ -230,8 +261,9 @@ class Mlflow(pulumi.ComponentResource):
         else:
             self.postgres = None
             # The operator's Secret (source pulumi: nothing registered) or its ExternalSecret.
-            self.db_secret = platform_secrets.existing(f"{name}-db-password-secret", database.password_secret, ns,
-                                                       COMPONENT, self, [PASSWORD_KEY])
+            self.db_secret = platform_secrets.existing(
+                f"{name}-db-password-secret", database.password_secret, ns, COMPONENT, self, [PASSWORD_KEY]
+            )
             secrets += [self.db_secret] if self.db_secret else []
             self.db_host, self.db_port = database.host, database.port
             db_user = {"value": database.user}
@@ -242,43 +274,80 @@ class Mlflow(pulumi.ComponentResource):
         s3_secret_name = None
         if store.mode == "in-cluster":
             self.s3_secret = platform_secrets.secret(
-                f"{name}-s3", S3_SECRET, ns, COMPONENT, self,
-                {ACCESS_KEY_ID: object_store.credentials.access_key_id,
-                 SECRET_ACCESS_KEY: object_store.credentials.secret_access_key})
+                f"{name}-s3",
+                S3_SECRET,
+                ns,
+                COMPONENT,
+                self,
+                {
+                    ACCESS_KEY_ID: object_store.credentials.access_key_id,
+                    SECRET_ACCESS_KEY: object_store.credentials.secret_access_key,
+                },
+            )
             secrets.append(self.s3_secret)
             s3_secret_name = S3_SECRET
             endpoint_url = object_store.endpoint
         else:
-            self.s3_secret = (platform_secrets.existing(f"{name}-s3-credentials", store.credentials_secret, ns,
-                                                        COMPONENT, self, [ACCESS_KEY_ID, SECRET_ACCESS_KEY])
-                              if store.credentials_secret else None)
+            self.s3_secret = (
+                platform_secrets.existing(
+                    f"{name}-s3-credentials",
+                    store.credentials_secret,
+                    ns,
+                    COMPONENT,
+                    self,
+                    [ACCESS_KEY_ID, SECRET_ACCESS_KEY],
+                )
+                if store.credentials_secret
+                else None
+            )
             secrets += [self.s3_secret] if self.s3_secret else []
             s3_secret_name = store.credentials_secret
             endpoint_url = str(store.endpoint).rstrip("/") if store.endpoint else None
         if s3_secret_name:
-            s3_env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": s3_secret_name, "key": key}}}
-                       for key in (ACCESS_KEY_ID, SECRET_ACCESS_KEY)]
+            s3_env += [
+                {"name": key, "valueFrom": {"secretKeyRef": {"name": s3_secret_name, "key": key}}}
+                for key in (ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+            ]
         if endpoint_url:
             s3_env.append({"name": "MLFLOW_S3_ENDPOINT_URL", "value": endpoint_url})
         s3_env.append({"name": "AWS_DEFAULT_REGION", "value": store.region})
 
         self.service_account = kube(
-            f"{name}-service-account", api_version="v1", kind="ServiceAccount",
-            metadata={**metadata(SERVICE_ACCOUNT, COMPONENT, namespace=ns),
-                      **({"annotations": dict(store.service_account_annotations)}
-                         if store.mode == "external" and store.service_account_annotations else {})},
-            automountServiceAccountToken=False, opts=child)
+            f"{name}-service-account",
+            api_version="v1",
+            kind="ServiceAccount",
+            metadata={
+                **metadata(SERVICE_ACCOUNT, COMPONENT, namespace=ns),
+                **(
+                    {"annotations": dict(store.service_account_annotations)}
+                    if store.mode == "external" and store.service_account_annotations
+                    else {}
+                ),
+            },
+            automountServiceAccountToken=False,
+            opts=child,
+        )
 
         backend_store_uri = f"postgresql+psycopg2://{self.db_host}:{self.db_port}/{database.name}"
         # Authentication: the auth config file (users and permissions in the backend store's database), the admin
         # account the setup Job acts as, and the Flask secret key every replica must share.
-        admin_password = platform_secrets.generated(f"{name}-admin-password", 32, AUTH_SECRET, ADMIN_PASSWORD_KEY,
-                                                    parent=self)
+        admin_password = platform_secrets.generated(
+            f"{name}-admin-password", 32, AUTH_SECRET, ADMIN_PASSWORD_KEY, parent=self
+        )
         flask_key = platform_secrets.generated(f"{name}-flask-secret-key", 48, AUTH_SECRET, FLASK_KEY, parent=self)
         self.auth_secret = platform_secrets.secret(
-            f"{name}-auth", AUTH_SECRET, ns, COMPONENT, self,
-            {AUTH_CONFIG_KEY: Template(lambda value: auth_config(backend_store_uri, value(admin_password))),
-             ADMIN_USERNAME_KEY: ADMIN_USER, ADMIN_PASSWORD_KEY: admin_password, FLASK_KEY: flask_key})
+            f"{name}-auth",
+            AUTH_SECRET,
+            ns,
+            COMPONENT,
+            self,
+            {
+                AUTH_CONFIG_KEY: Template(lambda value: auth_config(backend_store_uri, value(admin_password))),
+                ADMIN_USERNAME_KEY: ADMIN_USER,
+                ADMIN_PASSWORD_KEY: admin_password,
+                FLASK_KEY: flask_key,
+            },
+        )
         secrets.append(self.auth_secret)
         env = [
             {"name": "PGUSER", **db_user},
@@ -286,20 +355,36 @@ class Mlflow(pulumi.ComponentResource):
             *s3_env,
             {"name": "MLFLOW_SERVER_ALLOWED_HOSTS", "value": ",".join(allowed_hosts(namespaces.mlflow))},
             {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": f"{AUTH_DIR}/{AUTH_CONFIG_KEY}"},
-            {"name": "MLFLOW_FLASK_SERVER_SECRET_KEY", "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET,
-                                                                                      "key": FLASK_KEY}}},
+            {
+                "name": "MLFLOW_FLASK_SERVER_SECRET_KEY",
+                "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET, "key": FLASK_KEY}},
+            },
             *images.identity_env(TMP),
         ]
-        args = ["server", "--app-name", APP_NAME, "--host", "0.0.0.0", "--port", str(PORT),
-                "--backend-store-uri", backend_store_uri,
-                "--serve-artifacts", "--artifacts-destination", f"s3://{bucket}",
-                "--expose-prometheus", PROMETHEUS_DIR]
+        args = [
+            "server",
+            "--app-name",
+            APP_NAME,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(PORT),
+            "--backend-store-uri",
+            backend_store_uri,
+            "--serve-artifacts",
+            "--artifacts-destination",
+            f"s3://{bucket}",
+            "--expose-prometheus",
+            PROMETHEUS_DIR,
+        ]
         probe = {"httpGet": {"path": "/health", "port": PORT_NAME}, "timeoutSeconds": 5}
         resources = {"cpu": mlflow.resources.cpu, "memory": mlflow.resources.memory}
         image = mirrored(versions.MLFLOW_IMAGE, cluster.image_registry)
         pod_labels = {**labels(COMPONENT), **SERVER_POD_LABELS}
         self.deployment = kube(
-            f"{name}-server", api_version="apps/v1", kind="Deployment",
+            f"{name}-server",
+            api_version="apps/v1",
+            kind="Deployment",
             metadata=metadata(SERVER, COMPONENT, namespace=ns, extra_labels=SERVER_POD_LABELS),
             spec={
                 "replicas": mlflow.replicas,
@@ -311,38 +396,65 @@ class Mlflow(pulumi.ComponentResource):
                         "serviceAccountName": SERVICE_ACCOUNT,
                         "automountServiceAccountToken": False,
                         "securityContext": restricted_pod(UID, gid=UID),
-                        "containers": [{
-                            "name": "mlflow",
-                            "image": image,
-                            "command": ["mlflow"],
-                            "args": args,
-                            "env": env,
-                            "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
-                            "startupProbe": {**probe, "periodSeconds": 10, "failureThreshold": 30},
-                            "readinessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
-                            "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
-                            "resources": {"requests": resources, "limits": dict(resources)},
-                            "securityContext": restricted_container(),
-                            "volumeMounts": [tmp_mount(), {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True}],
-                        }],
+                        "containers": [
+                            {
+                                "name": "mlflow",
+                                "image": image,
+                                "command": ["mlflow"],
+                                "args": args,
+                                "env": env,
+                                "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+                                "startupProbe": {**probe, "periodSeconds": 10, "failureThreshold": 30},
+                                "readinessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
+                                "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
+                                "resources": {"requests": resources, "limits": dict(resources)},
+                                "securityContext": restricted_container(),
+                                "volumeMounts": [
+                                    tmp_mount(),
+                                    {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
+                                ],
+                            }
+                        ],
                         # Only the config file of the auth Secret, not its other keys.
-                        "volumes": [tmp_volume(),
-                                    {"name": "auth", "secret": {"secretName": AUTH_SECRET, "items": [
-                                        {"key": AUTH_CONFIG_KEY, "path": AUTH_CONFIG_KEY}]}}],
+                        "volumes": [
+                            tmp_volume(),
+                            {
+                                "name": "auth",
+                                "secret": {
+                                    "secretName": AUTH_SECRET,
+                                    "items": [{"key": AUTH_CONFIG_KEY, "path": AUTH_CONFIG_KEY}],
+                                },
+                            },
+                        ],
                     },
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service_account, *secrets]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service_account, *secrets]),
+        )
         self.service = kube(
-            f"{name}-service", api_version="v1", kind="Service", metadata=metadata(SERVER, COMPONENT, namespace=ns),
-            spec={"type": "ClusterIP", "selector": dict(SERVER_POD_LABELS),
-                  "ports": [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}]},
-            opts=child)
-        self.disruption_budget = kube(
-            f"{name}-server-pdb", api_version="policy/v1", kind="PodDisruptionBudget",
+            f"{name}-service",
+            api_version="v1",
+            kind="Service",
             metadata=metadata(SERVER, COMPONENT, namespace=ns),
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": dict(SERVER_POD_LABELS)}},
-            opts=child) if mlflow.replicas > 1 else None
+            spec={
+                "type": "ClusterIP",
+                "selector": dict(SERVER_POD_LABELS),
+                "ports": [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            },
+            opts=child,
+        )
+        self.disruption_budget = (
+            kube(
+                f"{name}-server-pdb",
+                api_version="policy/v1",
+                kind="PodDisruptionBudget",
+                metadata=metadata(SERVER, COMPONENT, namespace=ns),
+                spec={"maxUnavailable": 1, "selector": {"matchLabels": dict(SERVER_POD_LABELS)}},
+                opts=child,
+            )
+            if mlflow.replicas > 1
+            else None
+        )
 
         self.monitors = []
         # Accounts the setup Job creates: the tenants' (``add_tenant_accounts``) and Prometheus's.
@@ -351,26 +463,49 @@ class Mlflow(pulumi.ComponentResource):
             after = pulumi.ResourceOptions(parent=self, depends_on=[monitoring])
             # The auth app protects /metrics too (only /health and static files are open): Prometheus logs in as
             # METRICS_USER, which is granted nothing (default NO_PERMISSIONS) and so reads no experiment.
-            metrics_password = platform_secrets.generated(f"{name}-metrics-password", 32, METRICS_SECRET,
-                                                          PASSWORD_KEY, parent=self)
+            metrics_password = platform_secrets.generated(
+                f"{name}-metrics-password", 32, METRICS_SECRET, PASSWORD_KEY, parent=self
+            )
             self._accounts[METRICS_USER] = metrics_password
             metrics_secret = platform_secrets.secret(
-                f"{name}-metrics-credentials", METRICS_SECRET, ns, COMPONENT, self,
-                {USERNAME_KEY: METRICS_USER, PASSWORD_KEY: metrics_password}, type="kubernetes.io/basic-auth")
-            basic_auth = {"username": {"name": METRICS_SECRET, "key": USERNAME_KEY},
-                          "password": {"name": METRICS_SECRET, "key": PASSWORD_KEY}}
-            self.monitors.append(kube(
-                f"{name}-server-monitor", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
-                metadata=metadata(SERVER, COMPONENT, namespace=ns),
-                spec={"selector": {"matchLabels": dict(SERVER_POD_LABELS)},
-                      "podMetricsEndpoints": [{"port": PORT_NAME, "path": "/metrics", "scheme": "http",
-                                               "basicAuth": basic_auth}]},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[monitoring, metrics_secret])))
+                f"{name}-metrics-credentials",
+                METRICS_SECRET,
+                ns,
+                COMPONENT,
+                self,
+                {USERNAME_KEY: METRICS_USER, PASSWORD_KEY: metrics_password},
+                type="kubernetes.io/basic-auth",
+            )
+            basic_auth = {
+                "username": {"name": METRICS_SECRET, "key": USERNAME_KEY},
+                "password": {"name": METRICS_SECRET, "key": PASSWORD_KEY},
+            }
+            self.monitors.append(
+                kube(
+                    f"{name}-server-monitor",
+                    api_version="monitoring.coreos.com/v1",
+                    kind="PodMonitor",
+                    metadata=metadata(SERVER, COMPONENT, namespace=ns),
+                    spec={
+                        "selector": {"matchLabels": dict(SERVER_POD_LABELS)},
+                        "podMetricsEndpoints": [
+                            {"port": PORT_NAME, "path": "/metrics", "scheme": "http", "basicAuth": basic_auth}
+                        ],
+                    },
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[monitoring, metrics_secret]),
+                )
+            )
             if self.postgres is not None:
-                self.monitors.append(kube(
-                    f"{name}-db-monitor", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
-                    metadata=metadata(DB_CLUSTER, COMPONENT, namespace=ns), spec=pg.monitor_spec(DB_CLUSTER),
-                    opts=after))
+                self.monitors.append(
+                    kube(
+                        f"{name}-db-monitor",
+                        api_version="monitoring.coreos.com/v1",
+                        kind="PodMonitor",
+                        metadata=metadata(DB_CLUSTER, COMPONENT, namespace=ns),
+                        spec=pg.monitor_spec(DB_CLUSTER),
+                        opts=after,
+                    )
+                )
 
         self.url = server_url(namespaces.mlflow)
         self.pod_labels = dict(SERVER_POD_LABELS)
@@ -389,25 +524,45 @@ class Mlflow(pulumi.ComponentResource):
         name, secrets = self._name, self._secrets
         accounts = dict(self._accounts)
         for tenant, namespace in sorted(tenant_namespaces.items()):
-            password = secrets.generated(f"{name}-{tenant}-password", 32, tenant_remote(tenant), PASSWORD_KEY,
-                                         parent=self)
+            password = secrets.generated(
+                f"{name}-{tenant}-password", 32, tenant_remote(tenant), PASSWORD_KEY, parent=self
+            )
             accounts[tenant_user(tenant)] = password
-            secrets.secret(f"{name}-{tenant}-credentials", CREDENTIALS_SECRET, namespace, COMPONENT, self,
-                           {USERNAME_ENV: tenant_user(tenant), PASSWORD_ENV: password, URI_ENV: self.url},
-                           tenant=tenant)
+            secrets.secret(
+                f"{name}-{tenant}-credentials",
+                CREDENTIALS_SECRET,
+                namespace,
+                COMPONENT,
+                self,
+                {USERNAME_ENV: tenant_user(tenant), PASSWORD_ENV: password, URI_ENV: self.url},
+                tenant=tenant,
+            )
         # The same values for the Job, which runs in the MLflow namespace.
         accounts_secret = secrets.secret(f"{name}-accounts", ACCOUNTS_SECRET, self._ns, COMPONENT, self, accounts)
         variables = {user: "PASSWORD_" + user.upper().replace("-", "_") for user in sorted(accounts)}
-        env = [{"name": URI_ENV, "value": self.url},
-               {"name": USERNAME_ENV, "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET, "key": ADMIN_USERNAME_KEY}}},
-               {"name": PASSWORD_ENV, "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET, "key": ADMIN_PASSWORD_KEY}}},
-               {"name": "ACCOUNTS", "value": json.dumps(variables, sort_keys=True)},
-               *[{"name": variable, "valueFrom": {"secretKeyRef": {"name": ACCOUNTS_SECRET, "key": user}}}
-                 for user, variable in variables.items()]]
+        env = [
+            {"name": URI_ENV, "value": self.url},
+            {"name": USERNAME_ENV, "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET, "key": ADMIN_USERNAME_KEY}}},
+            {"name": PASSWORD_ENV, "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET, "key": ADMIN_PASSWORD_KEY}}},
+            {"name": "ACCOUNTS", "value": json.dumps(variables, sort_keys=True)},
+            *[
+                {"name": variable, "valueFrom": {"secretKeyRef": {"name": ACCOUNTS_SECRET, "key": user}}}
+                for user, variable in variables.items()
+            ],
+        ]
         # Not after the Deployment and Service: the script polls /health for up to 10 minutes per attempt and the Job
         # retries (``setup_job``: 6 retries, a 30-minute deadline; Pulumi waits 20), so it can start with the server.
         # From the store the server waits for ExternalSecrets (wave 3): after it, the Job would be a fifth wave.
-        self.accounts_job = setup_job(f"{name}-accounts-job", ACCOUNTS_JOB, self._ns, COMPONENT, self._image,
-                                      ACCOUNTS_SCRIPT, env, {"accounts": sorted(accounts), "url": self.url}, self,
-                                      [self.auth_secret, accounts_secret])
+        self.accounts_job = setup_job(
+            f"{name}-accounts-job",
+            ACCOUNTS_JOB,
+            self._ns,
+            COMPONENT,
+            self._image,
+            ACCOUNTS_SCRIPT,
+            env,
+            {"accounts": sorted(accounts), "url": self.url},
+            self,
+            [self.auth_secret, accounts_secret],
+        )
         return self.accounts_job

@@ -64,8 +64,11 @@ RELEASE = versions.SEAWEEDFS.name
 S3_SERVICE = f"{RELEASE}-s3"
 S3_PORT = service("objectStore").port  # the S3 gateway: what tenant workflow pods may reach
 # Selector labels of the chart's S3 gateway Deployment (templates/s3/s3-deployment.yaml).
-S3_POD_LABELS = {"app.kubernetes.io/name": versions.SEAWEEDFS.name, "app.kubernetes.io/instance": RELEASE,
-                 "app.kubernetes.io/component": "s3"}
+S3_POD_LABELS = {
+    "app.kubernetes.io/name": versions.SEAWEEDFS.name,
+    "app.kubernetes.io/instance": RELEASE,
+    "app.kubernetes.io/component": "s3",
+}
 CONFIG_SECRET = "seaweedfs-s3-config"
 CONFIG_KEY = "seaweedfs_s3_config"  # the key the chart mounts as /etc/sw/seaweedfs_s3_config
 ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
@@ -109,18 +112,29 @@ def tenant_actions(bucket: str) -> list[str]:
     return [f"{action}:{bucket}" for action in TENANT_ACTIONS]
 
 
-def identities_file(access_key_id: pulumi.Input[str], secret_access_key: pulumi.Input[str],
-                    tenants: tuple[TenantIdentity, ...] = ()) -> pulumi.Output[str]:
+def identities_file(
+    access_key_id: pulumi.Input[str], secret_access_key: pulumi.Input[str], tenants: tuple[TenantIdentity, ...] = ()
+) -> pulumi.Output[str]:
     """SeaweedFS's S3 identities file: the platform's identity, then one per tenant reaching only its bucket."""
-    return pulumi.Output.json_dumps({"identities": [{
-        "name": IDENTITY,
-        "credentials": [{"accessKey": access_key_id, "secretKey": secret_access_key}],
-        "actions": ACTIONS,
-    }] + [{
-        "name": f"tenant-{t.tenant}",
-        "credentials": [{"accessKey": t.access_key_id, "secretKey": t.secret_access_key}],
-        "actions": tenant_actions(t.bucket),
-    } for t in tenants]})
+    return pulumi.Output.json_dumps(
+        {
+            "identities": [
+                {
+                    "name": IDENTITY,
+                    "credentials": [{"accessKey": access_key_id, "secretKey": secret_access_key}],
+                    "actions": ACTIONS,
+                }
+            ]
+            + [
+                {
+                    "name": f"tenant-{t.tenant}",
+                    "credentials": [{"accessKey": t.access_key_id, "secretKey": t.secret_access_key}],
+                    "actions": tenant_actions(t.bucket),
+                }
+                for t in tenants
+            ]
+        }
+    )
 
 
 def s3_endpoint(namespace: str) -> str:
@@ -130,8 +144,7 @@ def s3_endpoint(namespace: str) -> str:
 
 def _security_contexts() -> dict:
     return {
-        "podSecurityContext": {"enabled": True,
-                               **restricted_pod(SEAWEED_UID, gid=SEAWEED_UID, fs_group=SEAWEED_UID)},
+        "podSecurityContext": {"enabled": True, **restricted_pod(SEAWEED_UID, gid=SEAWEED_UID, fs_group=SEAWEED_UID)},
         "containerSecurityContext": {"enabled": True, **restricted_container(read_only_root=False)},
     }
 
@@ -143,23 +156,41 @@ def _claim(size: str, storage_class: str | None) -> dict:
     return claim
 
 
-def helm_values(store: ObjectStoreConfig, cluster: Cluster, services: tuple[str, ...],
-                tenants: tuple[str, ...] = ()) -> dict:
+def helm_values(
+    store: ObjectStoreConfig, cluster: Cluster, services: tuple[str, ...], tenants: tuple[str, ...] = ()
+) -> dict:
     """Values of the seaweedfs chart (keys checked against the upstream values.yaml by the schema tier). The
     workflows' artifacts live in the tenants' buckets: no shared workflows bucket."""
     buckets = {store.buckets[s] for s in services if s != "workflows"} | {store.tenant_bucket(t) for t in tenants}
     values: dict = {
-        "master": {"replicas": 1, "data": _claim(MASTER_SIZE, store.storage_class), "logs": {"type": "emptyDir"},
-                   **_security_contexts()},
-        "volume": {"replicas": 1,
-                   "dataDirs": [{"name": "data1", **_claim(store.size, store.storage_class), "maxVolumes": 0}],
-                   "resizeHook": {"enabled": False}, **_security_contexts()},
-        "filer": {"replicas": 1, "data": _claim(FILER_SIZE, store.storage_class), "logs": {"type": "emptyDir"},
-                  **_security_contexts()},
-        "s3": {"enabled": True, "replicas": 1, "port": S3_PORT, "enableAuth": True,
-               "existingConfigSecret": CONFIG_SECRET, "logs": {"type": "emptyDir"},
-               "createBuckets": [{"name": bucket} for bucket in sorted(buckets)],
-               **_security_contexts()},
+        "master": {
+            "replicas": 1,
+            "data": _claim(MASTER_SIZE, store.storage_class),
+            "logs": {"type": "emptyDir"},
+            **_security_contexts(),
+        },
+        "volume": {
+            "replicas": 1,
+            "dataDirs": [{"name": "data1", **_claim(store.size, store.storage_class), "maxVolumes": 0}],
+            "resizeHook": {"enabled": False},
+            **_security_contexts(),
+        },
+        "filer": {
+            "replicas": 1,
+            "data": _claim(FILER_SIZE, store.storage_class),
+            "logs": {"type": "emptyDir"},
+            **_security_contexts(),
+        },
+        "s3": {
+            "enabled": True,
+            "replicas": 1,
+            "port": S3_PORT,
+            "enableAuth": True,
+            "existingConfigSecret": CONFIG_SECRET,
+            "logs": {"type": "emptyDir"},
+            "createBuckets": [{"name": bucket} for bucket in sorted(buckets)],
+            **_security_contexts(),
+        },
     }
     if cluster.image_registry:
         values["global"] = {"imageRegistry": cluster.image_registry}
@@ -188,35 +219,70 @@ class ObjectStore(pulumi.ComponentResource):
         secrets, protect, tenants = args.secrets, args.protect, args.tenants
         if store.mode != "in-cluster":
             raise ValueError("ObjectStore is the in-cluster store: create it only when objectStore.mode is in-cluster")
-        self.namespace = platform_namespace(f"{name}-namespace", namespaces.object_store, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self, protect=protect)
+        self.namespace = platform_namespace(
+            f"{name}-namespace",
+            namespaces.object_store,
+            COMPONENT,
+            POD_SECURITY,
+            cluster.kubernetes_version,
+            self,
+            protect=protect,
+        )
         ns = self.namespace.metadata["name"]
         self.credentials = S3Credentials(
             secrets.generated(f"{name}-access-key-id", 20, REMOTE_KEY, ACCESS_KEY_ID, parent=self),
-            secrets.generated(f"{name}-secret-access-key", 40, REMOTE_KEY, SECRET_ACCESS_KEY, parent=self))
+            secrets.generated(f"{name}-secret-access-key", 40, REMOTE_KEY, SECRET_ACCESS_KEY, parent=self),
+        )
         self.tenant_buckets = {tenant: store.tenant_bucket(tenant) for tenant in tenants}
-        self.tenant_credentials = {tenant: S3Credentials(
-            secrets.generated(f"{name}-{tenant}-access-key-id", 20, tenant_remote_key(tenant), ACCESS_KEY_ID,
-                              parent=self),
-            secrets.generated(f"{name}-{tenant}-secret-access-key", 40, tenant_remote_key(tenant), SECRET_ACCESS_KEY,
-                              parent=self)) for tenant in tenants}
+        self.tenant_credentials = {
+            tenant: S3Credentials(
+                secrets.generated(
+                    f"{name}-{tenant}-access-key-id", 20, tenant_remote_key(tenant), ACCESS_KEY_ID, parent=self
+                ),
+                secrets.generated(
+                    f"{name}-{tenant}-secret-access-key", 40, tenant_remote_key(tenant), SECRET_ACCESS_KEY, parent=self
+                ),
+            )
+            for tenant in tenants
+        }
 
         def identities(value) -> pulumi.Output[str]:
-            return identities_file(value(self.credentials.access_key_id), value(self.credentials.secret_access_key),
-                                   tuple(TenantIdentity(tenant, self.tenant_buckets[tenant], value(keys.access_key_id),
-                                                        value(keys.secret_access_key))
-                                         for tenant, keys in self.tenant_credentials.items()))
+            return identities_file(
+                value(self.credentials.access_key_id),
+                value(self.credentials.secret_access_key),
+                tuple(
+                    TenantIdentity(
+                        tenant, self.tenant_buckets[tenant], value(keys.access_key_id), value(keys.secret_access_key)
+                    )
+                    for tenant, keys in self.tenant_credentials.items()
+                ),
+            )
 
         self.secret = secrets.secret(
-            f"{name}-s3-config", CONFIG_SECRET, ns, COMPONENT, self,
-            {CONFIG_KEY: Template(identities),
-             ACCESS_KEY_ID: self.credentials.access_key_id, SECRET_ACCESS_KEY: self.credentials.secret_access_key})
+            f"{name}-s3-config",
+            CONFIG_SECRET,
+            ns,
+            COMPONENT,
+            self,
+            {
+                CONFIG_KEY: Template(identities),
+                ACCESS_KEY_ID: self.credentials.access_key_id,
+                SECRET_ACCESS_KEY: self.credentials.secret_access_key,
+            },
+        )
         # No wait for the Secret: the S3 gateway mounts it by name (``existingConfigSecret``) and the kubelet retries
         # the mount until it exists, well within the release's 900 s wait (from the store it comes one wave later).
         # Waiting would put Milvus, which waits for this release, one wave later.
-        self.release = helm_release(f"{name}-release", versions.SEAWEEDFS, ns,
-                                    helm_values(store, cluster, services, tenants), self,
-                                    timeout=900, release_name=RELEASE, protect=protect)
+        self.release = helm_release(
+            f"{name}-release",
+            versions.SEAWEEDFS,
+            ns,
+            helm_values(store, cluster, services, tenants),
+            self,
+            timeout=900,
+            release_name=RELEASE,
+            protect=protect,
+        )
         self.buckets = {service: store.buckets[service] for service in services}
         self.endpoint = s3_endpoint(namespaces.object_store)
         self.pod_labels = dict(S3_POD_LABELS)  # the S3 gateway's

@@ -52,8 +52,11 @@ FORMER_NAMES = {"namespace": "mlflow-cnpg-namespace", "release": "mlflow-cnpg-re
 
 def operator_values(cluster: Cluster) -> dict:
     """Values of the cloudnative-pg operator chart (keys checked against the upstream values.yaml)."""
-    values: dict = {"crds": {"create": True}, "config": {"clusterWide": True},
-                    "monitoring": {"podMonitorEnabled": False}}
+    values: dict = {
+        "crds": {"create": True},
+        "config": {"clusterWide": True},
+        "monitoring": {"podMonitorEnabled": False},
+    }
     if cluster.image_registry:
         values["image"] = {"repository": mirrored(versions.CLOUDNATIVE_PG_REPOSITORY, cluster.image_registry)}
     return values
@@ -76,11 +79,25 @@ class CloudNativePg(pulumi.ComponentResource):
         def formerly(part: str) -> list[pulumi.Alias]:
             return [pulumi.Alias(name=FORMER_NAMES[part], parent=former_parent)]
 
-        self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self, aliases=formerly("namespace"))
-        self.release = helm_release(f"{name}-release", versions.CLOUDNATIVE_PG, self.namespace.metadata["name"],
-                                    operator_values(cluster), self, release_name=RELEASE, protect=protect,
-                                    aliases=formerly("release"))
+        self.namespace = platform_namespace(
+            f"{name}-namespace",
+            namespace,
+            COMPONENT,
+            POD_SECURITY,
+            cluster.kubernetes_version,
+            self,
+            aliases=formerly("namespace"),
+        )
+        self.release = helm_release(
+            f"{name}-release",
+            versions.CLOUDNATIVE_PG,
+            self.namespace.metadata["name"],
+            operator_values(cluster),
+            self,
+            release_name=RELEASE,
+            protect=protect,
+            aliases=formerly("release"),
+        )
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})
 
 
@@ -113,34 +130,59 @@ def cluster_spec(database: Database, cluster_name: str, cluster: Cluster) -> dic
         "enableSuperuserAccess": False,
         "enablePDB": database.instances > 1,  # a PDB on a single instance would block node drains
         "storage": storage,
-        "bootstrap": {"initdb": {"database": database.name, "owner": database.user,
-                                 "secret": {"name": credentials_secret(cluster_name)}}},
+        "bootstrap": {
+            "initdb": {
+                "database": database.name,
+                "owner": database.user,
+                "secret": {"name": credentials_secret(cluster_name)},
+            }
+        },
         # Only part-of: CNPG sets its own app.kubernetes.io/name, instance, component and managed-by on the pods.
         "inheritedMetadata": {"labels": {PART_OF_LABEL: PART_OF}},
     }
 
 
-def database_cluster(logical_name: str, cluster_name: str, database: Database, cluster: Cluster,
-                     namespace: pulumi.Input[str], component: str, operator: CloudNativePg,
-                     platform_secrets: PlatformSecrets, parent: pulumi.Resource, protect: bool = False) -> Postgres:
+def database_cluster(
+    logical_name: str,
+    cluster_name: str,
+    database: Database,
+    cluster: Cluster,
+    namespace: pulumi.Input[str],
+    component: str,
+    operator: CloudNativePg,
+    platform_secrets: PlatformSecrets,
+    parent: pulumi.Resource,
+    protect: bool = False,
+) -> Postgres:
     """The Postgres ``cluster_name`` of a service in its ``namespace`` (under its component ``parent``): the app
     user's generated password and Secret, and the Cluster after the operator (logical names ``<logical_name>``,
     ``-password``, ``-credentials``)."""
     secret_name = credentials_secret(cluster_name)
     password = platform_secrets.generated(f"{logical_name}-password", 32, secret_name, PASSWORD_KEY, parent=parent)
-    secret = platform_secrets.secret(f"{logical_name}-credentials", secret_name, namespace, component, parent,
-                                     {USERNAME_KEY: database.user, PASSWORD_KEY: password},
-                                     type="kubernetes.io/basic-auth")
+    secret = platform_secrets.secret(
+        f"{logical_name}-credentials",
+        secret_name,
+        namespace,
+        component,
+        parent,
+        {USERNAME_KEY: database.user, PASSWORD_KEY: password},
+        type="kubernetes.io/basic-auth",
+    )
     postgres = kube(
-        logical_name, api_version="postgresql.cnpg.io/v1", kind="Cluster",
+        logical_name,
+        api_version="postgresql.cnpg.io/v1",
+        kind="Cluster",
         metadata=metadata(cluster_name, component, namespace=namespace),
         spec=cluster_spec(database, cluster_name, cluster),
         # Deleting the Cluster deletes its volumes (owner references): the service's data.
-        opts=holds_data(parent, protect, depends_on=[operator.release, secret]))
+        opts=holds_data(parent, protect, depends_on=[operator.release, secret]),
+    )
     return Postgres(postgres, secret, secret_name)
 
 
 def monitor_spec(cluster_name: str) -> dict:
     """Spec of a PodMonitor on a Cluster's instances' exporter."""
-    return {"selector": {"matchLabels": {CLUSTER_LABEL: cluster_name}},
-            "podMetricsEndpoints": [{"port": METRICS_PORT, "scheme": "http"}]}
+    return {
+        "selector": {"matchLabels": {CLUSTER_LABEL: cluster_name}},
+        "podMetricsEndpoints": [{"port": METRICS_PORT, "scheme": "http"}],
+    }

@@ -40,7 +40,6 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from config import versions
 from config.batch import Ray as RayConfig
@@ -94,11 +93,17 @@ def operator_ingress_spec(operator_namespace: str) -> dict:
     return {
         "podSelector": {"matchLabels": HEAD_POD_LABELS},
         "policyTypes": ["Ingress"],
-        "ingress": [{
-            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": operator_namespace}},
-                      "podSelector": {"matchLabels": OPERATOR_POD_LABELS}}],
-            "ports": [{"protocol": "TCP", "port": port} for port in OPERATOR_PORTS],
-        }],
+        "ingress": [
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": operator_namespace}},
+                        "podSelector": {"matchLabels": OPERATOR_POD_LABELS},
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": port} for port in OPERATOR_PORTS],
+            }
+        ],
     }
 
 
@@ -128,17 +133,29 @@ class Ray(pulumi.ComponentResource):
     def __init__(self, name: str, args: RayArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:ray:Ray", name, None, opts)
         namespaces, tenant_namespaces = args.namespaces, args.tenant_namespaces
-        self.namespace = platform_namespace(f"{name}-namespace", namespaces.ray, COMPONENT, POD_SECURITY,
-                                            args.cluster.kubernetes_version, self)
-        self.release = helm_release(f"{name}-release", versions.KUBERAY_OPERATOR, self.namespace.metadata["name"],
-                                    helm_values(args.ray, args.cluster), self, depends_on=[args.volcano_release],
-                                    release_name=RELEASE, protect=args.protect)
+        self.namespace = platform_namespace(
+            f"{name}-namespace", namespaces.ray, COMPONENT, POD_SECURITY, args.cluster.kubernetes_version, self
+        )
+        self.release = helm_release(
+            f"{name}-release",
+            versions.KUBERAY_OPERATOR,
+            self.namespace.metadata["name"],
+            helm_values(args.ray, args.cluster),
+            self,
+            depends_on=[args.volcano_release],
+            release_name=RELEASE,
+            protect=args.protect,
+        )
         self._name, self._tenant_namespaces = name, tenant_namespaces
         for tenant, namespace in tenant_namespaces.items():
             kube(
-                f"{name}-netpol-{tenant}", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
+                f"{name}-netpol-{tenant}",
+                api_version="networking.k8s.io/v1",
+                kind="NetworkPolicy",
                 metadata=metadata(OPERATOR_INGRESS_POLICY, COMPONENT, namespace=namespace, tenant=tenant),
-                spec=operator_ingress_spec(namespaces.ray), opts=pulumi.ResourceOptions(parent=self))
+                spec=operator_ingress_spec(namespaces.ray),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})
 
     def admit_operator_through_mesh(self, mesh_ready: pulumi.Resource) -> None:
@@ -146,8 +163,11 @@ class Ray(pulumi.ComponentResource):
         (``ray_peer_authentication_spec``), after ``mesh_ready`` (istiod: Istio's CRDs and validation)."""
         for tenant, namespace in self._tenant_namespaces.items():
             for node_type in NODE_TYPES:
-                kube(f"{self._name}-peer-authentication-{tenant}-{node_type}", api_version="security.istio.io/v1",
-                     kind="PeerAuthentication",
-                     metadata=metadata(f"ray-{node_type}", COMPONENT, namespace=namespace, tenant=tenant),
-                     spec=ray_peer_authentication_spec(node_type),
-                     opts=pulumi.ResourceOptions(parent=self, depends_on=[mesh_ready]))
+                kube(
+                    f"{self._name}-peer-authentication-{tenant}-{node_type}",
+                    api_version="security.istio.io/v1",
+                    kind="PeerAuthentication",
+                    metadata=metadata(f"ray-{node_type}", COMPONENT, namespace=namespace, tenant=tenant),
+                    spec=ray_peer_authentication_spec(node_type),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[mesh_ready]),
+                )

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import pulumi
-import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from config import versions
@@ -76,39 +75,66 @@ class PlatformSecrets:
         self._user_provided: list[dict] = []
         self._closed = False
 
-    def generated(self, logical_name: str, length: int, remote: str, property: str,
-                  parent: pulumi.Resource) -> SecretRef:
+    def generated(
+        self, logical_name: str, length: int, remote: str, property: str, parent: pulumi.Resource
+    ) -> SecretRef:
         """A random credential of ``length`` letters and digits (Pulumi), or the store's ``remote``/``property``."""
         if self.external:
             return self._ref(remote, property)
-        password = random.RandomPassword(logical_name, length=length, special=False,
-                                         opts=pulumi.ResourceOptions(parent=parent))
+        password = random.RandomPassword(
+            logical_name, length=length, special=False, opts=pulumi.ResourceOptions(parent=parent)
+        )
         return SecretRef(remote, property, password.result)
 
-    def provided(self, value: pulumi.Output | None, remote: str, property: str,
-                 available: bool = True) -> SecretRef | None:
+    def provided(
+        self, value: pulumi.Output | None, remote: str, property: str, available: bool = True
+    ) -> SecretRef | None:
         """A value the operator provides: a Pulumi config secret, or the store's ``remote``/``property``. None when
         the source has none (no Pulumi secret set; ``available`` false for the store)."""
         if self.external:
             return self._ref(remote, property) if available else None
         return None if value is None else SecretRef(remote, property, value)
 
-    def existing(self, logical_name: str, name: str, namespace: pulumi.Input[str], component: str,
-                 parent: pulumi.Resource, keys: list[str], type: str = "Opaque",
-                 tenant: str | None = None, annotations: dict[str, str] | None = None,
-                 remote: str | None = None) -> pulumi.Resource | None:
+    def existing(
+        self,
+        logical_name: str,
+        name: str,
+        namespace: pulumi.Input[str],
+        component: str,
+        parent: pulumi.Resource,
+        keys: list[str],
+        type: str = "Opaque",
+        tenant: str | None = None,
+        annotations: dict[str, str] | None = None,
+        remote: str | None = None,
+    ) -> pulumi.Resource | None:
         """A Secret the stack references by name (``database.passwordSecret``, ``sso.clientSecret``, ...): with
         source pulumi the operator creates it, nothing is registered (None) and ``user_provided()`` lists it; from the
         store it is an ExternalSecret of the remote key ``remote`` (default ``<name>``) with ``keys`` as properties
         (and ``annotations`` on its target)."""
         if not self.external:
-            self._user_provided.append({"namespace": namespace, "name": name, "keys": sorted(keys), "type": type,
-                                        **({"annotations": dict(annotations)} if annotations else {})})
+            self._user_provided.append(
+                {
+                    "namespace": namespace,
+                    "name": name,
+                    "keys": sorted(keys),
+                    "type": type,
+                    **({"annotations": dict(annotations)} if annotations else {}),
+                }
+            )
             return None
         remote = remote or name
-        return self.secret(logical_name, name, namespace, component, parent,
-                           {key: self._ref(remote, key) for key in keys}, type=type, tenant=tenant,
-                           annotations=annotations)
+        return self.secret(
+            logical_name,
+            name,
+            namespace,
+            component,
+            parent,
+            {key: self._ref(remote, key) for key in keys},
+            type=type,
+            tenant=tenant,
+            annotations=annotations,
+        )
 
     def user_provided(self) -> list[dict]:
         """The Secrets the operator must create before ``pulumi up`` (source pulumi): namespace, name, keys, type and
@@ -138,35 +164,67 @@ class PlatformSecrets:
         self._closed = True
         return list(self._namespaces)
 
-    def secret(self, logical_name: str, name: str, namespace: pulumi.Input[str], component: str,
-               parent: pulumi.Resource, data: Mapping[str, Value], type: str = "Opaque",
-               tenant: str | None = None, depends_on: list[pulumi.Resource] | None = None,
-               extra_labels: dict[str, str] | None = None,
-               annotations: dict[str, str] | None = None) -> pulumi.Resource:
+    def secret(
+        self,
+        logical_name: str,
+        name: str,
+        namespace: pulumi.Input[str],
+        component: str,
+        parent: pulumi.Resource,
+        data: Mapping[str, Value],
+        type: str = "Opaque",
+        tenant: str | None = None,
+        depends_on: list[pulumi.Resource] | None = None,
+        extra_labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> pulumi.Resource:
         """The Secret ``name`` in ``namespace`` with ``data`` (key -> value): a Secret, or an ExternalSecret that
         creates it. Plain strings are non-secret literals (a user name). ``annotations`` go on the Secret (its
         ``metadata``, or the ExternalSecret's ``spec.target.template.metadata``), not on the ExternalSecret."""
         if self._closed:
-            raise RuntimeError(f"Secret {logical_name} asked for after PlatformSecrets.close(): every component must "
-                               "ask for its Secrets before AiPlatform creates the secret store")
+            raise RuntimeError(
+                f"Secret {logical_name} asked for after PlatformSecrets.close(): every component must "
+                "ask for its Secrets before AiPlatform creates the secret store"
+            )
         meta = metadata(name, component, namespace=namespace, tenant=tenant, extra_labels=extra_labels)
         if not self.external:
             if annotations:
                 meta["annotations"] = dict(annotations)
+
             def value(ref: SecretRef) -> pulumi.Output:
                 return ref.value
 
-            string_data = {key: pulumi.Output.secret(item.render(value)) if isinstance(item, Template)
-                           else pulumi.Output.secret(item.value) if isinstance(item, SecretRef) else item
-                           for key, item in data.items()}
-            return kube(logical_name, api_version="v1", kind="Secret", metadata=meta, type=type, stringData=string_data,
-                        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on or []))
+            string_data = {
+                key: pulumi.Output.secret(item.render(value))
+                if isinstance(item, Template)
+                else pulumi.Output.secret(item.value)
+                if isinstance(item, SecretRef)
+                else item
+                for key, item in data.items()
+            }
+            return kube(
+                logical_name,
+                api_version="v1",
+                kind="Secret",
+                metadata=meta,
+                type=type,
+                stringData=string_data,
+                opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on or []),
+            )
         self._namespaces.append(namespace)
         return self._external_secret(logical_name, meta, name, data, type, parent, depends_on or [], annotations)
 
-    def _external_secret(self, logical_name: str, meta: dict, name: str, data: Mapping[str, Value], type: str,
-                         parent: pulumi.Resource, depends_on: list[pulumi.Resource],
-                         annotations: dict[str, str] | None = None) -> pulumi.Resource:
+    def _external_secret(
+        self,
+        logical_name: str,
+        meta: dict,
+        name: str,
+        data: Mapping[str, Value],
+        type: str,
+        parent: pulumi.Resource,
+        depends_on: list[pulumi.Resource],
+        annotations: dict[str, str] | None = None,
+    ) -> pulumi.Resource:
         fetched: dict[str, SecretRef] = {}
 
         def fetch(ref: SecretRef) -> str:
@@ -190,13 +248,21 @@ class PlatformSecrets:
             "refreshInterval": self.cfg.refresh_interval,
             "secretStoreRef": {"kind": "ClusterSecretStore", "name": STORE_NAME},
             "target": {"name": name, "creationPolicy": "Owner", "deletionPolicy": "Retain", "template": template},
-            "data": [{"secretKey": key, "remoteRef": {"key": self.remote_key(ref.remote), "property": ref.property}}
-                     for key, ref in sorted(fetched.items())],
+            "data": [
+                {"secretKey": key, "remoteRef": {"key": self.remote_key(ref.remote), "property": ref.property}}
+                for key, ref in sorted(fetched.items())
+            ],
         }
         return kube(
-            logical_name, api_version=EXTERNAL_SECRET_API, kind="ExternalSecret", metadata=meta, spec=spec,
-            opts=pulumi.ResourceOptions(parent=parent,
-                                        depends_on=depends_on + ([self.store] if self.store is not None else [])))
+            logical_name,
+            api_version=EXTERNAL_SECRET_API,
+            kind="ExternalSecret",
+            metadata=meta,
+            spec=spec,
+            opts=pulumi.ResourceOptions(
+                parent=parent, depends_on=depends_on + ([self.store] if self.store is not None else [])
+            ),
+        )
 
 
 # --- the operator and its store ---------------------------------------------------------------------------------------
@@ -224,20 +290,22 @@ def helm_values(secrets: SecretsConfig, cluster: Cluster) -> dict:
             section["podDisruptionBudget"] = {"enabled": True, "minAvailable": 1}
         if cluster.image_registry:
             section["image"] = {"repository": mirrored(versions.EXTERNAL_SECRETS_IMAGE, cluster.image_registry)}
-    values.update({
-        # One controller reconciles at a time; the webhook and cert-controller need no election.
-        "leaderElect": replicas > 1,
-        # CRDs are chart templates: a pin change upgrades them with the release; ``keep`` leaves them (and with them
-        # every ExternalSecret and, through ownerReferences, every Secret) in place when the release goes.
-        "installCRDs": True,
-        "crds": {"annotations": {"helm.sh/resource-policy": "keep"}},
-        # The chart's ServiceMonitors would need the Prometheus Operator CRDs before this release, and every
-        # ExternalSecret would wait one wave longer: the monitoring component scrapes the pods with a PodMonitor.
-        "serviceMonitor": {"enabled": False},
-        # The chart would add ExternalSecret rights to the built-in edit and admin ClusterRoles: whoever holds those
-        # in a namespace the store serves could read every key of it. Only the platform creates ExternalSecrets.
-        "rbac": {"aggregateToEdit": False, "aggregateToAdmin": False},
-    })
+    values.update(
+        {
+            # One controller reconciles at a time; the webhook and cert-controller need no election.
+            "leaderElect": replicas > 1,
+            # CRDs are chart templates: a pin change upgrades them with the release; ``keep`` leaves them (and with them
+            # every ExternalSecret and, through ownerReferences, every Secret) in place when the release goes.
+            "installCRDs": True,
+            "crds": {"annotations": {"helm.sh/resource-policy": "keep"}},
+            # The chart's ServiceMonitors would need the Prometheus Operator CRDs before this release, and every
+            # ExternalSecret would wait one wave longer: the monitoring component scrapes the pods with a PodMonitor.
+            "serviceMonitor": {"enabled": False},
+            # The chart would add ExternalSecret rights to the built-in edit and admin ClusterRoles: whoever holds those
+            # in a namespace the store serves could read every key of it. Only the platform creates ExternalSecrets.
+            "rbac": {"aggregateToEdit": False, "aggregateToAdmin": False},
+        }
+    )
     return values
 
 
@@ -248,19 +316,42 @@ def store_provider(secrets: SecretsConfig, namespace: str) -> dict:
     account = {"name": STORE_SERVICE_ACCOUNT, "namespace": namespace}
     if store.provider == "vault":
         vault = store.vault
-        provider = {"server": vault.server.rstrip("/"), "path": vault.path, "version": vault.version,
-                    "auth": {"kubernetes": {"mountPath": vault.auth.kubernetes.mount_path,
-                                            "role": vault.auth.kubernetes.role, "serviceAccountRef": account}}}
+        provider = {
+            "server": vault.server.rstrip("/"),
+            "path": vault.path,
+            "version": vault.version,
+            "auth": {
+                "kubernetes": {
+                    "mountPath": vault.auth.kubernetes.mount_path,
+                    "role": vault.auth.kubernetes.role,
+                    "serviceAccountRef": account,
+                }
+            },
+        }
         if vault.namespace:
             provider["namespace"] = vault.namespace
         return {"vault": provider}
     if store.provider == "aws":
-        return {"aws": {"service": "SecretsManager", "region": store.aws.region,
-                        "auth": {"jwt": {"serviceAccountRef": account}}}}
+        return {
+            "aws": {
+                "service": "SecretsManager",
+                "region": store.aws.region,
+                "auth": {"jwt": {"serviceAccountRef": account}},
+            }
+        }
     gcp = store.gcp
-    return {"gcpsm": {"projectID": gcp.project_id, "auth": {"workloadIdentity": {
-        "clusterLocation": gcp.auth.cluster_location, "clusterName": gcp.auth.cluster_name,
-        "serviceAccountRef": account}}}}
+    return {
+        "gcpsm": {
+            "projectID": gcp.project_id,
+            "auth": {
+                "workloadIdentity": {
+                    "clusterLocation": gcp.auth.cluster_location,
+                    "clusterName": gcp.auth.cluster_name,
+                    "serviceAccountRef": account,
+                }
+            },
+        }
+    }
 
 
 def identity_annotations(secrets: SecretsConfig) -> dict[str, str]:
@@ -318,23 +409,48 @@ class ExternalSecrets(pulumi.ComponentResource):
             raise ValueError("ExternalSecrets is for secrets.source external-secrets")
         self._name, self._secrets = name, secrets
         self.namespace_name = namespace
-        self.namespace = platform_namespace(f"{name}-namespace", namespace, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self)
+        self.namespace = platform_namespace(
+            f"{name}-namespace", namespace, COMPONENT, POD_SECURITY, cluster.kubernetes_version, self
+        )
         ns = self.namespace.metadata["name"]
-        self.release = helm_release(f"{name}-release", versions.EXTERNAL_SECRETS, ns, helm_values(secrets, cluster),
-                                    self, release_name=RELEASE, protect=protect)
+        self.release = helm_release(
+            f"{name}-release",
+            versions.EXTERNAL_SECRETS,
+            ns,
+            helm_values(secrets, cluster),
+            self,
+            release_name=RELEASE,
+            protect=protect,
+        )
         annotations = identity_annotations(secrets)
         self.service_account = kube(
-            f"{name}-store-service-account", api_version="v1", kind="ServiceAccount",
-            metadata={**metadata(STORE_SERVICE_ACCOUNT, COMPONENT, namespace=ns),
-                      **({"annotations": annotations} if annotations else {})},
-            automountServiceAccountToken=False, opts=pulumi.ResourceOptions(parent=self))
-        self.auth_delegator = kube(
-            f"{name}-store-auth-delegator", api_version="rbac.authorization.k8s.io/v1", kind="ClusterRoleBinding",
-            metadata=metadata(f"{STORE_SERVICE_ACCOUNT}-auth-delegator", COMPONENT),
-            roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
-            subjects=[{"kind": "ServiceAccount", "name": STORE_SERVICE_ACCOUNT, "namespace": ns}],
-            opts=pulumi.ResourceOptions(parent=self)) if secrets.store.provider == "vault" else None
+            f"{name}-store-service-account",
+            api_version="v1",
+            kind="ServiceAccount",
+            metadata={
+                **metadata(STORE_SERVICE_ACCOUNT, COMPONENT, namespace=ns),
+                **({"annotations": annotations} if annotations else {}),
+            },
+            automountServiceAccountToken=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.auth_delegator = (
+            kube(
+                f"{name}-store-auth-delegator",
+                api_version="rbac.authorization.k8s.io/v1",
+                kind="ClusterRoleBinding",
+                metadata=metadata(f"{STORE_SERVICE_ACCOUNT}-auth-delegator", COMPONENT),
+                roleRef={
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "system:auth-delegator",
+                },
+                subjects=[{"kind": "ServiceAccount", "name": STORE_SERVICE_ACCOUNT, "namespace": ns}],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            if secrets.store.provider == "vault"
+            else None
+        )
         self.store: pulumi.Resource | None = None
         self.register_outputs({"namespace": ns, "release": self.release.name})
 
@@ -343,9 +459,14 @@ class ExternalSecrets(pulumi.ComponentResource):
         ran). It waits for the release (CRD) and its service account."""
         names = pulumi.Output.all(*namespaces).apply(lambda found: sorted(set(found)))
         self.store = kube(
-            f"{self._name}-store", api_version=EXTERNAL_SECRET_API, kind="ClusterSecretStore",
+            f"{self._name}-store",
+            api_version=EXTERNAL_SECRET_API,
+            kind="ClusterSecretStore",
             metadata=metadata(STORE_NAME, COMPONENT),
-            spec={"conditions": [{"namespaces": names}],
-                  "provider": store_provider(self._secrets, self.namespace_name)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, self.service_account]))
+            spec={
+                "conditions": [{"namespaces": names}],
+                "provider": store_provider(self._secrets, self.namespace_name),
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, self.service_account]),
+        )
         return self.store

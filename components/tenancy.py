@@ -21,7 +21,6 @@ from dataclasses import KW_ONLY, dataclass
 from typing import NamedTuple
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from config.cluster import Namespaces
 from config.tenancy import Tenant as TenantConfig
@@ -67,24 +66,36 @@ def _merged(*groups: dict[str, list[str]]) -> dict[str, list[str]]:
     return merged
 
 
-def role_rules(workloads: dict[str, list[str]] | None = None,
-               readable: dict[str, list[str]] | None = None) -> dict[str, list[dict]]:
+def role_rules(
+    workloads: dict[str, list[str]] | None = None, readable: dict[str, list[str]] | None = None
+) -> dict[str, list[dict]]:
     """The PolicyRules of the three tenant roles. ``workloads`` and ``readable`` add the resources of optional
     platform services (developers manage the first and everyone reads both), by API group."""
     workloads = _merged(WORKLOADS, workloads or {})
     viewer = _rules(workloads, READ) + _rules(_merged(OBSERVABLE, readable or {}), READ)
-    developer = viewer + _rules(workloads, WRITE) + [
-        {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale"],
-         "verbs": ["get", "update", "patch"]},
-        {"apiGroups": [""], "resources": ["pods/exec", "pods/portforward"], "verbs": ["create", "get"]},
-    ]
+    developer = (
+        viewer
+        + _rules(workloads, WRITE)
+        + [
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments/scale", "statefulsets/scale"],
+                "verbs": ["get", "update", "patch"],
+            },
+            {"apiGroups": [""], "resources": ["pods/exec", "pods/portforward"], "verbs": ["create", "get"]},
+        ]
+    )
     admin = developer + [
         {"apiGroups": [""], "resources": ["secrets"], "verbs": READ + WRITE},
         {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": WRITE},
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": READ + WRITE},
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": READ},
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"],
-         "resourceNames": [cluster_role(role) for role in ROLES]},
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterroles"],
+            "verbs": ["bind"],
+            "resourceNames": [cluster_role(role) for role in ROLES],
+        },
     ]
     return {"admin": admin, "developer": developer, "viewer": viewer}
 
@@ -94,14 +105,20 @@ def cluster_role(role: str) -> str:
     return f"ai-platform-tenant-{role}"
 
 
-def tenant_roles(workloads: dict[str, list[str]] | None, readable: dict[str, list[str]] | None,
-                 opts: pulumi.ResourceOptions) -> None:
+def tenant_roles(
+    workloads: dict[str, list[str]] | None, readable: dict[str, list[str]] | None, opts: pulumi.ResourceOptions
+) -> None:
     """The three tenant roles as ClusterRoles, once for all tenants (a RoleBinding grants one in its namespace only;
     every rule is of a namespaced resource)."""
     for role, rules in role_rules(workloads, readable).items():
-        kube(f"tenant-role-{role}", api_version="rbac.authorization.k8s.io/v1", kind="ClusterRole",
-             metadata=metadata(cluster_role(role), COMPONENT), rules=rules,
-             opts=opts)
+        kube(
+            f"tenant-role-{role}",
+            api_version="rbac.authorization.k8s.io/v1",
+            kind="ClusterRole",
+            metadata=metadata(cluster_role(role), COMPONENT),
+            rules=rules,
+            opts=opts,
+        )
 
 
 def quota_hard(tenant: TenantConfig) -> dict[str, str]:
@@ -127,18 +144,23 @@ def quota_hard(tenant: TenantConfig) -> dict[str, str]:
 def queue_capability(tenant: TenantConfig) -> dict[str, str]:
     """The Volcano queue's capability: the quota's cpu, memory and GPU requests (same resource names)."""
     quota = tenant.quota
-    return {"cpu": quota.cpu.requests, "memory": quota.memory.requests,
-            **{resource: str(count) for resource, count in quota.gpu_resources().items()}}
+    return {
+        "cpu": quota.cpu.requests,
+        "memory": quota.memory.requests,
+        **{resource: str(count) for resource, count in quota.gpu_resources().items()},
+    }
 
 
 def container_limits(tenant: TenantConfig) -> dict:
     """The LimitRange's Container item. A GPU cap needs a default GPU limit of 0: LimitRange rejects a
     container that has no limit for a resource it caps, so pods without GPUs get requests == limits == 0."""
     container, largest = tenant.limit_range.container, tenant.container_max
-    item = {"type": "Container",
-            "defaultRequest": container.default_request.model_dump(),
-            "default": container.default.model_dump(),
-            "max": largest.model_dump()}
+    item = {
+        "type": "Container",
+        "defaultRequest": container.default_request.model_dump(),
+        "default": container.default.model_dump(),
+        "max": largest.model_dump(),
+    }
     if container.max_gpus is not None:
         for resource in tenant.quota.gpu_resources():
             item["max"][resource] = str(container.max_gpus)
@@ -147,8 +169,11 @@ def container_limits(tenant: TenantConfig) -> dict:
 
 
 def _namespaces_in(names: list[str]) -> dict:
-    return {"namespaceSelector": {"matchExpressions": [
-        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(names)}]}}
+    return {
+        "namespaceSelector": {
+            "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(names)}]
+        }
+    }
 
 
 # What "outside the cluster" excludes: private networks (RFC 1918), the shared address space (RFC 6598: pod and node
@@ -160,8 +185,10 @@ NON_PUBLIC_RANGES = ["10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.
 def public_https_egress() -> dict:
     """A NetworkPolicy egress rule: HTTPS to addresses outside the cluster's and the nodes' networks (object stores,
     Hugging Face, cloud token services)."""
-    return {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(NON_PUBLIC_RANGES)}}],
-            "ports": [{"protocol": "TCP", "port": 443}]}
+    return {
+        "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(NON_PUBLIC_RANGES)}}],
+        "ports": [{"protocol": "TCP", "port": 443}],
+    }
 
 
 class SharedService(NamedTuple):
@@ -185,8 +212,9 @@ class ApiServer(NamedTuple):
     clients: dict[str, dict]
 
 
-def network_policies(namespaces: Namespaces, mesh: bool, shared: tuple[SharedService, ...],
-                     api_server: ApiServer | None = None) -> dict[str, dict]:
+def network_policies(
+    namespaces: Namespaces, mesh: bool, shared: tuple[SharedService, ...], api_server: ApiServer | None = None
+) -> dict[str, dict]:
     """NetworkPolicy specs by name: deny by default, then allow what a tenant workload needs (with the mesh:
     its sidecars' control-plane connection; the ingress gateway is one of the platform namespaces; the shared
     services' serving pods and ports, nothing else of their namespaces; the API server where a service's pods
@@ -195,44 +223,75 @@ def network_policies(namespaces: Namespaces, mesh: bool, shared: tuple[SharedSer
     policies = {
         "default-deny": {"podSelector": everything, "policyTypes": ["Ingress", "Egress"]},
         "allow-same-namespace": {
-            "podSelector": everything, "policyTypes": ["Ingress", "Egress"],
+            "podSelector": everything,
+            "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"from": [{"podSelector": everything}]}],
             "egress": [{"to": [{"podSelector": everything}]}],
         },
         "allow-dns": {
-            "podSelector": everything, "policyTypes": ["Egress"],
-            "egress": [{
-                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-            }],
+            "podSelector": everything,
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                }
+            ],
         },
         "allow-from-platform": {
-            "podSelector": everything, "policyTypes": ["Ingress"],
+            "podSelector": everything,
+            "policyTypes": ["Ingress"],
             "ingress": [{"from": [_namespaces_in([namespaces.ingress, namespaces.monitoring])]}],
         },
     }
     if shared:
         policies["allow-to-shared-services"] = {
-            "podSelector": everything, "policyTypes": ["Egress"],
-            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": s.namespace}},
-                                "podSelector": {"matchLabels": s.pod_labels}}],
-                        "ports": [{"protocol": "TCP", "port": s.port}]} for s in shared],
+            "podSelector": everything,
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": s.namespace}},
+                            "podSelector": {"matchLabels": s.pod_labels},
+                        }
+                    ],
+                    "ports": [{"protocol": "TCP", "port": s.port}],
+                }
+                for s in shared
+            ],
         }
-    for name, clients in (api_server.clients.items() if api_server else ()):
+    for name, clients in api_server.clients.items() if api_server else ():
         policies[name] = {
-            "podSelector": clients, "policyTypes": ["Egress"],
-            "egress": [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in api_server.cidrs],
-                        "ports": [{"protocol": "TCP", "port": api_server.port}]}],
+            "podSelector": clients,
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [{"ipBlock": {"cidr": cidr}} for cidr in api_server.cidrs],
+                    "ports": [{"protocol": "TCP", "port": api_server.port}],
+                }
+            ],
         }
     if mesh:
         policies["allow-mesh-control-plane"] = {
-            "podSelector": everything, "policyTypes": ["Egress"],
-            "egress": [{
-                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespaces.mesh}},
-                        "podSelector": {"matchLabels": {"app": "istiod"}}}],
-                "ports": [{"protocol": "TCP", "port": port} for port in ISTIOD_PORTS],
-            }],
+            "podSelector": everything,
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespaces.mesh}},
+                            "podSelector": {"matchLabels": {"app": "istiod"}},
+                        }
+                    ],
+                    "ports": [{"protocol": "TCP", "port": port} for port in ISTIOD_PORTS],
+                }
+            ],
         }
     return policies
 
@@ -264,57 +323,100 @@ class Tenant(pulumi.ComponentResource):
         def meta(object_name: str, **extra) -> dict:
             return metadata(object_name, COMPONENT, tenant=tenant.name, **extra)
 
-        self.namespace = platform_namespace(f"{name}-namespace", tenant.name, COMPONENT, tenant.pod_security,
-                                            kubernetes_version, self, tenant=tenant.name,
-                                            extra_labels={"istio-injection": "enabled"} if mesh else None,
-                                            protect=protect)
+        self.namespace = platform_namespace(
+            f"{name}-namespace",
+            tenant.name,
+            COMPONENT,
+            tenant.pod_security,
+            kubernetes_version,
+            self,
+            tenant=tenant.name,
+            extra_labels={"istio-injection": "enabled"} if mesh else None,
+            protect=protect,
+        )
         ns = self.namespace.metadata["name"]
 
-        access = {"admin": tenant.access.admins, "developer": tenant.access.developers,
-                  "viewer": tenant.access.viewers}
+        access = {"admin": tenant.access.admins, "developer": tenant.access.developers, "viewer": tenant.access.viewers}
         for role in ROLES:
             subjects = access[role]
             kube(
-                f"{name}-rolebinding-{role}", api_version="rbac.authorization.k8s.io/v1", kind="RoleBinding",
+                f"{name}-rolebinding-{role}",
+                api_version="rbac.authorization.k8s.io/v1",
+                kind="RoleBinding",
                 metadata=meta(cluster_role(role), namespace=ns),
                 roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role(role)},
-                subjects=[{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
-                          for group in subjects.groups]
+                subjects=[
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
+                    for group in subjects.groups
+                ]
                 + [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user} for user in subjects.users],
-                opts=child)
-
-        kube(f"{name}-quota", api_version="v1", kind="ResourceQuota", metadata=meta("tenant-quota", namespace=ns),
-             spec={"hard": quota_hard(tenant)}, opts=child)
+                opts=child,
+            )
 
         kube(
-            f"{name}-limits", api_version="v1", kind="LimitRange", metadata=meta("tenant-limits", namespace=ns),
-            spec={"limits": [
-                container_limits(tenant),
-                {"type": "PersistentVolumeClaim",
-                 "min": {"storage": tenant.limit_range.pvc.min}, "max": {"storage": tenant.pvc_max}},
-            ]},
-            opts=child)
+            f"{name}-quota",
+            api_version="v1",
+            kind="ResourceQuota",
+            metadata=meta("tenant-quota", namespace=ns),
+            spec={"hard": quota_hard(tenant)},
+            opts=child,
+        )
+
+        kube(
+            f"{name}-limits",
+            api_version="v1",
+            kind="LimitRange",
+            metadata=meta("tenant-limits", namespace=ns),
+            spec={
+                "limits": [
+                    container_limits(tenant),
+                    {
+                        "type": "PersistentVolumeClaim",
+                        "min": {"storage": tenant.limit_range.pvc.min},
+                        "max": {"storage": tenant.pvc_max},
+                    },
+                ]
+            },
+            opts=child,
+        )
 
         for policy, spec in network_policies(namespaces, mesh, shared, api_server).items():
-            kube(f"{name}-netpol-{policy}", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
-                 metadata=meta(policy, namespace=ns),
-                 spec=spec, opts=child)
+            kube(
+                f"{name}-netpol-{policy}",
+                api_version="networking.k8s.io/v1",
+                kind="NetworkPolicy",
+                metadata=meta(policy, namespace=ns),
+                spec=spec,
+                opts=child,
+            )
 
         self.queue = None
         if volcano_release is not None:
             self.queue = kube(
                 f"{name}-queue",
-                api_version="scheduling.volcano.sh/v1beta1", kind="Queue",
+                api_version="scheduling.volcano.sh/v1beta1",
+                kind="Queue",
                 metadata=meta(tenant.name),
-                spec={"weight": tenant.queue.weight, "reclaimable": tenant.queue.reclaimable,
-                      "capability": queue_capability(tenant)},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[volcano_release]))
+                spec={
+                    "weight": tenant.queue.weight,
+                    "reclaimable": tenant.queue.reclaimable,
+                    "capability": queue_capability(tenant),
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[volcano_release]),
+            )
 
         self.register_outputs({"namespace": ns, "queue": self.queue.metadata["name"] if self.queue else None})
 
 
-def shared_service_policies(name: str, service: SharedService, namespace: pulumi.Input[str], namespaces: Namespaces,
-                            component: str, parent: pulumi.Resource, clients: list[str] | None = None) -> None:
+def shared_service_policies(
+    name: str,
+    service: SharedService,
+    namespace: pulumi.Input[str],
+    namespaces: Namespaces,
+    component: str,
+    parent: pulumi.Resource,
+    clients: list[str] | None = None,
+) -> None:
     """NetworkPolicies in a shared service's namespace: ingress denied by default, open within the namespace,
     from tenant namespaces (label ``ai-platform/tenant``) to the serving pods' port, from monitoring, and from the
     platform namespaces ``clients`` (services that use it too) to the serving pods' port."""
@@ -322,24 +424,41 @@ def shared_service_policies(name: str, service: SharedService, namespace: pulumi
     opts = pulumi.ResourceOptions(parent=parent)
     specs = {
         "default-deny-ingress": {"podSelector": everything, "policyTypes": ["Ingress"]},
-        "allow-same-namespace": {"podSelector": everything, "policyTypes": ["Ingress"],
-                                 "ingress": [{"from": [{"podSelector": everything}]}]},
+        "allow-same-namespace": {
+            "podSelector": everything,
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": everything}]}],
+        },
         "allow-from-tenants": {
-            "podSelector": {"matchLabels": service.pod_labels}, "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"namespaceSelector": {"matchExpressions": [
-                {"key": TENANT_LABEL, "operator": "Exists"}]}}],
-                "ports": [{"protocol": "TCP", "port": service.port}]}],
+            "podSelector": {"matchLabels": service.pod_labels},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {"namespaceSelector": {"matchExpressions": [{"key": TENANT_LABEL, "operator": "Exists"}]}}
+                    ],
+                    "ports": [{"protocol": "TCP", "port": service.port}],
+                }
+            ],
         },
         "allow-from-monitoring": {
-            "podSelector": everything, "policyTypes": ["Ingress"],
+            "podSelector": everything,
+            "policyTypes": ["Ingress"],
             "ingress": [{"from": [_namespaces_in([namespaces.monitoring])]}],
         },
     }
     if clients:
         specs["allow-from-platform-clients"] = {
-            "podSelector": {"matchLabels": service.pod_labels}, "policyTypes": ["Ingress"],
+            "podSelector": {"matchLabels": service.pod_labels},
+            "policyTypes": ["Ingress"],
             "ingress": [{"from": [_namespaces_in(clients)], "ports": [{"protocol": "TCP", "port": service.port}]}],
         }
     for policy, spec in specs.items():
-        kube(f"{name}-netpol-{policy}", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
-             metadata=metadata(policy, component, namespace=namespace), spec=spec, opts=opts)
+        kube(
+            f"{name}-netpol-{policy}",
+            api_version="networking.k8s.io/v1",
+            kind="NetworkPolicy",
+            metadata=metadata(policy, component, namespace=namespace),
+            spec=spec,
+            opts=opts,
+        )

@@ -42,7 +42,6 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from config import images, versions
 from config.batch import Training as TrainingConfig
@@ -79,8 +78,16 @@ TENANT_READABLE = {"trainer.kubeflow.org": ["trainingruntimes"], "jobset.x-k8s.i
 # the installer hook Job.
 BUILT_IN_RUNTIMES_OFF = {
     "defaultEnabled": False,
-    **{runtime: {"enabled": False} for runtime in ("torchDistributed", "deepspeedDistributed", "mlxDistributed",
-                                                   "jaxDistributed", "xgboostDistributed")},
+    **{
+        runtime: {"enabled": False}
+        for runtime in (
+            "torchDistributed",
+            "deepspeedDistributed",
+            "mlxDistributed",
+            "jaxDistributed",
+            "xgboostDistributed",
+        )
+    },
     "torchtuneDistributed": {model: {"enabled": False} for model in ("llama3_2_1B", "llama3_2_3B", "qwen2_5_1_5B")},
 }
 
@@ -103,8 +110,9 @@ def helm_values(training: TrainingConfig, image_registry: str | None) -> dict:
     }
 
 
-def node_pod_template(training: TrainingConfig, gpu: Gpu, image_registry: str | None, exclusive: bool,
-                      tenant: str | None = None) -> dict:
+def node_pod_template(
+    training: TrainingConfig, gpu: Gpu, image_registry: str | None, exclusive: bool, tenant: str | None = None
+) -> dict:
     """The pod template of a training node; with ``tenant``, labelled for it and annotated with its queue."""
     scheduling = gpu_scheduling(gpu, training.gpu, exclusive=exclusive)
     compute = training.resources.model_dump()
@@ -121,33 +129,46 @@ def node_pod_template(training: TrainingConfig, gpu: Gpu, image_registry: str | 
             "securityContext": restricted_pod(UID, gid=UID),
             "tolerations": scheduling["tolerations"],
             "affinity": scheduling["affinity"],
-            "containers": [{
-                "name": NODE,
-                "image": image,
-                "env": images.identity_env(TMP),
-                "resources": resources,
-                "securityContext": restricted_container(),
-                "volumeMounts": [tmp_mount(), {"name": "dshm", "mountPath": "/dev/shm"}],
-            }],
+            "containers": [
+                {
+                    "name": NODE,
+                    "image": image,
+                    "env": images.identity_env(TMP),
+                    "resources": resources,
+                    "securityContext": restricted_container(),
+                    "volumeMounts": [tmp_mount(), {"name": "dshm", "mountPath": "/dev/shm"}],
+                }
+            ],
             "volumes": [tmp_volume(), {"name": "dshm", "emptyDir": {"medium": "Memory"}}],
         },
     }
 
 
-def runtime_spec(training: TrainingConfig, gpu: Gpu, image_registry: str | None, exclusive: bool,
-                 tenant: str | None = None) -> dict:
+def runtime_spec(
+    training: TrainingConfig, gpu: Gpu, image_registry: str | None, exclusive: bool, tenant: str | None = None
+) -> dict:
     """The spec of a torch runtime gang-scheduled by Volcano; with ``tenant``, bound to the tenant's queue."""
-    template: dict = {"spec": {"replicatedJobs": [{
-        "name": NODE,
-        "template": {"metadata": {"labels": ANCESTOR_LABELS},
-                     "spec": {"template": node_pod_template(training, gpu, image_registry, exclusive, tenant)}},
-    }]}}
+    template: dict = {
+        "spec": {
+            "replicatedJobs": [
+                {
+                    "name": NODE,
+                    "template": {
+                        "metadata": {"labels": ANCESTOR_LABELS},
+                        "spec": {"template": node_pod_template(training, gpu, image_registry, exclusive, tenant)},
+                    },
+                }
+            ]
+        }
+    }
     if tenant:
         # Where the Trainer's Volcano plugin reads the queue of the PodGroup it creates.
         template["metadata"] = {"annotations": {QUEUE_ANNOTATION: tenant}}
-    return {"mlPolicy": {"numNodes": training.num_nodes, "torch": {}},
-            "podGroupPolicy": {"volcano": {}},
-            "template": template}
+    return {
+        "mlPolicy": {"numNodes": training.num_nodes, "torch": {}},
+        "podGroupPolicy": {"volcano": {}},
+        "template": template,
+    }
 
 
 @dataclass(frozen=True)
@@ -171,27 +192,52 @@ class Training(pulumi.ComponentResource):
         super().__init__("ai-platform:training:Training", name, None, opts)
         training, gpu, tenant_namespaces = args.training, args.gpu, args.tenant_namespaces
         registry = args.cluster.image_registry
-        self.namespace = platform_namespace(f"{name}-namespace", args.namespaces.training, COMPONENT, POD_SECURITY,
-                                            args.cluster.kubernetes_version, self)
-        self.release = helm_release(f"{name}-release", versions.KUBEFLOW_TRAINER, self.namespace.metadata["name"],
-                                    helm_values(training, registry), self, depends_on=[args.volcano_release],
-                                    release_name=RELEASE, protect=args.protect)
+        self.namespace = platform_namespace(
+            f"{name}-namespace",
+            args.namespaces.training,
+            COMPONENT,
+            POD_SECURITY,
+            args.cluster.kubernetes_version,
+            self,
+        )
+        self.release = helm_release(
+            f"{name}-release",
+            versions.KUBEFLOW_TRAINER,
+            self.namespace.metadata["name"],
+            helm_values(training, registry),
+            self,
+            depends_on=[args.volcano_release],
+            release_name=RELEASE,
+            protect=args.protect,
+        )
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
 
         # No tenant can run on it (the queue fence refuses its default queue in tenant namespaces): no exclusivity.
         self.cluster_runtime = kube(
-            f"{name}-cluster-runtime", api_version=API_VERSION, kind="ClusterTrainingRuntime",
+            f"{name}-cluster-runtime",
+            api_version=API_VERSION,
+            kind="ClusterTrainingRuntime",
             metadata=metadata(CLUSTER_RUNTIME, COMPONENT, extra_labels=FRAMEWORK_LABELS),
-            spec=runtime_spec(training, gpu, registry, exclusive=False), opts=after_release)
+            spec=runtime_spec(training, gpu, registry, exclusive=False),
+            opts=after_release,
+        )
 
         self.tenant_runtimes = {}
         for tenant in args.tenants:
-            runtime_metadata = metadata(TENANT_RUNTIME, COMPONENT, namespace=tenant_namespaces[tenant.name],
-                                        tenant=tenant.name, extra_labels=FRAMEWORK_LABELS)
+            runtime_metadata = metadata(
+                TENANT_RUNTIME,
+                COMPONENT,
+                namespace=tenant_namespaces[tenant.name],
+                tenant=tenant.name,
+                extra_labels=FRAMEWORK_LABELS,
+            )
             runtime_metadata["annotations"] = {QUEUE_ANNOTATION: tenant.name}
             self.tenant_runtimes[tenant.name] = kube(
-                f"{name}-runtime-{tenant.name}", api_version=API_VERSION, kind="TrainingRuntime",
+                f"{name}-runtime-{tenant.name}",
+                api_version=API_VERSION,
+                kind="TrainingRuntime",
                 metadata=runtime_metadata,
                 spec=runtime_spec(training, gpu, registry, tenant.gpu_isolation == "exclusive", tenant.name),
-                opts=after_release)
+                opts=after_release,
+            )
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

@@ -72,7 +72,6 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import pulumi
-import pulumi_kubernetes as k8s
 import yaml
 
 from config import images, versions
@@ -102,8 +101,9 @@ RELEASE = versions.ARGO_WORKFLOWS.name
 # What tenant developers manage and everyone in a tenant reads (as the chart's aggregated roles, less ClusterWorkflow-
 # Templates, which are off).
 TENANT_WORKLOADS = {"argoproj.io": ["workflows", "workflowtemplates", "cronworkflows"]}
-TENANT_READABLE = {"argoproj.io": ["workflowtaskresults", "workflowtasksets", "workflowartifactgctasks",
-                                   "workfloweventbindings"]}
+TENANT_READABLE = {
+    "argoproj.io": ["workflowtaskresults", "workflowtasksets", "workflowartifactgctasks", "workfloweventbindings"]
+}
 
 EXECUTOR_SA = "workflow-executor"
 EXECUTOR_ROLE = "ai-platform-workflow-executor"
@@ -175,8 +175,11 @@ def artifact_repository(store: ObjectStoreConfig, in_cluster_endpoint: str | Non
     url = urlsplit(endpoint) if endpoint else None
     own = tenant.object_store.bucket if tenant.object_store else None
     bucket = store.tenant_bucket(tenant.name) if store.mode == "in-cluster" else own or store.buckets["workflows"]
-    s3: dict = {"bucket": bucket, "endpoint": url.netloc if url else "s3.amazonaws.com",
-                "insecure": bool(url and url.scheme == "http")}
+    s3: dict = {
+        "bucket": bucket,
+        "endpoint": url.netloc if url else "s3.amazonaws.com",
+        "insecure": bool(url and url.scheme == "http"),
+    }
     if store.mode == "external":
         s3["region"] = store.region
         if not own:  # the shared bucket: the tenant's prefix (Argo's default key format is workflow/pod)
@@ -200,8 +203,9 @@ def model_store(store: ObjectStoreConfig, in_cluster_endpoint: str | None, tenan
     if store.mode == "in-cluster":
         return ModelStore(store.tenant_bucket(tenant.name), "", in_cluster_endpoint, keys_secret(store))
     own = tenant.object_store.bucket if tenant.object_store else None
-    return ModelStore(own or store.buckets["workflows"], "" if own else f"{tenant.name}/", store.endpoint,
-                      keys_secret(store))
+    return ModelStore(
+        own or store.buckets["workflows"], "" if own else f"{tenant.name}/", store.endpoint, keys_secret(store)
+    )
 
 
 def kserve_s3_annotations(store: ObjectStoreConfig, endpoint: str | None) -> dict[str, str]:
@@ -233,7 +237,8 @@ def helm_values(workflows: WorkflowsConfig, cluster: Cluster, tenants: list[Tena
     ``artifactRepository``: each tenant namespace has its own (``repository_config_map``)."""
     pod_security = restricted_pod()  # the images' own user (uid 8737)
     server: dict = {
-        "replicas": workflows.server_replicas, "podSecurityContext": pod_security,
+        "replicas": workflows.server_replicas,
+        "podSecurityContext": pod_security,
         "authModes": [workflows.auth_mode],
         "clusterWorkflowTemplates": {"enabled": False},
         **_image_registry(cluster),
@@ -241,7 +246,10 @@ def helm_values(workflows: WorkflowsConfig, cluster: Cluster, tenants: list[Tena
     if workflows.sso:
         sso = workflows.sso
         server["sso"] = {
-            "enabled": True, "issuer": sso.issuer, "redirectUrl": sso.redirect_url, "scopes": list(sso.scopes),
+            "enabled": True,
+            "issuer": sso.issuer,
+            "redirectUrl": sso.redirect_url,
+            "scopes": list(sso.scopes),
             "clientId": {"name": sso.client_secret, "key": "client-id"},
             "clientSecret": {"name": sso.client_secret, "key": "client-secret"},
             "rbac": {"enabled": True, "secretWhitelist": [sso.client_secret] + sso_token_secrets()},
@@ -254,28 +262,30 @@ def helm_values(workflows: WorkflowsConfig, cluster: Cluster, tenants: list[Tena
         "singleNamespace": False,
         "workflow": {"serviceAccount": {"create": False}, "rbac": {"create": False}},
         "controller": {
-            "replicas": workflows.controller_replicas, "podSecurityContext": pod_security,
+            "replicas": workflows.controller_replicas,
+            "podSecurityContext": pod_security,
             "workflowNamespaces": [t.name for t in tenants],
             "clusterWorkflowTemplates": {"enabled": False},
             "workflowDefaults": workflow_defaults(),
             **_image_registry(cluster),
         },
         "server": server,
-        "executor": {"securityContext": STEP_SECURITY, "resources": EXECUTOR_RESOURCES,
-                     **_image_registry(cluster)},
+        "executor": {"securityContext": STEP_SECURITY, "resources": EXECUTOR_RESOURCES, **_image_registry(cluster)},
         "mainContainer": {"securityContext": STEP_SECURITY},
     }
 
 
 def workflow_defaults() -> dict:
     """The controller's ``workflowDefaults``: what every workflow gets unless it says otherwise."""
-    return {"spec": {
-        "serviceAccountName": EXECUTOR_SA,
-        "securityContext": WORKFLOW_POD_SECURITY,
-        "podMetadata": {"labels": dict(NO_SIDECAR)},
-        "podGC": {"strategy": "OnPodSuccess"},
-        "ttlStrategy": {"secondsAfterSuccess": SUCCEEDED_TTL, "secondsAfterFailure": FAILED_TTL},
-    }}
+    return {
+        "spec": {
+            "serviceAccountName": EXECUTOR_SA,
+            "securityContext": WORKFLOW_POD_SECURITY,
+            "podMetadata": {"labels": dict(NO_SIDECAR)},
+            "podGC": {"strategy": "OnPodSuccess"},
+            "ttlStrategy": {"secondsAfterSuccess": SUCCEEDED_TTL, "secondsAfterFailure": FAILED_TTL},
+        }
+    }
 
 
 def executor_rules() -> list[dict]:
@@ -308,8 +318,9 @@ def _step(name: str, artifacts: tuple[str, ...] = (), parameters: dict[str, str]
     """A step of the pipeline's steps template: the template of the same name, with its inputs."""
     arguments: dict = {}
     if artifacts:
-        arguments["artifacts"] = [{"name": a, "from": f"{{{{steps.{ARTIFACTS[a][0]}.outputs.artifacts.{a}}}}}"}
-                                  for a in artifacts]
+        arguments["artifacts"] = [
+            {"name": a, "from": f"{{{{steps.{ARTIFACTS[a][0]}.outputs.artifacts.{a}}}}}"} for a in artifacts
+        ]
     if parameters:
         arguments["parameters"] = [{"name": key, "value": value} for key, value in parameters.items()]
     return {"name": name, "template": name, **({"arguments": arguments} if arguments else {}), **extra}
@@ -323,9 +334,14 @@ def _user_step(name: str, args: list[str], inputs: tuple[str, ...], outputs: dic
         **({"inputs": {"artifacts": [{"name": a, "path": ARTIFACTS[a][1]} for a in inputs]}} if inputs else {}),
         "outputs": outputs,
         "volumes": [{"name": "work", "emptyDir": {}}, tmp_volume()],
-        "container": {"image": "{{workflow.parameters.image}}", "command": STEP_COMMAND, "args": [name, *args],
-                      "env": images.identity_env(TMP), "securityContext": STEP_SECURITY,
-                      "volumeMounts": [{"name": "work", "mountPath": WORK}, tmp_mount()]},
+        "container": {
+            "image": "{{workflow.parameters.image}}",
+            "command": STEP_COMMAND,
+            "args": [name, *args],
+            "env": images.identity_env(TMP),
+            "securityContext": STEP_SECURITY,
+            "volumeMounts": [{"name": "work", "mountPath": WORK}, tmp_mount()],
+        },
     }
 
 
@@ -333,47 +349,76 @@ def inference_service(tenant: str) -> dict:
     """The deploy step's InferenceService: the model archive in the tenant's bucket (``s3://``), fetched by KServe's
     storage initializer as the tenant's ``model-reader`` (its keys or its workload identity)."""
     return {
-        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-        "metadata": {"name": "{{workflow.parameters.model-name}}",
-                     "labels": {**labels(COMPONENT, tenant), "app.kubernetes.io/managed-by": "argo-workflows"}},
-        "spec": {"predictor": {
-            "serviceAccountName": MODEL_READER, "labels": dict(MODEL_POD_LABELS),
-            "securityContext": restricted_pod(MODEL_UID, gid=MODEL_UID, fs_group=MODEL_UID),
-            "model": {"modelFormat": {"name": "{{workflow.parameters.model-format}}"},
-                      "storageUri": "{{inputs.parameters.model-uri}}",
-                      "securityContext": restricted_container(read_only_root=False, non_root=True, seccomp=True)},
-        }},
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": "{{workflow.parameters.model-name}}",
+            "labels": {**labels(COMPONENT, tenant), "app.kubernetes.io/managed-by": "argo-workflows"},
+        },
+        "spec": {
+            "predictor": {
+                "serviceAccountName": MODEL_READER,
+                "labels": dict(MODEL_POD_LABELS),
+                "securityContext": restricted_pod(MODEL_UID, gid=MODEL_UID, fs_group=MODEL_UID),
+                "model": {
+                    "modelFormat": {"name": "{{workflow.parameters.model-format}}"},
+                    "storageUri": "{{inputs.parameters.model-uri}}",
+                    "securityContext": restricted_container(read_only_root=False, non_root=True, seccomp=True),
+                },
+            }
+        },
     }
 
 
 def model_store_env(models: ModelStore, store: ObjectStoreConfig) -> list[dict]:
     """The register step's S3 settings: where to upload, and the tenant's keys by secretKeyRef (none: the SDK finds
     the executor's workload identity)."""
-    env = [{"name": "MODEL_BUCKET", "value": models.bucket}, {"name": "MODEL_PREFIX", "value": models.prefix},
-           {"name": "AWS_DEFAULT_REGION", "value": store.region}]
+    env = [
+        {"name": "MODEL_BUCKET", "value": models.bucket},
+        {"name": "MODEL_PREFIX", "value": models.prefix},
+        {"name": "AWS_DEFAULT_REGION", "value": store.region},
+    ]
     if models.endpoint:
         env.append({"name": "S3_ENDPOINT_URL", "value": models.endpoint})
     if models.keys_secret:
-        env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": models.keys_secret, "key": key}}}
-                for key in (ACCESS_KEY_ID, SECRET_ACCESS_KEY)]
+        env += [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": models.keys_secret, "key": key}}}
+            for key in (ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+        ]
     return env
 
 
-def pipeline_spec(pipeline: Pipeline, tenant: TenantConfig, gpu: Gpu, mlflow_url: str, cluster: Cluster,
-                  store: ObjectStoreConfig, models: ModelStore) -> dict:
+def pipeline_spec(
+    pipeline: Pipeline,
+    tenant: TenantConfig,
+    gpu: Gpu,
+    mlflow_url: str,
+    cluster: Cluster,
+    store: ObjectStoreConfig,
+    models: ModelStore,
+) -> dict:
     """The WorkflowTemplate's spec: preprocess -> train (GPUs, Volcano queue of the tenant) -> evaluate (writes the
     metric) -> register in MLflow and upload the archive to the tenant's ``models`` -> deploy an InferenceService
     of it only when the metric >= the threshold parameter."""
     scheduling = gpu_scheduling(gpu, pipeline.gpu, exclusive=tenant.gpu_isolation == "exclusive")
     cpu_memory = {"cpu": pipeline.resources.cpu, "memory": pipeline.resources.memory}
-    train = _user_step("train", ["--data", f"{WORK}/data", "--output", f"{WORK}/model"], ("dataset",),
-                       {"artifacts": [{"name": "model", "path": f"{WORK}/model"}]})
-    train["container"]["resources"] = {kind: {**cpu_memory, **scheduling["resources"][kind]}
-                                       for kind in ("requests", "limits")}
+    train = _user_step(
+        "train",
+        ["--data", f"{WORK}/data", "--output", f"{WORK}/model"],
+        ("dataset",),
+        {"artifacts": [{"name": "model", "path": f"{WORK}/model"}]},
+    )
+    train["container"]["resources"] = {
+        kind: {**cpu_memory, **scheduling["resources"][kind]} for kind in ("requests", "limits")
+    }
     train["container"]["volumeMounts"].append({"name": "dshm", "mountPath": "/dev/shm"})
     train["volumes"].append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
-    train.update(schedulerName="volcano", metadata={"annotations": {QUEUE_ANNOTATION: tenant.name}},
-                 tolerations=scheduling["tolerations"], affinity=scheduling["affinity"])
+    train.update(
+        schedulerName="volcano",
+        metadata={"annotations": {QUEUE_ANNOTATION: tenant.name}},
+        tolerations=scheduling["tolerations"],
+        affinity=scheduling["affinity"],
+    )
     image = mirrored(versions.MLFLOW_IMAGE, cluster.image_registry)
     model = "{{workflow.parameters.model-name}}"
     register = {
@@ -382,20 +427,28 @@ def pipeline_spec(pipeline: Pipeline, tenant: TenantConfig, gpu: Gpu, mlflow_url
         "outputs": {"parameters": [{"name": "model-uri", "valueFrom": {"path": f"{WORK}/model-uri"}}]},
         "volumes": [{"name": "work", "emptyDir": {}}, tmp_volume()],
         "script": {
-            "image": image, "command": ["python"], "source": REGISTER_SCRIPT,
+            "image": image,
+            "command": ["python"],
+            "source": REGISTER_SCRIPT,
             "securityContext": REGISTER_SECURITY,
             "volumeMounts": [{"name": "work", "mountPath": WORK}, tmp_mount()],
             # The tenant's own MLflow account (Mlflow.add_tenant_accounts): it sees only the tenant's experiments.
             # MLflow tags each run with getpass.getuser(): USER answers it under the workflow's UID.
-            "env": [{"name": "MLFLOW_TRACKING_URI", "value": mlflow_url}, *images.identity_env(TMP),
-                    *[{"name": variable, "valueFrom": {"secretKeyRef": {"name": MLFLOW_CREDENTIALS, "key": variable}}}
-                      for variable in (MLFLOW_USERNAME_ENV, MLFLOW_PASSWORD_ENV)],
-                    {"name": "EXPERIMENT", "value": f"{tenant.name}/{model}"},
-                    {"name": "REGISTERED_MODEL", "value": f"{tenant.name}-{model}"},
-                    {"name": "DATASET_URI", "value": "{{workflow.parameters.dataset-uri}}"},
-                    {"name": "METRIC_NAME", "value": pipeline.metric},
-                    {"name": "METRIC_VALUE", "value": "{{inputs.parameters.metric}}"},
-                    {"name": "MODEL_NAME", "value": model}, *model_store_env(models, store)],
+            "env": [
+                {"name": "MLFLOW_TRACKING_URI", "value": mlflow_url},
+                *images.identity_env(TMP),
+                *[
+                    {"name": variable, "valueFrom": {"secretKeyRef": {"name": MLFLOW_CREDENTIALS, "key": variable}}}
+                    for variable in (MLFLOW_USERNAME_ENV, MLFLOW_PASSWORD_ENV)
+                ],
+                {"name": "EXPERIMENT", "value": f"{tenant.name}/{model}"},
+                {"name": "REGISTERED_MODEL", "value": f"{tenant.name}-{model}"},
+                {"name": "DATASET_URI", "value": "{{workflow.parameters.dataset-uri}}"},
+                {"name": "METRIC_NAME", "value": pipeline.metric},
+                {"name": "METRIC_VALUE", "value": "{{inputs.parameters.metric}}"},
+                {"name": "MODEL_NAME", "value": model},
+                *model_store_env(models, store),
+            ],
         },
     }
     deploy = {
@@ -408,30 +461,58 @@ def pipeline_spec(pipeline: Pipeline, tenant: TenantConfig, gpu: Gpu, mlflow_url
         "entrypoint": "pipeline",
         # Explicit (also the controller's default): its Role is what the deploy step needs.
         "serviceAccountName": EXECUTOR_SA,
-        "arguments": {"parameters": [
-            {"name": "image", "description": "the training code's image (provides python -m pipeline <step>)"},
-            {"name": "dataset-uri", "description": "where preprocess reads the dataset"},
-            {"name": "model-name", "value": pipeline.name, "description": "registered model and InferenceService"},
-            {"name": "model-format", "value": MODEL_FORMAT, "description": "KServe model format"},
-            {"name": "threshold", "value": f"{pipeline.threshold:g}",
-             "description": f"deploy only if {pipeline.metric} >= threshold"},
-        ]},
+        "arguments": {
+            "parameters": [
+                {"name": "image", "description": "the training code's image (provides python -m pipeline <step>)"},
+                {"name": "dataset-uri", "description": "where preprocess reads the dataset"},
+                {"name": "model-name", "value": pipeline.name, "description": "registered model and InferenceService"},
+                {"name": "model-format", "value": MODEL_FORMAT, "description": "KServe model format"},
+                {
+                    "name": "threshold",
+                    "value": f"{pipeline.threshold:g}",
+                    "description": f"deploy only if {pipeline.metric} >= threshold",
+                },
+            ]
+        },
         "templates": [
-            {"name": "pipeline", "steps": [
-                [_step("preprocess")],
-                [_step("train", ("dataset",))],
-                [_step("evaluate", ("dataset", "model"))],
-                [_step("register", ("model",), {"metric": metric})],
-                [_step("deploy", parameters={"model-uri": "{{steps.register.outputs.parameters.model-uri}}"},
-                       when=f"{metric} >= {{{{workflow.parameters.threshold}}}}")],
-            ]},
-            _user_step("preprocess", ["--dataset-uri", "{{workflow.parameters.dataset-uri}}", "--output",
-                                      f"{WORK}/data"], (),
-                       {"artifacts": [{"name": "dataset", "path": f"{WORK}/data"}]}),
+            {
+                "name": "pipeline",
+                "steps": [
+                    [_step("preprocess")],
+                    [_step("train", ("dataset",))],
+                    [_step("evaluate", ("dataset", "model"))],
+                    [_step("register", ("model",), {"metric": metric})],
+                    [
+                        _step(
+                            "deploy",
+                            parameters={"model-uri": "{{steps.register.outputs.parameters.model-uri}}"},
+                            when=f"{metric} >= {{{{workflow.parameters.threshold}}}}",
+                        )
+                    ],
+                ],
+            },
+            _user_step(
+                "preprocess",
+                ["--dataset-uri", "{{workflow.parameters.dataset-uri}}", "--output", f"{WORK}/data"],
+                (),
+                {"artifacts": [{"name": "dataset", "path": f"{WORK}/data"}]},
+            ),
             train,
-            _user_step("evaluate", ["--data", f"{WORK}/data", "--model", f"{WORK}/model", "--metric", pipeline.metric,
-                                    "--output", f"{WORK}/metric"], ("dataset", "model"),
-                       {"parameters": [{"name": "metric", "valueFrom": {"path": f"{WORK}/metric"}}]}),
+            _user_step(
+                "evaluate",
+                [
+                    "--data",
+                    f"{WORK}/data",
+                    "--model",
+                    f"{WORK}/model",
+                    "--metric",
+                    pipeline.metric,
+                    "--output",
+                    f"{WORK}/metric",
+                ],
+                ("dataset", "model"),
+                {"parameters": [{"name": "metric", "valueFrom": {"path": f"{WORK}/metric"}}]},
+            ),
             register,
             deploy,
         ],
@@ -467,99 +548,170 @@ class Workflows(pulumi.ComponentResource):
         if store.mode == "in-cluster" and object_store is None:
             raise ValueError("an in-cluster object store must be created before Argo Workflows and passed to it")
         child = pulumi.ResourceOptions(parent=self)
-        self.namespace = platform_namespace(f"{name}-namespace", namespaces.workflows, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self)
+        self.namespace = platform_namespace(
+            f"{name}-namespace", namespaces.workflows, COMPONENT, POD_SECURITY, cluster.kubernetes_version, self
+        )
         ns = self.namespace.metadata["name"]
 
         self.model_stores: dict[str, ModelStore] = {}
         if workflows.sso:
-            platform_secrets.existing(f"{name}-sso-client", workflows.sso.client_secret, ns, COMPONENT, self,
-                                      SSO_CLIENT_KEYS)
-            self._service_account(f"{name}-sso-login", LOGIN_SA, ns, None,
-                                  {RBAC_RULE: rbac_rule(sorted({g for t in tenants for g in sso_groups(t)})),
-                                   RBAC_PRECEDENCE: "0"})
+            platform_secrets.existing(
+                f"{name}-sso-client", workflows.sso.client_secret, ns, COMPONENT, self, SSO_CLIENT_KEYS
+            )
+            self._service_account(
+                f"{name}-sso-login",
+                LOGIN_SA,
+                ns,
+                None,
+                {RBAC_RULE: rbac_rule(sorted({g for t in tenants for g in sso_groups(t)})), RBAC_PRECEDENCE: "0"},
+            )
 
         if tenants:  # the executor's rights, granted in each tenant namespace by a RoleBinding
-            kube(f"{name}-executor-role", api_version="rbac.authorization.k8s.io/v1", kind="ClusterRole",
-                 metadata=metadata(EXECUTOR_ROLE, COMPONENT),
-                 rules=executor_rules(), opts=child)
+            kube(
+                f"{name}-executor-role",
+                api_version="rbac.authorization.k8s.io/v1",
+                kind="ClusterRole",
+                metadata=metadata(EXECUTOR_ROLE, COMPONENT),
+                rules=executor_rules(),
+                opts=child,
+            )
         for tenant in tenants:
             tns = tenant_namespaces[tenant.name]
             prefix = f"{name}-{tenant.name}"
             annotations = executor_annotations(store, tenant)
             kube(
-                f"{prefix}-executor-sa", api_version="v1", kind="ServiceAccount",
-                metadata={**metadata(EXECUTOR_SA, COMPONENT, namespace=tns, tenant=tenant.name),
-                          **({"annotations": annotations} if annotations else {})},
-                opts=child)
+                f"{prefix}-executor-sa",
+                api_version="v1",
+                kind="ServiceAccount",
+                metadata={
+                    **metadata(EXECUTOR_SA, COMPONENT, namespace=tns, tenant=tenant.name),
+                    **({"annotations": annotations} if annotations else {}),
+                },
+                opts=child,
+            )
             kube(
-                f"{prefix}-executor-rolebinding", api_version="rbac.authorization.k8s.io/v1", kind="RoleBinding",
+                f"{prefix}-executor-rolebinding",
+                api_version="rbac.authorization.k8s.io/v1",
+                kind="RoleBinding",
                 metadata=metadata(EXECUTOR_SA, COMPONENT, namespace=tns, tenant=tenant.name),
                 roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": EXECUTOR_ROLE},
                 subjects=[{"kind": "ServiceAccount", "name": EXECUTOR_SA, "namespace": tns}],
-                opts=child)
+                opts=child,
+            )
             s3 = artifact_repository(store, object_store.endpoint if object_store else None, tenant)
             kube(
-                f"{prefix}-artifact-repositories", api_version="v1", kind="ConfigMap",
-                metadata={**metadata(ARTIFACT_REPOSITORIES, COMPONENT, namespace=tns, tenant=tenant.name),
-                          "annotations": {DEFAULT_REPOSITORY_ANNOTATION: REPOSITORY_KEY}},
-                data=repository_config_map(s3), opts=child)
+                f"{prefix}-artifact-repositories",
+                api_version="v1",
+                kind="ConfigMap",
+                metadata={
+                    **metadata(ARTIFACT_REPOSITORIES, COMPONENT, namespace=tns, tenant=tenant.name),
+                    "annotations": {DEFAULT_REPOSITORY_ANNOTATION: REPOSITORY_KEY},
+                },
+                data=repository_config_map(s3),
+                opts=child,
+            )
             models = self.model_stores[tenant.name] = model_store(
-                store, object_store.endpoint if object_store else None, tenant)
+                store, object_store.endpoint if object_store else None, tenant
+            )
             s3_settings = kserve_s3_annotations(store, models.endpoint)
             if store.mode == "in-cluster":  # the tenant's own identity, never the platform's keys
                 keys = object_store.tenant_credentials[tenant.name]
                 tenant_keys = {ACCESS_KEY_ID: keys.access_key_id, SECRET_ACCESS_KEY: keys.secret_access_key}
-                platform_secrets.secret(f"{prefix}-artifacts-s3", ARTIFACT_SECRET, tns, COMPONENT, self,
-                                        tenant_keys, tenant=tenant.name)
-                platform_secrets.secret(f"{prefix}-model-reader-s3", MODEL_READER_SECRET, tns, COMPONENT, self,
-                                        tenant_keys, tenant=tenant.name, annotations=s3_settings)
+                platform_secrets.secret(
+                    f"{prefix}-artifacts-s3", ARTIFACT_SECRET, tns, COMPONENT, self, tenant_keys, tenant=tenant.name
+                )
+                platform_secrets.secret(
+                    f"{prefix}-model-reader-s3",
+                    MODEL_READER_SECRET,
+                    tns,
+                    COMPONENT,
+                    self,
+                    tenant_keys,
+                    tenant=tenant.name,
+                    annotations=s3_settings,
+                )
             elif store.credentials_secret:  # from the store: its target carries KServe's settings too
-                platform_secrets.existing(f"{prefix}-artifacts-s3", store.credentials_secret, tns, COMPONENT, self,
-                                          [ACCESS_KEY_ID, SECRET_ACCESS_KEY], tenant=tenant.name,
-                                          annotations=s3_settings)
+                platform_secrets.existing(
+                    f"{prefix}-artifacts-s3",
+                    store.credentials_secret,
+                    tns,
+                    COMPONENT,
+                    self,
+                    [ACCESS_KEY_ID, SECRET_ACCESS_KEY],
+                    tenant=tenant.name,
+                    annotations=s3_settings,
+                )
             self._model_reader(prefix, tns, tenant.name, store, annotations, s3_settings)
             kube(
-                f"{prefix}-netpol-https", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
+                f"{prefix}-netpol-https",
+                api_version="networking.k8s.io/v1",
+                kind="NetworkPolicy",
                 metadata=metadata("allow-workflow-https", COMPONENT, namespace=tns, tenant=tenant.name),
-                spec={"podSelector": WORKFLOW_PODS,
-                      "policyTypes": ["Egress"],
-                      "egress": [public_https_egress()]},
-                opts=child)
+                spec={"podSelector": WORKFLOW_PODS, "policyTypes": ["Egress"], "egress": [public_https_egress()]},
+                opts=child,
+            )
             if workflows.sso:
                 access = {"developer": tenant.access.developers.groups, "viewer": tenant.access.viewers.groups}
                 for role, (account, precedence) in SSO_ACCOUNTS.items():
                     if access[role]:
-                        self._service_account(f"{prefix}-sso-{role}", account, tns, tenant.name,
-                                              {RBAC_RULE: rbac_rule(access[role]), RBAC_PRECEDENCE: str(precedence)},
-                                              role=role)
+                        self._service_account(
+                            f"{prefix}-sso-{role}",
+                            account,
+                            tns,
+                            tenant.name,
+                            {RBAC_RULE: rbac_rule(access[role]), RBAC_PRECEDENCE: str(precedence)},
+                            role=role,
+                        )
 
         # No wait for the SSO client Secret (from the store it comes one wave after the External Secrets operator's
         # release): argo-server reads it at start and exits until it exists, and the kubelet restarts it (crash-loop
         # backoff, at most 5 minutes apart); 900 s instead of 600 leaves room for that. Waiting would put the release,
         # and the WorkflowTemplates that need its CRDs, a wave later (a fifth wave).
         self.release = helm_release(
-            f"{name}-release", versions.ARGO_WORKFLOWS, ns,
-            helm_values(workflows, cluster, tenants), self,
-            timeout=900, release_name=RELEASE, protect=protect)
+            f"{name}-release",
+            versions.ARGO_WORKFLOWS,
+            ns,
+            helm_values(workflows, cluster, tenants),
+            self,
+            timeout=900,
+            release_name=RELEASE,
+            protect=protect,
+        )
 
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         by_name = {t.name: t for t in tenants}
         self.templates = [
             kube(
                 f"{name}-{pipeline.tenant}-{pipeline.name}",
-                api_version="argoproj.io/v1alpha1", kind="WorkflowTemplate",
-                metadata=metadata(pipeline.name, COMPONENT, namespace=tenant_namespaces[pipeline.tenant],
-                                  tenant=pipeline.tenant),
-                spec=pipeline_spec(pipeline, by_name[pipeline.tenant], gpu,
-                                   mlflow_url, cluster, store, self.model_stores[pipeline.tenant]),
-                opts=after_release)
+                api_version="argoproj.io/v1alpha1",
+                kind="WorkflowTemplate",
+                metadata=metadata(
+                    pipeline.name, COMPONENT, namespace=tenant_namespaces[pipeline.tenant], tenant=pipeline.tenant
+                ),
+                spec=pipeline_spec(
+                    pipeline,
+                    by_name[pipeline.tenant],
+                    gpu,
+                    mlflow_url,
+                    cluster,
+                    store,
+                    self.model_stores[pipeline.tenant],
+                ),
+                opts=after_release,
+            )
             for pipeline in workflows.pipelines
         ]
         self.register_outputs({"namespace": ns, "release": self.release.name})
 
-    def _model_reader(self, prefix: str, namespace: pulumi.Input[str], tenant: str, store: ObjectStoreConfig,
-                      identity: dict[str, str], s3_settings: dict[str, str]) -> None:
+    def _model_reader(
+        self,
+        prefix: str,
+        namespace: pulumi.Input[str],
+        tenant: str,
+        store: ObjectStoreConfig,
+        identity: dict[str, str],
+        s3_settings: dict[str, str],
+    ) -> None:
         """The ServiceAccount ``model-reader`` of the deploy step's InferenceServices (no Role, no token): it lists
         the tenant's S3 Secret, whose annotations tell KServe the endpoint; with workload identity it carries the
         executor's identity and those settings itself. With an external store, its pods may reach HTTPS."""
@@ -567,38 +719,68 @@ class Workflows(pulumi.ComponentResource):
         meta = metadata(MODEL_READER, COMPONENT, namespace=namespace, tenant=tenant)
         if secret is None:
             meta["annotations"] = {**identity, **s3_settings}
-        kube(f"{prefix}-model-reader-sa", api_version="v1", kind="ServiceAccount", metadata=meta,
-             secrets=[{"name": secret}] if secret else None,
-             automountServiceAccountToken=False, opts=pulumi.ResourceOptions(parent=self))
+        kube(
+            f"{prefix}-model-reader-sa",
+            api_version="v1",
+            kind="ServiceAccount",
+            metadata=meta,
+            secrets=[{"name": secret}] if secret else None,
+            automountServiceAccountToken=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         if store.mode == "external":
             kube(
-                f"{prefix}-netpol-model-https", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
+                f"{prefix}-netpol-model-https",
+                api_version="networking.k8s.io/v1",
+                kind="NetworkPolicy",
                 metadata=metadata("allow-pipeline-model-https", COMPONENT, namespace=namespace, tenant=tenant),
-                spec={"podSelector": {"matchLabels": dict(MODEL_POD_LABELS)}, "policyTypes": ["Egress"],
-                      "egress": [public_https_egress()]},
-                opts=pulumi.ResourceOptions(parent=self))
+                spec={
+                    "podSelector": {"matchLabels": dict(MODEL_POD_LABELS)},
+                    "policyTypes": ["Egress"],
+                    "egress": [public_https_egress()],
+                },
+                opts=pulumi.ResourceOptions(parent=self),
+            )
 
-    def _service_account(self, logical: str, account: str, namespace: pulumi.Input[str], tenant: str | None,
-                         annotations: dict[str, str], role: str | None = None) -> None:
+    def _service_account(
+        self,
+        logical: str,
+        account: str,
+        namespace: pulumi.Input[str],
+        tenant: str | None,
+        annotations: dict[str, str],
+        role: str | None = None,
+    ) -> None:
         """An SSO ServiceAccount with its rule, its token Secret and, for a tenant role, its RoleBinding."""
         sa = kube(
-            f"{logical}-sa", api_version="v1", kind="ServiceAccount",
+            f"{logical}-sa",
+            api_version="v1",
+            kind="ServiceAccount",
             metadata={**metadata(account, COMPONENT, namespace=namespace, tenant=tenant), "annotations": annotations},
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         # Kubernetes writes the token into it; no value comes from Pulumi or a store (so not PlatformSecrets).
         kube(
-            f"{logical}-token", api_version="v1", kind="Secret",
-            metadata={**metadata(token_secret(account), COMPONENT, namespace=namespace, tenant=tenant),
-                      "annotations": {"kubernetes.io/service-account.name": account}},
+            f"{logical}-token",
+            api_version="v1",
+            kind="Secret",
+            metadata={
+                **metadata(token_secret(account), COMPONENT, namespace=namespace, tenant=tenant),
+                "annotations": {"kubernetes.io/service-account.name": account},
+            },
             type="kubernetes.io/service-account-token",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[sa]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[sa]),
+        )
         if role:
             kube(
-                f"{logical}-rolebinding", api_version="rbac.authorization.k8s.io/v1", kind="RoleBinding",
+                f"{logical}-rolebinding",
+                api_version="rbac.authorization.k8s.io/v1",
+                kind="RoleBinding",
                 metadata=metadata(account, COMPONENT, namespace=namespace, tenant=tenant),
                 roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role(role)},
                 subjects=[{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
-                opts=pulumi.ResourceOptions(parent=self))
+                opts=pulumi.ResourceOptions(parent=self),
+            )
 
 
 def sso_groups(tenant: TenantConfig) -> list[str]:

@@ -52,8 +52,10 @@ def valid(model: M, problems: Problems) -> M:
 
 def _dns_label(value: str) -> str:
     if len(value) > 63 or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", value):
-        raise ValueError("must be a DNS-1123 label: lower-case letters, digits and '-', "
-                         "starting and ending with a letter or digit, at most 63 characters")
+        raise ValueError(
+            "must be a DNS-1123 label: lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters"
+        )
     return value
 
 
@@ -106,8 +108,9 @@ class RequestsWithinLimits(Model):
         requests, limits = self.requests, self.limits  # type: ignore[attr-defined]
         if isinstance(requests, ComputeResources):
             for field in ("cpu", "memory"):
-                at_most(problems, f"requests.{field}", getattr(requests, field),
-                        f"limits.{field}", getattr(limits, field))
+                at_most(
+                    problems, f"requests.{field}", getattr(requests, field), f"limits.{field}", getattr(limits, field)
+                )
         else:
             at_most(problems, "requests", requests, "limits", limits)
         return valid(self, problems)

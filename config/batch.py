@@ -35,8 +35,9 @@ class ContainerResources(RequestsWithinLimits):
 
 
 def _resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> ContainerResources:
-    return ContainerResources(requests=ComputeResources(cpu=cpu, memory=memory),
-                              limits=ComputeResources(cpu=cpu_limit, memory=memory_limit))
+    return ContainerResources(
+        requests=ComputeResources(cpu=cpu, memory=memory), limits=ComputeResources(cpu=cpu_limit, memory=memory_limit)
+    )
 
 
 class VolcanoResources(Model):
@@ -147,10 +148,18 @@ def cross_checks(cfg: PlatformConfig) -> Problems:
     the other services."""
     problems: Problems = []
     if cfg.volcano.enabled and cfg.cluster.kubernetes_version in SUPPORTED_KUBERNETES[:5]:
-        problems.append(("cluster.kubernetesVersion", "Volcano's tenant queue fence is a ValidatingAdmissionPolicy "
-                         "(admissionregistration.k8s.io/v1): needs Kubernetes >= 1.30, or volcano.enabled false"))
-    for section, enabled in (("training", cfg.training.enabled), ("workflows", cfg.workflows.enabled),
-                             ("ray", cfg.ray.enabled)):
+        problems.append(
+            (
+                "cluster.kubernetesVersion",
+                "Volcano's tenant queue fence is a ValidatingAdmissionPolicy "
+                "(admissionregistration.k8s.io/v1): needs Kubernetes >= 1.30, or volcano.enabled false",
+            )
+        )
+    for section, enabled in (
+        ("training", cfg.training.enabled),
+        ("workflows", cfg.workflows.enabled),
+        ("ray", cfg.ray.enabled),
+    ):
         if enabled and not cfg.volcano.enabled:
             problems.append((f"{section}.enabled", "gang scheduling needs volcano.enabled"))
     if cfg.training.enabled:
@@ -159,27 +168,35 @@ def cross_checks(cfg: PlatformConfig) -> Problems:
         except ValueError as error:
             problems.append(("training.gpu", str(error)))
         for index in range(len(cfg.tenants)):
-            problems += [(path, message) for path, message in
-                         _pod_problems(cfg, "training", index, cfg.training.gpu, cfg.training.resources)
-                         if (path, message) not in problems]
+            problems += [
+                (path, message)
+                for path, message in _pod_problems(cfg, "training", index, cfg.training.gpu, cfg.training.resources)
+                if (path, message) not in problems
+            ]
     workflows = cfg.workflows
     if workflows.enabled and not cfg.cluster.api_server_cidrs:
-        problems.append(("cluster.apiServerCidrs", "workflow pods report their results to the Kubernetes API: "
-                                                   "give the API server's endpoint addresses"))
+        problems.append(
+            (
+                "cluster.apiServerCidrs",
+                "workflow pods report their results to the Kubernetes API: give the API server's endpoint addresses",
+            )
+        )
     if workflows.pipelines and not workflows.enabled:
         problems.append(("workflows.pipelines", "pipelines need workflows.enabled"))
     if workflows.pipelines and not cfg.mlflow.enabled:
         problems.append(("workflows.pipelines", "the pipeline registers models in MLflow: needs mlflow.enabled"))
     if workflows.pipelines and not cfg.serving.enabled:
         problems.append(("workflows.pipelines", "the pipeline deploys an InferenceService: needs serving.enabled"))
-    for index, pipeline, tenant_index in of_existing_tenants(cfg, "workflows.pipelines", "pipeline",
-                                                             workflows.pipelines, problems):
+    for index, pipeline, tenant_index in of_existing_tenants(
+        cfg, "workflows.pipelines", "pipeline", workflows.pipelines, problems
+    ):
         problems += _pod_problems(cfg, f"workflows.pipelines[{index}]", tenant_index, pipeline.gpu, pipeline.resources)
     return problems
 
 
-def _pod_problems(cfg: PlatformConfig, at: str, tenant_index: int, gpu: EndpointGpu, resources: ComputeResources
-                  ) -> Problems:
+def _pod_problems(
+    cfg: PlatformConfig, at: str, tenant_index: int, gpu: EndpointGpu, resources: ComputeResources
+) -> Problems:
     """Problems of a batch pod (training node, pipeline step) that a tenant's limits or the GPU pools refuse."""
     tenant = cfg.tenants[tenant_index]
     problems = tenant.container_problems(at, f"tenants[{tenant_index}]", resources, gpu.count)

@@ -46,8 +46,11 @@ class ObjectStore(Model):
 
     @property
     def buckets(self) -> dict[str, str]:
-        return {"mlflow": self.mlflow_bucket or "mlflow", "milvus": self.milvus_bucket or "milvus",
-                "workflows": self.workflows_bucket or "argo-artifacts"}
+        return {
+            "mlflow": self.mlflow_bucket or "mlflow",
+            "milvus": self.milvus_bucket or "milvus",
+            "workflows": self.workflows_bucket or "argo-artifacts",
+        }
 
     def tenant_bucket(self, tenant: str) -> str:
         """In-cluster: the bucket of a tenant's workflow artifacts, ``<workflows bucket>-<tenant>``."""
@@ -61,8 +64,13 @@ class ObjectStore(Model):
                 if getattr(self, field) is None:
                     problems.append((to_camel(field), "an external object store needs the bucket name"))
             if not self.credentials_secret and not self.service_account_annotations:
-                problems.append(("credentialsSecret", "an external object store needs credentialsSecret or "
-                                                      "serviceAccountAnnotations (workload identity)"))
+                problems.append(
+                    (
+                        "credentialsSecret",
+                        "an external object store needs credentialsSecret or "
+                        "serviceAccountAnnotations (workload identity)",
+                    )
+                )
         else:
             for field in ("endpoint", "credentials_secret"):
                 if getattr(self, field) is not None:
@@ -146,16 +154,26 @@ def cross_checks(cfg: PlatformConfig) -> Problems:
     store, workflows = cfg.object_store, cfg.workflows.enabled
     problems: Problems = []
     if workflows and store.mode == "external" and not store.workflows_bucket:
-        problems.append(("objectStore.workflowsBucket", "an external object store needs the bucket of the "
-                                                         "workflows' artifacts"))
+        problems.append(
+            ("objectStore.workflowsBucket", "an external object store needs the bucket of the workflows' artifacts")
+        )
     for index, tenant in enumerate(cfg.tenants):
         if tenant.object_store is not None and store.mode == "in-cluster":
-            problems.append((f"tenants[{index}].objectStore", "only for an external object store (the in-cluster "
-                                                              "store gives each tenant its bucket and keys)"))
+            problems.append(
+                (
+                    f"tenants[{index}].objectStore",
+                    "only for an external object store (the in-cluster store gives each tenant its bucket and keys)",
+                )
+            )
         bucket = store.tenant_bucket(tenant.name)
         if workflows and store.mode == "in-cluster" and len(bucket) > 63:
-            problems.append((f"tenants[{index}].name", f"the tenant's artifact bucket {bucket!r} exceeds 63 "
-                             "characters: shorten the name or objectStore.workflowsBucket"))
+            problems.append(
+                (
+                    f"tenants[{index}].name",
+                    f"the tenant's artifact bucket {bucket!r} exceeds 63 "
+                    "characters: shorten the name or objectStore.workflowsBucket",
+                )
+            )
     return problems + _milvus_store_endpoint(cfg)
 
 
@@ -167,10 +185,15 @@ def _milvus_store_endpoint(cfg: PlatformConfig) -> Problems:
         return []
     parts = urlsplit(endpoint)
     try:
-        parts.port
+        _ = parts.port  # urlsplit checks the port only when asked
     except ValueError:
         return [("objectStore.endpoint", f"not a valid port (allowed: http(s)://host[:port], got: {endpoint!r})")]
     if parts.path not in ("", "/") or parts.query or parts.fragment or not parts.hostname:
-        return [("objectStore.endpoint", "Milvus (milvus.enabled) reaches the object store by host and port "
-                                         f"only (allowed: http(s)://host[:port], got: {endpoint!r})")]
+        return [
+            (
+                "objectStore.endpoint",
+                "Milvus (milvus.enabled) reaches the object store by host and port "
+                f"only (allowed: http(s)://host[:port], got: {endpoint!r})",
+            )
+        ]
     return []

@@ -211,31 +211,50 @@ class Gpu(Model):
                     problems.append((f"{at}.migProfiles", "a MIG pool needs its MIG layout (profile -> instances)"))
                 problems += [(f"{at}.migProfiles", p) for p in mig_layout_problems(pool.gpu_model, pool.mig_profiles)]
                 if self.mig.strategy == "single" and len(pool.mig_profiles) > 1:
-                    problems.append((f"{at}.migProfiles", "the single MIG strategy allows one profile per pool "
-                                     f"(got {', '.join(pool.mig_profiles)}); use mig.strategy mixed"))
+                    problems.append(
+                        (
+                            f"{at}.migProfiles",
+                            "the single MIG strategy allows one profile per pool "
+                            f"(got {', '.join(pool.mig_profiles)}); use mig.strategy mixed",
+                        )
+                    )
             elif pool.mig_profiles:
                 problems.append((f"{at}.migProfiles", f"only for MIG pools (this pool's sharing is {sharing})"))
             if pool.time_slicing_replicas is not None and sharing != "time-slicing":
                 problems.append((f"{at}.timeSlicingReplicas", f"only for time-slicing pools (sharing is {sharing})"))
             if pool.node_selector and sharing == "mig":
-                problems.append((f"{at}.nodeSelector", "MIG pools must name their nodes: the platform labels each "
-                                 "node with its nvidia.com/mig.config"))
+                problems.append(
+                    (
+                        f"{at}.nodeSelector",
+                        "MIG pools must name their nodes: the platform labels each node with its nvidia.com/mig.config",
+                    )
+                )
             elif pool.node_selector and (sharing != self.sharing or pool.time_slicing_replicas is not None):
-                problems.append((f"{at}.sharing", "a nodeSelector pool gets the default device-plugin config, so "
-                                 "its sharing must be gpu.sharing; name its nodes to give it its own"))
+                problems.append(
+                    (
+                        f"{at}.sharing",
+                        "a nodeSelector pool gets the default device-plugin config, so "
+                        "its sharing must be gpu.sharing; name its nodes to give it its own",
+                    )
+                )
         return valid(self, problems)
 
 
 def gpu_placement(gpu: Gpu, request: EndpointGpu, exclusive: bool) -> list[NodePool]:
     """The pools that can serve a GPU request; raises ``ValueError`` naming the request if none can."""
     if request.mig_profile:
-        pools = [p for p in gpu.node_pools
-                 if gpu.pool_sharing(p) == "mig" and request.mig_profile in p.mig_profiles]
+        pools = [p for p in gpu.node_pools if gpu.pool_sharing(p) == "mig" and request.mig_profile in p.mig_profiles]
     else:
-        time_sliced_ok = not (exclusive or gpu.time_slicing.rename_by_default
-                              or (request.count > 1 and gpu.time_slicing.fail_requests_greater_than_one))
-        pools = [p for p in gpu.node_pools if gpu.pool_sharing(p) == "none"
-                 or (gpu.pool_sharing(p) == "time-slicing" and time_sliced_ok)]
+        time_sliced_ok = not (
+            exclusive
+            or gpu.time_slicing.rename_by_default
+            or (request.count > 1 and gpu.time_slicing.fail_requests_greater_than_one)
+        )
+        pools = [
+            p
+            for p in gpu.node_pools
+            if gpu.pool_sharing(p) == "none" or (gpu.pool_sharing(p) == "time-slicing" and time_sliced_ok)
+        ]
     pools = [p for p in pools if request.model is None or p.gpu_model == request.model]
     wanted = f"{request.count} x {request.mig_profile or 'GPU'}" + (f" on {request.model}" if request.model else "")
     if not pools:
@@ -244,8 +263,10 @@ def gpu_placement(gpu: Gpu, request: EndpointGpu, exclusive: bool) -> list[NodeP
     fitting = [p for p in pools if gpu.pool_units(p, per_node=True).get(resource, 0) >= request.count]
     if not fitting:
         largest = max(gpu.pool_units(p, per_node=True).get(resource, 0) for p in pools)
-        raise ValueError(f"{wanted} must fit on one node, but the pools that could serve it have at most "
-                         f"{largest} {resource} per node")
+        raise ValueError(
+            f"{wanted} must fit on one node, but the pools that could serve it have at most "
+            f"{largest} {resource} per node"
+        )
     return fitting
 
 
@@ -263,13 +284,23 @@ def cross_checks(cfg: PlatformConfig) -> Problems:
         total, schedulable = sum(by_tenant.values()), capacity.get(resource, 0)
         if total > schedulable * factor:
             shares = ", ".join(f"{name} {count}" for name, count in by_tenant.items())
-            problems.append(("tenants", f"quotas ask for {total} {resource} ({shares}) but gpu.nodePools "
-                             f"schedule {schedulable} (oversubscription {factor:g}); add GPUs to the inventory "
-                             "or set gpu.oversubscription"))
+            problems.append(
+                (
+                    "tenants",
+                    f"quotas ask for {total} {resource} ({shares}) but gpu.nodePools "
+                    f"schedule {schedulable} (oversubscription {factor:g}); add GPUs to the inventory "
+                    "or set gpu.oversubscription",
+                )
+            )
     exclusive = {t.name: t.quota.gpu for t in cfg.tenants if t.gpu_isolation == "exclusive" and t.quota.gpu}
     whole = cfg.gpu.exclusive_capacity()
     if sum(exclusive.values()) > whole * factor:
-        problems.append(("tenants", f"exclusive tenants ({', '.join(f'{n} {c}' for n, c in exclusive.items())}) "
-                         f"ask for {sum(exclusive.values())} unshared nvidia.com/gpu but pools with sharing none "
-                         f"have {whole}"))
+        problems.append(
+            (
+                "tenants",
+                f"exclusive tenants ({', '.join(f'{n} {c}' for n, c in exclusive.items())}) "
+                f"ask for {sum(exclusive.values())} unshared nvidia.com/gpu but pools with sharing none "
+                f"have {whole}",
+            )
+        )
     return problems

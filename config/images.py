@@ -68,8 +68,12 @@ class ImageContract(NamedTuple):
         one of ``programs``, or a shell script that calls one."""
         if not command:
             return True
-        words = [posixpath.basename(word) for part in (command, args or []) for item in part
-                 for word in str(item).replace(";", " ").replace("&&", " ").replace("|", " ").split()]
+        words = [
+            posixpath.basename(word)
+            for part in (command, args or [])
+            for item in part
+            for word in str(item).replace(";", " ").replace("&&", " ").replace("|", " ").split()
+        ]
         return any(word in self.programs for word in words)
 
     def knows(self, uid: int) -> bool:
@@ -84,15 +88,20 @@ class ImageContract(NamedTuple):
 def identity_env(home: str) -> list[dict]:
     """``USER``, ``LOGNAME`` and ``HOME`` for a container that runs under a UID its image does not define:
     ``getpass.getuser()`` answers from ``USER`` without a passwd lookup; ``home`` must be writable."""
-    return [{"name": "USER", "value": ANONYMOUS_USER}, {"name": "LOGNAME", "value": ANONYMOUS_USER},
-            {"name": "HOME", "value": home}]
+    return [
+        {"name": "USER", "value": ANONYMOUS_USER},
+        {"name": "LOGNAME", "value": ANONYMOUS_USER},
+        {"name": "HOME", "value": home},
+    ]
 
 
 # Paths every Python program may write: the compiled bytecode beside its modules (CPython skips it silently when the
 # directory is read-only: importlib ``SourceFileLoader._cache_bytecode``/``set_data`` ignore ``OSError``) and
 # ``tempfile``'s directory (``TMPDIR``, else /tmp; ``tempfile.gettempdir``).
-PYTHON_WRITES = (Write("__pycache__", "PYTHONDONTWRITEBYTECODE", "bytecode of imported modules", fatal=False),
-                 Write("/tmp", "TMPDIR", "tempfile.gettempdir(): temporary files and directories"))
+PYTHON_WRITES = (
+    Write("__pycache__", "PYTHONDONTWRITEBYTECODE", "bytecode of imported modules", fatal=False),
+    Write("/tmp", "TMPDIR", "tempfile.gettempdir(): temporary files and directories"),
+)
 
 # Caches of the torch stack, by the variable that moves each (defaults from the sources named).
 TORCH_WRITES = (
@@ -110,7 +119,8 @@ HF_WRITES = (Write("~/.cache/huggingface", "HF_HOME", "Hugging Face hub cache an
 
 VLLM = ImageContract(
     image=versions.VLLM_IMAGE,
-    user="root", uid=0,
+    user="root",
+    uid=0,
     # The vllm-base stage creates `vllm` (UID 2000, GID 0, home /home/vllm, group-0 writable); the vllm-openai target
     # keeps root ("The default `vllm-openai` image keeps `USER root`"); its nvidia/cuda Ubuntu base defines no other
     # login user the platform may rely on.
@@ -118,20 +128,25 @@ VLLM = ImageContract(
     home="/root",
     entrypoint=("vllm", "serve"),
     programs=("vllm", "python", "python3", "hf", "huggingface-cli"),
-    python=True, calls_getuser=True,
-    writes=(*PYTHON_WRITES, *TORCH_WRITES, *HF_WRITES,
-            # vllm/envs.py: VLLM_CACHE_ROOT = $XDG_CACHE_HOME/vllm, else ~/.cache/vllm (torch.compile artifacts);
-            # VLLM_CONFIG_ROOT = ~/.config/vllm (usage stats); VLLM_RPC_BASE_PATH = tempfile.gettempdir() (IPC sockets)
-            Write("~/.cache/vllm", "VLLM_CACHE_ROOT", "vLLM compile cache and assets"),
-            Write("~/.config/vllm", "VLLM_CONFIG_ROOT", "vLLM config and usage stats"),
-            Write("/tmp", "VLLM_RPC_BASE_PATH", "vLLM IPC sockets"),
-            # docker/entrypoints/vllm-nonroot-entrypoint.sh: "every cache dir (HF, Triton, Inductor, vLLM, Numba,
-            # Outlines) that defaults to `$HOME/.cache/...`"
-            Write("~/.cache", "XDG_CACHE_HOME", "Numba, Outlines and other library caches")),
+    python=True,
+    calls_getuser=True,
+    writes=(
+        *PYTHON_WRITES,
+        *TORCH_WRITES,
+        *HF_WRITES,
+        # vllm/envs.py: VLLM_CACHE_ROOT = $XDG_CACHE_HOME/vllm, else ~/.cache/vllm (torch.compile artifacts);
+        # VLLM_CONFIG_ROOT = ~/.config/vllm (usage stats); VLLM_RPC_BASE_PATH = tempfile.gettempdir() (IPC sockets)
+        Write("~/.cache/vllm", "VLLM_CACHE_ROOT", "vLLM compile cache and assets"),
+        Write("~/.config/vllm", "VLLM_CONFIG_ROOT", "vLLM config and usage stats"),
+        Write("/tmp", "VLLM_RPC_BASE_PATH", "vLLM IPC sockets"),
+        # docker/entrypoints/vllm-nonroot-entrypoint.sh: "every cache dir (HF, Triton, Inductor, vLLM, Numba,
+        # Outlines) that defaults to `$HOME/.cache/...`"
+        Write("~/.cache", "XDG_CACHE_HOME", "Numba, Outlines and other library caches"),
+    ),
     read_only_root=None,
     sources=(
         "vllm-project/vllm docker/Dockerfile, stages vllm-base ('Non-root support (opt-in)': useradd --uid 2000 "
-        "--gid 0 --home-dir /home/vllm vllm), vllm-openai (ENTRYPOINT [\"vllm\", \"serve\"], no USER) and "
+        '--gid 0 --home-dir /home/vllm vllm), vllm-openai (ENTRYPOINT ["vllm", "serve"], no USER) and '
         "vllm-openai-nonroot; added by vllm-project/vllm#40275. The v0.33.0 tag could not be fetched here (repository "
         "snapshot over the size limit): read from the Dockerfile as of the 2026-07 main branch.",
         "vllm-project/vllm vllm/envs.py (VLLM_CACHE_ROOT, VLLM_CONFIG_ROOT, VLLM_RPC_BASE_PATH)",
@@ -142,7 +157,8 @@ VLLM = ImageContract(
 
 TRITON = ImageContract(
     image=versions.TRITON_IMAGE,
-    user="root", uid=0,
+    user="root",
+    uid=0,
     # build.py dockerfile_prepare_container_linux: userdel ubuntu; useradd triton-server; asserts uid == gid == 1000.
     # useradd without -m: the passwd home /home/triton-server is not created, so HOME must be set to a volume.
     users={0: ("root", "/root"), 1000: ("triton-server", "/home/triton-server")},
@@ -150,11 +166,14 @@ TRITON = ImageContract(
     entrypoint=("/opt/nvidia/nvidia_entrypoint.sh",),
     programs=("tritonserver", "python", "python3"),
     # A C++ server; its Python backend runs model.py stubs (which may import torch: they then call getuser()).
-    python=True, calls_getuser=True,
-    writes=(*PYTHON_WRITES,
-            # triton-inference-server/python_backend: stubs exchange tensors with the server through POSIX shared
-            # memory regions (--backend-config=python,shm-region-prefix-name=..., shm-default-byte-size).
-            Write("/dev/shm", None, "Python backend shared memory regions")),
+    python=True,
+    calls_getuser=True,
+    writes=(
+        *PYTHON_WRITES,
+        # triton-inference-server/python_backend: stubs exchange tensors with the server through POSIX shared
+        # memory regions (--backend-config=python,shm-region-prefix-name=..., shm-default-byte-size).
+        Write("/dev/shm", None, "Python backend shared memory regions"),
+    ),
     read_only_root=None,
     sources=(
         "triton-inference-server/server build.py dockerfile_prepare_container_linux (TRITON_SERVER_USER=triton-server, "
@@ -167,29 +186,37 @@ TRITON = ImageContract(
 
 AWS_CLI = ImageContract(
     image=versions.AWS_CLI_IMAGE,
-    user="root", uid=0,
+    user="root",
+    uid=0,
     users={0: ("root", "/root")},  # amazonlinux:2 base: system accounts only
     home="/root",
     entrypoint=("/usr/local/bin/aws",),
     programs=("aws",),
     # A frozen (PyInstaller) Python program: it does not read the image's Python, writes no bytecode and does not
     # ask for the user name; it writes its credential caches under ~/.aws.
-    python=False, calls_getuser=False,
-    writes=(Write("~/.aws", None, "CLI caches (~/.aws/cli/cache, ~/.aws/sso/cache)"),
-            Write("/tmp", "TMPDIR", "temporary files")),
+    python=False,
+    calls_getuser=False,
+    writes=(
+        Write("~/.aws", None, "CLI caches (~/.aws/cli/cache, ~/.aws/sso/cache)"),
+        Write("/tmp", "TMPDIR", "temporary files"),
+    ),
     read_only_root=None,
-    sources=("aws/aws-cli docker/Dockerfile at tag 2.27.0 (FROM amazonlinux:2, ./aws/install, WORKDIR /aws, "
-             "ENTRYPOINT [\"/usr/local/bin/aws\"], no USER)",),
+    sources=(
+        "aws/aws-cli docker/Dockerfile at tag 2.27.0 (FROM amazonlinux:2, ./aws/install, WORKDIR /aws, "
+        'ENTRYPOINT ["/usr/local/bin/aws"], no USER)',
+    ),
 )
 
 MLFLOW = ImageContract(
     image=versions.MLFLOW_IMAGE,
-    user="root", uid=0,
+    user="root",
+    uid=0,
     users={0: ("root", "/root")},  # python:3.11-slim (Debian): system accounts only, no login user
     home="/root",
     entrypoint=(),  # python's image: CMD ["python3"]; the platform always sets the command
     programs=("mlflow", "python", "python3"),
-    python=True, calls_getuser=True,
+    python=True,
+    calls_getuser=True,
     # The server's Prometheus multiprocess files go where its --expose-prometheus argument says (the platform: /tmp).
     writes=PYTHON_WRITES,
     read_only_root=None,
@@ -204,12 +231,14 @@ MLFLOW = ImageContract(
 
 TORCH = ImageContract(
     image=versions.TORCH_IMAGE,
-    user="root", uid=0,
+    user="root",
+    uid=0,
     users={0: ("root", "/root")},  # ubuntu:22.04 base: system accounts only
     home="/root",
     entrypoint=(),  # no ENTRYPOINT; WORKDIR /workspace
     programs=("python", "python3", "torchrun"),
-    python=True, calls_getuser=True,
+    python=True,
+    calls_getuser=True,
     writes=(*PYTHON_WRITES, *TORCH_WRITES, *HF_WRITES),
     read_only_root=None,
     sources=(
@@ -222,12 +251,14 @@ TORCH = ImageContract(
 
 POSTGRES = ImageContract(
     image=versions.POSTGRES_IMAGE,
-    user="postgres", uid=26,
+    user="postgres",
+    uid=26,
     users={26: ("postgres", "/var/lib/postgresql")},
     home="/var/lib/postgresql",
     entrypoint=(),  # the CloudNativePG operator injects its instance manager and runs the pod
     programs=("postgres",),
-    python=False, calls_getuser=False,
+    python=False,
+    calls_getuser=False,
     writes=(Write("/var/lib/postgresql", None, "PGDATA on the operator's volume"),),
     # The operator writes the pod spec (its own read-only root, volumes and UID 26): nothing for the platform to set.
     read_only_root=None,
@@ -237,11 +268,17 @@ POSTGRES = ImageContract(
 # The tenant's own image of a pipeline step (``python -m pipeline <step>``, Argo WorkflowTemplates): unknown to the
 # platform, so assumed a Python program that may call getuser() and knows no UID the platform picks.
 TENANT_STEP = ImageContract(
-    image="", user="unknown", uid=0, users={}, home="/",
-    entrypoint=(), python=True, calls_getuser=True,
+    image="",
+    user="unknown",
+    uid=0,
+    users={},
+    home="/",
+    entrypoint=(),
+    python=True,
+    calls_getuser=True,
     writes=(*PYTHON_WRITES, *TORCH_WRITES, *HF_WRITES),
     read_only_root="the tenant's code may write anywhere in its own image; the platform gives it /work, /tmp and HOME "
-                   "on volumes",
+    "on volumes",
     sources=("workflows pipeline contract (components/workflows.py)",),
 )
 
@@ -251,7 +288,7 @@ CONTRACTS: dict[str, ImageContract] = {c.image: c for c in (VLLM, TRITON, AWS_CL
 def unmirrored(image: str, registry: str | None) -> str:
     """``image`` as pinned: the mirror ``registry`` prefix removed (``components.meta.mirrored`` in reverse)."""
     if registry and image.startswith(registry + "/"):
-        path = image[len(registry) + 1:]
+        path = image[len(registry) + 1 :]
         for pinned in CONTRACTS:
             host, _, rest = pinned.partition("/")
             if rest == path and ("." in host or ":" in host):

@@ -45,7 +45,7 @@ def raw_config() -> dict[str, Any]:
         if key.startswith(PREFIX):
             if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
                 value = json.loads(value)
-            raw[key[len(PREFIX):]] = value
+            raw[key[len(PREFIX) :]] = value
     return raw
 
 
@@ -53,9 +53,12 @@ def load(stack: str | None = None, raw: dict[str, Any] | None = None) -> Platfor
     """Validate the stack config (``raw`` defaults to the running program's) and return the typed model."""
     stack = stack or pulumi.get_stack()
     raw = raw_config() if raw is None else raw
-    lines = [f"stack {stack}: {PREFIX}{key}: holds a secret but is stored in clear; set it with "
-             f"`pulumi config set --secret {PREFIX}{key}` (or from Pulumi ESC)"
-             for key in raw if _is_secret_key(key) and not runtime_config.is_config_secret(PREFIX + key)]
+    lines = [
+        f"stack {stack}: {PREFIX}{key}: holds a secret but is stored in clear; set it with "
+        f"`pulumi config set --secret {PREFIX}{key}` (or from Pulumi ESC)"
+        for key in raw
+        if _is_secret_key(key) and not runtime_config.is_config_secret(PREFIX + key)
+    ]
     try:
         cfg = PlatformConfig.model_validate({k: v for k, v in raw.items() if not _is_secret_key(k)})
     except ValidationError as error:
@@ -63,9 +66,11 @@ def load(stack: str | None = None, raw: dict[str, Any] | None = None) -> Platfor
     else:
         lines += [f"stack {stack}: {PREFIX}{path}: {message}" for path, message in removal_problems(stack, cfg)]
         if cfg.secrets.source == "external-secrets" and "huggingFaceToken" in raw:
-            lines.append(f"stack {stack}: {PREFIX}huggingFaceToken: secrets come from the external store (secrets.source "
-                         "external-secrets): put the token at <keyPrefix>/huggingface-token and set "
-                         "secrets.huggingFaceToken: true")
+            lines.append(
+                f"stack {stack}: {PREFIX}huggingFaceToken: secrets come from the external store (secrets.source "
+                "external-secrets): put the token at <keyPrefix>/huggingface-token and set "
+                "secrets.huggingFaceToken: true"
+            )
         lines += [f"stack {stack}: {PREFIX}{problem}" for problem in _receiver_secret_problems(cfg, raw)]
     if lines:
         raise ConfigError(f"invalid stack config ({len(lines)} problems):\n" + "\n".join(lines))
@@ -75,19 +80,27 @@ def load(stack: str | None = None, raw: dict[str, Any] | None = None) -> Platfor
 def _receiver_secret_problems(cfg: PlatformConfig, raw: dict[str, Any]) -> list[str]:
     """Alert receivers whose credential is missing (source pulumi) or set where the store holds it; secret keys of
     no receiver."""
-    wanted = {RECEIVER_SECRET_PREFIX + name: name for name, receiver in cfg.alert_receivers.items()
-              if receiver.needs_secret}
+    wanted = {
+        RECEIVER_SECRET_PREFIX + name: name for name, receiver in cfg.alert_receivers.items() if receiver.needs_secret
+    }
     external = cfg.secrets.source == "external-secrets"
-    problems = [f"{key}: no alert receiver {key[len(RECEIVER_SECRET_PREFIX):]!r} with a credential (receivers: "
-                f"{', '.join(wanted.values()) or 'none'})" for key in raw
-                if key.startswith(RECEIVER_SECRET_PREFIX) and key not in wanted]
+    problems = [
+        f"{key}: no alert receiver {key[len(RECEIVER_SECRET_PREFIX) :]!r} with a credential (receivers: "
+        f"{', '.join(wanted.values()) or 'none'})"
+        for key in raw
+        if key.startswith(RECEIVER_SECRET_PREFIX) and key not in wanted
+    ]
     for key, name in wanted.items():
         if external and key in raw:
-            problems.append(f"{key}: secrets come from the external store (secrets.source external-secrets): put it "
-                            f"at <keyPrefix>/alertmanager-receivers, property {name}")
+            problems.append(
+                f"{key}: secrets come from the external store (secrets.source external-secrets): put it "
+                f"at <keyPrefix>/alertmanager-receivers, property {name}"
+            )
         elif not external and key not in raw:
-            problems.append(f"{key}: alert receiver {name!r} needs its credential; set it with "
-                            f"`pulumi config set --secret {PREFIX}{key}`")
+            problems.append(
+                f"{key}: alert receiver {name!r} needs its credential; set it with "
+                f"`pulumi config set --secret {PREFIX}{key}`"
+            )
     return problems
 
 

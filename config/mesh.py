@@ -131,6 +131,7 @@ class Traffic(Model):
 def cross_checks(cfg: PlatformConfig) -> Problems:
     """The mesh needs what serving installs."""
     if cfg.mesh.enabled and not cfg.serving.enabled:
-        return [("mesh.enabled", "the mesh's ingress certificate comes from cert-manager, which serving.enabled "
-                                 "installs")]
+        return [
+            ("mesh.enabled", "the mesh's ingress certificate comes from cert-manager, which serving.enabled installs")
+        ]
     return []

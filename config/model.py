@@ -25,8 +25,15 @@ from .serving import Endpoint, Serving
 from .tenancy import Tenant
 
 # The rules that read more than one section, by concern, in the order their problems are listed.
-CROSS_CHECKS = (tenancy.cross_checks, gpu.cross_checks, serving.cross_checks, mesh.cross_checks,
-                protection.cross_checks, batch.cross_checks, data.cross_checks)
+CROSS_CHECKS = (
+    tenancy.cross_checks,
+    gpu.cross_checks,
+    serving.cross_checks,
+    mesh.cross_checks,
+    protection.cross_checks,
+    batch.cross_checks,
+    data.cross_checks,
+)
 
 
 class PlatformConfig(Model):
@@ -95,14 +102,18 @@ class PlatformConfig(Model):
     def alert_receivers(self) -> dict[str, Receiver]:
         """Every Alertmanager receiver of the stack by name: the platform's (``monitoring.receivers``) and one per
         tenant with an ``alertReceiver`` (``tenant-<tenant>``)."""
-        return {**{r.name: r for r in self.monitoring.receivers},
-                **{f"{TENANT_RECEIVER_PREFIX}{t.name}": t.alert_receiver for t in self.tenants if t.alert_receiver}}
+        return {
+            **{r.name: r for r in self.monitoring.receivers},
+            **{f"{TENANT_RECEIVER_PREFIX}{t.name}": t.alert_receiver for t in self.tenants if t.alert_receiver},
+        }
 
     @property
     def prometheus_url(self) -> str:
         """Prometheus that endpoint autoscalers query."""
-        return (self.serving.prometheus_url
-                or f"http://kube-prometheus-stack-prometheus.{self.namespaces.monitoring}.svc:9090")
+        return (
+            self.serving.prometheus_url
+            or f"http://kube-prometheus-stack-prometheus.{self.namespaces.monitoring}.svc:9090"
+        )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> PlatformConfig:

@@ -152,17 +152,26 @@ class Monitoring(Model):
         names = [r.name for r in self.receivers]
         for index, name in enumerate(names):
             if name == "null" or name.startswith(TENANT_RECEIVER_PREFIX):
-                problems.append((f"receivers[{index}].name", f"{name!r} is reserved (null, {TENANT_RECEIVER_PREFIX}*: "
-                                                             "the tenants' receivers)"))
+                problems.append(
+                    (
+                        f"receivers[{index}].name",
+                        f"{name!r} is reserved (null, {TENANT_RECEIVER_PREFIX}*: the tenants' receivers)",
+                    )
+                )
             if name in names[:index]:
-                problems.append((f"receivers[{index}].name", f"duplicate receiver {name!r} "
-                                                             f"(also receivers[{names.index(name)}])"))
+                problems.append(
+                    (f"receivers[{index}].name", f"duplicate receiver {name!r} (also receivers[{names.index(name)}])")
+                )
         for severity in SEVERITIES:
             targets = getattr(self.routing, severity)
             for index, name in enumerate(targets):
                 if name not in names:
-                    problems.append((f"routing.{severity}[{index}]", f"no receiver {name!r} (receivers: "
-                                                                      f"{', '.join(names) or 'none'})"))
+                    problems.append(
+                        (
+                            f"routing.{severity}[{index}]",
+                            f"no receiver {name!r} (receivers: {', '.join(names) or 'none'})",
+                        )
+                    )
                 if name in targets[:index]:
                     problems.append((f"routing.{severity}[{index}]", f"{name!r} is listed twice"))
         return valid(self, problems)

@@ -35,15 +35,21 @@ class DataProtection(Model):
     @model_validator(mode="after")
     def _known_owners(self) -> DataProtection:
         allowed = ", ".join(f"{name!r}" for name in protected_services()) + " or 'tenant:<name>'"
-        problems = [(f"decommission[{index}]", f"not an allowed value (allowed: {allowed}, got: {owner!r})")
-                    for index, owner in enumerate(self.decommission)
-                    if owner not in protected_services() and not TENANT_OWNER.fullmatch(owner)]
+        problems = [
+            (f"decommission[{index}]", f"not an allowed value (allowed: {allowed}, got: {owner!r})")
+            for index, owner in enumerate(self.decommission)
+            if owner not in protected_services() and not TENANT_OWNER.fullmatch(owner)
+        ]
         return valid(self, problems)
 
 
 def cross_checks(cfg: PlatformConfig) -> Problems:
     """A production stack keeps strict protection."""
     if cfg.data_protection.mode == "relaxed" and cfg.cluster.environment == "production":
-        return [("dataProtection.mode", "relaxed protection is not allowed for a production stack "
-                                        "(cluster.environment production)")]
+        return [
+            (
+                "dataProtection.mode",
+                "relaxed protection is not allowed for a production stack (cluster.environment production)",
+            )
+        ]
     return []

@@ -20,7 +20,11 @@ SNAPSHOTS = Path(__file__).resolve().parents[1] / "state"
 
 TENANT = "ai-platform:tenancy:Tenant"
 # What the message names: the resources whose deletion loses data or CRDs.
-NAMED_TYPES = ("kubernetes:core/v1:Namespace", "kubernetes:helm.sh/v3:Release", "kubernetes:postgresql.cnpg.io/v1:Cluster")
+NAMED_TYPES = (
+    "kubernetes:core/v1:Namespace",
+    "kubernetes:helm.sh/v3:Release",
+    "kubernetes:postgresql.cnpg.io/v1:Cluster",
+)
 
 
 def _split(urn: str) -> tuple[list[str], str]:
@@ -34,7 +38,7 @@ def snapshot_owners(urns: list[str]) -> dict[str, tuple[str, list[str]]]:
     belongs to each service one of whose ``components`` is in its type chain (a shared operator to every service that
     names it)."""
     owners: dict[str, tuple[str, list[str]]] = {}
-    tenants = {name[len("tenant-"):] for urn in urns for chain, name in [_split(urn)] if chain[-1] == TENANT}
+    tenants = {name[len("tenant-") :] for urn in urns for chain, name in [_split(urn)] if chain[-1] == TENANT}
     for urn in urns:
         chain, name = _split(urn)
         types = f"${'$'.join(chain)}$"
@@ -71,11 +75,19 @@ def removal_problems(stack: str, cfg: PlatformConfig, snapshots: Path = SNAPSHOT
     for owner, (config_path, urns) in sorted(owners.items()):
         if owner in kept:
             continue
-        what = (f"tenant {owner.split(':', 1)[1]!r} is gone (a rename deletes its namespace and creates another): "
-                f"pulumi up would delete its {len(urns)} resources, among them {_named(urns, snapshot)}, with every object "
-                "and volume in the namespace" if owner.startswith("tenant:")
-                else f"dropping {owner} would delete its {len(urns)} resources, among them {_named(urns, snapshot)}")
-        problems.append((config_path, f"{what} (per state/{stack}.json). With dataProtection.mode strict, "
-                                      f"first add \"{owner}\" to dataProtection.decommission and run pulumi up, then "
-                                      "remove it from the stack and update the snapshot (make snapshot)"))
+        what = (
+            f"tenant {owner.split(':', 1)[1]!r} is gone (a rename deletes its namespace and creates another): "
+            f"pulumi up would delete its {len(urns)} resources, among them {_named(urns, snapshot)}, with every object "
+            "and volume in the namespace"
+            if owner.startswith("tenant:")
+            else f"dropping {owner} would delete its {len(urns)} resources, among them {_named(urns, snapshot)}"
+        )
+        problems.append(
+            (
+                config_path,
+                f"{what} (per state/{stack}.json). With dataProtection.mode strict, "
+                f'first add "{owner}" to dataProtection.decommission and run pulumi up, then '
+                "remove it from the stack and update the snapshot (make snapshot)",
+            )
+        )
     return problems

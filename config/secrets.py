@@ -114,6 +114,11 @@ class Secrets(Model):
             if self.store is not None:
                 problems.append(("store", "only for source external-secrets (source is pulumi)"))
             if self.hugging_face_token:
-                problems.append(("huggingFaceToken", "only for source external-secrets; with source pulumi set "
-                                                     "the secret ai-platform:huggingFaceToken"))
+                problems.append(
+                    (
+                        "huggingFaceToken",
+                        "only for source external-secrets; with source pulumi set "
+                        "the secret ai-platform:huggingFaceToken",
+                    )
+                )
         return valid(self, problems)

@@ -74,8 +74,7 @@ class Service:
 
     def called_by_tenants(self, cfg: PlatformConfig) -> bool:
         """Whether tenants call it in this stack (it is there and has a tenant port)."""
-        return (self.tenant_port is not None and self.on(cfg)
-                and (self.tenants_call is None or self.tenants_call(cfg)))
+        return self.tenant_port is not None and self.on(cfg) and (self.tenants_call is None or self.tenants_call(cfg))
 
     def runs_postgres(self, cfg: PlatformConfig) -> bool:
         """Whether it is there and runs a Postgres on the CloudNativePG operator."""
@@ -84,33 +83,63 @@ class Service:
 
 def store_users(cfg: PlatformConfig, callers: str | None = None) -> tuple[str, ...]:
     """The services of the stack that keep data in the object store (only those whose ``callers`` call it)."""
-    return tuple(s.key for s in SERVICES.values()
-                 if s.object_store_callers and callers in (None, s.object_store_callers) and s.on(cfg))
+    return tuple(
+        s.key
+        for s in SERVICES.values()
+        if s.object_store_callers and callers in (None, s.object_store_callers) and s.on(cfg)
+    )
 
 
 # In the order tenants' egress policies list the services they may call.
-SERVICES: dict[str, Service] = {s.key: s for s in (
-    Service("mlflow", ("ai-platform:mlflow:Mlflow", POSTGRES_OPERATOR), "mlflow.enabled",
-            object_store_callers="service", tenant_port=5000,
-            needs_postgres=lambda cfg: cfg.mlflow.database.mode == "in-cluster", exports_url=True),
-    Service("milvus", ("ai-platform:milvus:Milvus",), "milvus.enabled", object_store_callers="service",
-            tenant_port=19530, exports_url=True),
-    Service("objectStore", ("ai-platform:objectstore:ObjectStore",), "objectStore.mode",
+SERVICES: dict[str, Service] = {
+    s.key: s
+    for s in (
+        Service(
+            "mlflow",
+            ("ai-platform:mlflow:Mlflow", POSTGRES_OPERATOR),
+            "mlflow.enabled",
+            object_store_callers="service",
+            tenant_port=5000,
+            needs_postgres=lambda cfg: cfg.mlflow.database.mode == "in-cluster",
+            exports_url=True,
+        ),
+        Service(
+            "milvus",
+            ("ai-platform:milvus:Milvus",),
+            "milvus.enabled",
+            object_store_callers="service",
+            tenant_port=19530,
+            exports_url=True,
+        ),
+        Service(
+            "objectStore",
+            ("ai-platform:objectstore:ObjectStore",),
+            "objectStore.mode",
             present=lambda cfg: cfg.object_store.mode == "in-cluster" and bool(store_users(cfg)),
-            tenant_port=8333, tenants_call=lambda cfg: bool(store_users(cfg, "tenants"))),
-    Service("monitoring", ("ai-platform:monitoring:Monitoring",), "monitoring.enabled"),
-    # Only the GPU Operator's release: the component stays without it (node labels and taints).
-    Service("gpu", ("ai-platform:gpu:GpuOperator$kubernetes:helm.sh/v3:Release",), "gpu.enabled"),
-    Service("volcano", ("ai-platform:batch:Volcano",), "volcano.enabled"),
-    Service("serving", ("ai-platform:serving:KServe", "ai-platform:certs:CertManager", "ai-platform:autoscaling:Keda"),
-            "serving.enabled"),
-    Service("mesh", ("ai-platform:mesh:Mesh",), "mesh.enabled"),
-    Service("training", ("ai-platform:training:Training",), "training.enabled"),
-    Service("workflows", ("ai-platform:workflows:Workflows",), "workflows.enabled", object_store_callers="tenants"),
-    Service("ray", ("ai-platform:ray:Ray",), "ray.enabled"),
-    Service("secrets", ("ai-platform:secrets:ExternalSecrets",), "secrets.source",
-            present=lambda cfg: cfg.secrets.source == "external-secrets"),
-)}
+            tenant_port=8333,
+            tenants_call=lambda cfg: bool(store_users(cfg, "tenants")),
+        ),
+        Service("monitoring", ("ai-platform:monitoring:Monitoring",), "monitoring.enabled"),
+        # Only the GPU Operator's release: the component stays without it (node labels and taints).
+        Service("gpu", ("ai-platform:gpu:GpuOperator$kubernetes:helm.sh/v3:Release",), "gpu.enabled"),
+        Service("volcano", ("ai-platform:batch:Volcano",), "volcano.enabled"),
+        Service(
+            "serving",
+            ("ai-platform:serving:KServe", "ai-platform:certs:CertManager", "ai-platform:autoscaling:Keda"),
+            "serving.enabled",
+        ),
+        Service("mesh", ("ai-platform:mesh:Mesh",), "mesh.enabled"),
+        Service("training", ("ai-platform:training:Training",), "training.enabled"),
+        Service("workflows", ("ai-platform:workflows:Workflows",), "workflows.enabled", object_store_callers="tenants"),
+        Service("ray", ("ai-platform:ray:Ray",), "ray.enabled"),
+        Service(
+            "secrets",
+            ("ai-platform:secrets:ExternalSecrets",),
+            "secrets.source",
+            present=lambda cfg: cfg.secrets.source == "external-secrets",
+        ),
+    )
+}
 
 
 def service(key: str) -> Service:

@@ -204,11 +204,20 @@ class Endpoint(Model):
         sources = [("source", self.source)] + ([("canary.source", self.canary.source)] if self.canary else [])
         for path, source in sources:
             if not re.fullmatch(r"[a-z0-9]+://[^\s/]+(/[^\s]*)?", source) or source.split("://")[0] not in schemes:
-                problems.append((path, f"must be a URI with scheme {', '.join(s + '://' for s in schemes)} for "
-                                       f"{self.engine} (got {source!r})"))
+                problems.append(
+                    (
+                        path,
+                        f"must be a URI with scheme {', '.join(s + '://' for s in schemes)} for "
+                        f"{self.engine} (got {source!r})",
+                    )
+                )
         if self.canary and self.canary.source.split("://")[0] != self.scheme:
-            problems.append(("canary.source", f"must use the stable source's scheme {self.scheme}:// (the "
-                                              "versions share storage settings)"))
+            problems.append(
+                (
+                    "canary.source",
+                    f"must use the stable source's scheme {self.scheme}:// (the versions share storage settings)",
+                )
+            )
         if self.canary is None and self.traffic.weights.canary:
             problems.append(("traffic.weights.canary", "a canary weight needs a canary"))
         for index, route in enumerate(self.traffic.header_routes):
@@ -218,11 +227,16 @@ class Endpoint(Model):
             if other.options_key and other is not engine and getattr(self, other.options_key) is not None:
                 problems.append((other.options_key, f"options for {other.name} on a {self.engine} endpoint"))
         if self.scheme == "s3" and not self.s3.credentials_secret and not self.service_account_annotations:
-            problems.append(("s3.credentialsSecret", "an s3:// model needs keys (s3.credentialsSecret) or workload "
-                                                     "identity (serviceAccountAnnotations)"))
+            problems.append(
+                (
+                    "s3.credentialsSecret",
+                    "an s3:// model needs keys (s3.credentialsSecret) or workload identity (serviceAccountAnnotations)",
+                )
+            )
         if self.s3.credentials_secret and self.service_account_annotations:
-            problems.append(("s3.credentialsSecret", "either keys or workload identity (serviceAccountAnnotations), "
-                                                     "not both"))
+            problems.append(
+                ("s3.credentialsSecret", "either keys or workload identity (serviceAccountAnnotations), not both")
+            )
         if self.scheme != "s3" and (self.s3 != S3()):
             problems.append(("s3", f"only for an s3:// source (got {self.scheme}://)"))
         problems += engine.config_problems(self)
@@ -237,20 +251,36 @@ def cross_checks(cfg: PlatformConfig) -> Problems:
         problems.append(("models", "model endpoints need serving.enabled"))
     for index, endpoint in enumerate(cfg.models):
         if endpoint.canary and not cfg.mesh.enabled:  # the Service would select both versions
-            problems.append((f"models[{index}].canary", "splitting traffic to a canary (traffic.weights, header "
-                             "routes) needs the mesh: without it the endpoint's Service selects both versions "
-                             "and traffic splits by replica count; set mesh.enabled, or drop the canary and "
-                             "roll out by changing source"))
+            problems.append(
+                (
+                    f"models[{index}].canary",
+                    "splitting traffic to a canary (traffic.weights, header "
+                    "routes) needs the mesh: without it the endpoint's Service selects both versions "
+                    "and traffic splits by replica count; set mesh.enabled, or drop the canary and "
+                    "roll out by changing source",
+                )
+            )
     used: dict[tuple[int, str], list[tuple[int, int]]] = {}  # (tenant index, GPU resource) -> (endpoint, GPUs)
     for index, endpoint, tenant_index in of_existing_tenants(cfg, "models", "endpoint", cfg.models, problems):
         at, tenant = f"models[{index}]", cfg.tenants[tenant_index]
-        problems += tenant.container_problems(at, f"tenants[{tenant_index}]", endpoint.resources,
-                                              endpoint.gpu.count if endpoint.gpu else 0)
+        problems += tenant.container_problems(
+            at, f"tenants[{tenant_index}]", endpoint.resources, endpoint.gpu.count if endpoint.gpu else 0
+        )
         if engines.get(endpoint.engine).needs_cache(endpoint):
-            at_most(problems, f"{at}.cache.size", endpoint.cache.size,
-                    f"tenants[{tenant_index}] largest PVC", tenant.pvc_max)
-            at_most(problems, f"tenants[{tenant_index}].limitRange.pvc.min", tenant.limit_range.pvc.min,
-                    f"{at}.cache.size", endpoint.cache.size)
+            at_most(
+                problems,
+                f"{at}.cache.size",
+                endpoint.cache.size,
+                f"tenants[{tenant_index}] largest PVC",
+                tenant.pvc_max,
+            )
+            at_most(
+                problems,
+                f"tenants[{tenant_index}].limitRange.pvc.min",
+                tenant.limit_range.pvc.min,
+                f"{at}.cache.size",
+                endpoint.cache.size,
+            )
         if endpoint.gpu:
             try:
                 gpu_placement(cfg.gpu, endpoint.gpu, tenant.gpu_isolation == "exclusive")
@@ -258,14 +288,18 @@ def cross_checks(cfg: PlatformConfig) -> Problems:
                 problems.append((f"{at}.gpu", str(error)))
                 continue
             resource = cfg.gpu.resource_for(endpoint.gpu.mig_profile)
-            used.setdefault((tenant_index, resource), []).append(
-                (index, endpoint.gpu.count * endpoint.max_replicas))
+            used.setdefault((tenant_index, resource), []).append((index, endpoint.gpu.count * endpoint.max_replicas))
     for (tenant_index, resource), uses in used.items():
         tenant = cfg.tenants[tenant_index]
         quota = tenant.quota.gpu_resources().get(resource, 0)
         if sum(n for _, n in uses) > quota:
             paths = ", ".join(f"models[{i}] {n}" for i, n in uses)
-            problems.append((f"models[{uses[-1][0]}].gpu", f"endpoints of tenant {tenant.name!r} need up to "
-                             f"{sum(n for _, n in uses)} {resource} at max replicas ({paths}) but "
-                             f"tenants[{tenant_index}].quota allows {quota}"))
+            problems.append(
+                (
+                    f"models[{uses[-1][0]}].gpu",
+                    f"endpoints of tenant {tenant.name!r} need up to "
+                    f"{sum(n for _, n in uses)} {resource} at max replicas ({paths}) but "
+                    f"tenants[{tenant_index}].quota allows {quota}",
+                )
+            )
     return problems

@@ -182,14 +182,34 @@ class Tenant(Model):
         container, quota = self.limit_range.container, self.quota
         largest = self.container_max
         for field in ("cpu", "memory"):
-            at_most(problems, f"limitRange.container.defaultRequest.{field}", getattr(container.default_request, field),
-                    f"limitRange.container.default.{field}", getattr(container.default, field))
-            at_most(problems, f"limitRange.container.default.{field}", getattr(container.default, field),
-                    f"limitRange.container.max.{field} (default: quota.{field}.limits)", getattr(largest, field))
-            at_most(problems, f"limitRange.container.max.{field}", getattr(largest, field),
-                    f"quota.{field}.limits", getattr(quota, field).limits)
-        at_most(problems, "limitRange.pvc.min", self.limit_range.pvc.min,
-                "limitRange.pvc.max (default: quota.storage)", self.pvc_max)
+            at_most(
+                problems,
+                f"limitRange.container.defaultRequest.{field}",
+                getattr(container.default_request, field),
+                f"limitRange.container.default.{field}",
+                getattr(container.default, field),
+            )
+            at_most(
+                problems,
+                f"limitRange.container.default.{field}",
+                getattr(container.default, field),
+                f"limitRange.container.max.{field} (default: quota.{field}.limits)",
+                getattr(largest, field),
+            )
+            at_most(
+                problems,
+                f"limitRange.container.max.{field}",
+                getattr(largest, field),
+                f"quota.{field}.limits",
+                getattr(quota, field).limits,
+            )
+        at_most(
+            problems,
+            "limitRange.pvc.min",
+            self.limit_range.pvc.min,
+            "limitRange.pvc.max (default: quota.storage)",
+            self.pvc_max,
+        )
         at_most(problems, "limitRange.pvc.max", self.pvc_max, "quota.storage", quota.storage)
         return valid(self, problems)
 
@@ -197,7 +217,8 @@ class Tenant(Model):
     def container_max(self) -> ComputeResources:
         """Largest container limits: the LimitRange's max, or the quota's limits."""
         return self.limit_range.container.max or ComputeResources(
-            cpu=self.quota.cpu.limits, memory=self.quota.memory.limits)
+            cpu=self.quota.cpu.limits, memory=self.quota.memory.limits
+        )
 
     @property
     def pvc_max(self) -> str:
@@ -209,17 +230,24 @@ class Tenant(Model):
         asking ``resources`` and ``gpus``; ``tenant_at`` is the tenant's path (``tenants[<index>]``)."""
         problems: Problems = []
         for field in ("cpu", "memory"):
-            at_most(problems, f"{at}.resources.{field}", getattr(resources, field),
-                    f"{tenant_at} container maximum", getattr(self.container_max, field))
+            at_most(
+                problems,
+                f"{at}.resources.{field}",
+                getattr(resources, field),
+                f"{tenant_at} container maximum",
+                getattr(self.container_max, field),
+            )
         max_gpus = self.limit_range.container.max_gpus
         if max_gpus is not None and gpus > max_gpus:
-            problems.append((f"{at}.gpu.count", f"must be <= {tenant_at}.limitRange.container.maxGpus "
-                                                f"(got {gpus} > {max_gpus})"))
+            problems.append(
+                (f"{at}.gpu.count", f"must be <= {tenant_at}.limitRange.container.maxGpus (got {gpus} > {max_gpus})")
+            )
         return problems
 
 
-def of_existing_tenants(cfg: PlatformConfig, path: str, what: str, entries: list, problems: Problems
-                        ) -> list[tuple[int, Any, int]]:
+def of_existing_tenants(
+    cfg: PlatformConfig, path: str, what: str, entries: list, problems: Problems
+) -> list[tuple[int, Any, int]]:
     """``(index, entry, tenant index)`` of the entries (endpoints, pipelines) whose tenant exists; records entries of
     unknown tenants and names used twice in one tenant."""
     tenants = [t.name for t in cfg.tenants]
@@ -233,8 +261,9 @@ def of_existing_tenants(cfg: PlatformConfig, path: str, what: str, entries: list
             continue
         key = (entry.tenant, entry.name)
         if key in seen:
-            problems.append((f"{at}.name", f"duplicate {what} {entry.name!r} in tenant {entry.tenant!r} "
-                                           f"(also {path}[{seen[key]}])"))
+            problems.append(
+                (f"{at}.name", f"duplicate {what} {entry.name!r} in tenant {entry.tenant!r} (also {path}[{seen[key]}])")
+            )
         seen.setdefault(key, index)
         valid_entries.append((index, entry, indexes[entry.tenant]))
     return valid_entries
@@ -247,10 +276,19 @@ def cross_checks(cfg: PlatformConfig) -> Problems:
     first_index: dict[str, int] = {}
     for index, tenant in enumerate(cfg.tenants):
         if tenant.name in reserved:
-            problems.append((f"tenants[{index}].name", f"{tenant.name!r} is reserved for the platform or Kubernetes "
-                             f"(reserved: {', '.join(sorted(reserved))})"))
+            problems.append(
+                (
+                    f"tenants[{index}].name",
+                    f"{tenant.name!r} is reserved for the platform or Kubernetes "
+                    f"(reserved: {', '.join(sorted(reserved))})",
+                )
+            )
         if tenant.name in first_index:
-            problems.append((f"tenants[{index}].name",
-                             f"duplicate tenant {tenant.name!r} (also tenants[{first_index[tenant.name]}])"))
+            problems.append(
+                (
+                    f"tenants[{index}].name",
+                    f"duplicate tenant {tenant.name!r} (also tenants[{first_index[tenant.name]}])",
+                )
+            )
         first_index.setdefault(tenant.name, index)
     return problems

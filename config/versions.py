@@ -115,8 +115,27 @@ EXTERNAL_SECRETS = Chart("external-secrets", "https://charts.external-secrets.io
 # restated for a registry mirror.
 EXTERNAL_SECRETS_IMAGE = "ghcr.io/external-secrets/external-secrets"
 
-CHARTS: dict[str, Chart] = {chart.name: chart for chart in (VOLCANO, GPU_OPERATOR, CERT_MANAGER, KEDA, KSERVE_CRD,
-                                                            KSERVE_RESOURCES, KSERVE_RUNTIME_CONFIGS, ISTIO_BASE,
-                                                            ISTIOD, ISTIO_CNI, ISTIO_GATEWAY, KUBE_PROMETHEUS_STACK,
-                                                            MILVUS, SEAWEEDFS, CLOUDNATIVE_PG, KUBEFLOW_TRAINER,
-                                                            ARGO_WORKFLOWS, KUBERAY_OPERATOR, EXTERNAL_SECRETS)}
+CHARTS: dict[str, Chart] = {
+    chart.name: chart
+    for chart in (
+        VOLCANO,
+        GPU_OPERATOR,
+        CERT_MANAGER,
+        KEDA,
+        KSERVE_CRD,
+        KSERVE_RESOURCES,
+        KSERVE_RUNTIME_CONFIGS,
+        ISTIO_BASE,
+        ISTIOD,
+        ISTIO_CNI,
+        ISTIO_GATEWAY,
+        KUBE_PROMETHEUS_STACK,
+        MILVUS,
+        SEAWEEDFS,
+        CLOUDNATIVE_PG,
+        KUBEFLOW_TRAINER,
+        ARGO_WORKFLOWS,
+        KUBERAY_OPERATOR,
+        EXTERNAL_SECRETS,
+    )
+}

@@ -47,8 +47,11 @@ def config_copy(stack: str = "dev") -> dict:
 
 
 # The optional batch services, off: for tests that switch off what they need (Volcano, MLflow, serving).
-BATCH_OFF = {"ai-platform:training": {"enabled": False}, "ai-platform:workflows": {"enabled": False},
-             "ai-platform:ray": {"enabled": False}}
+BATCH_OFF = {
+    "ai-platform:training": {"enabled": False},
+    "ai-platform:workflows": {"enabled": False},
+    "ai-platform:ray": {"enabled": False},
+}
 
 
 def accept_loss(config: dict) -> dict:
@@ -56,6 +59,7 @@ def accept_loss(config: dict) -> dict:
     tests that switch things off in a strict stack (the strict removal check would refuse them, as it should for
     a real change; tests/test_data_protection.py covers the refusal)."""
     from config.services import protected_services
+
     tenants = [f"tenant:{t['name']}" for t in config.get("ai-platform:tenants", [])]
     protection = config.setdefault("ai-platform:dataProtection", {})
     protection["decommission"] = sorted({*protection.get("decommission", []), *protected_services(), *tenants})

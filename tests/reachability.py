@@ -41,8 +41,8 @@ Semantics implemented, each from its upstream definition:
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 UNCAPTURED_PORTS = frozenset({15020, 15021, 15090})
@@ -134,8 +134,13 @@ def istio_match(pattern: str, value: str | None, ignore_case: bool = False) -> b
 class Cluster:
     """The objects of a stack plus the pods and namespaces described as data; answers ``connect``."""
 
-    def __init__(self, objects: Iterable[dict], namespaces: dict[str, dict] | None = None,
-                 pods: Iterable[Pod] = (), mesh_root: str = "istio-system"):
+    def __init__(
+        self,
+        objects: Iterable[dict],
+        namespaces: dict[str, dict] | None = None,
+        pods: Iterable[Pod] = (),
+        mesh_root: str = "istio-system",
+    ):
         self.objects = list(objects)
         self.namespaces: dict[str, dict] = {}
         for obj in self.objects:
@@ -172,8 +177,9 @@ class Cluster:
         if "ipBlock" in peer:
             address = ipaddress.ip_address(self.ip(other))
             block = peer["ipBlock"]
-            return (address in ipaddress.ip_network(block["cidr"])
-                    and not any(address in ipaddress.ip_network(e) for e in block.get("except") or []))
+            return address in ipaddress.ip_network(block["cidr"]) and not any(
+                address in ipaddress.ip_network(e) for e in block.get("except") or []
+            )
         if not isinstance(other, Pod):
             return False  # pod and namespace selectors select pods only
         if "namespaceSelector" in peer:
@@ -202,11 +208,17 @@ class Cluster:
                 return True
         return False
 
-    def _direction_allows(self, pod: Pod, direction: str, other: Pod | Address, server: Pod | Address, port: int,
-                          protocol: str) -> tuple[bool, str]:
+    def _direction_allows(
+        self, pod: Pod, direction: str, other: Pod | Address, server: Pod | Address, port: int, protocol: str
+    ) -> tuple[bool, str]:
         key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
-        selecting = [p for p in self.of_kind("NetworkPolicy") if p["metadata"].get("namespace") == pod.namespace
-                     and direction in self._types(p["spec"]) and match_labels(p["spec"].get("podSelector"), pod.labels)]
+        selecting = [
+            p
+            for p in self.of_kind("NetworkPolicy")
+            if p["metadata"].get("namespace") == pod.namespace
+            and direction in self._types(p["spec"])
+            and match_labels(p["spec"].get("podSelector"), pod.labels)
+        ]
         if not selecting:
             return True, f"no {direction} policy selects {pod.name}"
         for policy in selecting:
@@ -216,8 +228,11 @@ class Cluster:
                     continue
                 if self._port_matches(rule.get("ports"), server, port, protocol):
                     return True, f"{direction} allowed by {policy['metadata']['name']}"
-        return False, f"{direction} of {pod.namespace}/{pod.name} denied by NetworkPolicies " \
-                      f"{sorted(p['metadata']['name'] for p in selecting)}"
+        return (
+            False,
+            f"{direction} of {pod.namespace}/{pod.name} denied by NetworkPolicies "
+            f"{sorted(p['metadata']['name'] for p in selecting)}",
+        )
 
     def network_allows(self, client: Pod | Address, server: Pod | Address, port: int, protocol: str = "TCP") -> Verdict:
         """The client's egress and the server's ingress under every NetworkPolicy."""
@@ -300,11 +315,16 @@ class Cluster:
             hit = any(istio_match(p, value) for p in patterns)
             return not hit if negated else hit
 
-        return (field_ok("principals", principal) and field_ok("notPrincipals", principal, True)
-                and field_ok("namespaces", namespace) and field_ok("notNamespaces", namespace, True)
-                and field_ok("requestPrincipals", request.request_principal)
-                and field_ok("notRequestPrincipals", request.request_principal, True)
-                and "ipBlocks" not in source and "remoteIpBlocks" not in source)
+        return (
+            field_ok("principals", principal)
+            and field_ok("notPrincipals", principal, True)
+            and field_ok("namespaces", namespace)
+            and field_ok("notNamespaces", namespace, True)
+            and field_ok("requestPrincipals", request.request_principal)
+            and field_ok("notRequestPrincipals", request.request_principal, True)
+            and "ipBlocks" not in source
+            and "remoteIpBlocks" not in source
+        )
 
     @staticmethod
     def _operation_matches(operation: dict, port: int, request: Request) -> bool:
@@ -315,19 +335,23 @@ class Cluster:
             hit = any(istio_match(p, value, ignore_case) for p in patterns)
             return not hit if negated else hit
 
-        return (field_ok("hosts", request.host, ignore_case=True)
-                and field_ok("notHosts", request.host, True, ignore_case=True)
-                and field_ok("ports", str(port)) and field_ok("notPorts", str(port), True)
-                and field_ok("paths", request.path) and field_ok("notPaths", request.path, True)
-                and field_ok("methods", request.method) and field_ok("notMethods", request.method, True))
+        return (
+            field_ok("hosts", request.host, ignore_case=True)
+            and field_ok("notHosts", request.host, True, ignore_case=True)
+            and field_ok("ports", str(port))
+            and field_ok("notPorts", str(port), True)
+            and field_ok("paths", request.path)
+            and field_ok("notPaths", request.path, True)
+            and field_ok("methods", request.method)
+            and field_ok("notMethods", request.method, True)
+        )
 
     def _rule_matches(self, rule: dict, peer: Pod | None, port: int, request: Request) -> bool:
         sources = rule.get("from")
         if sources and not any(self._source_matches(s.get("source") or {}, peer, request) for s in sources):
             return False
         operations = rule.get("to")
-        if operations and not any(self._operation_matches(o.get("operation") or {}, port, request)
-                                  for o in operations):
+        if operations and not any(self._operation_matches(o.get("operation") or {}, port, request) for o in operations):
             return False
         return not rule.get("when")  # `when` conditions are not modelled: a rule with one never matches here
 
@@ -347,13 +371,19 @@ class Cluster:
         for policy in by_action["ALLOW"]:
             if any(self._rule_matches(rule, peer, port, request) for rule in policy["spec"].get("rules") or []):
                 return Verdict(True, f"ALLOW by {policy['metadata']['name']}")
-        return Verdict(False, f"no ALLOW rule of {sorted(p['metadata']['name'] for p in by_action['ALLOW'])} "
-                              f"matches")
+        return Verdict(False, f"no ALLOW rule of {sorted(p['metadata']['name'] for p in by_action['ALLOW'])} matches")
 
     # --- one connection ---------------------------------------------------------------------------------------
 
-    def connect(self, client: Pod | Address, server: Pod | Address, port: int, protocol: str = "TCP",
-                tls: str = "auto", request: Request = Request()) -> Verdict:
+    def connect(
+        self,
+        client: Pod | Address,
+        server: Pod | Address,
+        port: int,
+        protocol: str = "TCP",
+        tls: str = "auto",
+        request: Request = Request(),
+    ) -> Verdict:
         """Whether ``client`` reaches ``server:port``. ``tls``: ``auto`` (what the client's sidecar does: mTLS to
         an injected server, plain text otherwise; plain text without a sidecar), ``plain`` (the client speaks plain
         text itself, outside any sidecar), ``istio-cert`` (the client presents its own mesh certificate)."""
@@ -361,8 +391,11 @@ class Cluster:
         if not network or protocol != "TCP" or not isinstance(server, Pod) or not self.captured(server, port):
             return network
         client_pod = client if isinstance(client, Pod) else None
-        sidecar = client_pod is not None and self.injected(client_pod) and \
-            client_pod.annotations.get("traffic.sidecar.istio.io/includeOutboundIPRanges") != ""
+        sidecar = (
+            client_pod is not None
+            and self.injected(client_pod)
+            and client_pod.annotations.get("traffic.sidecar.istio.io/includeOutboundIPRanges") != ""
+        )
         mutual = tls == "istio-cert" or (tls == "auto" and sidecar)
         if not mutual and self.mtls_mode(server, port) == "STRICT":
             return Verdict(False, f"plain text refused: {server.namespace}/{server.name}:{port} is STRICT mTLS")

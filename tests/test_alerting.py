@@ -24,27 +24,43 @@ EVERY_KIND = {
         {"name": "oncall", "kind": "pagerduty"},
         {"name": "chat", "kind": "slack", "channel": "#ai-platform"},
         {"name": "hook", "kind": "webhook"},
-        {"name": "mail", "kind": "email", "to": ["ops@example.com", "ai@example.com"], "sender": "am@example.com",
-         "smarthost": "smtp.example.com:587", "authUsername": "alertmanager"},
-        {"name": "relay", "kind": "email", "to": ["ops@example.com"], "sender": "am@example.com",
-         "smarthost": "relay.example.com:25", "requireTls": False},
+        {
+            "name": "mail",
+            "kind": "email",
+            "to": ["ops@example.com", "ai@example.com"],
+            "sender": "am@example.com",
+            "smarthost": "smtp.example.com:587",
+            "authUsername": "alertmanager",
+        },
+        {
+            "name": "relay",
+            "kind": "email",
+            "to": ["ops@example.com"],
+            "sender": "am@example.com",
+            "smarthost": "relay.example.com:25",
+            "requireTls": False,
+        },
     ],
     "routing": {"critical": ["oncall", "chat", "mail"], "warning": ["chat", "hook", "relay"]},
 }
 TENANT_RECEIVERS = [{"kind": "slack", "channel": "#research"}, {"kind": "webhook"}]
 # What a credential file holds, per kind (Alertmanager validates nothing of it at load; realistic anyway).
-CREDENTIALS = {"slack": "https://hooks.slack.com/services/T000/B000/XXXX", "pagerduty": "0123456789abcdef0123456789abcdef",
-               "webhook": "https://alerts.example.com/hook", "email": "smtp-password"}
+CREDENTIALS = {
+    "slack": "https://hooks.slack.com/services/T000/B000/XXXX",
+    "pagerduty": "0123456789abcdef0123456789abcdef",
+    "webhook": "https://alerts.example.com/hook",
+    "email": "smtp-password",
+}
 
 
 def _with_receivers(stack: str, secure: bool) -> dict:
     config = accept_loss(config_copy(stack))
     config[MON] = {**config.get(MON, {}), **EVERY_KIND}
-    for tenant, receiver in zip(config[T], TENANT_RECEIVERS):
+    for tenant, receiver in zip(config[T], TENANT_RECEIVERS, strict=False):
         tenant["alertReceiver"] = receiver
     if secure:
         names = [r["name"] for r in EVERY_KIND["receivers"] if r["name"] != "relay"]
-        names += [f"tenant-{t['name']}" for t in config[T][:len(TENANT_RECEIVERS)]]
+        names += [f"tenant-{t['name']}" for t in config[T][: len(TENANT_RECEIVERS)]]
         config.update({f"ai-platform:{RECEIVER_SECRET_PREFIX}{name}": {"secure": "v1:ciphertext"} for name in names})
     return config
 
@@ -101,9 +117,19 @@ def materialise(config: dict, receivers: dict, folder: Path) -> Path:
 
 def routed(amtool: str, path: Path, **labels: str) -> set[str]:
     """The receivers amtool's routing test sends an alert with ``labels`` to."""
-    out = subprocess.run([amtool, "config", "routes", "test", f"--config.file={path}",
-                          *(f"{key}={value}" for key, value in labels.items())],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            amtool,
+            "config",
+            "routes",
+            "test",
+            f"--config.file={path}",
+            *(f"{key}={value}" for key, value in labels.items()),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return set(out.strip().split(","))
 
 
@@ -119,10 +145,17 @@ def test_amtool_accepts_the_configuration_and_routes_by_tenant_and_severity(runs
     routing = cfg.monitoring.routing
     for tenant in cfg.tenants:
         own = {f"tenant-{tenant.name}"} if tenant.alert_receiver else set()
-        assert routed(amtool, path, alertname="AiPlatformEndpointDown", tenant=tenant.name, severity="critical",
-                      namespace=tenant.name) == own | set(routing.critical)
-        assert routed(amtool, path, alertname="AiPlatformTenantQuotaNearlyUsed", tenant=tenant.name,
-                      severity="warning") == own | set(routing.warning)
+        assert routed(
+            amtool,
+            path,
+            alertname="AiPlatformEndpointDown",
+            tenant=tenant.name,
+            severity="critical",
+            namespace=tenant.name,
+        ) == own | set(routing.critical)
+        assert routed(
+            amtool, path, alertname="AiPlatformTenantQuotaNearlyUsed", tenant=tenant.name, severity="warning"
+        ) == own | set(routing.warning)
     assert routed(amtool, path, alertname="KubeNodeNotReady", severity="warning") == set(routing.warning)
     assert routed(amtool, path, alertname="Watchdog", severity="none") == {alerting.NULL}
     assert routed(amtool, path, alertname="Watchdog", severity="critical", tenant="research") == {alerting.NULL}
@@ -160,11 +193,15 @@ def test_the_credentials_secret_holds_one_key_per_receiver_in_both_modes(runs):
     result, cfg = runs["prod-every-kind"]
     spec = result.one("ExternalSecret", alerting.RECEIVERS_SECRET, cfg.namespaces.monitoring).inputs["spec"]
     assert set(spec["target"]["template"]["data"]) == set(alerting.needs_secret(cfg.alert_receivers))
-    assert result.outputs["secretStoreKeys"][f"{cfg.secrets.key_prefix}/{alerting.RECEIVERS_SECRET}"] == \
-        sorted(alerting.needs_secret(cfg.alert_receivers))
+    assert result.outputs["secretStoreKeys"][f"{cfg.secrets.key_prefix}/{alerting.RECEIVERS_SECRET}"] == sorted(
+        alerting.needs_secret(cfg.alert_receivers)
+    )
     result, cfg = runs["prod"]
-    assert result.outputs["secretStoreKeys"]["ai-platform/prod/alertmanager-receivers"] == \
-        ["oncall", "platform-slack", "tenant-research"]
+    assert result.outputs["secretStoreKeys"]["ai-platform/prod/alertmanager-receivers"] == [
+        "oncall",
+        "platform-slack",
+        "tenant-research",
+    ]
     result, _ = runs["dev"]  # only an e-mail relay without login: no Secret at all
     assert not [r for r in result.objects if r.k8s_name == alerting.RECEIVERS_SECRET]
 

@@ -19,15 +19,21 @@ def admitted(spec: dict, obj: dict, tenant: str) -> bool:
     env = celpy.Environment()
     namespace = {"metadata": {"name": tenant, "labels": {TENANT_LABEL: tenant}}}
     activation = {"object": obj, "namespaceObject": namespace}
-    variables = {v["name"]: env.program(env.compile(v["expression"])).evaluate(celpy.json_to_cel(activation))
-                 for v in spec["variables"]}
+    variables = {
+        v["name"]: env.program(env.compile(v["expression"])).evaluate(celpy.json_to_cel(activation))
+        for v in spec["variables"]
+    }
     activation = celpy.json_to_cel({**activation, "variables": {k: str(v) for k, v in variables.items()}})
     return all(bool(env.program(env.compile(rule["expression"])).evaluate(activation)) for rule in spec["validations"])
 
 
 def pod_group(queue: str) -> dict:
-    return {"apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "PodGroup", "metadata": {"name": "pg"},
-            "spec": {"minMember": 2, "queue": queue}}
+    return {
+        "apiVersion": "scheduling.volcano.sh/v1beta1",
+        "kind": "PodGroup",
+        "metadata": {"name": "pg"},
+        "spec": {"minMember": 2, "queue": queue},
+    }
 
 
 def volcano_job(queue: str | None) -> dict:
@@ -51,11 +57,21 @@ def test_the_fence_is_declared_for_tenant_namespaces(stack_run, cfg):
     spec = policy.inputs["spec"]
     assert spec["failurePolicy"] == "Fail"
     assert spec["matchConstraints"]["namespaceSelector"] == {
-        "matchExpressions": [{"key": TENANT_LABEL, "operator": "Exists"}]}
-    resources = {(group, resource) for rule in spec["matchConstraints"]["resourceRules"]
-                 for group in rule["apiGroups"] for resource in rule["resources"]}
-    assert {("scheduling.volcano.sh", "podgroups"), ("batch.volcano.sh", "jobs"), ("trainer.kubeflow.org", "trainjobs"),
-            ("ray.io", "rayclusters"), ("", "pods")} <= resources
+        "matchExpressions": [{"key": TENANT_LABEL, "operator": "Exists"}]
+    }
+    resources = {
+        (group, resource)
+        for rule in spec["matchConstraints"]["resourceRules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    assert {
+        ("scheduling.volcano.sh", "podgroups"),
+        ("batch.volcano.sh", "jobs"),
+        ("trainer.kubeflow.org", "trainjobs"),
+        ("ray.io", "rayclusters"),
+        ("", "pods"),
+    } <= resources
     # Every tenant namespace carries the label the fence reads its queue from, equal to the queue's name.
     for tenant in cfg.tenants:
         labels = stack_run.one("Namespace", tenant.name).inputs["metadata"]["labels"]
@@ -76,8 +92,12 @@ def test_a_tenant_can_name_only_its_own_queue(stack_run, cfg):
             assert admitted(spec, annotated(kind, api_version, own), own)
             assert not admitted(spec, annotated(kind, api_version, other), own)
         assert not admitted(spec, annotated("TrainJob", "trainer.kubeflow.org/v1alpha1", other, "spec"), own)
-        ray = {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": {"name": "r", "labels": {
-            RAY_QUEUE_LABEL: other}}, "spec": {}}
+        ray = {
+            "apiVersion": "ray.io/v1",
+            "kind": "RayCluster",
+            "metadata": {"name": "r", "labels": {RAY_QUEUE_LABEL: other}},
+            "spec": {},
+        }
         assert not admitted(spec, ray, own)
 
 
@@ -109,6 +129,7 @@ def test_tenant_training_runtimes_bind_their_own_queue_and_pass_the_fence(stack_
 def test_old_clusters_are_refused_rather_than_left_unfenced():
     from config.loader import load
     from tests.conftest import config_copy
+
     config = config_copy("dev")
     config["ai-platform:cluster"]["kubernetesVersion"] = "1.29"
     with pytest.raises(Exception, match="cluster.kubernetesVersion: Volcano's tenant queue fence"):

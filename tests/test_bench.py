@@ -30,9 +30,21 @@ def test_floor_registers_as_many_configmaps():
 
 
 def test_table_and_budget_report():
-    rows = [{"size": 10, "resources": 600, "seconds": 1.5, "ms_per_resource": 2.5, "growth": None,
-             "peak_rss": 100 << 20, "floor_seconds": 1.0, "floor_peak_rss": 90 << 20, "ratio": 1.5,
-             "input_bytes_per_resource": 1500, "floor_input_bytes_per_resource": 100,
-             "growth_per_doubling": None}]
+    rows = [
+        {
+            "size": 10,
+            "resources": 600,
+            "seconds": 1.5,
+            "ms_per_resource": 2.5,
+            "growth": None,
+            "peak_rss": 100 << 20,
+            "floor_seconds": 1.0,
+            "floor_peak_rss": 90 << 20,
+            "ratio": 1.5,
+            "input_bytes_per_resource": 1500,
+            "floor_input_bytes_per_resource": 100,
+            "growth_per_doubling": None,
+        }
+    ]
     assert "10x10" in bench.table(rows)
     assert bench.over_budget(rows) == ["10x10: ratio 1.50 > 1.3"]

@@ -39,14 +39,19 @@ def test_each_tenant_has_its_own_service_credentials_in_its_own_namespace(stack_
     for tenant in tenants:
         assert set(credentials(stack_run, tenant)) == expected_services(cfg)
     # Nowhere else: a credential Secret named like a tenant's only exists in tenant namespaces.
-    elsewhere = [f"{o.namespace}/{o.k8s_name}" for o in stack_run.objects if o.kind in ("Secret", "ExternalSecret")
-                 and o.k8s_name in CREDENTIALS and o.namespace not in tenants]
+    elsewhere = [
+        f"{o.namespace}/{o.k8s_name}"
+        for o in stack_run.objects
+        if o.kind in ("Secret", "ExternalSecret") and o.k8s_name in CREDENTIALS and o.namespace not in tenants
+    ]
     assert elsewhere == []
 
 
 def test_no_two_tenants_share_a_credential_source(stack_run, cfg):
-    by_tenant = {t.name: {name: sources(stack_run, obj) for name, obj in credentials(stack_run, t.name).items()}
-                 for t in cfg.tenants}
+    by_tenant = {
+        t.name: {name: sources(stack_run, obj) for name, obj in credentials(stack_run, t.name).items()}
+        for t in cfg.tenants
+    }
     for tenant, found in by_tenant.items():
         for name, origin in found.items():
             assert origin, f"{tenant}/{name} has no generated or stored source"
@@ -57,15 +62,21 @@ def test_no_two_tenants_share_a_credential_source(stack_run, cfg):
 
 def test_no_binding_lets_anyone_outside_a_tenant_read_its_secrets(stack_run, cfg):
     tenants = {t.name: t for t in cfg.tenants}
-    members = {name: {("Group", g) for s in (t.access.admins, t.access.developers, t.access.viewers) for g in s.groups}
-               | {("User", u) for s in (t.access.admins, t.access.developers, t.access.viewers) for u in s.users}
-               for name, t in tenants.items()}
+    members = {
+        name: {("Group", g) for s in (t.access.admins, t.access.developers, t.access.viewers) for g in s.groups}
+        | {("User", u) for s in (t.access.admins, t.access.developers, t.access.viewers) for u in s.users}
+        for name, t in tenants.items()
+    }
     roles = {(r.namespace, r.k8s_name): r.inputs["rules"] for r in stack_run.of_kind("Role")}
     cluster_roles = {r.k8s_name: r.inputs.get("rules", []) for r in stack_run.of_kind("ClusterRole")}
 
     def reads_secrets(rules: list[dict]) -> bool:
-        return any("" in rule.get("apiGroups", []) and {"secrets", "*"} & set(rule.get("resources", []))
-                   and {"get", "list", "watch", "*"} & set(rule.get("verbs", [])) for rule in rules)
+        return any(
+            "" in rule.get("apiGroups", [])
+            and {"secrets", "*"} & set(rule.get("resources", []))
+            and {"get", "list", "watch", "*"} & set(rule.get("verbs", []))
+            for rule in rules
+        )
 
     for binding in stack_run.of_kind("RoleBinding"):
         namespace = binding.namespace
@@ -79,8 +90,9 @@ def test_no_binding_lets_anyone_outside_a_tenant_read_its_secrets(stack_run, cfg
             if subject["kind"] == "ServiceAccount":
                 assert subject.get("namespace", namespace) == namespace, binding.k8s_name
             else:
-                assert (subject["kind"], subject["name"]) in members[namespace], \
+                assert (subject["kind"], subject["name"]) in members[namespace], (
                     f"{namespace}/{binding.k8s_name} lets {subject} read the tenant's Secrets"
+                )
     # No cluster-wide binding hands a tenant's people or service accounts a role that reads Secrets.
     tenant_people = set().union(*members.values())
     for binding in stack_run.of_kind("ClusterRoleBinding"):
@@ -94,7 +106,9 @@ def test_no_binding_lets_anyone_outside_a_tenant_read_its_secrets(stack_run, cfg
 def test_tenants_reach_exactly_the_shared_services_they_have_accounts_on(stack_run, cfg):
     for tenant in cfg.tenants:
         policy = stack_run.one("NetworkPolicy", "allow-to-shared-services", tenant.name)
-        reached = {rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
-                   for rule in policy.inputs["spec"]["egress"]}
+        reached = {
+            rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for rule in policy.inputs["spec"]["egress"]
+        }
         accounts = {getattr(cfg.namespaces, CREDENTIALS[name]) for name in credentials(stack_run, tenant.name)}
         assert reached == accounts

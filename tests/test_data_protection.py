@@ -11,8 +11,12 @@ from tools.harness import run
 from tools.validate import load_yaml_documents, upstream_dir
 
 # Namespaces that hold data by service (every PVC in a namespace goes when the namespace is deleted).
-STATEFUL_NAMESPACES = {"objectStore": "object_store", "mlflow": "mlflow", "milvus": "milvus",
-                       "monitoring": "monitoring"}
+STATEFUL_NAMESPACES = {
+    "objectStore": "object_store",
+    "mlflow": "mlflow",
+    "milvus": "milvus",
+    "monitoring": "monitoring",
+}
 # Releases whose uninstall deletes volumes: the object store, Milvus, Prometheus/Alertmanager/Grafana.
 STATEFUL_RELEASES = {"objectStore": "seaweedfs", "milvus": "milvus", "monitoring": "kube-prometheus-stack"}
 
@@ -63,8 +67,11 @@ def test_strict_protects_and_retains_what_holds_data(stack_run, cfg):
 def test_every_release_that_installs_crds_is_protected_under_strict(stack_run, cfg):
     if cfg.data_protection.mode != "strict":
         pytest.skip("relaxed stack")
-    unprotected = [r.inputs["name"] for r in stack_run.releases if crd_kinds(r.inputs["chart"].rsplit("/", 1)[-1])
-                   and not r.protect]
+    unprotected = [
+        r.inputs["name"]
+        for r in stack_run.releases
+        if crd_kinds(r.inputs["chart"].rsplit("/", 1)[-1]) and not r.protect
+    ]
     assert unprotected == []
 
 
@@ -89,11 +96,18 @@ def test_decommission_lifts_protection_of_that_owner_only():
 
 # What switching a service off means in a stack file (with what depends on it).
 SWITCHED_OFF = {
-    "serving": {"ai-platform:serving": {"enabled": False}, "ai-platform:models": [], "ai-platform:mesh": {"enabled": False},
-                "ai-platform:workflows": {"enabled": False}},
-    "mesh": {"ai-platform:mesh": {"enabled": False},  # canaries need the mesh
-             "ai-platform:models": lambda models: [{k: v for k, v in m.items() if k not in ("canary", "traffic")}
-                                                   for m in models]},
+    "serving": {
+        "ai-platform:serving": {"enabled": False},
+        "ai-platform:models": [],
+        "ai-platform:mesh": {"enabled": False},
+        "ai-platform:workflows": {"enabled": False},
+    },
+    "mesh": {
+        "ai-platform:mesh": {"enabled": False},  # canaries need the mesh
+        "ai-platform:models": lambda models: [
+            {k: v for k, v in m.items() if k not in ("canary", "traffic")} for m in models
+        ],
+    },
     "volcano": {"ai-platform:volcano": {"enabled": False}, **BATCH_OFF},
     "monitoring": {"ai-platform:monitoring": {"enabled": False}},
     "gpu": {"ai-platform:gpu": lambda gpu: {**gpu, "enabled": False}},
@@ -111,8 +125,13 @@ def test_switching_a_service_off_keeps_the_crds_the_rest_still_uses(stack, servi
         config[key] = value(config[key]) if callable(value) else value
     result = run_config(stack, config)
     provided = frozenset().union(*(crd_kinds(r.inputs["chart"].rsplit("/", 1)[-1]) for r in result.releases))
-    orphans = sorted({f"{r.kind} {r.namespace or ''}/{r.k8s_name}" for r in result.objects
-                      if group_kind(r) in ALL_CRD_KINDS and group_kind(r) not in provided})
+    orphans = sorted(
+        {
+            f"{r.kind} {r.namespace or ''}/{r.k8s_name}"
+            for r in result.objects
+            if group_kind(r) in ALL_CRD_KINDS and group_kind(r) not in provided
+        }
+    )
     assert orphans == [], f"with {service} off these objects lose their CRD: {orphans}"
 
 
@@ -142,10 +161,15 @@ def test_monitoring_state_lives_on_volumes_that_outlive_the_release(stack_run, c
     retain = {"whenDeleted": "Retain", "whenScaled": "Retain"}
     prometheus = values["prometheus"]["prometheusSpec"]
     alertmanager = values["alertmanager"]["alertmanagerSpec"]
-    assert prometheus["persistentVolumeClaimRetentionPolicy"] == alertmanager["persistentVolumeClaimRetentionPolicy"] \
+    assert (
+        prometheus["persistentVolumeClaimRetentionPolicy"]
+        == alertmanager["persistentVolumeClaimRetentionPolicy"]
         == retain
-    assert prometheus["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] \
+    )
+    assert (
+        prometheus["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"]
         == cfg.monitoring.storage.size
+    )
     assert alertmanager["storage"]["volumeClaimTemplate"]["spec"]["accessModes"] == ["ReadWriteOnce"]
     grafana = values["grafana"]
     assert grafana["persistence"]["enabled"] is True

@@ -15,13 +15,35 @@ MAX_DEPTH = 4
 
 
 def resource(name: str, deps: list[str] = (), parent: str = "stack", custom: bool = True) -> Registered:
-    return Registered(urn=name, type="test:index:Thing" if custom else "test:index:Component", name=name, inputs={},
-                      parent=parent, dependencies=list(deps), provider="", custom=custom)
+    return Registered(
+        urn=name,
+        type="test:index:Thing" if custom else "test:index:Component",
+        name=name,
+        inputs={},
+        parent=parent,
+        dependencies=list(deps),
+        provider="",
+        custom=custom,
+    )
 
 
 def synthetic(*resources: Registered) -> Run:
-    return Run("test", resources=[Registered(urn="stack", type="pulumi:pulumi:Stack", name="stack", inputs={},
-                                             parent="", dependencies=[], provider="", custom=False), *resources])
+    return Run(
+        "test",
+        resources=[
+            Registered(
+                urn="stack",
+                type="pulumi:pulumi:Stack",
+                name="stack",
+                inputs={},
+                parent="",
+                dependencies=[],
+                provider="",
+                custom=False,
+            ),
+            *resources,
+        ],
+    )
 
 
 def test_a_chain_of_three_is_three_waves():
@@ -33,14 +55,18 @@ def test_a_chain_of_three_is_three_waves():
 def test_a_dependency_on_a_component_waits_for_its_custom_children_and_parents_impose_nothing():
     run = synthetic(
         resource("component", custom=False),
-        resource("first", parent="component"),                      # wave 1: its parent is no wait
+        resource("first", parent="component"),  # wave 1: its parent is no wait
         resource("nested", parent="component", custom=False),
-        resource("second", ["first"], parent="nested"),             # wave 2, under a nested component
-        resource("after", ["component"]))                           # waits for first and second: wave 3
+        resource("second", ["first"], parent="nested"),  # wave 2, under a nested component
+        resource("after", ["component"]),
+    )  # waits for first and second: wave 3
     depth, chain = waves(run)
     assert depth == 3
     assert [(r.name, named.name if named else None) for r, named in chain] == [
-        ("first", None), ("second", "first"), ("after", "component")]
+        ("first", None),
+        ("second", "first"),
+        ("after", "component"),
+    ]
     assert {target.name for target, _ in waits(run.resources)["after"]} == {"first", "second"}
 
 
@@ -94,8 +120,9 @@ def test_every_custom_resource_waits_for_the_release_of_its_crd(stack_run):
     for obj in stack_run.objects:
         if group_kind(obj) not in ALL_CRD_KINDS:
             continue
-        installers = {r.urn for r in stack_run.releases
-                      if group_kind(obj) in crd_kinds(r.inputs["chart"].rsplit("/", 1)[-1])}
+        installers = {
+            r.urn for r in stack_run.releases if group_kind(obj) in crd_kinds(r.inputs["chart"].rsplit("/", 1)[-1])
+        }
         if installers and not installers & ancestors[obj.urn]:
             missing.append(f"{obj.kind} {obj.namespace}/{obj.k8s_name}")
     assert missing == []

@@ -20,9 +20,16 @@ from tests.conftest import accept_loss, config_copy, run_with
 from tools.harness import run
 
 ROOT = Path(__file__).resolve().parents[1]
-TOY = {"name": "echo", "tenant": "product", "engine": "toy", "source": "pvc://toy-models/v1",
-       "resources": {"cpu": "500m", "memory": "1Gi"}, "replicas": {"min": 1, "max": 2},
-       "canary": {"source": "pvc://toy-models/v2"}, "traffic": {"weights": {"stable": 90, "canary": 10}}}
+TOY = {
+    "name": "echo",
+    "tenant": "product",
+    "engine": "toy",
+    "source": "pvc://toy-models/v1",
+    "resources": {"cpu": "500m", "memory": "1Gi"},
+    "replicas": {"min": 1, "max": 2},
+    "canary": {"source": "pvc://toy-models/v2"},
+    "traffic": {"weights": {"stable": 90, "canary": 10}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +52,9 @@ def test_a_toy_engine_in_one_module_gets_its_servers(toy_run):
         [server] = pod["spec"]["containers"]
         assert server["name"] == "toy" and f"--model=/models/{version == 'stable' and 'v1' or 'v2'}" in server["args"]
         assert named(toy_run, "PodDisruptionBudget", name)["spec"]["selector"]["matchLabels"] == {
-            "ai-platform/endpoint": "echo", "version": version}
+            "ai-platform/endpoint": "echo",
+            "version": version,
+        }
     ports = named(toy_run, "Service", "echo")["spec"]["ports"]
     assert [(p["name"], p["port"]) for p in ports] == [("http", 9000), ("metrics", 9100)]
     trigger = named(toy_run, "ScaledObject", "echo")["spec"]["triggers"][0]["metadata"]
@@ -69,8 +78,9 @@ def test_the_mesh_and_monitoring_pick_the_toy_engine_up(toy_run):
     assert alerts["ToyQueueLong"]["labels"]["engine"] == "toy"
     assert {"AiPlatformEndpointHttp5xxRate", "AiPlatformEndpointNoReadyReplicas"} <= set(alerts)
     board = next(o for o in toy_run.objects if o.kind == "ConfigMap" and o.k8s_name == "dashboard-inference")
-    rows = [p["title"] for data in board.inputs["data"].values() for p in json.loads(data)["panels"]
-            if p["type"] == "row"]
+    rows = [
+        p["title"] for data in board.inputs["data"].values() for p in json.loads(data)["panels"] if p["type"] == "row"
+    ]
     assert rows[:3] == ["vLLM", "Triton", "Toy"]
 
 
@@ -79,8 +89,10 @@ def test_an_engine_the_registry_lacks_fails_at_config_load():
     config["ai-platform:models"] = [TOY]  # toy_engine is not registered here
     result = run("dev", config)
     assert isinstance(result.error, ConfigError), result.error
-    assert ("stack dev: ai-platform:models[0].engine: not an allowed value (allowed: 'vllm', 'triton' or 'kserve', "
-            "got: 'toy')") in str(result.error)
+    assert (
+        "stack dev: ai-platform:models[0].engine: not an allowed value (allowed: 'vllm', 'triton' or 'kserve', "
+        "got: 'toy')"
+    ) in str(result.error)
     assert result.registered_beyond_stack == []
 
 
@@ -89,8 +101,11 @@ def test_the_registry_holds_every_engine_module_once():
     assert engines.names() == ["vllm", "triton", "kserve"] and set(engines.names()) == modules
     with pytest.raises(KeyError, match="no engine 'toy' .registered: vllm, triton, kserve"):
         engines.get("toy")
-    with (engines.registered(toy_engine.ENGINE), pytest.raises(ValueError, match="registered already"),
-          engines.registered(toy_engine.ENGINE)):
+    with (
+        engines.registered(toy_engine.ENGINE),
+        pytest.raises(ValueError, match="registered already"),
+        engines.registered(toy_engine.ENGINE),
+    ):
         pass
     assert "toy" not in engines.names()
 
@@ -99,8 +114,12 @@ def test_nothing_outside_the_engines_asks_for_an_engine_by_name():
     """What differs per engine is the engine module's: no ``endpoint.engine == "vllm"``, no table keyed by engine
     name (``PORTS[endpoint.engine]``, ``{"vllm": ...}``) elsewhere in the program."""
     by_name = re.compile(r"""engine\s*(==|!=)|\.engine\s+(not\s+)?in\b|\[[\w.]*engine\]|["'](vllm|triton)["']\s*:""")
-    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
-             for folder in ("components", "config") for path in sorted((ROOT / folder).rglob("*.py"))
-             if "engines" not in path.parts
-             for number, line in enumerate(path.read_text().splitlines(), 1) if by_name.search(line)]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for folder in ("components", "config")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if "engines" not in path.parts
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if by_name.search(line)
+    ]
     assert not found, "\n".join(found)

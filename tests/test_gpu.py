@@ -62,8 +62,9 @@ def test_prod_mig_layout_reaches_the_mig_manager_and_the_nodes():
     name = values["migManager"]["config"]["name"]
     mig = yaml.safe_load(result.one("ConfigMap", name, "gpu-operator").inputs["data"]["config.yaml"])
     pool = next(p for p in cfg.gpu.node_pools if p.name == "h100-mig")
-    assert mig["mig-configs"]["h100-mig"] == [{"devices": "all", "mig-enabled": True,
-                                               "mig-devices": dict(pool.mig_profiles)}]
+    assert mig["mig-configs"]["h100-mig"] == [
+        {"devices": "all", "mig-enabled": True, "mig-devices": dict(pool.mig_profiles)}
+    ]
     assert mig["mig-configs"][values["migManager"]["config"]["default"]] == [{"devices": "all", "mig-enabled": False}]
     for node in pool.nodes:
         assert result.one("Node", node).inputs["metadata"]["labels"]["nvidia.com/mig.config"] == "h100-mig"
@@ -82,8 +83,10 @@ def test_named_nodes_get_pool_labels_and_the_whole_taint_list(stack_run, cfg):
             assert meta["labels"]["ai-platform/gpu-pool"] == pool.name
             assert meta["labels"]["nvidia.com/device-plugin.config"] == pool.name
             assert pool.labels.items() <= meta["labels"].items()
-            assert meta["annotations"] == {"pulumi.com/patchForce": "true",
-                                           "pulumi.com/patchFieldManager": "ai-platform-gpu"}
+            assert meta["annotations"] == {
+                "pulumi.com/patchForce": "true",
+                "pulumi.com/patchFieldManager": "ai-platform-gpu",
+            }
             assert patched[node].inputs["spec"]["taints"] == [GPU_TAINT] + [t.model_dump() for t in pool.extra_taints]
 
 
@@ -100,6 +103,7 @@ def test_gpu_operator_off_keeps_node_taints_but_installs_nothing():
 
 
 # --- the one scheduling helper -------------------------------------------------------------------------------
+
 
 def test_whole_gpu_request_selects_unshared_pools_with_requests_equal_limits():
     gpu = stack_cfg("prod").gpu
@@ -120,8 +124,9 @@ def test_mig_request_uses_the_profile_resource_and_the_mig_pool():
 def test_selector_pools_are_selected_by_their_labels():
     spec = gpu_scheduling(stack_cfg("dev").gpu, EndpointGpu())
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    assert terms == [{"matchExpressions": [
-        {"key": "cloud.google.com/gke-accelerator", "operator": "In", "values": ["nvidia-l4"]}]}]
+    assert terms == [
+        {"matchExpressions": [{"key": "cloud.google.com/gke-accelerator", "operator": "In", "values": ["nvidia-l4"]}]}
+    ]
 
 
 def test_exclusive_tenants_and_multi_gpu_requests_never_land_on_time_sliced_gpus():
@@ -150,8 +155,10 @@ def pod_specs(value):
             yield {**value, "containers": [{"name": "kserve-container", **value["model"]}]}
         main = value.get("container") or value.get("script")
         if isinstance(main, dict) and "image" in main and "name" in value:
-            yield {**{k: value[k] for k in ARGO_POD_FIELDS if k in value},
-                   "containers": [{"name": value["name"], **main}]}
+            yield {
+                **{k: value[k] for k in ARGO_POD_FIELDS if k in value},
+                "containers": [{"name": value["name"], **main}],
+            }
         for item in value.values():
             yield from pod_specs(item)
     elif isinstance(value, list):
@@ -171,8 +178,10 @@ def gpu_pod_problems(spec: dict) -> list[str]:
             if resources.get("requests", {}).get(key) != resources.get("limits", {}).get(key):
                 problems.append(f"{container['name']}: {key} requests != limits")
     if wants_gpu:
-        if not any(t.get("key") == "nvidia.com/gpu" and t.get("effect") in ("NoSchedule", None)
-                   for t in spec.get("tolerations", [])):
+        if not any(
+            t.get("key") == "nvidia.com/gpu" and t.get("effect") in ("NoSchedule", None)
+            for t in spec.get("tolerations", [])
+        ):
             problems.append("no nvidia.com/gpu toleration")
         if not spec.get("affinity", {}).get("nodeAffinity") and not spec.get("nodeSelector"):
             problems.append("no GPU node affinity or selector")
@@ -180,30 +189,46 @@ def gpu_pod_problems(spec: dict) -> list[str]:
 
 
 def test_every_pod_template_requesting_a_gpu_is_tolerated_pinned_and_exact(stack_run, cfg):
-    gpu_specs = [spec for obj in stack_run.objects for spec in pod_specs(obj.inputs)
-                 if any(k.startswith(GPU_PREFIXES) for c in spec["containers"]
-                        for k in c.get("resources", {}).get("limits", {}))]
+    gpu_specs = [
+        spec
+        for obj in stack_run.objects
+        for spec in pod_specs(obj.inputs)
+        if any(k.startswith(GPU_PREFIXES) for c in spec["containers"] for k in c.get("resources", {}).get("limits", {}))
+    ]
     # Endpoints (and canaries), the cluster and per-tenant training runtimes, each pipeline's train step.
-    assert len(gpu_specs) == (sum(1 + (m.canary is not None) for m in cfg.models if m.gpu)
-                              + (1 + len(cfg.tenants) if cfg.training.enabled else 0)
-                              + (len(cfg.workflows.pipelines) if cfg.workflows.enabled else 0))
-    problems = [f"{obj.kind} {obj.namespace}/{obj.k8s_name}: {problem}"
-                for obj in stack_run.objects for spec in pod_specs(obj.inputs) for problem in gpu_pod_problems(spec)]
+    assert len(gpu_specs) == (
+        sum(1 + (m.canary is not None) for m in cfg.models if m.gpu)
+        + (1 + len(cfg.tenants) if cfg.training.enabled else 0)
+        + (len(cfg.workflows.pipelines) if cfg.workflows.enabled else 0)
+    )
+    problems = [
+        f"{obj.kind} {obj.namespace}/{obj.k8s_name}: {problem}"
+        for obj in stack_run.objects
+        for spec in pod_specs(obj.inputs)
+        for problem in gpu_pod_problems(spec)
+    ]
     assert problems == []
 
 
 def test_the_invariant_check_catches_a_bad_gpu_pod_and_passes_the_helper():
-    bad = {"containers": [{"name": "train", "resources": {"requests": {"nvidia.com/gpu": "1"},
-                                                           "limits": {"nvidia.com/gpu": "2"}}}]}
+    bad = {
+        "containers": [
+            {"name": "train", "resources": {"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "2"}}}
+        ]
+    }
     assert len(gpu_pod_problems(bad)) == 3
     helper = gpu_scheduling(stack_cfg("prod").gpu, EndpointGpu(mig_profile="1g.10gb"))
-    good = {"containers": [{"name": "serve", "resources": helper["resources"]}],
-            "tolerations": helper["tolerations"], "affinity": helper["affinity"]}
+    good = {
+        "containers": [{"name": "serve", "resources": helper["resources"]}],
+        "tolerations": helper["tolerations"],
+        "affinity": helper["affinity"],
+    }
     assert list(pod_specs({"spec": {"template": {"spec": good}}})) == [good]
     assert gpu_pod_problems(good) == []
 
 
 # --- capacity ----------------------------------------------------------------------------------------------------
+
 
 def test_capacity_counts_time_slices_and_mig_instances():
     dev = capacity_report(stack_cfg("dev"))
@@ -221,13 +246,26 @@ def test_oversubscription_admits_quotas_beyond_capacity():
     config["ai-platform:gpu"]["oversubscription"] = 1.5
     result = run("dev", config)
     assert result.error is None, result.error
-    assert result.one("ResourceQuota", "tenant-quota", "research").inputs["spec"]["hard"]["requests.nvidia.com/gpu"] == "9"
+    assert (
+        result.one("ResourceQuota", "tenant-quota", "research").inputs["spec"]["hard"]["requests.nvidia.com/gpu"] == "9"
+    )
 
 
 def test_mig_single_strategy_advertises_slices_as_gpus():
-    gpu = Gpu.model_validate({"mig": {"strategy": "single"}, "nodePools": [
-        {"name": "h200", "gpuModel": "H200", "gpusPerNode": 8, "nodes": ["n1"], "sharing": "mig",
-         "migProfiles": {"1g.18gb": 7}}]})
+    gpu = Gpu.model_validate(
+        {
+            "mig": {"strategy": "single"},
+            "nodePools": [
+                {
+                    "name": "h200",
+                    "gpuModel": "H200",
+                    "gpusPerNode": 8,
+                    "nodes": ["n1"],
+                    "sharing": "mig",
+                    "migProfiles": {"1g.18gb": 7},
+                }
+            ],
+        }
+    )
     assert gpu.capacity() == {"nvidia.com/gpu": 56}
     assert gpu_scheduling(gpu, EndpointGpu(mig_profile="1g.18gb"))["resources"]["limits"] == {"nvidia.com/gpu": "1"}
-

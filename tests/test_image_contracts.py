@@ -10,7 +10,8 @@ pipeline's deploy step applies. An object that names an image anywhere else fail
 from __future__ import annotations
 
 import posixpath
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -49,18 +50,27 @@ def full_run() -> tuple[Run, str]:
     config = accept_loss(config_copy("dev"))
     config["ai-platform:cluster"] = {**config["ai-platform:cluster"], "imageRegistry": MIRROR}
     config["ai-platform:ray"] = {"enabled": True}
-    triton = {"name": "ranker", "tenant": "product", "engine": "triton", "source": "s3://models/ranker",
-              "s3": {"region": "eu-west-1", "credentialsSecret": "ranker-store"}, "gpu": {"count": 1},
-              "resources": {"cpu": "2", "memory": "8Gi"}, "triton": {"models": ["ranker"]}}
+    triton = {
+        "name": "ranker",
+        "tenant": "product",
+        "engine": "triton",
+        "source": "s3://models/ranker",
+        "s3": {"region": "eu-west-1", "credentialsSecret": "ranker-store"},
+        "gpu": {"count": 1},
+        "resources": {"cpu": "2", "memory": "8Gi"},
+        "triton": {"models": ["ranker"]},
+    }
     config["ai-platform:models"] = [*config.get("ai-platform:models", []), triton]
     result = run("dev", config)
     assert result.error is None, result.error
     return result, MIRROR
 
 
-RUNS = {"dev": lambda: (run_stack("dev"), stack_cfg("dev").cluster.image_registry),
-        "prod": lambda: (run_stack("prod"), stack_cfg("prod").cluster.image_registry),
-        "all-on": full_run}
+RUNS = {
+    "dev": lambda: (run_stack("dev"), stack_cfg("dev").cluster.image_registry),
+    "prod": lambda: (run_stack("prod"), stack_cfg("prod").cluster.image_registry),
+    "all-on": full_run,
+}
 _cache: dict[str, tuple[Run, str | None]] = {}
 
 
@@ -90,8 +100,12 @@ def pod_containers(where: str, pod: dict) -> Iterator[Container]:
     """The containers and init containers of a pod spec."""
     for field in ("initContainers", "containers"):
         for container in pod.get(field) or []:
-            yield Container(f"{where} {field}[{container.get('name')}]", container, pod.get("securityContext") or {},
-                            pod.get("volumes") or [])
+            yield Container(
+                f"{where} {field}[{container.get('name')}]",
+                container,
+                pod.get("securityContext") or {},
+                pod.get("volumes") or [],
+            )
 
 
 def isvc_containers(where: str, spec: dict) -> Iterator[Container]:
@@ -119,8 +133,12 @@ def workflow_containers(where: str, spec: dict, defaults: tuple[dict, dict]) -> 
             container = {"name": template["name"], **main}
             if "securityContext" not in container and main_default.get("securityContext"):
                 container["securityContext"] = main_default["securityContext"]
-            yield Container(f"{where} template[{template['name']}]", container,
-                            template.get("securityContext") or pod_security, template.get("volumes") or [])
+            yield Container(
+                f"{where} template[{template['name']}]",
+                container,
+                template.get("securityContext") or pod_security,
+                template.get("volumes") or [],
+            )
         manifest = template.get("resource", {}).get("manifest")
         if manifest:
             applied = yaml.safe_load(manifest)
@@ -172,8 +190,9 @@ def env_of(container: dict) -> dict[str, str | None]:
 def writable_mounts(c: Container) -> list[str]:
     """Mount paths of the container's writable volumes (emptyDir, PVC, ...; never configMap/secret or readOnly)."""
     kinds = {v["name"]: next((k for k in WRITABLE_VOLUMES if k in v), None) for v in c.volumes}
-    return [m["mountPath"] for m in c.container.get("volumeMounts") or []
-            if kinds.get(m["name"]) and not m.get("readOnly")] + list(RUNTIME_TMPFS)
+    return [
+        m["mountPath"] for m in c.container.get("volumeMounts") or [] if kinds.get(m["name"]) and not m.get("readOnly")
+    ] + list(RUNTIME_TMPFS)
 
 
 def on_mount(path: str, mounts: list[str]) -> bool:
@@ -204,8 +223,10 @@ def contract_problems(c: Container, registry: str | None) -> list[str]:
         if not env.get("HOME"):
             problems.append(f"runs as uid {uid}, which {contract.image or 'the image'} does not define, without HOME")
         if contract.calls_getuser and not (env.get("USER") or env.get("LOGNAME")):
-            problems.append(f"runs as uid {uid}, which {contract.image or 'the image'} does not define, without USER "
-                            "(getpass.getuser() raises)")
+            problems.append(
+                f"runs as uid {uid}, which {contract.image or 'the image'} does not define, without USER "
+                "(getpass.getuser() raises)"
+            )
     read_only = (c.container.get("securityContext") or {}).get("readOnlyRootFilesystem") is True
     if contract.python and contract.read_only_root is None and not read_only:
         problems.append(f"a Python image ({contract.image}) without readOnlyRootFilesystem")
@@ -218,8 +239,9 @@ def contract_problems(c: Container, registry: str | None) -> list[str]:
             target = env.get(write.env) if write.env and env.get(write.env) else write.path
             target = posixpath.join(home, target[2:]) if target.startswith("~/") else target
             if not on_mount(target, mounts):
-                problems.append(f"writes {target} ({write.what}; moved by {write.env}) outside its writable volumes "
-                                f"{mounts}")
+                problems.append(
+                    f"writes {target} ({write.what}; moved by {write.env}) outside its writable volumes {mounts}"
+                )
     return problems
 
 
@@ -228,9 +250,12 @@ def test_the_walk_finds_every_image_an_object_names(declared):
     operator builds that pod), so a new kind of pod template cannot escape the contract checks."""
     result, _ = declared
     walked = {c.container["image"] for c in containers(result)}
-    missed = [f"{obj.kind} {obj.namespace}/{obj.k8s_name}{path}: {image}"
-              for obj in result.objects for path, image in images_named(obj.inputs.get("spec") or {})
-              if image not in walked and not path.endswith("imageName")]
+    missed = [
+        f"{obj.kind} {obj.namespace}/{obj.k8s_name}{path}: {image}"
+        for obj in result.objects
+        for path, image in images_named(obj.inputs.get("spec") or {})
+        if image not in walked and not path.endswith("imageName")
+    ]
     assert not missed, "\n".join(missed)
     assert walked, "no container found"
 
@@ -250,9 +275,12 @@ def test_with_a_mirror_every_container_image_comes_from_it(stack):
     tenant's own pipeline image, an Argo parameter, is the tenant's to mirror)."""
     result, registry = declared_by(stack)
     assert registry
-    unmirrored = [f"{obj.kind} {obj.namespace}/{obj.k8s_name}{path}: {image}"
-                  for obj in result.objects for path, image in images_named(obj.inputs.get("spec") or {})
-                  if not image.startswith(registry + "/") and not image.startswith("{{")]
+    unmirrored = [
+        f"{obj.kind} {obj.namespace}/{obj.k8s_name}{path}: {image}"
+        for obj in result.objects
+        for path, image in images_named(obj.inputs.get("spec") or {})
+        if not image.startswith(registry + "/") and not image.startswith("{{")
+    ]
     assert not unmirrored, "\n".join(unmirrored)
 
 
@@ -286,12 +314,21 @@ def test_with_a_mirror_every_release_takes_its_images_from_it(stack):
 
 def test_every_pin_the_platform_runs_has_a_contract():
     """The images the platform sets itself, from config.versions, each have a record (and no record is stale)."""
-    pins = {versions.VLLM_IMAGE, versions.TRITON_IMAGE, versions.AWS_CLI_IMAGE, versions.MLFLOW_IMAGE,
-            versions.TORCH_IMAGE, versions.POSTGRES_IMAGE}
+    pins = {
+        versions.VLLM_IMAGE,
+        versions.TRITON_IMAGE,
+        versions.AWS_CLI_IMAGE,
+        versions.MLFLOW_IMAGE,
+        versions.TORCH_IMAGE,
+        versions.POSTGRES_IMAGE,
+    }
     assert set(images.CONTRACTS) == pins
     for contract in images.CONTRACTS.values():
-        assert contract.sources and contract.home and contract.users.get(contract.uid, (contract.user,))[0] \
-            == contract.user, contract.image
+        assert (
+            contract.sources
+            and contract.home
+            and contract.users.get(contract.uid, (contract.user,))[0] == contract.user
+        ), contract.image
 
 
 def test_an_image_the_table_lacks_fails_loudly():

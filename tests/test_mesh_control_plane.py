@@ -13,8 +13,10 @@ from tools.validate import upstream_dir
 RELEASE = "kubernetes:helm.sh/v3:Release"
 ISTIO_CHARTS = {"base", "istiod", "cni", "gateway"}
 RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
-JWT = {"issuer": "https://login.example.com/realms/ai",
-       "jwksUri": "https://login.example.com/realms/ai/protocol/openid-connect/certs"}
+JWT = {
+    "issuer": "https://login.example.com/realms/ai",
+    "jwksUri": "https://login.example.com/realms/ai/protocol/openid-connect/certs",
+}
 
 
 def release(result, name):
@@ -35,8 +37,11 @@ def mesh_objects(result):
 
 def custom_resources(result):
     """The mesh's Istio and cert-manager objects (everything it declares that a CRD defines)."""
-    return [r for r in mesh_objects(result) if r.inputs["apiVersion"].split("/")[0].endswith((".istio.io",
-                                                                                              "cert-manager.io"))]
+    return [
+        r
+        for r in mesh_objects(result)
+        if r.inputs["apiVersion"].split("/")[0].endswith((".istio.io", "cert-manager.io"))
+    ]
 
 
 def istio_defaults(chart: str) -> dict:
@@ -68,14 +73,25 @@ def self_signed():
 
 @pytest.fixture(scope="module")
 def acme():
-    return mesh_run({"tls": {"kind": "acme", "email": "ops@example.com"}, "accessLogging": False,
-                     "outboundTraffic": "REGISTRY_ONLY", "gatewayReplicas": 1})
+    return mesh_run(
+        {
+            "tls": {"kind": "acme", "email": "ops@example.com"},
+            "accessLogging": False,
+            "outboundTraffic": "REGISTRY_ONLY",
+            "gatewayReplicas": 1,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def cluster_issuer():
-    return mesh_run({"tls": {"kind": "clusterIssuer", "name": "corp-ca"}, "gatewayReplicas": 4,
-                     "jwt": {**JWT, "audiences": ["a", "b"]}})
+    return mesh_run(
+        {
+            "tls": {"kind": "clusterIssuer", "name": "corp-ca"},
+            "gatewayReplicas": 4,
+            "jwt": {**JWT, "audiences": ["a", "b"]},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -104,14 +120,20 @@ def test_istio_releases_are_pinned_in_their_namespaces(stack_run, cfg):
         assert inputs["repositoryOpts"] == {"repo": "https://istio-release.storage.googleapis.com/charts"}, name
         assert inputs["version"] == chart.version == "1.30.3", name
         assert inputs["namespace"] == namespace, name
-    assert {versions.CHARTS[c] for c in ISTIO_CHARTS} == {versions.ISTIO_BASE, versions.ISTIOD, versions.ISTIO_CNI,
-                                                         versions.ISTIO_GATEWAY}
+    assert {versions.CHARTS[c] for c in ISTIO_CHARTS} == {
+        versions.ISTIO_BASE,
+        versions.ISTIOD,
+        versions.ISTIO_CNI,
+        versions.ISTIO_GATEWAY,
+    }
 
 
 def test_mesh_namespaces_get_the_pod_security_their_pods_need(stack_run, cfg):
-    levels = {cfg.namespaces.mesh: ("restricted", ["base", "istiod"]),
-              cfg.namespaces.mesh_cni: ("privileged", ["cni"]),  # the CNI DaemonSet edits the nodes' CNI config
-              cfg.namespaces.ingress: ("restricted", [GATEWAY_RELEASE])}
+    levels = {
+        cfg.namespaces.mesh: ("restricted", ["base", "istiod"]),
+        cfg.namespaces.mesh_cni: ("privileged", ["cni"]),  # the CNI DaemonSet edits the nodes' CNI config
+        cfg.namespaces.ingress: ("restricted", [GATEWAY_RELEASE]),
+    }
     for namespace, (level, releases) in levels.items():
         ns = stack_run.one("Namespace", namespace)
         labels = ns.inputs["metadata"]["labels"]
@@ -259,8 +281,9 @@ def test_certificate_covers_every_endpoint_host(stack_run, cfg):
 def test_certificate_issuer_follows_the_stack(stack_run, cfg):
     spec = stack_run.one("Certificate", "ai-platform-ingress", cfg.namespaces.ingress).inputs["spec"]
     issuers = stack_run.of_kind("ClusterIssuer")
-    expected = {"selfSigned": "ai-platform-selfsigned", "acme": "ai-platform-acme"}.get(cfg.mesh.tls.kind,
-                                                                                         cfg.mesh.tls.name)
+    expected = {"selfSigned": "ai-platform-selfsigned", "acme": "ai-platform-acme"}.get(
+        cfg.mesh.tls.kind, cfg.mesh.tls.name
+    )
     assert spec["issuerRef"] == {"kind": "ClusterIssuer", "name": expected, "group": "cert-manager.io"}
     assert [i.k8s_name for i in issuers] == ([] if cfg.mesh.tls.kind == "clusterIssuer" else [expected])
 
@@ -277,10 +300,14 @@ def test_self_signed_issuer(self_signed):
 def test_acme_issuer_solves_http01_through_istio(acme):
     (issuer,) = acme.of_kind("ClusterIssuer")
     assert issuer.k8s_name == "ai-platform-acme"
-    assert issuer.inputs["spec"] == {"acme": {
-        "server": "https://acme-v02.api.letsencrypt.org/directory", "email": "ops@example.com",
-        "privateKeySecretRef": {"name": "ai-platform-acme-account"},
-        "solvers": [{"http01": {"ingress": {"ingressClassName": "istio"}}}]}}
+    assert issuer.inputs["spec"] == {
+        "acme": {
+            "server": "https://acme-v02.api.letsencrypt.org/directory",
+            "email": "ops@example.com",
+            "privateKeySecretRef": {"name": "ai-platform-acme-account"},
+            "solvers": [{"http01": {"ingress": {"ingressClassName": "istio"}}}],
+        }
+    }
     spec = acme.one("Certificate", "ai-platform-ingress", "istio-ingress").inputs["spec"]
     assert spec["issuerRef"] == {"kind": "ClusterIssuer", "name": "ai-platform-acme", "group": "cert-manager.io"}
     (ingress_class,) = acme.of_kind("IngressClass")
@@ -325,15 +352,18 @@ def test_jwt_objects_exist_only_when_configured(stack_run, cfg):
     if jwt.audiences:
         rule["audiences"] = list(jwt.audiences)
     assert authentication.namespace == cfg.namespaces.ingress
-    assert authentication.inputs["spec"] == {"selector": {"matchLabels": {"istio": "ingressgateway"}},
-                                             "jwtRules": [rule]}
+    assert authentication.inputs["spec"] == {
+        "selector": {"matchLabels": {"istio": "ingressgateway"}},
+        "jwtRules": [rule],
+    }
     # Each host with and without a port: Istio routes `Host: h:443` to the virtual host h, hosts match exactly.
     hosts = [value for e in cfg.models for value in (cfg.endpoint_host(e), f"{cfg.endpoint_host(e)}:*")]
     assert cfg.mesh.tls.kind != "acme"
     assert policy.inputs["spec"] == {
-        "selector": {"matchLabels": {"istio": "ingressgateway"}}, "action": "DENY",
-        "rules": [{"from": [{"source": {"notRequestPrincipals": ["*"]}}],
-                   "to": [{"operation": {"hosts": hosts}}]}]}
+        "selector": {"matchLabels": {"istio": "ingressgateway"}},
+        "action": "DENY",
+        "rules": [{"from": [{"source": {"notRequestPrincipals": ["*"]}}], "to": [{"operation": {"hosts": hosts}}]}],
+    }
 
 
 def test_no_jwt_no_jwt_objects(self_signed):
@@ -360,11 +390,15 @@ def test_jwt_with_acme_leaves_only_the_http01_challenge_open():
     result = mesh_run({"tls": {"kind": "acme", "email": "ops@example.com"}, "jwt": JWT})
     (policy,) = [p for p in result.of_kind("AuthorizationPolicy") if p.namespace == "istio-ingress"]
     [rule] = policy.inputs["spec"]["rules"]
-    hosts = [value for h in ("qwen-chat.research.ai.dev.example.com", "iris.product.ai.dev.example.com")
-             for value in (h, f"{h}:*")]
-    assert rule["to"] == [{"operation": {"hosts": hosts, "notPorts": ["80"]}},
-                          {"operation": {"hosts": hosts, "ports": ["80"],
-                                         "notPaths": ["/.well-known/acme-challenge/*"]}}]
+    hosts = [
+        value
+        for h in ("qwen-chat.research.ai.dev.example.com", "iris.product.ai.dev.example.com")
+        for value in (h, f"{h}:*")
+    ]
+    assert rule["to"] == [
+        {"operation": {"hosts": hosts, "notPorts": ["80"]}},
+        {"operation": {"hosts": hosts, "ports": ["80"], "notPaths": ["/.well-known/acme-challenge/*"]}},
+    ]
 
 
 # --- switching it off ---------------------------------------------------------------------------------------
@@ -378,8 +412,15 @@ def test_mesh_off_removes_all_of_it(mesh_off):
     namespaces = {r.k8s_name for r in mesh_off.of_kind("Namespace")}
     assert not namespaces & {cfg.namespaces.mesh, cfg.namespaces.mesh_cni, cfg.namespaces.ingress}
     assert not [r for r in mesh_off.resources if r.type == "ai-platform:mesh:Mesh"]
-    for kind in ("Gateway", "Certificate", "ClusterIssuer", "PeerAuthentication", "RequestAuthentication",
-                 "AuthorizationPolicy", "IngressClass"):
+    for kind in (
+        "Gateway",
+        "Certificate",
+        "ClusterIssuer",
+        "PeerAuthentication",
+        "RequestAuthentication",
+        "AuthorizationPolicy",
+        "IngressClass",
+    ):
         assert not mesh_off.of_kind(kind), kind
 
 

@@ -65,8 +65,16 @@ def fixture(name: str) -> dict[str, list[dict[str, str]]]:
 
 def test_every_fixture_names_its_upstream_source_and_parses():
     files = sorted(FIXTURES.glob("*.prom"))
-    assert {path.stem for path in files} >= {"dcgm-exporter", "vllm", "triton", "istio-proxy", "kube-state-metrics",
-                                               "volcano-scheduler", "volcano-controllers", "kserve"}
+    assert {path.stem for path in files} >= {
+        "dcgm-exporter",
+        "vllm",
+        "triton",
+        "istio-proxy",
+        "kube-state-metrics",
+        "volcano-scheduler",
+        "volcano-controllers",
+        "kserve",
+    }
     for path in files:
         text = path.read_text()
         sources = [line for line in text.splitlines() if line.startswith("# source: ")]
@@ -85,15 +93,28 @@ SERVICE_TARGET_LABELS = POD_TARGET_LABELS + ("service",)
 #   0400_service.yaml: Service nvidia-dcgm-exporter, label app: nvidia-dcgm-exporter; 0800_daemonset.yaml: container
 #   nvidia-dcgm-exporter. honorLabels: dcgmExporter.serviceMonitor.honorLabels (values.yaml default false).
 # - kube-prometheus-stack 88.5.3 values.yaml kube-state-metrics.prometheus.monitor.http.honorLabels: true.
-DCGM_TARGET = {"job": "nvidia-dcgm-exporter", "service": "nvidia-dcgm-exporter", "endpoint": "gpu-metrics",
-               "container": "nvidia-dcgm-exporter", "pod": "nvidia-dcgm-exporter-7xk2q", "instance": "10.0.4.17:9400"}
-KSM_TARGET = {"job": "kube-state-metrics", "service": "kube-prometheus-stack-kube-state-metrics", "endpoint": "http",
-              "container": "kube-state-metrics", "pod": "kube-prometheus-stack-kube-state-metrics-5f7b9-abcde",
-              "instance": "10.0.2.9:8080"}
+DCGM_TARGET = {
+    "job": "nvidia-dcgm-exporter",
+    "service": "nvidia-dcgm-exporter",
+    "endpoint": "gpu-metrics",
+    "container": "nvidia-dcgm-exporter",
+    "pod": "nvidia-dcgm-exporter-7xk2q",
+    "instance": "10.0.4.17:9400",
+}
+KSM_TARGET = {
+    "job": "kube-state-metrics",
+    "service": "kube-prometheus-stack-kube-state-metrics",
+    "endpoint": "http",
+    "container": "kube-state-metrics",
+    "pod": "kube-prometheus-stack-kube-state-metrics-5f7b9-abcde",
+    "instance": "10.0.2.9:8080",
+}
 # The Volcano chart's metrics Services (volcano-sh/volcano v1.15.1 installer/helm/chart/volcano/templates/
 # scheduler.yaml, controllers.yaml) behind the platform's ServiceMonitors: monitor -> (fixture, Service, container).
-VOLCANO = {"volcano-scheduler": ("volcano-scheduler", "{release}-scheduler-service", "{release}-scheduler"),
-           "volcano-controllers": ("volcano-controllers", "{release}-controllers-service", "{release}-controllers")}
+VOLCANO = {
+    "volcano-scheduler": ("volcano-scheduler", "{release}-scheduler-service", "{release}-scheduler"),
+    "volcano-controllers": ("volcano-controllers", "{release}-controllers-service", "{release}-controllers"),
+}
 ENGINE_CONTAINERS = {"vllm": "vllm", "triton": "triton", "kserve": "kserve-container"}
 
 
@@ -133,9 +154,14 @@ def _pod_monitor_job(monitor, fixture_name: str, container: str, pod: str, pod_l
     spec = monitor.inputs["spec"]
     endpoint = spec["podMetricsEndpoints"][0]
     copied = {sanitize(label): pod_labels[label] for label in spec.get("podTargetLabels", []) if label in pod_labels}
-    target = {"namespace": monitor.namespace, "pod": pod, "container": container,
-              "endpoint": str(endpoint.get("port", endpoint.get("portNumber"))),
-              "job": f"{monitor.namespace}/{monitor.k8s_name}", "instance": "10.1.0.5:8000"}
+    target = {
+        "namespace": monitor.namespace,
+        "pod": pod,
+        "container": container,
+        "endpoint": str(endpoint.get("port", endpoint.get("portNumber"))),
+        "job": f"{monitor.namespace}/{monitor.k8s_name}",
+        "instance": "10.1.0.5:8000",
+    }
     return ScrapeJob(fixture_name, target, endpoint.get("honorLabels", False), copied)
 
 
@@ -147,13 +173,19 @@ def scrape_jobs(stack: str) -> list[ScrapeJob]:
         chosen = _values(run, "gpu-operator").get("dcgmExporter", {}).get("serviceMonitor", {})
         default = _upstream_values("gpu-operator")["dcgmExporter"]["serviceMonitor"]
         assert chosen.get("enabled", default["enabled"]), "the DCGM exporter is on but nothing scrapes it"
-        jobs.append(ScrapeJob("dcgm-exporter", {**DCGM_TARGET, "namespace": cfg.namespaces.gpu_operator},
-                              chosen.get("honorLabels", default["honorLabels"])))
+        jobs.append(
+            ScrapeJob(
+                "dcgm-exporter",
+                {**DCGM_TARGET, "namespace": cfg.namespaces.gpu_operator},
+                chosen.get("honorLabels", default["honorLabels"]),
+            )
+        )
     ksm = _values(run, "kube-prometheus-stack").get("kube-state-metrics", {})
     honor = ksm.get("prometheus", {}).get("monitor", {}).get("http", {}).get("honorLabels")
     if honor is None:
         honor = _upstream_values("kube-prometheus-stack")["kube-state-metrics"]["prometheus"]["monitor"]["http"][
-            "honorLabels"]
+            "honorLabels"
+        ]
     jobs.append(ScrapeJob("kube-state-metrics", {**KSM_TARGET, "namespace": cfg.namespaces.monitoring}, honor))
     endpoints = {endpoint.name: endpoint for endpoint in cfg.models}
     for monitor in run.of_kind("PodMonitor"):
@@ -164,20 +196,42 @@ def scrape_jobs(stack: str) -> list[ScrapeJob]:
             endpoint = endpoints[labels["ai-platform/endpoint"]]
             version = "canary" if monitor.k8s_name.endswith("-canary") else "stable"
             deployment = rules.endpoint_deployments(endpoint)[version == "canary"]
-            pod_labels = {"ai-platform/tenant": endpoint.tenant, "ai-platform/endpoint": endpoint.name,
-                          "version": version}
-            jobs.append(_pod_monitor_job(monitor, endpoint.engine, ENGINE_CONTAINERS[endpoint.engine],
-                                         f"{deployment}-7c9d8b6f5-x2k4p", pod_labels))
-    release = next(r for r in run.releases if r.inputs["chart"] == "volcano").inputs["name"] if cfg.volcano.enabled \
-        else None
+            pod_labels = {
+                "ai-platform/tenant": endpoint.tenant,
+                "ai-platform/endpoint": endpoint.name,
+                "version": version,
+            }
+            jobs.append(
+                _pod_monitor_job(
+                    monitor,
+                    endpoint.engine,
+                    ENGINE_CONTAINERS[endpoint.engine],
+                    f"{deployment}-7c9d8b6f5-x2k4p",
+                    pod_labels,
+                )
+            )
+    release = (
+        next(r for r in run.releases if r.inputs["chart"] == "volcano").inputs["name"] if cfg.volcano.enabled else None
+    )
     for monitor in run.of_kind("ServiceMonitor"):
         if monitor.k8s_name in VOLCANO:
             fixture_name, service, container = (part.format(release=release) for part in VOLCANO[monitor.k8s_name])
             spec = monitor.inputs["spec"]["endpoints"][0]
-            jobs.append(ScrapeJob(fixture_name, {"namespace": monitor.namespace, "service": service, "job": service,
-                                                 "endpoint": spec["port"], "container": container,
-                                                 "pod": f"{container}-6b8d9-abcde", "instance": "10.0.3.3:8080"},
-                                  spec.get("honorLabels", False)))
+            jobs.append(
+                ScrapeJob(
+                    fixture_name,
+                    {
+                        "namespace": monitor.namespace,
+                        "service": service,
+                        "job": service,
+                        "endpoint": spec["port"],
+                        "container": container,
+                        "pod": f"{container}-6b8d9-abcde",
+                        "instance": "10.0.3.3:8080",
+                    },
+                    spec.get("honorLabels", False),
+                )
+            )
     return jobs
 
 
@@ -187,8 +241,9 @@ def stored_labels(stack: str) -> tuple[dict[str, set[str]], set[str]]:
     labels: dict[str, set[str]] = {}
     scraped: set[str] = set()
     jobs = scrape_jobs(stack)
-    generic = {path.stem: ScrapeJob(path.stem, dict.fromkeys(POD_TARGET_LABELS, "x"))
-               for path in FIXTURES.glob("*.prom")}
+    generic = {
+        path.stem: ScrapeJob(path.stem, dict.fromkeys(POD_TARGET_LABELS, "x")) for path in FIXTURES.glob("*.prom")
+    }
     for job in jobs + [job for name, job in generic.items() if name not in {j.fixture for j in jobs}]:
         for metric, samples in fixture(job.fixture).items():
             for sample in samples:
@@ -204,11 +259,20 @@ def stored_labels(stack: str) -> tuple[dict[str, set[str]], set[str]]:
 def test_the_scrape_model_renames_clashing_labels_unless_honoured():
     job = ScrapeJob("x", {"namespace": "gpu-operator", "pod": "exporter", "job": "j"})
     assert job.store({"namespace": "research", "pod": "llama", "gpu": "0"}) == {
-        "exported_namespace": "research", "exported_pod": "llama", "gpu": "0",
-        "namespace": "gpu-operator", "pod": "exporter", "job": "j"}
+        "exported_namespace": "research",
+        "exported_pod": "llama",
+        "gpu": "0",
+        "namespace": "gpu-operator",
+        "pod": "exporter",
+        "job": "j",
+    }
     honoured = ScrapeJob("x", {"namespace": "monitoring", "pod": "ksm", "job": "j"}, honor_labels=True)
     assert honoured.store({"namespace": "research", "deployment": "d"}) == {
-        "namespace": "research", "deployment": "d", "pod": "ksm", "job": "j"}
+        "namespace": "research",
+        "deployment": "d",
+        "pod": "ksm",
+        "job": "j",
+    }
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -235,11 +299,44 @@ def test_the_scrape_model_follows_the_rendered_monitors(stack):
 TEMPLATE_LABEL = re.compile(r"\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)")
 LEGEND_LABEL = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
 # Functions whose result keeps the labels of their (first) vector argument.
-SAME_LABELS = {"rate", "irate", "increase", "delta", "idelta", "deriv", "abs", "ceil", "floor", "round", "clamp",
-               "clamp_min", "clamp_max", "exp", "ln", "log2", "log10", "sqrt", "sgn", "predict_linear", "resets",
-               "changes", "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time",
-               "stddev_over_time", "stdvar_over_time", "last_over_time", "quantile_over_time", "present_over_time",
-               "timestamp", "sort", "sort_desc", "holt_winters"}
+SAME_LABELS = {
+    "rate",
+    "irate",
+    "increase",
+    "delta",
+    "idelta",
+    "deriv",
+    "abs",
+    "ceil",
+    "floor",
+    "round",
+    "clamp",
+    "clamp_min",
+    "clamp_max",
+    "exp",
+    "ln",
+    "log2",
+    "log10",
+    "sqrt",
+    "sgn",
+    "predict_linear",
+    "resets",
+    "changes",
+    "avg_over_time",
+    "min_over_time",
+    "max_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "last_over_time",
+    "quantile_over_time",
+    "present_over_time",
+    "timestamp",
+    "sort",
+    "sort_desc",
+    "holt_winters",
+}
 
 
 class LabelFlow:
@@ -264,8 +361,9 @@ class LabelFlow:
             if self.scraped is not None and node.name not in self.scraped:
                 self.problems.append(f"metric {node.name!r}: no scrape job of the stack reads its exporter")
             have = self.stored[node.name]
-            self._need([m.name for m in node.matchers.matchers if m.name != "__name__"], have,
-                       f"the matcher of {node.name}")
+            self._need(
+                [m.name for m in node.matchers.matchers if m.name != "__name__"], have, f"the matcher of {node.name}"
+            )
             return set(have)
         if isinstance(node, pp.MatrixSelector):
             return self.labels(node.vector_selector)
@@ -352,12 +450,21 @@ def test_the_label_flow_catches_what_it_should():
     stored = {"a": {"x", "y", "le"}, "b": {"x", "z"}}
     flow = LabelFlow(stored)
     assert flow.check('sum by (x) (rate(a{y="1"}[5m])) / on (x) group_left (z) b') == {"x", "z"}
-    assert flow.check('label_replace(a, "t", "$1", "y", "(.+)") and on (t) label_replace(b, "t", "$1", "z", "(.*)")',
-                      ["{{ $labels.t }} {{ $labels.y }}"]) == {"x", "y", "le", "t"}
+    assert flow.check(
+        'label_replace(a, "t", "$1", "y", "(.+)") and on (t) label_replace(b, "t", "$1", "z", "(.*)")',
+        ["{{ $labels.t }} {{ $labels.y }}"],
+    ) == {"x", "y", "le", "t"}
     assert flow.check("histogram_quantile(0.9, sum by (le, x) (rate(a[5m])))", legend="{{x}}") == {"x"}
     assert flow.problems == []
-    for bad in ('a{w="1"}', "sum by (w) (a)", "a / on (y) b", "a * on (x) group_left (q) b", "c",
-                'label_replace(b, "t", "$1", "y", "(.*)")', "histogram_quantile(0.9, b)"):
+    for bad in (
+        'a{w="1"}',
+        "sum by (w) (a)",
+        "a / on (y) b",
+        "a * on (x) group_left (q) b",
+        "c",
+        'label_replace(b, "t", "$1", "y", "(.*)")',
+        "histogram_quantile(0.9, b)",
+    ):
         flow = LabelFlow(stored)
         flow.check(bad)
         assert flow.problems, bad
@@ -376,9 +483,12 @@ def _rule_groups(run) -> list[dict]:
 
 def _dashboards(run) -> list[dict]:
     """Every dashboard the program puts into a ConfigMap for Grafana's sidecar (platform and tenant folders)."""
-    return [json.loads(text) for cm in run.of_kind("ConfigMap")
-            if (cm.inputs["metadata"].get("labels") or {}).get("grafana_dashboard")
-            for text in cm.inputs["data"].values()]
+    return [
+        json.loads(text)
+        for cm in run.of_kind("ConfigMap")
+        if (cm.inputs["metadata"].get("labels") or {}).get("grafana_dashboard")
+        for text in cm.inputs["data"].values()
+    ]
 
 
 def _queries(board: dict) -> list[tuple[str, str]]:
@@ -486,14 +596,18 @@ def test_promtool_every_alert_fires_when_it_should_and_only_then(stack, tmp_path
     tests, covered = alert_cases(stack_cfg(stack), scrape_jobs(stack), alerts)
     missing = {rule["alert"] for _, rule in alerts} - covered
     assert not missing, f"alerts without a firing and a quiet case: {sorted(missing)}"
-    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(
-        {"rule_files": rule_files, "evaluation_interval": "1m", "tests": tests}, sort_keys=False, width=400))
+    (tmp_path / "tests.yaml").write_text(
+        yaml.safe_dump(
+            {"rule_files": rule_files, "evaluation_interval": "1m", "tests": tests}, sort_keys=False, width=400
+        )
+    )
     result = _promtool("test", "rules", str(tmp_path / "tests.yaml"))
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Firing and quiet cases per alert, on series shaped like the fixtures as Prometheus stores them
+
 
 def minutes(duration: str) -> int:
     """A rule duration (``10m``, ``2h``, ``0m``) in minutes."""
@@ -524,32 +638,48 @@ def _threshold(expr: str) -> float:
 
 
 def _case(name: str, rule: dict, series: list[dict], eval_minutes: int, firing: bool) -> dict:
-    scope = {key: rule["labels"][key] for key in ("endpoint", "tenant")
-             if key in rule["labels"] and "{{" not in rule["labels"][key]}  # templated labels: left out
-    matchers = ",".join(f'{k}="{v}"' for k, v in {"alertname": rule["alert"], "alertstate": "firing",
-                                                     **scope}.items())
-    return {"name": f"{name} {'fires' if firing else 'stays quiet'}", "interval": "1m", "input_series": series,
-            "promql_expr_test": [{"expr": f"count(ALERTS{{{matchers}}}) or vector(0)",
-                                  "eval_time": f"{eval_minutes}m",
-                                  "exp_samples": [{"labels": "{}", "value": 1 if firing else 0}]}]}
+    scope = {
+        key: rule["labels"][key]
+        for key in ("endpoint", "tenant")
+        if key in rule["labels"] and "{{" not in rule["labels"][key]
+    }  # templated labels: left out
+    matchers = ",".join(f'{k}="{v}"' for k, v in {"alertname": rule["alert"], "alertstate": "firing", **scope}.items())
+    return {
+        "name": f"{name} {'fires' if firing else 'stays quiet'}",
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [
+            {
+                "expr": f"count(ALERTS{{{matchers}}}) or vector(0)",
+                "eval_time": f"{eval_minutes}m",
+                "exp_samples": [{"labels": "{}", "value": 1 if firing else 0}],
+            }
+        ],
+    }
 
 
 def _histogram(series, metric: str, job, threshold: float, firing: bool, **exposed) -> list[dict]:
     """Bucket series whose p95 lands above (firing) or below ``threshold``."""
     bound = threshold * 2 if firing else threshold / 2
-    return [series(metric, "0+0x60" if firing else "0+10x60", job, le=f"{bound:g}", **exposed),
-            series(metric, "0+10x60", job, le="+Inf", **exposed)]
+    return [
+        series(metric, "0+0x60" if firing else "0+10x60", job, le=f"{bound:g}", **exposed),
+        series(metric, "0+10x60", job, le="+Inf", **exposed),
+    ]
 
 
 def endpoint_cases(cfg, series: Series, rule: dict) -> tuple[list[dict], list[dict]]:
     """(firing series, quiet series) of an endpoint alert."""
-    endpoint = next(e for e in cfg.models if e.name == rule["labels"]["endpoint"] and e.tenant == rule["labels"][
-        "tenant"])
+    endpoint = next(
+        e for e in cfg.models if e.name == rule["labels"]["endpoint"] and e.tenant == rule["labels"]["tenant"]
+    )
     deployment = rules.endpoint_deployments(endpoint)[0]
-    name, expr, limit = rule["alert"], rule["expr"], _threshold(rule["expr"])
+    name, limit = rule["alert"], _threshold(rule["expr"])
     engine = series.job(endpoint.engine, f"{endpoint.tenant}/{endpoint.name}")  # the stable version's pods
-    mesh = {"reporter": "destination", "destination_workload": deployment,
-            "destination_workload_namespace": endpoint.tenant}
+    mesh = {
+        "reporter": "destination",
+        "destination_workload": deployment,
+        "destination_workload_namespace": endpoint.tenant,
+    }
 
     def both(build):
         return build(True), build(False)
@@ -557,41 +687,60 @@ def endpoint_cases(cfg, series: Series, rule: dict) -> tuple[list[dict], list[di
     if name == "AiPlatformEndpointNoReadyReplicas":
         ksm = series.job("kube-state-metrics")
         scope = {"namespace": endpoint.tenant, "deployment": deployment}
-        return both(lambda on: [series("kube_deployment_status_replicas_available", "0x40" if on else "1x40", ksm,
-                                       **scope),
-                                series("kube_deployment_spec_replicas", "1x40", ksm, **scope)])
+        return both(
+            lambda on: [
+                series("kube_deployment_status_replicas_available", "0x40" if on else "1x40", ksm, **scope),
+                series("kube_deployment_spec_replicas", "1x40", ksm, **scope),
+            ]
+        )
     if name == "AiPlatformEndpointHttp5xxRate":
         proxy = series.job("istio-proxy", f"{endpoint.tenant}/istio-proxies")
-        return both(lambda on: [series("istio_requests_total", "0+10x40" if on else "0+0x40", proxy,
-                                       response_code="503", **mesh),
-                                series("istio_requests_total", "0+1x40", proxy, response_code="200", **mesh)])
+        return both(
+            lambda on: [
+                series("istio_requests_total", "0+10x40" if on else "0+0x40", proxy, response_code="503", **mesh),
+                series("istio_requests_total", "0+1x40", proxy, response_code="200", **mesh),
+            ]
+        )
     if name == "AiPlatformEndpointLatencyHigh" and endpoint.engine == "kserve":
         proxy = series.job("istio-proxy", f"{endpoint.tenant}/istio-proxies")
-        return both(lambda on: _histogram(series, "istio_request_duration_milliseconds_bucket", proxy,
-                                          limit * 1e3, on, **mesh))
+        return both(
+            lambda on: _histogram(series, "istio_request_duration_milliseconds_bucket", proxy, limit * 1e3, on, **mesh)
+        )
     if name == "AiPlatformEndpointLatencyHigh" and endpoint.engine == "vllm":
         return both(lambda on: _histogram(series, "vllm:e2e_request_latency_seconds_bucket", engine, limit, on))
     if name == "AiPlatformEndpointTtftHigh":
         return both(lambda on: _histogram(series, "vllm:time_to_first_token_seconds_bucket", engine, limit, on))
     if name == "AiPlatformEndpointErrorRate" and endpoint.engine == "vllm":
-        return both(lambda on: [series("vllm:request_success_total", "0+10x40" if on else "0+0x40", engine,
-                                       finished_reason="error"),
-                                series("vllm:request_success_total", "0+1x40", engine, finished_reason="stop")])
+        return both(
+            lambda on: [
+                series("vllm:request_success_total", "0+10x40" if on else "0+0x40", engine, finished_reason="error"),
+                series("vllm:request_success_total", "0+1x40", engine, finished_reason="stop"),
+            ]
+        )
     if name in ("AiPlatformVllmQueueGrowing", "AiPlatformVllmKvCacheSaturated"):
         metric = "vllm:num_requests_waiting" if name.endswith("Growing") else "vllm:kv_cache_usage_perc"
         return both(lambda on: [series(metric, f"{limit * 2 + 1 if on else limit / 2:g}x40", engine)])
     if name == "AiPlatformEndpointLatencyHigh" and endpoint.engine == "triton":
-        return both(lambda on: [series("nv_inference_request_success", "0+10x40", engine),
-                                series("nv_inference_request_duration_us",
-                                       f"0+{10 * limit * 1e6 * (2 if on else 0.5):g}x40", engine)])
+        return both(
+            lambda on: [
+                series("nv_inference_request_success", "0+10x40", engine),
+                series("nv_inference_request_duration_us", f"0+{10 * limit * 1e6 * (2 if on else 0.5):g}x40", engine),
+            ]
+        )
     if name == "AiPlatformEndpointErrorRate" and endpoint.engine == "triton":
-        return both(lambda on: [series("nv_inference_request_success", "0+1x40", engine),
-                                series("nv_inference_request_failure", "0+10x40" if on else "0+0x40", engine,
-                                       reason="REJECTED")])
+        return both(
+            lambda on: [
+                series("nv_inference_request_success", "0+1x40", engine),
+                series("nv_inference_request_failure", "0+10x40" if on else "0+0x40", engine, reason="REJECTED"),
+            ]
+        )
     if name == "AiPlatformTritonQueueTimeHigh":
-        return both(lambda on: [series("nv_inference_request_success", "0+10x40", engine),
-                                series("nv_inference_queue_duration_us",
-                                       f"0+{10 * limit * 1e3 * (2 if on else 0.5):g}x40", engine)])
+        return both(
+            lambda on: [
+                series("nv_inference_request_success", "0+10x40", engine),
+                series("nv_inference_queue_duration_us", f"0+{10 * limit * 1e3 * (2 if on else 0.5):g}x40", engine),
+            ]
+        )
     raise AssertionError(f"no case for {name} ({endpoint.engine}): add one")
 
 
@@ -603,68 +752,116 @@ def platform_cases(cfg, series: Series, rule: dict) -> tuple[list[dict], list[di
         scheduler, controllers = series.job("volcano-scheduler"), series.job("volcano-controllers")
         span = f"x{wait + 20}"
         if name == "AiPlatformVolcanoQueuePending":
-            return ([series("volcano_queue_pod_group_pending_count", "2" + span, controllers)],
-                    [series("volcano_queue_pod_group_pending_count", "0" + span, controllers)], wait + 10)
-        return ([series("volcano_unschedule_task_count", "3" + span, scheduler)],
-                [series("volcano_unschedule_task_count", "0" + span, scheduler)], wait + 10)
+            return (
+                [series("volcano_queue_pod_group_pending_count", "2" + span, controllers)],
+                [series("volcano_queue_pod_group_pending_count", "0" + span, controllers)],
+                wait + 10,
+            )
+        return (
+            [series("volcano_unschedule_task_count", "3" + span, scheduler)],
+            [series("volcano_unschedule_task_count", "0" + span, scheduler)],
+            wait + 10,
+        )
     if name == "AiPlatformTenantQuotaNearlyUsed":
         ksm, limit = series.job("kube-state-metrics"), _threshold(expr)
         tenant = cfg.tenants[0].name
         scope = {"namespace": tenant, "resourcequota": rules.TENANT_QUOTA, "resource": "requests.cpu"}
-        return ([series("kube_resourcequota", "100x40", ksm, type="hard", **scope),
-                 series("kube_resourcequota", f"{100 * (1 + limit) / 2:g}x40", ksm, type="used", **scope)],
-                [series("kube_resourcequota", "100x40", ksm, type="hard", **scope),
-                 series("kube_resourcequota", f"{100 * limit / 2:g}x40", ksm, type="used", **scope)], wait + 10)
+        return (
+            [
+                series("kube_resourcequota", "100x40", ksm, type="hard", **scope),
+                series("kube_resourcequota", f"{100 * (1 + limit) / 2:g}x40", ksm, type="used", **scope),
+            ],
+            [
+                series("kube_resourcequota", "100x40", ksm, type="hard", **scope),
+                series("kube_resourcequota", f"{100 * limit / 2:g}x40", ksm, type="used", **scope),
+            ],
+            wait + 10,
+        )
     dcgm = series.job("dcgm-exporter")
     held = {"pod": "llama-70b-7c9d8b6f5-x2k4p", "namespace": "research", "container": "vllm"}
 
     def gpu(index: int) -> dict:
-        return {"gpu": str(index % 8), "UUID": f"GPU-{index:08d}-0000-0000-0000-000000000000",
-                "Hostname": f"gpu-node-{index // 8:02d}"}
+        return {
+            "gpu": str(index % 8),
+            "UUID": f"GPU-{index:08d}-0000-0000-0000-000000000000",
+            "Hostname": f"gpu-node-{index // 8:02d}",
+        }
 
     if name == "AiPlatformGpuXidError":
-        return ([series("DCGM_FI_DEV_XID_ERRORS", "_x20 43x20", dcgm, err_code="43")],
-                [series("DCGM_FI_DEV_XID_ERRORS", "43x40", dcgm, err_code="43")], 25)
+        return (
+            [series("DCGM_FI_DEV_XID_ERRORS", "_x20 43x20", dcgm, err_code="43")],
+            [series("DCGM_FI_DEV_XID_ERRORS", "43x40", dcgm, err_code="43")],
+            25,
+        )
     if name == "AiPlatformGpuFatalXid":
-        return ([series("DCGM_FI_DEV_XID_ERRORS", "79x10", dcgm, err_code="79")],
-                [series("DCGM_FI_DEV_XID_ERRORS", "43x10", dcgm, err_code="43")], 5)
+        return (
+            [series("DCGM_FI_DEV_XID_ERRORS", "79x10", dcgm, err_code="79")],
+            [series("DCGM_FI_DEV_XID_ERRORS", "43x10", dcgm, err_code="43")],
+            5,
+        )
     if name == "AiPlatformGpuTemperatureHigh":
         limit = _threshold(expr)
-        return ([series("DCGM_FI_DEV_GPU_TEMP", f"{limit + 5:g}x40", dcgm)],
-                [series("DCGM_FI_DEV_GPU_TEMP", f"{limit - 5:g}x40", dcgm)], wait + 10)
+        return (
+            [series("DCGM_FI_DEV_GPU_TEMP", f"{limit + 5:g}x40", dcgm)],
+            [series("DCGM_FI_DEV_GPU_TEMP", f"{limit - 5:g}x40", dcgm)],
+            wait + 10,
+        )
     if name == "AiPlatformGpuMemoryNearlyFull":
         limit = _threshold(expr)
 
         def memory(used: float) -> list[dict]:
-            return [series("DCGM_FI_DEV_FB_USED", f"{used:g}x40", dcgm),
-                    series("DCGM_FI_DEV_FB_FREE", f"{1000 - used:g}x40", dcgm)]
+            return [
+                series("DCGM_FI_DEV_FB_USED", f"{used:g}x40", dcgm),
+                series("DCGM_FI_DEV_FB_FREE", f"{1000 - used:g}x40", dcgm),
+            ]
+
         return memory(1000 * (1 + limit) / 2), memory(1000 * limit / 2), wait + 10
     if name == "AiPlatformDcgmExporterDown":
         target = ",".join(f'{k}="{v}"' for k, v in sorted(dcgm.target.items()))
-        return ([{"series": f"up{{{target}}}", "values": "0x40"}],
-                [{"series": f"up{{{target}}}", "values": "1x40"}], wait + 10)
+        return (
+            [{"series": f"up{{{target}}}", "values": "0x40"}],
+            [{"series": f"up{{{target}}}", "values": "1x40"}],
+            wait + 10,
+        )
     if name == "AiPlatformDcgmExporterAbsent":
         target = ",".join(f'{k}="{v}"' for k, v in sorted(dcgm.target.items()))
-        return ([{"series": 'up{job="kube-state-metrics"}', "values": "1x40"}],
-                [{"series": f"up{{{target}}}", "values": "1x40"}], wait + 10)
+        return (
+            [{"series": 'up{job="kube-state-metrics"}', "values": "1x40"}],
+            [{"series": f"up{{{target}}}", "values": "1x40"}],
+            wait + 10,
+        )
     if name == "AiPlatformGpuLost":
-        return ([series("DCGM_FI_DEV_GPU_TEMP", "50x100", dcgm, **gpu(0)),
-                 series("DCGM_FI_DEV_GPU_TEMP", "50x70", dcgm, **gpu(1))],
-                [series("DCGM_FI_DEV_GPU_TEMP", "50x100", dcgm, **gpu(0)),
-                 series("DCGM_FI_DEV_GPU_TEMP", "50x100", dcgm, **gpu(1))], 100)
+        return (
+            [
+                series("DCGM_FI_DEV_GPU_TEMP", "50x100", dcgm, **gpu(0)),
+                series("DCGM_FI_DEV_GPU_TEMP", "50x70", dcgm, **gpu(1)),
+            ],
+            [
+                series("DCGM_FI_DEV_GPU_TEMP", "50x100", dcgm, **gpu(0)),
+                series("DCGM_FI_DEV_GPU_TEMP", "50x100", dcgm, **gpu(1)),
+            ],
+            100,
+        )
     if name == "AiPlatformGpuInventoryShort":
         inventory = int(_threshold(expr))
         span = f"50x{wait + 20}"
-        return ([series("DCGM_FI_DEV_GPU_TEMP", span, dcgm, **gpu(0))],
-                [series("DCGM_FI_DEV_GPU_TEMP", span, dcgm, **gpu(index)) for index in range(inventory)], wait + 10)
+        return (
+            [series("DCGM_FI_DEV_GPU_TEMP", span, dcgm, **gpu(0))],
+            [series("DCGM_FI_DEV_GPU_TEMP", span, dcgm, **gpu(index)) for index in range(inventory)],
+            wait + 10,
+        )
     if name == "AiPlatformGpuIdle":
         idle_for, limit = minutes(alerts.gpu_idle_for), alerts.gpu_idle_utilization_percent
         span = f"x{idle_for + wait + 30}"
         free = {"pod": None, "namespace": None, "container": None, **gpu(9)}  # a GPU no pod holds: not "idle"
-        return ([series("DCGM_FI_DEV_GPU_UTIL", f"{limit / 2:g}" + span, dcgm, **held)],
-                [series("DCGM_FI_DEV_GPU_UTIL", f"{min(100, limit * 2 + 10):g}" + span, dcgm, **held),
-                 series("DCGM_FI_DEV_GPU_UTIL", "0" + span, dcgm, **free)],
-                idle_for + wait + 20)
+        return (
+            [series("DCGM_FI_DEV_GPU_UTIL", f"{limit / 2:g}" + span, dcgm, **held)],
+            [
+                series("DCGM_FI_DEV_GPU_UTIL", f"{min(100, limit * 2 + 10):g}" + span, dcgm, **held),
+                series("DCGM_FI_DEV_GPU_UTIL", "0" + span, dcgm, **free),
+            ],
+            idle_for + wait + 20,
+        )
     raise AssertionError(f"no case for {name}: add one")
 
 

@@ -14,9 +14,9 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import milvus as component
 from components.meta import mirrored
+from components.monitoring import stack as monitoring_stack
 from components.objectstore import S3Credentials
 from components.secrets import PlatformSecrets, SecretRef
-from components.monitoring import stack as monitoring_stack
 from config import ConfigError, versions
 from tests.conftest import config_copy, run_with, stack_cfg
 from tools.harness import CANARY, SECRET, run
@@ -28,10 +28,22 @@ COMPONENT_TYPE = "ai-platform:milvus:Milvus"
 # What each stack file asks for, restated so that a changed stack file or default shows up here.
 MODES = {"dev": "standalone", "prod": "cluster"}
 # The chart's values sections of the Milvus pods per mode; every one of them loads the storage configuration.
-STORAGE_COMPONENTS = {"standalone": ["standalone"],
-                      "cluster": ["proxy", "mixCoordinator", "queryNode", "dataNode", "streamingNode"]}
-CLUSTER_ONLY = ["proxy", "mixCoordinator", "queryNode", "dataNode", "streamingNode", "rootCoordinator",
-                "queryCoordinator", "indexCoordinator", "indexNode", "dataCoordinator"]
+STORAGE_COMPONENTS = {
+    "standalone": ["standalone"],
+    "cluster": ["proxy", "mixCoordinator", "queryNode", "dataNode", "streamingNode"],
+}
+CLUSTER_ONLY = [
+    "proxy",
+    "mixCoordinator",
+    "queryNode",
+    "dataNode",
+    "streamingNode",
+    "rootCoordinator",
+    "queryCoordinator",
+    "indexCoordinator",
+    "indexNode",
+    "dataCoordinator",
+]
 ROOTCOORD = {"standalone": "standalone", "cluster": "mixCoordinator"}
 SECRET_LOOKING = re.compile(r"(access|secret)_?key|password|passwd|token|credential", re.I)
 
@@ -54,7 +66,6 @@ def env_of(values: dict, section: str) -> dict[str, dict]:
     return {e["name"]: e for e in values.get(section, {}).get("extraEnv", [])}
 
 
-
 @pytest.fixture(scope="module")
 def milvus_off():
     return run_with(milvus={"enabled": False})
@@ -63,18 +74,27 @@ def milvus_off():
 @pytest.fixture(scope="module")
 def tuned_without_monitoring():
     """dev (standalone) with every volume setting changed and monitoring off."""
-    return run_with(monitoring={"enabled": False},
-                    milvus={"mode": "standalone", "storage": {"etcd": "7Gi", "messageQueue": "33Gi",
-                                                              "storageClass": "fast-ssd"}})
+    return run_with(
+        monitoring={"enabled": False},
+        milvus={"mode": "standalone", "storage": {"etcd": "7Gi", "messageQueue": "33Gi", "storageClass": "fast-ssd"}},
+    )
 
 
 @pytest.fixture(scope="module")
 def keys_from_secret():
     """prod with an external store that gives keys through credentialsSecret instead of workload identity."""
-    return run_with("prod", objectStore={"mode": "external", "region": "eu-west-1",
-                                         "endpoint": "https://objects.example.com:9443",
-                                         "mlflowBucket": "ai-mlflow", "milvusBucket": "ai-milvus",
-                                         "workflowsBucket": "ai-workflows", "credentialsSecret": "platform-s3"})
+    return run_with(
+        "prod",
+        objectStore={
+            "mode": "external",
+            "region": "eu-west-1",
+            "endpoint": "https://objects.example.com:9443",
+            "mlflowBucket": "ai-mlflow",
+            "milvusBucket": "ai-milvus",
+            "workflowsBucket": "ai-workflows",
+            "credentialsSecret": "platform-s3",
+        },
+    )
 
 
 # --- release, namespace, mode -------------------------------------------------------------------------------------
@@ -162,8 +182,12 @@ def test_object_store_is_external_s3_on_the_milvus_bucket(stack_run, cfg):
     assert s3["region"] == store.region
     if store.mode == "in-cluster":
         from components import objectstore
+
         assert (s3["host"], s3["port"], s3["useSSL"]) == (
-            f"{objectstore.S3_SERVICE}.{cfg.namespaces.object_store}.svc", objectstore.S3_PORT, False)
+            f"{objectstore.S3_SERVICE}.{cfg.namespaces.object_store}.svc",
+            objectstore.S3_PORT,
+            False,
+        )
         assert s3["useIAM"] is False
     else:
         assert (s3["host"], s3["port"], s3["useSSL"]) == (f"s3.{store.region}.amazonaws.com", 443, True)
@@ -195,29 +219,37 @@ def test_external_endpoint_and_keys_from_the_stores_secret(keys_from_secret):
     assert "annotations" not in values["serviceAccount"]
     for section in STORAGE_COMPONENTS["cluster"]:
         env = env_of(values, section)
-        for name, key in (("MINIO_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
-                          ("MINIO_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY")):
+        for name, key in (
+            ("MINIO_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+            ("MINIO_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+        ):
             assert env[name] == {"name": name, "valueFrom": {"secretKeyRef": {"name": "platform-s3", "key": key}}}
     assert not [s for s in keys_from_secret.of_kind("Secret") if s.k8s_name == component.S3_SECRET]
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("http://seaweedfs-s3.object-store.svc:8333", ("seaweedfs-s3.object-store.svc", 8333, False)),
-    ("https://s3.example.com", ("s3.example.com", 443, True)),
-    ("http://minio.example.com/", ("minio.example.com", 80, False)),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://seaweedfs-s3.object-store.svc:8333", ("seaweedfs-s3.object-store.svc", 8333, False)),
+        ("https://s3.example.com", ("s3.example.com", 443, True)),
+        ("http://minio.example.com/", ("minio.example.com", 80, False)),
+    ],
+)
 def test_endpoint_urls_become_host_port_and_tls(url, expected):
     parsed = component._parse_endpoint(url)
     assert (parsed["host"], parsed["port"], parsed["useSSL"]) == expected
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("s3.example.com:9000", "string should match pattern"),
-    ("ftp://s3.example.com", "string should match pattern"),
-    ("https://s3.example.com/bucket", "Milvus (milvus.enabled) reaches the object store by host and port only"),
-    ("https://s3.example.com?region=x", "Milvus (milvus.enabled) reaches the object store by host and port only"),
-    ("https://s3.example.com:99999", "not a valid port"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("s3.example.com:9000", "string should match pattern"),
+        ("ftp://s3.example.com", "string should match pattern"),
+        ("https://s3.example.com/bucket", "Milvus (milvus.enabled) reaches the object store by host and port only"),
+        ("https://s3.example.com?region=x", "Milvus (milvus.enabled) reaches the object store by host and port only"),
+        ("https://s3.example.com:99999", "not a valid port"),
+    ],
+)
 def test_endpoint_urls_milvus_cannot_use_are_refused_by_the_config(url, expected):
     """Before anything is registered (tests/test_config_errors.py proves that for the path); with Milvus off, MLflow
     takes a path."""
@@ -270,7 +302,8 @@ def test_no_generated_secret_leaks_into_any_input_or_output(stack_run, cfg):
         assert stack_run.one("ExternalSecret", component.ROOT_SECRET, cfg.namespaces.milvus)
     else:  # the root password and one per tenant account
         assert sorted(r.name for r in passwords) == sorted(
-            ["milvus-root-password"] + [f"milvus-{t.name}-password" for t in cfg.tenants])
+            ["milvus-root-password"] + [f"milvus-{t.name}-password" for t in cfg.tenants]
+        )
         assert stack_run.one("Secret", component.ROOT_SECRET, cfg.namespaces.milvus).inputs["stringData"] == SECRET
     for resource in stack_run.resources:
         dumped = json.dumps(resource.inputs)
@@ -284,11 +317,15 @@ def test_s3_keys_reach_every_milvus_pod_from_a_secret(stack_run, stack, cfg):
     sections = [s for s in values if isinstance(values[s], dict) and "extraEnv" in values[s]]
     if cfg.object_store.mode == "in-cluster":
         from components import objectstore
+
         secret = stack_run.one("Secret", component.S3_SECRET, cfg.namespaces.milvus)
         assert secret.inputs["stringData"] == SECRET
         # Its values are the store's generated platform keys (not a tenant's): it depends on those two RandomPasswords.
-        generated = {r.urn for r in stack_run.resources if r.type == PASSWORD_TYPE
-                     and r.name in ("object-store-access-key-id", "object-store-secret-access-key")}
+        generated = {
+            r.urn
+            for r in stack_run.resources
+            if r.type == PASSWORD_TYPE and r.name in ("object-store-access-key-id", "object-store-secret-access-key")
+        }
         assert len(generated) == 2 and generated <= set(secret.dependencies)
         assert not [urn for urn in secret.dependencies if "tenant" in urn.rsplit("::", 1)[-1]]
         # The release does not wait for it: the pods' secretKeyRefs keep them from starting until it exists.
@@ -297,9 +334,13 @@ def test_s3_keys_reach_every_milvus_pod_from_a_secret(stack_run, stack, cfg):
         for section in STORAGE_COMPONENTS[mode]:
             env = env_of(values, section)
             assert env["MINIO_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {
-                "name": component.S3_SECRET, "key": objectstore.ACCESS_KEY_ID}, section
+                "name": component.S3_SECRET,
+                "key": objectstore.ACCESS_KEY_ID,
+            }, section
             assert env["MINIO_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
-                "name": component.S3_SECRET, "key": objectstore.SECRET_ACCESS_KEY}, section
+                "name": component.S3_SECRET,
+                "key": objectstore.SECRET_ACCESS_KEY,
+            }, section
     else:  # workload identity: no keys anywhere
         assert not [s for s in stack_run.of_kind("Secret") if s.k8s_name == component.S3_SECRET]
         for section in sections:
@@ -316,8 +357,10 @@ def test_authentication_is_on_and_the_root_password_only_a_secret_reference(stac
     if cfg.secrets.source == "external-secrets":  # prod: an ExternalSecret fills the Secret of the same name
         secret = stack_run.one("ExternalSecret", component.ROOT_SECRET, cfg.namespaces.milvus)
         assert secret.inputs["spec"]["target"]["name"] == component.ROOT_SECRET
-        assert set(secret.inputs["spec"]["target"]["template"]["data"]) == {component.ROOT_USER_KEY,
-                                                                           component.ROOT_PASSWORD_KEY}
+        assert set(secret.inputs["spec"]["target"]["template"]["data"]) == {
+            component.ROOT_USER_KEY,
+            component.ROOT_PASSWORD_KEY,
+        }
     else:
         secret = stack_run.one("Secret", component.ROOT_SECRET, cfg.namespaces.milvus)
         password = next(r for r in stack_run.resources if r.name == "milvus-root-password")
@@ -329,13 +372,16 @@ def test_authentication_is_on_and_the_root_password_only_a_secret_reference(stac
     assert holders == [ROOTCOORD[mode]]
     assert env_of(values, ROOTCOORD[mode])["COMMON_SECURITY_DEFAULTROOTPASSWORD"] == {
         "name": "COMMON_SECURITY_DEFAULTROOTPASSWORD",
-        "valueFrom": {"secretKeyRef": {"name": component.ROOT_SECRET, "key": component.ROOT_PASSWORD_KEY}}}
+        "valueFrom": {"secretKeyRef": {"name": component.ROOT_SECRET, "key": component.ROOT_PASSWORD_KEY}},
+    }
 
 
 def test_env_names_map_to_the_milvus_config_keys():
     """Milvus's environment source lower-cases names and drops `_`/`.`: these must land on the keys they replace."""
+
     def fold(key: str) -> str:
         return re.sub(r"[_./]", "", key.lower())
+
     assert fold(component.ENV_ACCESS_KEY) == fold("minio.accessKeyID")
     assert fold(component.ENV_SECRET_KEY) == fold("minio.secretAccessKey")
     assert fold(component.ENV_ROOT_PASSWORD) == fold("common.security.defaultRootPassword")
@@ -362,7 +408,9 @@ def test_standalone_volumes_take_size_and_storage_class(tuned_without_monitoring
     values = milvus_values(tuned_without_monitoring)
     assert values["etcd"]["persistence"] == {"enabled": True, "size": "7Gi", "storageClass": "fast-ssd"}
     assert values["standalone"]["persistence"] == {
-        "enabled": True, "persistentVolumeClaim": {"size": "33Gi", "storageClass": "fast-ssd"}}
+        "enabled": True,
+        "persistentVolumeClaim": {"size": "33Gi", "storageClass": "fast-ssd"},
+    }
 
 
 def test_metrics_are_on_and_prometheus_selects_the_service_monitor(stack_run, cfg):
@@ -428,13 +476,23 @@ def _build(stack: str, in_cluster_store: bool = True):
     in_cluster = cfg.object_store.mode == "in-cluster"
 
     def program():
-        store = _Store("http://s3.store.svc:8333",
-                       S3Credentials(SecretRef("object-store", "a", pulumi.Output.secret("a")),
-                                     SecretRef("object-store", "b", pulumi.Output.secret("b"))),
-                       pulumi.ComponentResource("test:index:Store", "object-store"))
-        args = component.MilvusArgs(cfg.cluster, cfg.namespaces, cfg.milvus, cfg.object_store,
-                                    object_store=store if in_cluster and in_cluster_store else None, monitoring=None,
-                                    platform_secrets=PlatformSecrets(cfg.secrets))
+        store = _Store(
+            "http://s3.store.svc:8333",
+            S3Credentials(
+                SecretRef("object-store", "a", pulumi.Output.secret("a")),
+                SecretRef("object-store", "b", pulumi.Output.secret("b")),
+            ),
+            pulumi.ComponentResource("test:index:Store", "object-store"),
+        )
+        args = component.MilvusArgs(
+            cfg.cluster,
+            cfg.namespaces,
+            cfg.milvus,
+            cfg.object_store,
+            object_store=store if in_cluster and in_cluster_store else None,
+            monitoring=None,
+            platform_secrets=PlatformSecrets(cfg.secrets),
+        )
         built["milvus"] = component.Milvus("milvus", args)
 
     settings.reset_options()
@@ -451,9 +509,11 @@ def test_component_exposes_url_port_and_the_api_pods_labels(stack):
     assert milvus.port == upstream["service"]["port"] == 19530
     # The chart's Service is named after the release (which contains the chart name) and selects these pods.
     assert milvus.url == f"{component.RELEASE}.{cfg.namespaces.milvus}.svc:19530"
-    assert milvus.pod_labels == {"app.kubernetes.io/name": chart["name"],
-                                       "app.kubernetes.io/instance": component.RELEASE,
-                                       "component": "standalone" if MODES[stack] == "standalone" else "proxy"}
+    assert milvus.pod_labels == {
+        "app.kubernetes.io/name": chart["name"],
+        "app.kubernetes.io/instance": component.RELEASE,
+        "component": "standalone" if MODES[stack] == "standalone" else "proxy",
+    }
 
 
 def test_in_cluster_store_without_its_keys_is_refused():

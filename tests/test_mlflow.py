@@ -70,7 +70,6 @@ def pod_specs(result):
             yield obj, template["spec"]
 
 
-
 @pytest.fixture(scope="module")
 def mlflow_off():
     """MLflow off, Milvus on: the object store stays for Milvus."""
@@ -86,11 +85,29 @@ def ml_services_off():
 def external_keys():
     """External S3 with an endpoint and a credentials Secret, external database, no monitoring, three replicas."""
     return run_with(
-        objectStore={"mode": "external", "endpoint": "https://s3.storage.example.com", "region": "eu-central-1",
-                     "mlflowBucket": "team-mlflow", "milvusBucket": "team-milvus", "credentialsSecret": "s3-keys"},
-        mlflow={"replicas": 3, "database": {"mode": "external", "host": "pg.example.internal", "port": 6432,
-                                             "name": "tracking", "user": "tracker", "passwordSecret": "pg-pass"}},
-        monitoring={"enabled": False}, milvus={"enabled": False}, workflows={"enabled": False})
+        objectStore={
+            "mode": "external",
+            "endpoint": "https://s3.storage.example.com",
+            "region": "eu-central-1",
+            "mlflowBucket": "team-mlflow",
+            "milvusBucket": "team-milvus",
+            "credentialsSecret": "s3-keys",
+        },
+        mlflow={
+            "replicas": 3,
+            "database": {
+                "mode": "external",
+                "host": "pg.example.internal",
+                "port": 6432,
+                "name": "tracking",
+                "user": "tracker",
+                "passwordSecret": "pg-pass",
+            },
+        },
+        monitoring={"enabled": False},
+        milvus={"enabled": False},
+        workflows={"enabled": False},
+    )
 
 
 # --- secrets: generated values reach the cluster only as Secrets ---------------------------------------------------
@@ -106,8 +123,11 @@ def test_generated_values_never_appear_in_clear(stack_run):
 def test_secret_values_sit_only_in_secret_objects(stack_run):
     """A secret Output in an env value, an argument or a Helm value would show as [secret] there: it would be in
     clear in that object on the cluster. Only Secrets (and the password resources themselves) may hold one."""
-    holders = [r for r in stack_run.resources
-               if r.type not in (PASSWORD_TYPE, "kubernetes:core/v1:Secret") and SECRET in json.dumps(r.inputs)]
+    holders = [
+        r
+        for r in stack_run.resources
+        if r.type not in (PASSWORD_TYPE, "kubernetes:core/v1:Secret") and SECRET in json.dumps(r.inputs)
+    ]
     assert [r.name for r in holders] == []
 
 
@@ -118,9 +138,11 @@ def test_generated_secrets_are_recorded_as_secret_in_dev(stack_run, cfg):
         pytest.skip("dev only")
     names = {r.name for r in stack_run.resources if r.type == PASSWORD_TYPE}
     assert {"object-store-access-key-id", "object-store-secret-access-key", "mlflow-db-password"} <= names
-    for name, namespace in ((objectstore.CONFIG_SECRET, cfg.namespaces.object_store),
-                            (mlflow_module.DB_APP_SECRET, cfg.namespaces.mlflow),
-                            (mlflow_module.S3_SECRET, cfg.namespaces.mlflow)):
+    for name, namespace in (
+        (objectstore.CONFIG_SECRET, cfg.namespaces.object_store),
+        (mlflow_module.DB_APP_SECRET, cfg.namespaces.mlflow),
+        (mlflow_module.S3_SECRET, cfg.namespaces.mlflow),
+    ):
         secret = stack_run.one("Secret", name, namespace)
         assert secret.inputs["stringData"] == SECRET, name
         assert "data" not in secret.inputs
@@ -187,8 +209,11 @@ def test_cnpg_cluster_from_config_depends_on_the_operator_and_validates(stack_ru
     assert ("storageClass" in spec["storage"]) == bool(database.storage_class)
     assert spec["imageName"] == versions.POSTGRES_IMAGE
     assert re.fullmatch(r"ghcr\.io/cloudnative-pg/postgresql:1[78]\.\d+-standard-trixie", versions.POSTGRES_IMAGE)
-    assert spec["bootstrap"]["initdb"] == {"database": database.name, "owner": database.user,
-                                           "secret": {"name": mlflow_module.DB_APP_SECRET}}
+    assert spec["bootstrap"]["initdb"] == {
+        "database": database.name,
+        "owner": database.user,
+        "secret": {"name": mlflow_module.DB_APP_SECRET},
+    }
     assert spec["enableSuperuserAccess"] is False
     operator = release(stack_run, "cloudnative-pg")
     assert operator.urn in cluster.dependencies
@@ -249,8 +274,12 @@ def test_artifacts_per_stack(stack_run, cfg):
 
 def test_external_credentials_secret_and_endpoint(external_keys):
     ns = "mlflow"
-    variables = {e["name"]: e for e in external_keys.one("Deployment", "mlflow", ns).inputs["spec"]["template"]
-                 ["spec"]["containers"][0]["env"]}
+    variables = {
+        e["name"]: e
+        for e in external_keys.one("Deployment", "mlflow", ns).inputs["spec"]["template"]["spec"]["containers"][0][
+            "env"
+        ]
+    }
     assert secret_ref(variables["AWS_ACCESS_KEY_ID"]) == ("s3-keys", "AWS_ACCESS_KEY_ID")
     assert secret_ref(variables["AWS_SECRET_ACCESS_KEY"]) == ("s3-keys", "AWS_SECRET_ACCESS_KEY")
     assert variables["MLFLOW_S3_ENDPOINT_URL"]["value"] == "https://s3.storage.example.com"
@@ -263,10 +292,16 @@ def test_external_credentials_secret_and_endpoint(external_keys):
     assert not [r for r in external_keys.resources if r.type == STORE_TYPE or r.name.startswith("object-store")]
     # No database or S3 password of ours: only the auth app's (admin, Flask key) and the accounts' are generated.
     passwords = {r.name for r in external_keys.resources if r.type == PASSWORD_TYPE and r.name.startswith("mlflow")}
-    assert passwords == {"mlflow-admin-password", "mlflow-flask-secret-key", "mlflow-research-password",
-                         "mlflow-product-password"}
+    assert passwords == {
+        "mlflow-admin-password",
+        "mlflow-flask-secret-key",
+        "mlflow-research-password",
+        "mlflow-product-password",
+    }
     assert {s.k8s_name for s in external_keys.of_kind("Secret") if s.namespace == ns} == {
-        mlflow_module.AUTH_SECRET, mlflow_module.ACCOUNTS_SECRET}
+        mlflow_module.AUTH_SECRET,
+        mlflow_module.ACCOUNTS_SECRET,
+    }
     assert external_keys.of_kind("PodMonitor") == []  # monitoring is off
     assert external_keys.one("PodDisruptionBudget", "mlflow", ns).inputs["spec"]["maxUnavailable"] == 1
 
@@ -290,7 +325,8 @@ def test_object_store_release_and_credentials(stack_run, cfg):
     assert secret.urn not in found.dependencies
     # MLflow's and Milvus's; the workflows' artifacts in one bucket per tenant (tests/test_tenant_isolation_services.py)
     assert sorted(b["name"] for b in s3["createBuckets"]) == sorted(
-        {store.buckets["mlflow"], store.buckets["milvus"]} | {store.tenant_bucket(t.name) for t in cfg.tenants})
+        {store.buckets["mlflow"], store.buckets["milvus"]} | {store.tenant_bucket(t.name) for t in cfg.tenants}
+    )
     assert values["volume"]["dataDirs"][0]["size"] == store.size
     assert values["volume"]["dataDirs"][0]["type"] == "persistentVolumeClaim"
     assert ("storageClass" in values["volume"]["dataDirs"][0]) == bool(store.storage_class)
@@ -300,8 +336,11 @@ def test_object_store_release_and_credentials(stack_run, cfg):
     # The Service and selector labels the endpoint and NetworkPolicies rely on: the chart's fullname is the release.
     upstream = yaml.safe_load((upstream_dir() / "seaweedfs" / "values.yaml").read_text())
     assert upstream["s3"]["port"] == objectstore.S3_PORT and found.inputs["name"] == chart.name
-    assert objectstore.S3_POD_LABELS == {"app.kubernetes.io/name": "seaweedfs", "app.kubernetes.io/instance":
-                                         found.inputs["name"], "app.kubernetes.io/component": "s3"}
+    assert objectstore.S3_POD_LABELS == {
+        "app.kubernetes.io/name": "seaweedfs",
+        "app.kubernetes.io/instance": found.inputs["name"],
+        "app.kubernetes.io/component": "s3",
+    }
 
 
 def test_object_store_pods_need_no_host_access(stack_run, cfg):
@@ -353,8 +392,11 @@ def test_server_deployment(stack_run, cfg):
     # restricted: non-root, RuntimeDefault, no escalation, no capabilities.
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]}}
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     namespace = stack_run.one("Namespace", cfg.namespaces.mlflow)
     assert RESTRICTED.items() <= namespace.inputs["metadata"]["labels"].items()
     assert component(stack_run, MLFLOW_TYPE).urn == deployment.parent
@@ -365,7 +407,8 @@ def test_service_and_url(stack_run, cfg):
     assert service.inputs["spec"]["selector"] == mlflow_module.SERVER_POD_LABELS
     assert service.inputs["spec"]["ports"] == [{"name": "http", "port": 5000, "targetPort": "http", "protocol": "TCP"}]
     assert mlflow_module.server_url(cfg.namespaces.mlflow) == (
-        f"http://{service.k8s_name}.{service.namespace}.svc:{mlflow_module.PORT}")
+        f"http://{service.k8s_name}.{service.namespace}.svc:{mlflow_module.PORT}"
+    )
     assert mlflow_module.PORT == 5000
 
 
@@ -386,8 +429,17 @@ def test_monitors_wait_for_the_monitoring_release(stack_run, cfg):
     assert endpoint["selector"]["matchLabels"] == mlflow_module.SERVER_POD_LABELS
     # The auth app protects /metrics: Prometheus logs in with the account in mlflow-metrics (basic-auth Secret).
     metrics = mlflow_module.METRICS_SECRET
-    assert endpoint["podMetricsEndpoints"] == [{"port": "http", "path": "/metrics", "scheme": "http", "basicAuth": {
-        "username": {"name": metrics, "key": "username"}, "password": {"name": metrics, "key": "password"}}}]
+    assert endpoint["podMetricsEndpoints"] == [
+        {
+            "port": "http",
+            "path": "/metrics",
+            "scheme": "http",
+            "basicAuth": {
+                "username": {"name": metrics, "key": "username"},
+                "password": {"name": metrics, "key": "password"},
+            },
+        }
+    ]
     kind = "ExternalSecret" if cfg.secrets.source == "external-secrets" else "Secret"
     assert stack_run.one(kind, metrics, cfg.namespaces.mlflow).urn in monitors["mlflow"].dependencies
 
@@ -402,10 +454,16 @@ def test_every_ml_object_validates(stack_run, cfg):
 
 
 def _owned_by_mlflow(result):
-    return [r for r in result.resources
-            if r.type == MLFLOW_TYPE or r.name.startswith("mlflow-")
-            or r.namespace in ("mlflow", "cnpg-system") or r.k8s_name in ("mlflow", "cnpg-system")
-            or r.kind == "Cluster" or (r.type == RELEASE_TYPE and r.inputs["name"] == "cloudnative-pg")]
+    return [
+        r
+        for r in result.resources
+        if r.type == MLFLOW_TYPE
+        or r.name.startswith("mlflow-")
+        or r.namespace in ("mlflow", "cnpg-system")
+        or r.k8s_name in ("mlflow", "cnpg-system")
+        or r.kind == "Cluster"
+        or (r.type == RELEASE_TYPE and r.inputs["name"] == "cloudnative-pg")
+    ]
 
 
 def test_mlflow_off_removes_everything_it_owns(mlflow_off):
@@ -418,9 +476,14 @@ def test_mlflow_off_removes_everything_it_owns(mlflow_off):
 
 def test_mlflow_and_milvus_off_remove_the_object_store(ml_services_off):
     assert _owned_by_mlflow(ml_services_off) == []
-    store = [r for r in ml_services_off.resources
-             if r.type == STORE_TYPE or r.name.startswith("object-store")
-             or r.namespace == "object-store" or r.k8s_name == "object-store"]
+    store = [
+        r
+        for r in ml_services_off.resources
+        if r.type == STORE_TYPE
+        or r.name.startswith("object-store")
+        or r.namespace == "object-store"
+        or r.k8s_name == "object-store"
+    ]
     assert store == [] and releases_named(ml_services_off, "seaweedfs") == []
     passwords = [r.name for r in ml_services_off.resources if r.type == PASSWORD_TYPE]
     assert passwords == ["monitoring-grafana-admin-password"]

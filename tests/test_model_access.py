@@ -63,12 +63,22 @@ def test_every_secret_a_pod_references_is_created_or_listed_for_the_user(stack):
 
 def test_user_provided_secrets_name_their_keys():
     """With secrets.source pulumi the operator creates the keys' Secret, once per tenant: the output says which."""
-    ranker = {"tenant": "product", "engine": "triton", "s3": {"credentialsSecret": "model-keys"},
-              "resources": {"cpu": "1", "memory": "2Gi"}, "triton": {"models": ["ranker"]}}
-    models = [{**ranker, "name": "ranker", "source": "s3://models/ranker"},
-              {**ranker, "name": "ranker-2", "source": "s3://models/ranker-2"}]
-    run = run_with("dev", models=models, mlflow={"database": {"mode": "external", "host": "db.example.internal",
-                                                              "passwordSecret": "mlflow-db"}})
+    ranker = {
+        "tenant": "product",
+        "engine": "triton",
+        "s3": {"credentialsSecret": "model-keys"},
+        "resources": {"cpu": "1", "memory": "2Gi"},
+        "triton": {"models": ["ranker"]},
+    }
+    models = [
+        {**ranker, "name": "ranker", "source": "s3://models/ranker"},
+        {**ranker, "name": "ranker-2", "source": "s3://models/ranker-2"},
+    ]
+    run = run_with(
+        "dev",
+        models=models,
+        mlflow={"database": {"mode": "external", "host": "db.example.internal", "passwordSecret": "mlflow-db"}},
+    )
     listed = [(s["namespace"], s["name"], tuple(s["keys"])) for s in run.outputs["userProvidedSecrets"]]
     assert listed.count(("product", "model-keys", tuple(sorted(model_access.S3_KEYS)))) == 1
     assert ("mlflow", "mlflow-db", ("password",)) in listed  # the external database's password
@@ -95,8 +105,11 @@ def test_every_endpoint_pod_runs_under_its_endpoint_service_account(stack):
             assert account["metadata"]["annotations"][key] == value
         pods = []
         for obj in run.objects:
-            if obj.namespace == endpoint.tenant and obj.inputs["metadata"]["labels"].get("ai-platform/endpoint") \
-                    == endpoint.name and obj.kind in ("Deployment", "Job", "InferenceService"):
+            if (
+                obj.namespace == endpoint.tenant
+                and obj.inputs["metadata"]["labels"].get("ai-platform/endpoint") == endpoint.name
+                and obj.kind in ("Deployment", "Job", "InferenceService")
+            ):
                 spec = obj.inputs["spec"]
                 pods.append(spec["predictor"] if obj.kind == "InferenceService" else spec["template"]["spec"])
         assert pods
@@ -120,19 +133,36 @@ def test_s3_models_read_with_keys_or_identity_on_every_engine():
                 assert set(endpoint.service_account_annotations) <= set(annotations)
         elif endpoint.s3.credentials_secret:
             server = run.one("Deployment", endpoint.name, endpoint.tenant).inputs["spec"]["template"]["spec"]
-            refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for c in server["containers"]
-                    for e in c.get("env", []) if "valueFrom" in e}
+            refs = {
+                e["name"]: e["valueFrom"]["secretKeyRef"]["name"]
+                for c in server["containers"]
+                for e in c.get("env", [])
+                if "valueFrom" in e
+            }
             assert refs == {key: endpoint.s3.credentials_secret for key in model_access.S3_KEYS}
 
 
 def test_gke_workload_identity_opens_the_metadata_server_and_aks_labels_the_pods():
     models = [
-        {"name": "gke", "tenant": "product", "engine": "kserve", "source": "gs://bucket/model",
-         "serviceAccountAnnotations": {"iam.gke.io/gcp-service-account": "models@p.iam.gserviceaccount.com"},
-         "resources": {"cpu": "500m", "memory": "1Gi"}, "kserve": {"modelFormat": "sklearn"}},
-        {"name": "aks", "tenant": "research", "engine": "vllm", "source": "s3://bucket/model",
-         "serviceAccountAnnotations": {"azure.workload.identity/client-id": "00000000-0000-0000-0000-000000000000"},
-         "gpu": {"count": 1}, "resources": {"cpu": "2", "memory": "8Gi"}, "cache": {"size": "20Gi"}},
+        {
+            "name": "gke",
+            "tenant": "product",
+            "engine": "kserve",
+            "source": "gs://bucket/model",
+            "serviceAccountAnnotations": {"iam.gke.io/gcp-service-account": "models@p.iam.gserviceaccount.com"},
+            "resources": {"cpu": "500m", "memory": "1Gi"},
+            "kserve": {"modelFormat": "sklearn"},
+        },
+        {
+            "name": "aks",
+            "tenant": "research",
+            "engine": "vllm",
+            "source": "s3://bucket/model",
+            "serviceAccountAnnotations": {"azure.workload.identity/client-id": "00000000-0000-0000-0000-000000000000"},
+            "gpu": {"count": 1},
+            "resources": {"cpu": "2", "memory": "8Gi"},
+            "cache": {"size": "20Gi"},
+        },
     ]
     run = run_with("dev", models=models)
     gke = run.one("NetworkPolicy", "gke-model-egress", "product").inputs["spec"]["egress"]

@@ -11,8 +11,13 @@ import promql_parser
 import pytest
 
 from components.monitoring.dashboards import dashboards
-from components.monitoring.rules import (METRIC_SOURCES, TENANT_QUOTA, alert_groups, endpoint_deployments,
-                                         recording_groups)
+from components.monitoring.rules import (
+    METRIC_SOURCES,
+    TENANT_QUOTA,
+    alert_groups,
+    endpoint_deployments,
+    recording_groups,
+)
 from config.loader import load
 from tests.conftest import BATCH_OFF, STACKS, accept_loss, config_copy, run_stack, stack_cfg
 
@@ -128,8 +133,9 @@ def test_every_alert_has_severity_summary_description_and_runbook(stack):
 
 
 def test_runbook_links_follow_the_configured_base():
-    cfg = with_config(lambda c: c.setdefault("ai-platform:monitoring", {}).update(
-        runbookUrl="https://wiki.example.org/runbooks/gpu/"))
+    cfg = with_config(
+        lambda c: c.setdefault("ai-platform:monitoring", {}).update(runbookUrl="https://wiki.example.org/runbooks/gpu/")
+    )
     for rule in alerts(cfg):
         assert rule["annotations"]["runbook_url"] == f"https://wiki.example.org/runbooks/gpu/{rule['alert']}"
 
@@ -143,7 +149,7 @@ def test_every_alert_and_recording_expression_parses(stack):
 
 
 def test_the_parser_rejects_a_broken_expression():
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         promql_parser.parse("sum(rate(DCGM_FI_DEV_GPU_UTIL[5m])")
     assert metric_names('a{x="1"} / on (x) rate(b[5m]) and sum_over_time(c:d:e[1h:1m])') == {"a", "b", "c:d:e"}
 
@@ -154,8 +160,12 @@ def test_every_metric_is_a_documented_exporter_metric_or_our_recording_rule(stac
     expressions = [rule["expr"] for rule in alerts(cfg)]
     expressions += [rule["expr"] for group in recording_groups() for rule in group["rules"]]
     expressions += dashboard_queries(cfg)
-    unknown = {name: expr for expr in expressions for name in metric_names(expr)
-               if name not in METRIC_SOURCES and name not in RECORDED}
+    unknown = {
+        name: expr
+        for expr in expressions
+        for name in metric_names(expr)
+        if name not in METRIC_SOURCES and name not in RECORDED
+    }
     assert not unknown, f"metrics without a recorded source: {unknown}"
 
 
@@ -187,21 +197,30 @@ def test_each_engine_gets_the_alerts_it_can_support():
         if "endpoint" in rule["labels"]:
             by_endpoint.setdefault(rule["labels"]["endpoint"], set()).add(rule["alert"])
     common = {"AiPlatformEndpointLatencyHigh", "AiPlatformEndpointHttp5xxRate", "AiPlatformEndpointNoReadyReplicas"}
-    assert by_endpoint["llama-70b"] == common | {"AiPlatformEndpointTtftHigh", "AiPlatformEndpointErrorRate",
-                                                  "AiPlatformVllmQueueGrowing", "AiPlatformVllmKvCacheSaturated"}
+    assert by_endpoint["llama-70b"] == common | {
+        "AiPlatformEndpointTtftHigh",
+        "AiPlatformEndpointErrorRate",
+        "AiPlatformVllmQueueGrowing",
+        "AiPlatformVllmKvCacheSaturated",
+    }
     assert by_endpoint["reranker"] == common | {"AiPlatformEndpointErrorRate", "AiPlatformTritonQueueTimeHigh"}
     assert by_endpoint["fraud-xgb"] == common
-    latency = {rule["labels"]["endpoint"]: metric_names(rule["expr"])
-               for rule in rules_named(stack_cfg("prod"), "AiPlatformEndpointLatencyHigh")}
-    assert latency == {"llama-70b": {"vllm:e2e_request_latency_seconds_bucket"},
-                       "reranker": {"nv_inference_request_duration_us", "nv_inference_request_success"},
-                       "fraud-xgb": {"istio_request_duration_milliseconds_bucket"}}
+    latency = {
+        rule["labels"]["endpoint"]: metric_names(rule["expr"])
+        for rule in rules_named(stack_cfg("prod"), "AiPlatformEndpointLatencyHigh")
+    }
+    assert latency == {
+        "llama-70b": {"vllm:e2e_request_latency_seconds_bucket"},
+        "reranker": {"nv_inference_request_duration_us", "nv_inference_request_success"},
+        "fraud-xgb": {"istio_request_duration_milliseconds_bucket"},
+    }
 
 
 def test_endpoint_alerts_select_both_versions_of_the_endpoint():
     cfg = stack_cfg("prod")
-    replicas = {rule["labels"]["endpoint"]: rule["expr"]
-                for rule in rules_named(cfg, "AiPlatformEndpointNoReadyReplicas")}
+    replicas = {
+        rule["labels"]["endpoint"]: rule["expr"] for rule in rules_named(cfg, "AiPlatformEndpointNoReadyReplicas")
+    }
     assert 'namespace="research",deployment=~"llama-70b|llama-70b-canary"' in replicas["llama-70b"]
     assert 'deployment=~"fraud-xgb-predictor|fraud-xgb-canary-predictor"' in replicas["fraud-xgb"]
     ttft = rules_named(cfg, "AiPlatformEndpointTtftHigh")[0]["expr"]
@@ -210,8 +229,11 @@ def test_endpoint_alerts_select_both_versions_of_the_endpoint():
 
 def test_watched_deployments_and_quota_are_the_ones_the_program_declares():
     cfg, result = stack_cfg("prod"), run_stack("prod")
-    deployments = {(obj.namespace, obj.k8s_name) for obj in result.of_kind("Deployment")
-                   if "ai-platform/endpoint" in obj.inputs["metadata"]["labels"]}
+    deployments = {
+        (obj.namespace, obj.k8s_name)
+        for obj in result.of_kind("Deployment")
+        if "ai-platform/endpoint" in obj.inputs["metadata"]["labels"]
+    }
     # KServe Standard mode runs an InferenceService <name> as the Deployment <name>-predictor.
     deployments |= {(obj.namespace, f"{obj.k8s_name}-predictor") for obj in result.of_kind("InferenceService")}
     watched = {(endpoint.tenant, name) for endpoint in cfg.models for name in endpoint_deployments(endpoint)}
@@ -232,8 +254,10 @@ def test_a_per_endpoint_threshold_reaches_its_expression_and_only_its_own():
     assert latency["reranker"].endswith("> 30") and latency["fraud-xgb"].endswith("> 30")
     ttft = rules_named(cfg, "AiPlatformEndpointTtftHigh")[0]
     assert ttft["expr"].endswith("> 2"), "an unset per-endpoint threshold falls back to monitoring.alerts"
-    before = {rule["labels"]["endpoint"]: rule["expr"]
-              for rule in rules_named(stack_cfg("prod"), "AiPlatformEndpointLatencyHigh")}
+    before = {
+        rule["labels"]["endpoint"]: rule["expr"]
+        for rule in rules_named(stack_cfg("prod"), "AiPlatformEndpointLatencyHigh")
+    }
     assert before["llama-70b"].endswith("> 30")
 
 
@@ -244,8 +268,11 @@ def test_per_endpoint_error_and_ttft_thresholds():
 
     cfg = with_config(change)
     assert rules_named(cfg, "AiPlatformEndpointTtftHigh")[0]["expr"].endswith("> 0.75")
-    errors = {(rule["alert"], rule["labels"]["endpoint"]): rule["expr"] for rule in alerts(cfg)
-              if rule["alert"] in ("AiPlatformEndpointErrorRate", "AiPlatformEndpointHttp5xxRate")}
+    errors = {
+        (rule["alert"], rule["labels"]["endpoint"]): rule["expr"]
+        for rule in alerts(cfg)
+        if rule["alert"] in ("AiPlatformEndpointErrorRate", "AiPlatformEndpointHttp5xxRate")
+    }
     assert errors[("AiPlatformEndpointErrorRate", "llama-70b")].endswith("> 0.01")
     assert errors[("AiPlatformEndpointHttp5xxRate", "llama-70b")].endswith("> 0.01")
     assert errors[("AiPlatformEndpointErrorRate", "reranker")].endswith("> 0.2")
@@ -253,10 +280,22 @@ def test_per_endpoint_error_and_ttft_thresholds():
 
 
 def test_platform_thresholds_come_from_monitoring_alerts():
-    cfg = with_config(lambda c: c.setdefault("ai-platform:monitoring", {}).update(alerts={
-        "gpuTemperatureCelsius": 77, "gpuMemoryUsedRatio": 0.8, "gpuIdleUtilizationPercent": 12,
-        "gpuIdleFor": "3h", "vllmWaitingRequests": 7, "vllmKvCacheUsage": 0.66, "tritonQueueMs": 250,
-        "quotaUsedRatio": 0.75, "volcanoPendingFor": "45m", "endpointP95LatencySeconds": 9}))
+    cfg = with_config(
+        lambda c: c.setdefault("ai-platform:monitoring", {}).update(
+            alerts={
+                "gpuTemperatureCelsius": 77,
+                "gpuMemoryUsedRatio": 0.8,
+                "gpuIdleUtilizationPercent": 12,
+                "gpuIdleFor": "3h",
+                "vllmWaitingRequests": 7,
+                "vllmKvCacheUsage": 0.66,
+                "tritonQueueMs": 250,
+                "quotaUsedRatio": 0.75,
+                "volcanoPendingFor": "45m",
+                "endpointP95LatencySeconds": 9,
+            }
+        )
+    )
     expr = {rule["alert"]: rule for rule in alerts(cfg)}
     assert expr["AiPlatformGpuTemperatureHigh"]["expr"] == "DCGM_FI_DEV_GPU_TEMP > 77"
     assert expr["AiPlatformGpuMemoryNearlyFull"]["expr"].endswith("> 0.8")
@@ -276,11 +315,15 @@ def test_the_gpu_inventory_bounds_the_fleet_alert():
 
 
 def test_alerts_follow_what_the_stack_deploys():
-    cfg = with_config(lambda c: (c["ai-platform:mesh"].update(enabled=False),
-                                 [(m.pop("canary", None), m.pop("traffic", None)) for m in c["ai-platform:models"]],
-                                 c.setdefault("ai-platform:volcano", {}).update(enabled=False),
-                                 c.update(BATCH_OFF),
-                                 c["ai-platform:gpu"].update(dcgmExporter=False)))
+    cfg = with_config(
+        lambda c: (
+            c["ai-platform:mesh"].update(enabled=False),
+            [(m.pop("canary", None), m.pop("traffic", None)) for m in c["ai-platform:models"]],
+            c.setdefault("ai-platform:volcano", {}).update(enabled=False),
+            c.update(BATCH_OFF),
+            c["ai-platform:gpu"].update(dcgmExporter=False),
+        )
+    )
     names = {rule["alert"] for rule in alerts(cfg)}
     assert alert_groups(cfg)["ai-platform-gpu"] == []
     assert "AiPlatformEndpointHttp5xxRate" not in names
@@ -293,9 +336,11 @@ def test_alerts_follow_what_the_stack_deploys():
 def test_recording_rules_for_tenant_gpu_chargeback():
     groups = recording_groups()
     rules = [rule for group in groups for rule in group["rules"]]
-    assert [rule["record"] for rule in rules] == ["ai_platform:tenant_gpu_allocated:count",
-                                                  "ai_platform:tenant_gpu_utilization:avg",
-                                                  "ai_platform:tenant_gpu_hours:increase1h"]
+    assert [rule["record"] for rule in rules] == [
+        "ai_platform:tenant_gpu_allocated:count",
+        "ai_platform:tenant_gpu_utilization:avg",
+        "ai_platform:tenant_gpu_hours:increase1h",
+    ]
     for rule in rules:
         assert set(rule) == {"record", "expr"}
         assert re.fullmatch(r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+", rule["record"]), "level:metric:operations"
@@ -334,16 +379,30 @@ def test_dashboards_show_what_the_brief_asks_for():
     boards = dashboards(stack_cfg("prod"))
 
     def used(name):
-        return {metric for panel in panels(boards[name]) for target in panel.get("targets") or []
-                for metric in metric_names(target["expr"])}
+        return {
+            metric
+            for panel in panels(boards[name])
+            for target in panel.get("targets") or []
+            for metric in metric_names(target["expr"])
+        }
 
-    assert {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_GPU_TEMP",
-            "DCGM_FI_DEV_XID_ERRORS"} <= used("gpu-fleet")
-    assert {"vllm:e2e_request_latency_seconds_bucket", "vllm:time_to_first_token_seconds_bucket",
-            "vllm:generation_tokens_total", "vllm:num_requests_waiting", "vllm:num_requests_running",
-            "vllm:kv_cache_usage_perc", "nv_inference_queue_duration_us"} <= used("inference")
-    assert {"ai_platform:tenant_gpu_allocated:count", "ai_platform:tenant_gpu_hours:increase1h",
-            "kube_resourcequota"} <= used("tenant-usage")
+    assert {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_XID_ERRORS"} <= used(
+        "gpu-fleet"
+    )
+    assert {
+        "vllm:e2e_request_latency_seconds_bucket",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:generation_tokens_total",
+        "vllm:num_requests_waiting",
+        "vllm:num_requests_running",
+        "vllm:kv_cache_usage_perc",
+        "nv_inference_queue_duration_us",
+    } <= used("inference")
+    assert {
+        "ai_platform:tenant_gpu_allocated:count",
+        "ai_platform:tenant_gpu_hours:increase1h",
+        "kube_resourcequota",
+    } <= used("tenant-usage")
     variables = {variable["name"]: variable for variable in boards["inference"]["templating"]["list"]}
     assert variables["endpoint"]["query"] == "llama-70b,reranker,fraud-xgb"
     assert variables["namespace"]["query"] == "analytics,product,research"

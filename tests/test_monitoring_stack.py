@@ -59,7 +59,6 @@ def monitors(result):
     return result.of_kind("ServiceMonitor") + result.of_kind("PodMonitor")
 
 
-
 @pytest.fixture(scope="module")
 def monitoring_off():
     return run_with(monitoring={"enabled": False})
@@ -68,10 +67,17 @@ def monitoring_off():
 @pytest.fixture(scope="module")
 def tuned_without_mesh():
     """Storage class, replicas and retention set; no mesh (plaintext scraping); no Volcano."""
-    return run_with(monitoring={"retention": "30d", "prometheusReplicas": 2,
-                                "storage": {"size": "200Gi", "storageClass": "fast-ssd"}},
-                    mesh={"enabled": False}, volcano={"enabled": False}, training={"enabled": False},
-                    workflows={"enabled": False})
+    return run_with(
+        monitoring={
+            "retention": "30d",
+            "prometheusReplicas": 2,
+            "storage": {"size": "200Gi", "storageClass": "fast-ssd"},
+        },
+        mesh={"enabled": False},
+        volcano={"enabled": False},
+        training={"enabled": False},
+        workflows={"enabled": False},
+    )
 
 
 # --- release, namespace --------------------------------------------------------------------------------------------
@@ -172,8 +178,11 @@ def test_grafana_password_never_appears_in_clear(stack_run, cfg):
 
 def test_prometheus_selects_platform_and_chart_monitors_in_every_namespace(stack_run):
     spec = monitoring_values(stack_run)["prometheus"]["prometheusSpec"]
-    for flag in ("serviceMonitorSelectorNilUsesHelmValues", "podMonitorSelectorNilUsesHelmValues",
-                 "ruleSelectorNilUsesHelmValues"):
+    for flag in (
+        "serviceMonitorSelectorNilUsesHelmValues",
+        "podMonitorSelectorNilUsesHelmValues",
+        "ruleSelectorNilUsesHelmValues",
+    ):
         assert spec[flag] is False, flag
     for key in ("serviceMonitorNamespaceSelector", "podMonitorNamespaceSelector", "ruleNamespaceSelector"):
         assert spec[key] == {}, key
@@ -216,8 +225,10 @@ def test_tuned_retention_storage_class_and_replicas(tuned_without_mesh):
     assert spec["retention"] == "30d"
     assert spec["replicas"] == 2
     assert spec["storageSpec"]["volumeClaimTemplate"]["spec"] == {
-        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "200Gi"}},
-        "storageClassName": "fast-ssd"}
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "200Gi"}},
+        "storageClassName": "fast-ssd",
+    }
 
 
 def test_kube_state_metrics_exports_tenant_and_endpoint_labels(stack_run):
@@ -230,10 +241,15 @@ def test_grafana_loads_dashboards_only_from_the_monitoring_namespace_into_folder
     """Not every namespace (tenant developers manage ConfigMaps there): only the platform's, each dashboard in the
     folder its grafana_folder annotation names, the chart's own in their folder."""
     dashboards = monitoring_values(stack_run)["grafana"]["sidecar"]["dashboards"]
-    assert dashboards == {"enabled": True, "label": "grafana_dashboard", "labelValue": "1",
-                          "searchNamespace": cfg.namespaces.monitoring, "folderAnnotation": "grafana_folder",
-                          "provider": {"foldersFromFilesStructure": True},
-                          "annotations": {"grafana_folder": "Kubernetes"}}
+    assert dashboards == {
+        "enabled": True,
+        "label": "grafana_dashboard",
+        "labelValue": "1",
+        "searchNamespace": cfg.namespaces.monitoring,
+        "folderAnnotation": "grafana_folder",
+        "provider": {"foldersFromFilesStructure": True},
+        "annotations": {"grafana_folder": "Kubernetes"},
+    }
     upstream = upstream_values("kube-prometheus-stack", "charts", "grafana")["sidecar"]["dashboards"]
     assert upstream["provider"]["folder"] == "" and upstream["provider"]["folderUid"] == ""  # required by the option
     for config_map in stack_run.of_kind("ConfigMap"):
@@ -272,17 +288,20 @@ def test_one_pod_monitor_per_endpoint_version(stack_run, cfg):
             if endpoint.engine == "kserve":
                 assert spec["selector"] == {"matchLabels": {"serving.kserve.io/inferenceservice": name}}
             else:
-                assert spec["selector"] == {"matchLabels": {"ai-platform/endpoint": endpoint.name,
-                                                            "version": version}}
+                assert spec["selector"] == {"matchLabels": {"ai-platform/endpoint": endpoint.name, "version": version}}
             (scrape,) = spec["podMetricsEndpoints"]
             assert scrape["path"] == "/metrics"
-            port = {"vllm": {"port": "http"}, "triton": {"port": "metrics"},
-                    "kserve": {"portNumber": 8080}}[endpoint.engine]
+            port = {"vllm": {"port": "http"}, "triton": {"port": "metrics"}, "kserve": {"portNumber": 8080}}[
+                endpoint.engine
+            ]
             assert {k: scrape[k] for k in ("port", "portNumber") if k in scrape} == port
             assert scrape["scheme"] == ("https" if mesh else "http")
             assert spec.get("scrapeClass") == ("istio-mtls" if mesh else None)
-    endpoint_monitors = {(m.namespace, m.k8s_name) for m in stack_run.of_kind("PodMonitor")
-                         if "ai-platform/endpoint" in m.inputs["metadata"]["labels"]}
+    endpoint_monitors = {
+        (m.namespace, m.k8s_name)
+        for m in stack_run.of_kind("PodMonitor")
+        if "ai-platform/endpoint" in m.inputs["metadata"]["labels"]
+    }
     assert endpoint_monitors == expected
     assert len(expected) > len(cfg.models) or not any(e.canary for e in cfg.models)
 
@@ -291,6 +310,7 @@ def test_scrape_ports_are_the_ones_the_mesh_allows_and_the_servers_expose(stack_
     """The PodMonitors' ports are the metrics ports the endpoints' AuthorizationPolicies open to the monitoring
     namespace (on /metrics), and the named ones exist on the server containers."""
     from components.serving import engines
+
     for engine in engines.all_engines():
         scrape = engine.metrics_scrape
         assert scrape["path"] == "/metrics"
@@ -298,12 +318,18 @@ def test_scrape_ports_are_the_ones_the_mesh_allows_and_the_servers_expose(stack_
             assert (scrape["port"], engine.metrics_port) in [(n, p) for n, p, _ in engine.ports]
         else:
             assert scrape["portNumber"] == engine.metrics_port
-    endpoint_policies = [p for p in stack_run.of_kind("AuthorizationPolicy")
-                         if p.inputs["spec"].get("action") == "ALLOW" and "selector" in p.inputs["spec"]]
+    endpoint_policies = [
+        p
+        for p in stack_run.of_kind("AuthorizationPolicy")
+        if p.inputs["spec"].get("action") == "ALLOW" and "selector" in p.inputs["spec"]
+    ]
     assert len(endpoint_policies) >= len(cfg.models)
     for policy in endpoint_policies:
-        rules = [r for r in policy.inputs["spec"]["rules"]
-                 if r["from"][0]["source"].get("namespaces") == [cfg.namespaces.monitoring]]
+        rules = [
+            r
+            for r in policy.inputs["spec"]["rules"]
+            if r["from"][0]["source"].get("namespaces") == [cfg.namespaces.monitoring]
+        ]
         assert rules and rules[0]["to"][0]["operation"]["paths"] == ["/metrics"]
 
 
@@ -343,8 +369,10 @@ def test_without_mesh_scraping_is_plaintext(tuned_without_mesh):
 
 # The Volcano chart's metrics Services (volcano-sh/volcano v1.15.1 installer/helm/chart/volcano/templates/
 # scheduler.yaml, controllers.yaml): monitor -> (Service label app, the value that makes the component serve metrics).
-VOLCANO_METRICS = {"volcano-scheduler": ("volcano-scheduler", "scheduler_metrics_enable"),
-                   "volcano-controllers": ("volcano-controller", "controller_metrics_enable")}
+VOLCANO_METRICS = {
+    "volcano-scheduler": ("volcano-scheduler", "scheduler_metrics_enable"),
+    "volcano-controllers": ("volcano-controller", "controller_metrics_enable"),
+}
 
 
 @pytest.mark.parametrize("name", sorted(VOLCANO_METRICS))
@@ -401,6 +429,7 @@ def test_mesh_proxies_are_scraped_in_every_tenant_namespace(stack_run, cfg):
 
 def test_alert_packs_recording_rules_and_dashboards_are_published(stack_run, cfg):
     from components.monitoring import dashboards, rules
+
     published = {r.k8s_name: r.inputs["spec"]["groups"] for r in stack_run.of_kind("PrometheusRule")}
     expected = {name: groups for name, groups in rules.alert_groups(cfg).items() if groups}
     expected["ai-platform-recording"] = rules.recording_groups()

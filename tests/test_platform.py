@@ -6,6 +6,7 @@ from config import versions
 from tests.conftest import BATCH_OFF, config_copy
 from tools.harness import run
 
+
 def test_every_kubernetes_resource_uses_the_stack_provider(stack_run, cfg):
     provider = next(r for r in stack_run.resources if r.type == "pulumi:providers:kubernetes")
     assert provider.inputs.get("context") == cfg.cluster.kube_context

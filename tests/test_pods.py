@@ -12,19 +12,33 @@ from tests.test_serving import restricted_problems
 ROOT = Path(__file__).resolve().parent.parent
 # The fields of the restricted context: only components/pods.py writes them (chart values that merely carry
 # ``seccompProfile`` use pods.RUNTIME_DEFAULT).
-CONTEXT_FIELDS = {"allowPrivilegeEscalation", "capabilities", "readOnlyRootFilesystem", "runAsNonRoot", "runAsUser",
-                  "runAsGroup", "fsGroup", "RuntimeDefault"}
+CONTEXT_FIELDS = {
+    "allowPrivilegeEscalation",
+    "capabilities",
+    "readOnlyRootFilesystem",
+    "runAsNonRoot",
+    "runAsUser",
+    "runAsGroup",
+    "fsGroup",
+    "RuntimeDefault",
+}
 
 
 def _pod(pod_context: dict, container_context: dict) -> dict:
-    return {"securityContext": pod_context, "containers": [{"name": "c", "securityContext": container_context}],
-            "volumes": [tmp_volume()]}
+    return {
+        "securityContext": pod_context,
+        "containers": [{"name": "c", "securityContext": container_context}],
+        "volumes": [tmp_volume()],
+    }
 
 
 def test_every_combination_passes_restricted():
     for pod in (restricted_pod(), restricted_pod(8737), restricted_pod(1000, gid=1000, fs_group=1000)):
-        for container in (restricted_container(), restricted_container(read_only_root=False),
-                          restricted_container(non_root=True, seccomp=True)):
+        for container in (
+            restricted_container(),
+            restricted_container(read_only_root=False),
+            restricted_container(non_root=True, seccomp=True),
+        ):
             assert restricted_problems(_pod(pod, container)) == [], (pod, container)
     # a container that restates the pod's fields passes whatever its pod says; one that does not, does not
     assert restricted_problems(_pod({}, restricted_container(non_root=True, seccomp=True))) == []
@@ -35,15 +49,23 @@ def test_each_context_is_what_its_parameters_say():
     seccomp = {"type": "RuntimeDefault"}
     assert restricted_pod() == {"runAsNonRoot": True, "seccompProfile": seccomp}
     assert restricted_pod(8737) == {"runAsNonRoot": True, "runAsUser": 8737, "seccompProfile": seccomp}
-    assert restricted_pod(1000, gid=1000, fs_group=1000) == {"runAsNonRoot": True, "runAsUser": 1000,
-                                                             "runAsGroup": 1000, "fsGroup": 1000,
-                                                             "seccompProfile": seccomp}
+    assert restricted_pod(1000, gid=1000, fs_group=1000) == {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 1000,
+        "fsGroup": 1000,
+        "seccompProfile": seccomp,
+    }
     base = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     assert restricted_container(read_only_root=False) == base
     assert restricted_container() == {**base, "readOnlyRootFilesystem": True}
     assert restricted_container(read_only_root=False, non_root=True) == {**base, "runAsNonRoot": True}
-    assert restricted_container(non_root=True, seccomp=True) == {**base, "readOnlyRootFilesystem": True,
-                                                                 "runAsNonRoot": True, "seccompProfile": seccomp}
+    assert restricted_container(non_root=True, seccomp=True) == {
+        **base,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "seccompProfile": seccomp,
+    }
     assert tmp_volume() == {"name": "tmp", "emptyDir": {}}
     assert tmp_volume("64Mi") == {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}
     assert tmp_mount() == {"name": "tmp", "mountPath": "/tmp"}

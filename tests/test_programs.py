@@ -47,8 +47,11 @@ def test_importing_a_program_runs_nothing(name, monkeypatch):
 def test_ruff_finds_nothing_in_the_programs_and_the_pod_helper():
     if not RUFF.exists():
         pytest.skip("ruff is not installed next to this Python")
-    done = subprocess.run([str(RUFF), "check", "--no-cache", str(programs.HERE),
-                           str(programs.HERE.parent / "pods.py")], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(RUFF), "check", "--no-cache", str(programs.HERE), str(programs.HERE.parent / "pods.py")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -59,14 +62,24 @@ def test_each_pod_runs_its_program():
         (found,) = [j for j in result.of_kind("Job") if j.namespace == namespace and j.k8s_name.startswith(prefix)]
         return found.inputs["spec"]["template"]["spec"]["containers"][0]["command"]
 
-    assert job_command("mlflow-accounts-", cfg.namespaces.mlflow) == ["python", "-c",
-                                                                       programs.source("mlflow_accounts")]
-    assert job_command("milvus-accounts-", cfg.namespaces.milvus) == ["python", "-c",
-                                                                       programs.source("milvus_accounts")]
+    assert job_command("mlflow-accounts-", cfg.namespaces.mlflow) == [
+        "python",
+        "-c",
+        programs.source("mlflow_accounts"),
+    ]
+    assert job_command("milvus-accounts-", cfg.namespaces.milvus) == [
+        "python",
+        "-c",
+        programs.source("milvus_accounts"),
+    ]
     access = result.one("ConfigMap", "grafana-tenant-access", cfg.namespaces.monitoring).inputs["data"]
     assert access["access.py"] == programs.source("grafana_tenant_access")
-    registers = [t["script"] for w in result.of_kind("WorkflowTemplate") for t in w.inputs["spec"]["templates"]
-                 if t["name"] == "register"]
+    registers = [
+        t["script"]
+        for w in result.of_kind("WorkflowTemplate")
+        for t in w.inputs["spec"]["templates"]
+        if t["name"] == "register"
+    ]
     assert registers and all(s["source"] == programs.source("register_model") for s in registers)
     assert all(s["command"] == ["python"] for s in registers)
 

@@ -122,9 +122,12 @@ def test_the_operator_may_reach_each_tenants_ray_heads_dashboard_and_serve_ports
         # KubeRay v1.7.0 calls the head's dashboard (8265: job and Serve application status) and, for RayService,
         # its Serve proxy (8000, /-/healthz): utils/util.go, utils/constant.go.
         assert rule["ports"] == [{"protocol": "TCP", "port": 8265}, {"protocol": "TCP", "port": 8000}]
-        assert rule["from"] == [{
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cfg.namespaces.ray}},
-            "podSelector": {"matchLabels": {"app.kubernetes.io/name": upstream_values()["nameOverride"]}}}]
+        assert rule["from"] == [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cfg.namespaces.ray}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": upstream_values()["nameOverride"]}},
+            }
+        ]
         assert result.one("Namespace", tenant.name).urn in policy.dependencies
 
 
@@ -140,8 +143,10 @@ def test_ray_pods_accept_plain_text_from_the_operator_and_each_other(ray_on):
             policy = result.one("PeerAuthentication", f"ray-{node_type}", tenant.name)
             assert policy.inputs["apiVersion"] == "security.istio.io/v1"
             assert policy.inputs["metadata"]["labels"][TENANT_LABEL] == tenant.name
-            assert policy.inputs["spec"] == {"selector": {"matchLabels": {"ray.io/node-type": node_type}},
-                                             "mtls": {"mode": "PERMISSIVE"}}
+            assert policy.inputs["spec"] == {
+                "selector": {"matchLabels": {"ray.io/node-type": node_type}},
+                "mtls": {"mode": "PERMISSIVE"},
+            }
             selected.append(policy.inputs["spec"]["selector"]["matchLabels"]["ray.io/node-type"])
             assert istiod.urn in policy.dependencies
             assert result.one("Namespace", tenant.name).urn in policy.dependencies
@@ -176,6 +181,8 @@ def test_ray_off_removes_everything_it_owns(ray_off):
     assert not [p for p in ray_off.of_kind("NetworkPolicy") if p.k8s_name == component.OPERATOR_INGRESS_POLICY]
     assert not [p for p in ray_off.of_kind("PeerAuthentication") if p.k8s_name.startswith("ray-")]
     assert not [r for r in ray_off.resources if r.type == COMPONENT_TYPE]
-    assert "ray.io" not in json.dumps([role.inputs["rules"] for role in ray_off.of_kind("Role") + ray_off.of_kind("ClusterRole")])
+    assert "ray.io" not in json.dumps(
+        [role.inputs["rules"] for role in ray_off.of_kind("Role") + ray_off.of_kind("ClusterRole")]
+    )
     # Training stays: switching one batch service off leaves the others alone.
     assert ray_off.of_kind("TrainingRuntime")

@@ -66,8 +66,10 @@ def test_the_contract_covers_what_the_stack_runs(stack_and_cfg):
 # --- defect 5: the JWT check at the gateway ---------------------------------------------------------------------
 
 TOKEN = "https://login.example.com/realms/ai/alice"  # a validated JWT's iss/sub
-JWT = {"issuer": "https://login.example.com/realms/ai",
-       "jwksUri": "https://login.example.com/realms/ai/protocol/openid-connect/certs"}
+JWT = {
+    "issuer": "https://login.example.com/realms/ai",
+    "jwksUri": "https://login.example.com/realms/ai/protocol/openid-connect/certs",
+}
 
 
 def gateway_verdicts(run, cfg, host: str, token: str | None, path: str = "/v1/completions", port: int = 443):
@@ -141,31 +143,77 @@ def cluster(*objects, pods=(A, A2, B), namespaces=None) -> Cluster:
 
 def test_no_policy_selecting_a_pod_leaves_it_open():
     assert cluster().connect(A, B, 8080)
-    assert cluster(netpol("team-b", "deny", {"podSelector": {"matchLabels": {"app": "x"}},
-                                             "policyTypes": ["Ingress"]})).connect(A, B, 8080)
+    assert cluster(
+        netpol("team-b", "deny", {"podSelector": {"matchLabels": {"app": "x"}}, "policyTypes": ["Ingress"]})
+    ).connect(A, B, 8080)
     assert not cluster(netpol("team-b", "deny", DENY_ALL)).connect(A, B, 8080)
 
 
 def test_pod_selector_peers_are_of_the_policys_namespace_only():
-    allow = netpol("team-b", "p", {"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "a"}}}]}]})
+    allow = netpol(
+        "team-b", "p", {"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "a"}}}]}]}
+    )
     local = Pod("a-in-b", "team-b", {"app": "a"})
     c = cluster(allow, pods=(A, B, local))
     assert c.connect(local, B, 8080) and not c.connect(A, B, 8080)
 
 
 def test_namespace_selector_by_metadata_name_and_and_versus_or_peers():
-    both = netpol("team-b", "p", {"podSelector": {}, "ingress": [{"from": [{
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-a"}},
-        "podSelector": {"matchLabels": {"app": "a"}}}]}]})
+    both = netpol(
+        "team-b",
+        "p",
+        {
+            "podSelector": {},
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-a"}},
+                            "podSelector": {"matchLabels": {"app": "a"}},
+                        }
+                    ]
+                }
+            ],
+        },
+    )
     assert cluster(both).connect(A, B, 8080) and not cluster(both).connect(A2, B, 8080)
-    either = netpol("team-b", "p", {"podSelector": {}, "ingress": [{"from": [
-        {"namespaceSelector": {"matchLabels": {"team": "a"}}}, {"podSelector": {"matchLabels": {"app": "zzz"}}}]}]})
+    either = netpol(
+        "team-b",
+        "p",
+        {
+            "podSelector": {},
+            "ingress": [
+                {
+                    "from": [
+                        {"namespaceSelector": {"matchLabels": {"team": "a"}}},
+                        {"podSelector": {"matchLabels": {"app": "zzz"}}},
+                    ]
+                }
+            ],
+        },
+    )
     assert cluster(either).connect(A2, B, 8080)
 
 
 def test_match_expressions():
-    policy = netpol("team-b", "p", {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {
-        "matchExpressions": [{"key": "team", "operator": "In", "values": ["a"]}]}}]}]})
+    policy = netpol(
+        "team-b",
+        "p",
+        {
+            "podSelector": {},
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchExpressions": [{"key": "team", "operator": "In", "values": ["a"]}]
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    )
     assert cluster(policy).connect(A, B, 8080)
     policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]["operator"] = "NotIn"
     assert not cluster(policy).connect(A, B, 8080)
@@ -174,6 +222,7 @@ def test_match_expressions():
 def test_ports_by_number_name_range_and_protocol():
     def with_ports(ports):
         return cluster(netpol("team-b", "p", {"podSelector": {}, "ingress": [{"ports": ports}]}))
+
     assert with_ports([{"port": 8080}]).connect(A, B, 8080)
     assert not with_ports([{"port": 8081}]).connect(A, B, 8080)
     assert with_ports([{"port": "http"}]).connect(A, B, 8080)  # the server's container port named http
@@ -186,7 +235,9 @@ def test_ports_by_number_name_range_and_protocol():
 def test_ip_block_with_except():
     api = Address("api", "10.20.0.10")
     block = {"cidr": "10.0.0.0/8", "except": ["10.20.0.0/16"]}
-    c = cluster(netpol("team-a", "p", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": block}]}]}))
+    c = cluster(
+        netpol("team-a", "p", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": block}]}]})
+    )
     assert not c.connect(A, api, 443)
     assert c.connect(A, Address("x", "10.30.0.1"), 443)
     assert not c.connect(A, Address("x", "192.168.0.1"), 443)
@@ -206,8 +257,7 @@ def test_policy_types_default_to_ingress_plus_egress_when_egress_rules_exist():
     assert cluster(ingress_listed).connect(A, B, 8080)  # not isolated for egress
 
 
-MESHED = [ns("team-a", **{"istio-injection": "enabled"}), ns("team-b", **{"istio-injection": "enabled"}),
-          ns("plain")]
+MESHED = [ns("team-a", **{"istio-injection": "enabled"}), ns("team-b", **{"istio-injection": "enabled"}), ns("plain")]
 OUTSIDE = Pod("outside", "plain", {"app": "o"})
 
 
@@ -234,29 +284,44 @@ def test_strict_refuses_plain_text_permissive_accepts_it():
 def test_the_mesh_policy_is_the_root_namespaces_and_the_workload_policy_overrides():
     mesh_strict = istio("PeerAuthentication", "istio-system", "default", {"mtls": {"mode": "STRICT"}})
     assert not meshed(mesh_strict).connect(OUTSIDE, B, 8080)
-    workload = istio("PeerAuthentication", "team-b", "w", {"selector": {"matchLabels": {"app": "b"}},
-                                                            "mtls": {"mode": "PERMISSIVE"}})
+    workload = istio(
+        "PeerAuthentication", "team-b", "w", {"selector": {"matchLabels": {"app": "b"}}, "mtls": {"mode": "PERMISSIVE"}}
+    )
     assert meshed(mesh_strict, workload).connect(OUTSIDE, B, 8080)
 
 
 def test_port_level_mtls_applies_from_a_workload_policy_only():
-    strict = istio("PeerAuthentication", "team-b", "default", {"mtls": {"mode": "STRICT"},
-                                                                 "portLevelMtls": {"8080": {"mode": "PERMISSIVE"}}})
+    strict = istio(
+        "PeerAuthentication",
+        "team-b",
+        "default",
+        {"mtls": {"mode": "STRICT"}, "portLevelMtls": {"8080": {"mode": "PERMISSIVE"}}},
+    )
     assert not meshed(strict).connect(OUTSIDE, B, 8080)  # ignored without a selector
-    workload = istio("PeerAuthentication", "team-b", "w", {"selector": {"matchLabels": {"app": "b"}},
-                                                            "portLevelMtls": {"8080": {"mode": "PERMISSIVE"}}})
+    workload = istio(
+        "PeerAuthentication",
+        "team-b",
+        "w",
+        {"selector": {"matchLabels": {"app": "b"}}, "portLevelMtls": {"8080": {"mode": "PERMISSIVE"}}},
+    )
     ns_strict = istio("PeerAuthentication", "team-b", "default", {"mtls": {"mode": "STRICT"}})
     c = meshed(ns_strict, workload)
     assert c.connect(OUTSIDE, B, 8080) and not c.connect(OUTSIDE, B, 9090)  # UNSET mode inherits STRICT
-    unset_port = istio("PeerAuthentication", "team-b", "w", {"selector": {"matchLabels": {"app": "b"}},
-                                                              "portLevelMtls": {"8080": {"mode": "UNSET"}}})
+    unset_port = istio(
+        "PeerAuthentication",
+        "team-b",
+        "w",
+        {"selector": {"matchLabels": {"app": "b"}}, "portLevelMtls": {"8080": {"mode": "UNSET"}}},
+    )
     assert not meshed(ns_strict, unset_port).connect(OUTSIDE, B, 8080)
 
 
 def test_the_proxys_own_ports_and_uncaptured_ports_skip_mtls():
     strict = istio("PeerAuthentication", "team-b", "default", {"mtls": {"mode": "STRICT"}})
     assert meshed(strict).connect(OUTSIDE, B, 15090)
-    nothing_captured = Pod("b", "team-b", {"app": "b"}, annotations={"traffic.sidecar.istio.io/includeInboundPorts": ""})
+    nothing_captured = Pod(
+        "b", "team-b", {"app": "b"}, annotations={"traffic.sidecar.istio.io/includeInboundPorts": ""}
+    )
     assert meshed(strict, pods=(OUTSIDE, nothing_captured)).connect(OUTSIDE, nothing_captured, 8080)
 
 
@@ -275,7 +340,8 @@ def test_with_an_allow_policy_a_request_must_match_it_and_principals_need_mtls()
     principal = allow("team-b", [{"from": [{"source": {"principals": ["cluster.local/ns/team-a/sa/default"]}}]}])
     assert meshed(principal).connect(A, B, 8080)
     assert not meshed(allow("team-b", [{"from": [{"source": {"principals": ["cluster.local/ns/x/sa/y"]}}]}])).connect(
-        A, B, 8080)
+        A, B, 8080
+    )
     assert not meshed(allow("team-b", [])).connect(A, B, 8080)  # ALLOW without rules allows nothing
 
 
@@ -294,8 +360,15 @@ def test_deny_comes_before_allow_and_policies_apply_by_namespace_and_selector():
 
 
 def test_ports_paths_and_request_principals():
-    policy = allow("team-b", [{"from": [{"source": {"namespaces": ["team-a"]}}],
-                               "to": [{"operation": {"ports": ["8080"], "paths": ["/metrics"]}}]}])
+    policy = allow(
+        "team-b",
+        [
+            {
+                "from": [{"source": {"namespaces": ["team-a"]}}],
+                "to": [{"operation": {"ports": ["8080"], "paths": ["/metrics"]}}],
+            }
+        ],
+    )
     c = meshed(policy)
     assert c.connect(A, B, 8080, request=Request(path="/metrics"))
     assert not c.connect(A, B, 8080, request=Request(path="/v1"))
@@ -309,6 +382,7 @@ def test_hosts_match_exactly_by_prefix_or_by_suffix_ignoring_case():
     def denied(hosts: list[str], header: str) -> bool:
         policy = allow("team-b", [{"to": [{"operation": {"hosts": hosts}}]}], action="DENY")
         return not meshed(policy).connect(A, B, 8080, request=Request(host=header))
+
     assert denied(["h.example.com"], "h.example.com") and denied(["h.example.com"], "H.Example.com")
     assert not denied(["h.example.com"], "h.example.com:443")  # the bypass the platform must close
     assert denied(["h.example.com:*"], "h.example.com:443") and not denied(["h.example.com:*"], "h.example.com")

@@ -24,8 +24,10 @@ def _counted_program(peaks: list[int]):
     def program():
         def count(args):
             declared[0] += 1
+
         pulumi.runtime.register_stack_transformation(count)
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
     return program, declared
 
 
@@ -41,6 +43,7 @@ def _run(stack: str, monkeypatch, limit: int | None):
         response = register(self, request)
         peaks.append(declared[0] - len(self.run.resources))
         return response
+
     monkeypatch.setattr(harness._RecordingMonitor, "RegisterResource", counting)
     result = harness.run(stack, program=program)
     assert result.error is None, result.error

@@ -22,16 +22,24 @@ def test_every_object_and_release_is_a_file(rendered):
     prod = rendered["prod"]
     for tenant in ("research", "product", "analytics"):
         names = {p.name for p in (prod / "manifests" / tenant).iterdir()}
-        assert {"rolebinding-ai-platform-tenant-admin.yaml", "rolebinding-ai-platform-tenant-viewer.yaml",
-                "resourcequota-tenant-quota.yaml", "limitrange-tenant-limits.yaml",
-                "networkpolicy-default-deny.yaml"} <= names
+        assert {
+            "rolebinding-ai-platform-tenant-admin.yaml",
+            "rolebinding-ai-platform-tenant-viewer.yaml",
+            "resourcequota-tenant-quota.yaml",
+            "limitrange-tenant-limits.yaml",
+            "networkpolicy-default-deny.yaml",
+        } <= names
         assert (prod / "manifests" / "_cluster" / f"queue-{tenant}.yaml").exists()
         assert not [name for name in names if name.startswith("role-")]  # the roles are ClusterRoles
         namespace = yaml.safe_load((prod / "manifests" / "_cluster" / f"namespace-{tenant}.yaml").read_text())
         assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     header = (prod / "helm" / "volcano.values.yaml").read_text().splitlines()[:4]
-    assert header == ["# chart: volcano", "# repo: https://volcano-sh.github.io/helm-charts", "# version: 1.15.1",
-                      "# namespace: volcano-system"]
+    assert header == [
+        "# chart: volcano",
+        "# repo: https://volcano-sh.github.io/helm-charts",
+        "# version: 1.15.1",
+        "# namespace: volcano-system",
+    ]
     assert (prod / "helm" / "gpu-operator.values.yaml").exists()
     assert (prod / "kubernetes-version").read_text().strip() == "1.34"
 
@@ -57,8 +65,7 @@ def test_bad_stack_exits_2_with_the_config_error(tmp_path, capsys):
     project.mkdir()
     for name in ("__main__.py", "Pulumi.yaml", "config", "components"):
         os.symlink(ROOT / name, project / name)
-    (project / "Pulumi.broken.yaml").write_text(
-        (ROOT / "Pulumi.dev.yaml").read_text().replace("gpu: 2", "gpu: -2"))
+    (project / "Pulumi.broken.yaml").write_text((ROOT / "Pulumi.dev.yaml").read_text().replace("gpu: 2", "gpu: -2"))
     with pytest.raises(Exception) as error:
         render.render("broken", tmp_path / "out", root=project)
     assert "stack broken: ai-platform:tenants[0].quota.gpu: must be >= 0" in str(error.value)

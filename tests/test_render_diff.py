@@ -34,8 +34,8 @@ def test_dev_to_prod_reads_as_a_summary(rendered):
     assert "- removed 1 `ClusterIssuer`: `ai-platform-selfsigned`" in lines
     # a release's values, as dotted paths with old → new
     release = lines.index("- changed `cert-manager/cert-manager`")
-    assert "  - `replicaCount`: 1 → 2" in lines[release:release + 10]
-    assert "  - `webhook.replicaCount`: 1 → 2" in lines[release:release + 10]
+    assert "  - `replicaCount`: 1 → 2" in lines[release : release + 10]
+    assert "  - `webhook.replicaCount`: 1 → 2" in lines[release : release + 10]
     assert "- added 2: `external-secrets/external-secrets`, `ray-system/kuberay-operator`" in lines
     # an object's fields, named lists by name, large values as "changed"
     assert "  - `spec.issuerRef.name`: ai-platform-selfsigned → letsencrypt-prod" in lines
@@ -43,8 +43,10 @@ def test_dev_to_prod_reads_as_a_summary(rendered):
     # plan.md: the sections that changed, with the changed lines of the data protection section
     assert "#### plan.md" in lines
     protection = next(i for i, line in enumerate(lines) if line.startswith("- changed section `Data protection`"))
-    assert "  - Nothing is protected (`dataProtection.mode: relaxed`, or everything decommissioned)." in lines[
-        protection:protection + 4]
+    assert (
+        "  - Nothing is protected (`dataProtection.mode: relaxed`, or everything decommissioned)."
+        in lines[protection : protection + 4]
+    )
     assert any(line.startswith("- added section `External secret store` (+") for line in lines)
 
 
@@ -66,9 +68,11 @@ def test_a_config_change_shows_exactly_that_field(tmp_path):
     monitoring = {**config_copy("dev")["ai-platform:monitoring"], "retention": "30d"}
     after = _write(run_with("dev", monitoring=monitoring), tmp_path / "after")
     assert diff.summary(before, after, "text").splitlines() == [
-        "Render diff: stack dev", "",
+        "Render diff: stack dev",
+        "",
         "Objects: 0 added, 0 removed, 0 changed. Helm releases: 0 added, 0 removed, 1 changed. "
-        "plan.md: 0 sections changed.", "",
+        "plan.md: 0 sections changed.",
+        "",
         "Helm releases:",
         "- changed monitoring/kube-prometheus-stack",
         "  - prometheus.prometheusSpec.retention: 15d → 30d",
@@ -76,11 +80,24 @@ def test_a_config_change_shows_exactly_that_field(tmp_path):
 
 
 def test_field_changes():
-    old = {"spec": {"replicas": 1, "containers": [{"name": "a", "image": "x:1"}, {"name": "b", "image": "y"}],
-                    "args": ["--a", "--b"], "config": "one\ntwo\n", "gone": True}}
-    new = {"spec": {"replicas": 2, "containers": [{"name": "b", "image": "y"}, {"name": "a", "image": "x:2"},
-                                                  {"name": "c", "image": "z"}],
-                    "args": ["--a"], "config": "one\nthree\nfour\n", "data": "[secret]"}}
+    old = {
+        "spec": {
+            "replicas": 1,
+            "containers": [{"name": "a", "image": "x:1"}, {"name": "b", "image": "y"}],
+            "args": ["--a", "--b"],
+            "config": "one\ntwo\n",
+            "gone": True,
+        }
+    }
+    new = {
+        "spec": {
+            "replicas": 2,
+            "containers": [{"name": "b", "image": "y"}, {"name": "a", "image": "x:2"}, {"name": "c", "image": "z"}],
+            "args": ["--a"],
+            "config": "one\nthree\nfour\n",
+            "data": "[secret]",
+        }
+    }
     assert diff.field_changes(old, new) == [
         ("spec.args", '["--a", "--b"] → ["--a"]'),
         ("spec.config", "changed (+2 −1 lines)"),

@@ -7,15 +7,19 @@ from tools.validate import upstream_dir, validate_helm_values, validate_object
 
 
 def test_every_object_validates_against_kubernetes_or_its_upstream_crd(stack_run, cfg):
-    errors = [error for obj in stack_run.objects
-              for error in validate_object(obj.inputs, cfg.cluster.kubernetes_version)]
+    errors = [
+        error for obj in stack_run.objects for error in validate_object(obj.inputs, cfg.cluster.kubernetes_version)
+    ]
     assert errors == []
 
 
 def test_every_helm_value_key_exists_upstream(stack_run):
     assert stack_run.releases
-    errors = [error for release in stack_run.releases
-              for error in validate_helm_values(release.inputs["chart"].rsplit("/", 1)[-1], release.inputs["values"])]
+    errors = [
+        error
+        for release in stack_run.releases
+        for error in validate_helm_values(release.inputs["chart"].rsplit("/", 1)[-1], release.inputs["values"])
+    ]
     assert errors == []
 
 
@@ -34,7 +38,8 @@ def test_no_pin_is_latest():
 def test_mirrored_gpu_operator_repositories_are_the_chart_defaults():
     values = yaml.safe_load((upstream_dir() / "gpu-operator" / "values.yaml").read_text())
     values["node-feature-discovery"] = yaml.safe_load(
-        (upstream_dir() / "gpu-operator" / "charts" / "node-feature-discovery" / "values.yaml").read_text())
+        (upstream_dir() / "gpu-operator" / "charts" / "node-feature-discovery" / "values.yaml").read_text()
+    )
     for path, repository in versions.GPU_OPERATOR_REPOSITORIES.items():
         section = values
         for key in path.split("."):

@@ -22,15 +22,39 @@ from tools.validate import upstream_dir, validate_helm_values, validate_object
 
 PASSWORD_TYPE = "random:index/randomPassword:RandomPassword"
 # The generated passwords and their Pulumi logical names, unchanged since before PlatformSecrets (URN stability).
-GENERATED = {"monitoring-grafana-admin-password", "mlflow-db-password", "milvus-root-password",
-             "object-store-access-key-id", "object-store-secret-access-key"}
+GENERATED = {
+    "monitoring-grafana-admin-password",
+    "mlflow-db-password",
+    "milvus-root-password",
+    "object-store-access-key-id",
+    "object-store-secret-access-key",
+}
 VAULT = config_copy("prod")["ai-platform:secrets"]
-AWS = {"source": "external-secrets", "keyPrefix": "ai-platform/prod", "store": {"provider": "aws", "aws": {
-    "region": "eu-west-1", "auth": {"roleArn": "arn:aws:iam::111122223333:role/ai-platform-secrets"}}}}
-GCP = {"source": "external-secrets", "keyPrefix": "ai-platform/prod.eu", "huggingFaceToken": True, "replicas": 3,
-       "store": {"provider": "gcp", "gcp": {"projectId": "example-secrets", "auth": {
-           "serviceAccount": "eso@example-secrets.iam.gserviceaccount.com", "clusterLocation": "europe-west4",
-           "clusterName": "ai-prod"}}}}
+AWS = {
+    "source": "external-secrets",
+    "keyPrefix": "ai-platform/prod",
+    "store": {
+        "provider": "aws",
+        "aws": {"region": "eu-west-1", "auth": {"roleArn": "arn:aws:iam::111122223333:role/ai-platform-secrets"}},
+    },
+}
+GCP = {
+    "source": "external-secrets",
+    "keyPrefix": "ai-platform/prod.eu",
+    "huggingFaceToken": True,
+    "replicas": 3,
+    "store": {
+        "provider": "gcp",
+        "gcp": {
+            "projectId": "example-secrets",
+            "auth": {
+                "serviceAccount": "eso@example-secrets.iam.gserviceaccount.com",
+                "clusterLocation": "europe-west4",
+                "clusterName": "ai-prod",
+            },
+        },
+    },
+}
 DEV_EXTERNAL = {**VAULT, "keyPrefix": "ai-platform/dev", "replicas": 1}
 # Go template references the ExternalSecret templates use, and the kinds of keys that name a Secret in a spec or values.
 REFERENCE = re.compile(r"\{\{ \.([A-Za-z0-9_]+) \}\}")
@@ -62,8 +86,11 @@ def prod():
 @pytest.fixture(scope="module")
 def aws():
     """prod on AWS Secrets Manager, with an external object store whose keys come from a named Secret."""
-    store = {key: value for key, value in config_copy("prod")["ai-platform:objectStore"].items()
-             if key != "serviceAccountAnnotations"}
+    store = {
+        key: value
+        for key, value in config_copy("prod")["ai-platform:objectStore"].items()
+        if key != "serviceAccountAnnotations"
+    }
     return _run("prod", secrets=AWS, objectStore={**store, "credentialsSecret": "platform-s3"})
 
 
@@ -114,7 +141,7 @@ def _walk_references(value, found: set, path: str = "") -> None:
             if key == "basicAuth" and isinstance(item, dict):  # a monitor's basicAuth.username/password selectors
                 found |= {(selector["name"], f"{path}.{key}") for selector in item.values()}
             if key == "secrets" and path.endswith("Spec") and isinstance(item, list):  # Secrets the Prometheus
-                found |= {(name, f"{path}.{key}") for name in item}                   # Operator mounts by name
+                found |= {(name, f"{path}.{key}") for name in item}  # Operator mounts by name
             _walk_references(item, found, f"{path}.{key}")
     elif isinstance(value, list):
         for item in value:
@@ -145,8 +172,11 @@ def references(result, cfg) -> set[tuple[str, str]]:
 
 def for_tenants(cfg) -> set[tuple[str, str]]:
     """Secrets the platform delivers to each tenant namespace for the tenant's own workloads (service accounts)."""
-    names = [name for name, on in (("mlflow-credentials", cfg.mlflow.enabled),
-                                   ("milvus-credentials", cfg.milvus.enabled)) if on]
+    names = [
+        name
+        for name, on in (("mlflow-credentials", cfg.mlflow.enabled), ("milvus-credentials", cfg.milvus.enabled))
+        if on
+    ]
     return {(t.name, name) for t in cfg.tenants for name in names}
 
 
@@ -166,8 +196,9 @@ def test_pulumi_source_installs_no_operator_and_no_external_secret(dev):
     assert cfg.secrets.source == "pulumi"
     assert not [r for r in result.releases if r.inputs["chart"] == versions.EXTERNAL_SECRETS.name]
     assert of_kind(result, "ExternalSecret") == [] and of_kind(result, "ClusterSecretStore") == []
-    assert not [r for r in result.objects if r.k8s_name in (cfg.namespaces.external_secrets,
-                                                            component.STORE_SERVICE_ACCOUNT)]
+    assert not [
+        r for r in result.objects if r.k8s_name in (cfg.namespaces.external_secrets, component.STORE_SERVICE_ACCOUNT)
+    ]
     assert not [r for r in result.resources if r.type == "ai-platform:secrets:ExternalSecrets"]
     assert result.outputs["secretStoreKeys"] == {}
     assert "External secret store" not in plan(result)
@@ -190,8 +221,14 @@ def test_pulumi_secrets_hold_their_values_only_as_secrets(dev):
     result, _ = dev
     valued = [s for s in of_kind(result, "Secret") if "stringData" in s.inputs]
     names = {s.k8s_name for s in valued}
-    assert {"grafana-admin", "mlflow-db-credentials", "milvus-root", "seaweedfs-s3-config", "mlflow-s3",
-            "milvus-object-store"} <= names
+    assert {
+        "grafana-admin",
+        "mlflow-db-credentials",
+        "milvus-root",
+        "seaweedfs-s3-config",
+        "mlflow-s3",
+        "milvus-object-store",
+    } <= names
     for secret in valued:
         assert secret.inputs["stringData"] == SECRET and "data" not in secret.inputs, secret.k8s_name
     # Each one carries generated values: it depends on a RandomPassword (their results are secret in the harness).
@@ -250,8 +287,10 @@ def test_operator_release_namespace_and_values(prod):
     assert values["serviceMonitor"] == {"enabled": False}
     namespace = result.one("Namespace", cfg.namespaces.external_secrets)
     assert namespace.urn in release.dependencies
-    assert pod_security_labels("restricted", cfg.cluster.kubernetes_version).items() <= \
-        namespace.inputs["metadata"]["labels"].items()
+    assert (
+        pod_security_labels("restricted", cfg.cluster.kubernetes_version).items()
+        <= namespace.inputs["metadata"]["labels"].items()
+    )
 
 
 def test_one_replica_needs_no_election_and_no_budget(dev_external):
@@ -268,8 +307,11 @@ def test_only_the_platform_may_create_external_secrets(prod):
     tenants = {t.name for t in cfg.tenants}
     assert tenants & {es.namespace for es in of_kind(result, "ExternalSecret")}
     bound = {b.inputs["roleRef"]["name"] for b in of_kind(result, "RoleBinding") if b.namespace in tenants}
-    roles = [r for r in of_kind(result, "Role") + of_kind(result, "ClusterRole")
-             if r.namespace in tenants or r.k8s_name in bound]
+    roles = [
+        r
+        for r in of_kind(result, "Role") + of_kind(result, "ClusterRole")
+        if r.namespace in tenants or r.k8s_name in bound
+    ]
     assert len(roles) >= 4  # the three tenant roles and the workflow executor's
     for role in roles:
         for rule in role.inputs.get("rules", []):
@@ -306,9 +348,13 @@ def test_monitoring_scrapes_the_operator_without_a_dependency_cycle(prod):
     assert monitoring.urn in monitor.dependencies
     selector = monitor.inputs["spec"]["selector"]
     assert selector["matchLabels"] == {"app.kubernetes.io/instance": eso.inputs["name"]}
-    assert selector["matchExpressions"] == [{"key": "app.kubernetes.io/name", "operator": "In",
-                                             "values": ["external-secrets", "external-secrets-webhook",
-                                                        "external-secrets-cert-controller"]}]
+    assert selector["matchExpressions"] == [
+        {
+            "key": "app.kubernetes.io/name",
+            "operator": "In",
+            "values": ["external-secrets", "external-secrets-webhook", "external-secrets-cert-controller"],
+        }
+    ]
     assert monitor.inputs["spec"]["podMetricsEndpoints"] == [{"port": "metrics", "path": "/metrics", "scheme": "http"}]
     assert monitor.inputs["metadata"]["labels"]["app.kubernetes.io/part-of"] == "ai-platform"
     assert validate_object(monitor.inputs, cfg.cluster.kubernetes_version) == []
@@ -331,27 +377,46 @@ def test_vault_store_authenticates_as_the_store_service_account(prod):
     assert "annotations" not in account.inputs["metadata"]
     assert account.inputs["automountServiceAccountToken"] is False
     store = store_of(result)
-    assert (store.inputs["apiVersion"], store.k8s_name, store.namespace) == ("external-secrets.io/v1", "ai-platform",
-                                                                             None)
-    assert store.inputs["spec"]["provider"] == {"vault": {
-        "server": "https://vault.example.com:8200", "path": vault.path, "version": "v2",
-        "auth": {"kubernetes": {"mountPath": "kubernetes-ai-prod", "role": "ai-platform-prod",
-                                "serviceAccountRef": {"name": "external-secrets-store", "namespace": namespace}}}}}
+    assert (store.inputs["apiVersion"], store.k8s_name, store.namespace) == (
+        "external-secrets.io/v1",
+        "ai-platform",
+        None,
+    )
+    assert store.inputs["spec"]["provider"] == {
+        "vault": {
+            "server": "https://vault.example.com:8200",
+            "path": vault.path,
+            "version": "v2",
+            "auth": {
+                "kubernetes": {
+                    "mountPath": "kubernetes-ai-prod",
+                    "role": "ai-platform-prod",
+                    "serviceAccountRef": {"name": "external-secrets-store", "namespace": namespace},
+                }
+            },
+        }
+    }
     assert {operator_release(result).urn, account.urn} <= set(store.dependencies)
     binding = result.one("ClusterRoleBinding", "external-secrets-store-auth-delegator")
     assert binding.inputs["roleRef"]["name"] == "system:auth-delegator"
-    assert binding.inputs["subjects"] == [{"kind": "ServiceAccount", "name": "external-secrets-store",
-                                           "namespace": namespace}]
+    assert binding.inputs["subjects"] == [
+        {"kind": "ServiceAccount", "name": "external-secrets-store", "namespace": namespace}
+    ]
 
 
 def test_aws_store_uses_irsa(aws):
     result, cfg = aws
     account = result.one("ServiceAccount", component.STORE_SERVICE_ACCOUNT, cfg.namespaces.external_secrets)
     assert account.inputs["metadata"]["annotations"] == {
-        "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/ai-platform-secrets"}
-    assert store_of(result).inputs["spec"]["provider"] == {"aws": {
-        "service": "SecretsManager", "region": "eu-west-1",
-        "auth": {"jwt": {"serviceAccountRef": {"name": "external-secrets-store", "namespace": "external-secrets"}}}}}
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/ai-platform-secrets"
+    }
+    assert store_of(result).inputs["spec"]["provider"] == {
+        "aws": {
+            "service": "SecretsManager",
+            "region": "eu-west-1",
+            "auth": {"jwt": {"serviceAccountRef": {"name": "external-secrets-store", "namespace": "external-secrets"}}},
+        }
+    }
     assert not [b for b in of_kind(result, "ClusterRoleBinding") if b.k8s_name.startswith("external-secrets-store")]
 
 
@@ -359,11 +424,20 @@ def test_gcp_store_uses_workload_identity_and_valid_secret_names(gcp):
     result, cfg = gcp
     account = result.one("ServiceAccount", component.STORE_SERVICE_ACCOUNT, cfg.namespaces.external_secrets)
     assert account.inputs["metadata"]["annotations"] == {
-        "iam.gke.io/gcp-service-account": "eso@example-secrets.iam.gserviceaccount.com"}
-    assert store_of(result).inputs["spec"]["provider"] == {"gcpsm": {
-        "projectID": "example-secrets", "auth": {"workloadIdentity": {
-            "clusterLocation": "europe-west4", "clusterName": "ai-prod",
-            "serviceAccountRef": {"name": "external-secrets-store", "namespace": "external-secrets"}}}}}
+        "iam.gke.io/gcp-service-account": "eso@example-secrets.iam.gserviceaccount.com"
+    }
+    assert store_of(result).inputs["spec"]["provider"] == {
+        "gcpsm": {
+            "projectID": "example-secrets",
+            "auth": {
+                "workloadIdentity": {
+                    "clusterLocation": "europe-west4",
+                    "clusterName": "ai-prod",
+                    "serviceAccountRef": {"name": "external-secrets-store", "namespace": "external-secrets"},
+                }
+            },
+        }
+    }
     # Google Secret Manager names: letters, digits, '-' and '_' (the prefix's '/' and '.' become '_').
     keys = result.outputs["secretStoreKeys"]
     assert "ai-platform_prod_eu_grafana-admin" in keys
@@ -384,6 +458,7 @@ def test_a_secret_asked_for_after_the_store_is_created_is_refused():
     """The store serves the namespaces of the ExternalSecrets declared before it, so one declared later would never
     fill: AiPlatform creates the store last, from ``PlatformSecrets.close()``, and a Secret asked for after that fails
     the run instead."""
+
     def program():
         platform = AiPlatform("ai-platform", AiPlatformArgs(config.load()))
         platform.secrets.secret("late", "late", "default", "test", platform, {"key": "value"})
@@ -418,14 +493,21 @@ def test_no_generated_password_and_no_value_in_external_mode(external):
 def test_every_external_secret_is_well_formed(external):
     result, cfg = external
     release = operator_release(result)
-    prefix = re.sub(r"[/.]", "_", cfg.secrets.key_prefix) if cfg.secrets.store.provider == "gcp" \
-        else cfg.secrets.key_prefix
+    prefix = (
+        re.sub(r"[/.]", "_", cfg.secrets.key_prefix) if cfg.secrets.store.provider == "gcp" else cfg.secrets.key_prefix
+    )
     literals = {"admin", "root", cfg.mlflow.database.user}
     # The service accounts' user names, databases and URLs (tests/test_service_accounts.py checks them one by one).
-    literals |= {mlflow.METRICS_USER, mlflow.server_url(cfg.namespaces.mlflow),
-                 f"http://milvus.{cfg.namespaces.milvus}.svc:19530"}
-    literals |= {name for t in cfg.tenants for name in (mlflow.tenant_user(t.name), milvus.tenant_user(t.name),
-                                                         milvus.tenant_database(t.name))}
+    literals |= {
+        mlflow.METRICS_USER,
+        mlflow.server_url(cfg.namespaces.mlflow),
+        f"http://milvus.{cfg.namespaces.milvus}.svc:19530",
+    }
+    literals |= {
+        name
+        for t in cfg.tenants
+        for name in (mlflow.tenant_user(t.name), milvus.tenant_user(t.name), milvus.tenant_database(t.name))
+    }
     for es in of_kind(result, "ExternalSecret"):
         spec = es.inputs["spec"]
         assert release.urn in es.dependencies, es.k8s_name
@@ -475,8 +557,11 @@ def test_annotations_go_on_the_secret_in_both_modes(dev, dev_external, aws):
     ``spec.target.template.metadata`` (store), never on the ExternalSecret itself; a Secret asked for without any
     has none. The Workflows component uses it for KServe's S3 settings."""
     (result, cfg), (external, _) = dev, dev_external
-    expected = {"serving.kserve.io/s3-endpoint": f"seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333",
-                "serving.kserve.io/s3-usehttps": "0", "serving.kserve.io/s3-region": cfg.object_store.region}
+    expected = {
+        "serving.kserve.io/s3-endpoint": f"seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333",
+        "serving.kserve.io/s3-usehttps": "0",
+        "serving.kserve.io/s3-region": cfg.object_store.region,
+    }
     for tenant in cfg.tenants:
         assert result.one("Secret", "model-reader-s3", tenant.name).inputs["metadata"]["annotations"] == expected
         es = external.one("ExternalSecret", "model-reader-s3", tenant.name).inputs
@@ -496,14 +581,19 @@ def test_annotations_go_on_the_secret_in_both_modes(dev, dev_external, aws):
 def test_prod_has_one_external_secret_per_platform_secret(prod):
     result, cfg = prod
     names = {(es.namespace, es.k8s_name) for es in of_kind(result, "ExternalSecret")}
-    expected = {("monitoring", "grafana-admin"), ("milvus", "milvus-root"),
-                ("mlflow", cfg.mlflow.database.password_secret),
-                ("research", "llama-70b-hf-token"), ("research", "llama-70b-canary-hf-token")}
+    expected = {
+        ("monitoring", "grafana-admin"),
+        ("milvus", "milvus-root"),
+        ("mlflow", cfg.mlflow.database.password_secret),
+        ("research", "llama-70b-hf-token"),
+        ("research", "llama-70b-canary-hf-token"),
+    }
     assert expected <= names
     assert len(names) == len(of_kind(result, "ExternalSecret"))
     database = result.one("ExternalSecret", "mlflow-db", "mlflow").inputs["spec"]
-    assert database["data"] == [{"secretKey": "mlflow_db_password",
-                                 "remoteRef": {"key": "ai-platform/prod/mlflow-db", "property": "password"}}]
+    assert database["data"] == [
+        {"secretKey": "mlflow_db_password", "remoteRef": {"key": "ai-platform/prod/mlflow-db", "property": "password"}}
+    ]
 
 
 def test_dev_external_secrets_keep_names_keys_and_types(dev_external):
@@ -513,16 +603,25 @@ def test_dev_external_secrets_keep_names_keys_and_types(dev_external):
     assert db["data"] == {"username": cfg.mlflow.database.user, "password": "{{ .mlflow_db_credentials_password }}"}
     for name, namespace in (("mlflow-s3", "mlflow"), ("milvus-object-store", "milvus")):
         template = result.one("ExternalSecret", name, namespace).inputs["spec"]["target"]["template"]
-        assert template["data"] == {"AWS_ACCESS_KEY_ID": "{{ .object_store_AWS_ACCESS_KEY_ID }}",
-                                    "AWS_SECRET_ACCESS_KEY": "{{ .object_store_AWS_SECRET_ACCESS_KEY }}"}
+        assert template["data"] == {
+            "AWS_ACCESS_KEY_ID": "{{ .object_store_AWS_ACCESS_KEY_ID }}",
+            "AWS_SECRET_ACCESS_KEY": "{{ .object_store_AWS_SECRET_ACCESS_KEY }}",
+        }
     token = result.one("ExternalSecret", "qwen-chat-hf-token", "research").inputs["spec"]
-    assert token["data"] == [{"secretKey": "huggingface_token_token",
-                              "remoteRef": {"key": "ai-platform/dev/huggingface-token", "property": "token"}}]
+    assert token["data"] == [
+        {
+            "secretKey": "huggingface_token_token",
+            "remoteRef": {"key": "ai-platform/dev/huggingface-token", "property": "token"},
+        }
+    ]
     job = result.one("Job", "qwen-chat-download", "research").inputs["spec"]["template"]["spec"]["containers"][0]
-    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "qwen-chat-hf-token", "key": "token"}}} \
-        in job["env"]
-    assert result.outputs["secretStoreKeys"]["ai-platform/dev/object-store"] == ["AWS_ACCESS_KEY_ID",
-                                                                                 "AWS_SECRET_ACCESS_KEY"]
+    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "qwen-chat-hf-token", "key": "token"}}} in job[
+        "env"
+    ]
+    assert result.outputs["secretStoreKeys"]["ai-platform/dev/object-store"] == [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ]
 
 
 def test_seaweedfs_identities_template_renders_to_the_identities_json(dev_external):
@@ -531,20 +630,37 @@ def test_seaweedfs_identities_template_renders_to_the_identities_json(dev_extern
     text = es["target"]["template"]["data"]["seaweedfs_s3_config"]
     # Go's text/template sees only the two references: no other delimiter in the JSON around them.
     assert REFERENCE.sub("", text).count("{{") == REFERENCE.sub("", text).count("}}") == 0
-    store_values = {"object_store_AWS_ACCESS_KEY_ID": "AKIAEXAMPLE0123",
-                    "object_store_AWS_SECRET_ACCESS_KEY": "wJalr/XUtnFEMI+K7MDENG"}
+    store_values = {
+        "object_store_AWS_ACCESS_KEY_ID": "AKIAEXAMPLE0123",
+        "object_store_AWS_SECRET_ACCESS_KEY": "wJalr/XUtnFEMI+K7MDENG",
+    }
     tenants = ("research", "product")  # workflows on: one identity per tenant, its own keys and bucket
-    store_values.update({f"object_store_tenant_{t}_{key}": f"{t}-{key}" for t in tenants
-                         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+    store_values.update(
+        {
+            f"object_store_tenant_{t}_{key}": f"{t}-{key}"
+            for t in tenants
+            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        }
+    )
     assert {entry["secretKey"] for entry in es["data"]} == set(store_values)
     rendered = json.loads(REFERENCE.sub(lambda m: store_values[m.group(1)], text))
-    assert rendered == {"identities": [{
-        "name": "ai-platform", "credentials": [{"accessKey": "AKIAEXAMPLE0123", "secretKey": "wJalr/XUtnFEMI+K7MDENG"}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}] + [{
-        "name": f"tenant-{t}", "credentials": [{"accessKey": f"{t}-AWS_ACCESS_KEY_ID",
-                                                "secretKey": f"{t}-AWS_SECRET_ACCESS_KEY"}],
-        "actions": [f"{action}:argo-artifacts-{t}" for action in ("Read", "Write", "List", "Tagging")]}
-        for t in tenants]}
+    assert rendered == {
+        "identities": [
+            {
+                "name": "ai-platform",
+                "credentials": [{"accessKey": "AKIAEXAMPLE0123", "secretKey": "wJalr/XUtnFEMI+K7MDENG"}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+        + [
+            {
+                "name": f"tenant-{t}",
+                "credentials": [{"accessKey": f"{t}-AWS_ACCESS_KEY_ID", "secretKey": f"{t}-AWS_SECRET_ACCESS_KEY"}],
+                "actions": [f"{action}:argo-artifacts-{t}" for action in ("Read", "Write", "List", "Tagging")],
+            }
+            for t in tenants
+        ]
+    }
 
 
 def test_named_secrets_of_the_stack_come_from_the_store(aws):
@@ -552,10 +668,15 @@ def test_named_secrets_of_the_stack_come_from_the_store(aws):
     for namespace in ("mlflow", "milvus"):
         es = result.one("ExternalSecret", "platform-s3", namespace).inputs["spec"]
         assert es["data"] == [
-            {"secretKey": "platform_s3_AWS_ACCESS_KEY_ID",
-             "remoteRef": {"key": "ai-platform/prod/platform-s3", "property": "AWS_ACCESS_KEY_ID"}},
-            {"secretKey": "platform_s3_AWS_SECRET_ACCESS_KEY",
-             "remoteRef": {"key": "ai-platform/prod/platform-s3", "property": "AWS_SECRET_ACCESS_KEY"}}]
+            {
+                "secretKey": "platform_s3_AWS_ACCESS_KEY_ID",
+                "remoteRef": {"key": "ai-platform/prod/platform-s3", "property": "AWS_ACCESS_KEY_ID"},
+            },
+            {
+                "secretKey": "platform_s3_AWS_SECRET_ACCESS_KEY",
+                "remoteRef": {"key": "ai-platform/prod/platform-s3", "property": "AWS_SECRET_ACCESS_KEY"},
+            },
+        ]
 
 
 def test_no_hugging_face_token_unless_the_store_has_one(aws):

@@ -15,17 +15,38 @@ from tests.contracts import servers
 
 # A stack with a canary on every engine (and Triton in explicit mode): the canary rules hold for each.
 CANARIES = [
-    {"name": "chat", "tenant": "research", "engine": "vllm", "source": "hf://Qwen/Qwen2.5-1.5B-Instruct",
-     "gpu": {"count": 1}, "resources": {"cpu": "2", "memory": "8Gi"}, "cache": {"size": "20Gi"},
-     "canary": {"source": "hf://Qwen/Qwen2.5-3B-Instruct"}, "traffic": {"weights": {"stable": 90, "canary": 10}}},
-    {"name": "ranker", "tenant": "product", "engine": "triton", "source": "s3://models/ranker",
-     "s3": {"credentialsSecret": "model-keys"}, "resources": {"cpu": "1", "memory": "2Gi"},
-     "triton": {"models": ["ranker", "tokenizer"]}, "canary": {"source": "s3://models/ranker-v2"},
-     "traffic": {"weights": {"stable": 50, "canary": 50}}},
-    {"name": "iris", "tenant": "product", "engine": "kserve", "source": "gs://kfserving-examples/models/sklearn/1.0/model",
-     "resources": {"cpu": "500m", "memory": "1Gi"}, "kserve": {"modelFormat": "sklearn"},
-     "canary": {"source": "gs://kfserving-examples/models/sklearn/1.0/model-2"},
-     "traffic": {"weights": {"stable": 80, "canary": 20}}},
+    {
+        "name": "chat",
+        "tenant": "research",
+        "engine": "vllm",
+        "source": "hf://Qwen/Qwen2.5-1.5B-Instruct",
+        "gpu": {"count": 1},
+        "resources": {"cpu": "2", "memory": "8Gi"},
+        "cache": {"size": "20Gi"},
+        "canary": {"source": "hf://Qwen/Qwen2.5-3B-Instruct"},
+        "traffic": {"weights": {"stable": 90, "canary": 10}},
+    },
+    {
+        "name": "ranker",
+        "tenant": "product",
+        "engine": "triton",
+        "source": "s3://models/ranker",
+        "s3": {"credentialsSecret": "model-keys"},
+        "resources": {"cpu": "1", "memory": "2Gi"},
+        "triton": {"models": ["ranker", "tokenizer"]},
+        "canary": {"source": "s3://models/ranker-v2"},
+        "traffic": {"weights": {"stable": 50, "canary": 50}},
+    },
+    {
+        "name": "iris",
+        "tenant": "product",
+        "engine": "kserve",
+        "source": "gs://kfserving-examples/models/sklearn/1.0/model",
+        "resources": {"cpu": "500m", "memory": "1Gi"},
+        "kserve": {"modelFormat": "sklearn"},
+        "canary": {"source": "gs://kfserving-examples/models/sklearn/1.0/model-2"},
+        "traffic": {"weights": {"stable": 80, "canary": 20}},
+    },
 ]
 
 
@@ -66,8 +87,7 @@ def names_answered(run) -> dict[tuple[str, str, str], dict[str, set[str]]]:
             labels = deployment.inputs["spec"]["template"]["metadata"]["labels"]
             if labels.get("ai-platform/engine") != engine:
                 continue
-            server = next(c for c in deployment.inputs["spec"]["template"]["spec"]["containers"]
-                          if c["name"] == engine)
+            server = next(c for c in deployment.inputs["spec"]["template"]["spec"]["containers"] if c["name"] == engine)
             given = flags(server["args"])
             if engine == "vllm":  # default: the model path (the positional argument)
                 names = set(given.get("--served-model-name") or [server["args"][0]])
@@ -155,7 +175,8 @@ def test_stable_and_canary_answer_to_the_same_model_names(runs, name):
     for (namespace, endpoint, engine), by_version in with_canary.items():
         assert by_version["canary"] == by_version["stable"], (
             f"{namespace}/{endpoint} ({engine}): stable answers {sorted(by_version['stable'])}, canary "
-            f"{sorted(by_version['canary'])}: the canary's share of a request naming the other fails")
+            f"{sorted(by_version['canary'])}: the canary's share of a request naming the other fails"
+        )
 
 
 @pytest.mark.parametrize("name", ["prod", "canaries"])

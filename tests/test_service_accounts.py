@@ -116,8 +116,13 @@ def test_each_tenant_gets_its_credentials_in_its_own_namespace_only(any_run):
         for secret in found:  # labelled with the tenant it belongs to
             assert secret.inputs["metadata"]["labels"]["ai-platform/tenant"] == secret.namespace
     # No tenant namespace holds a service's admin, root or accounts Secret.
-    platform = {mlflow.AUTH_SECRET, mlflow.ACCOUNTS_SECRET, mlflow.METRICS_SECRET, milvus.ROOT_SECRET,
-                milvus.ACCOUNTS_SECRET}
+    platform = {
+        mlflow.AUTH_SECRET,
+        mlflow.ACCOUNTS_SECRET,
+        mlflow.METRICS_SECRET,
+        milvus.ROOT_SECRET,
+        milvus.ACCOUNTS_SECRET,
+    }
     assert not [s for s in secret_like(result) if s.namespace in tenants and s.k8s_name in platform]
 
 
@@ -183,10 +188,14 @@ def test_server_runs_the_basic_auth_app_with_its_config_from_a_secret(any_run):
     assert env["MLFLOW_AUTH_CONFIG_PATH"]["value"] == f"{mount['mountPath']}/basic_auth.ini"
     volume = next(v for v in pod["volumes"] if v["name"] == "auth")
     # Only the config file: the admin password and the Flask key are not mounted.
-    assert volume["secret"] == {"secretName": "mlflow-auth", "items": [{"key": "basic_auth.ini",
-                                                                         "path": "basic_auth.ini"}]}
-    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == {"name": "MLFLOW_FLASK_SERVER_SECRET_KEY", "valueFrom": {
-        "secretKeyRef": {"name": "mlflow-auth", "key": "flask-secret-key"}}}
+    assert volume["secret"] == {
+        "secretName": "mlflow-auth",
+        "items": [{"key": "basic_auth.ini", "path": "basic_auth.ini"}],
+    }
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == {
+        "name": "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "mlflow-auth", "key": "flask-secret-key"}},
+    }
     auth = [s for s in secret_like(result, "mlflow-auth") if s.namespace == cfg.namespaces.mlflow]
     assert len(auth) == 1 and auth[0].urn in deployment.dependencies
 
@@ -202,7 +211,8 @@ def test_auth_config_denies_by_default_and_holds_no_password_in_clear(external):
     section = parser["mlflow"]
     assert section["default_permission"] == "NO_PERMISSIONS"
     (container,) = result.one("Deployment", "mlflow", cfg.namespaces.mlflow).inputs["spec"]["template"]["spec"][
-        "containers"]
+        "containers"
+    ]
     assert section["database_uri"] == container["args"][container["args"].index("--backend-store-uri") + 1]
     assert "@" not in section["database_uri"]
     assert section["admin_username"] == template_data(es)["admin-username"] == "admin"
@@ -216,10 +226,13 @@ def test_auth_config_file_from_pulumi_values():
     parser = configparser.ConfigParser()
     parser.read_string(text)
     assert dict(parser["mlflow"]) == {
-        "default_permission": "NO_PERMISSIONS", "database_uri": "postgresql+psycopg2://db:5432/mlflow",
-        "admin_username": "admin", "admin_password": "s3cretpassw0rd",
+        "default_permission": "NO_PERMISSIONS",
+        "database_uri": "postgresql+psycopg2://db:5432/mlflow",
+        "admin_username": "admin",
+        "admin_password": "s3cretpassw0rd",
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
-        "grant_default_workspace_access": "false"}
+        "grant_default_workspace_access": "false",
+    }
     assert isinstance(mlflow.auth_config("x", pulumi.Output.secret("y")), pulumi.Output)
 
 
@@ -239,8 +252,10 @@ def test_prometheus_logs_in_with_its_own_account(any_run):
 
 
 def _jobs(result, cfg):
-    return [job(result, "mlflow-accounts", cfg.namespaces.mlflow),
-            job(result, "milvus-accounts", cfg.namespaces.milvus)]
+    return [
+        job(result, "mlflow-accounts", cfg.namespaces.mlflow),
+        job(result, "milvus-accounts", cfg.namespaces.milvus),
+    ]
 
 
 def test_setup_jobs_pass_restricted_and_skip_the_mesh(any_run):
@@ -253,8 +268,12 @@ def test_setup_jobs_pass_restricted_and_skip_the_mesh(any_run):
         assert found.inputs["metadata"]["annotations"] == {"pulumi.com/replaceUnready": "true"}
         (container,) = spec["containers"]
         assert container["command"][:2] == ["python", "-c"]
-        assert container["image"] == result.one("Deployment", "mlflow", cfg.namespaces.mlflow).inputs["spec"][
-            "template"]["spec"]["containers"][0]["image"]  # the pinned MLflow image: Python, nothing installed
+        assert (
+            container["image"]
+            == result.one("Deployment", "mlflow", cfg.namespaces.mlflow).inputs["spec"]["template"]["spec"][
+                "containers"
+            ][0]["image"]
+        )  # the pinned MLflow image: Python, nothing installed
         assert validate_object(found.inputs, cfg.cluster.kubernetes_version) == []
     # The check itself is not vacuous.
     assert restricted_problems({"containers": [{"name": "c", "securityContext": {"privileged": True}}]})
@@ -299,8 +318,10 @@ def test_mlflow_job_sets_up_exactly_the_tenants_accounts(any_run):
     for user, variable in accounts.items():
         assert env[variable]["valueFrom"]["secretKeyRef"] == {"name": "mlflow-accounts", "key": user}
     # As the admin, against the in-cluster server.
-    assert env["MLFLOW_TRACKING_USERNAME"]["valueFrom"]["secretKeyRef"] == {"name": "mlflow-auth",
-                                                                           "key": "admin-username"}
+    assert env["MLFLOW_TRACKING_USERNAME"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mlflow-auth",
+        "key": "admin-username",
+    }
     assert env["MLFLOW_TRACKING_URI"]["value"] == f"http://mlflow.{cfg.namespaces.mlflow}.svc:5000"
 
 
@@ -316,10 +337,13 @@ def test_milvus_grants_name_only_the_tenants_own_database(any_run):
         assert account["database"] == milvus.tenant_database(tenant)
         assert account["grants"] == [
             {"roleName": account["user"], "dbName": account["database"], "collectionName": "*", "privilege": group}
-            for group in ("DatabaseAdmin", "CollectionAdmin")]
+            for group in ("DatabaseAdmin", "CollectionAdmin")
+        ]
         assert not {g["dbName"] for g in account["grants"]} & (databases - {account["database"]})
-        assert env[account["password"]]["valueFrom"]["secretKeyRef"] == {"name": "milvus-tenant-accounts",
-                                                                        "key": account["user"]}
+        assert env[account["password"]]["valueFrom"]["secretKeyRef"] == {
+            "name": "milvus-tenant-accounts",
+            "key": account["user"],
+        }
     assert env["MILVUS_ROOT_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "milvus-root", "key": "password"}
     script = found.inputs["spec"]["template"]["spec"]["containers"][0]["command"][2]
     assert "roles/grant_privilege_v2" in script and "users/grant_role" in script
@@ -362,8 +386,10 @@ def test_jobs_reach_their_server_and_tenants_only_the_serving_pods(any_run):
         assert policies["allow-same-namespace"]["ingress"] == [{"from": [{"podSelector": {}}]}]
     for tenant in cfg.tenants:
         egress = result.one("NetworkPolicy", "allow-to-shared-services", tenant.name).inputs["spec"]["egress"]
-        reached = {rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: rule["ports"]
-                   for rule in egress}
+        reached = {
+            rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: rule["ports"]
+            for rule in egress
+        }
         assert reached[cfg.namespaces.mlflow] == [{"protocol": "TCP", "port": 5000}]
         assert reached[cfg.namespaces.milvus] == [{"protocol": "TCP", "port": 19530}]
 
@@ -437,8 +463,11 @@ def test_mlflow_setup_creates_missing_accounts_and_resets_passwords(stack_run, c
     found = job(stack_run, "mlflow-accounts", cfg.namespaces.mlflow)
     users = json.loads(env_of(found)["ACCOUNTS"]["value"])
     passwords = {user: f"pw-{user}-0123456789" for user in users}
-    secrets = {("mlflow-auth", "admin-username"): "admin", ("mlflow-auth", "admin-password"): "admin-pw",
-               **{("mlflow-accounts", user): password for user, password in passwords.items()}}
+    secrets = {
+        ("mlflow-auth", "admin-username"): "admin",
+        ("mlflow-auth", "admin-password"): "admin-pw",
+        **{("mlflow-accounts", user): password for user, password in passwords.items()},
+    }
     FakeMlflow.users = {"tenant-" + cfg.tenants[0].name: "an-old-password", "someone-else": "kept"}
     server = _serve(FakeMlflow)
     try:
@@ -513,8 +542,11 @@ def test_milvus_setup_gives_each_tenant_its_database_and_only_it(stack_run, cfg)
     found = job(stack_run, "milvus-accounts", cfg.namespaces.milvus)
     accounts = json.loads(env_of(found)["ACCOUNTS"]["value"])
     passwords = {a["user"]: f"pw-{a['user']}-0123456789" for a in accounts}
-    secrets = {("milvus-root", "username"): "root", ("milvus-root", "password"): "root-pw",
-               **{("milvus-tenant-accounts", user): password for user, password in passwords.items()}}
+    secrets = {
+        ("milvus-root", "username"): "root",
+        ("milvus-root", "password"): "root-pw",
+        **{("milvus-tenant-accounts", user): password for user, password in passwords.items()},
+    }
     first = accounts[0]["user"]
     FakeMilvus.databases, FakeMilvus.roles = {"default"}, {"admin", "public"}
     FakeMilvus.users, FakeMilvus.grants = {"root": "root-pw", first: "an-old-password"}, set()
@@ -535,4 +567,6 @@ def test_milvus_setup_gives_each_tenant_its_database_and_only_it(stack_run, cfg)
         assert database in FakeMilvus.databases
         assert (user, user) in FakeMilvus.bindings
         assert {g for g in FakeMilvus.grants if g[0] == user} == {
-            (user, database, "*", "DatabaseAdmin"), (user, database, "*", "CollectionAdmin")}
+            (user, database, "*", "DatabaseAdmin"),
+            (user, database, "*", "CollectionAdmin"),
+        }

@@ -22,14 +22,20 @@ TOY_PARENT = f"urn:pulumi:dev::ai-platform::ai-platform:index:AiPlatform${TOY_TY
 TOY_URNS = [f"{TOY_PARENT}::feature-store", f"{TOY_PARENT}$kubernetes:core/v1:Namespace::feature-store-namespace"]
 # Components that are not a service of their own: the platform, its tenants and endpoints, and the GPU component
 # (only its release belongs to the service ``gpu``: the component stays for node labels and taints).
-NOT_SERVICES = {"ai-platform:index:AiPlatform", "ai-platform:tenancy:Tenant", "ai-platform:serving:ModelEndpoint",
-                "ai-platform:mesh:EndpointTraffic", "ai-platform:gpu:GpuOperator"}
+NOT_SERVICES = {
+    "ai-platform:index:AiPlatform",
+    "ai-platform:tenancy:Tenant",
+    "ai-platform:serving:ModelEndpoint",
+    "ai-platform:mesh:EndpointTraffic",
+    "ai-platform:gpu:GpuOperator",
+}
 
 
 def raw(stack: str, **sections) -> dict:
     """A stack file's ``ai-platform:*`` keys as ``config.load`` takes them, with whole sections replaced."""
-    values = {key.split(":", 1)[1]: value for key, value in stack_config(stack).items()
-              if key.startswith("ai-platform:")}
+    values = {
+        key.split(":", 1)[1]: value for key, value in stack_config(stack).items() if key.startswith("ai-platform:")
+    }
     return {**values, **sections}
 
 
@@ -81,8 +87,10 @@ def test_tenants_reach_exactly_the_services_whose_records_say_so(stack, stack_ru
     expected = [(getattr(cfg.namespaces, s.attribute), s.port) for s in SERVICES.values() if s.called_by_tenants(cfg)]
     for tenant in cfg.tenants:
         egress = stack_run.one("NetworkPolicy", "allow-to-shared-services", tenant.name).inputs["spec"]["egress"]
-        assert [(rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
-                 rule["ports"][0]["port"]) for rule in egress] == expected
+        assert [
+            (rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], rule["ports"][0]["port"])
+            for rule in egress
+        ] == expected
     for namespace, port in expected:
         admitted = stack_run.one("NetworkPolicy", "allow-from-tenants", namespace).inputs["spec"]["ingress"]
         assert admitted[0]["ports"] == [{"protocol": "TCP", "port": port}]
@@ -110,9 +118,14 @@ def test_cloudnative_pg_runs_for_the_services_that_need_it_and_keeps_its_state()
     assert sorted(r.type for r in children) == ["kubernetes:core/v1:Namespace", "kubernetes:helm.sh/v3:Release"]
     former = {r.name: r.aliases for r in children}
     assert {name: [a["spec"]["name"] for a in aliases] for name, aliases in former.items()} == {
-        "cloudnative-pg-namespace": ["mlflow-cnpg-namespace"], "cloudnative-pg-release": ["mlflow-cnpg-release"]}
-    assert all(a["spec"]["parentUrn"].endswith("ai-platform:index:AiPlatform$ai-platform:mlflow:Mlflow::mlflow")
-               for aliases in former.values() for a in aliases)
+        "cloudnative-pg-namespace": ["mlflow-cnpg-namespace"],
+        "cloudnative-pg-release": ["mlflow-cnpg-release"],
+    }
+    assert all(
+        a["spec"]["parentUrn"].endswith("ai-platform:index:AiPlatform$ai-platform:mlflow:Mlflow::mlflow")
+        for aliases in former.values()
+        for a in aliases
+    )
     prod = run_stack("prod")  # an external database: no operator
     assert not [r for r in prod.resources if r.type == postgres.TYPE]
     # Protected while (and only while) one of its users is.

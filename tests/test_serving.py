@@ -11,8 +11,16 @@ from tests.conftest import config_copy, run_stack, stack_cfg
 from tests.test_gpu import pod_specs
 from tools.harness import CANARY, run
 
-RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                      "projected", "secret"}
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
 def endpoints(cfg, engine):
@@ -29,7 +37,10 @@ def test_vllm_endpoint_is_a_cached_probed_disruption_safe_deployment(stack_run, 
         deployment = stack_run.one("Deployment", endpoint.name, ns).inputs
         spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
         server = container(stack_run.one("Deployment", endpoint.name, ns), "vllm")
-        assert server["image"] == mirrored(versions.VLLM_IMAGE, cfg.cluster.image_registry) and server["command"] == ["vllm", "serve"]
+        assert server["image"] == mirrored(versions.VLLM_IMAGE, cfg.cluster.image_registry) and server["command"] == [
+            "vllm",
+            "serve",
+        ]
         assert server["args"][0] == model_path(endpoint)
         tensor_parallel = (endpoint.vllm and endpoint.vllm.tensor_parallel) or endpoint.gpu.count
         assert server["args"][server["args"].index("--tensor-parallel-size") + 1] == str(tensor_parallel)
@@ -90,8 +101,10 @@ def test_endpoint_services_pdbs_and_autoscalers(stack_run, cfg):
         assert f'namespace="{ns}"' in trigger["metadata"]["query"]
         assert trigger["metadata"]["serverAddress"] == cfg.prometheus_url
         assert float(trigger["metadata"]["threshold"]) == endpoint.target
-        assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"][
-            "stabilizationWindowSeconds"] >= 600
+        assert (
+            spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"]
+            >= 600
+        )
         assert keda.urn in scaled.dependencies
 
 
@@ -103,8 +116,10 @@ def test_triton_reads_its_repository_with_keys_from_a_secret(stack_run, cfg):
         assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
         assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
         refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in server["env"] if "valueFrom" in e}
-        assert refs == {"AWS_ACCESS_KEY_ID": endpoint.s3.credentials_secret,
-                        "AWS_SECRET_ACCESS_KEY": endpoint.s3.credentials_secret}
+        assert refs == {
+            "AWS_ACCESS_KEY_ID": endpoint.s3.credentials_secret,
+            "AWS_SECRET_ACCESS_KEY": endpoint.s3.credentials_secret,
+        }
 
 
 def test_kserve_endpoint_is_an_inference_service(stack_run, cfg):
@@ -175,12 +190,17 @@ def test_every_tenant_pod_passes_pod_security_restricted(stack_run, cfg):
     assert ("WorkflowTemplate" in kinds) == bool(cfg.workflows.enabled and cfg.workflows.pipelines)
     # Four steps of each pipeline run containers (the deploy step is a resource template run by the executor).
     assert sum(obj.kind == "WorkflowTemplate" for obj, _ in specs) == 4 * len(cfg.workflows.pipelines)
-    problems = [f"{obj.kind} {obj.namespace}/{obj.k8s_name}: {p}" for obj, spec in specs for p in restricted_problems(spec)]
+    problems = [
+        f"{obj.kind} {obj.namespace}/{obj.k8s_name}: {p}" for obj, spec in specs for p in restricted_problems(spec)
+    ]
     assert problems == []
 
 
 def test_the_restricted_check_catches_a_root_pod():
-    root = {"containers": [{"name": "c", "securityContext": {"runAsUser": 0}}], "volumes": [{"name": "h", "hostPath": {}}]}
+    root = {
+        "containers": [{"name": "c", "securityContext": {"runAsUser": 0}}],
+        "volumes": [{"name": "h", "hostPath": {}}],
+    }
     assert len(restricted_problems(root)) == 6
 
 
@@ -219,7 +239,9 @@ def test_model_fetchers_may_reach_https_but_not_the_cluster(stack_run, cfg):
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_endpoint_objects_carry_tenant_and_endpoint_labels(stack):
     result = run_stack(stack)
-    serving = [o for o in result.objects if o.inputs["metadata"]["labels"].get("app.kubernetes.io/component") == "serving"]
+    serving = [
+        o for o in result.objects if o.inputs["metadata"]["labels"].get("app.kubernetes.io/component") == "serving"
+    ]
     assert serving
     # A tenant's object-store keys serve every endpoint of the tenant that names them: no endpoint label.
     shared_keys = {(e.tenant, e.s3.credentials_secret) for e in stack_cfg(stack).models if e.s3.credentials_secret}

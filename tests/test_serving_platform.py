@@ -73,8 +73,11 @@ def test_serving_releases_are_pinned_in_their_namespaces(stack_run, cfg):
 
 
 def test_serving_namespaces_enforce_restricted_and_come_first(stack_run, cfg):
-    for namespace, names in ((cfg.namespaces.cert_manager, ["cert-manager"]), (cfg.namespaces.keda, ["keda"]),
-                             (cfg.namespaces.kserve, ["kserve-crd", "kserve-resources", "kserve-runtime-configs"])):
+    for namespace, names in (
+        (cfg.namespaces.cert_manager, ["cert-manager"]),
+        (cfg.namespaces.keda, ["keda"]),
+        (cfg.namespaces.kserve, ["kserve-crd", "kserve-resources", "kserve-runtime-configs"]),
+    ):
         ns = stack_run.one("Namespace", namespace)
         labels = ns.inputs["metadata"]["labels"]
         for mode in ("enforce", "audit", "warn"):
@@ -86,8 +89,9 @@ def test_serving_namespaces_enforce_restricted_and_come_first(stack_run, cfg):
 
 
 def test_kserve_releases_wait_for_crds_cert_manager_and_the_webhook(stack_run):
-    crds, resources, runtimes = (release(stack_run, n) for n in
-                                 ("kserve-crd", "kserve-resources", "kserve-runtime-configs"))
+    crds, resources, runtimes = (
+        release(stack_run, n) for n in ("kserve-crd", "kserve-resources", "kserve-runtime-configs")
+    )
     cert_manager, keda = release(stack_run, "cert-manager"), release(stack_run, "keda")
     assert {crds.urn, cert_manager.urn} <= set(resources.dependencies)
     assert {crds.urn, resources.urn} <= set(runtimes.dependencies)
@@ -117,8 +121,12 @@ def test_kserve_runs_standard_mode_without_its_own_ingress(stack_run, cfg):
 
 def test_storage_initializer_is_restricted_compatible(stack_run):
     security = release(stack_run, "kserve-resources").inputs["values"]["kserve"]["storage"]["containerSecurityContext"]
-    assert security == {"allowPrivilegeEscalation": False, "privileged": False, "runAsNonRoot": True,
-                        "capabilities": {"drop": ["ALL"]}}
+    assert security == {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
 
 
 def test_runtimes_are_installed_with_pinned_llm_images(stack_run):
@@ -137,8 +145,12 @@ def test_cert_manager_installs_and_keeps_its_crds_without_service_monitors(stack
     assert values["global"]["leaderElection"]["namespace"] == cfg.namespaces.cert_manager
     keda = release(stack_run, "keda").inputs["values"]
     assert keda["crds"]["install"] is True
-    monitors = [keda["prometheus"][part][kind]["enabled"] for part in ("metricServer", "operator", "webhooks")
-                for kind in ("serviceMonitor", "podMonitor", "prometheusRules") if kind in keda["prometheus"][part]]
+    monitors = [
+        keda["prometheus"][part][kind]["enabled"]
+        for part in ("metricServer", "operator", "webhooks")
+        for kind in ("serviceMonitor", "podMonitor", "prometheusRules")
+        if kind in keda["prometheus"][part]
+    ]
     assert len(monitors) == 7 and not any(monitors)
 
 
@@ -155,15 +167,21 @@ def test_replicas_follow_the_serving_config(stack_run, cfg):
 
 def test_three_replicas_get_disruption_budgets(three_replicas):
     cert_manager = release(three_replicas, "cert-manager").inputs["values"]
-    assert [cert_manager["replicaCount"], cert_manager["webhook"]["replicaCount"],
-            cert_manager["cainjector"]["replicaCount"]] == [3, 3, 3]
+    assert [
+        cert_manager["replicaCount"],
+        cert_manager["webhook"]["replicaCount"],
+        cert_manager["cainjector"]["replicaCount"],
+    ] == [3, 3, 3]
     assert cert_manager["podDisruptionBudget"] == {"enabled": True}
     assert cert_manager["webhook"]["podDisruptionBudget"] == {"enabled": True}
     assert cert_manager["cainjector"]["podDisruptionBudget"] == {"enabled": True}
     keda = release(three_replicas, "keda").inputs["values"]
     assert [keda[p]["replicaCount"] for p in ("operator", "metricsServer", "webhooks")] == [3, 3, 3]
-    assert keda["podDisruptionBudget"] == {"operator": {"minAvailable": 1}, "metricServer": {"minAvailable": 1},
-                                           "webhooks": {"minAvailable": 1}}
+    assert keda["podDisruptionBudget"] == {
+        "operator": {"minAvailable": 1},
+        "metricServer": {"minAvailable": 1},
+        "webhooks": {"minAvailable": 1},
+    }
 
 
 def test_one_replica_gets_no_disruption_budget(one_replica):

@@ -52,7 +52,8 @@ def run_with_renamed_claim(monkeypatch, alias: bool) -> Run:
             resource_name = f"{CLAIM}-v2"
             if alias:
                 kwargs["opts"] = pulumi.ResourceOptions.merge(
-                    kwargs.get("opts"), pulumi.ResourceOptions(aliases=[pulumi.Alias(name=CLAIM)]))
+                    kwargs.get("opts"), pulumi.ResourceOptions(aliases=[pulumi.Alias(name=CLAIM)])
+                )
         return original(resource_name, *args, **kwargs)
 
     monkeypatch.setattr(endpoint, "kube", renamed)
@@ -73,8 +74,10 @@ def test_a_rename_without_alias_fails_listing_exactly_that_resource(monkeypatch)
     assert "would be DELETED and re-CREATED by pulumi up (URN changed without an alias)" in report
     assert [line for line in report.splitlines() if " -> " in line] == [f"  {old_urn} -> {new_urn}"]
     section = "\n".join(snapshot.plan_section(changes, "state/dev.json"))
-    assert ("- DELETED and re-created (URN changed without an alias): PersistentVolumeClaim "
-            f"research/qwen-chat-model-cache: `{old_urn}` -> `{new_urn}`") in section
+    assert (
+        "- DELETED and re-created (URN changed without an alias): PersistentVolumeClaim "
+        f"research/qwen-chat-model-cache: `{old_urn}` -> `{new_urn}`"
+    ) in section
 
 
 def test_an_alias_makes_the_rename_safe(monkeypatch):
@@ -95,11 +98,24 @@ def test_children_inherit_a_component_alias():
     parent = "urn:pulumi:dev::ai-platform::ai-platform:objects:ObjectStore::objects"
     child = f"{parent.rsplit('::', 1)[0]}$kubernetes:core/v1:Namespace::objects-namespace"
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "object-store"}}
-    result = Run("dev", [
-        Registered(stack, "pulumi:pulumi:Stack", "ai-platform-dev", {}, "", [], "", False),
-        Registered(parent, "ai-platform:objects:ObjectStore", "objects", {}, stack, [], "", False,
-                   aliases=[{"spec": {"name": "store", "type": "ai-platform:old:Store", "parentUrn": ""}}]),
-        Registered(child, "kubernetes:core/v1:Namespace", "objects-namespace", namespace, parent, [], "", True)])
+    result = Run(
+        "dev",
+        [
+            Registered(stack, "pulumi:pulumi:Stack", "ai-platform-dev", {}, "", [], "", False),
+            Registered(
+                parent,
+                "ai-platform:objects:ObjectStore",
+                "objects",
+                {},
+                stack,
+                [],
+                "",
+                False,
+                aliases=[{"spec": {"name": "store", "type": "ai-platform:old:Store", "parentUrn": ""}}],
+            ),
+            Registered(child, "kubernetes:core/v1:Namespace", "objects-namespace", namespace, parent, [], "", True),
+        ],
+    )
     old = {stack: {}, old_parent: {}, old_child: {"metadata.name": "object-store"}}
     changes = snapshot.compare(old, result)
     assert sorted(changes.renamed) == sorted([(old_parent, parent), (old_child, child)])
@@ -114,10 +130,14 @@ def test_config_changes_that_replace_are_listed_with_their_field():
     changes = snapshot.compare(snapshot.take(run_stack("dev")), changed)
     assert not changes.deletes
     lines = snapshot.plan_section(changes, "state/dev.json")
-    assert ("- this change REPLACES PersistentVolumeClaim research/qwen-chat-model-cache "
-            "(spec.storageClassName: standard-rwx -> fast-rwx)") in lines
-    assert ("- this change REPLACES Helm release volcano-system/volcano (namespace: volcano-system -> batch-system)"
-            in lines)
+    assert (
+        "- this change REPLACES PersistentVolumeClaim research/qwen-chat-model-cache "
+        "(spec.storageClassName: standard-rwx -> fast-rwx)"
+    ) in lines
+    assert (
+        "- this change REPLACES Helm release volcano-system/volcano (namespace: volcano-system -> batch-system)"
+        in lines
+    )
     assert "- this change REPLACES Namespace volcano-system (metadata.name: volcano-system -> batch-system)" in lines
     seaweed = [line for line in lines if "needs the volumes of Helm release object-store/seaweedfs RE-CREATED" in line]
     assert seaweed and "storageClass: (unset) -> fast-ssd — a volume keeps the class" in seaweed[0]
@@ -130,8 +150,10 @@ def test_growing_a_claim_is_in_place_shrinking_replaces_and_service_type_only_wi
     old[claim] = {**old[claim], "spec.resources.requests.storage": "10Gi"}  # now 20Gi: grows
     old[service] = {**old[service], "spec.type": "NodePort"}
     changes = snapshot.compare(old, result)
-    assert [(c.field, c.replaces) for c in changes.fields] == [("spec.type", False),
-                                                               ("spec.resources.requests.storage", False)]
+    assert [(c.field, c.replaces) for c in changes.fields] == [
+        ("spec.type", False),
+        ("spec.resources.requests.storage", False),
+    ]
     old[claim]["spec.resources.requests.storage"] = "40Gi"  # now 20Gi: shrinks
     old[service]["spec.type"] = "ExternalName"
     replaced = {c.field: c for c in snapshot.compare(old, result).replacements}
@@ -151,8 +173,10 @@ def test_render_audits_against_a_snapshot(tmp_path):
     assert render.main(["--stack", "dev", "--out", str(out), "--snapshot", str(old_path)]) == 0
     plan = (out / "plan.md").read_text()
     assert "## Replacements (since the last snapshot)" in plan
-    assert ("- this change REPLACES PersistentVolumeClaim research/qwen-chat-model-cache "
-            "(spec.storageClassName: old-class -> standard-rwx)") in plan
+    assert (
+        "- this change REPLACES PersistentVolumeClaim research/qwen-chat-model-cache "
+        "(spec.storageClassName: old-class -> standard-rwx)"
+    ) in plan
     assert f"- DELETED (no longer declared): PersistentVolumeClaim research/old-model-cache `{gone}`" in plan
     assert "No snapshot at `nowhere.json`" in "\n".join(snapshot.plan_section(None, "nowhere.json"))
 

@@ -19,10 +19,12 @@ def allows(rules: list[dict], group: str, resource: str, verb: str, name: str | 
 
 def roles(stack_run, tenant: str) -> dict[str, list[dict]]:
     """The rules each tenant role grants in the tenant's namespace: its binding's ClusterRole."""
+
     def bound(role: str) -> list[dict]:
         ref = stack_run.one("RoleBinding", cluster_role(role), tenant).inputs["roleRef"]
         assert ref["kind"] == "ClusterRole"
         return stack_run.one("ClusterRole", ref["name"]).inputs["rules"]
+
     return {role: bound(role) for role in ROLES}
 
 
@@ -52,14 +54,18 @@ def test_every_object_carries_the_platform_labels(stack_run):
 
 def test_three_roles_bound_to_the_configured_subjects(stack_run, cfg):
     for tenant in cfg.tenants:
-        configured = {"admin": tenant.access.admins, "developer": tenant.access.developers,
-                      "viewer": tenant.access.viewers}
+        configured = {
+            "admin": tenant.access.admins,
+            "developer": tenant.access.developers,
+            "viewer": tenant.access.viewers,
+        }
         for role in ROLES:
             binding = stack_run.one("RoleBinding", cluster_role(role), tenant.name).inputs
             assert binding["roleRef"] == {"apiGroup": RBAC, "kind": "ClusterRole", "name": cluster_role(role)}
             subjects = {(s["kind"], s["name"]) for s in binding.get("subjects", [])}
-            assert subjects == ({("Group", g) for g in configured[role].groups}
-                                | {("User", u) for u in configured[role].users})
+            assert subjects == (
+                {("Group", g) for g in configured[role].groups} | {("User", u) for u in configured[role].users}
+            )
 
 
 def test_no_wildcards_in_any_role(stack_run):
@@ -69,9 +75,17 @@ def test_no_wildcards_in_any_role(stack_run):
                 assert "*" not in rule.get(key, []), (role.name, rule)
 
 
-WORKLOADS = [("apps", "deployments"), ("apps", "statefulsets"), ("batch", "jobs"), ("", "pods"), ("", "services"),
-             ("", "configmaps"), ("", "persistentvolumeclaims"), ("batch.volcano.sh", "jobs"),
-             ("serving.kserve.io", "inferenceservices")]
+WORKLOADS = [
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("batch", "jobs"),
+    ("", "pods"),
+    ("", "services"),
+    ("", "configmaps"),
+    ("", "persistentvolumeclaims"),
+    ("batch.volcano.sh", "jobs"),
+    ("serving.kserve.io", "inferenceservices"),
+]
 PLATFORM_OWNED = [("", "resourcequotas"), ("", "limitranges"), ("networking.k8s.io", "networkpolicies")]
 WRITE = ["create", "update", "patch", "delete"]
 
@@ -123,12 +137,17 @@ def test_resource_quota_matches_config(stack_run, cfg):
         hard = stack_run.one("ResourceQuota", "tenant-quota", tenant.name).inputs["spec"]["hard"]
         quota = tenant.quota
         expected = {
-            "requests.cpu": quota.cpu.requests, "limits.cpu": quota.cpu.limits,
-            "requests.memory": quota.memory.requests, "limits.memory": quota.memory.limits,
-            "requests.nvidia.com/gpu": str(quota.gpu), "requests.storage": quota.storage,
+            "requests.cpu": quota.cpu.requests,
+            "limits.cpu": quota.cpu.limits,
+            "requests.memory": quota.memory.requests,
+            "limits.memory": quota.memory.limits,
+            "requests.nvidia.com/gpu": str(quota.gpu),
+            "requests.storage": quota.storage,
             **{f"requests.nvidia.com/mig-{profile}": str(count) for profile, count in quota.mig.items()},
-            "persistentvolumeclaims": str(quota.persistent_volume_claims), "pods": str(quota.pods),
-            "services": str(quota.services), "services.loadbalancers": str(quota.load_balancers),
+            "persistentvolumeclaims": str(quota.persistent_volume_claims),
+            "pods": str(quota.pods),
+            "services": str(quota.services),
+            "services.loadbalancers": str(quota.load_balancers),
             "services.nodeports": str(quota.node_ports),
             **{f"count/{key}": str(value) for key, value in quota.counts.items()},
         }
@@ -149,23 +168,34 @@ def test_limit_range_admits_pods_without_resources(stack_run, cfg):
         assert container["defaultRequest"] == tenant.limit_range.container.default_request.model_dump()
         assert container["default"] == {**tenant.limit_range.container.default.model_dump(), **gpu_default}
         assert container["max"] == {**tenant.container_max.model_dump(), **gpu_max}
-        assert pvc == {"type": "PersistentVolumeClaim", "min": {"storage": tenant.limit_range.pvc.min},
-                       "max": {"storage": tenant.pvc_max}}
+        assert pvc == {
+            "type": "PersistentVolumeClaim",
+            "min": {"storage": tenant.limit_range.pvc.min},
+            "max": {"storage": tenant.pvc_max},
+        }
 
 
 def _policies(stack_run, tenant: str) -> dict[str, dict]:
-    return {p.k8s_name: p.inputs["spec"] for p in stack_run.of_kind("NetworkPolicy")
-            if p.namespace == tenant and p.inputs["metadata"]["labels"]["app.kubernetes.io/component"] == "tenancy"}
+    return {
+        p.k8s_name: p.inputs["spec"]
+        for p in stack_run.of_kind("NetworkPolicy")
+        if p.namespace == tenant and p.inputs["metadata"]["labels"]["app.kubernetes.io/component"] == "tenancy"
+    }
 
 
 def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_run, cfg):
     namespaces = cfg.namespaces
     for tenant in cfg.tenants:
         policies = _policies(stack_run, tenant.name)
-        assert set(policies) == {"default-deny", "allow-same-namespace", "allow-dns", "allow-from-platform",
-                                 "allow-to-shared-services"} | ({"allow-mesh-control-plane"} if cfg.mesh.enabled else set()) | (
-                                 {"allow-kube-apiserver"} if cfg.workflows.enabled else set()) | (
-                                 {"allow-kube-apiserver-ray-head"} if cfg.ray.enabled else set())
+        assert set(policies) == {
+            "default-deny",
+            "allow-same-namespace",
+            "allow-dns",
+            "allow-from-platform",
+            "allow-to-shared-services",
+        } | ({"allow-mesh-control-plane"} if cfg.mesh.enabled else set()) | (
+            {"allow-kube-apiserver"} if cfg.workflows.enabled else set()
+        ) | ({"allow-kube-apiserver-ray-head"} if cfg.ray.enabled else set())
         deny = policies["default-deny"]
         assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
         assert "ingress" not in deny and "egress" not in deny
@@ -174,17 +204,28 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
         assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
         sources = policies["allow-from-platform"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]
         assert sorted(sources["values"]) == sorted([namespaces.ingress, namespaces.monitoring])
-        shared = {(r["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], r["ports"][0]["port"]):
-                  r["to"][0]["podSelector"]["matchLabels"] for r in policies["allow-to-shared-services"]["egress"]}
+        shared = {
+            (r["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], r["ports"][0]["port"]): r[
+                "to"
+            ][0]["podSelector"]["matchLabels"]
+            for r in policies["allow-to-shared-services"]["egress"]
+        }
         assert set(shared) == ({(namespaces.mlflow, 5000)} if cfg.mlflow.enabled else set()) | (
-            {(namespaces.milvus, 19530)} if cfg.milvus.enabled else set()) | (
-            {(namespaces.object_store, 8333)} if cfg.workflows.enabled and cfg.object_store.mode == "in-cluster"
-            else set())  # workflow artifacts in the in-cluster store
+            {(namespaces.milvus, 19530)} if cfg.milvus.enabled else set()
+        ) | (
+            {(namespaces.object_store, 8333)}
+            if cfg.workflows.enabled and cfg.object_store.mode == "in-cluster"
+            else set()
+        )  # workflow artifacts in the in-cluster store
         assert all(labels for labels in shared.values())  # the serving pods only, not the whole namespace
         # Workflow pods' executor and Ray heads' autoscaler call the API server: only they, only its endpoints and port.
-        clients = {"allow-kube-apiserver": ({"matchExpressions": [{"key": "workflows.argoproj.io/workflow",
-                                                                   "operator": "Exists"}]}, cfg.workflows.enabled),
-                   "allow-kube-apiserver-ray-head": ({"matchLabels": {"ray.io/node-type": "head"}}, cfg.ray.enabled)}
+        clients = {
+            "allow-kube-apiserver": (
+                {"matchExpressions": [{"key": "workflows.argoproj.io/workflow", "operator": "Exists"}]},
+                cfg.workflows.enabled,
+            ),
+            "allow-kube-apiserver-ray-head": ({"matchLabels": {"ray.io/node-type": "head"}}, cfg.ray.enabled),
+        }
         for name, (selector, enabled) in clients.items():
             if enabled:
                 assert policies[name]["podSelector"] == selector
@@ -196,6 +237,7 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
 def test_mesh_traffic_is_allowed_exactly_as_the_mesh_needs(stack_run, cfg):
     """Sidecars reach istiod on its xDS/CA port only; the gateway reaches tenants through allow-from-platform."""
     from components.tenancy import ISTIOD_PORTS
+
     istiod = next(r for r in stack_run.releases if r.inputs["chart"] == "istiod")
     gateway = next(r for r in stack_run.releases if r.inputs["chart"] == "gateway")
     assert ISTIOD_PORTS == [15012]
@@ -204,8 +246,12 @@ def test_mesh_traffic_is_allowed_exactly_as_the_mesh_needs(stack_run, cfg):
         assert namespace["istio-injection"] == "enabled"
         policies = _policies(stack_run, tenant.name)
         (rule,) = policies["allow-mesh-control-plane"]["egress"]
-        assert rule["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": istiod.inputs["namespace"]}},
-                               "podSelector": {"matchLabels": {"app": "istiod"}}}]
+        assert rule["to"] == [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": istiod.inputs["namespace"]}},
+                "podSelector": {"matchLabels": {"app": "istiod"}},
+            }
+        ]
         assert rule["ports"] == [{"protocol": "TCP", "port": 15012}]
         sources = policies["allow-from-platform"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]
         assert gateway.inputs["namespace"] in sources["values"]
@@ -228,8 +274,10 @@ def test_network_policies_follow_configured_namespace_names():
     policies = _policies(result, "research")
     ingress = policies["allow-from-platform"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]
     assert sorted(ingress["values"]) == ["edge", "observability"]
-    egress = {r["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
-              for r in policies["allow-to-shared-services"]["egress"]}
+    egress = {
+        r["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for r in policies["allow-to-shared-services"]["egress"]
+    }
     assert egress == {"milvus", "tracking", "object-store"}  # the store: dev's workflows keep artifacts there
 
 
@@ -240,9 +288,14 @@ def test_queue_capability_equals_quota_and_waits_for_volcano(stack_run, cfg):
         hard = stack_run.one("ResourceQuota", "tenant-quota", tenant.name).inputs["spec"]["hard"]
         assert queue.inputs["apiVersion"] == "scheduling.volcano.sh/v1beta1"
         assert queue.inputs["spec"]["capability"] == {
-            "cpu": hard["requests.cpu"], "memory": hard["requests.memory"],
-            **{key.removeprefix("requests."): value for key, value in hard.items()
-               if key.startswith("requests.nvidia.com/")}}
+            "cpu": hard["requests.cpu"],
+            "memory": hard["requests.memory"],
+            **{
+                key.removeprefix("requests."): value
+                for key, value in hard.items()
+                if key.startswith("requests.nvidia.com/")
+            },
+        }
         assert queue.inputs["spec"]["capability"]["nvidia.com/gpu"] == str(tenant.quota.gpu)
         assert queue.inputs["spec"]["weight"] == tenant.queue.weight
         assert queue.inputs["spec"]["reclaimable"] == tenant.queue.reclaimable
@@ -263,11 +316,14 @@ def test_stack_outputs_name_each_tenant_namespace_and_queue(stack_run, cfg):
 
 def test_shared_service_namespaces_admit_tenants_only_on_the_serving_port(stack_run, cfg):
     for namespace, port in ((cfg.namespaces.mlflow, 5000), (cfg.namespaces.milvus, 19530)):
-        policies = {p.k8s_name: p.inputs["spec"] for p in stack_run.of_kind("NetworkPolicy") if p.namespace == namespace}
+        policies = {
+            p.k8s_name: p.inputs["spec"] for p in stack_run.of_kind("NetworkPolicy") if p.namespace == namespace
+        }
         assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
         (rule,) = policies["allow-from-tenants"]["ingress"]
-        assert rule["from"] == [{"namespaceSelector": {"matchExpressions": [
-            {"key": "ai-platform/tenant", "operator": "Exists"}]}}]
+        assert rule["from"] == [
+            {"namespaceSelector": {"matchExpressions": [{"key": "ai-platform/tenant", "operator": "Exists"}]}}
+        ]
         assert rule["ports"] == [{"protocol": "TCP", "port": port}]
         assert policies["allow-from-tenants"]["podSelector"]["matchLabels"]
         sources = policies["allow-from-monitoring"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"]

@@ -49,8 +49,12 @@ def can_do(actions: list[str], action: str, bucket: str) -> bool:
 
 
 def tenant_configmaps(result, cfg, folder: str) -> dict[str, dict]:
-    return {c.k8s_name: c for c in result.of_kind("ConfigMap") if c.namespace == cfg.namespaces.monitoring
-            and (c.inputs["metadata"].get("annotations") or {}).get("grafana_folder") == folder}
+    return {
+        c.k8s_name: c
+        for c in result.of_kind("ConfigMap")
+        if c.namespace == cfg.namespaces.monitoring
+        and (c.inputs["metadata"].get("annotations") or {}).get("grafana_folder") == folder
+    }
 
 
 def access_config(result, cfg) -> dict:
@@ -66,7 +70,8 @@ def test_each_tenant_has_its_folder_with_its_dashboards_scoped_to_it(stack_run, 
         maps = tenant_configmaps(stack_run, cfg, tenant.name)
         endpoints = [e.name for e in cfg.models if e.tenant == tenant.name]
         assert set(maps) == {f"dashboard-{tenant.name}-usage"} | (
-            {f"dashboard-{tenant.name}-inference"} if endpoints else set())
+            {f"dashboard-{tenant.name}-inference"} if endpoints else set()
+        )
         for config_map in maps.values():
             assert config_map.inputs["metadata"]["labels"]["grafana_dashboard"] == "1"
             (board,) = [json.loads(text) for text in config_map.inputs["data"].values()]
@@ -82,7 +87,10 @@ def test_each_tenant_has_its_folder_with_its_dashboards_scoped_to_it(stack_run, 
                 assert endpoint["query"] == ",".join(endpoints)
     # The platform's own dashboards (every tenant in them) stay in the platform folder.
     assert set(tenant_configmaps(stack_run, cfg, grafana_access.PLATFORM_FOLDER)) == {
-        "dashboard-gpu-fleet", "dashboard-inference", "dashboard-tenant-usage"}
+        "dashboard-gpu-fleet",
+        "dashboard-inference",
+        "dashboard-tenant-usage",
+    }
 
 
 def test_the_access_config_names_each_tenants_team_on_its_own_folder_only(stack_run, cfg):
@@ -211,12 +219,18 @@ def test_the_access_script_leaves_each_tenant_folder_to_its_team_only(tmp_path):
     FakeGrafana.auth = "Basic " + base64.b64encode(b"admin:pw").decode()
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrafana)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {**os.environ, "GRAFANA_URL": f"http://127.0.0.1:{server.server_port}", "GRAFANA_USER": "admin",
-           "GRAFANA_PASSWORD": "pw", "CONFIG": str(tmp_path / "config.json")}
+    env = {
+        **os.environ,
+        "GRAFANA_URL": f"http://127.0.0.1:{server.server_port}",
+        "GRAFANA_USER": "admin",
+        "GRAFANA_PASSWORD": "pw",
+        "CONFIG": str(tmp_path / "config.json"),
+    }
     try:
         for _ in range(2):  # idempotent
-            done = subprocess.run([sys.executable, "-c", grafana_access.SCRIPT], env=env, capture_output=True,
-                                  text=True, timeout=60)
+            done = subprocess.run(
+                [sys.executable, "-c", grafana_access.SCRIPT], env=env, capture_output=True, text=True, timeout=60
+            )
             assert done.returncode == 0, done.stderr
     finally:
         server.shutdown()
@@ -232,17 +246,24 @@ def test_the_access_script_leaves_each_tenant_folder_to_its_team_only(tmp_path):
 
 
 def test_the_access_script_fails_while_a_folder_is_not_provisioned(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"platformFolders": [], "tenants": [
-        {"folder": "research", "team": "tenant-research", "users": []}]}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"platformFolders": [], "tenants": [{"folder": "research", "team": "tenant-research", "users": []}]})
+    )
     FakeGrafana.folders, FakeGrafana.teams, FakeGrafana.users = {}, {}, {}
     FakeGrafana.auth = "Basic " + base64.b64encode(b"admin:pw").decode()
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrafana)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {**os.environ, "GRAFANA_URL": f"http://127.0.0.1:{server.server_port}", "GRAFANA_USER": "admin",
-           "GRAFANA_PASSWORD": "pw", "CONFIG": str(tmp_path / "config.json")}
+    env = {
+        **os.environ,
+        "GRAFANA_URL": f"http://127.0.0.1:{server.server_port}",
+        "GRAFANA_USER": "admin",
+        "GRAFANA_PASSWORD": "pw",
+        "CONFIG": str(tmp_path / "config.json"),
+    }
     try:
-        done = subprocess.run([sys.executable, "-c", grafana_access.SCRIPT], env=env, capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-c", grafana_access.SCRIPT], env=env, capture_output=True, text=True, timeout=60
+        )
     finally:
         server.shutdown()
     assert done.returncode != 0 and "research" in done.stderr
@@ -274,7 +295,9 @@ def test_in_cluster_store_has_one_bucket_and_identity_per_tenant(dev_external):
             (name,) = REFERENCE.findall(credentials[field])
             assert refs[name] == {"key": f"ai-platform/dev/object-store-tenant-{tenant}", "property": prop}
     assert result.outputs["secretStoreKeys"]["ai-platform/dev/object-store-tenant-research"] == [
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ]
 
 
 def test_each_tenants_artifact_secret_holds_its_identity_never_the_admins(dev_external):
@@ -283,8 +306,10 @@ def test_each_tenants_artifact_secret_holds_its_identity_never_the_admins(dev_ex
     for tenant in cfg.tenants:
         es = result.one("ExternalSecret", ARTIFACT_SECRET, tenant.name).inputs["spec"]
         remotes = {(d["remoteRef"]["key"], d["remoteRef"]["property"]) for d in es["data"]}
-        assert remotes == {(f"ai-platform/dev/object-store-tenant-{tenant.name}", p)
-                           for p in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        assert remotes == {
+            (f"ai-platform/dev/object-store-tenant-{tenant.name}", p)
+            for p in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        }
         assert not seen & remotes and "ai-platform/dev/object-store" not in {key for key, _ in remotes}
         seen |= remotes
         # its repository names the bucket that identity reaches, with that Secret
@@ -300,8 +325,10 @@ def test_each_tenants_artifact_secret_holds_its_identity_never_the_admins(dev_ex
 
 def test_pulumi_source_tenant_keys_are_generated_per_tenant_and_stay_secret(stack_run, cfg):
     if cfg.object_store.mode != "in-cluster":  # prod: AWS S3, workload identity per tenant, no keys at all
-        annotations = [stack_run.one("ServiceAccount", "workflow-executor", t.name).inputs["metadata"]["annotations"]
-                       for t in cfg.tenants]
+        annotations = [
+            stack_run.one("ServiceAccount", "workflow-executor", t.name).inputs["metadata"]["annotations"]
+            for t in cfg.tenants
+        ]
         assert len({json.dumps(a, sort_keys=True) for a in annotations}) == len(cfg.tenants)
         assert cfg.object_store.service_account_annotations not in annotations
         assert not [r for r in stack_run.objects if r.k8s_name == ARTIFACT_SECRET]
@@ -310,8 +337,10 @@ def test_pulumi_source_tenant_keys_are_generated_per_tenant_and_stay_secret(stac
     admin = {passwords["object-store-access-key-id"], passwords["object-store-secret-access-key"]}
     config = stack_run.one("Secret", "seaweedfs-s3-config", cfg.namespaces.object_store)
     for tenant in cfg.tenants:
-        own = {passwords[f"object-store-{tenant.name}-access-key-id"],
-               passwords[f"object-store-{tenant.name}-secret-access-key"]}
+        own = {
+            passwords[f"object-store-{tenant.name}-access-key-id"],
+            passwords[f"object-store-{tenant.name}-secret-access-key"],
+        }
         secret = stack_run.one("Secret", ARTIFACT_SECRET, tenant.name)
         assert secret.inputs["stringData"] == SECRET
         assert set(secret.dependencies) & set(passwords.values()) == own and not own & admin
@@ -330,7 +359,9 @@ def test_external_store_tenants_get_their_prefix_or_bucket_and_role():
     assert product["s3"]["bucket"] == "example-ai-prod-product-artifacts" and "keyFormat" not in product["s3"]
     research = yaml.safe_load(result.one("ConfigMap", "artifact-repositories", "research").inputs["data"]["default"])
     assert (research["s3"]["bucket"], research["s3"]["keyFormat"]) == (
-        store["workflowsBucket"], "research/{{workflow.name}}/{{pod.name}}")
+        store["workflowsBucket"],
+        "research/{{workflow.name}}/{{pod.name}}",
+    )
     # no role of its own: the store's (shared) one
     account = result.one("ServiceAccount", "workflow-executor", "product").inputs["metadata"]["annotations"]
     assert account == store["serviceAccountAnnotations"]
@@ -347,4 +378,3 @@ def test_tenant_store_settings_are_refused_in_cluster_and_long_bucket_names_too(
     assert "ai-platform:tenants[0].objectStore: only for an external object store" in message
     bucket = f"argo-artifacts-{'t' * 60}"
     assert f"ai-platform:tenants[2].name: the tenant's artifact bucket '{bucket}' exceeds 63" in message
-

@@ -30,8 +30,10 @@ def test_virtual_service_routes_header_first_then_the_weighted_split(stack_run, 
             if endpoint.canary:
                 assert headers[0]["match"][0]["headers"] == {"x-model-version": {"exact": "canary"}}
                 assert sum(d["weight"] for d in split["route"]) == 100
-                assert [d["weight"] for d in split["route"]] == [endpoint.traffic.weights.stable,
-                                                                 endpoint.traffic.weights.canary]
+                assert [d["weight"] for d in split["route"]] == [
+                    endpoint.traffic.weights.stable,
+                    endpoint.traffic.weights.canary,
+                ]
             else:
                 assert headers == [] and [d["weight"] for d in split["route"]] == [100]
             for route in routes:
@@ -43,8 +45,12 @@ def test_virtual_service_routes_header_first_then_the_weighted_split(stack_run, 
 
 def test_destination_rules_balance_and_break_circuits(stack_run, cfg):
     for endpoint in cfg.models:
-        rules = [r for r in stack_run.of_kind("DestinationRule") if r.namespace == endpoint.tenant
-                 and r.inputs["metadata"]["labels"]["ai-platform/endpoint"] == endpoint.name]
+        rules = [
+            r
+            for r in stack_run.of_kind("DestinationRule")
+            if r.namespace == endpoint.tenant
+            and r.inputs["metadata"]["labels"]["ai-platform/endpoint"] == endpoint.name
+        ]
         assert len(rules) == (1 + bool(endpoint.canary) if endpoint.engine == "kserve" else 1)
         for rule in rules:
             policy = rule.inputs["spec"]["trafficPolicy"]
@@ -54,26 +60,38 @@ def test_destination_rules_balance_and_break_circuits(stack_run, cfg):
             assert policy["connectionPool"]["tcp"]["maxConnections"] == pool.max_connections
             assert policy["outlierDetection"] == {
                 "consecutive5xxErrors": outliers.consecutive5xx_errors,
-                "consecutiveGatewayErrors": outliers.consecutive_gateway_errors, "interval": outliers.interval,
-                "baseEjectionTime": outliers.base_ejection_time, "maxEjectionPercent": outliers.max_ejection_percent}
+                "consecutiveGatewayErrors": outliers.consecutive_gateway_errors,
+                "interval": outliers.interval,
+                "baseEjectionTime": outliers.base_ejection_time,
+                "maxEjectionPercent": outliers.max_ejection_percent,
+            }
         if endpoint.engine != "kserve":
             subsets = {s["name"]: s["labels"] for s in rules[0].inputs["spec"]["subsets"]}
-            assert subsets == {"stable": {"version": "stable"},
-                               **({"canary": {"version": "canary"}} if endpoint.canary else {})}
+            assert subsets == {
+                "stable": {"version": "stable"},
+                **({"canary": {"version": "canary"}} if endpoint.canary else {}),
+            }
 
 
 def test_endpoints_answer_only_the_gateway_their_tenant_and_metrics_scrapes(stack_run, cfg):
     principal = f"cluster.local/ns/{cfg.namespaces.ingress}/sa/istio-ingressgateway"
     for endpoint in cfg.models:
-        policies = [p for p in stack_run.of_kind("AuthorizationPolicy") if p.namespace == endpoint.tenant
-                    and p.inputs["metadata"]["labels"]["ai-platform/endpoint"] == endpoint.name]
+        policies = [
+            p
+            for p in stack_run.of_kind("AuthorizationPolicy")
+            if p.namespace == endpoint.tenant
+            and p.inputs["metadata"]["labels"]["ai-platform/endpoint"] == endpoint.name
+        ]
         assert policies
         for policy in policies:
             spec = policy.inputs["spec"]
             assert spec["action"] == "ALLOW"
             sources = [rule["from"][0]["source"] for rule in spec["rules"]]
-            assert sources == [{"principals": [principal]}, {"namespaces": [endpoint.tenant]},
-                               {"namespaces": [cfg.namespaces.monitoring]}]
+            assert sources == [
+                {"principals": [principal]},
+                {"namespaces": [endpoint.tenant]},
+                {"namespaces": [cfg.namespaces.monitoring]},
+            ]
             assert spec["rules"][2]["to"][0]["operation"]["paths"] == ["/metrics"]
 
 
@@ -91,8 +109,10 @@ def test_canary_versions_are_deployed_beside_the_stable_ones(stack_run, cfg):
             assert isvc["metadata"]["labels"]["version"] == "canary"
             continue
         deployment = stack_run.one("Deployment", name, endpoint.tenant).inputs
-        assert deployment["spec"]["selector"]["matchLabels"] == {"ai-platform/endpoint": endpoint.name,
-                                                                 "version": "canary"}
+        assert deployment["spec"]["selector"]["matchLabels"] == {
+            "ai-platform/endpoint": endpoint.name,
+            "version": "canary",
+        }
         assert deployment["spec"]["template"]["metadata"]["labels"]["version"] == "canary"
         assert stack_run.one("PersistentVolumeClaim", f"{name}-model-cache", endpoint.tenant)
         job = stack_run.one("Job", f"{name}-download", endpoint.tenant).inputs

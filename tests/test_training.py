@@ -68,8 +68,8 @@ def exclusive_tenant():
     """dev with a second, unshared GPU pool and research exclusive: its runtime must avoid the time-sliced pool."""
     config = config_copy("dev")
     config["ai-platform:gpu"]["nodePools"].append(
-        {"name": "a10g", "gpuModel": "A10G", "gpusPerNode": 1, "nodes": ["gpu-a10g-1", "gpu-a10g-2"],
-         "sharing": "none"})
+        {"name": "a10g", "gpuModel": "A10G", "gpusPerNode": 1, "nodes": ["gpu-a10g-1", "gpu-a10g-2"], "sharing": "none"}
+    )
     config["ai-platform:tenants"][0]["gpuIsolation"] = "exclusive"
     result = run("dev", config)
     assert result.error is None, result.error
@@ -186,8 +186,11 @@ def test_cluster_runtime_is_gang_scheduled_by_volcano_on_gpus(stack_run, cfg):
     resources = container["resources"]
     assert resources["requests"] == resources["limits"]
     gpu_resource = cfg.gpu.resource_for(cfg.training.gpu.mig_profile)
-    assert resources["limits"] == {"cpu": cfg.training.resources.cpu, "memory": cfg.training.resources.memory,
-                                   gpu_resource: str(cfg.training.gpu.count)}
+    assert resources["limits"] == {
+        "cpu": cfg.training.resources.cpu,
+        "memory": cfg.training.resources.memory,
+        gpu_resource: str(cfg.training.gpu.count),
+    }
 
 
 def test_cluster_runtime_names_no_queue(stack_run):
@@ -207,8 +210,11 @@ def test_training_pods_pass_restricted_and_skip_the_mesh(stack_run, cfg):
         assert security["runAsNonRoot"] is True and security["runAsUser"] != 0
         assert security["seccompProfile"] == {"type": "RuntimeDefault"}
         for container in pod["containers"]:
-            assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                                    "capabilities": {"drop": ["ALL"]}}
+            assert container["securityContext"] == {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            }
             # The torch image defines no user for the pod's UID: getpass.getuser() needs USER, caches need HOME.
             env = {e["name"]: e.get("value") for e in container["env"]}
             assert env["USER"] and env["HOME"] == "/tmp"
@@ -246,11 +252,14 @@ def test_each_tenant_runtime_carries_its_own_queue_and_no_other(stack_run, cfg):
 def test_tenant_runtime_placement_follows_gpu_isolation(exclusive_tenant):
     assert [t.name for t in stack_cfg("dev").tenants] == ["research", "product"]  # research made exclusive
     runtimes = {r.namespace: pod_template(r)["spec"] for r in exclusive_tenant.of_kind("TrainingRuntime")}
-    terms = {tenant: pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-             ["nodeSelectorTerms"] for tenant, pod in runtimes.items()}
+    terms = {
+        tenant: pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        for tenant, pod in runtimes.items()
+    }
     unshared = {"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": ["a10g"]}]}
-    time_sliced = {"matchExpressions": [{"key": "cloud.google.com/gke-accelerator", "operator": "In",
-                                         "values": ["nvidia-l4"]}]}
+    time_sliced = {
+        "matchExpressions": [{"key": "cloud.google.com/gke-accelerator", "operator": "In", "values": ["nvidia-l4"]}]
+    }
     assert terms["research"] == [unshared]
     assert time_sliced in terms["product"] and unshared in terms["product"]
 
@@ -301,6 +310,8 @@ def test_training_off_removes_everything_it_owns(training_off):
     assert not [n for n in training_off.of_kind("Namespace") if n.k8s_name == cfg.namespaces.training]
     assert not training_off.of_kind("TrainingRuntime") and not training_off.of_kind("ClusterTrainingRuntime")
     assert not [r for r in training_off.resources if r.type == COMPONENT_TYPE]
-    rules = json.dumps([role.inputs["rules"] for role in training_off.of_kind("Role") + training_off.of_kind("ClusterRole")])
+    rules = json.dumps(
+        [role.inputs["rules"] for role in training_off.of_kind("Role") + training_off.of_kind("ClusterRole")]
+    )
     assert "trainer.kubeflow.org" not in rules and "jobset.x-k8s.io" not in rules
     assert [r for r in training_off.releases if r.inputs["name"] == versions.VOLCANO.name]

@@ -9,8 +9,12 @@ from tools.validate import main, validate_helm_values, validate_object
 
 K8S = "1.35"
 
-CONFIGMAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "apps"},
-             "data": {"key": "value"}}
+CONFIGMAP = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "cfg", "namespace": "apps"},
+    "data": {"key": "value"},
+}
 
 DEPLOYMENT = {
     "apiVersion": "apps/v1",
@@ -29,8 +33,7 @@ QUEUE = {
     "apiVersion": "scheduling.volcano.sh/v1beta1",
     "kind": "Queue",
     "metadata": {"name": "team-a"},
-    "spec": {"weight": 2, "reclaimable": True,
-             "capability": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": 2}},
+    "spec": {"weight": 2, "reclaimable": True, "capability": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": 2}},
 }
 
 
@@ -132,9 +135,12 @@ def test_unknown_kind_in_known_group_fails():
 
 def test_crd_without_apiversion_kind_properties_accepts_them():
     """Istio's CRDs declare only spec/status at the top; apiVersion, kind and metadata are always allowed."""
-    vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-          "metadata": {"name": "v", "namespace": "apps"},
-          "spec": {"hosts": ["web"], "http": [{"route": [{"destination": {"host": "web"}}]}]}}
+    vs = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "v", "namespace": "apps"},
+        "spec": {"hosts": ["web"], "http": [{"route": [{"destination": {"host": "web"}}]}]},
+    }
     assert validate_object(vs, K8S) == []
     vs["spec"]["hostz"] = ["web"]
     assert any("hostz" in e for e in validate_object(vs, K8S))
@@ -142,10 +148,12 @@ def test_crd_without_apiversion_kind_properties_accepts_them():
 
 def test_go_regex_with_inline_flag_is_usable():
     """alertmanagerconfigs has `(?i)` inside patterns (fine in Go, not at that place in Python)."""
-    amc = {"apiVersion": "monitoring.coreos.com/v1alpha1", "kind": "AlertmanagerConfig",
-           "metadata": {"name": "a", "namespace": "mon"},
-           "spec": {"muteTimeIntervals": [{"name": "weekend",
-                                           "timeIntervals": [{"weekdays": ["Saturday:sunday"]}]}]}}
+    amc = {
+        "apiVersion": "monitoring.coreos.com/v1alpha1",
+        "kind": "AlertmanagerConfig",
+        "metadata": {"name": "a", "namespace": "mon"},
+        "spec": {"muteTimeIntervals": [{"name": "weekend", "timeIntervals": [{"weekdays": ["Saturday:sunday"]}]}]},
+    }
     assert validate_object(amc, K8S) == []
     amc["spec"]["muteTimeIntervals"][0]["timeIntervals"][0]["weekdays"] = ["someday"]
     assert validate_object(amc, K8S)
@@ -188,8 +196,10 @@ def test_values_schema_rejects_wrong_type():
 
 def test_subchart_key_passes():
     """grafana is a subchart of kube-prometheus-stack: its keys live in charts/grafana/values.yaml."""
-    values = {"grafana": {"enabled": True, "adminUser": "admin", "persistence": {"enabled": True}},
-              "global": {"rbac": {"create": True}}}
+    values = {
+        "grafana": {"enabled": True, "adminUser": "admin", "persistence": {"enabled": True}},
+        "global": {"rbac": {"create": True}},
+    }
     assert validate_helm_values("kube-prometheus-stack", values) == []
 
 
@@ -213,8 +223,12 @@ def test_subchart_schema_rejects_wrong_type():
 
 def test_istio_internal_defaults_count_as_top_level_keys():
     """Istio's values.yaml nests every default under _internal_defaults_do_not_set; users set them at the top."""
-    values = {"cni": {"enabled": True}, "autoscaleMin": 2, "seccompProfile": {"type": "RuntimeDefault"},
-              "global": {"hub": "registry.example.com/istio", "proxy": {"seccompProfile": {"type": "RuntimeDefault"}}}}
+    values = {
+        "cni": {"enabled": True},
+        "autoscaleMin": 2,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "global": {"hub": "registry.example.com/istio", "proxy": {"seccompProfile": {"type": "RuntimeDefault"}}},
+    }
     assert validate_helm_values("istiod", values) == []
     assert validate_helm_values("cni", {"ambient": {"enabled": False}, "global": {"hub": "r.example.com/istio"}}) == []
 
@@ -249,14 +263,21 @@ def test_istio_gateway_schema_checks_top_level_values():
 
 def test_key_documented_as_commented_example_in_its_mapping_passes():
     """SeaweedFS documents s3.createBuckets and s3.credentials only as commented-out examples under s3."""
-    values = {"s3": {"enabled": True, "createBuckets": [{"name": "mlflow"}],
-                     "credentials": {"admin": {"existingSecret": "s3-keys", "accessKeyKey": "id"}}}}
+    values = {
+        "s3": {
+            "enabled": True,
+            "createBuckets": [{"name": "mlflow"}],
+            "credentials": {"admin": {"existingSecret": "s3-keys", "accessKeyKey": "id"}},
+        }
+    }
     assert validate_helm_values("seaweedfs", values) == []
 
 
 def test_commented_example_keys_keep_their_checks():
-    errors = validate_helm_values("seaweedfs", {"s3": {"createBucket": [{"name": "mlflow"}],
-                                                       "credentials": {"admin": {"existingSecrt": "s3-keys"}}}})
+    errors = validate_helm_values(
+        "seaweedfs",
+        {"s3": {"createBucket": [{"name": "mlflow"}], "credentials": {"admin": {"existingSecrt": "s3-keys"}}}},
+    )
     assert len(errors) == 2
     assert errors[0].startswith("seaweedfs: values.s3.createBucket: not in upstream values.yaml")
     assert "values.s3.credentials.admin.existingSecrt" in errors[1] and "existingSecret" in errors[1]
@@ -278,7 +299,9 @@ def test_real_keys_stay_checked_below_a_commented_example_of_the_same_key():
 
 def test_commented_keys_follow_indentation_and_skip_block_scalars(tmp_path, monkeypatch):
     _write(tmp_path / "demo" / "Chart.yaml", "name: demo\nversion: 1.0.0\n")
-    _write(tmp_path / "demo" / "values.yaml", """\
+    _write(
+        tmp_path / "demo" / "values.yaml",
+        """\
         server:
           port: 80
           # extraPorts:
@@ -292,16 +315,25 @@ def test_commented_keys_follow_indentation_and_skip_block_scalars(tmp_path, monk
         resources: {}
         # limits:
         #   cpu: 1
-        """)
+        """,
+    )
     monkeypatch.setenv("AI_PLATFORM_UPSTREAM", str(tmp_path))
     ok = {"server": {"extraPorts": [8080], "tls": {"secretName": "t"}}, "resources": {"limits": {"cpu": 1}}}
     assert validate_helm_values("demo", ok) == []
-    bad = {"server": {"tls": {"secretNam": "t"}, "notAKey": 1, "Example": 1, "limits": 1}, "extraPorts": [],
-           "limits": {"cpu": 1}}
+    bad = {
+        "server": {"tls": {"secretNam": "t"}, "notAKey": 1, "Example": 1, "limits": 1},
+        "extraPorts": [],
+        "limits": {"cpu": 1},
+    }
     errors = validate_helm_values("demo", bad)
     assert sorted(e.split(":")[1].strip() for e in errors) == [
-        "values.extraPorts", "values.limits", "values.server.Example", "values.server.limits",
-        "values.server.notAKey", "values.server.tls.secretNam"]
+        "values.extraPorts",
+        "values.limits",
+        "values.server.Example",
+        "values.server.limits",
+        "values.server.notAKey",
+        "values.server.tls.secretNam",
+    ]
 
 
 # --- CLI ----------------------------------------------------------------------------------------------------
@@ -313,26 +345,35 @@ def _write(path, text):
 
 
 def test_cli_reports_errors_and_summary(tmp_path, capsys):
-    _write(tmp_path / "manifests" / "apps" / "configmap-cfg.yaml", """\
+    _write(
+        tmp_path / "manifests" / "apps" / "configmap-cfg.yaml",
+        """\
         apiVersion: v1
         kind: ConfigMap
         metadata: {name: cfg, namespace: apps}
         data: {key: value}
-        """)
-    _write(tmp_path / "manifests" / "cluster" / "queue-team-a.yaml", """\
+        """,
+    )
+    _write(
+        tmp_path / "manifests" / "cluster" / "queue-team-a.yaml",
+        """\
         apiVersion: scheduling.volcano.sh/v1beta1
         kind: Queue
         metadata: {name: team-a}
         spec: {wieght: 2}
-        """)
-    _write(tmp_path / "helm" / "volcano.values.yaml", """\
+        """,
+    )
+    _write(
+        tmp_path / "helm" / "volcano.values.yaml",
+        """\
         # chart: volcano
         # repo: https://volcano-sh.github.io/helm-charts
         # version: 1.15.1
         # namespace: volcano-system
         custom:
           scheduler_replicas: 2
-        """)
+        """,
+    )
     assert main([str(tmp_path), "--k8s-version", K8S]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "validated 2 objects and 1 releases: 1 errors"

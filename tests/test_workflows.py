@@ -31,15 +31,21 @@ EXECUTOR_RULES = [
     {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "verbs": ["get", "create", "patch"]},
 ]
 RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-S3_LABELS = {"app.kubernetes.io/name": "seaweedfs", "app.kubernetes.io/instance": "seaweedfs",
-             "app.kubernetes.io/component": "s3"}
+S3_LABELS = {
+    "app.kubernetes.io/name": "seaweedfs",
+    "app.kubernetes.io/instance": "seaweedfs",
+    "app.kubernetes.io/component": "s3",
+}
 READER = "model-reader"
 READER_SECRET = "model-reader-s3"
 KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 # KServe's S3 settings (kserve pkg/credentials/s3/s3_secret.go): on the Secret a predictor's ServiceAccount lists, or
 # on the ServiceAccount itself when it has an IRSA role.
-S3_ENDPOINT, S3_USE_HTTPS, S3_REGION = ("serving.kserve.io/s3-endpoint", "serving.kserve.io/s3-usehttps",
-                                        "serving.kserve.io/s3-region")
+S3_ENDPOINT, S3_USE_HTTPS, S3_REGION = (
+    "serving.kserve.io/s3-endpoint",
+    "serving.kserve.io/s3-usehttps",
+    "serving.kserve.io/s3-region",
+)
 # Stand-ins for the MLflow client and boto3, to run the register step's script: they record what it uploads.
 FAKE_MLFLOW = """\
 import contextlib, types
@@ -96,19 +102,36 @@ def repository(result, tenant: str) -> dict:
 
 
 def ours(result):
-    return [r for r in result.objects if r.inputs["metadata"].get("labels", {}).get("app.kubernetes.io/component")
-            == "workflows"]
+    return [
+        r
+        for r in result.objects
+        if r.inputs["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "workflows"
+    ]
 
 
 def sso_stack_config() -> dict:
     """dev with SSO, and an external S3 service whose keys are in an existing Secret (Pulumi secrets)."""
     workflows = copy.deepcopy(config_copy()["ai-platform:workflows"])
-    workflows.update(authMode="sso", sso={"issuer": "https://login.example.com/realms/dev", "clientSecret": "argo-oidc",
-                                          "redirectUrl": "https://argo.dev.example.com/oauth2/callback"})
-    return {"workflows": workflows,
-            "objectStore": {"mode": "external", "endpoint": "https://s3.storage.example.com", "region": "eu-central-1",
-                            "mlflowBucket": "team-mlflow", "milvusBucket": "team-milvus",
-                            "workflowsBucket": "team-workflows", "credentialsSecret": "s3-keys"}}
+    workflows.update(
+        authMode="sso",
+        sso={
+            "issuer": "https://login.example.com/realms/dev",
+            "clientSecret": "argo-oidc",
+            "redirectUrl": "https://argo.dev.example.com/oauth2/callback",
+        },
+    )
+    return {
+        "workflows": workflows,
+        "objectStore": {
+            "mode": "external",
+            "endpoint": "https://s3.storage.example.com",
+            "region": "eu-central-1",
+            "mlflowBucket": "team-mlflow",
+            "milvusBucket": "team-milvus",
+            "workflowsBucket": "team-workflows",
+            "credentialsSecret": "s3-keys",
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +154,12 @@ def expected_model_store(cfg, tenant: str) -> tuple[str, str, str | None, str | 
     """Where a tenant's served models belong: bucket, key prefix, endpoint URL and the Secret with its keys."""
     store = cfg.object_store
     if store.mode == "in-cluster":
-        return (f"argo-artifacts-{tenant}", "", f"http://seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333",
-                ARTIFACT_SECRET)
+        return (
+            f"argo-artifacts-{tenant}",
+            "",
+            f"http://seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333",
+            ARTIFACT_SECRET,
+        )
     own = cfg.tenant(tenant).object_store.bucket if cfg.tenant(tenant).object_store else None
     return own or store.buckets["workflows"], "" if own else f"{tenant}/", store.endpoint, store.credentials_secret
 
@@ -146,8 +173,11 @@ def run_register_script(template: dict, tmp_path) -> tuple[dict, str, dict]:
     (work / "model" / "model.joblib").write_text("weights")
     (tmp_path / "mlflow.py").write_text(FAKE_MLFLOW)
     (tmp_path / "boto3.py").write_text(FAKE_BOTO3)
-    fill = {"{{workflow.parameters.model-name}}": "iris", "{{workflow.parameters.dataset-uri}}": "s3://data/iris",
-            "{{inputs.parameters.metric}}": "0.97"}
+    fill = {
+        "{{workflow.parameters.model-name}}": "iris",
+        "{{workflow.parameters.dataset-uri}}": "s3://data/iris",
+        "{{inputs.parameters.metric}}": "0.97",
+    }
     env, refs = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "UPLOADS": str(tmp_path / "uploads")}, {}
     for entry in script["env"]:
         if "valueFrom" in entry:
@@ -156,8 +186,9 @@ def run_register_script(template: dict, tmp_path) -> tuple[dict, str, dict]:
         else:
             env[entry["name"]] = fill.get(entry["value"], entry["value"])
     source = script["source"].replace("/work/", f"{work}/")
-    done = subprocess.run([sys.executable, "-c", source], env=env, capture_output=True, text=True, timeout=60,
-                          cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", source], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     return json.loads((tmp_path / "uploads").read_text()), (work / "model-uri").read_text(), refs
 
@@ -167,8 +198,10 @@ def run_register_script(template: dict, tmp_path) -> tuple[dict, str, dict]:
 
 def test_release_installs_minified_crds_without_the_hook_job(stack_run, cfg):
     found = release(stack_run)
-    assert (found.inputs["version"], found.inputs["namespace"]) == (versions.ARGO_WORKFLOWS.version,
-                                                                     cfg.namespaces.workflows)
+    assert (found.inputs["version"], found.inputs["namespace"]) == (
+        versions.ARGO_WORKFLOWS.version,
+        cfg.namespaces.workflows,
+    )
     assert values(stack_run)["crds"] == {"install": True, "full": False, "keep": True}
     # No tag of ours: images.tag defaults to the chart's appVersion, which the chart version pins.
     assert "tag" not in values(stack_run)["images"]
@@ -202,19 +235,23 @@ def test_workflows_run_only_where_tenant_roles_allow(stack_run, cfg):
     assert given["controller"]["clusterWorkflowTemplates"] == {"enabled": False}
     assert given["server"]["clusterWorkflowTemplates"] == {"enabled": False}
     for tenant in cfg.tenants:
-        rules = {r["apiGroups"][0]: r for r in roles(stack_run, tenant.name)["developer"]
-                 if r["apiGroups"] == ["argoproj.io"] and "create" in r["verbs"]}
+        rules = {
+            r["apiGroups"][0]: r
+            for r in roles(stack_run, tenant.name)["developer"]
+            if r["apiGroups"] == ["argoproj.io"] and "create" in r["verbs"]
+        }
         assert set(rules["argoproj.io"]["resources"]) == {"workflows", "workflowtemplates", "cronworkflows"}
-        viewer = [r for r in roles(stack_run, tenant.name)["viewer"]
-                  if r["apiGroups"] == ["argoproj.io"]]
+        viewer = [r for r in roles(stack_run, tenant.name)["viewer"] if r["apiGroups"] == ["argoproj.io"]]
         assert {v for r in viewer for v in r["verbs"]} == {"get", "list", "watch"}
         assert "workflowtaskresults" in {res for r in viewer for res in r["resources"]}
 
 
 def test_replicas_and_image_registry_from_config(stack_run, cfg):
     given = values(stack_run)
-    assert (given["controller"]["replicas"], given["server"]["replicas"]) == (cfg.workflows.controller_replicas,
-                                                                              cfg.workflows.server_replicas)
+    assert (given["controller"]["replicas"], given["server"]["replicas"]) == (
+        cfg.workflows.controller_replicas,
+        cfg.workflows.server_replicas,
+    )
     for part in ("controller", "server", "executor"):
         if cfg.cluster.image_registry:
             assert given[part]["image"] == {"registry": cfg.cluster.image_registry}
@@ -227,8 +264,10 @@ def test_namespace_and_chart_pods_are_restricted(stack_run, cfg):
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     upstream = yaml.safe_load((upstream_dir() / "argo-workflows" / "values.yaml").read_text())
     for part in ("controller", "server"):  # the chart's containers comply; the pods add seccomp
-        assert values(stack_run)[part]["podSecurityContext"] == {"runAsNonRoot": True,
-                                                                 "seccompProfile": {"type": "RuntimeDefault"}}
+        assert values(stack_run)[part]["podSecurityContext"] == {
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
         container = upstream[part]["securityContext"]
         assert container["runAsNonRoot"] and container["allowPrivilegeEscalation"] is False
         assert container["capabilities"] == {"drop": ["ALL"]}
@@ -250,8 +289,12 @@ def test_workflow_defaults_give_every_pod_the_executor_account_and_restricted_se
     resources = given["executor"]["resources"]
     assert resources["requests"] and resources["limits"]
     # The defaults are a Workflow spec: the full CRD accepts them.
-    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "defaults"},
-                "spec": {**spec, "entrypoint": "main", "templates": [{"name": "main", "suspend": {}}]}}
+    workflow = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "defaults"},
+        "spec": {**spec, "entrypoint": "main", "templates": [{"name": "main", "suspend": {}}]},
+    }
     assert validate_object(workflow, cfg.cluster.kubernetes_version) == []
 
 
@@ -287,8 +330,11 @@ def test_each_tenant_has_its_artifact_repository_and_no_controller_wide_one(stac
             assert s3["secretKeySecret"] == {"name": ARTIFACT_SECRET, "key": "AWS_SECRET_ACCESS_KEY"}
             assert "keyFormat" not in s3
             # the executor mounts it from the workflow's namespace; the keys are the tenant's generated pair only
-            keys = {r.urn for r in stack_run.resources
-                    if r.type == PASSWORD_TYPE and r.name.startswith(f"object-store-{tenant.name}-")}
+            keys = {
+                r.urn
+                for r in stack_run.resources
+                if r.type == PASSWORD_TYPE and r.name.startswith(f"object-store-{tenant.name}-")
+            }
             secret = stack_run.one("Secret", ARTIFACT_SECRET, tenant.name)
             assert secret.inputs["stringData"] == SECRET
             passwords = {r.urn for r in stack_run.resources if r.type == PASSWORD_TYPE}
@@ -297,7 +343,11 @@ def test_each_tenant_has_its_artifact_repository_and_no_controller_wide_one(stac
             assert {"name": s3["bucket"]} in seaweedfs.inputs["values"]["s3"]["createBuckets"]
         else:  # prod: AWS S3 with workload identity, no keys anywhere; the tenant's prefix of the shared bucket
             assert (s3["bucket"], s3["endpoint"], s3["insecure"], s3["region"]) == (
-                cfg.object_store.buckets["workflows"], "s3.amazonaws.com", False, cfg.object_store.region)
+                cfg.object_store.buckets["workflows"],
+                "s3.amazonaws.com",
+                False,
+                cfg.object_store.region,
+            )
             assert s3["keyFormat"] == f"{tenant.name}/{{{{workflow.name}}}}/{{{{pod.name}}}}"
             assert s3["useSDKCreds"] is True and "accessKeySecret" not in s3
     if cfg.object_store.mode == "external":
@@ -311,8 +361,12 @@ def test_external_keys_are_referenced_by_name_and_not_created(sso_keys):
     for tenant in ("research", "product"):
         s3 = repository(sso_keys, tenant)
         assert (s3["bucket"], s3["endpoint"], s3["insecure"], s3["region"], s3["keyFormat"]) == (
-            "team-workflows", "s3.storage.example.com", False, "eu-central-1",
-            f"{tenant}/{{{{workflow.name}}}}/{{{{pod.name}}}}")
+            "team-workflows",
+            "s3.storage.example.com",
+            False,
+            "eu-central-1",
+            f"{tenant}/{{{{workflow.name}}}}/{{{{pod.name}}}}",
+        )
         assert s3["accessKeySecret"] == {"name": "s3-keys", "key": "AWS_ACCESS_KEY_ID"}
         assert "useSDKCreds" not in s3
     # Pulumi secrets: the operator creates s3-keys in each tenant namespace; nothing is registered for it.
@@ -328,11 +382,14 @@ def test_tenants_reach_the_in_cluster_store_on_its_s3_port_only(stack_run, cfg):
         assert policies == {}
         return
     for tenant in cfg.tenants:
-        egress = [r for r in stack_run.one("NetworkPolicy", "allow-to-shared-services", tenant.name)
-                  .inputs["spec"]["egress"]
-                  if r["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": namespace}]
+        egress = [
+            r
+            for r in stack_run.one("NetworkPolicy", "allow-to-shared-services", tenant.name).inputs["spec"]["egress"]
+            if r["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": namespace}
+        ]
         assert [(r["to"][0]["podSelector"]["matchLabels"], r["ports"]) for r in egress] == [
-            (S3_LABELS, [{"protocol": "TCP", "port": 8333}])]
+            (S3_LABELS, [{"protocol": "TCP", "port": 8333}])
+        ]
     assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     (rule,) = policies["allow-from-tenants"]["ingress"]
     assert policies["allow-from-tenants"]["podSelector"] == {"matchLabels": S3_LABELS}
@@ -340,7 +397,8 @@ def test_tenants_reach_the_in_cluster_store_on_its_s3_port_only(stack_run, cfg):
     # MLflow and Milvus keep reaching the gateway, on that port only.
     (rule,) = policies["allow-from-platform-clients"]["ingress"]
     assert rule["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == sorted(
-        [cfg.namespaces.mlflow, cfg.namespaces.milvus])
+        [cfg.namespaces.mlflow, cfg.namespaces.milvus]
+    )
     assert rule["ports"] == [{"protocol": "TCP", "port": 8333}]
 
 
@@ -357,8 +415,10 @@ def _check_sso(result, cfg_tenants, namespace, client_secret):
     assert all(f'"{g}" in groups' in annotations(login)["workflows.argoproj.io/rbac-rule"] for g in groups)
     assert not [b for b in result.of_kind("RoleBinding") if b.k8s_name == "workflows-login"]  # no rights
     for tenant in cfg_tenants:
-        for role, account, precedence in (("developer", "workflows-developer", "2"),
-                                          ("viewer", "workflows-viewer", "1")):
+        for role, account, precedence in (
+            ("developer", "workflows-developer", "2"),
+            ("viewer", "workflows-viewer", "1"),
+        ):
             groups = getattr(tenant.access, f"{role}s").groups
             found = [a for a in result.of_kind("ServiceAccount") if (a.k8s_name, a.namespace) == (account, tenant.name)]
             if not groups:
@@ -368,8 +428,11 @@ def _check_sso(result, cfg_tenants, namespace, client_secret):
             assert rule["workflows.argoproj.io/rbac-rule"] == " || ".join(f'"{g}" in groups' for g in groups)
             assert rule["workflows.argoproj.io/rbac-rule-precedence"] == precedence
             binding = result.one("RoleBinding", account, tenant.name).inputs
-            assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                          "name": f"ai-platform-tenant-{role}"}
+            assert binding["roleRef"] == {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": f"ai-platform-tenant-{role}",
+            }
             assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": tenant.name}]
             token = result.one("Secret", f"{account}.service-account-token", tenant.name)
             assert annotations(token) == {"kubernetes.io/service-account.name": account}
@@ -415,8 +478,9 @@ def test_each_pipeline_is_a_workflow_template_of_the_seeds_chain(stack_run, cfg)
         (main,) = [t for t in spec["templates"] if t["name"] == spec["entrypoint"]]
         assert [[step["name"] for step in group] for group in main["steps"]] == [[name] for name in STEPS]
         steps = {group[0]["name"]: group[0] for group in main["steps"]}
-        assert steps["deploy"]["when"] == ("{{steps.evaluate.outputs.parameters.metric}} >= "
-                                           "{{workflow.parameters.threshold}}")
+        assert steps["deploy"]["when"] == (
+            "{{steps.evaluate.outputs.parameters.metric}} >= {{workflow.parameters.threshold}}"
+        )
         assert all("when" not in steps[name] for name in STEPS[:-1])
         parameters = {p["name"]: p for p in spec["arguments"]["parameters"]}
         assert float(parameters["threshold"]["value"]) == pipeline.threshold
@@ -427,7 +491,8 @@ def test_each_pipeline_is_a_workflow_template_of_the_seeds_chain(stack_run, cfg)
         assert evaluate["outputs"]["parameters"][0]["name"] == "metric"
         assert evaluate["container"]["args"][evaluate["container"]["args"].index("--metric") + 1] == pipeline.metric
         assert steps["register"]["arguments"]["parameters"] == [
-            {"name": "metric", "value": "{{steps.evaluate.outputs.parameters.metric}}"}]
+            {"name": "metric", "value": "{{steps.evaluate.outputs.parameters.metric}}"}
+        ]
 
 
 def test_register_step_uses_the_pinned_mlflow_client_and_the_in_cluster_server(stack_run, cfg):
@@ -450,8 +515,10 @@ def test_register_step_logs_in_with_the_tenants_own_mlflow_account(stack_run, cf
     for pipeline in cfg.workflows.pipelines:
         env = {e["name"]: e for e in templates(stack_run, cfg, pipeline)["register"]["script"]["env"]}
         for variable in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-            assert env[variable] == {"name": variable, "valueFrom": {"secretKeyRef": {"name": credentials,
-                                                                                      "key": variable}}}
+            assert env[variable] == {
+                "name": variable,
+                "valueFrom": {"secretKeyRef": {"name": credentials, "key": variable}},
+            }
         if cfg.secrets.source == "external-secrets":  # prod: the keys are visible in the template
             data = stack_run.one("ExternalSecret", credentials, pipeline.tenant).inputs["spec"]["target"]["template"]
             assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(data["data"])
@@ -468,10 +535,12 @@ def test_deploy_step_applies_a_valid_inference_service_in_the_tenant_namespace(s
         assert (manifest["apiVersion"], manifest["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
         assert "namespace" not in manifest["metadata"]  # Argo applies it in the workflow's (tenant) namespace
         assert manifest["metadata"]["labels"]["ai-platform/tenant"] == pipeline.tenant
-        filled = yaml.safe_load(deploy["resource"]["manifest"]
-                                .replace("{{workflow.parameters.model-name}}", "model")
-                                .replace("{{workflow.parameters.model-format}}", "sklearn")
-                                .replace("{{inputs.parameters.model-uri}}", "s3://bucket/model.tar.gz"))
+        filled = yaml.safe_load(
+            deploy["resource"]["manifest"]
+            .replace("{{workflow.parameters.model-name}}", "model")
+            .replace("{{workflow.parameters.model-format}}", "sklearn")
+            .replace("{{inputs.parameters.model-uri}}", "s3://bucket/model.tar.gz")
+        )
         assert validate_object(filled, cfg.cluster.kubernetes_version) == []
 
 
@@ -499,7 +568,8 @@ def test_register_step_uploads_the_model_to_the_tenants_own_storage(stack_run, c
         assert manifest["spec"]["predictor"]["model"]["storageUri"] == "{{inputs.parameters.model-uri}}"
         steps = {group[0]["name"]: group[0] for group in by_name["pipeline"]["steps"]}
         assert steps["deploy"]["arguments"]["parameters"] == [
-            {"name": "model-uri", "value": "{{steps.register.outputs.parameters.model-uri}}"}]
+            {"name": "model-uri", "value": "{{steps.register.outputs.parameters.model-uri}}"}
+        ]
 
 
 def test_deployed_models_are_read_as_the_tenants_model_reader(stack_run, cfg):
@@ -508,20 +578,27 @@ def test_deployed_models_are_read_as_the_tenants_model_reader(stack_run, cfg):
     store = cfg.object_store
     for pipeline in cfg.workflows.pipelines:
         predictor = yaml.safe_load(templates(stack_run, cfg, pipeline)["deploy"]["resource"]["manifest"])["spec"][
-            "predictor"]
+            "predictor"
+        ]
         assert predictor["serviceAccountName"] == READER
         assert predictor["labels"] == {"ai-platform/role": "pipeline-model"}
     passwords = {r.name: r.urn for r in stack_run.resources if r.type == PASSWORD_TYPE}
     for tenant in cfg.tenants:
         account = stack_run.one("ServiceAccount", READER, tenant.name)
         assert account.inputs["automountServiceAccountToken"] is False
-        assert not [b for b in stack_run.of_kind("RoleBinding")
-                    if {"kind": "ServiceAccount", "name": READER, "namespace": tenant.name} in b.inputs["subjects"]]
+        assert not [
+            b
+            for b in stack_run.of_kind("RoleBinding")
+            if {"kind": "ServiceAccount", "name": READER, "namespace": tenant.name} in b.inputs["subjects"]
+        ]
         if store.mode == "in-cluster":  # dev: a Secret of the tenant identity's keys, annotated with the gateway
             assert account.inputs["secrets"] == [{"name": READER_SECRET}] and annotations(account) == {}
             secret = stack_run.one("Secret", READER_SECRET, tenant.name)
-            assert annotations(secret) == {S3_ENDPOINT: f"seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333",
-                                           S3_USE_HTTPS: "0", S3_REGION: store.region}
+            assert annotations(secret) == {
+                S3_ENDPOINT: f"seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333",
+                S3_USE_HTTPS: "0",
+                S3_REGION: store.region,
+            }
             assert secret.inputs["stringData"] == SECRET
             own = {passwords[f"object-store-{tenant.name}-{key}"] for key in ("access-key-id", "secret-access-key")}
             assert set(secret.dependencies) & set(passwords.values()) == own
@@ -530,7 +607,8 @@ def test_deployed_models_are_read_as_the_tenants_model_reader(stack_run, cfg):
             assert annotations(account) == {**tenant.object_store.service_account_annotations, S3_REGION: store.region}
             assert "eks.amazonaws.com/role-arn" in annotations(account)
             assert annotations(account)["eks.amazonaws.com/role-arn"] != store.service_account_annotations.get(
-                "eks.amazonaws.com/role-arn")
+                "eks.amazonaws.com/role-arn"
+            )
             # its pods (and only they, of the models) may reach S3 on 443; the policy selects the predictor's labels
             policy = stack_run.one("NetworkPolicy", "allow-pipeline-model-https", tenant.name).inputs["spec"]
             assert policy["podSelector"] == {"matchLabels": {"ai-platform/role": "pipeline-model"}}
@@ -546,12 +624,15 @@ def test_reader_secret_from_the_store_names_the_tenant_identitys_keys(dev_extern
     for tenant in cfg.tenants:
         spec = dev_external.one("ExternalSecret", READER_SECRET, tenant.name).inputs["spec"]
         assert {(d["remoteRef"]["key"], d["remoteRef"]["property"]) for d in spec["data"]} == {
-            (f"ai-platform/dev/object-store-tenant-{tenant.name}", key) for key in KEYS}
+            (f"ai-platform/dev/object-store-tenant-{tenant.name}", key) for key in KEYS
+        }
         template = spec["target"]["template"]
         assert set(template["data"]) == set(KEYS)
         assert template["metadata"]["annotations"] == {
-            S3_ENDPOINT: f"seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333", S3_USE_HTTPS: "0",
-            S3_REGION: cfg.object_store.region}
+            S3_ENDPOINT: f"seaweedfs-s3.{cfg.namespaces.object_store}.svc:8333",
+            S3_USE_HTTPS: "0",
+            S3_REGION: cfg.object_store.region,
+        }
         account = dev_external.one("ServiceAccount", READER, tenant.name)
         assert account.inputs["secrets"] == [{"name": READER_SECRET}]
 
@@ -568,7 +649,10 @@ def test_reader_with_an_existing_keys_secret_lists_it(sso_keys):
     register = {t["name"]: t for t in pipeline.inputs["spec"]["templates"]}["register"]
     env = {e["name"]: e for e in register["script"]["env"]}
     assert (env["MODEL_BUCKET"]["value"], env["MODEL_PREFIX"]["value"], env["S3_ENDPOINT_URL"]["value"]) == (
-        "team-workflows", "research/", "https://s3.storage.example.com")
+        "team-workflows",
+        "research/",
+        "https://s3.storage.example.com",
+    )
     assert env["AWS_ACCESS_KEY_ID"]["valueFrom"] == {"secretKeyRef": {"name": "s3-keys", "key": "AWS_ACCESS_KEY_ID"}}
 
 
@@ -581,8 +665,10 @@ def test_only_the_train_step_asks_for_gpus_in_the_tenants_queue(stack_run, cfg):
         assert train["metadata"]["annotations"] == {"scheduling.volcano.sh/queue-name": pipeline.tenant}
         resources = train["container"]["resources"]
         assert resources["requests"] == resources["limits"]
-        assert (resources["limits"]["cpu"], resources["limits"]["memory"]) == (pipeline.resources.cpu,
-                                                                               pipeline.resources.memory)
+        assert (resources["limits"]["cpu"], resources["limits"]["memory"]) == (
+            pipeline.resources.cpu,
+            pipeline.resources.memory,
+        )
         gpu_resource = cfg.gpu.resource_for(pipeline.gpu.mig_profile)
         assert resources["limits"][gpu_resource] == str(pipeline.gpu.count)
         assert GPU_TOLERATION in train["tolerations"]

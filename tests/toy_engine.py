@@ -33,20 +33,35 @@ class Toy(ServerEngine):
     ports = (("http", 9000, "http"), ("metrics", 9100, "http"))
     metrics_scrape: ClassVar[dict] = {"port": "metrics", "path": "/metrics"}
     load_query = 'sum(toy_queue_length{{namespace="{namespace}",pod=~"{pods}"}})'
-    metric_sources: ClassVar[dict[str, str]] = {"toy_queue_length": "the toy server's /metrics: gauge, requests waiting"}
+    metric_sources: ClassVar[dict[str, str]] = {
+        "toy_queue_length": "the toy server's /metrics: gauge, requests waiting"
+    }
 
     def container(self, endpoint, image: str) -> dict:
-        return {"name": "toy", "image": image, "command": ["toy-server"],
-                "args": [f"--model={model_path(endpoint)}", "--name", endpoint.name],
-                "env": HOME_ENV, "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p, _ in self.ports],
-                "readinessProbe": probe("/ready", "http", 5, 3),
-                "volumeMounts": [TMP_MOUNT, {"name": "models", "mountPath": MODELS, "readOnly": True}],
-                "securityContext": READ_ONLY_ROOT}
+        return {
+            "name": "toy",
+            "image": image,
+            "command": ["toy-server"],
+            "args": [f"--model={model_path(endpoint)}", "--name", endpoint.name],
+            "env": HOME_ENV,
+            "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p, _ in self.ports],
+            "readinessProbe": probe("/ready", "http", 5, 3),
+            "volumeMounts": [TMP_MOUNT, {"name": "models", "mountPath": MODELS, "readOnly": True}],
+            "securityContext": READ_ONLY_ROOT,
+        }
 
     def alert_rules(self, context: AlertContext) -> list[dict]:
-        return [context.alert("ToyQueueLong", f"max({selector('toy_queue_length', **context.pods)}) > 10", "5m",
-                              "warning", f"{context.it}: toy queue long", "Requests wait in the toy server.",
-                              **context.labels)]
+        return [
+            context.alert(
+                "ToyQueueLong",
+                f"max({selector('toy_queue_length', **context.pods)}) > 10",
+                "5m",
+                "warning",
+                f"{context.it}: toy queue long",
+                "Requests wait in the toy server.",
+                **context.labels,
+            )
+        ]
 
     def dashboard_row(self, board, pods: dict[str, str], thresholds) -> None:
         board.row("Toy").timeseries("Queue", [(selector("toy_queue_length", **pods), "{{pod}}")], "short")

@@ -63,20 +63,29 @@ def field_changes(old: Any, new: Any, path: str = "") -> list[tuple[str, str]]:
     if old == new:
         return []
     if isinstance(old, dict) and isinstance(new, dict):
-        return [change for key in sorted(set(old) | set(new), key=str)
-                for change in field_changes(old.get(key, ABSENT), new.get(key, ABSENT), f"{path}.{key}" if path
-                                            else str(key))]
+        return [
+            change
+            for key in sorted(set(old) | set(new), key=str)
+            for change in field_changes(
+                old.get(key, ABSENT), new.get(key, ABSENT), f"{path}.{key}" if path else str(key)
+            )
+        ]
     if isinstance(old, list) and isinstance(new, list):
         old_named, new_named = _named(old), _named(new)
         if old_named is not None and new_named is not None:
-            return [change for name in sorted(set(old_named) | set(new_named))
-                    for change in field_changes(old_named.get(name, ABSENT), new_named.get(name, ABSENT),
-                                                f"{path}[{name}]")]
+            return [
+                change
+                for name in sorted(set(old_named) | set(new_named))
+                for change in field_changes(old_named.get(name, ABSENT), new_named.get(name, ABSENT), f"{path}[{name}]")
+            ]
         if _value(old) is None or _value(new) is None:  # too long to print whole
             if len(old) != len(new):
                 return [(path, f"changed ({len(old)} → {len(new)} items)")]
-            return [change for index, (a, b) in enumerate(zip(old, new))
-                    for change in field_changes(a, b, f"{path}[{index}]")]
+            return [
+                change
+                for index, (a, b) in enumerate(zip(old, new, strict=True))
+                for change in field_changes(a, b, f"{path}[{index}]")
+            ]
     if old is ABSENT:
         return [(path, f"added: {_value(new)}" if _value(new) is not None else "added")]
     if new is ABSENT:
@@ -151,8 +160,11 @@ class _Writer:
         """A bullet, its sub-bullets and a block of diff lines."""
         lines = [f"- {text}", *(f"  - {line}" for line in details)]
         if block:
-            lines += ["", "  ```diff", *(f"  {line}" for line in block), "  ```"] if self.markdown else [
-                f"    {line}" for line in block]
+            lines += (
+                ["", "  ```diff", *(f"  {line}" for line in block), "  ```"]
+                if self.markdown
+                else [f"    {line}" for line in block]
+            )
         self.sections[-1][1].append(lines)
 
     def lines(self) -> list[str]:
@@ -173,8 +185,9 @@ def _compare(out: _Writer, title: str, old: dict[str, tuple[str, Any]], new: dic
     """Write the added, removed and changed documents of one kind (added and removed ones grouped by their
     label's first word, the kind); return their counts."""
     added, removed = sorted(new[k][0] for k in set(new) - set(old)), sorted(old[k][0] for k in set(old) - set(new))
-    changed = sorted((new[k][0], field_changes(old[k][1], new[k][1])) for k in set(old) & set(new)
-                     if old[k][1] != new[k][1])
+    changed = sorted(
+        (new[k][0], field_changes(old[k][1], new[k][1])) for k in set(old) & set(new) if old[k][1] != new[k][1]
+    )
     if added or removed or changed:
         out.section(title)
     for verb, labels in (("added", added), ("removed", removed)):
@@ -183,8 +196,10 @@ def _compare(out: _Writer, title: str, old: dict[str, tuple[str, Any]], new: dic
             kind, _, name = label.rpartition(" ")
             groups.setdefault(kind, []).append(name)
         for kind, names in groups.items():
-            out.entry(f"{verb} {len(names)}{' ' + out.code(kind) if kind else ''}: "
-                      f"{', '.join(out.code(name) for name in names)}")
+            out.entry(
+                f"{verb} {len(names)}{' ' + out.code(kind) if kind else ''}: "
+                f"{', '.join(out.code(name) for name in names)}"
+            )
     for label, changes in changed:
         details = [f"{out.code(path)}: {change}" for path, change in changes[:FIELDS_PER_ITEM]]
         more = [f"… and {len(changes) - FIELDS_PER_ITEM} more"] if len(changes) > FIELDS_PER_ITEM else []
@@ -199,13 +214,15 @@ def _compare_plan(out: _Writer, old: dict[str, list[str]], new: dict[str, list[s
     for name in names:
         before, after = old.get(name, []), new.get(name, [])
         kept = set(before) & set(after)
-        changed = [f"- {line}" for line in before if line not in kept] + [f"+ {line}" for line in after
-                                                                           if line not in kept]
+        changed = [f"- {line}" for line in before if line not in kept] + [
+            f"+ {line}" for line in after if line not in kept
+        ]
         cap = PLAN_LINES_IMPORTANT if name.startswith(IMPORTANT_SECTIONS) else PLAN_LINES
         plus, minus = sum(line[0] == "+" for line in changed), sum(line[0] == "-" for line in changed)
         verb = "added" if name not in old else "removed" if name not in new else "changed"
-        out.entry(f"{verb} section {out.code(name)} (+{plus} −{minus} lines)",
-                  block=changed if len(changed) <= cap else [])
+        out.entry(
+            f"{verb} section {out.code(name)} (+{plus} −{minus} lines)", block=changed if len(changed) <= cap else []
+        )
     return len(names)
 
 
@@ -215,12 +232,22 @@ def summary(old: Path, new: Path, fmt: str = "markdown") -> str:
     old_title, old_plan = _plan_sections(old)
     new_title, new_plan = _plan_sections(new)
     title = new_title if old_title in ("", new_title) else f"{old_title} → {new_title}"
-    objects = _compare(out, "Kubernetes objects", _documents(old, "manifests", "*.yaml", _load_object),
-                       _documents(new, "manifests", "*.yaml", _load_object))
-    releases = _compare(out, "Helm releases", _documents(old, "helm", "*.values.yaml", _load_release),
-                        _documents(new, "helm", "*.values.yaml", _load_release))
-    versions = [(root / "kubernetes-version").read_text().strip() if (root / "kubernetes-version").exists() else "none"
-                for root in (old, new)]
+    objects = _compare(
+        out,
+        "Kubernetes objects",
+        _documents(old, "manifests", "*.yaml", _load_object),
+        _documents(new, "manifests", "*.yaml", _load_object),
+    )
+    releases = _compare(
+        out,
+        "Helm releases",
+        _documents(old, "helm", "*.values.yaml", _load_release),
+        _documents(new, "helm", "*.values.yaml", _load_release),
+    )
+    versions = [
+        (root / "kubernetes-version").read_text().strip() if (root / "kubernetes-version").exists() else "none"
+        for root in (old, new)
+    ]
     if versions[0] != versions[1]:
         out.section("Kubernetes version")
         out.entry(f"{versions[0]} → {versions[1]}")

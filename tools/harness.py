@@ -17,17 +17,18 @@ import gc
 import json
 import runpy
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pulumi
 import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.config import set_all_config
-from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,7 +110,7 @@ def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
     """The ``config:`` mapping of ``Pulumi.<stack>.yaml`` as Python values (``secure:`` entries kept)."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
-        stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+        stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
         raise FileNotFoundError(f"no stack file {path.name} (stacks: {', '.join(stacks)})")
     return (yaml.safe_load(path.read_text()) or {}).get("config") or {}
 
@@ -183,26 +184,47 @@ class _RecordingMonitor(mocks.MockMonitor):
         else:
             _ensure_event_loop()  # deserializing resource references needs an event loop on this thread
             inputs = rpc.deserialize_properties(request.object)
-            args = pulumi.runtime.MockResourceArgs(typ=request.type, name=request.name, inputs=inputs,
-                                                   provider=request.provider, resource_id=request.importId,
-                                                   custom=request.custom or False)
+            args = pulumi.runtime.MockResourceArgs(
+                typ=request.type,
+                name=request.name,
+                inputs=inputs,
+                provider=request.provider,
+                resource_id=request.importId,
+                custom=request.custom or False,
+            )
             id_, state = self.mocks.new_resource(args, request.additionalSecretOutputs)
             if not self.compact:
                 self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
             state_struct = request.object if state == inputs else _sync_await(rpc.serialize_properties(state, {}))
             response = resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=state_struct)
-        self.run.resources.append(Registered(
-            urn=urn, type=request.type, name=request.name, inputs={} if self.compact else _plain(inputs),
-            parent=request.parent, dependencies=sorted(set(request.dependencies)),
-            provider=request.provider, custom=request.custom, protect=bool(request.protect),
-            retain_on_delete=bool(request.retainOnDelete), input_bytes=request.object.ByteSize(),
-            aliases=[] if self.compact else
-            [json_format.MessageToDict(alias) for alias in request.aliases] + list(request.aliasURNs)))
+        self.run.resources.append(
+            Registered(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                inputs={} if self.compact else _plain(inputs),
+                parent=request.parent,
+                dependencies=sorted(set(request.dependencies)),
+                provider=request.provider,
+                custom=request.custom,
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                input_bytes=request.object.ByteSize(),
+                aliases=[]
+                if self.compact
+                else [json_format.MessageToDict(alias) for alias in request.aliases] + list(request.aliasURNs),
+            )
+        )
         return response
 
 
-def run(stack: str, config: dict[str, Any] | None = None, root: Path = ROOT,
-        program: Callable[[], Any] | None = None, compact: bool = False) -> Run:
+def run(
+    stack: str,
+    config: dict[str, Any] | None = None,
+    root: Path = ROOT,
+    program: Callable[[], Any] | None = None,
+    compact: bool = False,
+) -> Run:
     """Run the program for a stack file (or for ``config``, a stack file's ``config:`` mapping).
 
     ``program`` replaces ``__main__.py`` (the benchmark's SDK floor runs under the same mocks and monitor);
@@ -212,8 +234,9 @@ def run(stack: str, config: dict[str, Any] | None = None, root: Path = ROOT,
     values, secret_keys = _engine_config(config)
     settings.reset_options()
     mock = _Mocks()
-    pulumi.runtime.set_mocks(mock, project=PROJECT, stack=stack, preview=False,
-                             monitor=_RecordingMonitor(mock, result, compact))
+    pulumi.runtime.set_mocks(
+        mock, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mock, result, compact)
+    )
     set_all_config(values, secret_keys)
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))

@@ -35,8 +35,10 @@ class _Dumper(yaml.SafeDumper):
     """Writes multi-line strings (embedded configs) as literal blocks, so they read and diff as text."""
 
 
-_Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
-    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+_Dumper.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None),
+)
 
 
 def _dump(data: object) -> str:
@@ -67,8 +69,10 @@ def write_helm_values(result: Run, out: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for release in result.releases:
         inputs = release.inputs
-        header = (f"# chart: {inputs['chart']}\n# repo: {inputs.get('repositoryOpts', {}).get('repo', '')}\n"
-                  f"# version: {inputs['version']}\n# namespace: {inputs['namespace']}\n")
+        header = (
+            f"# chart: {inputs['chart']}\n# repo: {inputs.get('repositoryOpts', {}).get('repo', '')}\n"
+            f"# version: {inputs['version']}\n# namespace: {inputs['namespace']}\n"
+        )
         (folder / f"{inputs['name']}.values.yaml").write_text(header + _dump(inputs.get("values") or {}))
 
 
@@ -85,9 +89,13 @@ def plan(result: Run, replacements: list[str] | None = None) -> str:
         names = sorted(by_urn[urn].name for urn in resource.dependencies if urn in by_urn)
         return f" — depends on: {', '.join(f'`{n}`' for n in names)}" if names else ""
 
-    lines = [f"# Plan: stack {result.stack}", "",
-             f"{len(resources)} resources: {len(result.objects)} Kubernetes objects, {len(result.releases)} Helm "
-             f"releases, {sum(not r.custom for r in resources)} components.", ""]
+    lines = [
+        f"# Plan: stack {result.stack}",
+        "",
+        f"{len(resources)} resources: {len(result.objects)} Kubernetes objects, {len(result.releases)} Helm "
+        f"releases, {sum(not r.custom for r in resources)} components.",
+        "",
+    ]
     lines += replacements or []
     lines += ["## Counts", "", "| type | count |", "|---|---|"]
     counts = Counter(r.type for r in resources)
@@ -113,9 +121,14 @@ def depth_section(result: Run) -> list[str]:
     """plan.md's dependency depth (``waves.waves``): how many waves ``pulumi up`` runs one after another, and one
     longest chain with what each resource waits for."""
     depth, chain = waves(result)
-    lines = ["", "## Dependency depth", "",
-             f"`pulumi up` runs {depth} waves one after another: a resource starts when everything it depends on has "
-             "finished (a dependency on a component waits for the component's resources). One longest chain:", ""]
+    lines = [
+        "",
+        "## Dependency depth",
+        "",
+        f"`pulumi up` runs {depth} waves one after another: a resource starts when everything it depends on has "
+        "finished (a dependency on a component waits for the component's resources). One longest chain:",
+        "",
+    ]
     for number, (resource, named) in enumerate(chain, 1):
         why = "no dependency" if named is None else f"waits for {reason(resource, chain[number - 2][0], named)}"
         lines.append(f"{number}. {_label(resource)} — {why}")
@@ -129,11 +142,17 @@ def protection_table(resources: list[Registered]) -> list[str]:
     lines = ["", "## Data protection", ""]
     if not kept:
         return lines + ["Nothing is protected (`dataProtection.mode: relaxed`, or everything decommissioned)."]
-    lines += [f"{len(kept)} resources hold data or installed CRDs: `pulumi up` refuses to delete or replace the "
-              "protected ones, and Kubernetes keeps the retained ones if they leave the stack.", "",
-              "| resource | protect | retain on delete |", "|---|---|---|"]
-    lines += [f"| {_label(r)} | {'yes' if r.protect else 'no'} | {'yes' if r.retain_on_delete else 'no'} |"
-              for r in sorted(kept, key=lambda r: (r.type, r.name))]
+    lines += [
+        f"{len(kept)} resources hold data or installed CRDs: `pulumi up` refuses to delete or replace the "
+        "protected ones, and Kubernetes keeps the retained ones if they leave the stack.",
+        "",
+        "| resource | protect | retain on delete |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {_label(r)} | {'yes' if r.protect else 'no'} | {'yes' if r.retain_on_delete else 'no'} |"
+        for r in sorted(kept, key=lambda r: (r.type, r.name))
+    ]
     return lines
 
 
@@ -141,16 +160,26 @@ def gpu_capacity_table(report: dict | None) -> list[str]:
     """plan.md's GPU capacity section from the ``gpuCapacity`` stack output."""
     if not report:
         return []
-    lines = ["", "## GPU capacity", "", "| pool | model | nodes | GPUs | sharing | schedulable units |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## GPU capacity",
+        "",
+        "| pool | model | nodes | GPUs | sharing | schedulable units |",
+        "|---|---|---|---|---|---|",
+    ]
     for pool in report["pools"]:
         units = ", ".join(f"{count} `{resource}`" for resource, count in sorted(pool["units"].items()))
-        lines.append(f"| {pool['name']} | {pool['model']} | {pool['nodes']} | {pool['gpus']} | {pool['sharing']} "
-                     f"| {units} |")
+        lines.append(
+            f"| {pool['name']} | {pool['model']} | {pool['nodes']} | {pool['gpus']} | {pool['sharing']} | {units} |"
+        )
     tenants = sorted(report["quotas"])
-    lines += ["", f"Oversubscription factor: {report['oversubscription']:g}.", "",
-              "| resource | schedulable | " + " | ".join(f"quota {t}" for t in tenants) + " | quota total | headroom |",
-              "|---|---|" + "---|" * len(tenants) + "---|---|"]
+    lines += [
+        "",
+        f"Oversubscription factor: {report['oversubscription']:g}.",
+        "",
+        "| resource | schedulable | " + " | ".join(f"quota {t}" for t in tenants) + " | quota total | headroom |",
+        "|---|---|" + "---|" * len(tenants) + "---|---|",
+    ]
     for resource, row in sorted(report["resources"].items()):
         per_tenant = " | ".join(str(report["quotas"][t].get(resource, 0)) for t in tenants)
         lines.append(f"| `{resource}` | {row['schedulable']} | {per_tenant} | {row['quota']} | {row['headroom']} |")
@@ -161,10 +190,16 @@ def secret_store_table(keys: dict | None) -> list[str]:
     """plan.md's table of what the external secret store must hold (``secretStoreKeys``; empty with source pulumi)."""
     if not keys:
         return []
-    lines = ["", "## External secret store", "",
-             "`secrets.source: external-secrets`: the ClusterSecretStore must hold these keys, each with these "
-             "properties, before the ExternalSecrets can fill their Secrets.", "",
-             "| remote key | properties |", "|---|---|"]
+    lines = [
+        "",
+        "## External secret store",
+        "",
+        "`secrets.source: external-secrets`: the ClusterSecretStore must hold these keys, each with these "
+        "properties, before the ExternalSecrets can fill their Secrets.",
+        "",
+        "| remote key | properties |",
+        "|---|---|",
+    ]
     lines += [f"| `{key}` | {', '.join(f'`{p}`' for p in properties)} |" for key, properties in sorted(keys.items())]
     return lines
 
@@ -198,10 +233,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.split("\n")[0])
     parser.add_argument("--stack", required=True, help="stack name: renders Pulumi.<stack>.yaml")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--snapshot", type=Path, help="URN snapshot to audit replacements against "
-                        "(default: state/<stack>.json)")
-    parser.add_argument("--diff", type=Path, metavar="OTHER_DIR", help="after rendering, print what changed from the "
-                        "render in OTHER_DIR to this one (tools/diff.py; e.g. the base commit's render)")
+    parser.add_argument(
+        "--snapshot", type=Path, help="URN snapshot to audit replacements against (default: state/<stack>.json)"
+    )
+    parser.add_argument(
+        "--diff",
+        type=Path,
+        metavar="OTHER_DIR",
+        help="after rendering, print what changed from the "
+        "render in OTHER_DIR to this one (tools/diff.py; e.g. the base commit's render)",
+    )
     parser.add_argument("--format", choices=("markdown", "text"), default="markdown", help="of --diff's summary")
     args = parser.parse_args(argv)
     if args.diff and not args.diff.is_dir():
@@ -212,8 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as error:
         print(error, file=sys.stderr)
         return 2
-    print(f"rendered stack {args.stack} to {args.out}: {len(result.objects)} objects, "
-          f"{len(result.releases)} Helm releases", file=sys.stderr if args.diff else sys.stdout)
+    print(
+        f"rendered stack {args.stack} to {args.out}: {len(result.objects)} objects, "
+        f"{len(result.releases)} Helm releases",
+        file=sys.stderr if args.diff else sys.stdout,
+    )
     if args.diff:
         print(diff.summary(args.diff, args.out, args.format))
     return 0

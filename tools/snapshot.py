@@ -37,11 +37,21 @@ PVC = "kubernetes:core/v1:PersistentVolumeClaim"
 OBJECT_FIELDS = {
     "apps/Deployment": ["spec.selector"],
     "apps/DaemonSet": ["spec.selector"],
-    "apps/StatefulSet": ["spec.selector", "spec.serviceName", "spec.podManagementPolicy", "spec.revisionHistoryLimit",
-                         "spec.volumeClaimTemplates"],
+    "apps/StatefulSet": [
+        "spec.selector",
+        "spec.serviceName",
+        "spec.podManagementPolicy",
+        "spec.revisionHistoryLimit",
+        "spec.volumeClaimTemplates",
+    ],
     "batch/Job": ["spec.selector", "spec.template", "spec.completions", "spec.parallelism"],
-    "PersistentVolumeClaim": ["spec.accessModes", "spec.storageClassName", "spec.volumeName", "spec.selector",
-                              "spec.resources.requests.storage"],
+    "PersistentVolumeClaim": [
+        "spec.accessModes",
+        "spec.storageClassName",
+        "spec.volumeName",
+        "spec.selector",
+        "spec.resources.requests.storage",
+    ],
     "Service": ["spec.clusterIP", "spec.type"],
     "Secret": ["type"],
     "ResourceQuota": ["spec.scopes"],
@@ -53,8 +63,10 @@ DIGESTED = {"spec.template", "spec.volumeClaimTemplates"}  # large: recorded as 
 RELEASE_FIELDS = ["name", "namespace", "chart"]  # the provider replaces on name/namespace; see NOTES for chart
 PROVIDER_FIELDS = ["cluster", "clusterIdentifier", "context"]
 STORAGE_CLASS_KEYS = ("storageClass", "storageClassName")
-VOLUME_NOTE = ("a volume keeps the class it was created with: the change fails, or takes effect only by "
-               "re-creating the volume and losing its data")
+VOLUME_NOTE = (
+    "a volume keeps the class it was created with: the change fails, or takes effect only by "
+    "re-creating the volume and losing its data"
+)
 NOTES = {
     "chart": "an upgrade to another chart: the old chart's objects are deleted",
     "cluster": "a provider for another cluster replaces every object it manages",
@@ -157,12 +169,19 @@ def alias_urns(result: Run) -> dict[str, set[str]]:
             spec = alias.get("spec", {})
             options = [None] if spec.get("noParent") else [spec["parentUrn"]] if spec.get("parentUrn") else parents
             for option in options:
-                urns.add(engine_urn(spec.get("stack") or stack, spec.get("project") or project, option,
-                                    spec.get("type") or resource.type, spec.get("name") or resource.name))
+                urns.add(
+                    engine_urn(
+                        spec.get("stack") or stack,
+                        spec.get("project") or project,
+                        option,
+                        spec.get("type") or resource.type,
+                        spec.get("name") or resource.name,
+                    )
+                )
         for parent_alias in parent_aliases:  # a child named after its parent follows the parent's old name
             name = resource.name
             if name.startswith(parent.name):
-                name = _split(parent_alias)[3] + name[len(parent.name):]
+                name = _split(parent_alias)[3] + name[len(parent.name) :]
             urns.add(engine_urn(stack, project, parent_alias, resource.type, name))
         urns.discard(resource.urn)
         found[resource.urn] = urns
@@ -238,8 +257,9 @@ def _same_object(old_urn: str, old_entry: dict, new_urn: str, new_entry: dict) -
     if _type(old_urn) != _type(new_urn):
         return False
     identity = _identity(old_urn, old_entry)
-    return _split(old_urn)[3] == _split(new_urn)[3] or (identity is not None and
-                                                         identity == _identity(new_urn, new_entry))
+    return _split(old_urn)[3] == _split(new_urn)[3] or (
+        identity is not None and identity == _identity(new_urn, new_entry)
+    )
 
 
 def _replaces(urn: str, path: str, old: Any, new: Any) -> tuple[bool, str]:
@@ -293,22 +313,29 @@ def _show(value: Any) -> str:
 
 def _describe(changes: list[FieldChange]) -> str:
     """``field: old -> new; …`` and, once each, the notes."""
-    texts = [f"{c.field} changed" if str(c.old).startswith("sha256:") and str(c.new).startswith("sha256:")
-             else f"{c.field}: {_show(c.old)} -> {_show(c.new)}" for c in changes]
+    texts = [
+        f"{c.field} changed"
+        if str(c.old).startswith("sha256:") and str(c.new).startswith("sha256:")
+        else f"{c.field}: {_show(c.old)} -> {_show(c.new)}"
+        for c in changes
+    ]
     notes = list(dict.fromkeys(c.note for c in changes if c.note))
     return "; ".join(texts) + "".join(f" — {note}" for note in notes)
 
 
 def unsafe_report(stack: str, changes: Changes) -> str:
     """The data-safety failure: every URN that vanished without an alias, and what appeared."""
-    lines = [f"stack {stack}: these resources would be DELETED and re-CREATED by pulumi up "
-             "(URN changed without an alias):"]
+    lines = [
+        f"stack {stack}: these resources would be DELETED and re-CREATED by pulumi up (URN changed without an alias):"
+    ]
     lines += [f"  {old} -> {new}" for old, new in changes.replaced]
     lines += [f"  {old} -> removed" for old in changes.removed]
     lines += [f"  added -> {new}" for new in changes.added]
-    lines += ["To keep a renamed or moved resource, give the new one `aliases=[pulumi.Alias(name=<old name>)]` "
-              "(or `parent=<old parent>`) in its ResourceOptions.",
-              f"If the deletion is intended: `python -m tools.snapshot --stack {stack}` and commit the diff."]
+    lines += [
+        "To keep a renamed or moved resource, give the new one `aliases=[pulumi.Alias(name=<old name>)]` "
+        "(or `parent=<old parent>`) in its ResourceOptions.",
+        f"If the deletion is intended: `python -m tools.snapshot --stack {stack}` and commit the diff.",
+    ]
     return "\n".join(lines)
 
 
@@ -319,8 +346,10 @@ def stale_report(stack: str, changes: Changes, path: str) -> str:
     lines += [f"  removed: {urn}" for urn in changes.removed]
     lines += [f"  renamed through an alias: {old} -> {new}" for old, new in changes.renamed]
     lines += [f"  re-created (no alias): {old} -> {new}" for old, new in changes.replaced]
-    lines += [f"  {'REPLACES' if c.replaces else 'in place:'} {changes.label(c.urn)}: {_describe([c])}"
-              for c in changes.fields]
+    lines += [
+        f"  {'REPLACES' if c.replaces else 'in place:'} {changes.label(c.urn)}: {_describe([c])}"
+        for c in changes.fields
+    ]
     lines.append(f"Update it: `python -m tools.snapshot --stack {stack}` (or `make snapshot`) and commit the diff.")
     return "\n".join(lines)
 
@@ -335,11 +364,12 @@ def plan_section(changes: Changes | None, source: str) -> list[str]:
     for change in changes.replacements:
         by_resource.setdefault((change.urn, change.note == VOLUME_NOTE), []).append(change)
     for (urn, volumes), found in by_resource.items():
-        what = (f"needs the volumes of {changes.label(urn)} RE-CREATED" if volumes
-                else f"REPLACES {changes.label(urn)}")
+        what = f"needs the volumes of {changes.label(urn)} RE-CREATED" if volumes else f"REPLACES {changes.label(urn)}"
         lines.append(f"- this change {what} ({_describe(found)})")
-    lines += [f"- DELETED and re-created (URN changed without an alias): {changes.label(old)}: `{old}` -> `{new}`"
-              for old, new in changes.replaced]
+    lines += [
+        f"- DELETED and re-created (URN changed without an alias): {changes.label(old)}: `{old}` -> `{new}`"
+        for old, new in changes.replaced
+    ]
     if not by_resource and not changes.replaced:
         lines += ["No replacements since the last snapshot.", ""]
     lines += [f"- DELETED (no longer declared): {changes.label(urn)} `{urn}`" for urn in changes.removed]
@@ -373,8 +403,10 @@ def write(result: Run, path: Path) -> str:
         return "new"
     if changes.exact:
         return "unchanged"
-    return (f"{len(changes.added)} added, {len(changes.removed)} removed, {len(changes.renamed)} renamed, "
-            f"{len(changes.replaced)} re-created, {len(changes.replacements)} replacing field changes")
+    return (
+        f"{len(changes.added)} added, {len(changes.removed)} removed, {len(changes.renamed)} renamed, "
+        f"{len(changes.replaced)} re-created, {len(changes.replacements)} replacing field changes"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--stack", action="append", help="stack name (repeatable): snapshots Pulumi.<stack>.yaml")
     which.add_argument("--all", action="store_true", help="every Pulumi.<stack>.yaml")
     args = parser.parse_args(argv)
-    stacks = args.stack or sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+    stacks = args.stack or sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
     for stack in stacks:
         try:
             result = run(stack)

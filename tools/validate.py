@@ -35,14 +35,37 @@ from kubernetes_validate.utils import VersionNotSupportedError, all_versions
 
 # API groups served by Kubernetes itself (all groups kubernetes-validate 1.37 has schemas for); anything else
 # must come from a CRD. Note that e.g. gateway.networking.k8s.io is a CRD group, not a built-in one.
-BUILTIN_GROUPS = frozenset({
-    "", "admission.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io",
-    "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch", "certificates.k8s.io",
-    "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io", "extensions", "flowcontrol.apiserver.k8s.io",
-    "imagepolicy.k8s.io", "internal.apiserver.k8s.io", "lifecycle.k8s.io", "networking.k8s.io", "node.k8s.io",
-    "policy", "rbac.authorization.k8s.io", "resource.k8s.io", "scheduling.k8s.io", "storage.k8s.io",
-    "storagemigration.k8s.io",
-})
+BUILTIN_GROUPS = frozenset(
+    {
+        "",
+        "admission.k8s.io",
+        "admissionregistration.k8s.io",
+        "apiextensions.k8s.io",
+        "apiregistration.k8s.io",
+        "apps",
+        "authentication.k8s.io",
+        "authorization.k8s.io",
+        "autoscaling",
+        "batch",
+        "certificates.k8s.io",
+        "coordination.k8s.io",
+        "discovery.k8s.io",
+        "events.k8s.io",
+        "extensions",
+        "flowcontrol.apiserver.k8s.io",
+        "imagepolicy.k8s.io",
+        "internal.apiserver.k8s.io",
+        "lifecycle.k8s.io",
+        "networking.k8s.io",
+        "node.k8s.io",
+        "policy",
+        "rbac.authorization.k8s.io",
+        "resource.k8s.io",
+        "scheduling.k8s.io",
+        "storage.k8s.io",
+        "storagemigration.k8s.io",
+    }
+)
 
 _MAX_MESSAGE = 300  # jsonschema messages quote the offending instance, which can be a whole pod spec
 
@@ -87,8 +110,10 @@ def _schema_version(k8s_version: str) -> str | None:
 
 def _unsupported_version(k8s_version: str) -> str:
     known = list(_schema_versions())
-    return (f"unsupported Kubernetes version {k8s_version!r}: kubernetes-validate {kubernetes_validate.__version__}"
-            f" has schemas for {known[0]} to {known[-1]}")
+    return (
+        f"unsupported Kubernetes version {k8s_version!r}: kubernetes-validate {kubernetes_validate.__version__}"
+        f" has schemas for {known[0]} to {known[-1]}"
+    )
 
 
 def _json_path(parts: Iterable[Any]) -> str:
@@ -151,8 +176,11 @@ def _builtin_errors(obj: dict, schema_version: str) -> list[str]:
         kubernetes_validate.validate(obj, schema_version, strict=True)
     except kubernetes_validate.ValidationError as e:
         return [f"{_json_path(e.absolute_path)}: {_short(e.message)}"]
-    except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError,
-            VersionNotSupportedError) as e:
+    except (
+        kubernetes_validate.SchemaNotFoundError,
+        kubernetes_validate.InvalidSchemaError,
+        VersionNotSupportedError,
+    ) as e:
         return [f"$: {e.message}"]
     return []
 
@@ -230,10 +258,18 @@ def structural_to_json_schema(node: dict, structural: bool = True) -> dict:
         if out["pattern"] is None:
             del out["pattern"]
     if node.get("x-kubernetes-embedded-resource") and "properties" in node:
-        out["properties"] = {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                             "metadata": {"type": "object"}, **out["properties"]}
-    if (structural and "properties" in node and "additionalProperties" not in node
-            and not node.get("x-kubernetes-preserve-unknown-fields")):
+        out["properties"] = {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            **out["properties"],
+        }
+    if (
+        structural
+        and "properties" in node
+        and "additionalProperties" not in node
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     if node.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
@@ -252,12 +288,18 @@ def _crd_validator(path: Path, version: str) -> jsonschema.Draft7Validator:
     crd = _load_crd(path)
     assert crd is not None
     served = next(v for v in crd["spec"]["versions"] if v["name"] == version)
-    raw = ((served.get("schema") or crd["spec"].get("validation") or {}).get("openAPIV3Schema")
-           or {"type": "object", "x-kubernetes-preserve-unknown-fields": True})
+    raw = (served.get("schema") or crd["spec"].get("validation") or {}).get("openAPIV3Schema") or {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
     schema = structural_to_json_schema(raw)
     if isinstance(schema.get("properties"), dict):  # every object has these; some CRDs (Istio's) omit them
-        schema["properties"] = {**schema["properties"], "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"}, "metadata": {"type": "object"}}
+        schema["properties"] = {
+            **schema["properties"],
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+        }
     return jsonschema.Draft7Validator(schema)
 
 
@@ -268,8 +310,10 @@ def _custom_errors(obj: dict, group: str, version: str, kind: str) -> list[str]:
     path, crd = found
     served = [v["name"] for v in crd["spec"]["versions"] if v.get("served")]
     if version not in served:
-        return [f"$.apiVersion: {obj['apiVersion']} is not served by CRD {crd['metadata']['name']}"
-                f" (served: {', '.join(served) or 'none'})"]
+        return [
+            f"$.apiVersion: {obj['apiVersion']} is not served by CRD {crd['metadata']['name']}"
+            f" (served: {', '.join(served) or 'none'})"
+        ]
     errors = sorted(_crd_validator(path, version).iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
     return [f"{_json_path(e.absolute_path)}: {_short(e.message)}" for e in errors]
 
@@ -450,8 +494,16 @@ def _global_trees(chart_dir: Path) -> list[dict]:
     return [t for t in trees if isinstance(t, dict) and t]
 
 
-def _check_chart(chart: str, chart_dir: Path, ours: dict, sections: list[dict], parent_global: dict | None,
-                 prefix: str, globals_: list[dict], value_files: list[Path]) -> list[str]:
+def _check_chart(
+    chart: str,
+    chart_dir: Path,
+    ours: dict,
+    sections: list[dict],
+    parent_global: dict | None,
+    prefix: str,
+    globals_: list[dict],
+    value_files: list[Path],
+) -> list[str]:
     """Key and schema errors for our values of one chart or subchart.
 
     sections: what the ancestors' values.yaml pass this subchart, parent first (Helm: outer ones win);
@@ -464,15 +516,19 @@ def _check_chart(chart: str, chart_dir: Path, ours: dict, sections: list[dict], 
     top = rel == Path(".")
     where = "upstream values.yaml" if top else f"upstream {rel}/values.yaml or the parent's {chart_dir.name} section"
     value_files = [chart_dir / "values.yaml", *value_files]
-    subcharts = {k: v for k, v in ours.items()
-                 if k != "global" and isinstance(v, dict) and (chart_dir / "charts" / str(k)).is_dir()}
+    subcharts = {
+        k: v
+        for k, v in ours.items()
+        if k != "global" and isinstance(v, dict) and (chart_dir / "charts" / str(k)).is_dir()
+    }
     plain = {k: v for k, v in ours.items() if k != "global" and k not in subcharts}
     trees = [t for t in (documented, *sections) if t]
     errors: list[str] = []
 
     if globals_ and isinstance(ours.get("global"), dict):
-        errors += _key_errors(chart, globals_, ours["global"], f"{prefix}.global", "upstream global values",
-                              value_files)
+        errors += _key_errors(
+            chart, globals_, ours["global"], f"{prefix}.global", "upstream global values", value_files
+        )
     if top or trees:  # a subchart without any upstream values takes anything
         errors += _key_errors(chart, trees or [{}], plain, prefix, where, value_files)
 
@@ -483,21 +539,31 @@ def _check_chart(chart: str, chart_dir: Path, ours: dict, sections: list[dict], 
 
     for key, value in subcharts.items():
         sub_sections = [s[key] for s in (own, *sections) if isinstance(s.get(key), dict)]
-        errors += _check_chart(chart, chart_dir / "charts" / str(key), value, sub_sections,
-                               merged.get("global") or {}, f"{prefix}.{key}", globals_, value_files)
+        errors += _check_chart(
+            chart,
+            chart_dir / "charts" / str(key),
+            value,
+            sub_sections,
+            merged.get("global") or {},
+            f"{prefix}.{key}",
+            globals_,
+            value_files,
+        )
 
     schema_path = chart_dir / "values.schema.json"
     if schema_path.is_file():
         schema_name = schema_path.relative_to(upstream_dir() / chart)
-        for e in sorted(_schema_validator(schema_path).iter_errors(merged),
-                        key=lambda e: list(map(str, e.absolute_path))):
+        for e in sorted(
+            _schema_validator(schema_path).iter_errors(merged), key=lambda e: list(map(str, e.absolute_path))
+        ):
             path = ".".join([prefix, *map(str, e.absolute_path)])
             errors.append(f"{chart}: {path}: {_short(e.message)} (upstream {schema_name})")
     return errors
 
 
-def _key_errors(chart: str, trees: list[dict], ours: dict, prefix: str, where: str,
-                value_files: list[Path]) -> list[str]:
+def _key_errors(
+    chart: str, trees: list[dict], ours: dict, prefix: str, where: str, value_files: list[Path]
+) -> list[str]:
     """Error strings for the keys of ours missing from the upstream trees (see _unknown_keys)."""
     errors = []
     for path, key, matches in _unknown_keys(trees, ours, prefix):
@@ -551,8 +617,9 @@ def main(argv: list[str] | None = None) -> int:
     """Validate a build folder; print each error and a summary; return 1 if there were errors, else 0."""
     parser = argparse.ArgumentParser(prog="python -m tools.validate", description=__doc__.split("\n\n")[0])
     parser.add_argument("build_dir", type=Path, help="folder with manifests/**/*.yaml and helm/*.values.yaml")
-    parser.add_argument("--k8s-version",
-                        help="Kubernetes minor version, e.g. 1.35 (default: BUILD_DIR/kubernetes-version)")
+    parser.add_argument(
+        "--k8s-version", help="Kubernetes minor version, e.g. 1.35 (default: BUILD_DIR/kubernetes-version)"
+    )
     args = parser.parse_args(argv)
 
     build_dir: Path = args.build_dir

@@ -50,8 +50,11 @@ def reason(resource: Registered, waited: Registered, named: Registered) -> str:
     Secret...), and the component when the dependency named a component rather than ``waited`` itself."""
     kind = waited.kind or waited.type.rsplit(":", 1)[-1]
     if kind == "Namespace":
-        what = "its namespace" if waited.k8s_name in (resource.namespace, resource.inputs.get("namespace")) \
+        what = (
+            "its namespace"
+            if waited.k8s_name in (resource.namespace, resource.inputs.get("namespace"))
             else "the namespace"
+        )
     elif waited.type == RELEASE:
         what = "the Helm release"
     elif kind in ("Secret", "ExternalSecret"):

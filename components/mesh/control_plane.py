@@ -152,8 +152,10 @@ def require_jwt_spec(hosts: list[str], tls_kind: str) -> dict:
     everything else on 80 and every path on 443 still needs one."""
     scope: dict = {"hosts": guarded_hosts(hosts)} if hosts else {}
     if tls_kind == "acme":
-        operations = [{**scope, "notPorts": [ACME_PORT]},
-                      {**scope, "ports": [ACME_PORT], "notPaths": [ACME_CHALLENGE_PATHS]}]
+        operations = [
+            {**scope, "notPorts": [ACME_PORT]},
+            {**scope, "ports": [ACME_PORT], "notPaths": [ACME_CHALLENGE_PATHS]},
+        ]
     else:
         operations = [scope] if scope else []
     rule: dict = {"from": [{"source": {"notRequestPrincipals": ["*"]}}]}
@@ -184,25 +186,46 @@ class Mesh(pulumi.ComponentResource):
         mesh, cluster, namespaces, hosts, protect = args.mesh, args.cluster, args.namespaces, args.hosts, args.protect
         tenant_namespaces, cert_manager_release = args.tenant_namespaces, args.cert_manager_release
         version = cluster.kubernetes_version
-        self.namespace = platform_namespace(f"{name}-namespace", namespaces.mesh, COMPONENT, MESH_POD_SECURITY,
-                                            version, self)
-        self.cni_namespace = platform_namespace(f"{name}-cni-namespace", namespaces.mesh_cni, COMPONENT,
-                                                CNI_POD_SECURITY, version, self)
-        self.ingress_namespace = platform_namespace(f"{name}-ingress-namespace", namespaces.ingress, COMPONENT,
-                                                    INGRESS_POD_SECURITY, version, self)
+        self.namespace = platform_namespace(
+            f"{name}-namespace", namespaces.mesh, COMPONENT, MESH_POD_SECURITY, version, self
+        )
+        self.cni_namespace = platform_namespace(
+            f"{name}-cni-namespace", namespaces.mesh_cni, COMPONENT, CNI_POD_SECURITY, version, self
+        )
+        self.ingress_namespace = platform_namespace(
+            f"{name}-ingress-namespace", namespaces.ingress, COMPONENT, INGRESS_POD_SECURITY, version, self
+        )
         mesh_ns = self.namespace.metadata["name"]
         ingress_ns = self.ingress_namespace.metadata["name"]
 
-        self.base_release = helm_release(f"{name}-base-release", versions.ISTIO_BASE, mesh_ns,
-                                         base_values(namespaces), self, protect=protect)
-        self.istiod_release = helm_release(f"{name}-istiod-release", versions.ISTIOD, mesh_ns,
-                                           istiod_values(mesh, cluster, namespaces), self,
-                                           depends_on=[self.base_release])
-        self.cni_release = helm_release(f"{name}-cni-release", versions.ISTIO_CNI, self.cni_namespace.metadata["name"],
-                                        cni_values(cluster), self, depends_on=[self.base_release])
-        self.gateway_release = helm_release(f"{name}-gateway-release", versions.ISTIO_GATEWAY, ingress_ns,
-                                            gateway_values(mesh), self, depends_on=[self.istiod_release],
-                                            release_name=GATEWAY_RELEASE)
+        self.base_release = helm_release(
+            f"{name}-base-release", versions.ISTIO_BASE, mesh_ns, base_values(namespaces), self, protect=protect
+        )
+        self.istiod_release = helm_release(
+            f"{name}-istiod-release",
+            versions.ISTIOD,
+            mesh_ns,
+            istiod_values(mesh, cluster, namespaces),
+            self,
+            depends_on=[self.base_release],
+        )
+        self.cni_release = helm_release(
+            f"{name}-cni-release",
+            versions.ISTIO_CNI,
+            self.cni_namespace.metadata["name"],
+            cni_values(cluster),
+            self,
+            depends_on=[self.base_release],
+        )
+        self.gateway_release = helm_release(
+            f"{name}-gateway-release",
+            versions.ISTIO_GATEWAY,
+            ingress_ns,
+            gateway_values(mesh),
+            self,
+            depends_on=[self.istiod_release],
+            release_name=GATEWAY_RELEASE,
+        )
 
         self.gateway = f"{namespaces.ingress}/{GATEWAY}"
         self.gateway_principal = f"cluster.local/ns/{namespaces.ingress}/sa/{GATEWAY_SERVICE_ACCOUNT}"
@@ -217,57 +240,102 @@ class Mesh(pulumi.ComponentResource):
         # gateway whenever it is there.
         after_cert_manager = pulumi.ResourceOptions(parent=self, depends_on=[cert_manager_release])
 
-        def custom(logical: str, api_version: str, kind: str, meta: dict, spec: dict,
-                   options: pulumi.ResourceOptions = after_istiod) -> k8s.apiextensions.CustomResource:
-            return kube(f"{name}-{logical}", api_version=api_version, kind=kind,
-                        metadata=meta, spec=spec, opts=options)
+        def custom(
+            logical: str,
+            api_version: str,
+            kind: str,
+            meta: dict,
+            spec: dict,
+            options: pulumi.ResourceOptions = after_istiod,
+        ) -> k8s.apiextensions.CustomResource:
+            return kube(f"{name}-{logical}", api_version=api_version, kind=kind, metadata=meta, spec=spec, opts=options)
 
         tls = mesh.tls
         self.issuer: k8s.apiextensions.CustomResource | None = None
         self.ingress_class: pulumi.CustomResource | None = None
         if tls.kind == "selfSigned":
             issuer = SELF_SIGNED_ISSUER
-            self.issuer = custom("issuer", "cert-manager.io/v1", "ClusterIssuer", metadata(issuer, COMPONENT),
-                                 {"selfSigned": {}}, after_cert_manager)
+            self.issuer = custom(
+                "issuer",
+                "cert-manager.io/v1",
+                "ClusterIssuer",
+                metadata(issuer, COMPONENT),
+                {"selfSigned": {}},
+                after_cert_manager,
+            )
         elif tls.kind == "acme":
             issuer = ACME_ISSUER
-            self.issuer = custom("issuer", "cert-manager.io/v1", "ClusterIssuer", metadata(issuer, COMPONENT), {
-                "acme": {"server": tls.server, "email": tls.email,
-                         "privateKeySecretRef": {"name": ACME_ACCOUNT_SECRET},
-                         "solvers": [{"http01": {"ingress": {"ingressClassName": INGRESS_CLASS}}}]},
-            }, after_cert_manager)
+            self.issuer = custom(
+                "issuer",
+                "cert-manager.io/v1",
+                "ClusterIssuer",
+                metadata(issuer, COMPONENT),
+                {
+                    "acme": {
+                        "server": tls.server,
+                        "email": tls.email,
+                        "privateKeySecretRef": {"name": ACME_ACCOUNT_SECRET},
+                        "solvers": [{"http01": {"ingress": {"ingressClassName": INGRESS_CLASS}}}],
+                    },
+                },
+                after_cert_manager,
+            )
             # Istio serves the solver's Ingress only if its class names Istio's controller (STRICT mode).
             self.ingress_class = kube(
-                f"{name}-ingress-class", api_version="networking.k8s.io/v1", kind="IngressClass",
+                f"{name}-ingress-class",
+                api_version="networking.k8s.io/v1",
+                kind="IngressClass",
                 metadata=metadata(INGRESS_CLASS, COMPONENT),
-                spec={"controller": "istio.io/ingress-controller"}, opts=pulumi.ResourceOptions(parent=self))
+                spec={"controller": "istio.io/ingress-controller"},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         else:
             issuer = tls.name
 
-        self.certificate = custom("certificate", "cert-manager.io/v1", "Certificate",
-                                  metadata(CERTIFICATE, COMPONENT, ingress_ns), {
-                                      "secretName": TLS_SECRET,
-                                      "dnsNames": list(hosts) or [cluster.domain],
-                                      "issuerRef": {"kind": "ClusterIssuer", "name": issuer,
-                                                    "group": "cert-manager.io"},
-                                  }, after_cert_manager)
+        self.certificate = custom(
+            "certificate",
+            "cert-manager.io/v1",
+            "Certificate",
+            metadata(CERTIFICATE, COMPONENT, ingress_ns),
+            {
+                "secretName": TLS_SECRET,
+                "dnsNames": list(hosts) or [cluster.domain],
+                "issuerRef": {"kind": "ClusterIssuer", "name": issuer, "group": "cert-manager.io"},
+            },
+            after_cert_manager,
+        )
 
         wildcard = [f"*.{cluster.domain}"]
-        self.gateway_resource = custom("gateway", "networking.istio.io/v1", "Gateway",
-                                       metadata(GATEWAY, COMPONENT, ingress_ns), {
-                                           "selector": GATEWAY_LABELS,
-                                           "servers": [
-                                               {"port": {"number": 80, "name": "http", "protocol": "HTTP"},
-                                                "hosts": wildcard, "tls": {"httpsRedirect": True}},
-                                               {"port": {"number": 443, "name": "https", "protocol": "HTTPS"},
-                                                "hosts": wildcard,
-                                                "tls": {"mode": "SIMPLE", "credentialName": TLS_SECRET}},
-                                           ],
-                                       })
+        self.gateway_resource = custom(
+            "gateway",
+            "networking.istio.io/v1",
+            "Gateway",
+            metadata(GATEWAY, COMPONENT, ingress_ns),
+            {
+                "selector": GATEWAY_LABELS,
+                "servers": [
+                    {
+                        "port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                        "hosts": wildcard,
+                        "tls": {"httpsRedirect": True},
+                    },
+                    {
+                        "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                        "hosts": wildcard,
+                        "tls": {"mode": "SIMPLE", "credentialName": TLS_SECRET},
+                    },
+                ],
+            },
+        )
 
         self.peer_authentications = {
-            tenant: custom(f"peer-authentication-{tenant}", "security.istio.io/v1", "PeerAuthentication",
-                           metadata("default", COMPONENT, namespace, tenant=tenant), {"mtls": {"mode": "STRICT"}})
+            tenant: custom(
+                f"peer-authentication-{tenant}",
+                "security.istio.io/v1",
+                "PeerAuthentication",
+                metadata("default", COMPONENT, namespace, tenant=tenant),
+                {"mtls": {"mode": "STRICT"}},
+            )
             for tenant, namespace in tenant_namespaces.items()
         }
 
@@ -279,11 +347,20 @@ class Mesh(pulumi.ComponentResource):
                 rule["audiences"] = list(jwt.audiences)
             selector = {"matchLabels": GATEWAY_LABELS}
             self.request_authentication = custom(
-                "request-authentication", "security.istio.io/v1", "RequestAuthentication",
-                metadata("ai-platform-jwt", COMPONENT, ingress_ns), {"selector": selector, "jwtRules": [rule]})
+                "request-authentication",
+                "security.istio.io/v1",
+                "RequestAuthentication",
+                metadata("ai-platform-jwt", COMPONENT, ingress_ns),
+                {"selector": selector, "jwtRules": [rule]},
+            )
             self.authorization_policy = custom(
-                "authorization-policy", "security.istio.io/v1", "AuthorizationPolicy",
-                metadata("ai-platform-require-jwt", COMPONENT, ingress_ns), require_jwt_spec(hosts, tls.kind))
+                "authorization-policy",
+                "security.istio.io/v1",
+                "AuthorizationPolicy",
+                metadata("ai-platform-require-jwt", COMPONENT, ingress_ns),
+                require_jwt_spec(hosts, tls.kind),
+            )
 
-        self.register_outputs({"namespace": mesh_ns, "gateway": self.gateway,
-                               "gatewayPrincipal": self.gateway_principal})
+        self.register_outputs(
+            {"namespace": mesh_ns, "gateway": self.gateway, "gatewayPrincipal": self.gateway_principal}
+        )

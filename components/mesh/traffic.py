@@ -69,8 +69,11 @@ class EndpointTraffic(pulumi.ComponentResource):
         traffic = endpoint.traffic
         policy = {"timeout": traffic.timeout}
         if traffic.retry_attempts:
-            policy["retries"] = {"attempts": traffic.retry_attempts, "perTryTimeout": traffic.timeout,
-                                 "retryOn": RETRY_ON}
+            policy["retries"] = {
+                "attempts": traffic.retry_attempts,
+                "perTryTimeout": traffic.timeout,
+                "retryOn": RETRY_ON,
+            }
         header_routes = list(traffic.header_routes)
         if endpoint.canary and not any(r.header == "x-model-version" and r.value == "canary" for r in header_routes):
             header_routes.insert(0, HeaderRoute(value="canary", subset="canary"))
@@ -81,54 +84,98 @@ class EndpointTraffic(pulumi.ComponentResource):
         for route_gateway, port, target_port in entries:
             base_match = {"gateways": [route_gateway], **({"port": port} if port else {})}
             for route in header_routes:
-                routes.append({"name": f"{route.header}-{route.value}-{target_port}",
-                               "match": [{**base_match, "headers": {route.header: {"exact": route.value}}}],
-                               "route": [{"destination": destination(route.subset, target_port)}], **policy})
+                routes.append(
+                    {
+                        "name": f"{route.header}-{route.value}-{target_port}",
+                        "match": [{**base_match, "headers": {route.header: {"exact": route.value}}}],
+                        "route": [{"destination": destination(route.subset, target_port)}],
+                        **policy,
+                    }
+                )
             split = [{"destination": destination("stable", target_port), "weight": traffic.weights.stable}]
             if endpoint.canary:
                 split.append({"destination": destination("canary", target_port), "weight": traffic.weights.canary})
-            routes.append({"name": f"split-{'gateway' if route_gateway == gateway else 'mesh'}-{target_port}",
-                           "match": [base_match], "route": split, **policy})
+            routes.append(
+                {
+                    "name": f"split-{'gateway' if route_gateway == gateway else 'mesh'}-{target_port}",
+                    "match": [base_match],
+                    "route": split,
+                    **policy,
+                }
+            )
         kube(
-            f"{name}-virtualservice", api_version="networking.istio.io/v1", kind="VirtualService",
+            f"{name}-virtualservice",
+            api_version="networking.istio.io/v1",
+            kind="VirtualService",
             metadata=self._meta(endpoint.name),
             spec={"hosts": [host, fqdn["stable"]], "gateways": [gateway, "mesh"], "http": routes},
-            opts=after_mesh)
+            opts=after_mesh,
+        )
 
         pool = traffic.connection_pool
         outliers = traffic.outlier_detection
         traffic_policy = {
             "loadBalancer": {"simple": "LEAST_REQUEST"},
-            "connectionPool": {"tcp": {"maxConnections": pool.max_connections},
-                               "http": {"http1MaxPendingRequests": pool.max_pending_requests,
-                                        "http2MaxRequests": pool.max_requests}},
-            "outlierDetection": {"consecutive5xxErrors": outliers.consecutive5xx_errors,
-                                 "consecutiveGatewayErrors": outliers.consecutive_gateway_errors,
-                                 "interval": outliers.interval, "baseEjectionTime": outliers.base_ejection_time,
-                                 "maxEjectionPercent": outliers.max_ejection_percent},
+            "connectionPool": {
+                "tcp": {"maxConnections": pool.max_connections},
+                "http": {"http1MaxPendingRequests": pool.max_pending_requests, "http2MaxRequests": pool.max_requests},
+            },
+            "outlierDetection": {
+                "consecutive5xxErrors": outliers.consecutive5xx_errors,
+                "consecutiveGatewayErrors": outliers.consecutive_gateway_errors,
+                "interval": outliers.interval,
+                "baseEjectionTime": outliers.base_ejection_time,
+                "maxEjectionPercent": outliers.max_ejection_percent,
+            },
         }
-        rules = {v: {"host": fqdn[v], "trafficPolicy": traffic_policy} for v in versions} if by_host else {
-            STABLE: {"host": fqdn[STABLE], "trafficPolicy": traffic_policy,
-                     "subsets": [{"name": v, "labels": {VERSION_LABEL: v}} for v in versions]}}
+        rules = (
+            {v: {"host": fqdn[v], "trafficPolicy": traffic_policy} for v in versions}
+            if by_host
+            else {
+                STABLE: {
+                    "host": fqdn[STABLE],
+                    "trafficPolicy": traffic_policy,
+                    "subsets": [{"name": v, "labels": {VERSION_LABEL: v}} for v in versions],
+                }
+            }
+        )
         for version, spec in rules.items():
             kube(
-                f"{version_name(name, version)}-destinationrule", api_version="networking.istio.io/v1",
-                kind="DestinationRule", metadata=self._meta(version_name(endpoint.name, version)), spec=spec,
-                opts=after_mesh)
+                f"{version_name(name, version)}-destinationrule",
+                api_version="networking.istio.io/v1",
+                kind="DestinationRule",
+                metadata=self._meta(version_name(endpoint.name, version)),
+                spec=spec,
+                opts=after_mesh,
+            )
 
         for version, selector in engine.policy_selectors(endpoint).items():
             kube(
-                f"{version_name(name, version)}-authorizationpolicy", api_version="security.istio.io/v1",
-                kind="AuthorizationPolicy", metadata=self._meta(version_name(endpoint.name, version)),
-                spec={"selector": {"matchLabels": selector}, "action": "ALLOW", "rules": [
-                    {"from": [{"source": {"principals": [gateway_principal]}}]},
-                    {"from": [{"source": {"namespaces": [tenant]}}]},
-                    {"from": [{"source": {"namespaces": [namespaces.monitoring]}}],
-                     "to": [{"operation": {"ports": [str(engine.metrics_port)], "paths": ["/metrics"]}}]},
-                ]},
-                opts=after_mesh)
+                f"{version_name(name, version)}-authorizationpolicy",
+                api_version="security.istio.io/v1",
+                kind="AuthorizationPolicy",
+                metadata=self._meta(version_name(endpoint.name, version)),
+                spec={
+                    "selector": {"matchLabels": selector},
+                    "action": "ALLOW",
+                    "rules": [
+                        {"from": [{"source": {"principals": [gateway_principal]}}]},
+                        {"from": [{"source": {"namespaces": [tenant]}}]},
+                        {
+                            "from": [{"source": {"namespaces": [namespaces.monitoring]}}],
+                            "to": [{"operation": {"ports": [str(engine.metrics_port)], "paths": ["/metrics"]}}],
+                        },
+                    ],
+                },
+                opts=after_mesh,
+            )
         self.register_outputs({})
 
     def _meta(self, object_name: str) -> dict:
-        return metadata(object_name, COMPONENT, namespace=self.namespace, tenant=self.endpoint.tenant,
-                        extra_labels={ENDPOINT_LABEL: self.endpoint.name})
+        return metadata(
+            object_name,
+            COMPONENT,
+            namespace=self.namespace,
+            tenant=self.endpoint.tenant,
+            extra_labels={ENDPOINT_LABEL: self.endpoint.name},
+        )

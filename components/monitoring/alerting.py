@@ -55,12 +55,15 @@ NOTIFIER_FIELDS = {
     "slack_configs": {"send_resolved", "api_url_file", "channel"},
     "pagerduty_configs": {"send_resolved", "routing_key_file"},
     "webhook_configs": {"send_resolved", "url_file"},
-    "email_configs": {"send_resolved", "to", "from", "smarthost", "auth_username", "auth_password_file",
-                      "require_tls"},
+    "email_configs": {"send_resolved", "to", "from", "smarthost", "auth_username", "auth_password_file", "require_tls"},
 }
 # The notifier section of each receiver kind and the key of its credential file.
-NOTIFIER = {"slack": ("slack_configs", "api_url_file"), "pagerduty": ("pagerduty_configs", "routing_key_file"),
-            "webhook": ("webhook_configs", "url_file"), "email": ("email_configs", "auth_password_file")}
+NOTIFIER = {
+    "slack": ("slack_configs", "api_url_file"),
+    "pagerduty": ("pagerduty_configs", "routing_key_file"),
+    "webhook": ("webhook_configs", "url_file"),
+    "email": ("email_configs", "auth_password_file"),
+}
 
 
 def credential_file(receiver: str, secrets_dir: str = SECRETS_DIR) -> str:
@@ -77,8 +80,14 @@ def receiver_config(name: str, receiver: Receiver, secrets_dir: str = SECRETS_DI
     if receiver.kind == "slack" and receiver.channel:
         notifier["channel"] = receiver.channel
     if receiver.kind == "email":
-        notifier.update({"to": ", ".join(receiver.to), "from": receiver.sender, "smarthost": receiver.smarthost,
-                         "require_tls": receiver.require_tls})
+        notifier.update(
+            {
+                "to": ", ".join(receiver.to),
+                "from": receiver.sender,
+                "smarthost": receiver.smarthost,
+                "require_tls": receiver.require_tls,
+            }
+        )
         if receiver.auth_username:
             notifier["auth_username"] = receiver.auth_username
     return {"name": name, section: [notifier]}
@@ -89,7 +98,7 @@ def routes(receivers: dict[str, Receiver], routing: Routing) -> list[dict]:
     found: list[dict] = [{"receiver": NULL, "matchers": ['alertname = "Watchdog"']}]
     for name in receivers:
         if name.startswith(TENANT_RECEIVER_PREFIX):
-            tenant = name[len(TENANT_RECEIVER_PREFIX):]
+            tenant = name[len(TENANT_RECEIVER_PREFIX) :]
             found.append({"receiver": name, "matchers": [f'tenant = "{tenant}"'], "continue": True})
     for severity in SEVERITIES:
         for name in getattr(routing, severity):
@@ -103,12 +112,21 @@ def routes(receivers: dict[str, Receiver], routing: Routing) -> list[dict]:
 def inhibit_rules() -> list[dict]:
     """The chart's inhibition rules (values.yaml ``alertmanager.config.inhibit_rules``), the same tenant required."""
     return [
-        {"source_matchers": ["severity = critical"], "target_matchers": ["severity =~ warning|info"],
-         "equal": ["namespace", "alertname", "tenant"]},
-        {"source_matchers": ["severity = warning"], "target_matchers": ["severity = info"],
-         "equal": ["namespace", "alertname", "tenant"]},
-        {"source_matchers": ["alertname = InfoInhibitor"], "target_matchers": ["severity = info"],
-         "equal": ["namespace"]},
+        {
+            "source_matchers": ["severity = critical"],
+            "target_matchers": ["severity =~ warning|info"],
+            "equal": ["namespace", "alertname", "tenant"],
+        },
+        {
+            "source_matchers": ["severity = warning"],
+            "target_matchers": ["severity = info"],
+            "equal": ["namespace", "alertname", "tenant"],
+        },
+        {
+            "source_matchers": ["alertname = InfoInhibitor"],
+            "target_matchers": ["severity = info"],
+            "equal": ["namespace"],
+        },
         {"target_matchers": ["alertname = InfoInhibitor"]},
     ]
 
@@ -120,8 +138,8 @@ def alertmanager_config(receivers: dict[str, Receiver], routing: Routing, secret
         "global": {"resolve_timeout": "5m"},
         "inhibit_rules": inhibit_rules(),
         "route": {"receiver": NULL, "group_by": list(GROUP_BY), **TIMING, "routes": routes(receivers, routing)},
-        "receivers": [{"name": NULL}] + [receiver_config(name, receiver, secrets_dir)
-                                         for name, receiver in receivers.items()],
+        "receivers": [{"name": NULL}]
+        + [receiver_config(name, receiver, secrets_dir) for name, receiver in receivers.items()],
         "templates": list(TEMPLATES),
     }
 

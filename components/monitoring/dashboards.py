@@ -66,10 +66,16 @@ class _Board:
     """A dashboard under construction: the SDK builder plus the conventions every platform dashboard shares."""
 
     def __init__(self, name: str, title: str, description: str, uid: str | None = None):
-        self.builder = (dashboard.Dashboard(title).uid(uid or f"ai-platform-{name}").description(description)
-                        .tags(TAGS).time("now-6h", "now").refresh("1m").timezone("browser")
-                        .with_variable(dashboard.DatasourceVariable("datasource").label("Data source")
-                                       .type("prometheus")))
+        self.builder = (
+            dashboard.Dashboard(title)
+            .uid(uid or f"ai-platform-{name}")
+            .description(description)
+            .tags(TAGS)
+            .time("now-6h", "now")
+            .refresh("1m")
+            .timezone("browser")
+            .with_variable(dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"))
+        )
         self.next_id = 1
 
     def _id(self) -> int:
@@ -84,39 +90,77 @@ class _Board:
         self.builder.with_row(dashboard.Row(title).id(self._id()))
         return self
 
-    def timeseries(self, title: str, targets: list[tuple[str, str]], unit: str, description: str = "",
-                   threshold: float | None = None, width: int = 12, height: int = 8, **field: float) -> _Board:
+    def timeseries(
+        self,
+        title: str,
+        targets: list[tuple[str, str]],
+        unit: str,
+        description: str = "",
+        threshold: float | None = None,
+        width: int = 12,
+        height: int = 8,
+        **field: float,
+    ) -> _Board:
         """A time series panel; ``targets`` are (PromQL, legend); ``threshold`` draws a red line."""
-        panel = (timeseries.Panel().id(self._id()).title(title).description(description).datasource(DATASOURCE)
-                 .unit(unit).span(width).height(height)
-                 .legend(common_builders.VizLegendOptions().show_legend(True)
-                         .display_mode(common.LegendDisplayMode.LIST).placement(common.LegendPlacement.BOTTOM))
-                 .tooltip(common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI)
-                          .sort(common.SortOrder.DESCENDING)))
+        panel = (
+            timeseries.Panel()
+            .id(self._id())
+            .title(title)
+            .description(description)
+            .datasource(DATASOURCE)
+            .unit(unit)
+            .span(width)
+            .height(height)
+            .legend(
+                common_builders.VizLegendOptions()
+                .show_legend(True)
+                .display_mode(common.LegendDisplayMode.LIST)
+                .placement(common.LegendPlacement.BOTTOM)
+            )
+            .tooltip(
+                common_builders.VizTooltipOptions()
+                .mode(common.TooltipDisplayMode.MULTI)
+                .sort(common.SortOrder.DESCENDING)
+            )
+        )
         for index, (expr, legend) in enumerate(targets):
-            panel.with_target(prometheus.Dataquery().ref_id(chr(ord("A") + index)).expr(expr).legend_format(legend)
-                              .range())
+            panel.with_target(
+                prometheus.Dataquery().ref_id(chr(ord("A") + index)).expr(expr).legend_format(legend).range()
+            )
         if "min" in field:
             panel.min(field["min"])
         if "max" in field:
             panel.max(field["max"])
         if threshold is not None:
-            panel.thresholds(dashboard.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(
-                [Threshold(value=None, color="green"), Threshold(value=threshold, color="red")]))
+            panel.thresholds(
+                dashboard.ThresholdsConfig()
+                .mode(ThresholdsMode.ABSOLUTE)
+                .steps([Threshold(value=None, color="green"), Threshold(value=threshold, color="red")])
+            )
             # GraphTresholdsStyleMode: the SDK's spelling.
-            panel.thresholds_style(common_builders.GraphThresholdsStyleConfig()
-                                   .mode(common.GraphTresholdsStyleMode.LINE))
+            panel.thresholds_style(
+                common_builders.GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.LINE)
+            )
         self.builder.with_panel(panel)
         return self
 
-    def stat(self, title: str, expr: str, unit: str, legend: str = "", description: str = "",
-             width: int = 6, height: int = 4) -> _Board:
+    def stat(
+        self, title: str, expr: str, unit: str, legend: str = "", description: str = "", width: int = 6, height: int = 4
+    ) -> _Board:
         """A single-value panel of an instant query (one value per series)."""
         self.builder.with_panel(
-            stat.Panel().id(self._id()).title(title).description(description).datasource(DATASOURCE).unit(unit)
-            .span(width).height(height).graph_mode(common.BigValueGraphMode.NONE)
+            stat.Panel()
+            .id(self._id())
+            .title(title)
+            .description(description)
+            .datasource(DATASOURCE)
+            .unit(unit)
+            .span(width)
+            .height(height)
+            .graph_mode(common.BigValueGraphMode.NONE)
             .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-            .with_target(prometheus.Dataquery().ref_id("A").expr(expr).legend_format(legend).instant()))
+            .with_target(prometheus.Dataquery().ref_id("A").expr(expr).legend_format(legend).instant())
+        )
         return self
 
     def json(self) -> dict:
@@ -126,8 +170,7 @@ class _Board:
 
 def _custom(name: str, label: str, values: list[str]) -> dashboard.CustomVariable:
     """A multi-value variable over values the config knows (tenants, endpoints), "All" by default."""
-    return (dashboard.CustomVariable(name).label(label).values(",".join(values) or "none")
-            .multi(True).include_all(True))
+    return dashboard.CustomVariable(name).label(label).values(",".join(values) or "none").multi(True).include_all(True)
 
 
 def gpu_fleet(cfg: PlatformConfig) -> dict:
@@ -137,40 +180,93 @@ def gpu_fleet(cfg: PlatformConfig) -> dict:
     per_gpu = "max by (Hostname, gpu)"
     held = {GPU_POD: "!", **node}
     holder = f"{{{{{GPU_NAMESPACE}}}}}/{{{{{GPU_POD}}}}}"
-    board = _Board("gpu-fleet", "AI platform / GPU fleet",
-                   "GPUs of the cluster as the DCGM exporter of the GPU Operator reports them.")
-    board.variable(dashboard.QueryVariable("node").label("Node").datasource(DATASOURCE)
-                   .query("label_values(DCGM_FI_DEV_GPU_TEMP, Hostname)").multi(True).include_all(True)
-                   .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_ASC))
-    (board.row("Fleet")
-     .stat("GPUs reporting", physical_gpus(by=""), "none",
-           description="Distinct GPUs with DCGM metrics (time slices and MIG instances count once).")
-     .stat("GPUs in the inventory", f"vector({inventory})", "none", description="gpu.nodePools of the stack.")
-     .stat("GPU slices held by pods", f"count({selector('DCGM_FI_DEV_FB_USED', **{GPU_POD: '!'})})", "none",
-           description="GPUs, time slices and MIG instances a pod holds.")
-     .stat("DCGM exporters down", f"count({selector('up', job=DCGM_JOB)} == 0) or vector(0)", "none"))
-    (board.row("Per GPU")
-     .timeseries("GPU utilisation", [(f"{per_gpu} ({selector('DCGM_FI_DEV_GPU_UTIL', **node)})",
-                                      "{{Hostname}} GPU {{gpu}}")], "percent", min=0, max=100,
-                 description="DCGM_FI_DEV_GPU_UTIL; not reported for MIG instances.")
-     .timeseries("Framebuffer memory used", [(f"{per_gpu} ({fb_used_ratio(**node)})", "{{Hostname}} GPU {{gpu}}")],
-                 "percentunit", threshold=thresholds.gpu_memory_used_ratio, min=0, max=1)
-     .timeseries("Temperature", [(f"{per_gpu} ({selector('DCGM_FI_DEV_GPU_TEMP', **node)})",
-                                  "{{Hostname}} GPU {{gpu}}")], "celsius",
-                 threshold=thresholds.gpu_temperature_celsius)
-     .timeseries("Power draw", [(f"{per_gpu} ({selector('DCGM_FI_DEV_POWER_USAGE', **node)})",
-                                 "{{Hostname}} GPU {{gpu}}")], "watt")
-     .timeseries("XID errors", [(f"max by (Hostname, gpu, err_code, err_msg) "
-                                 f"({selector('DCGM_FI_DEV_XID_ERRORS', **node)} != 0)",
-                                 "{{Hostname}} GPU {{gpu}}: XID {{err_code}} {{err_msg}}")], "none", width=24,
-                 description="The last XID of each GPU (the value stays until the driver is reloaded)."))
-    (board.row("Held by pods")
-     .timeseries("Utilisation by pod", [(selector("DCGM_FI_DEV_GPU_UTIL", **held),
-                                         f"{holder} ({{{{Hostname}}}} GPU {{{{gpu}}}})")],
-                 "percent", threshold=thresholds.gpu_idle_utilization_percent, min=0, max=100,
-                 description=f"Below the red line for {thresholds.gpu_idle_for} the GPU counts as idle.")
-     .timeseries("Framebuffer memory by pod", [(selector("DCGM_FI_DEV_FB_USED", **held),
-                                                holder)], "decmbytes"))
+    board = _Board(
+        "gpu-fleet",
+        "AI platform / GPU fleet",
+        "GPUs of the cluster as the DCGM exporter of the GPU Operator reports them.",
+    )
+    board.variable(
+        dashboard.QueryVariable("node")
+        .label("Node")
+        .datasource(DATASOURCE)
+        .query("label_values(DCGM_FI_DEV_GPU_TEMP, Hostname)")
+        .multi(True)
+        .include_all(True)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC)
+    )
+    (
+        board.row("Fleet")
+        .stat(
+            "GPUs reporting",
+            physical_gpus(by=""),
+            "none",
+            description="Distinct GPUs with DCGM metrics (time slices and MIG instances count once).",
+        )
+        .stat("GPUs in the inventory", f"vector({inventory})", "none", description="gpu.nodePools of the stack.")
+        .stat(
+            "GPU slices held by pods",
+            f"count({selector('DCGM_FI_DEV_FB_USED', **{GPU_POD: '!'})})",
+            "none",
+            description="GPUs, time slices and MIG instances a pod holds.",
+        )
+        .stat("DCGM exporters down", f"count({selector('up', job=DCGM_JOB)} == 0) or vector(0)", "none")
+    )
+    (
+        board.row("Per GPU")
+        .timeseries(
+            "GPU utilisation",
+            [(f"{per_gpu} ({selector('DCGM_FI_DEV_GPU_UTIL', **node)})", "{{Hostname}} GPU {{gpu}}")],
+            "percent",
+            min=0,
+            max=100,
+            description="DCGM_FI_DEV_GPU_UTIL; not reported for MIG instances.",
+        )
+        .timeseries(
+            "Framebuffer memory used",
+            [(f"{per_gpu} ({fb_used_ratio(**node)})", "{{Hostname}} GPU {{gpu}}")],
+            "percentunit",
+            threshold=thresholds.gpu_memory_used_ratio,
+            min=0,
+            max=1,
+        )
+        .timeseries(
+            "Temperature",
+            [(f"{per_gpu} ({selector('DCGM_FI_DEV_GPU_TEMP', **node)})", "{{Hostname}} GPU {{gpu}}")],
+            "celsius",
+            threshold=thresholds.gpu_temperature_celsius,
+        )
+        .timeseries(
+            "Power draw",
+            [(f"{per_gpu} ({selector('DCGM_FI_DEV_POWER_USAGE', **node)})", "{{Hostname}} GPU {{gpu}}")],
+            "watt",
+        )
+        .timeseries(
+            "XID errors",
+            [
+                (
+                    f"max by (Hostname, gpu, err_code, err_msg) ({selector('DCGM_FI_DEV_XID_ERRORS', **node)} != 0)",
+                    "{{Hostname}} GPU {{gpu}}: XID {{err_code}} {{err_msg}}",
+                )
+            ],
+            "none",
+            width=24,
+            description="The last XID of each GPU (the value stays until the driver is reloaded).",
+        )
+    )
+    (
+        board.row("Held by pods")
+        .timeseries(
+            "Utilisation by pod",
+            [(selector("DCGM_FI_DEV_GPU_UTIL", **held), f"{holder} ({{{{Hostname}}}} GPU {{{{gpu}}}})")],
+            "percent",
+            threshold=thresholds.gpu_idle_utilization_percent,
+            min=0,
+            max=100,
+            description=f"Below the red line for {thresholds.gpu_idle_for} the GPU counts as idle.",
+        )
+        .timeseries("Framebuffer memory by pod", [(selector("DCGM_FI_DEV_FB_USED", **held), holder)], "decmbytes")
+    )
     return board.json()
 
 
@@ -204,29 +300,70 @@ def inference(cfg: PlatformConfig, only: str | None = None) -> dict:
     for engine in engines.all_engines():
         engine.dashboard_row(board, pods, thresholds)
     if cfg.mesh.enabled:
-        mesh = {"reporter": "destination", "destination_workload_namespace": namespace,
-                "destination_workload": f"~{deployment_pattern}"}
+        mesh = {
+            "reporter": "destination",
+            "destination_workload_namespace": namespace,
+            "destination_workload": f"~{deployment_pattern}",
+        }
         workload = "destination_workload_namespace, destination_workload"
         wl_legend = "{{destination_workload_namespace}}/{{destination_workload}}"
-        (board.row("HTTP (mesh sidecars, every engine)")
-         .timeseries("Requests per second by status class",
-                     [(f'sum by ({workload}, class) (label_replace(rate({selector("istio_requests_total", **mesh)}'
-                       f'[{RATE}]), "class", "$1", "response_code", "([0-9]).."))', f"{wl_legend} {{{{class}}}}xx")],
-                     "reqps", width=8)
-         .timeseries("Share of 5xx answers",
-                     [(ratio_of_rates("istio_requests_total", {**mesh, "response_code": "~5.."},
-                                      "istio_requests_total", mesh, by=workload), wl_legend)], "percentunit",
-                     threshold=thresholds.endpoint_error_ratio, min=0, width=8)
-         .timeseries("p95 latency", [(p95("istio_request_duration_milliseconds_bucket", mesh, by=f"{workload}, le")
-                                      + " / 1e3", wl_legend)], "s",
-                     threshold=thresholds.endpoint_p95_latency_seconds, width=8))
+        (
+            board.row("HTTP (mesh sidecars, every engine)")
+            .timeseries(
+                "Requests per second by status class",
+                [
+                    (
+                        f"sum by ({workload}, class) (label_replace(rate({selector('istio_requests_total', **mesh)}"
+                        f'[{RATE}]), "class", "$1", "response_code", "([0-9]).."))',
+                        f"{wl_legend} {{{{class}}}}xx",
+                    )
+                ],
+                "reqps",
+                width=8,
+            )
+            .timeseries(
+                "Share of 5xx answers",
+                [
+                    (
+                        ratio_of_rates(
+                            "istio_requests_total",
+                            {**mesh, "response_code": "~5.."},
+                            "istio_requests_total",
+                            mesh,
+                            by=workload,
+                        ),
+                        wl_legend,
+                    )
+                ],
+                "percentunit",
+                threshold=thresholds.endpoint_error_ratio,
+                min=0,
+                width=8,
+            )
+            .timeseries(
+                "p95 latency",
+                [(p95("istio_request_duration_milliseconds_bucket", mesh, by=f"{workload}, le") + " / 1e3", wl_legend)],
+                "s",
+                threshold=thresholds.endpoint_p95_latency_seconds,
+                width=8,
+            )
+        )
     deployments = {"namespace": namespace, "deployment": f"~{deployment_pattern}"}
-    (board.row("Replicas")
-     .timeseries("Available vs desired replicas",
-                 [(selector("kube_deployment_status_replicas_available", **deployments),
-                   "{{namespace}}/{{deployment}} available"),
-                  (selector("kube_deployment_spec_replicas", **deployments), "{{namespace}}/{{deployment}} desired")],
-                 "none", width=24, min=0))
+    (
+        board.row("Replicas").timeseries(
+            "Available vs desired replicas",
+            [
+                (
+                    selector("kube_deployment_status_replicas_available", **deployments),
+                    "{{namespace}}/{{deployment}} available",
+                ),
+                (selector("kube_deployment_spec_replicas", **deployments), "{{namespace}}/{{deployment}} desired"),
+            ],
+            "none",
+            width=24,
+            min=0,
+        )
+    )
     return board.json()
 
 
@@ -244,40 +381,100 @@ def tenant_usage(cfg: PlatformConfig, only: str | None = None) -> dict:
     tenant = {"tenant": match}
     gpu_quota = {"resourcequota": TENANT_QUOTA, "namespace": match, "resource": "requests.nvidia.com/gpu"}
     held = selector(TENANT_GPUS, **tenant)
-    (board.row("GPU-hours")
-     .stat("GPU-hours, last 24 hours", f"sum by (tenant) (sum_over_time({held}[24h:1m])) / 60", "none",
-           legend="{{tenant}}", width=12)
-     .stat("GPU-hours, last 7 days", f"sum by (tenant) (sum_over_time({held}[7d:1m])) / 60", "none",
-           legend="{{tenant}}", width=12)
-     .timeseries("GPU-hours per hour", [(selector(TENANT_GPU_HOURS, **tenant), "{{tenant}}")], "none", width=24,
-                 description=f"{TENANT_GPU_HOURS}: GPU-hours used in the hour before each point."))
-    (board.row("GPUs")
-     .timeseries("GPUs held vs quota",
-                 [(held, "{{tenant}} held"),
-                  (selector("kube_resourcequota", **gpu_quota, type="used"), "{{namespace}} requested"),
-                  (selector("kube_resourcequota", **gpu_quota, type="hard"), "{{namespace}} quota")], "none", min=0,
-                 description="Held: GPUs (or slices) with a pod on them, from DCGM; requested/quota: the "
-                             "tenant ResourceQuota's requests.nvidia.com/gpu.")
-     .timeseries("Mean utilisation of held GPUs", [(selector(TENANT_GPU_UTILIZATION, **tenant), "{{tenant}}")],
-                 "percent", threshold=thresholds.gpu_idle_utilization_percent, min=0, max=100))
-    (board.row("Quota")
-     .timeseries("Quota used", [(quota_used_ratio(namespace=match), "{{namespace}} {{resource}}")],
-                 "percentunit", threshold=thresholds.quota_used_ratio, min=0, width=24))
+    (
+        board.row("GPU-hours")
+        .stat(
+            "GPU-hours, last 24 hours",
+            f"sum by (tenant) (sum_over_time({held}[24h:1m])) / 60",
+            "none",
+            legend="{{tenant}}",
+            width=12,
+        )
+        .stat(
+            "GPU-hours, last 7 days",
+            f"sum by (tenant) (sum_over_time({held}[7d:1m])) / 60",
+            "none",
+            legend="{{tenant}}",
+            width=12,
+        )
+        .timeseries(
+            "GPU-hours per hour",
+            [(selector(TENANT_GPU_HOURS, **tenant), "{{tenant}}")],
+            "none",
+            width=24,
+            description=f"{TENANT_GPU_HOURS}: GPU-hours used in the hour before each point.",
+        )
+    )
+    (
+        board.row("GPUs")
+        .timeseries(
+            "GPUs held vs quota",
+            [
+                (held, "{{tenant}} held"),
+                (selector("kube_resourcequota", **gpu_quota, type="used"), "{{namespace}} requested"),
+                (selector("kube_resourcequota", **gpu_quota, type="hard"), "{{namespace}} quota"),
+            ],
+            "none",
+            min=0,
+            description="Held: GPUs (or slices) with a pod on them, from DCGM; requested/quota: the "
+            "tenant ResourceQuota's requests.nvidia.com/gpu.",
+        )
+        .timeseries(
+            "Mean utilisation of held GPUs",
+            [(selector(TENANT_GPU_UTILIZATION, **tenant), "{{tenant}}")],
+            "percent",
+            threshold=thresholds.gpu_idle_utilization_percent,
+            min=0,
+            max=100,
+        )
+    )
+    (
+        board.row("Quota").timeseries(
+            "Quota used",
+            [(quota_used_ratio(namespace=match), "{{namespace}} {{resource}}")],
+            "percentunit",
+            threshold=thresholds.quota_used_ratio,
+            min=0,
+            width=24,
+        )
+    )
     if cfg.volcano.enabled:
         queue = {"queue_name": match}
-        row = (board.row("Volcano queues")
-         .timeseries("PodGroups by phase",
-                     [(selector("volcano_queue_pod_group_pending_count", **queue), "{{queue_name}} pending"),
-                      (selector("volcano_queue_pod_group_inqueue_count", **queue), "{{queue_name}} inqueue"),
-                      (selector("volcano_queue_pod_group_running_count", **queue), "{{queue_name}} running")],
-                     "none", min=0)
-         .timeseries("GPUs allocated by the scheduler",
-                     [(selector("volcano_queue_allocated_scalar_resources", **queue, resource="nvidia.com/gpu"),
-                       "{{queue_name}}")], "none", min=0))
+        row = (
+            board.row("Volcano queues")
+            .timeseries(
+                "PodGroups by phase",
+                [
+                    (selector("volcano_queue_pod_group_pending_count", **queue), "{{queue_name}} pending"),
+                    (selector("volcano_queue_pod_group_inqueue_count", **queue), "{{queue_name}} inqueue"),
+                    (selector("volcano_queue_pod_group_running_count", **queue), "{{queue_name}} running"),
+                ],
+                "none",
+                min=0,
+            )
+            .timeseries(
+                "GPUs allocated by the scheduler",
+                [
+                    (
+                        selector("volcano_queue_allocated_scalar_resources", **queue, resource="nvidia.com/gpu"),
+                        "{{queue_name}}",
+                    )
+                ],
+                "none",
+                min=0,
+            )
+        )
         if only is None:  # job_id is a PodGroup name: no tenant to filter by
-            row.timeseries("Gangs missing tasks", [("volcano_unschedule_task_count > 0", "{{job_id}}"),
-                                                   ("volcano_unschedule_job_count", "unschedulable gangs")], "none",
-                           width=24, description="Tasks each PodGroup lacks to reach minAvailable (gang plugin).")
+            row.timeseries(
+                "Gangs missing tasks",
+                [
+                    ("volcano_unschedule_task_count > 0", "{{job_id}}"),
+                    ("volcano_unschedule_job_count", "unschedulable gangs"),
+                ],
+                "none",
+                width=24,
+                description="Tasks each PodGroup lacks to reach minAvailable (gang plugin).",
+            )
     return board.json()
 
 
@@ -295,4 +492,3 @@ def tenant_dashboards(cfg: PlatformConfig) -> dict[str, dict[str, dict]]:
         if tenant.name in serving:
             boards[tenant.name]["inference"] = inference(cfg, tenant.name)
     return boards
-

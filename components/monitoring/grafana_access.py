@@ -65,10 +65,20 @@ def access_config(tenants: list[Tenant]) -> dict:
     """What the script applies: the platform folders (Editor role only) and, per tenant, its folder, team and users."""
     return {
         "platformFolders": [PLATFORM_FOLDER, CHART_FOLDER],
-        "tenants": [{"folder": tenant.name, "team": team(tenant.name),
-                     "users": sorted({user for subjects in (tenant.access.admins, tenant.access.developers,
-                                                            tenant.access.viewers) for user in subjects.users})}
-                    for tenant in tenants],
+        "tenants": [
+            {
+                "folder": tenant.name,
+                "team": team(tenant.name),
+                "users": sorted(
+                    {
+                        user
+                        for subjects in (tenant.access.admins, tenant.access.developers, tenant.access.viewers)
+                        for user in subjects.users
+                    }
+                ),
+            }
+            for tenant in tenants
+        ],
     }
 
 

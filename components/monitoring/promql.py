@@ -33,9 +33,12 @@ def p95(bucket_metric: str, sel: dict[str, str], by: str = "le", window: str = R
     return f"histogram_quantile(0.95, sum by ({by}) (rate({selector(bucket_metric, **sel)}[{window}])))"
 
 
-def ratio_of_rates(num_metric: str, num_sel: dict[str, str], den_metric: str, den_sel: dict[str, str],
-                   by: str = "", window: str = RATE) -> str:
+def ratio_of_rates(
+    num_metric: str, num_sel: dict[str, str], den_metric: str, den_sel: dict[str, str], by: str = "", window: str = RATE
+) -> str:
     """``sum(rate(num)) / sum(rate(den))``, optionally ``by`` some labels."""
     agg = f"sum by ({by})" if by else "sum"
-    return (f"{agg} (rate({selector(num_metric, **num_sel)}[{window}])) / "
-            f"{agg} (rate({selector(den_metric, **den_sel)}[{window}]))")
+    return (
+        f"{agg} (rate({selector(num_metric, **num_sel)}[{window}])) / "
+        f"{agg} (rate({selector(den_metric, **den_sel)}[{window}]))"
+    )

@@ -54,49 +54,53 @@ TENANT_QUOTA = "tenant-quota"
 # (13, 31, 43, 45, ...) only raise the warning. The exporter labels the series with ``err_code``.
 FATAL_XIDS = (48, 63, 64, 74, 79, 92, 94, 95, 119, 120)
 
-_DCGM = ("NVIDIA DCGM exporter 4.6 (GPU Operator v26.7.0 default dcgmExporter 4.6.0-4.8.3), collected by "
-         "default: NVIDIA/dcgm-exporter etc/dcp-metrics-included.csv (the file the operator's DaemonSet sets "
-         "in DCGM_EXPORTER_COLLECTORS, assets/state-dcgm-exporter/0800_daemonset.yaml) and etc/default-counters.csv")
+_DCGM = (
+    "NVIDIA DCGM exporter 4.6 (GPU Operator v26.7.0 default dcgmExporter 4.6.0-4.8.3), collected by "
+    "default: NVIDIA/dcgm-exporter etc/dcp-metrics-included.csv (the file the operator's DaemonSet sets "
+    "in DCGM_EXPORTER_COLLECTORS, assets/state-dcgm-exporter/0800_daemonset.yaml) and etc/default-counters.csv"
+)
 _KSM = "kube-state-metrics 2.20 (kube-prometheus-stack 88.5.3 subchart 8.4.0): kubernetes/kube-state-metrics"
 _VOLCANO = "Volcano 1.15.1 (volcano-sh/volcano v1.15.1)"
-_ISTIO = ("Istio 1.30 sidecar standard metrics (https://istio.io/latest/docs/reference/config/metrics/), "
-          "from the envoy /stats/prometheus endpoint of each injected pod")
+_ISTIO = (
+    "Istio 1.30 sidecar standard metrics (https://istio.io/latest/docs/reference/config/metrics/), "
+    "from the envoy /stats/prometheus endpoint of each injected pod"
+)
 
 METRIC_SOURCES: dict[str, str] = {  # and each engine's (``Engine.metric_sources``), at the end
     # DCGM exporter (GPU Operator)
     "DCGM_FI_DEV_XID_ERRORS": f"{_DCGM}: gauge, value of the last XID (label err_code, err_msg); the value stays "
-                              "until the driver is reloaded (NVIDIA/DCGM#277)",
+    "until the driver is reloaded (NVIDIA/DCGM#277)",
     "DCGM_FI_DEV_GPU_TEMP": f"{_DCGM}: gauge, GPU temperature in C",
     "DCGM_FI_DEV_FB_USED": f"{_DCGM}: gauge, framebuffer memory used in MiB",
     "DCGM_FI_DEV_FB_FREE": f"{_DCGM}: gauge, framebuffer memory free in MiB",
     "DCGM_FI_DEV_GPU_UTIL": f"{_DCGM}: gauge, GPU utilization in % (not reported for MIG instances)",
     "DCGM_FI_DEV_POWER_USAGE": f"{_DCGM}: gauge, power draw in W",
     "up": "Prometheus: scrape health of every target (https://prometheus.io/docs/concepts/jobs_instances/); "
-          "job nvidia-dcgm-exporter from the GPU Operator ServiceMonitor (jobLabel: app, "
-          "assets/state-dcgm-exporter/0500_service_monitor.yaml)",
+    "job nvidia-dcgm-exporter from the GPU Operator ServiceMonitor (jobLabel: app, "
+    "assets/state-dcgm-exporter/0500_service_monitor.yaml)",
     # Istio
     "istio_requests_total": f"{_ISTIO}: counter, labels reporter, destination_workload, "
-                            "destination_workload_namespace, response_code",
+    "destination_workload_namespace, response_code",
     "istio_request_duration_milliseconds_bucket": f"{_ISTIO}: histogram istio_request_duration_milliseconds",
     # kube-state-metrics
     "kube_deployment_status_replicas_available": f"{_KSM} docs/metrics/workload/deployment-metrics.md",
     "kube_deployment_spec_replicas": f"{_KSM} docs/metrics/workload/deployment-metrics.md",
     "kube_resourcequota": f"{_KSM} docs/metrics/policy/resourcequota-metrics.md (labels resourcequota, namespace, "
-                          "resource, type=hard|used)",
+    "resource, type=hard|used)",
     # Volcano
     "volcano_queue_pod_group_pending_count": f"{_VOLCANO} vc-controller-manager: pkg/controllers/metrics/queue.go "
-                                             "(label queue_name = the Queue's name, pkg/controllers/queue/"
-                                             "queue_controller_action.go), scraped by the ServiceMonitor "
-                                             "volcano-controllers (components.monitoring.stack VOLCANO_MONITORS)",
+    "(label queue_name = the Queue's name, pkg/controllers/queue/"
+    "queue_controller_action.go), scraped by the ServiceMonitor "
+    "volcano-controllers (components.monitoring.stack VOLCANO_MONITORS)",
     "volcano_queue_pod_group_inqueue_count": f"{_VOLCANO} vc-controller-manager: pkg/controllers/metrics/queue.go",
     "volcano_queue_pod_group_running_count": f"{_VOLCANO} vc-controller-manager: pkg/controllers/metrics/queue.go",
     "volcano_unschedule_task_count": f"{_VOLCANO} vc-scheduler: pkg/scheduler/metrics/metrics.go (label job_id = "
-                                     "PodGroup name), set by the gang plugin (pkg/scheduler/plugins/gang/gang.go "
-                                     "OnSessionClose) to minAvailable - ready tasks of a gang that cannot start",
+    "PodGroup name), set by the gang plugin (pkg/scheduler/plugins/gang/gang.go "
+    "OnSessionClose) to minAvailable - ready tasks of a gang that cannot start",
     "volcano_unschedule_job_count": f"{_VOLCANO} vc-scheduler: pkg/scheduler/metrics/metrics.go, gangs that could "
-                                    "not be scheduled in the last session",
+    "not be scheduled in the last session",
     "volcano_queue_allocated_scalar_resources": f"{_VOLCANO} vc-scheduler: pkg/scheduler/metrics/queue.go (labels "
-                                                "queue_name, resource)",
+    "queue_name, resource)",
 }
 for _engine in engines.all_engines():
     METRIC_SOURCES.update(_engine.metric_sources)
@@ -104,8 +108,6 @@ for _engine in engines.all_engines():
 
 # --------------------------------------------------------------------------------------------------------------
 # Query building blocks (dashboards.py uses them too, so alerts and panels measure the same thing)
-
-
 
 
 def fb_used_ratio(**matchers: str) -> str:
@@ -121,16 +123,15 @@ def physical_gpus(by: str = "Hostname", offset: str = "", **matchers: str) -> st
     return f"count{f' by ({by})' if by else ''} (count by (Hostname, UUID) ({series}))"
 
 
-
-
 def tenant_from(label: str, expr: str) -> str:
     """``expr`` with a ``tenant`` label copied from ``label`` (a tenant's namespace is the tenant's name)."""
     return f'label_replace({expr}, "tenant", "$1", "{label}", "(.+)")'
 
 
 # Tenant namespaces, as a `tenant` label: the namespaces holding the platform's tenant ResourceQuota.
-TENANT_NAMESPACES = tenant_from("namespace", selector("kube_resourcequota", resourcequota=TENANT_QUOTA,
-                                                      type="hard", resource="pods"))
+TENANT_NAMESPACES = tenant_from(
+    "namespace", selector("kube_resourcequota", resourcequota=TENANT_QUOTA, type="hard", resource="pods")
+)
 
 
 def endpoint_deployments(endpoint: Endpoint) -> list[str]:
@@ -146,8 +147,11 @@ def endpoint_pods(endpoint: Endpoint) -> dict[str, str]:
 
 def endpoint_workloads(endpoint: Endpoint) -> dict[str, str]:
     """Matchers of the endpoint's requests as its Istio sidecars report them (server side)."""
-    return {"reporter": "destination", "destination_workload_namespace": endpoint.tenant,
-            "destination_workload": "~" + "|".join(endpoint_deployments(endpoint))}
+    return {
+        "reporter": "destination",
+        "destination_workload_namespace": endpoint.tenant,
+        "destination_workload": "~" + "|".join(endpoint_deployments(endpoint)),
+    }
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -160,16 +164,16 @@ class _Alerts:
     def __init__(self, cfg: PlatformConfig):
         self.runbooks = cfg.monitoring.runbook_url.rstrip("/")
 
-    def __call__(self, name: str, expr: str, for_: str, severity: str, summary: str, description: str,
-                 **labels: str) -> dict:
+    def __call__(
+        self, name: str, expr: str, for_: str, severity: str, summary: str, description: str, **labels: str
+    ) -> dict:
         assert severity in ("warning", "critical")
         return {
             "alert": name,
             "expr": expr,
             "for": for_,
             "labels": {"severity": severity, **labels},
-            "annotations": {"summary": summary, "description": description,
-                            "runbook_url": f"{self.runbooks}/{name}"},
+            "annotations": {"summary": summary, "description": description, "runbook_url": f"{self.runbooks}/{name}"},
         }
 
 
@@ -183,69 +187,96 @@ def _gpu_rules(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
     inventory = sum(pool.physical_gpus for pool in cfg.gpu.node_pools)
 
     health = [
-        alert("AiPlatformGpuXidError",
-              "DCGM_FI_DEV_XID_ERRORS != 0 unless DCGM_FI_DEV_XID_ERRORS offset 10m != 0",
-              "0m", "warning",
-              "GPU reported XID {{ $labels.err_code }}",
-              f"{where} reported XID {{{{ $labels.err_code }}}} ({{{{ $labels.err_msg }}}}) in the last 10 minutes. "
-              "Application XIDs (13, 31, 43, 45) point at the workload; repeated ones on one GPU at the GPU."),
-        alert("AiPlatformGpuFatalXid",
-              selector("DCGM_FI_DEV_XID_ERRORS", err_code="~" + "|".join(str(xid) for xid in FATAL_XIDS)),
-              "0m", "critical",
-              "GPU has a hardware XID {{ $labels.err_code }}: drain the node",
-              f"{where} reported XID {{{{ $labels.err_code }}}} ({{{{ $labels.err_msg }}}}). The GPU needs a reset "
-              "or replacement: cordon and drain the node. The alert stays until the driver is reloaded."),
-        alert("AiPlatformGpuTemperatureHigh",
-              f"DCGM_FI_DEV_GPU_TEMP > {temperature}",
-              "10m", "warning",
-              f"GPU temperature above {temperature}C",
-              f"{where} runs at {{{{ $value }}}}C; above {temperature}C the GPU throttles its clocks. Check the "
-              "node's cooling and fans."),
-        alert("AiPlatformGpuMemoryNearlyFull",
-              f"{fb_used_ratio()} > {memory}",
-              "15m", "warning",
-              "GPU framebuffer memory nearly full",
-              f"{where} has {{{{ $value | humanizePercentage }}}} of its framebuffer in use (threshold {memory}). "
-              "vLLM reserves vllm.gpuMemoryUtilization of the GPU up front; anything else sharing the GPU may "
-              "fail to allocate."),
+        alert(
+            "AiPlatformGpuXidError",
+            "DCGM_FI_DEV_XID_ERRORS != 0 unless DCGM_FI_DEV_XID_ERRORS offset 10m != 0",
+            "0m",
+            "warning",
+            "GPU reported XID {{ $labels.err_code }}",
+            f"{where} reported XID {{{{ $labels.err_code }}}} ({{{{ $labels.err_msg }}}}) in the last 10 minutes. "
+            "Application XIDs (13, 31, 43, 45) point at the workload; repeated ones on one GPU at the GPU.",
+        ),
+        alert(
+            "AiPlatformGpuFatalXid",
+            selector("DCGM_FI_DEV_XID_ERRORS", err_code="~" + "|".join(str(xid) for xid in FATAL_XIDS)),
+            "0m",
+            "critical",
+            "GPU has a hardware XID {{ $labels.err_code }}: drain the node",
+            f"{where} reported XID {{{{ $labels.err_code }}}} ({{{{ $labels.err_msg }}}}). The GPU needs a reset "
+            "or replacement: cordon and drain the node. The alert stays until the driver is reloaded.",
+        ),
+        alert(
+            "AiPlatformGpuTemperatureHigh",
+            f"DCGM_FI_DEV_GPU_TEMP > {temperature}",
+            "10m",
+            "warning",
+            f"GPU temperature above {temperature}C",
+            f"{where} runs at {{{{ $value }}}}C; above {temperature}C the GPU throttles its clocks. Check the "
+            "node's cooling and fans.",
+        ),
+        alert(
+            "AiPlatformGpuMemoryNearlyFull",
+            f"{fb_used_ratio()} > {memory}",
+            "15m",
+            "warning",
+            "GPU framebuffer memory nearly full",
+            f"{where} has {{{{ $value | humanizePercentage }}}} of its framebuffer in use (threshold {memory}). "
+            "vLLM reserves vllm.gpuMemoryUtilization of the GPU up front; anything else sharing the GPU may "
+            "fail to allocate.",
+        ),
     ]
     presence = [
-        alert("AiPlatformDcgmExporterDown",
-              f"{selector('up', job=DCGM_JOB)} == 0",
-              "10m", "warning",
-              "DCGM exporter not scraped",
-              "Prometheus cannot scrape the DCGM exporter at {{ $labels.instance }}: the GPUs of that node are "
-              "not monitored and their alerts cannot fire."),
-        alert("AiPlatformGpuLost",
-              f"{physical_gpus()} < {physical_gpus(offset='1h')}",
-              "10m", "critical",
-              "GPUs disappeared from {{ $labels.Hostname }}",
-              "{{ $labels.Hostname }} reports {{ $value }} GPUs, fewer than an hour ago: a GPU fell off the bus or "
-              "the driver lost it. Its pods fail; cordon and drain the node."),
+        alert(
+            "AiPlatformDcgmExporterDown",
+            f"{selector('up', job=DCGM_JOB)} == 0",
+            "10m",
+            "warning",
+            "DCGM exporter not scraped",
+            "Prometheus cannot scrape the DCGM exporter at {{ $labels.instance }}: the GPUs of that node are "
+            "not monitored and their alerts cannot fire.",
+        ),
+        alert(
+            "AiPlatformGpuLost",
+            f"{physical_gpus()} < {physical_gpus(offset='1h')}",
+            "10m",
+            "critical",
+            "GPUs disappeared from {{ $labels.Hostname }}",
+            "{{ $labels.Hostname }} reports {{ $value }} GPUs, fewer than an hour ago: a GPU fell off the bus or "
+            "the driver lost it. Its pods fail; cordon and drain the node.",
+        ),
     ]
     if inventory:  # the config knows how many GPUs there should be
         presence += [
-            alert("AiPlatformDcgmExporterAbsent",
-                  f"absent({selector('up', job=DCGM_JOB)})",
-                  "15m", "critical",
-                  "No DCGM exporter is scraped",
-                  f"No target of job {DCGM_JOB} exists: no GPU of the cluster is monitored. Check the GPU "
-                  "Operator's dcgm-exporter DaemonSet and its ServiceMonitor."),
-            alert("AiPlatformGpuInventoryShort",
-                  f"{physical_gpus(by='')} < {inventory}",
-                  "30m", "warning",
-                  f"Fewer GPUs report than the {inventory} of the inventory",
-                  f"{{{{ $value }}}} GPUs report metrics; gpu.nodePools lists {inventory}. Tenant quotas are sized "
-                  "for the inventory: with GPUs missing, quota that was granted cannot be scheduled."),
+            alert(
+                "AiPlatformDcgmExporterAbsent",
+                f"absent({selector('up', job=DCGM_JOB)})",
+                "15m",
+                "critical",
+                "No DCGM exporter is scraped",
+                f"No target of job {DCGM_JOB} exists: no GPU of the cluster is monitored. Check the GPU "
+                "Operator's dcgm-exporter DaemonSet and its ServiceMonitor.",
+            ),
+            alert(
+                "AiPlatformGpuInventoryShort",
+                f"{physical_gpus(by='')} < {inventory}",
+                "30m",
+                "warning",
+                f"Fewer GPUs report than the {inventory} of the inventory",
+                f"{{{{ $value }}}} GPUs report metrics; gpu.nodePools lists {inventory}. Tenant quotas are sized "
+                "for the inventory: with GPUs missing, quota that was granted cannot be scheduled.",
+            ),
         ]
     waste = [
-        alert("AiPlatformGpuIdle",
-              f"avg_over_time({util}[{idle_for}]) < {idle} and {util} offset {idle_for}",
-              "15m", "warning",
-              f"Allocated GPU idle for {idle_for}",
-              f"{where} held by {holder} averaged {{{{ $value | humanize }}}}% utilisation over {idle_for} "
-              f"(threshold {idle}%). The GPU counts against the tenant's quota: scale the workload down or "
-              "release it."),
+        alert(
+            "AiPlatformGpuIdle",
+            f"avg_over_time({util}[{idle_for}]) < {idle} and {util} offset {idle_for}",
+            "15m",
+            "warning",
+            f"Allocated GPU idle for {idle_for}",
+            f"{where} held by {holder} averaged {{{{ $value | humanize }}}}% utilisation over {idle_for} "
+            f"(threshold {idle}%). The GPU counts against the tenant's quota: scale the workload down or "
+            "release it.",
+        ),
     ]
     return [{"name": GPU_RULES, "rules": health + presence + waste}]
 
@@ -267,34 +298,60 @@ def _endpoint_rules(cfg: PlatformConfig, endpoint: Endpoint, alert: _Alerts) -> 
     it = f"Endpoint {endpoint.tenant}/{endpoint.name}"
     latency, errors = num(limits["p95_latency_seconds"]), num(limits["error_ratio"])
 
-    rules = engines.of(endpoint).alert_rules(AlertContext(
-        endpoint=endpoint, alert=alert, labels=labels, pods=pods, workloads=mesh, mesh=cfg.mesh.enabled, it=it,
-        latency=latency, ttft=num(limits["ttft_p95_seconds"]), errors=errors, platform=platform))
+    rules = engines.of(endpoint).alert_rules(
+        AlertContext(
+            endpoint=endpoint,
+            alert=alert,
+            labels=labels,
+            pods=pods,
+            workloads=mesh,
+            mesh=cfg.mesh.enabled,
+            it=it,
+            latency=latency,
+            ttft=num(limits["ttft_p95_seconds"]),
+            errors=errors,
+            platform=platform,
+        )
+    )
     if cfg.mesh.enabled:
-        rules.append(alert(
-            "AiPlatformEndpointHttp5xxRate",
-            ratio_of_rates("istio_requests_total", {**mesh, "response_code": "~5.."}, "istio_requests_total", mesh)
-            + f" > {errors}",
-            "10m", "critical", f"{it}: more than {errors} of HTTP requests answered 5xx",
-            f"{{{{ $value | humanizePercentage }}}} of the HTTP requests to {it} got a 5xx answer, as the "
-            f"endpoint's sidecars report them (threshold {errors}). gRPC errors are not counted here.", **labels))
+        rules.append(
+            alert(
+                "AiPlatformEndpointHttp5xxRate",
+                ratio_of_rates("istio_requests_total", {**mesh, "response_code": "~5.."}, "istio_requests_total", mesh)
+                + f" > {errors}",
+                "10m",
+                "critical",
+                f"{it}: more than {errors} of HTTP requests answered 5xx",
+                f"{{{{ $value | humanizePercentage }}}} of the HTTP requests to {it} got a 5xx answer, as the "
+                f"endpoint's sidecars report them (threshold {errors}). gRPC errors are not counted here.",
+                **labels,
+            )
+        )
 
     deployments = "|".join(endpoint_deployments(endpoint))
     scope = {"namespace": endpoint.tenant, "deployment": f"~{deployments}"}
-    rules.append(alert(
-        "AiPlatformEndpointNoReadyReplicas",
-        f"{selector('kube_deployment_status_replicas_available', **scope)} == 0 "
-        f"and on (namespace, deployment) {selector('kube_deployment_spec_replicas', **scope)} > 0",
-        "15m", "critical", f"{it}: no replica is ready",
-        f"Deployment {{{{ $labels.deployment }}}} of {it} has no available replica for 15 minutes: the version "
-        "serves nothing. Check the model download Job, GPU scheduling (quota, taints) and the server's startup "
-        "logs.", **labels))
+    rules.append(
+        alert(
+            "AiPlatformEndpointNoReadyReplicas",
+            f"{selector('kube_deployment_status_replicas_available', **scope)} == 0 "
+            f"and on (namespace, deployment) {selector('kube_deployment_spec_replicas', **scope)} > 0",
+            "15m",
+            "critical",
+            f"{it}: no replica is ready",
+            f"Deployment {{{{ $labels.deployment }}}} of {it} has no available replica for 15 minutes: the version "
+            "serves nothing. Check the model download Job, GPU scheduling (quota, taints) and the server's startup "
+            "logs.",
+            **labels,
+        )
+    )
     return rules
 
 
 def _inference_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
-    return [{"name": f"{INFERENCE_RULES}-{endpoint.tenant}-{endpoint.name}",
-             "rules": _endpoint_rules(cfg, endpoint, alert)} for endpoint in cfg.models]
+    return [
+        {"name": f"{INFERENCE_RULES}-{endpoint.tenant}-{endpoint.name}", "rules": _endpoint_rules(cfg, endpoint, alert)}
+        for endpoint in cfg.models
+    ]
 
 
 QUOTA_RESOURCES = "requests.nvidia.com/.+|requests.cpu|limits.cpu|requests.memory|limits.memory"
@@ -303,39 +360,62 @@ QUOTA_RESOURCES = "requests.nvidia.com/.+|requests.cpu|limits.cpu|requests.memor
 def quota_used_ratio(**matchers: str) -> str:
     """Used / hard of the tenant quotas' GPU, CPU and memory entries, per namespace and resource."""
     scope = {"resourcequota": TENANT_QUOTA, "resource": f"~{QUOTA_RESOURCES}", **matchers}
-    return (f"{selector('kube_resourcequota', **scope, type='used')} / ignoring (type) "
-            f"({selector('kube_resourcequota', **scope, type='hard')} > 0)")
+    return (
+        f"{selector('kube_resourcequota', **scope, type='used')} / ignoring (type) "
+        f"({selector('kube_resourcequota', **scope, type='hard')} > 0)"
+    )
 
 
 def _tenancy_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
     thresholds = cfg.monitoring.alerts
     ratio = num(thresholds.quota_used_ratio)
-    groups = [{"name": TENANCY_RULES, "rules": [alert(
-        "AiPlatformTenantQuotaNearlyUsed",
-        f"{quota_used_ratio()} > {ratio}",
-        "15m", "warning",
-        "Tenant {{ $labels.namespace }} uses most of its {{ $labels.resource }} quota",
-        "Tenant {{ $labels.namespace }} uses {{ $value | humanizePercentage }} of its {{ $labels.resource }} "
-        f"quota (threshold {ratio}). New pods, jobs and endpoint replicas beyond it are rejected; raise "
-        "tenants[].quota or free resources.", tenant="{{ $labels.namespace }}")]}]
+    groups = [
+        {
+            "name": TENANCY_RULES,
+            "rules": [
+                alert(
+                    "AiPlatformTenantQuotaNearlyUsed",
+                    f"{quota_used_ratio()} > {ratio}",
+                    "15m",
+                    "warning",
+                    "Tenant {{ $labels.namespace }} uses most of its {{ $labels.resource }} quota",
+                    "Tenant {{ $labels.namespace }} uses {{ $value | humanizePercentage }} of its {{ $labels.resource }} "
+                    f"quota (threshold {ratio}). New pods, jobs and endpoint replicas beyond it are rejected; raise "
+                    "tenants[].quota or free resources.",
+                    tenant="{{ $labels.namespace }}",
+                )
+            ],
+        }
+    ]
     if cfg.volcano.enabled:
         pending_for = thresholds.volcano_pending_for
-        groups.append({"name": f"{TENANCY_RULES}-batch", "rules": [
-            alert("AiPlatformVolcanoQueuePending",
-                  "volcano_queue_pod_group_pending_count > 0",
-                  pending_for, "warning",
-                  "Volcano queue {{ $labels.queue_name }} holds pending jobs",
-                  f"Queue {{{{ $labels.queue_name }}}} has had pending PodGroups for {pending_for} "
-                  "({{ $value }} now): the queue's capability (the tenant quota) or the cluster cannot admit them.",
-                  tenant="{{ $labels.queue_name }}"),
-            alert("AiPlatformVolcanoGangUnschedulable",
-                  "volcano_unschedule_task_count > 0",
-                  pending_for, "warning",
-                  "Gang {{ $labels.job_id }} cannot be scheduled",
-                  f"PodGroup {{{{ $labels.job_id }}}} has been missing {{{{ $value }}}} tasks to reach its "
-                  f"minAvailable for {pending_for}: the gang never starts. `kubectl describe podgroup` shows the "
-                  "fit errors."),
-        ]})
+        groups.append(
+            {
+                "name": f"{TENANCY_RULES}-batch",
+                "rules": [
+                    alert(
+                        "AiPlatformVolcanoQueuePending",
+                        "volcano_queue_pod_group_pending_count > 0",
+                        pending_for,
+                        "warning",
+                        "Volcano queue {{ $labels.queue_name }} holds pending jobs",
+                        f"Queue {{{{ $labels.queue_name }}}} has had pending PodGroups for {pending_for} "
+                        "({{ $value }} now): the queue's capability (the tenant quota) or the cluster cannot admit them.",
+                        tenant="{{ $labels.queue_name }}",
+                    ),
+                    alert(
+                        "AiPlatformVolcanoGangUnschedulable",
+                        "volcano_unschedule_task_count > 0",
+                        pending_for,
+                        "warning",
+                        "Gang {{ $labels.job_id }} cannot be scheduled",
+                        f"PodGroup {{{{ $labels.job_id }}}} has been missing {{{{ $value }}}} tasks to reach its "
+                        f"minAvailable for {pending_for}: the gang never starts. `kubectl describe podgroup` shows the "
+                        "fit errors.",
+                    ),
+                ],
+            }
+        )
     return groups
 
 
@@ -375,11 +455,17 @@ def recording_groups() -> list[dict]:
     - ``ai_platform:tenant_gpu_hours:increase1h``: GPU-hours used in the last hour (the 1-minute samples of the
       count, summed, / 60); sum it at hour boundaries for a bill.
     """
-    return [{"name": "ai-platform-tenant-gpu", "interval": "1m", "rules": [
-        {"record": TENANT_GPUS,
-         "expr": f"count by (tenant) ({_in_tenant_namespaces('DCGM_FI_DEV_FB_USED')})"},
-        {"record": TENANT_GPU_UTILIZATION,
-         "expr": f"avg by (tenant) ({_in_tenant_namespaces('DCGM_FI_DEV_GPU_UTIL')})"},
-        {"record": TENANT_GPU_HOURS,
-         "expr": f"sum_over_time({TENANT_GPUS}[1h:1m]) / 60"},
-    ]}]
+    return [
+        {
+            "name": "ai-platform-tenant-gpu",
+            "interval": "1m",
+            "rules": [
+                {"record": TENANT_GPUS, "expr": f"count by (tenant) ({_in_tenant_namespaces('DCGM_FI_DEV_FB_USED')})"},
+                {
+                    "record": TENANT_GPU_UTILIZATION,
+                    "expr": f"avg by (tenant) ({_in_tenant_namespaces('DCGM_FI_DEV_GPU_UTIL')})",
+                },
+                {"record": TENANT_GPU_HOURS, "expr": f"sum_over_time({TENANT_GPUS}[1h:1m]) / 60"},
+            ],
+        }
+    ]

@@ -127,8 +127,10 @@ PROMETHEUS_CERTS = "/etc/prom-certs"  # where the Prometheus container reads the
 # (controllers.yaml, label app: volcano-controller, port "metrics" 8081, the controller manager's --listen-address
 # default in cmd/controller-manager/app/options/options.go, served with custom.controller_metrics_enable:
 # volcano_queue_pod_group_*_count of pkg/controllers/metrics/queue.go). Monitor name -> Service selector.
-VOLCANO_MONITORS = {"volcano-scheduler": {"app": "volcano-scheduler"},
-                    "volcano-controllers": {"app": "volcano-controller"}}
+VOLCANO_MONITORS = {
+    "volcano-scheduler": {"app": "volcano-scheduler"},
+    "volcano-controllers": {"app": "volcano-controller"},
+}
 VOLCANO_METRICS_PORT = "metrics"
 
 
@@ -157,8 +159,9 @@ def prometheus_spec(monitoring: MonitoringConfig, mesh: bool) -> dict:
     spec: dict = {
         "replicas": monitoring.prometheus_replicas,
         "retention": monitoring.retention,
-        "storageSpec": {"volumeClaimTemplate": {"spec": _claim(monitoring.storage.size,
-                                                                monitoring.storage.storage_class)}},
+        "storageSpec": {
+            "volumeClaimTemplate": {"spec": _claim(monitoring.storage.size, monitoring.storage.storage_class)}
+        },
         "persistentVolumeClaimRetentionPolicy": RETAIN_VOLUMES,
         "serviceMonitorSelectorNilUsesHelmValues": False,
         "podMonitorSelectorNilUsesHelmValues": False,
@@ -177,15 +180,24 @@ def prometheus_spec(monitoring: MonitoringConfig, mesh: bool) -> dict:
                 "traffic.sidecar.istio.io/includeInboundPorts": "",
                 "traffic.sidecar.istio.io/includeOutboundIPRanges": "",
                 "proxy.istio.io/config": json.dumps({"proxyMetadata": {"OUTPUT_CERTS": ISTIO_OUTPUT_CERTS}}),
-                "sidecar.istio.io/userVolumeMount": json.dumps([{"name": ISTIO_CERTS_VOLUME,
-                                                                 "mountPath": ISTIO_OUTPUT_CERTS}]),
+                "sidecar.istio.io/userVolumeMount": json.dumps(
+                    [{"name": ISTIO_CERTS_VOLUME, "mountPath": ISTIO_OUTPUT_CERTS}]
+                ),
             },
         }
         spec["volumes"] = [{"name": ISTIO_CERTS_VOLUME, "emptyDir": {"medium": "Memory"}}]
         spec["volumeMounts"] = [{"name": ISTIO_CERTS_VOLUME, "mountPath": PROMETHEUS_CERTS, "readOnly": True}]
-        spec["scrapeClasses"] = [{"name": ISTIO_SCRAPE_CLASS, "tlsConfig": {
-            "caFile": f"{PROMETHEUS_CERTS}/root-cert.pem", "certFile": f"{PROMETHEUS_CERTS}/cert-chain.pem",
-            "keyFile": f"{PROMETHEUS_CERTS}/key.pem", "insecureSkipVerify": True}}]
+        spec["scrapeClasses"] = [
+            {
+                "name": ISTIO_SCRAPE_CLASS,
+                "tlsConfig": {
+                    "caFile": f"{PROMETHEUS_CERTS}/root-cert.pem",
+                    "certFile": f"{PROMETHEUS_CERTS}/cert-chain.pem",
+                    "keyFile": f"{PROMETHEUS_CERTS}/key.pem",
+                    "insecureSkipVerify": True,
+                },
+            }
+        ]
     return spec
 
 
@@ -193,14 +205,24 @@ def dashboard_sidecar(namespace: str) -> dict:
     """``grafana.sidecar.dashboards``: ConfigMaps labelled ``grafana_dashboard`` in the monitoring namespace only (a
     tenant developer, who manages ConfigMaps, could otherwise place dashboards in any folder), each in the folder its
     ``grafana_folder`` annotation names (``grafana_access``)."""
-    return {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": DASHBOARD_LABEL_VALUE,
-            "searchNamespace": namespace, "folderAnnotation": access.FOLDER_ANNOTATION,
-            "provider": {"foldersFromFilesStructure": True},
-            "annotations": {access.FOLDER_ANNOTATION: access.CHART_FOLDER}}
+    return {
+        "enabled": True,
+        "label": DASHBOARD_LABEL,
+        "labelValue": DASHBOARD_LABEL_VALUE,
+        "searchNamespace": namespace,
+        "folderAnnotation": access.FOLDER_ANNOTATION,
+        "provider": {"foldersFromFilesStructure": True},
+        "annotations": {access.FOLDER_ANNOTATION: access.CHART_FOLDER},
+    }
 
 
-def helm_values(monitoring: MonitoringConfig, cluster: Cluster, mesh: bool, namespace: str,
-                receivers: dict[str, Receiver] | None = None) -> dict:
+def helm_values(
+    monitoring: MonitoringConfig,
+    cluster: Cluster,
+    mesh: bool,
+    namespace: str,
+    receivers: dict[str, Receiver] | None = None,
+) -> dict:
     """Values of kube-prometheus-stack (keys checked against the upstream values.yaml by the schema tier).
     ``receivers``: every alert receiver of the stack (``PlatformConfig.alert_receivers``), see ``alerting``; their
     credentials are files of the mounted ``alerting.RECEIVERS_SECRET``, never values."""
@@ -212,18 +234,28 @@ def helm_values(monitoring: MonitoringConfig, cluster: Cluster, mesh: bool, name
         "alertmanager": {
             "config": alerting.alertmanager_config(receivers, monitoring.routing),
             "alertmanagerSpec": {
-                "storage": {"volumeClaimTemplate": {"spec": _claim(ALERTMANAGER_STORAGE,
-                                                                   monitoring.storage.storage_class)}},
+                "storage": {
+                    "volumeClaimTemplate": {"spec": _claim(ALERTMANAGER_STORAGE, monitoring.storage.storage_class)}
+                },
                 "persistentVolumeClaimRetentionPolicy": RETAIN_VOLUMES,
-                **({"secrets": [alerting.RECEIVERS_SECRET]} if alerting.needs_secret(receivers) else {})}},
+                **({"secrets": [alerting.RECEIVERS_SECRET]} if alerting.needs_secret(receivers) else {}),
+            },
+        },
         "grafana": {
-            "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": GRAFANA_USER_KEY,
-                      "passwordKey": GRAFANA_PASSWORD_KEY},
+            "admin": {
+                "existingSecret": GRAFANA_ADMIN_SECRET,
+                "userKey": GRAFANA_USER_KEY,
+                "passwordKey": GRAFANA_PASSWORD_KEY,
+            },
             "sidecar": {"dashboards": dashboard_sidecar(namespace)},
             # A chart-made claim, kept when the release goes; one pod at a time on a ReadWriteOnce volume.
-            "persistence": {"enabled": True, "type": "pvc", "size": GRAFANA_STORAGE, "annotations": KEEP,
-                            **({"storageClassName": monitoring.storage.storage_class}
-                               if monitoring.storage.storage_class else {})},
+            "persistence": {
+                "enabled": True,
+                "type": "pvc",
+                "size": GRAFANA_STORAGE,
+                "annotations": KEEP,
+                **({"storageClassName": monitoring.storage.storage_class} if monitoring.storage.storage_class else {}),
+            },
             "deploymentStrategy": {"type": "Recreate"},
             "serviceMonitor": {"labels": {PART_OF_LABEL: RELEASE}},
         },
@@ -239,8 +271,11 @@ def endpoint_monitor_spec(endpoint: Endpoint, version: str, mesh: bool) -> dict:
     mesh."""
     engine = engines.of(endpoint)
     scrape = {**engine.metrics_scrape, "scheme": "https" if mesh else "http"}
-    spec: dict = {"selector": {"matchLabels": engine.pod_selector(endpoint, version)}, "podMetricsEndpoints": [scrape],
-                  "podTargetLabels": [TENANT_LABEL, ENDPOINT_LABEL, VERSION_LABEL]}
+    spec: dict = {
+        "selector": {"matchLabels": engine.pod_selector(endpoint, version)},
+        "podMetricsEndpoints": [scrape],
+        "podTargetLabels": [TENANT_LABEL, ENDPOINT_LABEL, VERSION_LABEL],
+    }
     if mesh:
         spec["scrapeClass"] = ISTIO_SCRAPE_CLASS
     return spec
@@ -258,31 +293,43 @@ def access_cron_spec(image: str, url: str) -> dict:
     token (it only talks to Grafana). ``Forbid``: one run at a time. It runs as ``ACCESS_UID``, which the MLflow image
     does not define (``config.images.MLFLOW``): ``USER``/``LOGNAME`` and ``HOME`` on an ``emptyDir`` at ``/tmp``, the
     one writable path of its read-only root file system."""
+
     def secret(key: str) -> dict:
         return {"secretKeyRef": {"name": GRAFANA_ADMIN_SECRET, "key": key}}
 
     container = {
-        "name": "access", "image": image, "command": ["python", f"{access.MOUNT}/{access.SCRIPT_KEY}"],
-        "env": [{"name": "GRAFANA_URL", "value": url},
-                {"name": "GRAFANA_USER", "valueFrom": secret(GRAFANA_USER_KEY)},
-                {"name": "GRAFANA_PASSWORD", "valueFrom": secret(GRAFANA_PASSWORD_KEY)},
-                {"name": "CONFIG", "value": f"{access.MOUNT}/{access.CONFIG_KEY}"},
-                *images.identity_env(TMP), {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
+        "name": "access",
+        "image": image,
+        "command": ["python", f"{access.MOUNT}/{access.SCRIPT_KEY}"],
+        "env": [
+            {"name": "GRAFANA_URL", "value": url},
+            {"name": "GRAFANA_USER", "valueFrom": secret(GRAFANA_USER_KEY)},
+            {"name": "GRAFANA_PASSWORD", "valueFrom": secret(GRAFANA_PASSWORD_KEY)},
+            {"name": "CONFIG", "value": f"{access.MOUNT}/{access.CONFIG_KEY}"},
+            *images.identity_env(TMP),
+            {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+        ],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
         "securityContext": restricted_container(non_root=True, seccomp=True),
         "volumeMounts": [{"name": "access", "mountPath": access.MOUNT, "readOnly": True}, tmp_mount()],
     }
     pod = {
         "metadata": {"labels": {"sidecar.istio.io/inject": "false"}},
-        "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
-                 "securityContext": restricted_pod(ACCESS_UID, gid=ACCESS_UID),
-                 "containers": [container],
-                 "volumes": [{"name": "access", "configMap": {"name": access.ACCESS_NAME}},
-                             tmp_volume("64Mi")]},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": restricted_pod(ACCESS_UID, gid=ACCESS_UID),
+            "containers": [container],
+            "volumes": [{"name": "access", "configMap": {"name": access.ACCESS_NAME}}, tmp_volume("64Mi")],
+        },
     }
-    return {"schedule": access.SCHEDULE, "concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 1,
-            "failedJobsHistoryLimit": 3,
-            "jobTemplate": {"spec": {"backoffLimit": 2, "activeDeadlineSeconds": 600, "template": pod}}}
+    return {
+        "schedule": access.SCHEDULE,
+        "concurrencyPolicy": "Forbid",
+        "successfulJobsHistoryLimit": 1,
+        "failedJobsHistoryLimit": 3,
+        "jobTemplate": {"spec": {"backoffLimit": 2, "activeDeadlineSeconds": 600, "template": pod}},
+    }
 
 
 @dataclass(frozen=True)
@@ -306,32 +353,64 @@ class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:monitoring:Monitoring", name, None, opts)
         monitoring, cluster, namespaces, mesh = args.monitoring, args.cluster, args.namespaces, args.mesh
-        platform_secrets, protect, receivers, receiver_secrets = (args.platform_secrets, args.protect, args.receivers,
-                                                                  args.receiver_secrets)
+        platform_secrets, protect, receivers, receiver_secrets = (
+            args.platform_secrets,
+            args.protect,
+            args.receivers,
+            args.receiver_secrets,
+        )
         self._name, self.mesh = name, mesh
         self._registry, self._grafana_url = cluster.image_registry, grafana_url(namespaces.monitoring)
-        self.namespace = platform_namespace(f"{name}-namespace", namespaces.monitoring, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self, protect=protect)
+        self.namespace = platform_namespace(
+            f"{name}-namespace",
+            namespaces.monitoring,
+            COMPONENT,
+            POD_SECURITY,
+            cluster.kubernetes_version,
+            self,
+            protect=protect,
+        )
         ns = self.namespace.metadata["name"]
-        password = platform_secrets.generated(f"{name}-grafana-admin-password", 32, GRAFANA_ADMIN_SECRET,
-                                              GRAFANA_PASSWORD_KEY, parent=self)
+        password = platform_secrets.generated(
+            f"{name}-grafana-admin-password", 32, GRAFANA_ADMIN_SECRET, GRAFANA_PASSWORD_KEY, parent=self
+        )
         self.grafana_secret = platform_secrets.secret(
-            f"{name}-grafana-admin", GRAFANA_ADMIN_SECRET, ns, COMPONENT, self,
-            {GRAFANA_USER_KEY: GRAFANA_ADMIN_USER, GRAFANA_PASSWORD_KEY: password})
+            f"{name}-grafana-admin",
+            GRAFANA_ADMIN_SECRET,
+            ns,
+            COMPONENT,
+            self,
+            {GRAFANA_USER_KEY: GRAFANA_ADMIN_USER, GRAFANA_PASSWORD_KEY: password},
+        )
         # Alert receivers' credentials, one key per receiver (Pulumi secrets ``alertReceiver-<receiver>``, which the
         # loader checked, or the store's <keyPrefix>/alertmanager-receivers): mounted by the operator, no wait either.
         receivers = receivers or {}
-        credentials = {receiver: platform_secrets.provided((receiver_secrets or {}).get(receiver),
-                                                           alerting.RECEIVERS_SECRET, receiver)
-                       for receiver in alerting.needs_secret(receivers)}
-        self.receivers_secret = (platform_secrets.secret(f"{name}-alertmanager-receivers", alerting.RECEIVERS_SECRET,
-                                                         ns, COMPONENT, self, credentials) if credentials else None)
+        credentials = {
+            receiver: platform_secrets.provided(
+                (receiver_secrets or {}).get(receiver), alerting.RECEIVERS_SECRET, receiver
+            )
+            for receiver in alerting.needs_secret(receivers)
+        }
+        self.receivers_secret = (
+            platform_secrets.secret(
+                f"{name}-alertmanager-receivers", alerting.RECEIVERS_SECRET, ns, COMPONENT, self, credentials
+            )
+            if credentials
+            else None
+        )
         # No wait for the Secret: Grafana's pod names it (secretKeyRef), the kubelet retries until it exists, and
         # the release's 900 s wait covers it (from the store it comes one wave later, after the operator's release).
         # Waiting would put every monitor and rule, and the GPU and Milvus releases, one wave later.
-        self.release = helm_release(f"{name}-release", versions.KUBE_PROMETHEUS_STACK, ns,
-                                    helm_values(monitoring, cluster, mesh, namespaces.monitoring, receivers), self,
-                                    timeout=900, release_name=RELEASE, protect=protect)
+        self.release = helm_release(
+            f"{name}-release",
+            versions.KUBE_PROMETHEUS_STACK,
+            ns,
+            helm_values(monitoring, cluster, mesh, namespaces.monitoring, receivers),
+            self,
+            timeout=900,
+            release_name=RELEASE,
+            protect=protect,
+        )
         self.prometheus_url = f"http://{PROMETHEUS_SERVICE}.{namespaces.monitoring}.svc:{PROMETHEUS_PORT}"
         self.register_outputs({"namespace": ns, "release": self.release.name, "prometheus": self.prometheus_url})
 
@@ -349,13 +428,20 @@ class Monitoring(pulumi.ComponentResource):
         the controllers', whose queue metrics the batch alerts read); pass the Volcano namespace's Output so that the
         monitors wait for it. The namespace has no NetworkPolicy and no sidecars: a plaintext scrape reaches the
         pods."""
-        return [kube(
-            f"{self._name}-{name}",
-            api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
-            metadata=metadata(name, COMPONENT, namespace=namespace),
-            spec={"selector": {"matchLabels": dict(selector)},
-                  "endpoints": [{"port": VOLCANO_METRICS_PORT, "path": "/metrics", "scheme": "http"}]},
-            opts=self._after_release()) for name, selector in VOLCANO_MONITORS.items()]
+        return [
+            kube(
+                f"{self._name}-{name}",
+                api_version="monitoring.coreos.com/v1",
+                kind="ServiceMonitor",
+                metadata=metadata(name, COMPONENT, namespace=namespace),
+                spec={
+                    "selector": {"matchLabels": dict(selector)},
+                    "endpoints": [{"port": VOLCANO_METRICS_PORT, "path": "/metrics", "scheme": "http"}],
+                },
+                opts=self._after_release(),
+            )
+            for name, selector in VOLCANO_MONITORS.items()
+        ]
 
     def scrape_external_secrets(self, namespace: pulumi.Input[str]) -> k8s.apiextensions.CustomResource:
         """A PodMonitor for the External Secrets Operator's controller, webhook and cert-controller pods in
@@ -364,45 +450,66 @@ class Monitoring(pulumi.ComponentResource):
         wait for this release (their CRD), and every ExternalSecret one wave later."""
         return kube(
             f"{self._name}-external-secrets",
-            api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
             metadata=metadata(EXTERNAL_SECRETS_RELEASE, COMPONENT, namespace=namespace),
-            spec={"selector": {"matchLabels": {"app.kubernetes.io/instance": EXTERNAL_SECRETS_RELEASE},
-                               "matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In",
-                                                     "values": list(EXTERNAL_SECRETS_PODS)}]},
-                  "podMetricsEndpoints": [{"port": EXTERNAL_SECRETS_METRICS_PORT, "path": "/metrics",
-                                           "scheme": "http"}]},
-            opts=self._after_release())
+            spec={
+                "selector": {
+                    "matchLabels": {"app.kubernetes.io/instance": EXTERNAL_SECRETS_RELEASE},
+                    "matchExpressions": [
+                        {"key": "app.kubernetes.io/name", "operator": "In", "values": list(EXTERNAL_SECRETS_PODS)}
+                    ],
+                },
+                "podMetricsEndpoints": [{"port": EXTERNAL_SECRETS_METRICS_PORT, "path": "/metrics", "scheme": "http"}],
+            },
+            opts=self._after_release(),
+        )
 
-    def scrape_endpoint(self, logical_name: str, endpoint: Endpoint,
-                        namespace: pulumi.Input[str]) -> list[k8s.apiextensions.CustomResource]:
+    def scrape_endpoint(
+        self, logical_name: str, endpoint: Endpoint, namespace: pulumi.Input[str]
+    ) -> list[k8s.apiextensions.CustomResource]:
         """One PodMonitor per version of ``endpoint`` (stable, canary) in the tenant's ``namespace``, named like the
         version's Deployment/InferenceService."""
         monitors = []
         for version, _ in versions_of(endpoint):
-            monitors.append(kube(
-                version_name(logical_name, version),
-                api_version="monitoring.coreos.com/v1", kind="PodMonitor",
-                metadata=metadata(version_name(endpoint.name, version), COMPONENT, namespace=namespace,
-                                  tenant=endpoint.tenant,
-                                  extra_labels={ENDPOINT_LABEL: endpoint.name}),
-                spec=endpoint_monitor_spec(endpoint, version, self.mesh),
-                opts=self._after_release()))
+            monitors.append(
+                kube(
+                    version_name(logical_name, version),
+                    api_version="monitoring.coreos.com/v1",
+                    kind="PodMonitor",
+                    metadata=metadata(
+                        version_name(endpoint.name, version),
+                        COMPONENT,
+                        namespace=namespace,
+                        tenant=endpoint.tenant,
+                        extra_labels={ENDPOINT_LABEL: endpoint.name},
+                    ),
+                    spec=endpoint_monitor_spec(endpoint, version, self.mesh),
+                    opts=self._after_release(),
+                )
+            )
         return monitors
 
-    def scrape_mesh_proxies(self, logical_name: str, namespace: pulumi.Input[str],
-                            tenant: str | None = None) -> k8s.apiextensions.CustomResource:
+    def scrape_mesh_proxies(
+        self, logical_name: str, namespace: pulumi.Input[str], tenant: str | None = None
+    ) -> k8s.apiextensions.CustomResource:
         """A PodMonitor for the Istio sidecars of ``namespace`` (``istio_requests_total`` and friends): the proxy's own
         stats port 15090, which it serves in plaintext outside mTLS."""
         return kube(
             logical_name,
-            api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
             metadata=metadata("istio-proxies", COMPONENT, namespace=namespace, tenant=tenant),
-            spec={"selector": {"matchExpressions": [{"key": "security.istio.io/tlsMode", "operator": "Exists"}]},
-                  "podMetricsEndpoints": [{"port": "http-envoy-prom", "path": "/stats/prometheus", "scheme": "http"}]},
-            opts=self._after_release())
+            spec={
+                "selector": {"matchExpressions": [{"key": "security.istio.io/tlsMode", "operator": "Exists"}]},
+                "podMetricsEndpoints": [{"port": "http-envoy-prom", "path": "/stats/prometheus", "scheme": "http"}],
+            },
+            opts=self._after_release(),
+        )
 
-    def publish(self, alert_groups: dict[str, list[dict]], recording_groups: list[dict],
-                dashboards: dict[str, dict]) -> None:
+    def publish(
+        self, alert_groups: dict[str, list[dict]], recording_groups: list[dict], dashboards: dict[str, dict]
+    ) -> None:
         """The platform's PrometheusRules (one per alert pack, one for the recording rules) and its Grafana
         dashboards as ConfigMaps the dashboard sidecar loads."""
         ns = self.namespace.metadata["name"]
@@ -410,21 +517,34 @@ class Monitoring(pulumi.ComponentResource):
         for rule_name, groups in packs.items():
             if groups:
                 kube(
-                    f"{self._name}-rules-{rule_name}", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
-                    metadata=metadata(rule_name, COMPONENT, namespace=ns), spec={"groups": groups},
-                    opts=self._after_release())
+                    f"{self._name}-rules-{rule_name}",
+                    api_version="monitoring.coreos.com/v1",
+                    kind="PrometheusRule",
+                    metadata=metadata(rule_name, COMPONENT, namespace=ns),
+                    spec={"groups": groups},
+                    opts=self._after_release(),
+                )
         for dashboard_name, dashboard in dashboards.items():
             self._dashboard(dashboard_name, access.PLATFORM_FOLDER, dashboard)
 
     def _dashboard(self, name: str, folder: str, dashboard: dict) -> pulumi.CustomResource:
         """A dashboard ConfigMap in the monitoring namespace, loaded into the Grafana folder ``folder``."""
         return kube(
-            f"{self._name}-dashboard-{name}", api_version="v1", kind="ConfigMap",
-            metadata={**metadata(f"dashboard-{name}", COMPONENT, namespace=self.namespace.metadata["name"],
-                                 extra_labels={DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE}),
-                      "annotations": {access.FOLDER_ANNOTATION: folder}},
+            f"{self._name}-dashboard-{name}",
+            api_version="v1",
+            kind="ConfigMap",
+            metadata={
+                **metadata(
+                    f"dashboard-{name}",
+                    COMPONENT,
+                    namespace=self.namespace.metadata["name"],
+                    extra_labels={DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE},
+                ),
+                "annotations": {access.FOLDER_ANNOTATION: folder},
+            },
             data={f"{name}.json": json.dumps(dashboard, sort_keys=True, indent=1)},
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def tenant_folders(self, tenants: list[TenantConfig], boards: dict[str, dict[str, dict]]) -> pulumi.CustomResource:
         """Each tenant's dashboards (``boards``: tenant -> name -> JSON) in a folder named after the tenant, and the
@@ -434,13 +554,19 @@ class Monitoring(pulumi.ComponentResource):
                 self._dashboard(f"{tenant}-{dashboard_name}", tenant, dashboard)
         ns = self.namespace.metadata["name"]
         config = kube(
-            f"{self._name}-grafana-tenant-access-config", api_version="v1", kind="ConfigMap",
+            f"{self._name}-grafana-tenant-access-config",
+            api_version="v1",
+            kind="ConfigMap",
             metadata=metadata(access.ACCESS_NAME, COMPONENT, namespace=ns),
             data={access.SCRIPT_KEY: access.SCRIPT, access.CONFIG_KEY: access.config_json(tenants)},
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         image = mirrored(versions.MLFLOW_IMAGE, self._registry)
         return kube(
-            f"{self._name}-grafana-tenant-access", api_version="batch/v1", kind="CronJob",
+            f"{self._name}-grafana-tenant-access",
+            api_version="batch/v1",
+            kind="CronJob",
             metadata=metadata(access.ACCESS_NAME, COMPONENT, namespace=ns),
             spec=access_cron_spec(image, self._grafana_url),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, config]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, config]),
+        )

@@ -6,6 +6,7 @@ non-zero while a folder is not provisioned yet (the next run retries).
 Environment: ``GRAFANA_URL``, the admin's ``GRAFANA_USER``/``GRAFANA_PASSWORD``, and ``CONFIG``: the path of the
 JSON file ``{"platformFolders": [title], "tenants": [{"folder", "team", "users"}]}``.
 """
+
 import base64
 import json
 import os
@@ -26,15 +27,23 @@ def api(url, user, password):
 
     def call(method, path, body=None, missing_ok=False):
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url + path, data=data, method=method, headers={
-            "Authorization": "Basic " + token, "Content-Type": "application/json", "Accept": "application/json"})
+        request = urllib.request.Request(
+            url + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": "Basic " + token,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             if missing_ok and error.code == 404:
                 return None
-            raise SystemExit(f"{method} {path}: HTTP {error.code}")
+            raise SystemExit(f"{method} {path}: HTTP {error.code}") from None
 
     return call
 
@@ -69,8 +78,11 @@ def main():
     missing = []
     for title in config["platformFolders"]:
         if title in folders:
-            call("POST", f"/api/folders/{folders[title]}/permissions",
-                 {"items": [{"role": "Editor", "permission": EDIT}]})
+            call(
+                "POST",
+                f"/api/folders/{folders[title]}/permissions",
+                {"items": [{"role": "Editor", "permission": EDIT}]},
+            )
         else:
             missing.append(title)
     for tenant in config["tenants"]:
@@ -79,8 +91,11 @@ def main():
         if tenant["folder"] not in folders:
             missing.append(tenant["folder"])
             continue
-        call("POST", f"/api/folders/{folders[tenant['folder']]}/permissions",
-             {"items": [{"teamId": team, "permission": VIEW}]})
+        call(
+            "POST",
+            f"/api/folders/{folders[tenant['folder']]}/permissions",
+            {"items": [{"teamId": team, "permission": VIEW}]},
+        )
         print(f"folder {tenant['folder']}: team {tenant['team']} may view, no role grants")
     if missing:
         raise SystemExit(f"folders not provisioned yet (retried next run): {missing}")

@@ -9,6 +9,7 @@ password.
 Environment: ``MILVUS_URI``, root's ``MILVUS_ROOT_USERNAME``/``MILVUS_ROOT_PASSWORD``, and ``ACCOUNTS``: JSON, a list
 of ``{"user", "database", "grants", "password"}``, ``password`` naming the variable that holds it.
 """
+
 import json
 import os
 import sys
@@ -22,8 +23,12 @@ def main():
     root = os.environ["MILVUS_ROOT_USERNAME"] + ":" + os.environ["MILVUS_ROOT_PASSWORD"]
 
     def call(path, body):
-        request = urllib.request.Request(base + path, json.dumps(body).encode(), method="POST", headers={
-            "Authorization": "Bearer " + root, "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            base + path,
+            json.dumps(body).encode(),
+            method="POST",
+            headers={"Authorization": "Bearer " + root, "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=60) as reply:
             return json.load(reply)
 
@@ -43,8 +48,13 @@ def main():
             ok("roles/create", {"roleName": user})
         for grant in account["grants"]:
             ok("roles/grant_privilege_v2", grant)
-        if user in users and call("users/update_password", {
-                "userName": user, "password": password, "newPassword": password}).get("code", 0) != 0:
+        if (
+            user in users
+            and call("users/update_password", {"userName": user, "password": password, "newPassword": password}).get(
+                "code", 0
+            )
+            != 0
+        ):
             ok("users/drop", {"userName": user})
             users.discard(user)
         if user not in users:

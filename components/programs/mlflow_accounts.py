@@ -5,6 +5,7 @@ their Secret's values. Idempotent; prints no password.
 Environment: ``MLFLOW_TRACKING_URI``, the admin's ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``, and
 ``ACCOUNTS``: JSON, each user to the variable that holds its password.
 """
+
 import base64
 import json
 import os
@@ -19,8 +20,10 @@ from .wait import wait_for_url
 def main():
     server = os.environ["MLFLOW_TRACKING_URI"].rstrip("/")
     admin = os.environ["MLFLOW_TRACKING_USERNAME"] + ":" + os.environ["MLFLOW_TRACKING_PASSWORD"]
-    headers = {"Authorization": "Basic " + base64.b64encode(admin.encode()).decode(),
-               "Content-Type": "application/json"}
+    headers = {
+        "Authorization": "Basic " + base64.b64encode(admin.encode()).decode(),
+        "Content-Type": "application/json",
+    }
 
     def call(method, action, body=None, query=None):
         url = server + "/api/2.0/mlflow/users/" + action + ("?" + urllib.parse.urlencode(query) if query else "")

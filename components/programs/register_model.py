@@ -7,6 +7,7 @@ Environment: ``MLFLOW_TRACKING_URI`` and the tenant's MLflow credentials, ``EXPE
 ``DATASET_URI``, ``METRIC_NAME``/``METRIC_VALUE``, ``MODEL_NAME``, ``MODEL_BUCKET``/``MODEL_PREFIX``, and the S3
 settings (``S3_ENDPOINT_URL``, region, keys or the executor's workload identity).
 """
+
 import os
 import tarfile
 

@@ -1,5 +1,6 @@
 """Waiting for a server to answer, for the programs of this package (``source`` inlines this file into each: standard
 library only, no ``from __future__``)."""
+
 import time
 import urllib.request
 

@@ -83,8 +83,10 @@ def download_script(endpoint: Endpoint) -> str:
     """Fill the cache once; the marker file tells servers (and later runs) that the model is complete."""
     target = model_path(endpoint)
     if endpoint.scheme == "hf":
-        fetch = (f"python3 -c 'from huggingface_hub import snapshot_download; "
-                 f"snapshot_download(repo_id=\"{endpoint.location}\", local_dir=\"{target}\")'")
+        fetch = (
+            f"python3 -c 'from huggingface_hub import snapshot_download; "
+            f'snapshot_download(repo_id="{endpoint.location}", local_dir="{target}")\''
+        )
     else:
         fetch = f"aws s3 sync '{endpoint.source}' '{target}'"
     return f"set -eu\nif [ -f '{target}/.ready' ]; then exit 0; fi\nmkdir -p '{target}'\n{fetch}\ntouch '{target}/.ready'\n"
@@ -125,8 +127,9 @@ class ModelEndpoint(pulumi.ComponentResource):
         self.storage_class = endpoint.cache.storage_class or serving.storage_class
         self.prometheus_url, self.hf_token, self.keda_release = prometheus_url, hf_token, keda_release
         self.platform_secrets = platform_secrets
-        self.gpu_settings = (gpu_scheduling(gpu, endpoint.gpu, tenant.gpu_isolation == "exclusive")
-                             if endpoint.gpu else None)
+        self.gpu_settings = (
+            gpu_scheduling(gpu, endpoint.gpu, tenant.gpu_isolation == "exclusive") if endpoint.gpu else None
+        )
 
         self.service_account = model_access.service_account_name(endpoint)
         model_access.service_account(name, endpoint, self._meta(self.service_account), self)
@@ -139,18 +142,36 @@ class ModelEndpoint(pulumi.ComponentResource):
                 self._custom_resource(logical, object_name, version, variant, kserve_release)
         if isinstance(engine, ServerEngine):
             kube(
-                f"{name}-service", api_version="v1", kind="Service", metadata=self._meta(endpoint.name),
-                spec={"selector": {ENDPOINT_LABEL: endpoint.name},
-                      "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP",
-                                 "appProtocol": protocol} for port_name, port, protocol in engine.ports]},
-                opts=self._child)
+                f"{name}-service",
+                api_version="v1",
+                kind="Service",
+                metadata=self._meta(endpoint.name),
+                spec={
+                    "selector": {ENDPOINT_LABEL: endpoint.name},
+                    "ports": [
+                        {
+                            "name": port_name,
+                            "port": port,
+                            "targetPort": port_name,
+                            "protocol": "TCP",
+                            "appProtocol": protocol,
+                        }
+                        for port_name, port, protocol in engine.ports
+                    ],
+                },
+                opts=self._child,
+            )
         if endpoint.scheme in ("hf", "s3", "gs"):
             self._model_egress(name)
         self.register_outputs({})
 
     def _meta(self, object_name: str, **labels: str) -> dict:
-        extra = {"app.kubernetes.io/name": self.endpoint.name, ENDPOINT_LABEL: self.endpoint.name,
-                 "ai-platform/engine": self.endpoint.engine, **labels}
+        extra = {
+            "app.kubernetes.io/name": self.endpoint.name,
+            ENDPOINT_LABEL: self.endpoint.name,
+            "ai-platform/engine": self.endpoint.engine,
+            **labels,
+        }
         return metadata(object_name, COMPONENT, namespace=self.namespace, tenant=self.tenant, extra_labels=extra)
 
     def _pod_labels(self, object_name: str, **labels: str) -> dict:
@@ -169,11 +190,16 @@ class ModelEndpoint(pulumi.ComponentResource):
             volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
             self._download_job(name, object_name, variant, claim)
             marker = f"{model_path(variant)}/.ready"
-            init_containers.append({
-                "name": "wait-for-model", "image": container["image"],
-                "command": ["sh", "-c", f"until [ -f '{marker}' ]; do echo waiting for {marker}; sleep 10; done"],
-                "volumeMounts": [{"name": "models", "mountPath": MODELS, "readOnly": True}],
-                "resources": {"requests": SMALL, "limits": SMALL}, "securityContext": READ_ONLY_ROOT})
+            init_containers.append(
+                {
+                    "name": "wait-for-model",
+                    "image": container["image"],
+                    "command": ["sh", "-c", f"until [ -f '{marker}' ]; do echo waiting for {marker}; sleep 10; done"],
+                    "volumeMounts": [{"name": "models", "mountPath": MODELS, "readOnly": True}],
+                    "resources": {"requests": SMALL, "limits": SMALL},
+                    "securityContext": READ_ONLY_ROOT,
+                }
+            )
         elif variant.scheme == "pvc":
             claim_name = variant.location.partition("/")[0]
             volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": claim_name, "readOnly": True}})
@@ -200,81 +226,130 @@ class ModelEndpoint(pulumi.ComponentResource):
         }
         if not autoscaled:  # with an autoscaler the HPA owns the replica count
             spec["replicas"] = variant.replicas.min
-        kube(f"{name}-deployment", api_version="apps/v1", kind="Deployment",
-             metadata=self._meta(object_name, version=version),
-             spec=spec, opts=self._child)
         kube(
-            f"{name}-pdb", api_version="policy/v1", kind="PodDisruptionBudget",
+            f"{name}-deployment",
+            api_version="apps/v1",
+            kind="Deployment",
             metadata=self._meta(object_name, version=version),
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": selector},
-                  "unhealthyPodEvictionPolicy": "AlwaysAllow"},
-            opts=self._child)
+            spec=spec,
+            opts=self._child,
+        )
+        kube(
+            f"{name}-pdb",
+            api_version="policy/v1",
+            kind="PodDisruptionBudget",
+            metadata=self._meta(object_name, version=version),
+            spec={
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": selector},
+                "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            },
+            opts=self._child,
+        )
         if autoscaled:
             self._scaled_object(name, object_name, version, variant, engine)
 
     def _model_cache(self, name: str, object_name: str, variant: Endpoint) -> pulumi.Output:
-        spec = {"accessModes": ["ReadWriteMany" if variant.replicas.max > 1 else "ReadWriteOnce"],
-                "resources": {"requests": {"storage": variant.cache.size}}}
+        spec = {
+            "accessModes": ["ReadWriteMany" if variant.replicas.max > 1 else "ReadWriteOnce"],
+            "resources": {"requests": {"storage": variant.cache.size}},
+        }
         if self.storage_class:
             spec["storageClassName"] = self.storage_class
         claim = kube(
-            f"{name}-model-cache", api_version="v1", kind="PersistentVolumeClaim",
-            metadata=self._meta(f"{object_name}-model-cache"), spec=spec, opts=self._child)
+            f"{name}-model-cache",
+            api_version="v1",
+            kind="PersistentVolumeClaim",
+            metadata=self._meta(f"{object_name}-model-cache"),
+            spec=spec,
+            opts=self._child,
+        )
         return claim.metadata["name"]
 
     def _download_job(self, name: str, object_name: str, variant: Endpoint, claim: pulumi.Output) -> None:
         env = HOME_ENV + [{"name": "HF_HOME", "value": "/tmp/hf"}]
         secrets = self.platform_secrets
-        token = (secrets.provided(self.hf_token, HF_TOKEN_REMOTE, HF_TOKEN_SECRET_KEY,
-                                  available=secrets.cfg.hugging_face_token)
-                 if variant.scheme == "hf" else None)
+        token = (
+            secrets.provided(
+                self.hf_token, HF_TOKEN_REMOTE, HF_TOKEN_SECRET_KEY, available=secrets.cfg.hugging_face_token
+            )
+            if variant.scheme == "hf"
+            else None
+        )
         after: list[pulumi.Resource] = []
         if token is not None:
             secret_name = f"{object_name}-hf-token"
-            after.append(secrets.secret(f"{name}-hf-token", secret_name, self.namespace, COMPONENT, self,
-                                        {HF_TOKEN_SECRET_KEY: token}, tenant=self.tenant,
-                                        extra_labels=self._meta(secret_name)["labels"]))
-            env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
-                "name": secret_name, "key": HF_TOKEN_SECRET_KEY}}})
+            after.append(
+                secrets.secret(
+                    f"{name}-hf-token",
+                    secret_name,
+                    self.namespace,
+                    COMPONENT,
+                    self,
+                    {HF_TOKEN_SECRET_KEY: token},
+                    tenant=self.tenant,
+                    extra_labels=self._meta(secret_name)["labels"],
+                )
+            )
+            env.append(
+                {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret_name, "key": HF_TOKEN_SECRET_KEY}}}
+            )
         if variant.scheme == "s3":
             env += s3_env(variant)
         # No mesh sidecar: the Job only talks to the internet, and a sidecar would keep it from completing.
         labels = {**self._pod_labels("download"), ROLE_LABEL: "model-download", "sidecar.istio.io/inject": "false"}
         kube(
-            f"{name}-download", api_version="batch/v1", kind="Job",
-            metadata={**self._meta(f"{object_name}-download"),
-                      # Downloads take long; servers wait for the cache themselves, so `pulumi up` need not.
-                      "annotations": {"pulumi.com/skipAwait": "true"}},
-            spec={"backoffLimit": 6, "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "OnFailure",
-                    "serviceAccountName": self.service_account,
-                    "automountServiceAccountToken": False,
-                    "securityContext": POD_SECURITY,
-                    "containers": [{
-                        "name": "download",
-                        "image": mirrored(versions.VLLM_IMAGE if variant.scheme == "hf" else versions.AWS_CLI_IMAGE,
-                                          self.registry),
-                        "command": ["sh", "-c", download_script(variant)],
-                        "env": env,
-                        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
-                        "volumeMounts": [{"name": "models", "mountPath": MODELS}, TMP_MOUNT],
-                        "securityContext": READ_ONLY_ROOT,
-                    }],
-                    "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": claim}}, TMP_VOLUME],
+            f"{name}-download",
+            api_version="batch/v1",
+            kind="Job",
+            metadata={
+                **self._meta(f"{object_name}-download"),
+                # Downloads take long; servers wait for the cache themselves, so `pulumi up` need not.
+                "annotations": {"pulumi.com/skipAwait": "true"},
+            },
+            spec={
+                "backoffLimit": 6,
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "restartPolicy": "OnFailure",
+                        "serviceAccountName": self.service_account,
+                        "automountServiceAccountToken": False,
+                        "securityContext": POD_SECURITY,
+                        "containers": [
+                            {
+                                "name": "download",
+                                "image": mirrored(
+                                    versions.VLLM_IMAGE if variant.scheme == "hf" else versions.AWS_CLI_IMAGE,
+                                    self.registry,
+                                ),
+                                "command": ["sh", "-c", download_script(variant)],
+                                "env": env,
+                                "resources": {
+                                    "requests": {"cpu": "1", "memory": "2Gi"},
+                                    "limits": {"cpu": "2", "memory": "4Gi"},
+                                },
+                                "volumeMounts": [{"name": "models", "mountPath": MODELS}, TMP_MOUNT],
+                                "securityContext": READ_ONLY_ROOT,
+                            }
+                        ],
+                        "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": claim}}, TMP_VOLUME],
+                    },
                 },
-            }},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=after))
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+        )
 
-    def _scaled_object(self, name: str, object_name: str, version: str, variant: Endpoint,
-                       engine: ServerEngine) -> None:
+    def _scaled_object(
+        self, name: str, object_name: str, version: str, variant: Endpoint, engine: ServerEngine
+    ) -> None:
         # The Deployment's pods are <deployment>-<replicaset hash>-<pod hash>: the anchored regex keeps the
         # stable version's query from counting canary pods and the other way round.
         query = engine.load_query.format(namespace=self.tenant, pods=f"{object_name}-[a-z0-9]+-[a-z0-9]+")
         kube(
             f"{name}-autoscaler",
-            api_version="keda.sh/v1alpha1", kind="ScaledObject",
+            api_version="keda.sh/v1alpha1",
+            kind="ScaledObject",
             metadata=self._meta(object_name, version=version),
             spec={
                 "scaleTargetRef": {"name": object_name},
@@ -282,20 +357,39 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "maxReplicaCount": variant.replicas.max,
                 "pollingInterval": 15,
                 "fallback": {"failureThreshold": 3, "replicas": variant.replicas.min},
-                "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
-                    # GPU pods take minutes to become ready: add one at a time, remove slowly.
-                    "scaleUp": {"stabilizationWindowSeconds": 60,
-                                "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}]},
-                    "scaleDown": {"stabilizationWindowSeconds": 900,
-                                  "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}]},
-                }}},
-                "triggers": [{"type": "prometheus", "metricType": "AverageValue", "metadata": {
-                    "serverAddress": self.prometheus_url, "query": query, "threshold": f"{variant.target:g}"}}],
+                "advanced": {
+                    "horizontalPodAutoscalerConfig": {
+                        "behavior": {
+                            # GPU pods take minutes to become ready: add one at a time, remove slowly.
+                            "scaleUp": {
+                                "stabilizationWindowSeconds": 60,
+                                "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}],
+                            },
+                            "scaleDown": {
+                                "stabilizationWindowSeconds": 900,
+                                "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}],
+                            },
+                        }
+                    }
+                },
+                "triggers": [
+                    {
+                        "type": "prometheus",
+                        "metricType": "AverageValue",
+                        "metadata": {
+                            "serverAddress": self.prometheus_url,
+                            "query": query,
+                            "threshold": f"{variant.target:g}",
+                        },
+                    }
+                ],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.keda_release]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.keda_release]),
+        )
 
-    def _custom_resource(self, name: str, object_name: str, version: str, variant: Endpoint,
-                         kserve_release: pulumi.Resource) -> None:
+    def _custom_resource(
+        self, name: str, object_name: str, version: str, variant: Endpoint, kserve_release: pulumi.Resource
+    ) -> None:
         """One version's custom resource (KServe's InferenceService), which the engine's controller serves."""
         pod = {"serviceAccountName": self.service_account, **_gpu_pod_fields(self.gpu_settings)}
         identity_labels = model_access.identity_pod_labels(variant)
@@ -303,16 +397,23 @@ class ModelEndpoint(pulumi.ComponentResource):
             pod["labels"] = identity_labels
         api_version, kind, spec = self.engine.custom_resource(variant, _resources(variant, self.gpu_settings), pod)
         kube(
-            f"{name}-{kind.lower()}", api_version=api_version, kind=kind,
-            metadata=self._meta(object_name, version=version), spec=spec,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[kserve_release]))
+            f"{name}-{kind.lower()}",
+            api_version=api_version,
+            kind=kind,
+            metadata=self._meta(object_name, version=version),
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[kserve_release]),
+        )
 
     def _model_egress(self, name: str) -> None:
         """Let the pods that fetch the model reach object stores and Hugging Face over HTTPS (tenant
         NetworkPolicies deny egress by default); cluster-internal ranges stay closed."""
         endpoint = self.endpoint
         kube(
-            f"{name}-model-egress", api_version="networking.k8s.io/v1", kind="NetworkPolicy",
+            f"{name}-model-egress",
+            api_version="networking.k8s.io/v1",
+            kind="NetworkPolicy",
             metadata=self._meta(f"{endpoint.name}-model-egress"),
-            spec=model_access.egress_spec(endpoint, self.engine.fetchers(endpoint)), opts=self._child)
-
+            spec=model_access.egress_spec(endpoint, self.engine.fetchers(endpoint)),
+            opts=self._child,
+        )

@@ -56,7 +56,8 @@ RESOURCES_IMAGES = {
 }
 # Image values of the kserve-runtime-configs chart (one per ClusterServingRuntime) and their chart defaults.
 RUNTIME_IMAGES = {
-    f"kserve.servingruntime.{runtime}.image": image for runtime, image in {
+    f"kserve.servingruntime.{runtime}.image": image
+    for runtime, image in {
         "tensorflow": "tensorflow/serving",
         "mlserver": "docker.io/seldonio/mlserver",
         "sklearnserver": "kserve/sklearnserver",
@@ -98,30 +99,39 @@ def _mirror(values: dict, images: dict[str, str], cluster: Cluster) -> dict:
 
 def resources_values(cluster: Cluster, namespaces: Namespaces) -> dict:
     """Values of the kserve-resources chart (keys checked against the upstream values.yaml by the schema tier)."""
-    values = {"kserve": {
-        "controller": {
-            "deploymentMode": DEPLOYMENT_MODE,
-            "imagePullPolicy": "IfNotPresent",
-            "gateway": {
-                "domain": cluster.domain,
-                "disableIngressCreation": True,
-                "disableIstioVirtualHost": True,
-                "ingressGateway": {"gateway": f"{namespaces.ingress}/{GATEWAY}", "createGateway": False,
-                                   "enableGatewayApi": False},
+    values = {
+        "kserve": {
+            "controller": {
+                "deploymentMode": DEPLOYMENT_MODE,
+                "imagePullPolicy": "IfNotPresent",
+                "gateway": {
+                    "domain": cluster.domain,
+                    "disableIngressCreation": True,
+                    "disableIstioVirtualHost": True,
+                    "ingressGateway": {
+                        "gateway": f"{namespaces.ingress}/{GATEWAY}",
+                        "createGateway": False,
+                        "enableGatewayApi": False,
+                    },
+                },
             },
-        },
-        "storage": {"containerSecurityContext": STORAGE_INITIALIZER_SECURITY},
-    }}
+            "storage": {"containerSecurityContext": STORAGE_INITIALIZER_SECURITY},
+        }
+    }
     return _mirror(values, RESOURCES_IMAGES, cluster)
 
 
 def runtime_values(cluster: Cluster) -> dict:
     """Values of the kserve-runtime-configs chart: the ClusterServingRuntimes on, vLLM and Triton pinned."""
-    values = {"kserve": {"servingruntime": {
-        "enabled": True,
-        "vllmserver": {"tag": _tag(versions.VLLM_IMAGE)},
-        "tritonserver": {"tag": _tag(versions.TRITON_IMAGE)},
-    }}}
+    values = {
+        "kserve": {
+            "servingruntime": {
+                "enabled": True,
+                "vllmserver": {"tag": _tag(versions.VLLM_IMAGE)},
+                "tritonserver": {"tag": _tag(versions.TRITON_IMAGE)},
+            }
+        }
+    }
     return _mirror(values, RUNTIME_IMAGES, cluster)
 
 
@@ -140,16 +150,31 @@ class KServe(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KServeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:serving:KServe", name, None, opts)
-        cluster, namespaces, protect, cert_manager_release = (args.cluster, args.namespaces, args.protect,
-                                                              args.cert_manager_release)
-        self.namespace = platform_namespace(f"{name}-namespace", namespaces.kserve, COMPONENT, POD_SECURITY,
-                                            cluster.kubernetes_version, self)
+        cluster, namespaces, protect, cert_manager_release = (
+            args.cluster,
+            args.namespaces,
+            args.protect,
+            args.cert_manager_release,
+        )
+        self.namespace = platform_namespace(
+            f"{name}-namespace", namespaces.kserve, COMPONENT, POD_SECURITY, cluster.kubernetes_version, self
+        )
         ns = self.namespace.metadata["name"]
         self.crd_release = helm_release(f"{name}-crd-release", versions.KSERVE_CRD, ns, {}, self, protect=protect)
-        self.release = helm_release(f"{name}-release", versions.KSERVE_RESOURCES, ns,
-                                    resources_values(cluster, namespaces), self,
-                                    depends_on=[self.crd_release, cert_manager_release])
-        self.runtimes_release = helm_release(f"{name}-runtimes-release", versions.KSERVE_RUNTIME_CONFIGS, ns,
-                                             runtime_values(cluster), self,
-                                             depends_on=[self.crd_release, self.release])
+        self.release = helm_release(
+            f"{name}-release",
+            versions.KSERVE_RESOURCES,
+            ns,
+            resources_values(cluster, namespaces),
+            self,
+            depends_on=[self.crd_release, cert_manager_release],
+        )
+        self.runtimes_release = helm_release(
+            f"{name}-runtimes-release",
+            versions.KSERVE_RUNTIME_CONFIGS,
+            ns,
+            runtime_values(cluster),
+            self,
+            depends_on=[self.crd_release, self.release],
+        )
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

@@ -79,13 +79,23 @@ def service_account(name: str, endpoint: Endpoint, meta: dict, parent: pulumi.Re
         annotations.update(engine_annotations)
         if endpoint.s3.credentials_secret:
             fields["secrets"] = [{"name": endpoint.s3.credentials_secret}]
-    return kube(f"{name}-service-account", api_version="v1", kind="ServiceAccount",
-                metadata={**meta, **({"annotations": annotations} if annotations else {})},
-                automountServiceAccountToken=False, **fields, opts=pulumi.ResourceOptions(parent=parent))
+    return kube(
+        f"{name}-service-account",
+        api_version="v1",
+        kind="ServiceAccount",
+        metadata={**meta, **({"annotations": annotations} if annotations else {})},
+        automountServiceAccountToken=False,
+        **fields,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
-def model_credentials(cfg: PlatformConfig, secrets: PlatformSecrets, tenant_namespaces: dict[str, pulumi.Input[str]],
-                      tenants: dict[str, pulumi.Resource]) -> None:
+def model_credentials(
+    cfg: PlatformConfig,
+    secrets: PlatformSecrets,
+    tenant_namespaces: dict[str, pulumi.Input[str]],
+    tenants: dict[str, pulumi.Resource],
+) -> None:
     """The keys' Secret of every ``s3.credentialsSecret`` the endpoints name, once per tenant and name, under the
     tenant's component (it outlives any one endpoint)."""
     seen: set[tuple[str, str]] = set()
@@ -97,10 +107,17 @@ def model_credentials(cfg: PlatformConfig, secrets: PlatformSecrets, tenant_name
         users = [e for e in cfg.models if e.tenant == endpoint.tenant and e.s3.credentials_secret == name]
         # KServe reads region and endpoint from the Secret's annotations (s3_secret.go BuildSecretEnvs).
         annotations = next((a for e in users if (a := engines.of(e).credential_annotations(e))), None)
-        secrets.existing(f"tenant-{endpoint.tenant}-model-credentials-{name}", name,
-                         tenant_namespaces[endpoint.tenant], "serving", tenants[endpoint.tenant], S3_KEYS,
-                         tenant=endpoint.tenant, remote=f"tenants/{endpoint.tenant}/{name}",
-                         annotations=annotations)
+        secrets.existing(
+            f"tenant-{endpoint.tenant}-model-credentials-{name}",
+            name,
+            tenant_namespaces[endpoint.tenant],
+            "serving",
+            tenants[endpoint.tenant],
+            S3_KEYS,
+            tenant=endpoint.tenant,
+            remote=f"tenants/{endpoint.tenant}/{name}",
+            annotations=annotations,
+        )
 
 
 def egress_spec(endpoint: Endpoint, fetchers: dict) -> dict:

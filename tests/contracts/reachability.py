@@ -19,8 +19,13 @@ from tests.reachability import Address, Cluster, Pod, Request, match_labels
 
 # kubernetes/kubernetes cluster/addons/dns/coredns/coredns.yaml.base (and kubeadm's CoreDNS): pods labelled
 # k8s-app=kube-dns in kube-system, ports dns 53/UDP, dns-tcp 53/TCP.
-KUBE_DNS = Pod("coredns", "kube-system", {"k8s-app": "kube-dns"}, {"dns": 53, "dns-tcp": 53},
-               source="kubernetes cluster/addons/dns/coredns/coredns.yaml.base")
+KUBE_DNS = Pod(
+    "coredns",
+    "kube-system",
+    {"k8s-app": "kube-dns"},
+    {"dns": 53, "dns-tcp": 53},
+    source="kubernetes cluster/addons/dns/coredns/coredns.yaml.base",
+)
 # istio/istio 1.30.3 manifests/charts/istio-control/istio-discovery/templates/deployment.yaml: labels app=istiod,
 # istio=pilot, sidecar.istio.io/inject=false; ports 8080, 15010 (xDS, plain), 15012 (xDS and CA, TLS), 15014
 # (monitoring), 15017 (webhooks). Istio "Application Requirements": sidecars reach istiod on 15012.
@@ -57,8 +62,14 @@ KSERVE_PREDICTOR_PORT = 8080
 # app.kubernetes.io/created-by=kuberay-operator); ports (utils/constant.go): gcs-server 6379, client 10001,
 # dashboard 8265, metrics 8080, serve 8000, dashboard agent 52365.
 KUBERAY_SOURCE = "ray-project/kuberay v1.7.0 ray-operator/controllers/ray/common/pod.go, utils/constant.go"
-RAY_PORTS = {"gcs-server": 6379, "client": 10001, "dashboard": 8265, "metrics": 8080, "serve": 8000,
-             "dashboard-agent": 52365}
+RAY_PORTS = {
+    "gcs-server": 6379,
+    "client": 10001,
+    "dashboard": 8265,
+    "metrics": 8080,
+    "serve": 8000,
+    "dashboard-agent": 52365,
+}
 # zilliztech/milvus-helm milvus-5.0.19 charts/milvus: components labelled app.kubernetes.io/name=milvus,
 # app.kubernetes.io/instance=<release>, component=<proxy|standalone|mixcoord|querynode|datanode|streamingnode>;
 # gRPC/REST 19530 on the proxy (standalone in standalone mode), metrics/management 9091 on every component;
@@ -112,17 +123,35 @@ def _with_mesh(cluster: Cluster, pod: Pod) -> Pod:
     """The pod as the injector leaves it: with the sidecar's label and port."""
     if not cluster.injected(pod):
         return pod
-    return Pod(pod.name, pod.namespace, {**pod.labels, **INJECTED_LABELS}, {**pod.ports, **ENVOY_PROM_PORT},
-               pod.service_account, pod.annotations, pod.source)
+    return Pod(
+        pod.name,
+        pod.namespace,
+        {**pod.labels, **INJECTED_LABELS},
+        {**pod.ports, **ENVOY_PROM_PORT},
+        pod.service_account,
+        pod.annotations,
+        pod.source,
+    )
 
 
 def _template_pod(name: str, namespace: str, template: dict, source: str) -> Pod:
     spec = template.get("spec") or {}
-    ports = {p["name"]: p["containerPort"] for c in spec.get("containers") or [] for p in c.get("ports") or []
-             if p.get("name")}
+    ports = {
+        p["name"]: p["containerPort"]
+        for c in spec.get("containers") or []
+        for p in c.get("ports") or []
+        if p.get("name")
+    }
     meta = template.get("metadata") or {}
-    return Pod(name, namespace, dict(meta.get("labels") or {}), ports, spec.get("serviceAccountName", "default"),
-               dict(meta.get("annotations") or {}), source)
+    return Pod(
+        name,
+        namespace,
+        dict(meta.get("labels") or {}),
+        ports,
+        spec.get("serviceAccountName", "default"),
+        dict(meta.get("annotations") or {}),
+        source,
+    )
 
 
 def rendered_pods(objects: list[dict]) -> list[Pod]:
@@ -134,10 +163,14 @@ def rendered_pods(objects: list[dict]) -> list[Pod]:
         if kind in ("Deployment", "Job"):
             pods.append(_template_pod(meta["name"], meta["namespace"], obj["spec"]["template"], where))
         elif kind == "InferenceService":
-            labels = {**(meta.get("labels") or {}), "serving.kserve.io/inferenceservice": meta["name"],
-                      "component": "predictor"}
-            pods.append(Pod(f"{meta['name']}-predictor", meta["namespace"], labels, {}, source=where + "; "
-                            + KSERVE_SOURCE))
+            labels = {
+                **(meta.get("labels") or {}),
+                "serving.kserve.io/inferenceservice": meta["name"],
+                "component": "predictor",
+            }
+            pods.append(
+                Pod(f"{meta['name']}-predictor", meta["namespace"], labels, {}, source=where + "; " + KSERVE_SOURCE)
+            )
     return pods
 
 
@@ -151,59 +184,120 @@ def chart_pods(cfg, run) -> dict[str, Pod]:
     ns = cfg.namespaces
     pods = {"kube-dns": KUBE_DNS}
     if cfg.mesh.enabled:
-        pods["istiod"] = Pod("istiod", ns.mesh, {"app": "istiod", "istio": "pilot", "sidecar.istio.io/inject": "false"},
-                             ISTIOD_PORTS, "istiod", source=ISTIOD_SOURCE)
-        pods["gateway"] = Pod("istio-ingressgateway", ns.ingress,
-                              {"app": "istio-ingressgateway", "istio": "ingressgateway",
-                               "sidecar.istio.io/inject": "true"}, dict(ENVOY_PROM_PORT), "istio-ingressgateway",
-                              source=GATEWAY_SOURCE)
+        pods["istiod"] = Pod(
+            "istiod",
+            ns.mesh,
+            {"app": "istiod", "istio": "pilot", "sidecar.istio.io/inject": "false"},
+            ISTIOD_PORTS,
+            "istiod",
+            source=ISTIOD_SOURCE,
+        )
+        pods["gateway"] = Pod(
+            "istio-ingressgateway",
+            ns.ingress,
+            {"app": "istio-ingressgateway", "istio": "ingressgateway", "sidecar.istio.io/inject": "true"},
+            dict(ENVOY_PROM_PORT),
+            "istio-ingressgateway",
+            source=GATEWAY_SOURCE,
+        )
     if cfg.monitoring.enabled:
         metadata = (_values(run, "kube-prometheus-stack").get("prometheus") or {}).get("prometheusSpec", {}).get(
-            "podMetadata") or {}
+            "podMetadata"
+        ) or {}
         pods["prometheus"] = Pod(
-            "prometheus", ns.monitoring,
+            "prometheus",
+            ns.monitoring,
             {"app.kubernetes.io/name": "prometheus", "prometheus": PROMETHEUS_NAME, **(metadata.get("labels") or {})},
-            {"http-web": 9090}, PROMETHEUS_NAME, dict(metadata.get("annotations") or {}),
-            source=PROMETHEUS_SOURCE + " (podMetadata from the rendered values)")
+            {"http-web": 9090},
+            PROMETHEUS_NAME,
+            dict(metadata.get("annotations") or {}),
+            source=PROMETHEUS_SOURCE + " (podMetadata from the rendered values)",
+        )
     if cfg.gpu.enabled:
-        pods["dcgm-exporter"] = Pod("nvidia-dcgm-exporter", ns.gpu_operator, {"app": "nvidia-dcgm-exporter"},
-                                    {"metrics": 9400}, source=DCGM_SOURCE)
+        pods["dcgm-exporter"] = Pod(
+            "nvidia-dcgm-exporter",
+            ns.gpu_operator,
+            {"app": "nvidia-dcgm-exporter"},
+            {"metrics": 9400},
+            source=DCGM_SOURCE,
+        )
     if cfg.serving.enabled:
-        pods["keda-operator"] = Pod("keda-operator", ns.keda, {"app": "keda-operator"}, {}, "keda-operator",
-                                    source=KEDA_SOURCE)
-        pods["keda-metrics-apiserver"] = Pod("keda-operator-metrics-apiserver", ns.keda,
-                                             {"app": "keda-operator-metrics-apiserver"}, {"https": 6443},
-                                             source=KEDA_SOURCE)
-        pods["kserve-controller"] = Pod("kserve-controller-manager", ns.kserve,
-                                        {"control-plane": "kserve-controller-manager"}, {"webhook-server": 9443},
-                                        source=KSERVE_SOURCE)
+        pods["keda-operator"] = Pod(
+            "keda-operator", ns.keda, {"app": "keda-operator"}, {}, "keda-operator", source=KEDA_SOURCE
+        )
+        pods["keda-metrics-apiserver"] = Pod(
+            "keda-operator-metrics-apiserver",
+            ns.keda,
+            {"app": "keda-operator-metrics-apiserver"},
+            {"https": 6443},
+            source=KEDA_SOURCE,
+        )
+        pods["kserve-controller"] = Pod(
+            "kserve-controller-manager",
+            ns.kserve,
+            {"control-plane": "kserve-controller-manager"},
+            {"webhook-server": 9443},
+            source=KSERVE_SOURCE,
+        )
     if cfg.ray.enabled:
-        pods["kuberay-operator"] = Pod("kuberay-operator", ns.ray, {"app.kubernetes.io/name": "kuberay-operator",
-                                                                    "app.kubernetes.io/instance": "kuberay-operator"},
-                                       {}, "kuberay-operator", source=KUBERAY_SOURCE)
+        pods["kuberay-operator"] = Pod(
+            "kuberay-operator",
+            ns.ray,
+            {"app.kubernetes.io/name": "kuberay-operator", "app.kubernetes.io/instance": "kuberay-operator"},
+            {},
+            "kuberay-operator",
+            source=KUBERAY_SOURCE,
+        )
     if cfg.milvus.enabled:
         serving = "standalone" if cfg.milvus.mode == "standalone" else "proxy"
         base = {"app.kubernetes.io/name": "milvus", "app.kubernetes.io/instance": "milvus"}
-        pods["milvus-serving"] = Pod(f"milvus-{serving}", ns.milvus, {**base, "component": serving},
-                                     {"milvus": 19530, "metrics": 9091}, source=MILVUS_SOURCE)
-        pods["milvus-etcd"] = Pod("milvus-etcd", ns.milvus, {"app.kubernetes.io/name": "etcd",
-                                                             "app.kubernetes.io/instance": "milvus"},
-                                  {"client": 2379, "peer": 2380}, source=MILVUS_SOURCE)
+        pods["milvus-serving"] = Pod(
+            f"milvus-{serving}",
+            ns.milvus,
+            {**base, "component": serving},
+            {"milvus": 19530, "metrics": 9091},
+            source=MILVUS_SOURCE,
+        )
+        pods["milvus-etcd"] = Pod(
+            "milvus-etcd",
+            ns.milvus,
+            {"app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": "milvus"},
+            {"client": 2379, "peer": 2380},
+            source=MILVUS_SOURCE,
+        )
         if serving == "proxy":
-            pods["milvus-internal"] = Pod("milvus-querynode", ns.milvus, {**base, "component": "querynode"},
-                                          {"metrics": 9091}, source=MILVUS_SOURCE)
+            pods["milvus-internal"] = Pod(
+                "milvus-querynode",
+                ns.milvus,
+                {**base, "component": "querynode"},
+                {"metrics": 9091},
+                source=MILVUS_SOURCE,
+            )
     if cfg.object_store.mode == "in-cluster":
         base = {"app.kubernetes.io/name": "seaweedfs", "app.kubernetes.io/instance": "seaweedfs"}
-        pods["object-store-s3"] = Pod("seaweedfs-s3", ns.object_store, {**base, "app.kubernetes.io/component": "s3"},
-                                      {"swfs-s3": 8333}, source=SEAWEEDFS_SOURCE)
+        pods["object-store-s3"] = Pod(
+            "seaweedfs-s3",
+            ns.object_store,
+            {**base, "app.kubernetes.io/component": "s3"},
+            {"swfs-s3": 8333},
+            source=SEAWEEDFS_SOURCE,
+        )
         for component, port in SEAWEEDFS_INTERNALS.items():
-            pods[f"object-store-{component}"] = Pod(f"seaweedfs-{component}", ns.object_store,
-                                                    {**base, "app.kubernetes.io/component": component},
-                                                    {component: port}, source=SEAWEEDFS_SOURCE)
+            pods[f"object-store-{component}"] = Pod(
+                f"seaweedfs-{component}",
+                ns.object_store,
+                {**base, "app.kubernetes.io/component": component},
+                {component: port},
+                source=SEAWEEDFS_SOURCE,
+            )
     for obj in (r.inputs for r in run.objects if r.kind == "Cluster" and r.namespace == ns.mlflow):
-        pods["mlflow-db"] = Pod(f"{obj['metadata']['name']}-1", ns.mlflow,
-                                {"cnpg.io/cluster": obj["metadata"]["name"], "cnpg.io/instanceRole": "primary"},
-                                {"postgresql": 5432, "metrics": 9187}, source=CNPG_SOURCE)
+        pods["mlflow-db"] = Pod(
+            f"{obj['metadata']['name']}-1",
+            ns.mlflow,
+            {"cnpg.io/cluster": obj["metadata"]["name"], "cnpg.io/instanceRole": "primary"},
+            {"postgresql": 5432, "metrics": 9187},
+            source=CNPG_SOURCE,
+        )
     return pods
 
 
@@ -212,23 +306,40 @@ def tenant_pods(cfg, tenant: str) -> dict[str, Pod]:
     model download, a pipeline's model step; with Ray, a Ray head and worker."""
     pods = {
         "workload": Pod("workload", tenant, {"app": "notebook"}, {"http": 8888}, source="any tenant pod"),
-        "model-download": Pod("model-download", tenant, {"ai-platform/role": "model-download",
-                                                         "sidecar.istio.io/inject": "false"},
-                              source="components/serving/endpoint.py download Job"),
+        "model-download": Pod(
+            "model-download",
+            tenant,
+            {"ai-platform/role": "model-download", "sidecar.istio.io/inject": "false"},
+            source="components/serving/endpoint.py download Job",
+        ),
     }
     if cfg.workflows.enabled:
-        pods["workflow-step"] = Pod("workflow-step", tenant, {"workflows.argoproj.io/workflow": "train"},
-                                    source="argo-workflows v4.0.6: workflow pods labelled workflows.argoproj.io/workflow")
-        pods["pipeline-model"] = Pod("pipeline-model", tenant, {"ai-platform/role": "pipeline-model"},
-                                     source="components/workflows.py")
+        pods["workflow-step"] = Pod(
+            "workflow-step",
+            tenant,
+            {"workflows.argoproj.io/workflow": "train"},
+            source="argo-workflows v4.0.6: workflow pods labelled workflows.argoproj.io/workflow",
+        )
+        pods["pipeline-model"] = Pod(
+            "pipeline-model", tenant, {"ai-platform/role": "pipeline-model"}, source="components/workflows.py"
+        )
     if cfg.ray.enabled:
         for node_type in ("head", "worker"):
             group = "headgroup" if node_type == "head" else "workers"
             pods[f"ray-{node_type}"] = Pod(
-                f"raycluster-{node_type}", tenant,
-                {"ray.io/node-type": node_type, "ray.io/is-ray-node": "yes", "ray.io/cluster": "raycluster",
-                 "ray.io/group": group, "app.kubernetes.io/name": "kuberay",
-                 "app.kubernetes.io/created-by": "kuberay-operator"}, dict(RAY_PORTS), source=KUBERAY_SOURCE)
+                f"raycluster-{node_type}",
+                tenant,
+                {
+                    "ray.io/node-type": node_type,
+                    "ray.io/is-ray-node": "yes",
+                    "ray.io/cluster": "raycluster",
+                    "ray.io/group": group,
+                    "app.kubernetes.io/name": "kuberay",
+                    "app.kubernetes.io/created-by": "kuberay-operator",
+                },
+                dict(RAY_PORTS),
+                source=KUBERAY_SOURCE,
+            )
     return pods
 
 
@@ -246,9 +357,12 @@ def build(run, cfg) -> tuple[Cluster, dict[str, Pod], dict[str, dict[str, Pod]]]
     charts = {k: _with_mesh(injector, p) for k, p in chart_pods(cfg, run).items()}
     tenants = {t.name: {k: _with_mesh(injector, p) for k, p in tenant_pods(cfg, t.name).items()} for t in cfg.tenants}
     rendered = [_with_mesh(injector, p) for p in rendered_pods(objects)]
-    cluster = Cluster(objects, namespaces,
-                      [*charts.values(), *(p for pods in tenants.values() for p in pods.values()), *rendered],
-                      mesh_root=cfg.namespaces.mesh)
+    cluster = Cluster(
+        objects,
+        namespaces,
+        [*charts.values(), *(p for pods in tenants.values() for p in pods.values()), *rendered],
+        mesh_root=cfg.namespaces.mesh,
+    )
     return cluster, charts, tenants
 
 
@@ -269,9 +383,17 @@ def _monitor_paths(cluster: Cluster, prometheus: Pod) -> list[Path]:
                 port = endpoint.get("portNumber") or pod.ports.get(endpoint.get("port"))
                 if port is None:
                     continue  # a monitor naming a port the pod lacks: the monitoring tier checks that
-                paths.append(Path(f"prometheus -> {namespace}/{pod.name}:{port} ({monitor['metadata']['name']})",
-                                  prometheus, pod, port, f"PodMonitor {namespace}/{monitor['metadata']['name']}",
-                                  tls=tls, request=Request(path=endpoint.get("path", "/metrics"))))
+                paths.append(
+                    Path(
+                        f"prometheus -> {namespace}/{pod.name}:{port} ({monitor['metadata']['name']})",
+                        prometheus,
+                        pod,
+                        port,
+                        f"PodMonitor {namespace}/{monitor['metadata']['name']}",
+                        tls=tls,
+                        request=Request(path=endpoint.get("path", "/metrics")),
+                    )
+                )
     return paths
 
 
@@ -297,13 +419,15 @@ def _endpoint_ports(cluster: Cluster) -> list[tuple[Pod, int, str]]:
                     if pod.namespace != namespace:
                         continue
                     if service and _selects({"matchLabels": service["spec"]["selector"]}, pod.labels):
-                        target_port = next((p["targetPort"] for p in service["spec"]["ports"] if p["port"] == port),
-                                           port)
+                        target_port = next(
+                            (p["targetPort"] for p in service["spec"]["ports"] if p["port"] == port), port
+                        )
                         number = pod.ports.get(target_port, target_port)
                         if isinstance(number, int) or str(number).isdigit():  # a pod without the port serves not
                             found.append((pod, int(number), host))
-                    elif not service and pod.labels.get("serving.kserve.io/inferenceservice") == \
-                            name.removesuffix("-predictor"):
+                    elif not service and pod.labels.get("serving.kserve.io/inferenceservice") == name.removesuffix(
+                        "-predictor"
+                    ):
                         found.append((pod, KSERVE_PREDICTOR_PORT, host))
     return list(dict.fromkeys(found))
 
@@ -316,31 +440,71 @@ def needed(cfg, run) -> list[Path]:
     for tenant, pods in tenants.items():
         for kind, pod in pods.items():
             for protocol in ("UDP", "TCP"):
-                paths.append(Path(f"{tenant} {kind} -> DNS {protocol}", pod, charts["kube-dns"], 53,
-                                  "Kubernetes DNS for Services and Pods", protocol=protocol))
+                paths.append(
+                    Path(
+                        f"{tenant} {kind} -> DNS {protocol}",
+                        pod,
+                        charts["kube-dns"],
+                        53,
+                        "Kubernetes DNS for Services and Pods",
+                        protocol=protocol,
+                    )
+                )
             if mesh and cluster.injected(pod):
-                paths.append(Path(f"{tenant} {kind} sidecar -> istiod 15012", pod, charts["istiod"], 15012,
-                                  ISTIOD_SOURCE + "; istio.io Application Requirements (ports used by Istio)"))
+                paths.append(
+                    Path(
+                        f"{tenant} {kind} sidecar -> istiod 15012",
+                        pod,
+                        charts["istiod"],
+                        15012,
+                        ISTIOD_SOURCE + "; istio.io Application Requirements (ports used by Istio)",
+                    )
+                )
         workload = pods["workload"]
         if cfg.mlflow.enabled:
-            mlflow = next(p for p in cluster.pods if p.namespace == cfg.namespaces.mlflow
-                          and p.labels.get("app.kubernetes.io/name") == "mlflow")
+            mlflow = next(
+                p
+                for p in cluster.pods
+                if p.namespace == cfg.namespaces.mlflow and p.labels.get("app.kubernetes.io/name") == "mlflow"
+            )
             paths.append(Path(f"{tenant} -> MLflow 5000", workload, mlflow, 5000, "components/mlflow.py (granted)"))
         if cfg.milvus.enabled:
             paths.append(Path(f"{tenant} -> Milvus 19530", workload, charts["milvus-serving"], 19530, MILVUS_SOURCE))
         if cfg.workflows.enabled:
             step = pods["workflow-step"]
-            paths.append(Path(f"{tenant} workflow step -> kube-apiserver", step, api_server(cfg),
-                              cfg.cluster.api_server_port, "argo-workflows v4.0.6 executor: WorkflowTaskResults"))
+            paths.append(
+                Path(
+                    f"{tenant} workflow step -> kube-apiserver",
+                    step,
+                    api_server(cfg),
+                    cfg.cluster.api_server_port,
+                    "argo-workflows v4.0.6 executor: WorkflowTaskResults",
+                )
+            )
             if "object-store-s3" in charts:
-                paths.append(Path(f"{tenant} workflow step -> object store S3", step, charts["object-store-s3"], 8333,
-                                  "components/workflows.py artifact repository"))
+                paths.append(
+                    Path(
+                        f"{tenant} workflow step -> object store S3",
+                        step,
+                        charts["object-store-s3"],
+                        8333,
+                        "components/workflows.py artifact repository",
+                    )
+                )
         if cfg.ray.enabled:
             head, worker, operator = pods["ray-head"], pods["ray-worker"], charts["kuberay-operator"]
             for port, path in ((8265, "/api/jobs/"), (8265, "/api/serve/applications/"), (8000, "/-/healthz")):
-                paths.append(Path(f"KubeRay -> {tenant} Ray head {port}{path}", operator, head, port,
-                                  KUBERAY_SOURCE + "; utils/util.go http:// dashboard and Serve proxy clients",
-                                  tls="plain", request=Request(path=path)))
+                paths.append(
+                    Path(
+                        f"KubeRay -> {tenant} Ray head {port}{path}",
+                        operator,
+                        head,
+                        port,
+                        KUBERAY_SOURCE + "; utils/util.go http:// dashboard and Serve proxy clients",
+                        tls="plain",
+                        request=Request(path=path),
+                    )
+                )
             for port in (6379, 8265, 52365):
                 paths.append(Path(f"{tenant} Ray worker -> head {port}", worker, head, port, KUBERAY_SOURCE))
             paths.append(Path(f"{tenant} Ray head -> worker 52365", head, worker, 52365, KUBERAY_SOURCE))
@@ -348,62 +512,155 @@ def needed(cfg, run) -> list[Path]:
             # default: ray start --min-worker-port/--max-worker-port): a client sidecar passes them through
             # unencrypted (Istio PassthroughCluster), so the server side must accept plain text.
             for client, server in ((worker, worker), (head, worker), (worker, head)):
-                paths.append(Path(f"{tenant} Ray {client.labels['ray.io/node-type']} -> "
-                                  f"{server.labels['ray.io/node-type']} worker port 10002 (pod IP)", client, server,
-                                  10002, "docs.ray.io cluster/kubernetes/k8s-ecosystem/istio (STRICT needs fixed "
-                                  "worker ports and a headless Service per pod); ray start --min-worker-port",
-                                  tls="plain"))
+                paths.append(
+                    Path(
+                        f"{tenant} Ray {client.labels['ray.io/node-type']} -> "
+                        f"{server.labels['ray.io/node-type']} worker port 10002 (pod IP)",
+                        client,
+                        server,
+                        10002,
+                        "docs.ray.io cluster/kubernetes/k8s-ecosystem/istio (STRICT needs fixed "
+                        "worker ports and a headless Service per pod); ray start --min-worker-port",
+                        tls="plain",
+                    )
+                )
             paths.append(Path(f"{tenant} workload -> Ray client 10001", workload, head, 10001, KUBERAY_SOURCE))
             if cfg.cluster.api_server_cidrs:
-                paths.append(Path(f"{tenant} Ray head (autoscaler) -> kube-apiserver", head, api_server(cfg),
-                                  cfg.cluster.api_server_port, KUBERAY_SOURCE + " BuildAutoscalerContainer: the "
-                                  "autoscaler sidecar scales worker groups through the API"))
-    for pod in cluster.pods:  # model fetchers: a download Job (hf://, s3://) or a KServe predictor's storage initializer
-        if pod.namespace in tenants and (pod.labels.get("ai-platform/role") == "model-download" and pod.source.startswith(
-                "rendered") or "serving.kserve.io/inferenceservice" in pod.labels):
-            paths.append(Path(f"{pod.namespace}/{pod.name} -> public HTTPS (model source)", pod, PUBLIC_HTTPS, 443,
-                              "components/serving/endpoint.py model sources; " + KSERVE_SOURCE))
+                paths.append(
+                    Path(
+                        f"{tenant} Ray head (autoscaler) -> kube-apiserver",
+                        head,
+                        api_server(cfg),
+                        cfg.cluster.api_server_port,
+                        KUBERAY_SOURCE + " BuildAutoscalerContainer: the "
+                        "autoscaler sidecar scales worker groups through the API",
+                    )
+                )
+    for (
+        pod
+    ) in cluster.pods:  # model fetchers: a download Job (hf://, s3://) or a KServe predictor's storage initializer
+        if pod.namespace in tenants and (
+            pod.labels.get("ai-platform/role") == "model-download"
+            and pod.source.startswith("rendered")
+            or "serving.kserve.io/inferenceservice" in pod.labels
+        ):
+            paths.append(
+                Path(
+                    f"{pod.namespace}/{pod.name} -> public HTTPS (model source)",
+                    pod,
+                    PUBLIC_HTTPS,
+                    443,
+                    "components/serving/endpoint.py model sources; " + KSERVE_SOURCE,
+                )
+            )
     if mesh:
         for who in ("gateway", "prometheus"):
             if who in charts and cluster.injected(charts[who]):
-                paths.append(Path(f"{who} sidecar -> istiod 15012", charts[who], charts["istiod"], 15012,
-                                  ISTIOD_SOURCE))
+                paths.append(
+                    Path(f"{who} sidecar -> istiod 15012", charts[who], charts["istiod"], 15012, ISTIOD_SOURCE)
+                )
         for pod, port, host in _endpoint_ports(cluster):
-            paths.append(Path(f"gateway -> {pod.namespace}/{pod.name}:{port}", charts["gateway"], pod, port,
-                              "components/mesh/traffic.py VirtualService; " + GATEWAY_SOURCE,
-                              request=Request(host=host)))
-        paths.append(Path("kube-apiserver -> istiod webhooks 15017", api_server(cfg), charts["istiod"], 15017,
-                          ISTIOD_SOURCE))
+            paths.append(
+                Path(
+                    f"gateway -> {pod.namespace}/{pod.name}:{port}",
+                    charts["gateway"],
+                    pod,
+                    port,
+                    "components/mesh/traffic.py VirtualService; " + GATEWAY_SOURCE,
+                    request=Request(host=host),
+                )
+            )
+        paths.append(
+            Path("kube-apiserver -> istiod webhooks 15017", api_server(cfg), charts["istiod"], 15017, ISTIOD_SOURCE)
+        )
     if "prometheus" in charts:
         prometheus = charts["prometheus"]
         paths += _monitor_paths(cluster, prometheus)
         if "dcgm-exporter" in charts:
-            paths.append(Path("prometheus -> DCGM exporter 9400", prometheus, charts["dcgm-exporter"], 9400,
-                              DCGM_SOURCE, tls="plain"))
+            paths.append(
+                Path(
+                    "prometheus -> DCGM exporter 9400",
+                    prometheus,
+                    charts["dcgm-exporter"],
+                    9400,
+                    DCGM_SOURCE,
+                    tls="plain",
+                )
+            )
         if cfg.milvus.enabled:
-            paths.append(Path("prometheus -> Milvus metrics 9091", prometheus, charts["milvus-serving"], 9091,
-                              MILVUS_SOURCE + " (the chart's ServiceMonitor, components/milvus.py)", tls="plain"))
+            paths.append(
+                Path(
+                    "prometheus -> Milvus metrics 9091",
+                    prometheus,
+                    charts["milvus-serving"],
+                    9091,
+                    MILVUS_SOURCE + " (the chart's ServiceMonitor, components/milvus.py)",
+                    tls="plain",
+                )
+            )
         if cfg.serving.enabled:
-            paths.append(Path("KEDA -> Prometheus 9090", charts["keda-operator"], prometheus, 9090,
-                              "rendered ScaledObjects' serverAddress; " + KEDA_SOURCE, tls="plain"))
+            paths.append(
+                Path(
+                    "KEDA -> Prometheus 9090",
+                    charts["keda-operator"],
+                    prometheus,
+                    9090,
+                    "rendered ScaledObjects' serverAddress; " + KEDA_SOURCE,
+                    tls="plain",
+                )
+            )
     if cfg.serving.enabled:
-        paths.append(Path("kube-apiserver -> KServe webhook 9443", api_server(cfg), charts["kserve-controller"], 9443,
-                          KSERVE_SOURCE))
-        paths.append(Path("kube-apiserver -> KEDA metrics API 6443", api_server(cfg),
-                          charts["keda-metrics-apiserver"], 6443, KEDA_SOURCE))
+        paths.append(
+            Path(
+                "kube-apiserver -> KServe webhook 9443",
+                api_server(cfg),
+                charts["kserve-controller"],
+                9443,
+                KSERVE_SOURCE,
+            )
+        )
+        paths.append(
+            Path(
+                "kube-apiserver -> KEDA metrics API 6443",
+                api_server(cfg),
+                charts["keda-metrics-apiserver"],
+                6443,
+                KEDA_SOURCE,
+            )
+        )
     if "mlflow-db" in charts:
-        mlflow = next(p for p in cluster.pods if p.namespace == cfg.namespaces.mlflow
-                      and p.labels.get("app.kubernetes.io/name") == "mlflow")
+        mlflow = next(
+            p
+            for p in cluster.pods
+            if p.namespace == cfg.namespaces.mlflow and p.labels.get("app.kubernetes.io/name") == "mlflow"
+        )
         paths.append(Path("MLflow -> its Postgres 5432", mlflow, charts["mlflow-db"], 5432, CNPG_SOURCE))
     if "object-store-s3" in charts:
         if cfg.mlflow.enabled:
-            mlflow = next(p for p in cluster.pods if p.namespace == cfg.namespaces.mlflow
-                          and p.labels.get("app.kubernetes.io/name") == "mlflow")
-            paths.append(Path("MLflow -> object store S3", mlflow, charts["object-store-s3"], 8333,
-                              "components/mlflow.py artifact store"))
+            mlflow = next(
+                p
+                for p in cluster.pods
+                if p.namespace == cfg.namespaces.mlflow and p.labels.get("app.kubernetes.io/name") == "mlflow"
+            )
+            paths.append(
+                Path(
+                    "MLflow -> object store S3",
+                    mlflow,
+                    charts["object-store-s3"],
+                    8333,
+                    "components/mlflow.py artifact store",
+                )
+            )
         if cfg.milvus.enabled:
-            paths.append(Path("Milvus -> object store S3", charts["milvus-serving"], charts["object-store-s3"], 8333,
-                              "components/milvus.py externalS3"))
+            paths.append(
+                Path(
+                    "Milvus -> object store S3",
+                    charts["milvus-serving"],
+                    charts["object-store-s3"],
+                    8333,
+                    "components/milvus.py externalS3",
+                )
+            )
     return paths
 
 
@@ -418,23 +675,57 @@ def forbidden(cfg, run) -> list[Path]:
         for kind, pod in pods.items():
             for other in others:
                 for port in sorted(set(other.ports.values()) | {80, 443, 8000, 8080}):
-                    paths.append(Path(f"{tenant} {kind} -> {other.namespace}/{other.name}:{port}", pod, other, port,
-                                      "tenant isolation (DESIGN.md §9)"))
+                    paths.append(
+                        Path(
+                            f"{tenant} {kind} -> {other.namespace}/{other.name}:{port}",
+                            pod,
+                            other,
+                            port,
+                            "tenant isolation (DESIGN.md §9)",
+                        )
+                    )
             for key in internals:
                 for port in charts[key].ports.values():
-                    paths.append(Path(f"{tenant} {kind} -> {key}:{port}", pod, charts[key], port,
-                                      f"platform internals ({charts[key].source})"))
+                    paths.append(
+                        Path(
+                            f"{tenant} {kind} -> {key}:{port}",
+                            pod,
+                            charts[key],
+                            port,
+                            f"platform internals ({charts[key].source})",
+                        )
+                    )
             if "milvus-serving" in charts:
-                paths.append(Path(f"{tenant} {kind} -> Milvus metrics/management 9091", pod, charts["milvus-serving"],
-                                  9091, MILVUS_SOURCE))
+                paths.append(
+                    Path(
+                        f"{tenant} {kind} -> Milvus metrics/management 9091",
+                        pod,
+                        charts["milvus-serving"],
+                        9091,
+                        MILVUS_SOURCE,
+                    )
+                )
             if cfg.mesh.enabled:
                 for port in (15010, 15014, 15017):
-                    paths.append(Path(f"{tenant} {kind} -> istiod {port}", pod, charts["istiod"], port,
-                                      ISTIOD_SOURCE + ": sidecars need 15012 only"))
-            paths.append(Path(f"{tenant} {kind} -> metadata service 80", pod, METADATA, 80,
-                              METADATA.source))
-            paths.append(Path(f"{tenant} {kind} -> private database 5432", pod, PRIVATE_DATABASE, 5432,
-                              "platform databases outside the cluster"))
+                    paths.append(
+                        Path(
+                            f"{tenant} {kind} -> istiod {port}",
+                            pod,
+                            charts["istiod"],
+                            port,
+                            ISTIOD_SOURCE + ": sidecars need 15012 only",
+                        )
+                    )
+            paths.append(Path(f"{tenant} {kind} -> metadata service 80", pod, METADATA, 80, METADATA.source))
+            paths.append(
+                Path(
+                    f"{tenant} {kind} -> private database 5432",
+                    pod,
+                    PRIVATE_DATABASE,
+                    5432,
+                    "platform databases outside the cluster",
+                )
+            )
             for address in (PRIVATE_DATABASE, SHARED_SPACE_SERVICE, METADATA):  # "the internet" rules exclude them
                 paths.append(Path(f"{tenant} {kind} -> {address.name} 443", pod, address, 443, address.source))
             for key, platform in charts.items():  # platform pods the tenant does not admit (ingress side)
@@ -443,10 +734,24 @@ def forbidden(cfg, run) -> list[Path]:
                 for port in sorted(set(pod.ports.values()) | {8080}):
                     if key == "kuberay-operator" and kind == "ray-head" and port in (8265, 8000):
                         continue
-                    paths.append(Path(f"{key} -> {tenant} {kind}:{port}", platform, pod, port,
-                                      "tenant ingress admits only the gateway, monitoring and (Ray heads) KubeRay"))
+                    paths.append(
+                        Path(
+                            f"{key} -> {tenant} {kind}:{port}",
+                            platform,
+                            pod,
+                            port,
+                            "tenant ingress admits only the gateway, monitoring and (Ray heads) KubeRay",
+                        )
+                    )
             if kind not in ("workflow-step", "ray-head"):
-                paths.append(Path(f"{tenant} {kind} -> kube-apiserver (not granted)", pod, api_server(cfg),
-                                  cfg.cluster.api_server_port, "components/tenancy.py: granted to workflow pods (their "
-                                  "executor) and Ray heads (their autoscaler) only"))
+                paths.append(
+                    Path(
+                        f"{tenant} {kind} -> kube-apiserver (not granted)",
+                        pod,
+                        api_server(cfg),
+                        cfg.cluster.api_server_port,
+                        "components/tenancy.py: granted to workflow pods (their "
+                        "executor) and Ray heads (their autoscaler) only",
+                    )
+                )
     return paths

@@ -12,12 +12,36 @@ platform declares to them. When a pin in ``config/versions.py`` moves, re-read t
 # these flags were read in the stored vllm-project/vllm sources and have kept their names since v0.2.
 VLLM_COMMAND = ["vllm", "serve"]
 VLLM_FLAGS = {
-    "--served-model-name", "--host", "--port", "--tensor-parallel-size", "--pipeline-parallel-size",
-    "--gpu-memory-utilization", "--dtype", "--max-model-len", "--max-num-seqs", "--max-num-batched-tokens",
-    "--enable-prefix-caching", "--no-enable-prefix-caching", "--kv-cache-dtype", "--quantization",
-    "--trust-remote-code", "--enforce-eager", "--swap-space", "--block-size", "--seed", "--revision",
-    "--tokenizer", "--download-dir", "--load-format", "--otlp-traces-endpoint", "--disable-log-requests",
-    "--enable-chunked-prefill", "--max-loras", "--enable-lora", "--uvicorn-log-level", "--api-key",
+    "--served-model-name",
+    "--host",
+    "--port",
+    "--tensor-parallel-size",
+    "--pipeline-parallel-size",
+    "--gpu-memory-utilization",
+    "--dtype",
+    "--max-model-len",
+    "--max-num-seqs",
+    "--max-num-batched-tokens",
+    "--enable-prefix-caching",
+    "--no-enable-prefix-caching",
+    "--kv-cache-dtype",
+    "--quantization",
+    "--trust-remote-code",
+    "--enforce-eager",
+    "--swap-space",
+    "--block-size",
+    "--seed",
+    "--revision",
+    "--tokenizer",
+    "--download-dir",
+    "--load-format",
+    "--otlp-traces-endpoint",
+    "--disable-log-requests",
+    "--enable-chunked-prefill",
+    "--max-loras",
+    "--enable-lora",
+    "--uvicorn-log-level",
+    "--api-key",
 }
 VLLM_DTYPES = {"auto", "half", "float16", "bfloat16", "float", "float32"}  # arg_utils.py --dtype choices
 # The OpenAI server answers under every --served-model-name (default: the model path) and nothing else
@@ -33,11 +57,32 @@ VLLM_PATHS = ["/v1/models", "/v1/completions", "/v1/chat/completions"]
 # stored snapshot; read at r26.08 (TRITON_VERSION 2.72.0), whose option table these flags have been part of since
 # r22 unchanged.
 TRITON_FLAGS = {
-    "--model-repository", "--model-store", "--model-control-mode", "--load-model", "--repository-poll-secs",
-    "--strict-readiness", "--exit-on-error", "--exit-timeout-secs", "--http-port", "--grpc-port", "--metrics-port",
-    "--allow-metrics", "--allow-gpu-metrics", "--allow-cpu-metrics", "--allow-http", "--allow-grpc",
-    "--log-verbose", "--log-info", "--log-format", "--model-load-thread-count", "--backend-config",
-    "--trace-config", "--cache-config", "--rate-limit", "--http-restricted-api", "--disable-auto-complete-config",
+    "--model-repository",
+    "--model-store",
+    "--model-control-mode",
+    "--load-model",
+    "--repository-poll-secs",
+    "--strict-readiness",
+    "--exit-on-error",
+    "--exit-timeout-secs",
+    "--http-port",
+    "--grpc-port",
+    "--metrics-port",
+    "--allow-metrics",
+    "--allow-gpu-metrics",
+    "--allow-cpu-metrics",
+    "--allow-http",
+    "--allow-grpc",
+    "--log-verbose",
+    "--log-info",
+    "--log-format",
+    "--model-load-thread-count",
+    "--backend-config",
+    "--trace-config",
+    "--cache-config",
+    "--rate-limit",
+    "--http-restricted-api",
+    "--disable-auto-complete-config",
 }
 TRITON_CONTROL_MODES = {"none", "poll", "explicit"}
 # --load-model: "Note that this option will only take effect if --model-control-mode=explicit is true"; in explicit
@@ -59,22 +104,43 @@ KSERVE_RUNTIME_ARGS = {
     "kserve-pmmlserver": ["--model_name={{.Name}}", "--model_dir=/mnt/models", "--http_port=8080"],
     "kserve-paddleserver": ["--model_name={{.Name}}", "--model_dir=/mnt/models", "--http_port=8080"],
     "kserve-huggingfaceserver": ["--model_name={{.Name}}"],
-    "kserve-tensorflow-serving": ["--model_name={{.Name}}", "--port=9000", "--rest_api_port=8080",
-                                  "--model_base_path=/mnt/models", "--rest_api_timeout_in_ms=60000"],
-    "kserve-torchserve": ["torchserve", "--start", "--model-store=/mnt/models/model-store",
-                          "--ts-config=/mnt/models/config/config.properties"],
+    "kserve-tensorflow-serving": [
+        "--model_name={{.Name}}",
+        "--port=9000",
+        "--rest_api_port=8080",
+        "--model_base_path=/mnt/models",
+        "--rest_api_timeout_in_ms=60000",
+    ],
+    "kserve-torchserve": [
+        "torchserve",
+        "--start",
+        "--model-store=/mnt/models/model-store",
+        "--ts-config=/mnt/models/config/config.properties",
+    ],
 }
 # Which runtime KServe picks per model format under protocol v1 (same file: supportedModelFormats, autoSelect,
 # priority; pkg/apis/serving/v1beta1/predictor_model.go sorts by priority, highest first, among runtimes that
 # support the protocol).
-KSERVE_FORMAT_RUNTIME = {"sklearn": "kserve-sklearnserver", "xgboost": "kserve-xgbserver",
-                         "lightgbm": "kserve-lgbserver", "pmml": "kserve-pmmlserver", "paddle": "kserve-paddleserver",
-                         "huggingface": "kserve-huggingfaceserver", "tensorflow": "kserve-tensorflow-serving",
-                         "pytorch": "kserve-torchserve"}
+KSERVE_FORMAT_RUNTIME = {
+    "sklearn": "kserve-sklearnserver",
+    "xgboost": "kserve-xgbserver",
+    "lightgbm": "kserve-lgbserver",
+    "pmml": "kserve-pmmlserver",
+    "paddle": "kserve-paddleserver",
+    "huggingface": "kserve-huggingfaceserver",
+    "tensorflow": "kserve-tensorflow-serving",
+    "pytorch": "kserve-torchserve",
+}
 # The Python model servers parse --model_name with argparse (python/kserve/kserve/model_server.py: type=str, a
 # later occurrence replaces an earlier one) and answer /v1/models/<name> (200 {"ready": true} once loaded,
 # protocol/rest/v1_endpoints.py model_ready) and /v1/models/<name>:predict.
-KSERVE_PYTHON_RUNTIMES = {"kserve-sklearnserver", "kserve-xgbserver", "kserve-lgbserver", "kserve-pmmlserver",
-                          "kserve-paddleserver", "kserve-huggingfaceserver"}
+KSERVE_PYTHON_RUNTIMES = {
+    "kserve-sklearnserver",
+    "kserve-xgbserver",
+    "kserve-lgbserver",
+    "kserve-pmmlserver",
+    "kserve-paddleserver",
+    "kserve-huggingfaceserver",
+}
 KSERVE_NAME_FLAG = "--model_name"
 KSERVE_V1_READY = "/v1/models/{name}"

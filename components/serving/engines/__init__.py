@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
 
 def _discover() -> dict[str, Engine]:
-    found = [getattr(importlib.import_module(f"{__name__}.{module.name}"), "ENGINE", None)
-             for module in pkgutil.iter_modules(__path__)]
+    found = [
+        getattr(importlib.import_module(f"{__name__}.{module.name}"), "ENGINE", None)
+        for module in pkgutil.iter_modules(__path__)
+    ]
     return {engine.name: engine for engine in sorted((e for e in found if e), key=lambda e: e.position)}
 
 

@@ -35,8 +35,12 @@ READ_ONLY_ROOT = restricted_container(non_root=True, seccomp=True)
 # The vLLM and AWS CLI images define no user for UID 1000 and their Python calls getpass.getuser() (torch, via
 # vLLM: KeyError 'getpwuid(): uid not found: 1000', vllm-project/vllm#44548, kserve/kserve#5666); getuser() reads
 # LOGNAME/USER first (CPython Lib/getpass.py). HOME and the XDG cache sit on the writable /tmp volume.
-HOME_ENV = [{"name": "HOME", "value": "/tmp/home"}, {"name": "XDG_CACHE_HOME", "value": "/tmp/cache"},
-            {"name": "USER", "value": "model-server"}, {"name": "LOGNAME", "value": "model-server"}]
+HOME_ENV = [
+    {"name": "HOME", "value": "/tmp/home"},
+    {"name": "XDG_CACHE_HOME", "value": "/tmp/cache"},
+    {"name": "USER", "value": "model-server"},
+    {"name": "LOGNAME", "value": "model-server"},
+]
 TMP_MOUNT = tmp_mount()
 
 Problems = list[tuple[str, str]]
@@ -51,8 +55,12 @@ def versions_of(endpoint: Endpoint) -> list[tuple[str, Endpoint]]:
     """The endpoint's versions: stable, and the canary (same spec, its own source and replicas)."""
     result = [(STABLE, endpoint)]
     if endpoint.canary:
-        result.append((CANARY, endpoint.model_copy(update={"source": endpoint.canary.source,
-                                                           "replicas": endpoint.canary.replicas})))
+        result.append(
+            (
+                CANARY,
+                endpoint.model_copy(update={"source": endpoint.canary.source, "replicas": endpoint.canary.replicas}),
+            )
+        )
     return result
 
 
@@ -64,8 +72,12 @@ def model_path(endpoint: Endpoint) -> str:
 
 
 def probe(path: str, port: str, period: int, failures: int) -> dict:
-    return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "timeoutSeconds": 5,
-            "failureThreshold": failures}
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "timeoutSeconds": 5,
+        "failureThreshold": failures,
+    }
 
 
 def s3_env(endpoint: Endpoint) -> list[dict]:
@@ -74,8 +86,10 @@ def s3_env(endpoint: Endpoint) -> list[dict]:
     if endpoint.s3.endpoint:
         env.append({"name": "AWS_ENDPOINT_URL", "value": endpoint.s3.endpoint})
     if endpoint.s3.credentials_secret:
-        env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": endpoint.s3.credentials_secret, "key": key}}}
-                for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
+        env += [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": endpoint.s3.credentials_secret, "key": key}}}
+            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        ]
     return env
 
 

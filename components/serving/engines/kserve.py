@@ -46,17 +46,20 @@ class Runtime(NamedTuple):
 _PYTHON_SERVER = "--model_name"  # python/kserve/kserve/model_server.py: argparse, type=str: the last one wins
 _V1_READY = "/v1/models/{name}"  # python/kserve/kserve/protocol/rest/v1_endpoints.py model_ready: 503 until ready
 
-RUNTIMES: dict[str, Runtime] = {runtime.name: runtime for runtime in (
-    Runtime("kserve-sklearnserver", _PYTHON_SERVER, _V1_READY),
-    Runtime("kserve-xgbserver", _PYTHON_SERVER, _V1_READY),
-    Runtime("kserve-lgbserver", _PYTHON_SERVER, _V1_READY),
-    Runtime("kserve-pmmlserver", _PYTHON_SERVER, _V1_READY),
-    Runtime("kserve-paddleserver", _PYTHON_SERVER, _V1_READY),
-    Runtime("kserve-huggingfaceserver", _PYTHON_SERVER, _V1_READY),
-    Runtime("kserve-tensorflow-serving", _PYTHON_SERVER, None),
-    Runtime("kserve-tritonserver", None, None),
-    Runtime("kserve-torchserve", None, None),
-)}
+RUNTIMES: dict[str, Runtime] = {
+    runtime.name: runtime
+    for runtime in (
+        Runtime("kserve-sklearnserver", _PYTHON_SERVER, _V1_READY),
+        Runtime("kserve-xgbserver", _PYTHON_SERVER, _V1_READY),
+        Runtime("kserve-lgbserver", _PYTHON_SERVER, _V1_READY),
+        Runtime("kserve-pmmlserver", _PYTHON_SERVER, _V1_READY),
+        Runtime("kserve-paddleserver", _PYTHON_SERVER, _V1_READY),
+        Runtime("kserve-huggingfaceserver", _PYTHON_SERVER, _V1_READY),
+        Runtime("kserve-tensorflow-serving", _PYTHON_SERVER, None),
+        Runtime("kserve-tritonserver", None, None),
+        Runtime("kserve-torchserve", None, None),
+    )
+}
 
 # Model format -> the runtime KServe selects for it with the default protocol v1 (pkg/apis/serving/v1beta1/
 # predictor_model.go: runtimes with autoSelect that support the format and the protocol, highest priority first;
@@ -113,13 +116,23 @@ class KServe(Engine):
         if options is None:
             return [("kserve", "a kserve endpoint needs kserve.modelFormat")]
         if options.runtime is None and options.model_format not in FORMATS:
-            return [("kserve.modelFormat", "no runtime of the pinned KServe serves this format with protocol v1 "
-                                           f"(allowed: {', '.join(sorted(FORMATS))}; onnx, tensorrt and Triton "
-                                           "models: engine triton)")]
+            return [
+                (
+                    "kserve.modelFormat",
+                    "no runtime of the pinned KServe serves this format with protocol v1 "
+                    f"(allowed: {', '.join(sorted(FORMATS))}; onnx, tensorrt and Triton "
+                    "models: engine triton)",
+                )
+            ]
         if endpoint.canary and runtime_of(options.model_format, options.runtime) is None:
-            return [("kserve.runtime", "a canary must answer to the stable version's model name, and the platform "
-                                       f"does not know how {options.runtime} names its model (known runtimes: "
-                                       f"{', '.join(sorted(RUNTIMES))})")]
+            return [
+                (
+                    "kserve.runtime",
+                    "a canary must answer to the stable version's model name, and the platform "
+                    f"does not know how {options.runtime} names its model (known runtimes: "
+                    f"{', '.join(sorted(RUNTIMES))})",
+                )
+            ]
         return []
 
     def services(self, endpoint: Endpoint) -> dict[str, str]:
@@ -133,8 +146,15 @@ class KServe(Engine):
 
     def fetchers(self, endpoint: Endpoint) -> dict:
         """The storage initializer runs in the predictor pods of both versions."""
-        return {"matchExpressions": [{"key": ISVC_LABEL, "operator": "In",
-                                      "values": [version_name(endpoint.name, v) for v, _ in versions_of(endpoint)]}]}
+        return {
+            "matchExpressions": [
+                {
+                    "key": ISVC_LABEL,
+                    "operator": "In",
+                    "values": [version_name(endpoint.name, v) for v, _ in versions_of(endpoint)],
+                }
+            ]
+        }
 
     def credential_annotations(self, endpoint: Endpoint) -> dict[str, str]:
         return s3_annotations(endpoint) if endpoint.scheme == "s3" else {}
@@ -143,32 +163,51 @@ class KServe(Engine):
         """One version's InferenceService: format, storage URI, resources, replica bounds and CPU scale target; the
         model registered under the endpoint's name and probed on the runtime's model-ready path."""
         options = endpoint.kserve
-        model: dict = {"modelFormat": {"name": options.model_format}, "storageUri": endpoint.source,
-                       "resources": resources, "securityContext": CONTAINER_SECURITY}
+        model: dict = {
+            "modelFormat": {"name": options.model_format},
+            "storageUri": endpoint.source,
+            "resources": resources,
+            "securityContext": CONTAINER_SECURITY,
+        }
         if options.runtime:
             model["runtime"] = options.runtime
         runtime = runtime_of(options.model_format, options.runtime)
         if runtime and runtime.name_arg:  # after the runtime's --model_name={{.Name}}: the last one counts
             model["args"] = [f"{runtime.name_arg}={endpoint.name}"]
         if runtime and runtime.ready_path:  # KServe's default probe is a TCP check of port 8080
-            model["readinessProbe"] = {"httpGet": {"path": runtime.ready_path.format(name=endpoint.name),
-                                                   "port": SERVER_PORT},
-                                       "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3}
-        predictor = {"minReplicas": endpoint.replicas.min, "maxReplicas": endpoint.replicas.max,
-                     "scaleMetric": "cpu", "scaleTarget": int(endpoint.target),
-                     "securityContext": POD_SECURITY, "model": model, **pod}
+            model["readinessProbe"] = {
+                "httpGet": {"path": runtime.ready_path.format(name=endpoint.name), "port": SERVER_PORT},
+                "periodSeconds": 5,
+                "timeoutSeconds": 5,
+                "failureThreshold": 3,
+            }
+        predictor = {
+            "minReplicas": endpoint.replicas.min,
+            "maxReplicas": endpoint.replicas.max,
+            "scaleMetric": "cpu",
+            "scaleTarget": int(endpoint.target),
+            "securityContext": POD_SECURITY,
+            "model": model,
+            **pod,
+        }
         return self.api_version, self.kind, {"predictor": predictor}
 
     def alert_rules(self, context: AlertContext) -> list[dict]:
         if not context.mesh:  # the servers publish nothing the platform pins; the sidecars measure them
             return []
         it, latency = context.it, context.latency
-        return [context.alert(
-            "AiPlatformEndpointLatencyHigh",
-            f"{p95('istio_request_duration_milliseconds_bucket', context.workloads)} / 1e3 > {latency}",
-            "10m", "warning", f"{it}: p95 latency above {latency}s",
-            f"{it} (KServe) answers 95% of requests within {{{{ $value | humanizeDuration }}}} as its sidecars "
-            f"measure; the threshold is {latency}s.", **context.labels)]
+        return [
+            context.alert(
+                "AiPlatformEndpointLatencyHigh",
+                f"{p95('istio_request_duration_milliseconds_bucket', context.workloads)} / 1e3 > {latency}",
+                "10m",
+                "warning",
+                f"{it}: p95 latency above {latency}s",
+                f"{it} (KServe) answers 95% of requests within {{{{ $value | humanizeDuration }}}} as its sidecars "
+                f"measure; the threshold is {latency}s.",
+                **context.labels,
+            )
+        ]
 
 
 ENGINE = KServe()

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     from config.monitoring import Alerts
     from config.serving import Endpoint
 
-SOURCE = ("Triton 26.09 /metrics on port 8002, default counters: triton-inference-server/server "
-          "docs/user_guide/metrics.md")
+SOURCE = (
+    "Triton 26.09 /metrics on port 8002, default counters: triton-inference-server/server docs/user_guide/metrics.md"
+)
 
 
 class Triton(ServerEngine):
@@ -48,10 +49,10 @@ class Triton(ServerEngine):
         "nv_inference_request_success": f"{SOURCE}: counter, successful requests per model",
         "nv_inference_request_failure": f"{SOURCE}: counter, failed requests per model (label reason)",
         "nv_inference_request_duration_us": f"{SOURCE}: counter, cumulative request time in us (Triton publishes no "
-                                            "request-latency histogram by default)",
+        "request-latency histogram by default)",
         "nv_inference_queue_duration_us": f"{SOURCE}: counter, cumulative scheduler queue time in us",
         "nv_inference_pending_request_count": f"{SOURCE}: gauge, requests awaiting execution (the Triton autoscaler "
-                                              "metric, load_query)",
+        "metric, load_query)",
     }
 
     def config_problems(self, endpoint: Endpoint) -> Problems:
@@ -71,11 +72,21 @@ class Triton(ServerEngine):
             # explicit mode loads only --load-model models (triton-inference-server/server src/command_line_parser.cc);
             # without them it serves nothing and still reports ready. Strict readiness: ready once every loaded model
             # is.
-            "args": [f"--model-repository={repository}", f"--model-control-mode={options.model_control_mode}",
-                     *([f"--load-model={model}" for model in options.models]
-                       if options.model_control_mode == "explicit" else []),
-                     "--strict-readiness=true", "--exit-on-error=true",
-                     "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", "--allow-metrics=true"],
+            "args": [
+                f"--model-repository={repository}",
+                f"--model-control-mode={options.model_control_mode}",
+                *(
+                    [f"--load-model={model}" for model in options.models]
+                    if options.model_control_mode == "explicit"
+                    else []
+                ),
+                "--strict-readiness=true",
+                "--exit-on-error=true",
+                "--http-port=8000",
+                "--grpc-port=8001",
+                "--metrics-port=8002",
+                "--allow-metrics=true",
+            ],
             "env": HOME_ENV + (s3_env(endpoint) if endpoint.scheme == "s3" else []),
             "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port, _ in self.ports],
             # Started once the endpoint's first model is loaded (a repository without it never starts).
@@ -94,48 +105,99 @@ class Triton(ServerEngine):
         alert, it, pods, labels = context.alert, context.it, context.pods, context.labels
         latency, errors, queue_ms = context.latency, context.errors, num(context.platform.triton_queue_ms)
         return [
-            alert("AiPlatformEndpointLatencyHigh",
-                  ratio_of_rates("nv_inference_request_duration_us", pods, "nv_inference_request_success", pods)
-                  + f" / 1e6 > {latency}",
-                  "10m", "warning", f"{it}: mean latency above {latency}s",
-                  f"{it} (Triton) takes {{{{ $value | humanizeDuration }}}} per request on average (Triton "
-                  f"publishes no latency histogram by default); the threshold is {latency}s.", **labels),
-            alert("AiPlatformEndpointErrorRate",
-                  f"sum (rate({selector('nv_inference_request_failure', **pods)}[{RATE}])) / "
-                  f"(sum (rate({selector('nv_inference_request_success', **pods)}[{RATE}])) + "
-                  f"sum (rate({selector('nv_inference_request_failure', **pods)}[{RATE}]))) > {errors}",
-                  "10m", "critical", f"{it}: more than {errors} of inference requests fail",
-                  f"{{{{ $value | humanizePercentage }}}} of the inference requests of {it} fail in Triton "
-                  f"(rejected by the scheduler, canceled or failed in the backend); the threshold is {errors}.",
-                  **labels),
-            alert("AiPlatformTritonQueueTimeHigh",
-                  ratio_of_rates("nv_inference_queue_duration_us", pods, "nv_inference_request_success", pods)
-                  + f" / 1e3 > {queue_ms}",
-                  "10m", "warning", f"{it}: requests wait in Triton's queue",
-                  f"Requests of {it} wait {{{{ $value | humanize }}}}ms on average in Triton's scheduler queue "
-                  f"(threshold {queue_ms}ms): more instances or replicas are needed.",
-                  **labels),
+            alert(
+                "AiPlatformEndpointLatencyHigh",
+                ratio_of_rates("nv_inference_request_duration_us", pods, "nv_inference_request_success", pods)
+                + f" / 1e6 > {latency}",
+                "10m",
+                "warning",
+                f"{it}: mean latency above {latency}s",
+                f"{it} (Triton) takes {{{{ $value | humanizeDuration }}}} per request on average (Triton "
+                f"publishes no latency histogram by default); the threshold is {latency}s.",
+                **labels,
+            ),
+            alert(
+                "AiPlatformEndpointErrorRate",
+                f"sum (rate({selector('nv_inference_request_failure', **pods)}[{RATE}])) / "
+                f"(sum (rate({selector('nv_inference_request_success', **pods)}[{RATE}])) + "
+                f"sum (rate({selector('nv_inference_request_failure', **pods)}[{RATE}]))) > {errors}",
+                "10m",
+                "critical",
+                f"{it}: more than {errors} of inference requests fail",
+                f"{{{{ $value | humanizePercentage }}}} of the inference requests of {it} fail in Triton "
+                f"(rejected by the scheduler, canceled or failed in the backend); the threshold is {errors}.",
+                **labels,
+            ),
+            alert(
+                "AiPlatformTritonQueueTimeHigh",
+                ratio_of_rates("nv_inference_queue_duration_us", pods, "nv_inference_request_success", pods)
+                + f" / 1e3 > {queue_ms}",
+                "10m",
+                "warning",
+                f"{it}: requests wait in Triton's queue",
+                f"Requests of {it} wait {{{{ $value | humanize }}}}ms on average in Triton's scheduler queue "
+                f"(threshold {queue_ms}ms): more instances or replicas are needed.",
+                **labels,
+            ),
         ]
 
     def dashboard_row(self, board, pods: dict[str, str], thresholds: Alerts) -> None:
         by, legend = "namespace, model", "{{namespace}}/{{model}}"
-        (board.row("Triton")
-         .timeseries("Mean request latency",
-                     [(ratio_of_rates("nv_inference_request_duration_us", pods, "nv_inference_request_success", pods,
-                                      by=by) + " / 1e3", legend)], "ms",
-                     description="Triton publishes cumulative durations, not a latency histogram, by default.")
-         .timeseries("Mean queue time",
-                     [(ratio_of_rates("nv_inference_queue_duration_us", pods, "nv_inference_request_success", pods,
-                                      by=by) + " / 1e3", legend)], "ms",
-                     threshold=thresholds.triton_queue_ms)
-         .timeseries("Pending requests",
-                     [(f"sum by (namespace, pod) ({selector('nv_inference_pending_request_count', **pods)})",
-                       "{{namespace}}/{{pod}}")], "short")
-         .timeseries("Requests per second",
-                     [(f"sum by ({by}) (rate({selector('nv_inference_request_success', **pods)}[{RATE}]))",
-                       f"{legend} ok"),
-                      (f"sum by ({by}) (rate({selector('nv_inference_request_failure', **pods)}[{RATE}]))",
-                       f"{legend} failed")], "reqps"))
+        (
+            board.row("Triton")
+            .timeseries(
+                "Mean request latency",
+                [
+                    (
+                        ratio_of_rates(
+                            "nv_inference_request_duration_us", pods, "nv_inference_request_success", pods, by=by
+                        )
+                        + " / 1e3",
+                        legend,
+                    )
+                ],
+                "ms",
+                description="Triton publishes cumulative durations, not a latency histogram, by default.",
+            )
+            .timeseries(
+                "Mean queue time",
+                [
+                    (
+                        ratio_of_rates(
+                            "nv_inference_queue_duration_us", pods, "nv_inference_request_success", pods, by=by
+                        )
+                        + " / 1e3",
+                        legend,
+                    )
+                ],
+                "ms",
+                threshold=thresholds.triton_queue_ms,
+            )
+            .timeseries(
+                "Pending requests",
+                [
+                    (
+                        f"sum by (namespace, pod) ({selector('nv_inference_pending_request_count', **pods)})",
+                        "{{namespace}}/{{pod}}",
+                    )
+                ],
+                "short",
+            )
+            .timeseries(
+                "Requests per second",
+                [
+                    (
+                        f"sum by ({by}) (rate({selector('nv_inference_request_success', **pods)}[{RATE}]))",
+                        f"{legend} ok",
+                    ),
+                    (
+                        f"sum by ({by}) (rate({selector('nv_inference_request_failure', **pods)}[{RATE}]))",
+                        f"{legend} failed",
+                    ),
+                ],
+                "reqps",
+            )
+        )
 
 
 ENGINE = Triton()

@@ -19,13 +19,16 @@ if TYPE_CHECKING:
     from config.monitoring import Alerts
     from config.serving import Endpoint
 
-SOURCE = ("vLLM v0.33 OpenAI server /metrics (vllm/v1/metrics/loggers.py PrometheusStatLogger; listed in "
-          "docs/design/metrics.md 'v1 Metrics')")
+SOURCE = (
+    "vLLM v0.33 OpenAI server /metrics (vllm/v1/metrics/loggers.py PrometheusStatLogger; listed in "
+    "docs/design/metrics.md 'v1 Metrics')"
+)
 
 
 def _options(endpoint: Endpoint):
     """The endpoint's vLLM options, or their defaults when it has no ``vllm:`` section."""
     from config.serving import VllmOptions  # at call time: config.serving imports the engines
+
     return endpoint.vllm or VllmOptions()
 
 
@@ -47,12 +50,12 @@ class Vllm(ServerEngine):
         "vllm:e2e_request_latency_seconds_bucket": f"{SOURCE}: histogram vllm:e2e_request_latency_seconds",
         "vllm:time_to_first_token_seconds_bucket": f"{SOURCE}: histogram vllm:time_to_first_token_seconds",
         "vllm:request_success_total": f"{SOURCE}: counter vllm:request_success by finished_reason (stop, length, "
-                                      "abort, error, repetition; vllm/v1/engine/__init__.py FinishReason: 'error' is "
-                                      "an internal request error, always answered with HTTP 500)",
+        "abort, error, repetition; vllm/v1/engine/__init__.py FinishReason: 'error' is "
+        "an internal request error, always answered with HTTP 500)",
         "vllm:num_requests_waiting": f"{SOURCE}: gauge, requests waiting to be scheduled",
         "vllm:num_requests_running": f"{SOURCE}: gauge, requests in model execution batches",
         "vllm:kv_cache_usage_perc": f"{SOURCE}: gauge, KV-cache usage 0-1 (vllm:gpu_cache_usage_perc was deprecated "
-                                    "in 0.9 and removed, vllm-project/vllm#29330)",
+        "in 0.9 and removed, vllm-project/vllm#29330)",
         "vllm:generation_tokens_total": f"{SOURCE}: counter vllm:generation_tokens",
         "vllm:prompt_tokens_total": f"{SOURCE}: counter vllm:prompt_tokens",
     }
@@ -61,8 +64,12 @@ class Vllm(ServerEngine):
         if endpoint.gpu is None:
             return [("gpu", "a vLLM endpoint needs GPUs")]
         if endpoint.vllm and endpoint.vllm.tensor_parallel and endpoint.gpu.count % endpoint.vllm.tensor_parallel:
-            return [("vllm.tensorParallel", f"must divide gpu.count (got {endpoint.vllm.tensor_parallel} "
-                                            f"for {endpoint.gpu.count} GPUs)")]
+            return [
+                (
+                    "vllm.tensorParallel",
+                    f"must divide gpu.count (got {endpoint.vllm.tensor_parallel} for {endpoint.gpu.count} GPUs)",
+                )
+            ]
         return []
 
     def needs_cache(self, endpoint: Endpoint) -> bool:
@@ -71,9 +78,21 @@ class Vllm(ServerEngine):
     def container(self, endpoint: Endpoint, image: str) -> dict:
         options = _options(endpoint)
         # One name for both versions: a canary answers to the stable version's name on the same paths.
-        args = [model_path(endpoint), "--served-model-name", endpoint.name, "--host", "0.0.0.0", "--port", "8000",
-                "--tensor-parallel-size", str(tensor_parallel(endpoint)),
-                "--gpu-memory-utilization", str(options.gpu_memory_utilization), "--dtype", options.dtype]
+        args = [
+            model_path(endpoint),
+            "--served-model-name",
+            endpoint.name,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8000",
+            "--tensor-parallel-size",
+            str(tensor_parallel(endpoint)),
+            "--gpu-memory-utilization",
+            str(options.gpu_memory_utilization),
+            "--dtype",
+            options.dtype,
+        ]
         if options.max_model_len:
             args += ["--max-model-len", str(options.max_model_len)]
         return {
@@ -82,20 +101,26 @@ class Vllm(ServerEngine):
             "command": ["vllm", "serve"],
             "args": args + options.extra_args,
             # Every cache the server (torch.compile, Triton kernels, FlashInfer via HOME) writes, on /tmp.
-            "env": HOME_ENV + [{"name": "HF_HUB_OFFLINE", "value": "1"},
-                               {"name": "HF_HOME", "value": "/tmp/hf"},
-                               {"name": "VLLM_CACHE_ROOT", "value": "/tmp/vllm"},
-                               {"name": "TORCHINDUCTOR_CACHE_DIR", "value": "/tmp/torchinductor"},
-                               {"name": "TRITON_CACHE_DIR", "value": "/tmp/triton"},
-                               {"name": "VLLM_NO_USAGE_STATS", "value": "1"}],
+            "env": HOME_ENV
+            + [
+                {"name": "HF_HUB_OFFLINE", "value": "1"},
+                {"name": "HF_HOME", "value": "/tmp/hf"},
+                {"name": "VLLM_CACHE_ROOT", "value": "/tmp/vllm"},
+                {"name": "TORCHINDUCTOR_CACHE_DIR", "value": "/tmp/torchinductor"},
+                {"name": "TRITON_CACHE_DIR", "value": "/tmp/triton"},
+                {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+            ],
             "ports": [{"name": "http", "containerPort": 8000, "protocol": "TCP"}],
             # Loading a large model takes minutes: the startup probe allows 30 of them before liveness counts.
             "startupProbe": probe("/health", "http", 10, 180),
             "readinessProbe": probe("/health", "http", 5, 3),
             "livenessProbe": probe("/health", "http", 15, 4),
             "lifecycle": {"preStop": {"exec": {"command": ["sleep", "15"]}}},
-            "volumeMounts": [{"name": "models", "mountPath": MODELS, "readOnly": True},
-                             {"name": "shm", "mountPath": "/dev/shm"}, TMP_MOUNT],
+            "volumeMounts": [
+                {"name": "models", "mountPath": MODELS, "readOnly": True},
+                {"name": "shm", "mountPath": "/dev/shm"},
+                TMP_MOUNT,
+            ],
             "securityContext": READ_ONLY_ROOT,
         }
 
@@ -107,67 +132,139 @@ class Vllm(ServerEngine):
         alert, it, pods, labels, platform = context.alert, context.it, context.pods, context.labels, context.platform
         latency, ttft, errors = context.latency, context.ttft, context.errors
         return [
-            alert("AiPlatformEndpointLatencyHigh",
-                  f"{p95('vllm:e2e_request_latency_seconds_bucket', pods)} > {latency}",
-                  "10m", "warning", f"{it}: p95 latency above {latency}s",
-                  f"{it} (vLLM) answers 95% of requests within {{{{ $value | humanizeDuration }}}}; "
-                  f"the threshold is {latency}s (models[].alerts.p95LatencySeconds).", **labels),
-            alert("AiPlatformEndpointTtftHigh",
-                  f"{p95('vllm:time_to_first_token_seconds_bucket', pods)} > {ttft}",
-                  "10m", "warning", f"{it}: p95 time to first token above {ttft}s",
-                  f"{it} takes {{{{ $value | humanizeDuration }}}} to the first token (p95); the threshold is "
-                  f"{ttft}s. Usually prefill is queued behind long prompts: see waiting "
-                  "requests and KV-cache use.", **labels),
-            alert("AiPlatformEndpointErrorRate",
-                  ratio_of_rates("vllm:request_success_total", {**pods, "finished_reason": "error"},
-                                 "vllm:request_success_total", pods) + f" > {errors}",
-                  "10m", "critical", f"{it}: more than {errors} of requests fail in the engine",
-                  f"{{{{ $value | humanizePercentage }}}} of the requests vLLM finished in {it} ended in an "
-                  f"internal error (finished_reason=error); the threshold is {errors}.", **labels),
-            alert("AiPlatformVllmQueueGrowing",
-                  f"max by (pod) ({selector('vllm:num_requests_waiting', **pods)}) > "
-                  f"{num(platform.vllm_waiting_requests)}",
-                  "10m", "warning", f"{it}: requests queue up in vLLM",
-                  f"{{{{ $labels.pod }}}} has {{{{ $value }}}} requests waiting (threshold "
-                  f"{num(platform.vllm_waiting_requests)}) for 10 minutes: the endpoint is at its replica limit "
-                  f"(models[].replicas.max {context.endpoint.replicas.max}) or new replicas cannot be placed (GPU "
-                  "quota, free GPUs).", **labels),
-            alert("AiPlatformVllmKvCacheSaturated",
-                  f"max by (pod) ({selector('vllm:kv_cache_usage_perc', **pods)}) > "
-                  f"{num(platform.vllm_kv_cache_usage)}",
-                  "15m", "warning", f"{it}: KV cache nearly full",
-                  "{{ $labels.pod }} uses {{ $value | humanizePercentage }} of its KV cache; vLLM "
-                  "preempts and recomputes requests when it runs out. Lower maxModelLen, raise "
-                  "gpuMemoryUtilization or add replicas.", **labels),
+            alert(
+                "AiPlatformEndpointLatencyHigh",
+                f"{p95('vllm:e2e_request_latency_seconds_bucket', pods)} > {latency}",
+                "10m",
+                "warning",
+                f"{it}: p95 latency above {latency}s",
+                f"{it} (vLLM) answers 95% of requests within {{{{ $value | humanizeDuration }}}}; "
+                f"the threshold is {latency}s (models[].alerts.p95LatencySeconds).",
+                **labels,
+            ),
+            alert(
+                "AiPlatformEndpointTtftHigh",
+                f"{p95('vllm:time_to_first_token_seconds_bucket', pods)} > {ttft}",
+                "10m",
+                "warning",
+                f"{it}: p95 time to first token above {ttft}s",
+                f"{it} takes {{{{ $value | humanizeDuration }}}} to the first token (p95); the threshold is "
+                f"{ttft}s. Usually prefill is queued behind long prompts: see waiting "
+                "requests and KV-cache use.",
+                **labels,
+            ),
+            alert(
+                "AiPlatformEndpointErrorRate",
+                ratio_of_rates(
+                    "vllm:request_success_total",
+                    {**pods, "finished_reason": "error"},
+                    "vllm:request_success_total",
+                    pods,
+                )
+                + f" > {errors}",
+                "10m",
+                "critical",
+                f"{it}: more than {errors} of requests fail in the engine",
+                f"{{{{ $value | humanizePercentage }}}} of the requests vLLM finished in {it} ended in an "
+                f"internal error (finished_reason=error); the threshold is {errors}.",
+                **labels,
+            ),
+            alert(
+                "AiPlatformVllmQueueGrowing",
+                f"max by (pod) ({selector('vllm:num_requests_waiting', **pods)}) > "
+                f"{num(platform.vllm_waiting_requests)}",
+                "10m",
+                "warning",
+                f"{it}: requests queue up in vLLM",
+                f"{{{{ $labels.pod }}}} has {{{{ $value }}}} requests waiting (threshold "
+                f"{num(platform.vllm_waiting_requests)}) for 10 minutes: the endpoint is at its replica limit "
+                f"(models[].replicas.max {context.endpoint.replicas.max}) or new replicas cannot be placed (GPU "
+                "quota, free GPUs).",
+                **labels,
+            ),
+            alert(
+                "AiPlatformVllmKvCacheSaturated",
+                f"max by (pod) ({selector('vllm:kv_cache_usage_perc', **pods)}) > {num(platform.vllm_kv_cache_usage)}",
+                "15m",
+                "warning",
+                f"{it}: KV cache nearly full",
+                "{{ $labels.pod }} uses {{ $value | humanizePercentage }} of its KV cache; vLLM "
+                "preempts and recomputes requests when it runs out. Lower maxModelLen, raise "
+                "gpuMemoryUtilization or add replicas.",
+                **labels,
+            ),
         ]
 
     def dashboard_row(self, board, pods: dict[str, str], thresholds: Alerts) -> None:
         by_endpoint, legend = "namespace, model_name", "{{namespace}}/{{model_name}}"
-        (board.row("vLLM")
-         .timeseries("p95 end-to-end latency",
-                     [(p95("vllm:e2e_request_latency_seconds_bucket", pods, by=f"{by_endpoint}, le"), legend)], "s",
-                     threshold=thresholds.endpoint_p95_latency_seconds)
-         .timeseries("p95 time to first token",
-                     [(p95("vllm:time_to_first_token_seconds_bucket", pods, by=f"{by_endpoint}, le"), legend)], "s",
-                     threshold=thresholds.endpoint_ttft_p95_seconds)
-         .timeseries("Tokens per second",
-                     [(f"sum by ({by_endpoint}) (rate({selector('vllm:generation_tokens_total', **pods)}[{RATE}]))",
-                       f"{legend} generated"),
-                      (f"sum by ({by_endpoint}) (rate({selector('vllm:prompt_tokens_total', **pods)}[{RATE}]))",
-                       f"{legend} prompt")], "short")
-         .timeseries("Requests waiting and running",
-                     [(f"sum by ({by_endpoint}) ({selector('vllm:num_requests_waiting', **pods)})",
-                       f"{legend} waiting"),
-                      (f"sum by ({by_endpoint}) ({selector('vllm:num_requests_running', **pods)})",
-                       f"{legend} running")], "short")
-         .timeseries("KV-cache use by pod",
-                     [(f"max by (namespace, pod) ({selector('vllm:kv_cache_usage_perc', **pods)})",
-                       "{{namespace}}/{{pod}}")], "percentunit",
-                     threshold=thresholds.vllm_kv_cache_usage, min=0, max=1)
-         .timeseries("Requests finished in error",
-                     [(ratio_of_rates("vllm:request_success_total", {**pods, "finished_reason": "error"},
-                                      "vllm:request_success_total", pods, by=by_endpoint), legend)], "percentunit",
-                     threshold=thresholds.endpoint_error_ratio, min=0))
+        (
+            board.row("vLLM")
+            .timeseries(
+                "p95 end-to-end latency",
+                [(p95("vllm:e2e_request_latency_seconds_bucket", pods, by=f"{by_endpoint}, le"), legend)],
+                "s",
+                threshold=thresholds.endpoint_p95_latency_seconds,
+            )
+            .timeseries(
+                "p95 time to first token",
+                [(p95("vllm:time_to_first_token_seconds_bucket", pods, by=f"{by_endpoint}, le"), legend)],
+                "s",
+                threshold=thresholds.endpoint_ttft_p95_seconds,
+            )
+            .timeseries(
+                "Tokens per second",
+                [
+                    (
+                        f"sum by ({by_endpoint}) (rate({selector('vllm:generation_tokens_total', **pods)}[{RATE}]))",
+                        f"{legend} generated",
+                    ),
+                    (
+                        f"sum by ({by_endpoint}) (rate({selector('vllm:prompt_tokens_total', **pods)}[{RATE}]))",
+                        f"{legend} prompt",
+                    ),
+                ],
+                "short",
+            )
+            .timeseries(
+                "Requests waiting and running",
+                [
+                    (f"sum by ({by_endpoint}) ({selector('vllm:num_requests_waiting', **pods)})", f"{legend} waiting"),
+                    (f"sum by ({by_endpoint}) ({selector('vllm:num_requests_running', **pods)})", f"{legend} running"),
+                ],
+                "short",
+            )
+            .timeseries(
+                "KV-cache use by pod",
+                [
+                    (
+                        f"max by (namespace, pod) ({selector('vllm:kv_cache_usage_perc', **pods)})",
+                        "{{namespace}}/{{pod}}",
+                    )
+                ],
+                "percentunit",
+                threshold=thresholds.vllm_kv_cache_usage,
+                min=0,
+                max=1,
+            )
+            .timeseries(
+                "Requests finished in error",
+                [
+                    (
+                        ratio_of_rates(
+                            "vllm:request_success_total",
+                            {**pods, "finished_reason": "error"},
+                            "vllm:request_success_total",
+                            pods,
+                            by=by_endpoint,
+                        ),
+                        legend,
+                    )
+                ],
+                "percentunit",
+                threshold=thresholds.endpoint_error_ratio,
+                min=0,
+            )
+        )
 
 
 ENGINE = Vllm()
