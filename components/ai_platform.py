@@ -67,7 +67,9 @@ class AiPlatform(pulumi.ComponentResource):
         self.cert_manager, self.keda, self.kserve = self._serving_operators()
         self.volcano = self._volcano()
         self.tenants = self._tenants()
-        tenant_namespaces = {name: t.namespace.metadata["name"] for name, t in self.tenants.items()}
+        tenant_namespaces: dict[str, pulumi.Input[str]] = {
+            name: t.namespace.metadata["name"] for name, t in self.tenants.items()
+        }
         # One MLflow and one Milvus account per tenant, its credentials in the tenant's namespace.
         for service in (self.mlflow, self.milvus):
             if service:
@@ -77,9 +79,9 @@ class AiPlatform(pulumi.ComponentResource):
         model_credentials(cfg, self.secrets, tenant_namespaces, self.tenants)
         self.endpoints = self._endpoints(args.hf_token)
         if self.monitoring:
-            self._monitor_everything()
+            self._monitor_everything(self.monitoring)
         if self.mesh:
-            self._mesh_routes()
+            self._mesh_routes(self.mesh)
         self._create_secret_store_last()
         self.register_outputs({})
 
@@ -294,7 +296,7 @@ class AiPlatform(pulumi.ComponentResource):
         shared = self._shared_services()
         if cfg.tenants:
             tenant_roles(*self._tenant_workloads(), self._child)
-        api_clients = {
+        api_clients: dict[str, dict] = {
             **({"allow-kube-apiserver": workflows.WORKFLOW_PODS} if cfg.workflows.enabled else {}),
             **({"allow-kube-apiserver-ray-head": ray.HEAD_PODS} if cfg.ray.enabled else {}),
         }
@@ -322,11 +324,10 @@ class AiPlatform(pulumi.ComponentResource):
             for tenant in cfg.tenants
         }
 
-    def _batch_services(self, tenant_namespaces: dict[str, pulumi.Output[str]]) -> tuple:
+    def _batch_services(self, tenant_namespaces: dict[str, pulumi.Input[str]]) -> tuple:
         """Training, Ray and Argo Workflows, those the stack has: objects in tenant namespaces (Volcano is on with the
-        first two: the config requires it)."""
-        cfg, child = self.cfg, self._child
-        volcano_release = self.volcano.release if self.volcano else None
+        first two: config.batch.cross_checks requires it)."""
+        cfg, child, volcano = self.cfg, self._child, self.volcano
         trainer = (
             training.Training(
                 "training",
@@ -338,11 +339,11 @@ class AiPlatform(pulumi.ComponentResource):
                     cfg.tenants,
                     protect=cfg.protects("training"),
                     tenant_namespaces=tenant_namespaces,
-                    volcano_release=volcano_release,
+                    volcano_release=volcano.release,
                 ),
                 child,
             )
-            if cfg.training.enabled
+            if cfg.training.enabled and volcano
             else None
         )
         kuberay = (
@@ -354,11 +355,11 @@ class AiPlatform(pulumi.ComponentResource):
                     cfg.ray,
                     protect=cfg.protects("ray"),
                     tenant_namespaces=tenant_namespaces,
-                    volcano_release=volcano_release,
+                    volcano_release=volcano.release,
                 ),
                 child,
             )
-            if cfg.ray.enabled
+            if cfg.ray.enabled and volcano
             else None
         )
         argo = (
@@ -384,11 +385,12 @@ class AiPlatform(pulumi.ComponentResource):
         )
         return trainer, kuberay, argo
 
-    def _mesh(self, tenant_namespaces: dict[str, pulumi.Output[str]]) -> Mesh | None:
+    def _mesh(self, tenant_namespaces: dict[str, pulumi.Input[str]]) -> Mesh | None:
         """Istio, with the mesh on (the config then requires serving: cert-manager)."""
         cfg = self.cfg
         if not cfg.mesh.enabled:
             return None
+        assert self.cert_manager is not None  # config.mesh.cross_checks: the mesh needs serving.enabled
         return Mesh(
             "mesh",
             MeshArgs(
@@ -405,7 +407,9 @@ class AiPlatform(pulumi.ComponentResource):
 
     def _endpoints(self, hf_token: pulumi.Output | None) -> list[ModelEndpoint]:
         """One ModelEndpoint per model, in its tenant's namespace."""
-        cfg = self.cfg
+        cfg, kserve, keda = self.cfg, self.kserve, self.keda
+        if kserve is None or keda is None:  # serving off: no models (config.serving.cross_checks)
+            return []
         return [
             ModelEndpoint(
                 f"model-{endpoint.tenant}-{endpoint.name}",
@@ -418,8 +422,8 @@ class AiPlatform(pulumi.ComponentResource):
                     cfg.cluster.image_registry,
                     namespace=self._tenant_namespace(endpoint.tenant),
                     hf_token=hf_token,
-                    kserve_release=self.kserve.release,
-                    keda_release=self.keda.release,
+                    kserve_release=kserve.release,
+                    keda_release=keda.release,
                     platform_secrets=self.secrets,
                 ),
                 self._child,
@@ -427,28 +431,28 @@ class AiPlatform(pulumi.ComponentResource):
             for endpoint in cfg.models
         ]
 
-    def _monitor_everything(self) -> None:
+    def _monitor_everything(self, monitoring: Monitoring) -> None:
         """Monitors of every endpoint (and, with the mesh, of every tenant's proxies), the platform's rules and
         dashboards, and the tenants' dashboard folders."""
         cfg = self.cfg
         for endpoint in cfg.models:
-            self.monitoring.scrape_endpoint(
+            monitoring.scrape_endpoint(
                 f"monitor-{endpoint.tenant}-{endpoint.name}", endpoint, self._tenant_namespace(endpoint.tenant)
             )
         if self.mesh:
             for name in self.tenants:
-                self.monitoring.scrape_mesh_proxies(
+                monitoring.scrape_mesh_proxies(
                     f"monitor-{name}-istio-proxies", self._tenant_namespace(name), tenant=name
                 )
-        self.monitoring.publish(rules.alert_groups(cfg), rules.recording_groups(), dashboards.dashboards(cfg))
-        self.monitoring.tenant_folders(cfg.tenants, dashboards.tenant_dashboards(cfg))
+        monitoring.publish(rules.alert_groups(cfg), rules.recording_groups(), dashboards.dashboards(cfg))
+        monitoring.tenant_folders(cfg.tenants, dashboards.tenant_dashboards(cfg))
 
-    def _mesh_routes(self) -> None:
+    def _mesh_routes(self, mesh: Mesh) -> None:
         """With the mesh: Ray's operator admitted in plain text (it calls the Ray heads from outside the mesh), and
         one EndpointTraffic per model (routes, canary split, authorization)."""
         cfg = self.cfg
         if self.ray:
-            self.ray.admit_operator_through_mesh(self.mesh.ready)
+            self.ray.admit_operator_through_mesh(mesh.ready)
         for endpoint in cfg.models:
             EndpointTraffic(
                 f"traffic-{endpoint.tenant}-{endpoint.name}",
@@ -457,7 +461,7 @@ class AiPlatform(pulumi.ComponentResource):
                     cfg.endpoint_host(endpoint),
                     cfg.namespaces,
                     namespace=self._tenant_namespace(endpoint.tenant),
-                    mesh=self.mesh,
+                    mesh=mesh,
                 ),
                 self._child,
             )

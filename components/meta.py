@@ -176,7 +176,7 @@ def platform_namespace(
     extra_labels: dict[str, str] | None = None,
     protect: bool = False,
     aliases: list[pulumi.Alias] | None = None,
-) -> pulumi.CustomResource:
+) -> KubeObject:
     """A namespace with the platform labels and one Pod Security level (enforced, audited, warned); ``protect``
     for one that holds data (deleting a namespace deletes every volume claim in it)."""
     return kube(
@@ -241,7 +241,7 @@ def setup_job(
     fingerprint: object,
     parent: pulumi.Resource,
     depends_on: list[pulumi.Resource],
-) -> pulumi.CustomResource:
+) -> KubeObject:
     """A Job that runs the Python ``script`` (standard library only) once in ``image``, ``restricted`` and without a
     mesh sidecar. Its name is ``<prefix>-<hash>`` of ``fingerprint`` (what it sets up, never a secret), script and
     image: a change of any of them is a new Job, which runs again; ``pulumi.com/replaceUnready`` replaces a failed one

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
 from urllib.parse import urlsplit
 
@@ -165,15 +166,13 @@ def _parse_endpoint(url: str) -> dict:
     return {"host": parts.hostname, "port": parts.port or (443 if tls else 80), "useSSL": tls}
 
 
-def s3_location(store: ObjectStore, endpoint: pulumi.Input[str] | None) -> dict:
-    """``externalS3`` host, port and useSSL: the in-cluster store's endpoint, the external endpoint, or AWS S3."""
+def s3_location(store: ObjectStore, endpoint: str | None) -> dict:
+    """``externalS3`` host, port and useSSL: the in-cluster store's endpoint (``objectstore.s3_endpoint``, a plain
+    URL), the external endpoint, or AWS S3."""
     if store.mode == "in-cluster":
         if endpoint is None:
             raise ValueError("Milvus with the in-cluster object store needs the store's endpoint")
-        if isinstance(endpoint, str):
-            return _parse_endpoint(endpoint)
-        parsed = pulumi.Output.from_input(endpoint).apply(_parse_endpoint)
-        return {key: parsed.apply(lambda p, key=key: p[key]) for key in ("host", "port", "useSSL")}
+        return _parse_endpoint(endpoint)
     if store.endpoint is not None:
         return _parse_endpoint(str(store.endpoint))
     return {"host": f"s3.{store.region}.amazonaws.com", "port": 443, "useSSL": True}
@@ -223,6 +222,11 @@ def tenant_database(tenant: str) -> str:
     return "tenant_" + tenant.replace("-", "_")
 
 
+def token(user: str, password: SecretRef) -> Template:
+    """The token a tenant's client logs in with: ``<user>:<password>``."""
+    return Template(lambda value: pulumi.Output.concat(user, ":", value(password)))
+
+
 def tenant_user(tenant: str) -> str:
     """A tenant's Milvus user and role: ``tenant_database``, or within MAX_USERNAME by a hash of the tenant name."""
     name = tenant_database(tenant)
@@ -252,7 +256,7 @@ def helm_values(
     milvus: MilvusConfig,
     store: ObjectStore,
     cluster: Cluster,
-    endpoint: pulumi.Input[str] | None,
+    endpoint: str | None,
     metrics_monitor: bool,
 ) -> dict:
     """Values of the Milvus chart (keys checked against the upstream values.yaml by the schema tier)."""
@@ -423,7 +427,7 @@ class Milvus(pulumi.ComponentResource):
         self.accounts_job: pulumi.Resource | None = None
         self.register_outputs({"namespace": ns, "release": self.release.name, "url": self.url})
 
-    def add_tenant_accounts(self, tenant_namespaces: dict[str, pulumi.Input[str]]) -> pulumi.Resource:
+    def add_tenant_accounts(self, tenant_namespaces: Mapping[str, pulumi.Input[str]]) -> pulumi.Resource:
         """Per tenant a database, a user and a role (``tenant_database``, ``tenant_user``) with a generated password
         (from the store: ``milvus-tenant-<tenant>``), delivered as the Secret CREDENTIALS_SECRET in the tenant's
         namespace only; and the setup Job in the Milvus namespace, after the release (see ``ACCOUNTS_SCRIPT``). Its
@@ -449,9 +453,7 @@ class Milvus(pulumi.ComponentResource):
                     USER_KEY: user,
                     PASSWORD_ENV_KEY: password,
                     DATABASE_KEY: tenant_database(tenant),
-                    TOKEN_KEY: Template(
-                        lambda value, user=user, password=password: pulumi.Output.concat(user, ":", value(password))
-                    ),
+                    TOKEN_KEY: token(user, password),
                 },
                 tenant=tenant,
             )
@@ -471,7 +473,7 @@ class Milvus(pulumi.ComponentResource):
             "MILVUS_ROOT_PASSWORD": (ROOT_SECRET, ROOT_PASSWORD_KEY),
             **{account["password"]: (ACCOUNTS_SECRET, account["user"]) for account in accounts},
         }
-        env = [
+        env: list[dict] = [
             {"name": "MILVUS_URI", "value": uri},
             {"name": "ACCOUNTS", "value": json.dumps(accounts)},
             *[

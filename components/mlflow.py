@@ -77,6 +77,7 @@ changed refuses to start on the old schema: run ``mlflow db upgrade`` with the n
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
 
 import pulumi
@@ -239,6 +240,9 @@ class Mlflow(pulumi.ComponentResource):
         secrets: list[pulumi.Resource] = []
 
         database = mlflow.database
+        self.postgres: pulumi.CustomResource | None
+        self.db_secret: pulumi.Resource | None
+        db_user: dict[str, object]
         if database.mode == "in-cluster" and postgres is not None:
             # The backend store of every tenant: protected with MLflow.
             db = pg.database_cluster(
@@ -262,17 +266,19 @@ class Mlflow(pulumi.ComponentResource):
             self.postgres = None
             # The operator's Secret (source pulumi: nothing registered) or its ExternalSecret.
             self.db_secret = platform_secrets.existing(
-                f"{name}-db-password-secret", database.password_secret, ns, COMPONENT, self, [PASSWORD_KEY]
+                f"{name}-db-password-secret", database.external_password_secret, ns, COMPONENT, self, [PASSWORD_KEY]
             )
             secrets += [self.db_secret] if self.db_secret else []
-            self.db_host, self.db_port = database.host, database.port
+            self.db_host, self.db_port = database.external_host, database.port
             db_user = {"value": database.user}
-            db_password_secret = database.password_secret
+            db_password_secret = database.external_password_secret
 
         bucket = store.buckets["mlflow"]
         s3_env: list[dict] = []
         s3_secret_name = None
-        if store.mode == "in-cluster":
+        endpoint_url: str | None
+        self.s3_secret: pulumi.Resource | None
+        if store.mode == "in-cluster" and object_store is not None:
             self.s3_secret = platform_secrets.secret(
                 f"{name}-s3",
                 S3_SECRET,
@@ -361,7 +367,7 @@ class Mlflow(pulumi.ComponentResource):
             },
             *images.identity_env(TMP),
         ]
-        args = [
+        server_args = [
             "server",
             "--app-name",
             APP_NAME,
@@ -377,7 +383,7 @@ class Mlflow(pulumi.ComponentResource):
             "--expose-prometheus",
             PROMETHEUS_DIR,
         ]
-        probe = {"httpGet": {"path": "/health", "port": PORT_NAME}, "timeoutSeconds": 5}
+        probe: dict = {"httpGet": {"path": "/health", "port": PORT_NAME}, "timeoutSeconds": 5}
         resources = {"cpu": mlflow.resources.cpu, "memory": mlflow.resources.memory}
         image = mirrored(versions.MLFLOW_IMAGE, cluster.image_registry)
         pod_labels = {**labels(COMPONENT), **SERVER_POD_LABELS}
@@ -401,7 +407,7 @@ class Mlflow(pulumi.ComponentResource):
                                 "name": "mlflow",
                                 "image": image,
                                 "command": ["mlflow"],
-                                "args": args,
+                                "args": server_args,
                                 "env": env,
                                 "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
                                 "startupProbe": {**probe, "periodSeconds": 10, "failureThreshold": 30},
@@ -515,7 +521,7 @@ class Mlflow(pulumi.ComponentResource):
         self.accounts_job: pulumi.Resource | None = None
         self.register_outputs({"namespace": ns, "url": self.url, "deployment": self.deployment.metadata["name"]})
 
-    def add_tenant_accounts(self, tenant_namespaces: dict[str, pulumi.Input[str]]) -> pulumi.Resource:
+    def add_tenant_accounts(self, tenant_namespaces: Mapping[str, pulumi.Input[str]]) -> pulumi.Resource:
         """One account per tenant (``tenant_user``, a generated password, or from the store the property
         ``password`` of ``mlflow-tenant-<tenant>``), delivered as the Secret CREDENTIALS_SECRET in the tenant's
         namespace and nowhere else of the tenants'; and the setup Job (``setup_job``) that creates the accounts
@@ -540,7 +546,7 @@ class Mlflow(pulumi.ComponentResource):
         # The same values for the Job, which runs in the MLflow namespace.
         accounts_secret = secrets.secret(f"{name}-accounts", ACCOUNTS_SECRET, self._ns, COMPONENT, self, accounts)
         variables = {user: "PASSWORD_" + user.upper().replace("-", "_") for user in sorted(accounts)}
-        env = [
+        env: list[dict] = [
             {"name": URI_ENV, "value": self.url},
             {"name": USERNAME_ENV, "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET, "key": ADMIN_USERNAME_KEY}}},
             {"name": PASSWORD_ENV, "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET, "key": ADMIN_PASSWORD_KEY}}},

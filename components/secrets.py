@@ -36,6 +36,7 @@ import pulumi_random as random
 
 from config import versions
 from config.cluster import Cluster
+from config.secrets import AwsStore, GcpStore, SecretStore, VaultStore
 from config.secrets import Secrets as SecretsConfig
 
 from .meta import ComponentArgs, helm_release, kube, metadata, mirrored, platform_namespace
@@ -191,7 +192,7 @@ class PlatformSecrets:
             if annotations:
                 meta["annotations"] = dict(annotations)
 
-            def value(ref: SecretRef) -> pulumi.Output:
+            def value(ref: SecretRef) -> pulumi.Output | None:
                 return ref.value
 
             string_data = {
@@ -309,13 +310,13 @@ def helm_values(secrets: SecretsConfig, cluster: Cluster) -> dict:
     return values
 
 
-def store_provider(secrets: SecretsConfig, namespace: str) -> dict:
+def store_provider(store: SecretStore, namespace: str) -> dict:
     """``spec.provider`` of the ClusterSecretStore: the configured store, authenticating as ``STORE_SERVICE_ACCOUNT``
     (a ClusterSecretStore must name the account's namespace)."""
-    store = secrets.store
+    settings = store.settings
     account = {"name": STORE_SERVICE_ACCOUNT, "namespace": namespace}
-    if store.provider == "vault":
-        vault = store.vault
+    if isinstance(settings, VaultStore):
+        vault = settings
         provider = {
             "server": vault.server.rstrip("/"),
             "path": vault.path,
@@ -331,15 +332,15 @@ def store_provider(secrets: SecretsConfig, namespace: str) -> dict:
         if vault.namespace:
             provider["namespace"] = vault.namespace
         return {"vault": provider}
-    if store.provider == "aws":
+    if isinstance(settings, AwsStore):
         return {
             "aws": {
                 "service": "SecretsManager",
-                "region": store.aws.region,
+                "region": settings.region,
                 "auth": {"jwt": {"serviceAccountRef": account}},
             }
         }
-    gcp = store.gcp
+    gcp = settings
     return {
         "gcpsm": {
             "projectID": gcp.project_id,
@@ -354,13 +355,13 @@ def store_provider(secrets: SecretsConfig, namespace: str) -> dict:
     }
 
 
-def identity_annotations(secrets: SecretsConfig) -> dict[str, str]:
+def identity_annotations(store: SecretStore) -> dict[str, str]:
     """Annotations of the store's service account: the cloud identity it stands for (none for Vault)."""
-    store = secrets.store
-    if store.provider == "aws":
-        return {IDENTITY_ANNOTATIONS["aws"]: store.aws.auth.role_arn}
-    if store.provider == "gcp":
-        return {IDENTITY_ANNOTATIONS["gcp"]: store.gcp.auth.service_account}
+    settings = store.settings
+    if isinstance(settings, AwsStore):
+        return {IDENTITY_ANNOTATIONS["aws"]: settings.auth.role_arn}
+    if isinstance(settings, GcpStore):
+        return {IDENTITY_ANNOTATIONS["gcp"]: settings.auth.service_account}
     return {}
 
 
@@ -407,7 +408,8 @@ class ExternalSecrets(pulumi.ComponentResource):
         namespace = args.namespaces.external_secrets
         if secrets.source != "external-secrets":
             raise ValueError("ExternalSecrets is for secrets.source external-secrets")
-        self._name, self._secrets = name, secrets
+        store = secrets.external_store
+        self._name, self._store_config = name, store
         self.namespace_name = namespace
         self.namespace = platform_namespace(
             f"{name}-namespace", namespace, COMPONENT, POD_SECURITY, cluster.kubernetes_version, self
@@ -422,7 +424,7 @@ class ExternalSecrets(pulumi.ComponentResource):
             release_name=RELEASE,
             protect=protect,
         )
-        annotations = identity_annotations(secrets)
+        annotations = identity_annotations(store)
         self.service_account = kube(
             f"{name}-store-service-account",
             api_version="v1",
@@ -448,7 +450,7 @@ class ExternalSecrets(pulumi.ComponentResource):
                 subjects=[{"kind": "ServiceAccount", "name": STORE_SERVICE_ACCOUNT, "namespace": ns}],
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            if secrets.store.provider == "vault"
+            if store.provider == "vault"
             else None
         )
         self.store: pulumi.Resource | None = None
@@ -465,7 +467,7 @@ class ExternalSecrets(pulumi.ComponentResource):
             metadata=metadata(STORE_NAME, COMPONENT),
             spec={
                 "conditions": [{"namespaces": names}],
-                "provider": store_provider(self._secrets, self.namespace_name),
+                "provider": store_provider(self._store_config, self.namespace_name),
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, self.service_account]),
         )

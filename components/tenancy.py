@@ -154,18 +154,18 @@ def queue_capability(tenant: TenantConfig) -> dict[str, str]:
 def container_limits(tenant: TenantConfig) -> dict:
     """The LimitRange's Container item. A GPU cap needs a default GPU limit of 0: LimitRange rejects a
     container that has no limit for a resource it caps, so pods without GPUs get requests == limits == 0."""
-    container, largest = tenant.limit_range.container, tenant.container_max
-    item = {
-        "type": "Container",
-        "defaultRequest": container.default_request.model_dump(),
-        "default": container.default.model_dump(),
-        "max": largest.model_dump(),
-    }
+    container = tenant.limit_range.container
+    default, largest = container.default.model_dump(), tenant.container_max.model_dump()
     if container.max_gpus is not None:
         for resource in tenant.quota.gpu_resources():
-            item["max"][resource] = str(container.max_gpus)
-            item["default"][resource] = "0"
-    return item
+            largest[resource] = str(container.max_gpus)
+            default[resource] = "0"
+    return {
+        "type": "Container",
+        "defaultRequest": container.default_request.model_dump(),
+        "default": default,
+        "max": largest,
+    }
 
 
 def _namespaces_in(names: list[str]) -> dict:
@@ -266,17 +266,18 @@ def network_policies(
                 for s in shared
             ],
         }
-    for name, clients in api_server.clients.items() if api_server else ():
-        policies[name] = {
-            "podSelector": clients,
-            "policyTypes": ["Egress"],
-            "egress": [
-                {
-                    "to": [{"ipBlock": {"cidr": cidr}} for cidr in api_server.cidrs],
-                    "ports": [{"protocol": "TCP", "port": api_server.port}],
-                }
-            ],
-        }
+    if api_server:
+        for name, clients in api_server.clients.items():
+            policies[name] = {
+                "podSelector": clients,
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [{"ipBlock": {"cidr": cidr}} for cidr in api_server.cidrs],
+                        "ports": [{"protocol": "TCP", "port": api_server.port}],
+                    }
+                ],
+            }
     if mesh:
         policies["allow-mesh-control-plane"] = {
             "podSelector": everything,

@@ -84,7 +84,7 @@ from config.tenancy import Tenant as TenantConfig
 
 from .batch import QUEUE_ANNOTATION
 from .gpu import gpu_scheduling
-from .meta import ComponentArgs, helm_release, kube, labels, metadata, mirrored, platform_namespace
+from .meta import ComponentArgs, KubeObject, helm_release, kube, labels, metadata, mirrored, platform_namespace
 from .mlflow import CREDENTIALS_SECRET as MLFLOW_CREDENTIALS
 from .mlflow import PASSWORD_ENV as MLFLOW_PASSWORD_ENV
 from .mlflow import USERNAME_ENV as MLFLOW_USERNAME_ENV
@@ -373,7 +373,7 @@ def inference_service(tenant: str) -> dict:
 def model_store_env(models: ModelStore, store: ObjectStoreConfig) -> list[dict]:
     """The register step's S3 settings: where to upload, and the tenant's keys by secretKeyRef (none: the SDK finds
     the executor's workload identity)."""
-    env = [
+    env: list[dict] = [
         {"name": "MODEL_BUCKET", "value": models.bucket},
         {"name": "MODEL_PREFIX", "value": models.prefix},
         {"name": "AWS_DEFAULT_REGION", "value": store.region},
@@ -615,6 +615,7 @@ class Workflows(pulumi.ComponentResource):
             )
             s3_settings = kserve_s3_annotations(store, models.endpoint)
             if store.mode == "in-cluster":  # the tenant's own identity, never the platform's keys
+                assert object_store is not None, "checked at the top of __init__ (ValueError)"
                 keys = object_store.tenant_credentials[tenant.name]
                 tenant_keys = {ACCESS_KEY_ID: keys.access_key_id, SECRET_ACCESS_KEY: keys.secret_access_key}
                 platform_secrets.secret(
@@ -680,27 +681,31 @@ class Workflows(pulumi.ComponentResource):
 
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         by_name = {t.name: t for t in tenants}
-        self.templates = [
-            kube(
-                f"{name}-{pipeline.tenant}-{pipeline.name}",
-                api_version="argoproj.io/v1alpha1",
-                kind="WorkflowTemplate",
-                metadata=metadata(
-                    pipeline.name, COMPONENT, namespace=tenant_namespaces[pipeline.tenant], tenant=pipeline.tenant
-                ),
-                spec=pipeline_spec(
-                    pipeline,
-                    by_name[pipeline.tenant],
-                    gpu,
-                    mlflow_url,
-                    cluster,
-                    store,
-                    self.model_stores[pipeline.tenant],
-                ),
-                opts=after_release,
-            )
-            for pipeline in workflows.pipelines
-        ]
+        self.templates: list[KubeObject] = []
+        if workflows.pipelines:
+            # pipelines need mlflow.enabled (config/batch.py), so AiPlatform passes MLflow's URL
+            assert mlflow_url is not None, "guaranteed by config/batch.py: pipelines need mlflow.enabled"
+            self.templates = [
+                kube(
+                    f"{name}-{pipeline.tenant}-{pipeline.name}",
+                    api_version="argoproj.io/v1alpha1",
+                    kind="WorkflowTemplate",
+                    metadata=metadata(
+                        pipeline.name, COMPONENT, namespace=tenant_namespaces[pipeline.tenant], tenant=pipeline.tenant
+                    ),
+                    spec=pipeline_spec(
+                        pipeline,
+                        by_name[pipeline.tenant],
+                        gpu,
+                        mlflow_url,
+                        cluster,
+                        store,
+                        self.model_stores[pipeline.tenant],
+                    ),
+                    opts=after_release,
+                )
+                for pipeline in workflows.pipelines
+            ]
         self.register_outputs({"namespace": ns, "release": self.release.name})
 
     def _model_reader(

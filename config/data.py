@@ -97,6 +97,16 @@ class Database(Model):
     """In-cluster: volume size per instance."""
     storage_class: str | None = None
 
+    @property
+    def external_host(self) -> str:
+        """External: ``host``, which ``_mode_fields`` requires."""
+        return _external(self.host, "host", self.mode)
+
+    @property
+    def external_password_secret(self) -> str:
+        """External: ``passwordSecret``, which ``_mode_fields`` requires."""
+        return _external(self.password_secret, "passwordSecret", self.mode)
+
     @model_validator(mode="after")
     def _mode_fields(self) -> Database:
         problems = []
@@ -108,6 +118,13 @@ class Database(Model):
         elif self.host or self.password_secret:
             problems.append(("host" if self.host else "passwordSecret", "only for an external database"))
         return valid(self, problems)
+
+
+def _external(value: str | None, field: str, mode: str) -> str:
+    """A field an external database requires (unset only in-cluster, or in a model built without validation)."""
+    if value is None:
+        raise ValueError(f"mlflow.database.{field}: unset (mode is {mode})")
+    return value
 
 
 class Mlflow(Model):

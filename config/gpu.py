@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 WHOLE_GPU = "nvidia.com/gpu"
 SHARED_GPU = "nvidia.com/gpu.shared"
 SharingMode = Literal["none", "time-slicing", "mig"]
-GpuModelName = Literal[tuple(GPU_MODELS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    GpuModelName = str  # statically a str: the allowed names are GPU_MODELS' keys, known only at run time
+else:
+    GpuModelName = Literal[tuple(GPU_MODELS)]
 
 
 def mig_resource(profile: str) -> str:

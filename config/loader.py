@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from .base import ConfigProblems
 from .model import PlatformConfig
@@ -143,7 +144,7 @@ def _path(loc: tuple, sub: str = "") -> str:
     return PREFIX + text.lstrip(".")
 
 
-def _message(item: dict) -> str:
+def _message(item: ErrorDetails) -> str:
     kind, ctx, got = item["type"], item.get("ctx") or {}, _show(item.get("input"))
     if kind == "extra_forbidden":
         return f"unknown key (allowed: {', '.join(_allowed_keys(item['loc'][:-1]))})"

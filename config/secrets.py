@@ -75,6 +75,14 @@ class SecretStore(Model):
     aws: AwsStore | None = None
     gcp: GcpStore | None = None
 
+    @property
+    def settings(self) -> VaultStore | AwsStore | GcpStore:
+        """The settings block of ``provider``, which ``_one_provider`` requires."""
+        settings = {"vault": self.vault, "aws": self.aws, "gcp": self.gcp}[self.provider]
+        if settings is None:  # only on a model built without validation
+            raise ValueError(f"secrets.store: provider {self.provider} needs its settings block")
+        return settings
+
     @model_validator(mode="after")
     def _one_provider(self) -> SecretStore:
         problems: Problems = []
@@ -104,6 +112,13 @@ class Secrets(Model):
     hugging_face_token: bool = False
     """external-secrets: the store holds a Hugging Face token (``<keyPrefix>/huggingface-token``, property
     ``token``) that ``hf://`` downloads use. With source pulumi, set ``ai-platform:huggingFaceToken`` instead."""
+
+    @property
+    def external_store(self) -> SecretStore:
+        """The store of source external-secrets, which ``_store_for_external`` requires."""
+        if self.store is None:  # only with source pulumi (or a model built without validation)
+            raise ValueError(f"secrets.store: unset (source is {self.source})")
+        return self.store
 
     @model_validator(mode="after")
     def _store_for_external(self) -> Secrets:

@@ -48,13 +48,12 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from config import versions
 from config.cluster import Cluster, Namespaces
 from config.mesh import Mesh as MeshConfig
 
-from ..meta import ComponentArgs, helm_release, kube, metadata, mirrored, platform_namespace
+from ..meta import ComponentArgs, KubeObject, helm_release, kube, metadata, mirrored, platform_namespace
 from ..pods import RUNTIME_DEFAULT
 
 COMPONENT = "mesh"
@@ -247,12 +246,12 @@ class Mesh(pulumi.ComponentResource):
             meta: dict,
             spec: dict,
             options: pulumi.ResourceOptions = after_istiod,
-        ) -> k8s.apiextensions.CustomResource:
+        ) -> KubeObject:
             return kube(f"{name}-{logical}", api_version=api_version, kind=kind, metadata=meta, spec=spec, opts=options)
 
         tls = mesh.tls
-        self.issuer: k8s.apiextensions.CustomResource | None = None
-        self.ingress_class: pulumi.CustomResource | None = None
+        self.issuer: KubeObject | None = None
+        self.ingress_class: KubeObject | None = None
         if tls.kind == "selfSigned":
             issuer = SELF_SIGNED_ISSUER
             self.issuer = custom(
@@ -290,6 +289,8 @@ class Mesh(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
         else:
+            # kind clusterIssuer: Issuer._fields_of_kind (config/mesh.py) requires its name
+            assert tls.name is not None, "guaranteed by Issuer._fields_of_kind"
             issuer = tls.name
 
         self.certificate = custom(

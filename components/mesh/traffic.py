@@ -67,7 +67,7 @@ class EndpointTraffic(pulumi.ComponentResource):
             return target if by_host else {**target, "subset": version}
 
         traffic = endpoint.traffic
-        policy = {"timeout": traffic.timeout}
+        policy: dict = {"timeout": traffic.timeout}
         if traffic.retry_attempts:
             policy["retries"] = {
                 "attempts": traffic.retry_attempts,

@@ -71,7 +71,6 @@ import json
 from dataclasses import KW_ONLY, dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from config import images, versions
 from config.cluster import Cluster
@@ -80,12 +79,22 @@ from config.monitoring import Receiver
 from config.serving import Endpoint
 from config.tenancy import Tenant as TenantConfig
 
-from ..meta import PART_OF, TENANT_LABEL, ComponentArgs, helm_release, kube, metadata, mirrored, platform_namespace
+from ..meta import (
+    PART_OF,
+    TENANT_LABEL,
+    ComponentArgs,
+    KubeObject,
+    helm_release,
+    kube,
+    metadata,
+    mirrored,
+    platform_namespace,
+)
 from ..pods import TMP, restricted_container, restricted_pod, tmp_mount, tmp_volume
 from ..secrets import METRICS_PORT as EXTERNAL_SECRETS_METRICS_PORT
 from ..secrets import POD_NAMES as EXTERNAL_SECRETS_PODS
 from ..secrets import RELEASE as EXTERNAL_SECRETS_RELEASE
-from ..secrets import PlatformSecrets
+from ..secrets import PlatformSecrets, SecretRef
 from ..serving import engines
 from ..serving.engines.base import ENDPOINT_LABEL, VERSION_LABEL, version_name, versions_of
 from . import alerting
@@ -385,12 +394,11 @@ class Monitoring(pulumi.ComponentResource):
         # Alert receivers' credentials, one key per receiver (Pulumi secrets ``alertReceiver-<receiver>``, which the
         # loader checked, or the store's <keyPrefix>/alertmanager-receivers): mounted by the operator, no wait either.
         receivers = receivers or {}
-        credentials = {
-            receiver: platform_secrets.provided(
-                (receiver_secrets or {}).get(receiver), alerting.RECEIVERS_SECRET, receiver
-            )
-            for receiver in alerting.needs_secret(receivers)
-        }
+        credentials: dict[str, SecretRef] = {}
+        for receiver in alerting.needs_secret(receivers):
+            ref = platform_secrets.provided((receiver_secrets or {}).get(receiver), alerting.RECEIVERS_SECRET, receiver)
+            if ref is not None:  # always: config.loader refuses a stack without a receiver's credential
+                credentials[receiver] = ref
         self.receivers_secret = (
             platform_secrets.secret(
                 f"{name}-alertmanager-receivers", alerting.RECEIVERS_SECRET, ns, COMPONENT, self, credentials
@@ -423,7 +431,7 @@ class Monitoring(pulumi.ComponentResource):
     def _after_release(self) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, depends_on=[self.release])
 
-    def scrape_volcano(self, namespace: pulumi.Input[str]) -> list[k8s.apiextensions.CustomResource]:
+    def scrape_volcano(self, namespace: pulumi.Input[str]) -> list[KubeObject]:
         """One ServiceMonitor per Volcano metrics Service in ``namespace`` (``VOLCANO_MONITORS``: the scheduler's and
         the controllers', whose queue metrics the batch alerts read); pass the Volcano namespace's Output so that the
         monitors wait for it. The namespace has no NetworkPolicy and no sidecars: a plaintext scrape reaches the
@@ -443,7 +451,7 @@ class Monitoring(pulumi.ComponentResource):
             for name, selector in VOLCANO_MONITORS.items()
         ]
 
-    def scrape_external_secrets(self, namespace: pulumi.Input[str]) -> k8s.apiextensions.CustomResource:
+    def scrape_external_secrets(self, namespace: pulumi.Input[str]) -> KubeObject:
         """A PodMonitor for the External Secrets Operator's controller, webhook and cert-controller pods in
         ``namespace`` (the chart's pod labels; each serves ``/metrics`` in plaintext on its ``metrics`` port, and the
         namespace has no sidecars). It replaces the chart's ServiceMonitors, which would make the operator's release
@@ -465,9 +473,7 @@ class Monitoring(pulumi.ComponentResource):
             opts=self._after_release(),
         )
 
-    def scrape_endpoint(
-        self, logical_name: str, endpoint: Endpoint, namespace: pulumi.Input[str]
-    ) -> list[k8s.apiextensions.CustomResource]:
+    def scrape_endpoint(self, logical_name: str, endpoint: Endpoint, namespace: pulumi.Input[str]) -> list[KubeObject]:
         """One PodMonitor per version of ``endpoint`` (stable, canary) in the tenant's ``namespace``, named like the
         version's Deployment/InferenceService."""
         monitors = []
@@ -492,7 +498,7 @@ class Monitoring(pulumi.ComponentResource):
 
     def scrape_mesh_proxies(
         self, logical_name: str, namespace: pulumi.Input[str], tenant: str | None = None
-    ) -> k8s.apiextensions.CustomResource:
+    ) -> KubeObject:
         """A PodMonitor for the Istio sidecars of ``namespace`` (``istio_requests_total`` and friends): the proxy's own
         stats port 15090, which it serves in plaintext outside mTLS."""
         return kube(

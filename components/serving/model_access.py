@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import pulumi
@@ -94,7 +95,7 @@ def model_credentials(
     cfg: PlatformConfig,
     secrets: PlatformSecrets,
     tenant_namespaces: dict[str, pulumi.Input[str]],
-    tenants: dict[str, pulumi.Resource],
+    tenants: Mapping[str, pulumi.Resource],
 ) -> None:
     """The keys' Secret of every ``s3.credentialsSecret`` the endpoints name, once per tenant and name, under the
     tenant's component (it outlives any one endpoint)."""

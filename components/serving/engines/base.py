@@ -35,7 +35,7 @@ READ_ONLY_ROOT = restricted_container(non_root=True, seccomp=True)
 # The vLLM and AWS CLI images define no user for UID 1000 and their Python calls getpass.getuser() (torch, via
 # vLLM: KeyError 'getpwuid(): uid not found: 1000', vllm-project/vllm#44548, kserve/kserve#5666); getuser() reads
 # LOGNAME/USER first (CPython Lib/getpass.py). HOME and the XDG cache sit on the writable /tmp volume.
-HOME_ENV = [
+HOME_ENV: list[dict] = [
     {"name": "HOME", "value": "/tmp/home"},
     {"name": "XDG_CACHE_HOME", "value": "/tmp/cache"},
     {"name": "USER", "value": "model-server"},
@@ -82,7 +82,7 @@ def probe(path: str, port: str, period: int, failures: int) -> dict:
 
 def s3_env(endpoint: Endpoint) -> list[dict]:
     """Region, endpoint and (when the stack names a Secret) keys of an ``s3://`` source for AWS SDKs."""
-    env = [{"name": "AWS_DEFAULT_REGION", "value": endpoint.s3.region}]
+    env: list[dict] = [{"name": "AWS_DEFAULT_REGION", "value": endpoint.s3.region}]
     if endpoint.s3.endpoint:
         env.append({"name": "AWS_ENDPOINT_URL", "value": endpoint.s3.endpoint})
     if endpoint.s3.credentials_secret:

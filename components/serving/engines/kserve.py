@@ -26,7 +26,7 @@ from ...monitoring.promql import p95
 from .base import CONTAINER_SECURITY, POD_SECURITY, AlertContext, Engine, Problems, version_name, versions_of
 
 if TYPE_CHECKING:
-    from config.serving import Endpoint
+    from config.serving import Endpoint, KServeOptions
 
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 PREDICTOR_PORT = 80  # the predictor Service's port
@@ -80,6 +80,14 @@ FORMATS: dict[str, str] = {
 def runtime_of(model_format: str, runtime: str | None) -> Runtime | None:
     """The runtime serving an endpoint: the named one, else the one KServe selects for the format (None: unknown)."""
     return RUNTIMES.get(runtime or FORMATS.get(model_format, ""))
+
+
+def _options(endpoint: Endpoint) -> KServeOptions:
+    """A KServe endpoint's options: ``KServe.config_problems`` (run by ``Endpoint._engine_rules``) refuses a KServe
+    endpoint without ``kserve``."""
+    options = endpoint.kserve
+    assert options is not None, "guaranteed by KServe.config_problems"
+    return options
 
 
 def s3_annotations(endpoint: Endpoint) -> dict[str, str]:
@@ -162,7 +170,7 @@ class KServe(Engine):
     def custom_resource(self, endpoint: Endpoint, resources: dict, pod: dict) -> tuple[str, str, dict]:
         """One version's InferenceService: format, storage URI, resources, replica bounds and CPU scale target; the
         model registered under the endpoint's name and probed on the runtime's model-ready path."""
-        options = endpoint.kserve
+        options = _options(endpoint)
         model: dict = {
             "modelFormat": {"name": options.model_format},
             "storageUri": endpoint.source,

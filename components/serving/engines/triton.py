@@ -28,7 +28,16 @@ from .base import (
 
 if TYPE_CHECKING:
     from config.monitoring import Alerts
-    from config.serving import Endpoint
+    from config.serving import Endpoint, TritonOptions
+
+
+def _options(endpoint: Endpoint) -> TritonOptions:
+    """A Triton endpoint's options: ``Triton.config_problems`` (run by ``Endpoint._engine_rules``) refuses a Triton
+    endpoint without ``triton``."""
+    options = endpoint.triton
+    assert options is not None, "guaranteed by Triton.config_problems"
+    return options
+
 
 SOURCE = (
     "Triton 26.09 /metrics on port 8002, default counters: triton-inference-server/server docs/user_guide/metrics.md"
@@ -61,11 +70,11 @@ class Triton(ServerEngine):
         return []
 
     def container(self, endpoint: Endpoint, image: str) -> dict:
-        options = endpoint.triton
+        options = _options(endpoint)
         repository = endpoint.source if endpoint.scheme == "s3" else model_path(endpoint)
         if endpoint.scheme == "s3" and endpoint.s3.endpoint:  # Triton's form for S3-compatible stores
             repository = f"s3://{endpoint.s3.endpoint}/{endpoint.location}"
-        container = {
+        container: dict = {
             "name": "triton",
             "image": image,
             "command": ["tritonserver"],

@@ -16,6 +16,7 @@ from ...monitoring.promql import RATE, num, p95, ratio_of_rates, selector
 from .base import HOME_ENV, MODELS, READ_ONLY_ROOT, TMP_MOUNT, AlertContext, Problems, ServerEngine, model_path, probe
 
 if TYPE_CHECKING:
+    from config.gpu import EndpointGpu
     from config.monitoring import Alerts
     from config.serving import Endpoint
 
@@ -32,8 +33,16 @@ def _options(endpoint: Endpoint):
     return endpoint.vllm or VllmOptions()
 
 
+def _gpu(endpoint: Endpoint) -> EndpointGpu:
+    """The GPUs of a vLLM endpoint's replica: ``Vllm.config_problems`` (run by ``Endpoint._engine_rules``) refuses a
+    vLLM endpoint without ``gpu``."""
+    gpu = endpoint.gpu
+    assert gpu is not None, "guaranteed by Vllm.config_problems"
+    return gpu
+
+
 def tensor_parallel(endpoint: Endpoint) -> int:
-    return (endpoint.vllm and endpoint.vllm.tensor_parallel) or endpoint.gpu.count
+    return (endpoint.vllm and endpoint.vllm.tensor_parallel) or _gpu(endpoint).count
 
 
 class Vllm(ServerEngine):
