@@ -44,30 +44,9 @@ argument). The S3 keys come the same way. Host header checks (MLflow's ``--allow
 ``MLFLOW_SERVER_ALLOWED_HOSTS``) accept the Service's names, localhost and private addresses (Prometheus scrapes by
 pod IP); ``/health`` is exempt.
 
-Authentication and tenant isolation: MLflow's own basic-auth app (``mlflow server --app-name basic-auth``), not an
-auth proxy in front of the server. A proxy can only say who may reach the server; it cannot filter inside MLflow, so
-every tenant would see every experiment, run, artifact and registered model. The basic-auth app keeps users and
-per-resource permissions and checks them on every REST call, on the artifact proxy and on searches (results filtered
-to what the caller may read). Its config file (``MLFLOW_AUTH_CONFIG_PATH``, key ``basic_auth.ini`` of the Secret
-``mlflow-auth``, mounted alone): ``default_permission = NO_PERMISSIONS``; ``database_uri`` = the backend store's URI,
-so users and permissions live in the same Postgres database that every replica shares (their migrations keep their own
-``alembic_version_auth`` table), with the credentials again from ``PGUSER``/``PGPASSWORD``, none in the file; the admin
-account ``admin`` with a generated password (property ``admin-password`` of ``<keyPrefix>/mlflow-auth``), which MLflow
-applies when it first creates the admin only (change it later with the API); the Flask secret key every replica shares
-(``MLFLOW_FLASK_SERVER_SECRET_KEY``, generated, from the same Secret). The Secret is built by ``PlatformSecrets``
-(a ``Template`` over the generated admin password; an ExternalSecret template with the store). With no default
-permission, an account reads and changes only the experiments and registered models it created (MLflow grants the
-creator MANAGE) or was granted; searches list only those. Accounts: one per tenant (``add_tenant_accounts``), user
-``tenant-<tenant>``, its generated password (``<keyPrefix>/mlflow-tenant-<tenant>``) in the Secret
-``mlflow-credentials`` of the tenant's namespace (``MLFLOW_TRACKING_USERNAME``, ``MLFLOW_TRACKING_PASSWORD``,
-``MLFLOW_TRACKING_URI``: what MLflow's client reads); and, with monitoring, ``prometheus`` for the PodMonitor (the app
-protects ``/metrics`` too; ``/health`` stays open for the probes). A setup Job ``mlflow-accounts-<hash>`` in the MLflow
-namespace creates missing accounts and sets every account's password to its Secret's value, as the admin, through the
-auth REST API; it reads every credential from Secrets (and waits for them), polls the server's ``/health`` instead
-of waiting for its Deployment (see ``add_tenant_accounts``), and is named after the hash of the account list, script
-and image, so a changed tenant list runs it again (a changed password in the store does not: replace the Job). Known
-limit: experiment and registered model names are global, so a tenant can take a name another tenant has not created
-yet; it cannot read or change the other's.
+Authentication and tenant isolation: MLflow's own basic-auth app with no default permission, one account per tenant
+(``add_tenant_accounts``) and, with monitoring, Prometheus's, created by a setup Job: ``components.mlflow_auth`` builds
+them and says why.
 
 Database schema: on an empty database the server creates MLflow's tables at start. A new MLflow pin whose schema
 changed refuses to start on the old schema: run ``mlflow db upgrade`` with the new image first (same environment).
@@ -76,7 +55,6 @@ changed refuses to start on the old schema: run ``mlflow db upgrade`` with the n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
 
@@ -87,12 +65,12 @@ from config.data import Mlflow as MlflowConfig
 from config.data import ObjectStore as ObjectStoreConfig
 from config.services import service
 
+from . import mlflow_auth as auth
 from . import postgres as pg
-from .meta import ComponentArgs, kube, labels, metadata, mirrored, platform_namespace, setup_job
+from .meta import ComponentArgs, kube, labels, metadata, mirrored, platform_namespace
 from .objectstore import ACCESS_KEY_ID, SECRET_ACCESS_KEY, ObjectStore
 from .pods import TMP, restricted_container, restricted_pod, tmp_mount, tmp_volume
-from .programs import source
-from .secrets import PlatformSecrets, SecretRef, Template
+from .secrets import PlatformSecrets, SecretRef
 
 COMPONENT = "mlflow"
 POD_SECURITY = "restricted"
@@ -111,30 +89,6 @@ DB_APP_SECRET = pg.credentials_secret(DB_CLUSTER)
 S3_SECRET = "mlflow-s3"
 PASSWORD_KEY = pg.PASSWORD_KEY
 USERNAME_KEY = pg.USERNAME_KEY
-
-# Authentication (MLflow's basic-auth app). The Secret AUTH_SECRET holds the auth config file (mounted), the admin
-# account and the Flask secret key; remote key AUTH_SECRET in the external store (properties ADMIN_PASSWORD_KEY,
-# FLASK_KEY).
-APP_NAME = "basic-auth"
-AUTH_SECRET = "mlflow-auth"
-AUTH_CONFIG_KEY = "basic_auth.ini"
-AUTH_DIR = "/etc/mlflow/auth"
-ADMIN_USER = "admin"
-ADMIN_USERNAME_KEY = "admin-username"
-ADMIN_PASSWORD_KEY = "admin-password"
-FLASK_KEY = "flask-secret-key"
-DEFAULT_PERMISSION = "NO_PERMISSIONS"
-# Per tenant: the Secret CREDENTIALS_SECRET in the tenant namespace (the variables MLflow's client reads), its
-# password from the remote key ``mlflow-tenant-<tenant>``; all accounts' passwords again in ACCOUNTS_SECRET in the
-# MLflow namespace, for the setup Job. Prometheus scrapes /metrics (protected too) as METRICS_USER.
-CREDENTIALS_SECRET = "mlflow-credentials"
-USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
-PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"
-URI_ENV = "MLFLOW_TRACKING_URI"
-ACCOUNTS_SECRET = "mlflow-accounts"
-METRICS_USER = "prometheus"
-METRICS_SECRET = "mlflow-metrics"
-ACCOUNTS_JOB = "mlflow-accounts"
 
 # MLflow's default allowed hosts (localhost and RFC 1918/4193 private addresses, mlflow/server/security_utils.py),
 # restated because setting MLFLOW_SERVER_ALLOWED_HOSTS replaces them.
@@ -160,41 +114,6 @@ def allowed_hosts(namespace: str) -> list[str]:
 def server_url(namespace: str) -> str:
     """The tracking server's in-cluster URL (the Service ``mlflow`` in ``namespace``)."""
     return f"http://{SERVER}.{namespace}.svc:{PORT}"
-
-
-def tenant_user(tenant: str) -> str:
-    """The MLflow account of a tenant."""
-    return f"tenant-{tenant}"
-
-
-def tenant_remote(tenant: str) -> str:
-    """The external store's key of a tenant's MLflow password (property ``password``)."""
-    return f"mlflow-tenant-{tenant}"
-
-
-def auth_config(database_uri: str, admin_password: pulumi.Input[str]) -> pulumi.Output[str]:
-    """The basic-auth app's config file (``MLFLOW_AUTH_CONFIG_PATH``): nobody may read what they were not granted,
-    users and permissions in the backend store's database (``database_uri`` names no credentials: libpq takes them
-    from ``PGUSER``/``PGPASSWORD``), the admin account created at first start. MLflow reads it with ``configparser``
-    interpolation: a store-provided admin password must not contain ``%``."""
-    return pulumi.Output.from_input(admin_password).apply(
-        lambda password: "\n".join(
-            [
-                "[mlflow]",
-                f"default_permission = {DEFAULT_PERMISSION}",
-                f"database_uri = {database_uri}",
-                f"admin_username = {ADMIN_USER}",
-                f"admin_password = {password}",
-                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
-                "grant_default_workspace_access = false",
-                "",
-            ]
-        )
-    )
-
-
-# The setup Job's program: creates missing accounts, sets every account's password to its Secret's value.
-ACCOUNTS_SCRIPT = source("mlflow_accounts")
 
 
 @dataclass(frozen=True)
@@ -335,42 +254,21 @@ class Mlflow(pulumi.ComponentResource):
         )
 
         backend_store_uri = f"postgresql+psycopg2://{self.db_host}:{self.db_port}/{database.name}"
-        # Authentication: the auth config file (users and permissions in the backend store's database), the admin
-        # account the setup Job acts as, and the Flask secret key every replica must share.
-        admin_password = platform_secrets.generated(
-            f"{name}-admin-password", 32, AUTH_SECRET, ADMIN_PASSWORD_KEY, parent=self
-        )
-        flask_key = platform_secrets.generated(f"{name}-flask-secret-key", 48, AUTH_SECRET, FLASK_KEY, parent=self)
-        self.auth_secret = platform_secrets.secret(
-            f"{name}-auth",
-            AUTH_SECRET,
-            ns,
-            COMPONENT,
-            self,
-            {
-                AUTH_CONFIG_KEY: Template(lambda value: auth_config(backend_store_uri, value(admin_password))),
-                ADMIN_USERNAME_KEY: ADMIN_USER,
-                ADMIN_PASSWORD_KEY: admin_password,
-                FLASK_KEY: flask_key,
-            },
-        )
+        # Authentication: the auth config file, the admin account and the Flask secret key.
+        self.auth_secret = auth.auth_secret(name, platform_secrets, ns, COMPONENT, self, backend_store_uri)
         secrets.append(self.auth_secret)
         env = [
             {"name": "PGUSER", **db_user},
             {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": db_password_secret, "key": PASSWORD_KEY}}},
             *s3_env,
             {"name": "MLFLOW_SERVER_ALLOWED_HOSTS", "value": ",".join(allowed_hosts(namespaces.mlflow))},
-            {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": f"{AUTH_DIR}/{AUTH_CONFIG_KEY}"},
-            {
-                "name": "MLFLOW_FLASK_SERVER_SECRET_KEY",
-                "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET, "key": FLASK_KEY}},
-            },
+            *auth.server_env(),
             *images.identity_env(TMP),
         ]
         server_args = [
             "server",
             "--app-name",
-            APP_NAME,
+            auth.APP_NAME,
             "--host",
             "0.0.0.0",
             "--port",
@@ -415,23 +313,10 @@ class Mlflow(pulumi.ComponentResource):
                                 "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
                                 "resources": {"requests": resources, "limits": dict(resources)},
                                 "securityContext": restricted_container(),
-                                "volumeMounts": [
-                                    tmp_mount(),
-                                    {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
-                                ],
+                                "volumeMounts": [tmp_mount(), auth.config_mount()],
                             }
                         ],
-                        # Only the config file of the auth Secret, not its other keys.
-                        "volumes": [
-                            tmp_volume(),
-                            {
-                                "name": "auth",
-                                "secret": {
-                                    "secretName": AUTH_SECRET,
-                                    "items": [{"key": AUTH_CONFIG_KEY, "path": AUTH_CONFIG_KEY}],
-                                },
-                            },
-                        ],
+                        "volumes": [tmp_volume(), auth.config_volume()],
                     },
                 },
             },
@@ -467,25 +352,11 @@ class Mlflow(pulumi.ComponentResource):
         self._accounts: dict[str, SecretRef] = {}
         if monitoring is not None:
             after = pulumi.ResourceOptions(parent=self, depends_on=[monitoring])
-            # The auth app protects /metrics too (only /health and static files are open): Prometheus logs in as
-            # METRICS_USER, which is granted nothing (default NO_PERMISSIONS) and so reads no experiment.
-            metrics_password = platform_secrets.generated(
-                f"{name}-metrics-password", 32, METRICS_SECRET, PASSWORD_KEY, parent=self
+            # The auth app protects /metrics too: Prometheus logs in with an account of its own.
+            metrics_password, metrics_secret, basic_auth = auth.metrics_credentials(
+                name, platform_secrets, ns, COMPONENT, self
             )
-            self._accounts[METRICS_USER] = metrics_password
-            metrics_secret = platform_secrets.secret(
-                f"{name}-metrics-credentials",
-                METRICS_SECRET,
-                ns,
-                COMPONENT,
-                self,
-                {USERNAME_KEY: METRICS_USER, PASSWORD_KEY: metrics_password},
-                type="kubernetes.io/basic-auth",
-            )
-            basic_auth = {
-                "username": {"name": METRICS_SECRET, "key": USERNAME_KEY},
-                "password": {"name": METRICS_SECRET, "key": PASSWORD_KEY},
-            }
+            self._accounts[auth.METRICS_USER] = metrics_password
             self.monitors.append(
                 kube(
                     f"{name}-server-monitor",
@@ -522,53 +393,19 @@ class Mlflow(pulumi.ComponentResource):
         self.register_outputs({"namespace": ns, "url": self.url, "deployment": self.deployment.metadata["name"]})
 
     def add_tenant_accounts(self, tenant_namespaces: Mapping[str, pulumi.Input[str]]) -> pulumi.Resource:
-        """One account per tenant (``tenant_user``, a generated password, or from the store the property
-        ``password`` of ``mlflow-tenant-<tenant>``), delivered as the Secret CREDENTIALS_SECRET in the tenant's
-        namespace and nowhere else of the tenants'; and the setup Job (``setup_job``) that creates the accounts
-        (Prometheus's too) as the admin. With default NO_PERMISSIONS an account sees only what it created (MLflow
-        grants the creator MANAGE) or was granted."""
-        name, secrets = self._name, self._secrets
-        accounts = dict(self._accounts)
-        for tenant, namespace in sorted(tenant_namespaces.items()):
-            password = secrets.generated(
-                f"{name}-{tenant}-password", 32, tenant_remote(tenant), PASSWORD_KEY, parent=self
-            )
-            accounts[tenant_user(tenant)] = password
-            secrets.secret(
-                f"{name}-{tenant}-credentials",
-                CREDENTIALS_SECRET,
-                namespace,
-                COMPONENT,
-                self,
-                {USERNAME_ENV: tenant_user(tenant), PASSWORD_ENV: password, URI_ENV: self.url},
-                tenant=tenant,
-            )
-        # The same values for the Job, which runs in the MLflow namespace.
-        accounts_secret = secrets.secret(f"{name}-accounts", ACCOUNTS_SECRET, self._ns, COMPONENT, self, accounts)
-        variables = {user: "PASSWORD_" + user.upper().replace("-", "_") for user in sorted(accounts)}
-        env: list[dict] = [
-            {"name": URI_ENV, "value": self.url},
-            {"name": USERNAME_ENV, "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET, "key": ADMIN_USERNAME_KEY}}},
-            {"name": PASSWORD_ENV, "valueFrom": {"secretKeyRef": {"name": AUTH_SECRET, "key": ADMIN_PASSWORD_KEY}}},
-            {"name": "ACCOUNTS", "value": json.dumps(variables, sort_keys=True)},
-            *[
-                {"name": variable, "valueFrom": {"secretKeyRef": {"name": ACCOUNTS_SECRET, "key": user}}}
-                for user, variable in variables.items()
-            ],
-        ]
-        # Not after the Deployment and Service: the script polls /health for up to 10 minutes per attempt and the Job
-        # retries (``setup_job``: 6 retries, a 30-minute deadline; Pulumi waits 20), so it can start with the server.
-        # From the store the server waits for ExternalSecrets (wave 3): after it, the Job would be a fifth wave.
-        self.accounts_job = setup_job(
-            f"{name}-accounts-job",
-            ACCOUNTS_JOB,
+        """One account per tenant, its credentials Secret in the tenant's namespace, and the setup Job that creates
+        the accounts (Prometheus's too) as the admin (``mlflow_auth.tenant_accounts``). With default NO_PERMISSIONS an
+        account sees only what it created (MLflow grants the creator MANAGE) or was granted."""
+        self.accounts_job = auth.tenant_accounts(
+            self._name,
+            self._secrets,
             self._ns,
             COMPONENT,
-            self._image,
-            ACCOUNTS_SCRIPT,
-            env,
-            {"accounts": sorted(accounts), "url": self.url},
             self,
-            [self.auth_secret, accounts_secret],
+            self.url,
+            self._image,
+            self._accounts,
+            tenant_namespaces,
+            self.auth_secret,
         )
         return self.accounts_job

@@ -61,40 +61,59 @@ Owns:
   to the tenant's ``developer``/``viewer`` Roles; each with its token Secret ``<sa>.service-account-token`` (Argo
   >= 3.4 reads it by that name; Kubernetes fills it). The server may read only those Secrets and the SSO client
   Secret ``sso.clientSecret`` (``server.sso.rbac.secretWhitelist``);
-- one WorkflowTemplate per ``workflows.pipelines`` entry (see ``pipeline_spec``), depending on the release.
+- one WorkflowTemplate per ``workflows.pipelines`` entry (``workflow_pipeline.pipeline_spec``), depending on the
+  release.
+
+What these objects are made of (names, chart values, the tenants' storage, SSO rules) is built in
+``workflow_values``; the pipeline's WorkflowTemplate spec in ``workflow_pipeline``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import KW_ONLY, dataclass
-from typing import NamedTuple
-from urllib.parse import urlsplit
 
 import pulumi
-import yaml
 
-from config import images, versions
-from config.batch import Pipeline
+from config import versions
 from config.batch import Workflows as WorkflowsConfig
-from config.cluster import Cluster
 from config.data import ObjectStore as ObjectStoreConfig
 from config.gpu import Gpu
 from config.tenancy import Tenant as TenantConfig
 
-from .batch import QUEUE_ANNOTATION
-from .gpu import gpu_scheduling
-from .meta import ComponentArgs, KubeObject, helm_release, kube, labels, metadata, mirrored, platform_namespace
-from .mlflow import CREDENTIALS_SECRET as MLFLOW_CREDENTIALS
-from .mlflow import PASSWORD_ENV as MLFLOW_PASSWORD_ENV
-from .mlflow import USERNAME_ENV as MLFLOW_USERNAME_ENV
+from .meta import ComponentArgs, KubeObject, helm_release, kube, metadata, platform_namespace
 from .objectstore import ACCESS_KEY_ID, SECRET_ACCESS_KEY, ObjectStore
-from .pods import TMP, restricted_container, restricted_pod, tmp_mount, tmp_volume
-from .programs import source
 from .secrets import PlatformSecrets
 from .tenancy import cluster_role, public_https_egress
+from .workflow_pipeline import pipeline_spec
+from .workflow_values import (
+    ARTIFACT_REPOSITORIES,
+    ARTIFACT_SECRET,
+    COMPONENT,
+    DEFAULT_REPOSITORY_ANNOTATION,
+    EXECUTOR_ROLE,
+    EXECUTOR_SA,
+    LOGIN_SA,
+    MODEL_POD_LABELS,
+    MODEL_READER,
+    MODEL_READER_SECRET,
+    RBAC_PRECEDENCE,
+    RBAC_RULE,
+    REPOSITORY_KEY,
+    SSO_ACCOUNTS,
+    SSO_CLIENT_KEYS,
+    ModelStore,
+    artifact_repository,
+    executor_annotations,
+    executor_rules,
+    helm_values,
+    kserve_s3_annotations,
+    model_store,
+    rbac_rule,
+    repository_config_map,
+    sso_groups,
+    token_secret,
+)
 
-COMPONENT = "workflows"
 POD_SECURITY = "restricted"
 RELEASE = versions.ARGO_WORKFLOWS.name
 
@@ -105,418 +124,9 @@ TENANT_READABLE = {
     "argoproj.io": ["workflowtaskresults", "workflowtasksets", "workflowartifactgctasks", "workfloweventbindings"]
 }
 
-EXECUTOR_SA = "workflow-executor"
-EXECUTOR_ROLE = "ai-platform-workflow-executor"
-ARTIFACT_SECRET = "argo-artifacts-s3"
-# The per-namespace artifact repository Argo reads by default (docs: artifact-repository-ref.md).
-ARTIFACT_REPOSITORIES = "artifact-repositories"
-DEFAULT_REPOSITORY_ANNOTATION = "workflows.argoproj.io/default-artifact-repository"
-REPOSITORY_KEY = "default"
-NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 # Every pod of a workflow carries the label workflows.argoproj.io/workflow (argoproj/argo-workflows
 # workflow/common/common.go LabelKeyWorkflow): the pods whose executor calls the API server (WorkflowTaskResults).
 WORKFLOW_PODS = {"matchExpressions": [{"key": "workflows.argoproj.io/workflow", "operator": "Exists"}]}
-# The uid of Argo's images (argocli, workflow-controller); the executor image defines none.
-UID = 8737
-WORKFLOW_POD_SECURITY = restricted_pod(UID)
-# Every container of a workflow pod (Argo's init/wait, the steps); the register step's with a read-only root.
-STEP_SECURITY = restricted_container(read_only_root=False, non_root=True, seccomp=True)
-EXECUTOR_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
-SUCCEEDED_TTL = 24 * 3600
-FAILED_TTL = 7 * 24 * 3600
-
-# SSO RBAC: annotations the Argo server reads, and the ServiceAccounts the platform maps groups to.
-RBAC_RULE = "workflows.argoproj.io/rbac-rule"
-RBAC_PRECEDENCE = "workflows.argoproj.io/rbac-rule-precedence"
-LOGIN_SA = "workflows-login"
-SSO_ACCOUNTS = {"developer": ("workflows-developer", 2), "viewer": ("workflows-viewer", 1)}  # role: (sa, precedence)
-SSO_CLIENT_KEYS = ["client-id", "client-secret"]
-
-# The pipeline: the tenant's image provides ``python -m pipeline <step>``; work files live on an emptyDir.
-WORK = "/work"
-# Steps run as UID, which neither the tenant's image (config.images.TENANT_STEP: unknown) nor the MLflow image of the
-# register step (config.images.MLFLOW) defines: USER/LOGNAME and HOME on an emptyDir at TMP.
-# The register step's MLflow image writes only HOME and tempfile's directory: a read-only root file system.
-REGISTER_SECURITY = restricted_container(non_root=True, seccomp=True)
-STEP_COMMAND = ["python", "-m", "pipeline"]
-MODEL_FORMAT = "sklearn"
-REGISTER_SCRIPT = source("register_model")
-# What the deploy step's InferenceServices run as, and the label of their pods.
-MODEL_READER = "model-reader"
-MODEL_READER_SECRET = "model-reader-s3"
-MODEL_POD_LABELS = {"ai-platform/role": "pipeline-model"}
-MODEL_UID = 1000  # the deploy step's model server pods run as the platform's endpoints do (uid/gid/fsGroup 1000)
-# KServe's S3 settings for its storage initializer, read from the annotations of an S3 Secret listed by the
-# predictor's ServiceAccount, or of the ServiceAccount itself when it has an IRSA role (kserve
-# pkg/credentials/s3/s3_secret.go and utils.go, service_account_credentials.go). The endpoint is host[:port].
-S3_ENDPOINT_ANNOTATION = "serving.kserve.io/s3-endpoint"
-S3_USE_HTTPS_ANNOTATION = "serving.kserve.io/s3-usehttps"
-S3_REGION_ANNOTATION = "serving.kserve.io/s3-region"
-
-
-class ModelStore(NamedTuple):
-    """Where the register step puts the model archive: the tenant's bucket, a key prefix ("" or ``<tenant>/`` of
-    the shared bucket), the endpoint URL (None: AWS S3 of the region) and the Secret with keys (None: the SDK's
-    credentials, i.e. the executor's workload identity)."""
-
-    bucket: str
-    prefix: str
-    endpoint: str | None
-    keys_secret: str | None
-
-
-def _image_registry(cluster: Cluster) -> dict:
-    return {"image": {"registry": cluster.image_registry}} if cluster.image_registry else {}
-
-
-def artifact_repository(store: ObjectStoreConfig, in_cluster_endpoint: str | None, tenant: TenantConfig) -> dict:
-    """A tenant's S3 artifact repository: with keys from a Secret, or the SDK's credentials (workload identity)."""
-    endpoint = in_cluster_endpoint if store.mode == "in-cluster" else store.endpoint
-    url = urlsplit(endpoint) if endpoint else None
-    own = tenant.object_store.bucket if tenant.object_store else None
-    bucket = store.tenant_bucket(tenant.name) if store.mode == "in-cluster" else own or store.buckets["workflows"]
-    s3: dict = {
-        "bucket": bucket,
-        "endpoint": url.netloc if url else "s3.amazonaws.com",
-        "insecure": bool(url and url.scheme == "http"),
-    }
-    if store.mode == "external":
-        s3["region"] = store.region
-        if not own:  # the shared bucket: the tenant's prefix (Argo's default key format is workflow/pod)
-            s3["keyFormat"] = f"{tenant.name}/{{{{workflow.name}}}}/{{{{pod.name}}}}"
-    secret = keys_secret(store)
-    if secret is None:
-        s3["useSDKCreds"] = True
-    else:
-        s3["accessKeySecret"] = {"name": secret, "key": ACCESS_KEY_ID}
-        s3["secretKeySecret"] = {"name": secret, "key": SECRET_ACCESS_KEY}
-    return s3
-
-
-def keys_secret(store: ObjectStoreConfig) -> str | None:
-    """The Secret with a tenant's S3 keys in its namespace; None with workload identity."""
-    return ARTIFACT_SECRET if store.mode == "in-cluster" else store.credentials_secret
-
-
-def model_store(store: ObjectStoreConfig, in_cluster_endpoint: str | None, tenant: TenantConfig) -> ModelStore:
-    """The tenant's storage for models to serve: the bucket (or prefix) and credentials of its artifacts."""
-    if store.mode == "in-cluster":
-        return ModelStore(store.tenant_bucket(tenant.name), "", in_cluster_endpoint, keys_secret(store))
-    own = tenant.object_store.bucket if tenant.object_store else None
-    return ModelStore(
-        own or store.buckets["workflows"], "" if own else f"{tenant.name}/", store.endpoint, keys_secret(store)
-    )
-
-
-def kserve_s3_annotations(store: ObjectStoreConfig, endpoint: str | None) -> dict[str, str]:
-    """KServe's S3 settings for the storage initializer: region, and for a non-AWS endpoint its host[:port] and
-    whether to use HTTPS (``"0"``: plain HTTP)."""
-    annotations = {S3_REGION_ANNOTATION: store.region}
-    if endpoint:
-        url = urlsplit(endpoint)
-        annotations[S3_ENDPOINT_ANNOTATION] = url.netloc
-        annotations[S3_USE_HTTPS_ANNOTATION] = "0" if url.scheme == "http" else "1"
-    return annotations
-
-
-def executor_annotations(store: ObjectStoreConfig, tenant: TenantConfig) -> dict[str, str]:
-    """Workload identity of a tenant's executor: with the SDK's credentials, the tenant's annotations or the store's."""
-    if store.mode != "external" or store.credentials_secret:
-        return {}
-    own = tenant.object_store.service_account_annotations if tenant.object_store else {}
-    return dict(own or store.service_account_annotations)
-
-
-def repository_config_map(s3: dict) -> dict[str, str]:
-    """The ``data`` of a tenant's ``artifact-repositories`` ConfigMap: one repository under ``REPOSITORY_KEY``."""
-    return {REPOSITORY_KEY: yaml.safe_dump({"s3": s3}, sort_keys=True)}
-
-
-def helm_values(workflows: WorkflowsConfig, cluster: Cluster, tenants: list[TenantConfig]) -> dict:
-    """Values of the argo-workflows chart (keys checked against the upstream values.yaml by the schema tier). No
-    ``artifactRepository``: each tenant namespace has its own (``repository_config_map``)."""
-    pod_security = restricted_pod()  # the images' own user (uid 8737)
-    server: dict = {
-        "replicas": workflows.server_replicas,
-        "podSecurityContext": pod_security,
-        "authModes": [workflows.auth_mode],
-        "clusterWorkflowTemplates": {"enabled": False},
-        **_image_registry(cluster),
-    }
-    if workflows.sso:
-        sso = workflows.sso
-        server["sso"] = {
-            "enabled": True,
-            "issuer": sso.issuer,
-            "redirectUrl": sso.redirect_url,
-            "scopes": list(sso.scopes),
-            "clientId": {"name": sso.client_secret, "key": "client-id"},
-            "clientSecret": {"name": sso.client_secret, "key": "client-secret"},
-            "rbac": {"enabled": True, "secretWhitelist": [sso.client_secret] + sso_token_secrets()},
-        }
-        server["extraEnv"] = [{"name": "SSO_DELEGATE_RBAC_TO_NAMESPACE", "value": "true"}]
-    return {
-        "crds": {"install": True, "full": False, "keep": True},
-        "images": {"pullPolicy": "IfNotPresent"},
-        "createAggregateRoles": False,
-        "singleNamespace": False,
-        "workflow": {"serviceAccount": {"create": False}, "rbac": {"create": False}},
-        "controller": {
-            "replicas": workflows.controller_replicas,
-            "podSecurityContext": pod_security,
-            "workflowNamespaces": [t.name for t in tenants],
-            "clusterWorkflowTemplates": {"enabled": False},
-            "workflowDefaults": workflow_defaults(),
-            **_image_registry(cluster),
-        },
-        "server": server,
-        "executor": {"securityContext": STEP_SECURITY, "resources": EXECUTOR_RESOURCES, **_image_registry(cluster)},
-        "mainContainer": {"securityContext": STEP_SECURITY},
-    }
-
-
-def workflow_defaults() -> dict:
-    """The controller's ``workflowDefaults``: what every workflow gets unless it says otherwise."""
-    return {
-        "spec": {
-            "serviceAccountName": EXECUTOR_SA,
-            "securityContext": WORKFLOW_POD_SECURITY,
-            "podMetadata": {"labels": dict(NO_SIDECAR)},
-            "podGC": {"strategy": "OnPodSuccess"},
-            "ttlStrategy": {"secondsAfterSuccess": SUCCEEDED_TTL, "secondsAfterFailure": FAILED_TTL},
-        }
-    }
-
-
-def executor_rules() -> list[dict]:
-    """The executor's Role: report step results (emissary executor), and the pipeline's deploy step."""
-    return [
-        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
-        {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "verbs": ["get", "create", "patch"]},
-    ]
-
-
-def sso_token_secrets() -> list[str]:
-    """Names of the SSO ServiceAccounts' token Secrets (Argo finds a token by ``<sa>.service-account-token``)."""
-    return [token_secret(sa) for sa in [LOGIN_SA] + [sa for sa, _ in SSO_ACCOUNTS.values()]]
-
-
-def token_secret(service_account: str) -> str:
-    return f"{service_account}.service-account-token"
-
-
-def rbac_rule(groups: list[str]) -> str:
-    """An expr rule matching users in any of ``groups`` (JSON string literals are valid expr strings)."""
-    return " || ".join(f"{json.dumps(group)} in groups" for group in groups) or "false"
-
-
-# The pipeline's artifacts: the step that makes each, and its directory in the work volume.
-ARTIFACTS = {"dataset": ("preprocess", f"{WORK}/data"), "model": ("train", f"{WORK}/model")}
-
-
-def _step(name: str, artifacts: tuple[str, ...] = (), parameters: dict[str, str] | None = None, **extra) -> dict:
-    """A step of the pipeline's steps template: the template of the same name, with its inputs."""
-    arguments: dict = {}
-    if artifacts:
-        arguments["artifacts"] = [
-            {"name": a, "from": f"{{{{steps.{ARTIFACTS[a][0]}.outputs.artifacts.{a}}}}}"} for a in artifacts
-        ]
-    if parameters:
-        arguments["parameters"] = [{"name": key, "value": value} for key, value in parameters.items()]
-    return {"name": name, "template": name, **({"arguments": arguments} if arguments else {}), **extra}
-
-
-def _user_step(name: str, args: list[str], inputs: tuple[str, ...], outputs: dict) -> dict:
-    """A step that runs the tenant's image, with its work files, /tmp and HOME on emptyDirs. Its root file system
-    stays writable: the tenant's code may write anywhere in its own image (``config.images.TENANT_STEP``)."""
-    return {
-        "name": name,
-        **({"inputs": {"artifacts": [{"name": a, "path": ARTIFACTS[a][1]} for a in inputs]}} if inputs else {}),
-        "outputs": outputs,
-        "volumes": [{"name": "work", "emptyDir": {}}, tmp_volume()],
-        "container": {
-            "image": "{{workflow.parameters.image}}",
-            "command": STEP_COMMAND,
-            "args": [name, *args],
-            "env": images.identity_env(TMP),
-            "securityContext": STEP_SECURITY,
-            "volumeMounts": [{"name": "work", "mountPath": WORK}, tmp_mount()],
-        },
-    }
-
-
-def inference_service(tenant: str) -> dict:
-    """The deploy step's InferenceService: the model archive in the tenant's bucket (``s3://``), fetched by KServe's
-    storage initializer as the tenant's ``model-reader`` (its keys or its workload identity)."""
-    return {
-        "apiVersion": "serving.kserve.io/v1beta1",
-        "kind": "InferenceService",
-        "metadata": {
-            "name": "{{workflow.parameters.model-name}}",
-            "labels": {**labels(COMPONENT, tenant), "app.kubernetes.io/managed-by": "argo-workflows"},
-        },
-        "spec": {
-            "predictor": {
-                "serviceAccountName": MODEL_READER,
-                "labels": dict(MODEL_POD_LABELS),
-                "securityContext": restricted_pod(MODEL_UID, gid=MODEL_UID, fs_group=MODEL_UID),
-                "model": {
-                    "modelFormat": {"name": "{{workflow.parameters.model-format}}"},
-                    "storageUri": "{{inputs.parameters.model-uri}}",
-                    "securityContext": restricted_container(read_only_root=False, non_root=True, seccomp=True),
-                },
-            }
-        },
-    }
-
-
-def model_store_env(models: ModelStore, store: ObjectStoreConfig) -> list[dict]:
-    """The register step's S3 settings: where to upload, and the tenant's keys by secretKeyRef (none: the SDK finds
-    the executor's workload identity)."""
-    env: list[dict] = [
-        {"name": "MODEL_BUCKET", "value": models.bucket},
-        {"name": "MODEL_PREFIX", "value": models.prefix},
-        {"name": "AWS_DEFAULT_REGION", "value": store.region},
-    ]
-    if models.endpoint:
-        env.append({"name": "S3_ENDPOINT_URL", "value": models.endpoint})
-    if models.keys_secret:
-        env += [
-            {"name": key, "valueFrom": {"secretKeyRef": {"name": models.keys_secret, "key": key}}}
-            for key in (ACCESS_KEY_ID, SECRET_ACCESS_KEY)
-        ]
-    return env
-
-
-def pipeline_spec(
-    pipeline: Pipeline,
-    tenant: TenantConfig,
-    gpu: Gpu,
-    mlflow_url: str,
-    cluster: Cluster,
-    store: ObjectStoreConfig,
-    models: ModelStore,
-) -> dict:
-    """The WorkflowTemplate's spec: preprocess -> train (GPUs, Volcano queue of the tenant) -> evaluate (writes the
-    metric) -> register in MLflow and upload the archive to the tenant's ``models`` -> deploy an InferenceService
-    of it only when the metric >= the threshold parameter."""
-    scheduling = gpu_scheduling(gpu, pipeline.gpu, exclusive=tenant.gpu_isolation == "exclusive")
-    cpu_memory = {"cpu": pipeline.resources.cpu, "memory": pipeline.resources.memory}
-    train = _user_step(
-        "train",
-        ["--data", f"{WORK}/data", "--output", f"{WORK}/model"],
-        ("dataset",),
-        {"artifacts": [{"name": "model", "path": f"{WORK}/model"}]},
-    )
-    train["container"]["resources"] = {
-        kind: {**cpu_memory, **scheduling["resources"][kind]} for kind in ("requests", "limits")
-    }
-    train["container"]["volumeMounts"].append({"name": "dshm", "mountPath": "/dev/shm"})
-    train["volumes"].append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
-    train.update(
-        schedulerName="volcano",
-        metadata={"annotations": {QUEUE_ANNOTATION: tenant.name}},
-        tolerations=scheduling["tolerations"],
-        affinity=scheduling["affinity"],
-    )
-    image = mirrored(versions.MLFLOW_IMAGE, cluster.image_registry)
-    model = "{{workflow.parameters.model-name}}"
-    register = {
-        "name": "register",
-        "inputs": {"parameters": [{"name": "metric"}], "artifacts": [{"name": "model", "path": f"{WORK}/model"}]},
-        "outputs": {"parameters": [{"name": "model-uri", "valueFrom": {"path": f"{WORK}/model-uri"}}]},
-        "volumes": [{"name": "work", "emptyDir": {}}, tmp_volume()],
-        "script": {
-            "image": image,
-            "command": ["python"],
-            "source": REGISTER_SCRIPT,
-            "securityContext": REGISTER_SECURITY,
-            "volumeMounts": [{"name": "work", "mountPath": WORK}, tmp_mount()],
-            # The tenant's own MLflow account (Mlflow.add_tenant_accounts): it sees only the tenant's experiments.
-            # MLflow tags each run with getpass.getuser(): USER answers it under the workflow's UID.
-            "env": [
-                {"name": "MLFLOW_TRACKING_URI", "value": mlflow_url},
-                *images.identity_env(TMP),
-                *[
-                    {"name": variable, "valueFrom": {"secretKeyRef": {"name": MLFLOW_CREDENTIALS, "key": variable}}}
-                    for variable in (MLFLOW_USERNAME_ENV, MLFLOW_PASSWORD_ENV)
-                ],
-                {"name": "EXPERIMENT", "value": f"{tenant.name}/{model}"},
-                {"name": "REGISTERED_MODEL", "value": f"{tenant.name}-{model}"},
-                {"name": "DATASET_URI", "value": "{{workflow.parameters.dataset-uri}}"},
-                {"name": "METRIC_NAME", "value": pipeline.metric},
-                {"name": "METRIC_VALUE", "value": "{{inputs.parameters.metric}}"},
-                {"name": "MODEL_NAME", "value": model},
-                *model_store_env(models, store),
-            ],
-        },
-    }
-    deploy = {
-        "name": "deploy",
-        "inputs": {"parameters": [{"name": "model-uri"}]},
-        "resource": {"action": "apply", "manifest": yaml.safe_dump(inference_service(tenant.name), sort_keys=True)},
-    }
-    metric = "{{steps.evaluate.outputs.parameters.metric}}"
-    return {
-        "entrypoint": "pipeline",
-        # Explicit (also the controller's default): its Role is what the deploy step needs.
-        "serviceAccountName": EXECUTOR_SA,
-        "arguments": {
-            "parameters": [
-                {"name": "image", "description": "the training code's image (provides python -m pipeline <step>)"},
-                {"name": "dataset-uri", "description": "where preprocess reads the dataset"},
-                {"name": "model-name", "value": pipeline.name, "description": "registered model and InferenceService"},
-                {"name": "model-format", "value": MODEL_FORMAT, "description": "KServe model format"},
-                {
-                    "name": "threshold",
-                    "value": f"{pipeline.threshold:g}",
-                    "description": f"deploy only if {pipeline.metric} >= threshold",
-                },
-            ]
-        },
-        "templates": [
-            {
-                "name": "pipeline",
-                "steps": [
-                    [_step("preprocess")],
-                    [_step("train", ("dataset",))],
-                    [_step("evaluate", ("dataset", "model"))],
-                    [_step("register", ("model",), {"metric": metric})],
-                    [
-                        _step(
-                            "deploy",
-                            parameters={"model-uri": "{{steps.register.outputs.parameters.model-uri}}"},
-                            when=f"{metric} >= {{{{workflow.parameters.threshold}}}}",
-                        )
-                    ],
-                ],
-            },
-            _user_step(
-                "preprocess",
-                ["--dataset-uri", "{{workflow.parameters.dataset-uri}}", "--output", f"{WORK}/data"],
-                (),
-                {"artifacts": [{"name": "dataset", "path": f"{WORK}/data"}]},
-            ),
-            train,
-            _user_step(
-                "evaluate",
-                [
-                    "--data",
-                    f"{WORK}/data",
-                    "--model",
-                    f"{WORK}/model",
-                    "--metric",
-                    pipeline.metric,
-                    "--output",
-                    f"{WORK}/metric",
-                ],
-                ("dataset", "model"),
-                {"parameters": [{"name": "metric", "valueFrom": {"path": f"{WORK}/metric"}}]},
-            ),
-            register,
-            deploy,
-        ],
-    }
 
 
 @dataclass(frozen=True)
@@ -786,8 +396,3 @@ class Workflows(pulumi.ComponentResource):
                 subjects=[{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
                 opts=pulumi.ResourceOptions(parent=self),
             )
-
-
-def sso_groups(tenant: TenantConfig) -> list[str]:
-    """The tenant's groups that SSO maps to a tenant ServiceAccount."""
-    return tenant.access.developers.groups + tenant.access.viewers.groups

@@ -14,7 +14,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import milvus as component
 from components.meta import mirrored
-from components.monitoring import stack as monitoring_stack
+from components.monitoring import chart as monitoring_chart
 from components.objectstore import S3Credentials
 from components.secrets import PlatformSecrets, SecretRef
 from config import ConfigError, versions
@@ -419,7 +419,7 @@ def test_metrics_are_on_and_prometheus_selects_the_service_monitor(stack_run, cf
     assert values["metrics"]["enabled"] is True
     assert monitor["enabled"] is cfg.monitoring.enabled is True
     part_of = monitor["additionalLabels"]["app.kubernetes.io/part-of"]
-    assert part_of in monitoring_stack.SELECTED_PART_OF
+    assert part_of in monitoring_chart.SELECTED_PART_OF
     monitoring = next(r for r in stack_run.releases if r.inputs["chart"] == "kube-prometheus-stack")
     assert monitoring.urn in milvus_release(stack_run).dependencies
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from components import mlflow as mlflow_module
-from components import objectstore
+from components import mlflow_auth, objectstore
 from config import versions
 from tests.conftest import run_stack, run_with
 from tools.harness import SECRET
@@ -299,8 +299,8 @@ def test_external_credentials_secret_and_endpoint(external_keys):
         "mlflow-product-password",
     }
     assert {s.k8s_name for s in external_keys.of_kind("Secret") if s.namespace == ns} == {
-        mlflow_module.AUTH_SECRET,
-        mlflow_module.ACCOUNTS_SECRET,
+        mlflow_auth.AUTH_SECRET,
+        mlflow_auth.ACCOUNTS_SECRET,
     }
     assert external_keys.of_kind("PodMonitor") == []  # monitoring is off
     assert external_keys.one("PodDisruptionBudget", "mlflow", ns).inputs["spec"]["maxUnavailable"] == 1
@@ -428,7 +428,7 @@ def test_monitors_wait_for_the_monitoring_release(stack_run, cfg):
     endpoint = monitors["mlflow"].inputs["spec"]
     assert endpoint["selector"]["matchLabels"] == mlflow_module.SERVER_POD_LABELS
     # The auth app protects /metrics: Prometheus logs in with the account in mlflow-metrics (basic-auth Secret).
-    metrics = mlflow_module.METRICS_SECRET
+    metrics = mlflow_auth.METRICS_SECRET
     assert endpoint["podMetricsEndpoints"] == [
         {
             "port": "http",

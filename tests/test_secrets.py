@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import config
-from components import milvus, mlflow
+from components import milvus, mlflow, mlflow_auth
 from components import secrets as component
 from components.ai_platform import AiPlatform, AiPlatformArgs
 from components.meta import pod_security_labels
@@ -499,14 +499,14 @@ def test_every_external_secret_is_well_formed(external):
     literals = {"admin", "root", cfg.mlflow.database.user}
     # The service accounts' user names, databases and URLs (tests/test_service_accounts.py checks them one by one).
     literals |= {
-        mlflow.METRICS_USER,
+        mlflow_auth.METRICS_USER,
         mlflow.server_url(cfg.namespaces.mlflow),
         f"http://milvus.{cfg.namespaces.milvus}.svc:19530",
     }
     literals |= {
         name
         for t in cfg.tenants
-        for name in (mlflow.tenant_user(t.name), milvus.tenant_user(t.name), milvus.tenant_database(t.name))
+        for name in (mlflow_auth.tenant_user(t.name), milvus.tenant_user(t.name), milvus.tenant_database(t.name))
     }
     for es in of_kind(result, "ExternalSecret"):
         spec = es.inputs["spec"]

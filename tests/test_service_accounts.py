@@ -22,7 +22,7 @@ import pytest
 import yaml
 from pulumi.runtime.sync_await import _sync_await
 
-from components import milvus, mlflow
+from components import milvus, mlflow_auth
 from config.loader import load
 from tests.conftest import config_copy, run_stack, stack_cfg
 from tests.test_secrets import DEV_EXTERNAL, REFERENCE
@@ -117,9 +117,9 @@ def test_each_tenant_gets_its_credentials_in_its_own_namespace_only(any_run):
             assert secret.inputs["metadata"]["labels"]["ai-platform/tenant"] == secret.namespace
     # No tenant namespace holds a service's admin, root or accounts Secret.
     platform = {
-        mlflow.AUTH_SECRET,
-        mlflow.ACCOUNTS_SECRET,
-        mlflow.METRICS_SECRET,
+        mlflow_auth.AUTH_SECRET,
+        mlflow_auth.ACCOUNTS_SECRET,
+        mlflow_auth.METRICS_SECRET,
         milvus.ROOT_SECRET,
         milvus.ACCOUNTS_SECRET,
     }
@@ -222,7 +222,7 @@ def test_auth_config_denies_by_default_and_holds_no_password_in_clear(external):
 
 def test_auth_config_file_from_pulumi_values():
     """The same file built from a plain value (the function the Pulumi source uses): every line as MLflow reads it."""
-    text = _sync_await(mlflow.auth_config("postgresql+psycopg2://db:5432/mlflow", "s3cretpassw0rd").future())
+    text = _sync_await(mlflow_auth.auth_config("postgresql+psycopg2://db:5432/mlflow", "s3cretpassw0rd").future())
     parser = configparser.ConfigParser()
     parser.read_string(text)
     assert dict(parser["mlflow"]) == {
@@ -233,7 +233,7 @@ def test_auth_config_file_from_pulumi_values():
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
         "grant_default_workspace_access": "false",
     }
-    assert isinstance(mlflow.auth_config("x", pulumi.Output.secret("y")), pulumi.Output)
+    assert isinstance(mlflow_auth.auth_config("x", pulumi.Output.secret("y")), pulumi.Output)
 
 
 def test_prometheus_logs_in_with_its_own_account(any_run):
@@ -243,9 +243,9 @@ def test_prometheus_logs_in_with_its_own_account(any_run):
     assert {selector["name"] for selector in endpoint["basicAuth"].values()} == {"mlflow-metrics"}
     (secret,) = [s for s in secret_like(result, "mlflow-metrics") if s.namespace == cfg.namespaces.mlflow]
     if secret.kind == "ExternalSecret":
-        assert template_data(secret)["username"] == mlflow.METRICS_USER
+        assert template_data(secret)["username"] == mlflow_auth.METRICS_USER
     accounts = json.loads(env_of(job(result, "mlflow-accounts", cfg.namespaces.mlflow))["ACCOUNTS"]["value"])
-    assert mlflow.METRICS_USER in accounts
+    assert mlflow_auth.METRICS_USER in accounts
 
 
 # --- setup Jobs ----------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The pipeline's register step (``components.workflows``, ``pipeline_spec``), in the MLflow image: packs the trained
+"""The pipeline's register step (``components.workflow_pipeline``, ``pipeline_spec``), in the MLflow image: packs the trained
 model of ``/work/model``, logs a run (dataset, metric, model, archive) to the tenant's experiment with the tenant's own
 MLflow account, uploads the archive to the tenant's model storage, registers the model and writes the archive's
 ``s3://`` URI to ``/work/model-uri`` (the step's output, which the deploy step serves).
