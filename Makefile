@@ -4,12 +4,26 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: setup runtime-tools test render validate diff lint snapshot bench lock clean
+.PHONY: setup python runtime-tools test render validate diff lint snapshot bench lock clean FORCE
 
-setup: $(VENV)/.installed
+setup: python $(VENV)/.installed
 
-$(VENV)/.installed: requirements.lock
-	$(PYTHON) -m venv $(VENV)
+# The project needs Python 3.11+ (pyproject.toml requires-python): say so, and how to pick another interpreter,
+# before pip would fail with a screen of Requires-Python lines.
+python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "ai-platform needs Python 3.11 or newer; PYTHON=$(PYTHON) is $$($(PYTHON) --version 2>/dev/null || echo 'not found')." >&2; \
+	  echo "Run with another interpreter, e.g. make test PYTHON=python3.12" >&2; exit 1; }
+
+# The interpreter the venv was built with (path and version). Rewritten only when PYTHON names another one, which
+# makes the venv rebuild, as a new requirements.lock does.
+$(VENV)/.interpreter: FORCE
+	@mkdir -p $(VENV); id="$$($(PYTHON) -c 'import sys; print(sys.executable, sys.version.split()[0])')"; \
+	  [ "$$(cat $@ 2>/dev/null)" = "$$id" ] || echo "$$id" > $@
+
+$(VENV)/.installed: requirements.lock $(VENV)/.interpreter
+	$(PYTHON) -m venv --clear $(VENV)
+	$(PYTHON) -c 'import sys; print(sys.executable, sys.version.split()[0])' > $(VENV)/.interpreter
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	touch $@
 

@@ -188,3 +188,20 @@ def test_write_reports_what_changed(tmp_path):
     assert snapshot.write(result, path) == "unchanged"
     text = path.read_text()
     assert json.loads(text) == snapshot.take(result) and len(text.splitlines()) == len(result.resources) + 2
+
+
+def test_make_snapshot_updates_every_stack_it_can_and_names_the_others(monkeypatch, capsys, tmp_path):
+    """One invalid stack file must not keep the others' snapshots stale: they are written, it is named, exit 2."""
+    from config import ConfigError
+
+    good = run_stack("dev")
+    monkeypatch.setattr(
+        snapshot, "run", lambda stack: good if stack == "dev" else Run(stack, error=ConfigError(f"stack {stack}: bad"))
+    )
+    written = []
+    monkeypatch.setattr(snapshot, "path_for", lambda stack, root=None: tmp_path / f"{stack}.json")
+    monkeypatch.setattr(snapshot, "write", lambda result, path: written.append(path.name) or "written")
+    monkeypatch.setattr(snapshot, "ROOT", tmp_path)
+    assert snapshot.main(["--stack", "broken", "--stack", "dev"]) == 2
+    assert written == ["dev.json"]
+    assert "not updated (fix the stack file first): broken" in capsys.readouterr().err

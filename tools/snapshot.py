@@ -416,20 +416,26 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--all", action="store_true", help="every Pulumi.<stack>.yaml")
     args = parser.parse_args(argv)
     stacks = args.stack or sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
-    for stack in stacks:
+    failed = []
+    for stack in stacks:  # every stack that runs is updated, whatever the others do
         try:
             result = run(stack)
         except FileNotFoundError as error:
             print(error, file=sys.stderr)
-            return 2
+            failed.append(stack)
+            continue
         if isinstance(result.error, ConfigError):
             print(result.error, file=sys.stderr)
-            return 2
+            failed.append(stack)
+            continue
         if result.error is not None:
             raise result.error
         path = path_for(stack)
         summary = write(result, path)
         print(f"{path.relative_to(ROOT)}: {len(result.resources)} resources ({summary})")
+    if failed:
+        print(f"not updated (fix the stack file first): {', '.join(failed)}", file=sys.stderr)
+        return 2
     return 0
 
 
