@@ -13,9 +13,9 @@ import yaml
 
 from components.monitoring import alerting
 from components.monitoring.rules import INFERENCE_RULES, TENANCY_RULES
-from config.loader import RECEIVER_SECRET_PREFIX, load
-from tests.conftest import accept_loss, config_copy, run_stack, stack_cfg
-from tools.harness import CANARY, SECRET, run
+from config.loader import RECEIVER_SECRET_PREFIX
+from tests.conftest import accept_loss, config_copy, load, run, run_stack, stack_cfg
+from tools.harness import CANARY, SECRET
 
 MON, T = "ai-platform:monitoring", "ai-platform:tenants"
 # A receiver of every kind, and tenant receivers, for fixture stacks.
@@ -134,6 +134,7 @@ def routed(amtool: str, path: Path, **labels: str) -> set[str]:
 
 
 @pytest.mark.parametrize("name", ["dev", "prod", "dev-every-kind", "prod-every-kind"])
+@pytest.mark.invariant
 def test_amtool_accepts_the_configuration_and_routes_by_tenant_and_severity(runs, amtool, tmp_path, name):
     result, cfg = runs[name]
     values = alertmanager_values(result)

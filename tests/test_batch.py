@@ -49,6 +49,7 @@ def annotated(kind: str, api_version: str, queue: str, where: str = "metadata") 
     return obj
 
 
+@pytest.mark.invariant
 def test_the_fence_is_declared_for_tenant_namespaces(stack_run, cfg):
     policy = stack_run.one("ValidatingAdmissionPolicy", QUEUE_FENCE)
     binding = stack_run.one("ValidatingAdmissionPolicyBinding", QUEUE_FENCE)
@@ -79,6 +80,7 @@ def test_the_fence_is_declared_for_tenant_namespaces(stack_run, cfg):
         assert labels[TENANT_LABEL] == tenant.name == queue.inputs["metadata"]["name"]
 
 
+@pytest.mark.invariant
 def test_a_tenant_can_name_only_its_own_queue(stack_run, cfg):
     spec = fence(stack_run)
     tenants = [t.name for t in cfg.tenants]
@@ -101,6 +103,7 @@ def test_a_tenant_can_name_only_its_own_queue(stack_run, cfg):
         assert not admitted(spec, ray, own)
 
 
+@pytest.mark.invariant
 def test_the_shared_default_queue_is_closed_to_tenants(stack_run, cfg):
     spec = fence(stack_run)
     tenant = cfg.tenants[0].name
@@ -110,6 +113,7 @@ def test_the_shared_default_queue_is_closed_to_tenants(stack_run, cfg):
     assert admitted(spec, plain_pod, tenant)  # pods that name no queue are not Volcano's business
 
 
+@pytest.mark.invariant
 def test_tenant_training_runtimes_bind_their_own_queue_and_pass_the_fence(stack_run, cfg):
     """A TrainJob of a tenant's runtime gets the runtime's queue: it is the tenant's own, which the fence admits
     there and denies in every other tenant's namespace."""
@@ -127,8 +131,7 @@ def test_tenant_training_runtimes_bind_their_own_queue_and_pass_the_fence(stack_
 
 
 def test_old_clusters_are_refused_rather_than_left_unfenced():
-    from config.loader import load
-    from tests.conftest import config_copy
+    from tests.conftest import config_copy, load
 
     config = config_copy("dev")
     config["ai-platform:cluster"]["kubernetesVersion"] = "1.29"

@@ -5,8 +5,7 @@ import copy
 import pytest
 
 from config import ConfigError
-from tests.conftest import config_copy
-from tools.harness import run
+from tests.conftest import config_copy, run
 
 
 def tenant(config: dict, index: int = 0) -> dict:

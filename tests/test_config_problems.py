@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from config import ConfigError, load
+from config import ConfigError
 from config.loader import StackFile
 from config.serving import Endpoint
-from tests.conftest import config_copy
-from tools.harness import run
+from tests.conftest import config_copy, load, run
 
 T, M, C, DP = "ai-platform:tenants", "ai-platform:models", "ai-platform:cluster", "ai-platform:dataProtection"
 
@@ -36,7 +35,7 @@ def problems(stack: str, config: dict, stack_file: Path | None = None) -> str:
     return str(error.value)
 
 
-def test_the_issue_example_lists_field_error_key_typo_and_cross_field_error_at_once(tmp_path, monkeypatch):
+def test_the_issue_example_lists_field_error_key_typo_and_cross_field_error_at_once(tmp_path):
     """A field error, a misspelled required key and a cross-field error: all three in one run of the program, each
     with its line in the stack file, the typo with the key it meant and counted once."""
     config = config_copy()
@@ -45,9 +44,8 @@ def test_the_issue_example_lists_field_error_key_typo_and_cross_field_error_at_o
     config[C]["environment"] = "production"  # cross-field: relaxed protection in production
     config[DP] = {"mode": "relaxed"}
     stack_file = write_stack(tmp_path, config)
-    monkeypatch.setattr("config.loader.PROJECT", tmp_path)  # where the program finds Pulumi.<stack>.yaml
 
-    result = run("dev", config)
+    result = run("dev", config, stacks=tmp_path)  # where the program finds Pulumi.<stack>.yaml
 
     assert isinstance(result.error, ConfigError), result.error
     assert result.registered_beyond_stack == []

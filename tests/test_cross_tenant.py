@@ -5,6 +5,8 @@ accounts on."""
 
 import itertools
 
+import pytest
+
 PASSWORD = "random:index/randomPassword:RandomPassword"
 # A tenant's service credentials (Secret or ExternalSecret target name) -> the config namespace of the service.
 CREDENTIALS = {"mlflow-credentials": "mlflow", "milvus-credentials": "milvus", "argo-artifacts-s3": "object_store"}
@@ -34,6 +36,7 @@ def expected_services(cfg) -> set[str]:
     return services
 
 
+@pytest.mark.invariant
 def test_each_tenant_has_its_own_service_credentials_in_its_own_namespace(stack_run, cfg):
     tenants = [t.name for t in cfg.tenants]
     for tenant in tenants:
@@ -47,6 +50,7 @@ def test_each_tenant_has_its_own_service_credentials_in_its_own_namespace(stack_
     assert elsewhere == []
 
 
+@pytest.mark.invariant
 def test_no_two_tenants_share_a_credential_source(stack_run, cfg):
     by_tenant = {
         t.name: {name: sources(stack_run, obj) for name, obj in credentials(stack_run, t.name).items()}
@@ -60,6 +64,7 @@ def test_no_two_tenants_share_a_credential_source(stack_run, cfg):
             assert not found_a[name] & found_b[name], f"{a} and {b} share the source of {name}"
 
 
+@pytest.mark.invariant
 def test_no_binding_lets_anyone_outside_a_tenant_read_its_secrets(stack_run, cfg):
     tenants = {t.name: t for t in cfg.tenants}
     members = {
@@ -103,6 +108,7 @@ def test_no_binding_lets_anyone_outside_a_tenant_read_its_secrets(stack_run, cfg
             assert subject.get("namespace") not in tenants
 
 
+@pytest.mark.invariant
 def test_tenants_reach_exactly_the_shared_services_they_have_accounts_on(stack_run, cfg):
     for tenant in cfg.tenants:
         policy = stack_run.one("NetworkPolicy", "allow-to-shared-services", tenant.name)

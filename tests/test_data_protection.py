@@ -5,9 +5,8 @@ import functools
 
 import pytest
 
-from tests.conftest import BATCH_OFF, accept_loss, config_copy
+from tests.conftest import BATCH_OFF, accept_loss, config_copy, run
 from tests.test_config_errors import rename_tenant
-from tools.harness import run
 from tools.validate import load_yaml_documents, upstream_dir
 
 # Namespaces that hold data by service (every PVC in a namespace goes when the namespace is deleted).
@@ -46,6 +45,7 @@ def run_config(stack: str, config: dict):
     return result
 
 
+@pytest.mark.invariant
 def test_strict_protects_and_retains_what_holds_data(stack_run, cfg):
     if cfg.data_protection.mode != "strict":
         pytest.skip("relaxed stack: see test_relaxed_protects_nothing")
@@ -64,6 +64,7 @@ def test_strict_protects_and_retains_what_holds_data(stack_run, cfg):
     assert not [r for r in stack_run.of_kind("PersistentVolumeClaim") if r.protect]
 
 
+@pytest.mark.invariant
 def test_every_release_that_installs_crds_is_protected_under_strict(stack_run, cfg):
     if cfg.data_protection.mode != "strict":
         pytest.skip("relaxed stack")

@@ -114,6 +114,7 @@ def _ancestors(stack_run: Run) -> dict[str, set[str]]:
     return {urn: up(urn) for urn in edges}
 
 
+@pytest.mark.invariant
 def test_every_custom_resource_waits_for_the_release_of_its_crd(stack_run):
     ancestors = _ancestors(stack_run)
     missing = []
@@ -128,6 +129,7 @@ def test_every_custom_resource_waits_for_the_release_of_its_crd(stack_run):
     assert missing == []
 
 
+@pytest.mark.invariant
 def test_every_object_and_release_waits_for_its_namespace(stack_run):
     ancestors = _ancestors(stack_run)
     namespaces = {ns.k8s_name: ns.urn for ns in stack_run.of_kind("Namespace")}

@@ -16,8 +16,7 @@ import pytest
 from components.serving import engines
 from config import ConfigError
 from tests import toy_engine
-from tests.conftest import accept_loss, config_copy, run_with
-from tools.harness import run
+from tests.conftest import accept_loss, config_copy, run, run_with
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = {

@@ -6,8 +6,7 @@ import yaml
 from components.gpu import GPU_TAINT, capacity_report, gpu_scheduling
 from config import versions
 from config.gpu import EndpointGpu, Gpu
-from tests.conftest import accept_loss, config_copy, run_stack, stack_cfg
-from tools.harness import run
+from tests.conftest import accept_loss, config_copy, run, run_stack, stack_cfg
 
 GPU_PREFIXES = ("nvidia.com/gpu", "nvidia.com/mig-")
 
@@ -32,6 +31,7 @@ def test_operator_release_is_pinned_in_a_privileged_namespace(stack_run, cfg):
     assert values["dcgmExporter"]["serviceMonitor"]["enabled"] is cfg.monitoring.enabled  # needs the CRDs
 
 
+@pytest.mark.invariant
 def test_device_plugin_config_is_the_configmap_the_values_name(stack_run, cfg):
     release = gpu_release(stack_run)
     config = release.inputs["values"]["devicePlugin"]["config"]
@@ -72,6 +72,7 @@ def test_prod_mig_layout_reaches_the_mig_manager_and_the_nodes():
         assert result.one("Node", node).inputs["metadata"]["labels"]["nvidia.com/mig.config"] == "all-disabled"
 
 
+@pytest.mark.invariant
 def test_named_nodes_get_pool_labels_and_the_whole_taint_list(stack_run, cfg):
     patched = {n.k8s_name: n for n in stack_run.of_kind("Node")}
     expected = {node for pool in cfg.gpu.node_pools for node in pool.nodes}
@@ -188,6 +189,7 @@ def gpu_pod_problems(spec: dict) -> list[str]:
     return problems
 
 
+@pytest.mark.invariant
 def test_every_pod_template_requesting_a_gpu_is_tolerated_pinned_and_exact(stack_run, cfg):
     gpu_specs = [
         spec

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from config import images, versions
-from tests.conftest import accept_loss, config_copy, run_stack, stack_cfg
-from tools.harness import Run, run
+from tests.conftest import accept_loss, config_copy, run, run_stack, stack_cfg
+from tools.harness import Run
 
 MIRROR = "registry.example.com/mirror"
 # Writable in every container whatever the root file system: the runtime mounts a tmpfs on /dev/shm.
@@ -245,6 +245,7 @@ def contract_problems(c: Container, registry: str | None) -> list[str]:
     return problems
 
 
+@pytest.mark.invariant
 def test_the_walk_finds_every_image_an_object_names(declared):
     """Every image named anywhere in a declared object is in a walked container (CNPG's imageName aside: the
     operator builds that pod), so a new kind of pod template cannot escape the contract checks."""
@@ -260,6 +261,7 @@ def test_the_walk_finds_every_image_an_object_names(declared):
     assert walked, "no container found"
 
 
+@pytest.mark.invariant
 def test_every_container_runs_its_image_as_the_image_allows(declared):
     """Each container's image is in config/images.py; its UID is one the image defines, or it sets HOME (and USER
     where the image calls getuser()); a Python image runs read-only unless the table says why not, and every path

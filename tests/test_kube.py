@@ -5,11 +5,11 @@ import pulumi_kubernetes as k8s
 from pulumi.runtime.sync_await import _sync_await
 
 from components.meta import kube
-from tools import harness
+from tests.conftest import run
 
 
 def _run(program):
-    result = harness.run("dev", program=program)
+    result = run("dev", program=program)
     assert result.error is None, result.error
     return result
 

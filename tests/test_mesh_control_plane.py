@@ -6,8 +6,7 @@ import yaml
 
 from components.mesh.control_plane import GATEWAY_RELEASE, GATEWAY_SERVICE_ACCOUNT
 from config import versions
-from tests.conftest import config_copy, stack_cfg
-from tools.harness import run
+from tests.conftest import config_copy, run, stack_cfg
 from tools.validate import upstream_dir
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -271,6 +270,7 @@ def test_gateway_redirects_http_and_serves_https_with_the_certificate(stack_run,
     assert kserve["ingressGateway"]["gateway"] == f"{ingress}/ai-platform-gateway"
 
 
+@pytest.mark.invariant
 def test_certificate_covers_every_endpoint_host(stack_run, cfg):
     spec = stack_run.one("Certificate", "ai-platform-ingress", cfg.namespaces.ingress).inputs["spec"]
     hosts = [cfg.endpoint_host(e) for e in cfg.models]
@@ -324,6 +324,7 @@ def test_existing_cluster_issuer_is_referenced_not_created(cluster_issuer):
 # --- mTLS and JWT ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.invariant
 def test_every_tenant_namespace_gets_strict_mtls(stack_run, cfg):
     policies = [p for p in stack_run.of_kind("PeerAuthentication") if p.k8s_name == "default"]  # Ray adds its own
     assert sorted(p.namespace for p in policies) == sorted(t.name for t in cfg.tenants)

@@ -276,6 +276,7 @@ def test_the_scrape_model_renames_clashing_labels_unless_honoured():
 
 
 @pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.invariant
 def test_the_scrape_model_follows_the_rendered_monitors(stack):
     cfg = stack_cfg(stack)
     jobs = {job.fixture: job for job in scrape_jobs(stack)}
@@ -550,6 +551,7 @@ def _check_stack(stack: str) -> list[str]:
 
 
 @pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.invariant
 def test_every_emitted_query_reads_metrics_and_labels_that_exist(stack):
     run = run_stack(stack)
     assert _rule_groups(run) and _dashboards(run)
@@ -575,6 +577,7 @@ def _promtool(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.invariant
 def test_promtool_accepts_every_rule_group(stack, tmp_path):
     run = run_stack(stack)
     for rule in run.of_kind("PrometheusRule"):
@@ -585,6 +588,7 @@ def test_promtool_accepts_every_rule_group(stack, tmp_path):
 
 
 @pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.invariant
 def test_promtool_every_alert_fires_when_it_should_and_only_then(stack, tmp_path):
     run = run_stack(stack)
     rule_files = []

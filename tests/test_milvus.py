@@ -18,8 +18,8 @@ from components.monitoring import chart as monitoring_chart
 from components.objectstore import S3Credentials
 from components.secrets import PlatformSecrets, SecretRef
 from config import ConfigError, versions
-from tests.conftest import config_copy, run_with, stack_cfg
-from tools.harness import CANARY, SECRET, run
+from tests.conftest import config_copy, run, run_with, stack_cfg
+from tools.harness import CANARY, SECRET
 from tools.validate import upstream_dir
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -277,6 +277,7 @@ def _walk(value, path="values"):
             yield from _walk(child, f"{path}[{index}]")
 
 
+@pytest.mark.invariant
 def test_no_credential_in_the_values(stack_run):
     values = milvus_values(stack_run)
     for path, key, value in _walk(values):
@@ -295,6 +296,7 @@ def test_no_credential_in_the_values(stack_run):
                     assert "value" not in entry and set(entry["valueFrom"]) == {"secretKeyRef"}, path
 
 
+@pytest.mark.invariant
 def test_no_generated_secret_leaks_into_any_input_or_output(stack_run, cfg):
     passwords = [r for r in stack_run.resources if r.type == PASSWORD_TYPE and r.name.startswith("milvus-")]
     if cfg.secrets.source == "external-secrets":  # prod: the store holds the root password

@@ -113,6 +113,7 @@ def external_keys():
 # --- secrets: generated values reach the cluster only as Secrets ---------------------------------------------------
 
 
+@pytest.mark.invariant
 def test_generated_values_never_appear_in_clear(stack_run):
     """The harness returns RandomPassword results as 'generated-<name>', marked secret: outside a Secret's
     [secret]-shown data they must not appear in any registered input or stack output."""
@@ -120,6 +121,7 @@ def test_generated_values_never_appear_in_clear(stack_run):
     assert "generated-" not in dumped
 
 
+@pytest.mark.invariant
 def test_secret_values_sit_only_in_secret_objects(stack_run):
     """A secret Output in an env value, an argument or a Helm value would show as [secret] there: it would be in
     clear in that object on the cluster. Only Secrets (and the password resources themselves) may hold one."""
@@ -148,6 +150,7 @@ def test_generated_secrets_are_recorded_as_secret_in_dev(stack_run, cfg):
         assert "data" not in secret.inputs
 
 
+@pytest.mark.invariant
 def test_no_uri_with_a_password_in_any_env_value_or_argument(stack_run):
     found = []
     for obj, spec in pod_specs(stack_run):
@@ -158,6 +161,7 @@ def test_no_uri_with_a_password_in_any_env_value_or_argument(stack_run):
     assert URI_WITH_PASSWORD.search("postgresql://mlflow:s3cret@db:5432/mlflow")  # the pattern does match one
 
 
+@pytest.mark.invariant
 def test_backend_store_uri_carries_no_credentials(stack_run, cfg):
     uri = arg(stack_run, cfg, "--backend-store-uri")
     assert "@" not in uri and "$(" not in uri
@@ -168,6 +172,7 @@ def test_backend_store_uri_carries_no_credentials(stack_run, cfg):
     assert "valueFrom" in variables["PGPASSWORD"] and "value" not in variables["PGPASSWORD"]
 
 
+@pytest.mark.invariant
 def test_helm_values_of_the_ml_releases_carry_no_secret(stack_run):
     for name in ("seaweedfs", "cloudnative-pg"):
         for found in releases_named(stack_run, name):
@@ -444,6 +449,7 @@ def test_monitors_wait_for_the_monitoring_release(stack_run, cfg):
     assert stack_run.one(kind, metrics, cfg.namespaces.mlflow).urn in monitors["mlflow"].dependencies
 
 
+@pytest.mark.invariant
 def test_every_ml_object_validates(stack_run, cfg):
     ours = [r for r in stack_run.objects if r.namespace in (cfg.namespaces.mlflow, cfg.namespaces.object_store)]
     assert ours

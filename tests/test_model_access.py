@@ -48,6 +48,7 @@ def created_secrets(run) -> set[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.invariant
 def test_every_secret_a_pod_references_is_created_or_listed_for_the_user(stack):
     run = run_stack(stack)
     created = created_secrets(run)
@@ -95,6 +96,7 @@ def test_model_keys_from_the_external_store_are_per_tenant_and_created_once():
 
 
 @pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.invariant
 def test_every_endpoint_pod_runs_under_its_endpoint_service_account(stack):
     run, cfg = run_stack(stack), stack_cfg(stack)
     for endpoint in cfg.models:

@@ -18,8 +18,7 @@ from components.monitoring.rules import (
     endpoint_deployments,
     recording_groups,
 )
-from config.loader import load
-from tests.conftest import BATCH_OFF, STACKS, accept_loss, config_copy, run_stack, stack_cfg
+from tests.conftest import BATCH_OFF, FIXTURE_STACKS, STACKS, accept_loss, config_copy, load, run_stack, stack_cfg
 
 RULE_OBJECTS = {"ai-platform-gpu", "ai-platform-inference", "ai-platform-tenancy"}
 RECORDED = {rule["record"] for group in recording_groups() for rule in group["rules"]}
@@ -106,6 +105,7 @@ def rules_named(cfg, name: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.invariant
 def test_rule_objects_and_groups(stack):
     groups = alert_groups(stack_cfg(stack))
     assert set(groups) == RULE_OBJECTS
@@ -118,6 +118,7 @@ def test_rule_objects_and_groups(stack):
 
 
 @pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.invariant
 def test_every_alert_has_severity_summary_description_and_runbook(stack):
     cfg = stack_cfg(stack)
     base = cfg.monitoring.runbook_url.rstrip("/")
@@ -141,6 +142,7 @@ def test_runbook_links_follow_the_configured_base():
 
 
 @pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.invariant
 def test_every_alert_and_recording_expression_parses(stack):
     expressions = [rule["expr"] for rule in alerts(stack_cfg(stack))]
     expressions += [rule["expr"] for group in recording_groups() for rule in group["rules"]]
@@ -155,6 +157,7 @@ def test_the_parser_rejects_a_broken_expression():
 
 
 @pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.invariant
 def test_every_metric_is_a_documented_exporter_metric_or_our_recording_rule(stack):
     cfg = stack_cfg(stack)
     expressions = [rule["expr"] for rule in alerts(cfg)]
@@ -171,7 +174,7 @@ def test_every_metric_is_a_documented_exporter_metric_or_our_recording_rule(stac
 
 def test_every_recorded_metric_source_is_used_and_says_where_it_comes_from():
     used = set()
-    for stack in STACKS:
+    for stack in FIXTURE_STACKS:
         cfg = stack_cfg(stack)
         for expr in [rule["expr"] for rule in alerts(cfg)] + dashboard_queries(cfg):
             used |= metric_names(expr)
@@ -354,6 +357,7 @@ def test_recording_rules_for_tenant_gpu_chargeback():
 
 
 @pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.invariant
 def test_dashboards_are_json_with_stable_uids_and_parseable_queries(stack):
     boards = dashboards(stack_cfg(stack))
     assert len(boards) >= 3 and {"gpu-fleet", "inference", "tenant-usage"} <= set(boards)

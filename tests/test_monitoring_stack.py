@@ -161,6 +161,7 @@ def test_grafana_admin_comes_from_the_generated_secret(stack_run, cfg):
     assert secret.urn not in release(stack_run, "kube-prometheus-stack").dependencies
 
 
+@pytest.mark.invariant
 def test_grafana_password_never_appears_in_clear(stack_run, cfg):
     if cfg.secrets.source == "external-secrets":
         pytest.skip("no password in the program: the store holds it (tests/test_secrets.py)")
@@ -199,6 +200,7 @@ def test_prometheus_selects_platform_and_chart_monitors_in_every_namespace(stack
     assert selects(spec["serviceMonitorSelector"], labels)
 
 
+@pytest.mark.invariant
 def test_every_platform_monitor_is_selected(stack_run):
     spec = monitoring_values(stack_run)["prometheus"]["prometheusSpec"]
     found = monitors(stack_run)

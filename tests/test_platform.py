@@ -1,12 +1,13 @@
 """The platform as a whole: provider, component tree, Volcano release, switching Volcano off."""
 
+import pytest
 import yaml
 
 from config import versions
-from tests.conftest import BATCH_OFF, config_copy
-from tools.harness import run
+from tests.conftest import BATCH_OFF, config_copy, run
 
 
+@pytest.mark.invariant
 def test_every_kubernetes_resource_uses_the_stack_provider(stack_run, cfg):
     provider = next(r for r in stack_run.resources if r.type == "pulumi:providers:kubernetes")
     assert provider.inputs.get("context") == cfg.cluster.kube_context
@@ -15,6 +16,7 @@ def test_every_kubernetes_resource_uses_the_stack_provider(stack_run, cfg):
             assert resource.provider.startswith(provider.urn + "::"), resource.name
 
 
+@pytest.mark.invariant
 def test_every_resource_hangs_below_ai_platform(stack_run):
     root = next(r for r in stack_run.resources if r.type == "ai-platform:index:AiPlatform")
     for resource in stack_run.registered_beyond_stack:
@@ -25,6 +27,7 @@ def test_every_resource_hangs_below_ai_platform(stack_run):
             current = stack_run.by_urn(current.parent)
 
 
+@pytest.mark.invariant
 def test_logical_names_are_unique(stack_run):
     names = [r.name for r in stack_run.registered_beyond_stack]
     assert len(names) == len(set(names))

@@ -9,8 +9,7 @@ import yaml
 from components import ray as component
 from components.meta import TENANT_LABEL, mirrored
 from config import versions
-from config.loader import load
-from tests.conftest import config_copy, run_stack, run_with, stack_cfg
+from tests.conftest import config_copy, load, run_stack, run_with, stack_cfg
 from tests.test_tenancy import allows, roles
 from tools.validate import upstream_dir
 

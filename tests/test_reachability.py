@@ -30,6 +30,7 @@ def stack_and_cfg(request):
     return run_stack(request.param), stack_cfg(request.param)
 
 
+@pytest.mark.invariant
 def test_every_needed_path_is_open(stack_and_cfg):
     run, cfg = stack_and_cfg
     cluster = contract.build(run, cfg)[0]
@@ -37,6 +38,7 @@ def test_every_needed_path_is_open(stack_and_cfg):
     assert failures(paths, cluster, want_open=True) == []
 
 
+@pytest.mark.invariant
 def test_every_forbidden_path_is_closed(stack_and_cfg):
     run, cfg = stack_and_cfg
     cluster = contract.build(run, cfg)[0]
@@ -44,6 +46,7 @@ def test_every_forbidden_path_is_closed(stack_and_cfg):
     assert failures(paths, cluster, want_open=False) == []
 
 
+@pytest.mark.invariant
 def test_the_contract_covers_what_the_stack_runs(stack_and_cfg):
     """Not vacuous: the rows name every tenant, each PodMonitor's targets, the gateway's routes, KubeRay's calls."""
     run, cfg = stack_and_cfg

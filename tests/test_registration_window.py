@@ -11,7 +11,7 @@ from components import meta
 from tools import harness
 from tools.harness import ROOT
 
-from .conftest import run_stack
+from .conftest import run, run_stack
 
 SMALL = 25
 
@@ -45,7 +45,7 @@ def _run(stack: str, monkeypatch, limit: int | None):
         return response
 
     monkeypatch.setattr(harness._RecordingMonitor, "RegisterResource", counting)
-    result = harness.run(stack, program=program)
+    result = run(stack, program=program)
     assert result.error is None, result.error
     return result, max(peaks)
 

@@ -1,11 +1,13 @@
 """Schema tier: what the program declares is valid for the real API server and the real charts."""
 
+import pytest
 import yaml
 
 from config import versions
 from tools.validate import upstream_dir, validate_helm_values, validate_object
 
 
+@pytest.mark.invariant
 def test_every_object_validates_against_kubernetes_or_its_upstream_crd(stack_run, cfg):
     errors = [
         error for obj in stack_run.objects for error in validate_object(obj.inputs, cfg.cluster.kubernetes_version)
@@ -13,6 +15,7 @@ def test_every_object_validates_against_kubernetes_or_its_upstream_crd(stack_run
     assert errors == []
 
 
+@pytest.mark.invariant
 def test_every_helm_value_key_exists_upstream(stack_run):
     assert stack_run.releases
     errors = [

@@ -14,9 +14,8 @@ from components import secrets as component
 from components.ai_platform import AiPlatform, AiPlatformArgs
 from components.meta import pod_security_labels
 from config import versions
-from config.loader import load
-from tests.conftest import accept_loss, config_copy, run_stack, stack_cfg
-from tools.harness import CANARY, SECRET, run
+from tests.conftest import accept_loss, config_copy, load, run, run_stack, stack_cfg
+from tools.harness import CANARY, SECRET
 from tools.render import plan
 from tools.validate import upstream_dir, validate_helm_values, validate_object
 
@@ -446,6 +445,7 @@ def test_gcp_store_uses_workload_identity_and_valid_secret_names(gcp):
     assert values["replicaCount"] == values["webhook"]["replicaCount"] == values["certController"]["replicaCount"] == 3
 
 
+@pytest.mark.invariant
 def test_store_serves_exactly_the_namespaces_of_the_external_secrets(external):
     result, _ = external
     placed = {es.namespace for es in of_kind(result, "ExternalSecret")}
@@ -468,6 +468,7 @@ def test_a_secret_asked_for_after_the_store_is_created_is_refused():
     assert "Secret late asked for after PlatformSecrets.close()" in str(result.error)
 
 
+@pytest.mark.invariant
 def test_external_objects_validate_against_the_pinned_crds(external):
     result, cfg = external
     objects = of_kind(result, "ExternalSecret") + of_kind(result, "ClusterSecretStore")
@@ -481,6 +482,7 @@ def test_external_objects_validate_against_the_pinned_crds(external):
 # --- one ExternalSecret per platform Secret -------------------------------------------------------------------------
 
 
+@pytest.mark.invariant
 def test_no_generated_password_and_no_value_in_external_mode(external):
     result, _ = external
     assert not [r for r in result.resources if r.type == PASSWORD_TYPE]
@@ -490,6 +492,7 @@ def test_no_generated_password_and_no_value_in_external_mode(external):
     assert SECRET not in dumped and CANARY not in dumped and "generated-" not in dumped
 
 
+@pytest.mark.invariant
 def test_every_external_secret_is_well_formed(external):
     result, cfg = external
     release = operator_release(result)
@@ -530,6 +533,7 @@ def test_every_external_secret_is_well_formed(external):
             assert entry["remoteRef"]["key"].startswith(prefix), entry
 
 
+@pytest.mark.invariant
 def test_remote_keys_output_lists_exactly_what_the_external_secrets_read(external):
     result, _ = external
     read: dict[str, set] = {}
@@ -544,6 +548,7 @@ def test_remote_keys_output_lists_exactly_what_the_external_secrets_read(externa
         assert f"| `{key}` | {', '.join(f'`{p}`' for p in props)} |" in text
 
 
+@pytest.mark.invariant
 def test_external_secret_targets_are_exactly_what_workloads_reference(external):
     result, cfg = external
     targets = {(es.namespace, es.inputs["spec"]["target"]["name"]) for es in of_kind(result, "ExternalSecret")}

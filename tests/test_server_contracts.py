@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import STACKS, run_stack, run_with, stack_cfg
+from tests.conftest import FIXTURE_STACKS, run_stack, run_with, stack_cfg
 from tests.contracts import servers
 
 # A stack with a canary on every engine (and Triton in explicit mode): the canary rules hold for each.
@@ -52,7 +52,7 @@ CANARIES = [
 
 @pytest.fixture(scope="module")
 def runs():
-    return {**{stack: run_stack(stack) for stack in STACKS}, "canaries": run_with("dev", models=CANARIES)}
+    return {**{stack: run_stack(stack) for stack in FIXTURE_STACKS}, "canaries": run_with("dev", models=CANARIES)}
 
 
 def flags(args: list[str]) -> dict[str, list[str]]:
@@ -116,10 +116,14 @@ def kserve_model_name(isvc) -> str:
     return flags(args)[servers.KSERVE_NAME_FLAG][-1]
 
 
-@pytest.mark.parametrize("name", STACKS + ["canaries"])
+@pytest.mark.parametrize("name", [*FIXTURE_STACKS, "canaries"])
 def test_vllm_flags_exist_and_it_loads_before_ready(runs, name):
     found = list(server_containers(runs[name], "vllm"))
     assert found or name == "dev" and not any(e.engine == "vllm" for e in stack_cfg("dev").models)
+    check_vllm(found)
+
+
+def check_vllm(found: list) -> None:
     for endpoint, version, server, _ in found:
         assert server["command"] == servers.VLLM_COMMAND
         assert not server["args"][0].startswith("--"), "vllm serve takes the model as its first argument"
@@ -135,6 +139,10 @@ def test_vllm_flags_exist_and_it_loads_before_ready(runs, name):
 def test_triton_flags_exist_and_it_loads_its_models_before_ready(runs, name):
     found = list(server_containers(runs[name], "triton"))
     assert found
+    check_triton(found)
+
+
+def check_triton(found: list) -> None:
     for endpoint, version, server, _ in found:
         given = flags(server["args"])
         unknown = set(given) - servers.TRITON_FLAGS
@@ -157,6 +165,10 @@ def test_triton_flags_exist_and_it_loads_its_models_before_ready(runs, name):
 def test_kserve_predictors_name_their_model_after_the_endpoint_and_probe_it(runs, name):
     services = runs[name].of_kind("InferenceService")
     assert services
+    check_kserve(services)
+
+
+def check_kserve(services: list) -> None:
     for isvc in services:
         endpoint = isvc.inputs["metadata"]["labels"]["ai-platform/endpoint"]
         runtime = kserve_runtime(isvc)
@@ -187,3 +199,11 @@ def test_routes_send_the_same_paths_to_both_versions(runs, name):
             assert "rewrite" not in route
             ports = {d["destination"]["port"]["number"] for d in route["route"]}
             assert len(ports) == 1, f"{vs.k8s_name}: {route['name']} sends versions to different ports"
+
+
+@pytest.mark.invariant
+def test_every_server_of_a_stack_keeps_its_contract(stack_run):
+    """Whatever endpoints a stack declares: the vLLM and Triton flags exist, KServe models are named and probed."""
+    check_vllm(list(server_containers(stack_run, "vllm")))
+    check_triton(list(server_containers(stack_run, "triton")))
+    check_kserve(stack_run.of_kind("InferenceService"))

@@ -23,11 +23,10 @@ import yaml
 from pulumi.runtime.sync_await import _sync_await
 
 from components import milvus, mlflow_auth
-from config.loader import load
-from tests.conftest import config_copy, run_stack, stack_cfg
+from tests.conftest import config_copy, load, run, run_stack, stack_cfg
 from tests.test_secrets import DEV_EXTERNAL, REFERENCE
 from tests.test_serving import restricted_problems
-from tools.harness import CANARY, SECRET, run
+from tools.harness import CANARY, SECRET
 from tools.validate import validate_object
 
 PASSWORD_TYPE = "random:index/randomPassword:RandomPassword"
@@ -106,6 +105,7 @@ def env_of(obj) -> dict[str, dict]:
 # --- credentials: in each tenant namespace, only there -------------------------------------------------------------
 
 
+@pytest.mark.invariant
 def test_each_tenant_gets_its_credentials_in_its_own_namespace_only(any_run):
     result, cfg = any_run
     tenants = {t.name for t in cfg.tenants}
@@ -147,6 +147,7 @@ def test_credentials_name_the_tenants_own_account_and_database(external):
         assert data["MILVUS_TOKEN"] == f"{user}:{data['MILVUS_PASSWORD']}"
 
 
+@pytest.mark.invariant
 def test_generated_credentials_are_per_tenant_and_only_in_secrets(stack_run, cfg):
     if cfg.secrets.source != "pulumi":
         pytest.skip("external store: nothing is generated")
@@ -162,6 +163,7 @@ def test_generated_credentials_are_per_tenant_and_only_in_secrets(stack_run, cfg
             assert not others & set(secret.dependencies)
 
 
+@pytest.mark.invariant
 def test_no_password_appears_in_clear(any_run):
     """The harness turns generated passwords into 'generated-<name>' and secure config into the canary, both marked
     secret: neither may appear in any registered input or output outside a secret wrapper."""

@@ -10,11 +10,9 @@ import yaml
 
 from components import objectstore, postgres
 from config import ConfigError, services
-from config.loader import load
 from config.removals import removal_problems, snapshot_owners
 from config.services import SERVICES, Service, protected_services
-from tests.conftest import run_stack, run_with, stack_cfg
-from tools.harness import stack_config
+from tests.conftest import load, run_stack, run_with, stack_cfg, stack_config
 from tools.validate import upstream_dir
 
 TOY_TYPE = "ai-platform:featurestore:FeatureStore"
@@ -83,6 +81,7 @@ def test_every_platform_component_is_a_service_or_known_not_to_be_one():
         assert any(f"${token}$" in f"${chain}$" for chain in chains), f"{token}: in no stack's URNs"
 
 
+@pytest.mark.invariant
 def test_tenants_reach_exactly_the_services_whose_records_say_so(stack, stack_run, cfg):
     expected = [(getattr(cfg.namespaces, s.attribute), s.port) for s in SERVICES.values() if s.called_by_tenants(cfg)]
     for tenant in cfg.tenants:
@@ -106,6 +105,7 @@ def test_each_tenant_port_is_where_the_service_serves():
     assert seaweedfs == objectstore.S3_PORT == services.service("objectStore").port
 
 
+@pytest.mark.invariant
 def test_the_services_output_lists_the_records_that_export_a_url(stack, stack_run, cfg):
     exported = {s.key for s in SERVICES.values() if s.exports_url and s.on(cfg)}
     assert set(stack_run.outputs["services"]) == exported and exported

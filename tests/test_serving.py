@@ -7,9 +7,9 @@ import pytest
 from components.meta import mirrored
 from components.serving.endpoint import model_path
 from config import ConfigError, versions
-from tests.conftest import config_copy, run_stack, stack_cfg
+from tests.conftest import config_copy, run, run_stack, stack_cfg
 from tests.test_gpu import pod_specs
-from tools.harness import CANARY, run
+from tools.harness import CANARY
 
 RESTRICTED_VOLUMES = {
     "configMap",
@@ -182,6 +182,7 @@ def tenant_pod_specs(stack_run, cfg):
             yield from ((obj, spec) for spec in pod_specs(obj.inputs["spec"]))
 
 
+@pytest.mark.invariant
 def test_every_tenant_pod_passes_pod_security_restricted(stack_run, cfg):
     specs = list(tenant_pod_specs(stack_run, cfg))
     assert len(specs) >= len(cfg.models)
@@ -237,6 +238,7 @@ def test_model_fetchers_may_reach_https_but_not_the_cluster(stack_run, cfg):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.invariant
 def test_endpoint_objects_carry_tenant_and_endpoint_labels(stack):
     result = run_stack(stack)
     serving = [

@@ -6,8 +6,7 @@ import yaml
 from components.meta import mirrored
 from components.serving.kserve import RESOURCES_IMAGES, RUNTIME_IMAGES
 from config import versions
-from tests.conftest import config_copy, stack_cfg
-from tools.harness import run
+from tests.conftest import config_copy, run, stack_cfg
 from tools.validate import upstream_dir
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -12,30 +12,32 @@ import pulumi
 import pytest
 
 from components.serving import endpoint
-from tests.conftest import config_copy, run_stack, run_with
+from tests.conftest import config_copy, folder_of, run, run_stack, run_with
 from tools import render, snapshot
-from tools.harness import Registered, Run, run
+from tools.harness import Registered, Run
 
 CLAIM = "model-research-qwen-chat-model-cache"  # dev's vLLM model cache (a PVC: its data goes with it)
 
 
 def checked_in(stack: str) -> dict:
-    old = snapshot.load(snapshot.path_for(stack))
+    old = snapshot.load(snapshot.path_for(stack, folder_of(stack)))
     assert old is not None, f"no state/{stack}.json: run `python -m tools.snapshot --stack {stack}`"
     return old
 
 
+@pytest.mark.invariant
 def test_no_urn_change_without_an_alias(stack, stack_run):
     changes = snapshot.compare(checked_in(stack), stack_run)
     if changes.deletes:
         pytest.fail(snapshot.unsafe_report(stack, changes), pytrace=False)
 
 
+@pytest.mark.invariant
 def test_snapshot_is_exact(stack, stack_run):
     changes = snapshot.compare(checked_in(stack), stack_run)
     if not changes.exact:
         pytest.fail(snapshot.stale_report(stack, changes, f"state/{stack}.json"), pytrace=False)
-    text = snapshot.path_for(stack).read_text()
+    text = snapshot.path_for(stack, folder_of(stack)).read_text()
     assert text == snapshot.dumps(json.loads(text)), "write it with `python -m tools.snapshot`, not by hand"
 
 

@@ -1,8 +1,9 @@
 """What a tenant gets, for every tenant of both stack files: namespace, RBAC, quota, limits, network, queue."""
 
+import pytest
+
 from components.tenancy import ROLES, cluster_role
-from tests.conftest import config_copy, stack_cfg
-from tools.harness import run
+from tests.conftest import config_copy, run, stack_cfg
 
 RBAC = "rbac.authorization.k8s.io"
 
@@ -28,6 +29,7 @@ def roles(stack_run, tenant: str) -> dict[str, list[dict]]:
     return {role: bound(role) for role in ROLES}
 
 
+@pytest.mark.invariant
 def test_namespace_has_pod_security_and_platform_labels(stack_run, cfg):
     for tenant in cfg.tenants:
         labels = stack_run.one("Namespace", tenant.name).inputs["metadata"]["labels"]
@@ -39,6 +41,7 @@ def test_namespace_has_pod_security_and_platform_labels(stack_run, cfg):
         assert labels["app.kubernetes.io/managed-by"] == "pulumi"
 
 
+@pytest.mark.invariant
 def test_every_object_carries_the_platform_labels(stack_run):
     for obj in stack_run.objects:
         if obj.kind == "Node":  # a patch of a node the platform does not own: only pool labels
@@ -52,6 +55,7 @@ def test_every_object_carries_the_platform_labels(stack_run):
             assert labels["ai-platform/tenant"] == parent.name.removeprefix("tenant-"), obj.name
 
 
+@pytest.mark.invariant
 def test_three_roles_bound_to_the_configured_subjects(stack_run, cfg):
     for tenant in cfg.tenants:
         configured = {
@@ -68,6 +72,7 @@ def test_three_roles_bound_to_the_configured_subjects(stack_run, cfg):
             )
 
 
+@pytest.mark.invariant
 def test_no_wildcards_in_any_role(stack_run):
     for role in stack_run.of_kind("Role") + stack_run.of_kind("ClusterRole"):
         for rule in role.inputs["rules"]:
@@ -90,6 +95,7 @@ PLATFORM_OWNED = [("", "resourcequotas"), ("", "limitranges"), ("networking.k8s.
 WRITE = ["create", "update", "patch", "delete"]
 
 
+@pytest.mark.invariant
 def test_viewer_reads_workloads_and_logs_only(stack_run, cfg):
     for tenant in cfg.tenants:
         viewer = roles(stack_run, tenant.name)["viewer"]
@@ -104,6 +110,7 @@ def test_viewer_reads_workloads_and_logs_only(stack_run, cfg):
         assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in viewer)
 
 
+@pytest.mark.invariant
 def test_developer_manages_workloads_but_not_secrets_rbac_or_platform_objects(stack_run, cfg):
     for tenant in cfg.tenants:
         developer = roles(stack_run, tenant.name)["developer"]
@@ -116,6 +123,7 @@ def test_developer_manages_workloads_but_not_secrets_rbac_or_platform_objects(st
         assert not allows(developer, RBAC, "clusterroles", "bind", cluster_role("admin"))
 
 
+@pytest.mark.invariant
 def test_admin_manages_secrets_and_binds_only_tenant_roles(stack_run, cfg):
     for tenant in cfg.tenants:
         admin = roles(stack_run, tenant.name)["admin"]
@@ -132,6 +140,7 @@ def test_admin_manages_secrets_and_binds_only_tenant_roles(stack_run, cfg):
         assert not allows(admin, RBAC, "roles", "escalate")
 
 
+@pytest.mark.invariant
 def test_resource_quota_matches_config(stack_run, cfg):
     for tenant in cfg.tenants:
         hard = stack_run.one("ResourceQuota", "tenant-quota", tenant.name).inputs["spec"]["hard"]
@@ -156,6 +165,7 @@ def test_resource_quota_matches_config(stack_run, cfg):
         assert hard["services.loadbalancers"] == "0" and hard["services.nodeports"] == "0"
 
 
+@pytest.mark.invariant
 def test_limit_range_admits_pods_without_resources(stack_run, cfg):
     for tenant in cfg.tenants:
         limits = stack_run.one("LimitRange", "tenant-limits", tenant.name).inputs["spec"]["limits"]
@@ -183,6 +193,7 @@ def _policies(stack_run, tenant: str) -> dict[str, dict]:
     }
 
 
+@pytest.mark.invariant
 def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_run, cfg):
     namespaces = cfg.namespaces
     for tenant in cfg.tenants:
@@ -234,6 +245,7 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
                 assert rule["ports"] == [{"protocol": "TCP", "port": cfg.cluster.api_server_port}]
 
 
+@pytest.mark.invariant
 def test_mesh_traffic_is_allowed_exactly_as_the_mesh_needs(stack_run, cfg):
     """Sidecars reach istiod on its xDS/CA port only; the gateway reaches tenants through allow-from-platform."""
     from components.tenancy import ISTIOD_PORTS
@@ -281,6 +293,7 @@ def test_network_policies_follow_configured_namespace_names():
     assert egress == {"milvus", "tracking", "object-store"}  # the store: dev's workflows keep artifacts there
 
 
+@pytest.mark.invariant
 def test_queue_capability_equals_quota_and_waits_for_volcano(stack_run, cfg):
     release = next(r for r in stack_run.releases if r.inputs["chart"] == "volcano")
     for tenant in cfg.tenants:
@@ -310,10 +323,12 @@ def test_prod_tenants_are_distinct():
     assert len({tuple(t.access.developers.groups) for t in cfg.tenants}) == len(cfg.tenants)
 
 
+@pytest.mark.invariant
 def test_stack_outputs_name_each_tenant_namespace_and_queue(stack_run, cfg):
     assert stack_run.outputs["tenants"] == {t.name: {"namespace": t.name, "queue": t.name} for t in cfg.tenants}
 
 
+@pytest.mark.invariant
 def test_shared_service_namespaces_admit_tenants_only_on_the_serving_port(stack_run, cfg):
     for namespace, port in ((cfg.namespaces.mlflow, 5000), (cfg.namespaces.milvus, 19530)):
         policies = {

@@ -17,8 +17,8 @@ import yaml
 
 from components.monitoring import grafana_access
 from config import versions
-from config.loader import ConfigError, load
-from tests.conftest import config_copy, run_stack, run_with, stack_cfg
+from config.loader import ConfigError
+from tests.conftest import config_copy, load, run_stack, run_with, stack_cfg
 from tools.harness import CANARY, SECRET
 
 PASSWORD_TYPE = "random:index/randomPassword:RandomPassword"
@@ -65,6 +65,7 @@ def access_config(result, cfg) -> dict:
 # --- Grafana: folders and dashboards -----------------------------------------------------------------------------
 
 
+@pytest.mark.invariant
 def test_each_tenant_has_its_folder_with_its_dashboards_scoped_to_it(stack_run, cfg):
     for tenant in cfg.tenants:
         maps = tenant_configmaps(stack_run, cfg, tenant.name)
@@ -93,6 +94,7 @@ def test_each_tenant_has_its_folder_with_its_dashboards_scoped_to_it(stack_run, 
     }
 
 
+@pytest.mark.invariant
 def test_the_access_config_names_each_tenants_team_on_its_own_folder_only(stack_run, cfg):
     config = access_config(stack_run, cfg)
     assert config["platformFolders"] == ["AI platform", "Kubernetes"]

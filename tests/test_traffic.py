@@ -1,9 +1,10 @@
 """Per-endpoint traffic: routing (header first, weighted split), timeouts, safe retries, circuit breaking,
 authorization, and the canary versions the serving component creates for it."""
 
+import pytest
+
 from components.mesh.traffic import RETRY_ON
-from tests.conftest import config_copy
-from tools.harness import run
+from tests.conftest import config_copy, run
 
 
 def virtual_service(stack_run, endpoint):
@@ -73,6 +74,7 @@ def test_destination_rules_balance_and_break_circuits(stack_run, cfg):
             }
 
 
+@pytest.mark.invariant
 def test_endpoints_answer_only_the_gateway_their_tenant_and_metrics_scrapes(stack_run, cfg):
     principal = f"cluster.local/ns/{cfg.namespaces.ingress}/sa/istio-ingressgateway"
     for endpoint in cfg.models:
@@ -95,6 +97,7 @@ def test_endpoints_answer_only_the_gateway_their_tenant_and_metrics_scrapes(stac
             assert spec["rules"][2]["to"][0]["operation"]["paths"] == ["/metrics"]
 
 
+@pytest.mark.invariant
 def test_tenants_enforce_strict_mtls(stack_run, cfg):
     for tenant in cfg.tenants:
         assert stack_run.one("PeerAuthentication", "default", tenant.name).inputs["spec"]["mtls"] == {"mode": "STRICT"}

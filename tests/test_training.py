@@ -11,9 +11,8 @@ from components.batch import QUEUE_ANNOTATION
 from components.gpu import GPU_TOLERATION, POOL_LABEL, gpu_scheduling
 from components.meta import TENANT_LABEL, mirrored
 from config import versions
-from tests.conftest import config_copy, run_with, stack_cfg
+from tests.conftest import config_copy, run, run_with, stack_cfg
 from tests.test_tenancy import allows, roles
-from tools.harness import run
 from tools.validate import upstream_dir
 
 COMPONENT_TYPE = "ai-platform:training:Training"

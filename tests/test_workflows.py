@@ -224,6 +224,7 @@ def test_server_auth_mode_is_client_or_sso_never_server(stack_run, cfg):
         assert {"name": "SSO_DELEGATE_RBAC_TO_NAMESPACE", "value": "true"} in server["extraEnv"]
 
 
+@pytest.mark.invariant
 def test_workflows_run_only_where_tenant_roles_allow(stack_run, cfg):
     """The controller keeps a ClusterRole: what confines workflows is who may create them. The chart adds no
     argoproj.io rights to the built-in roles, creates no workflow ServiceAccount or RBAC, and no
@@ -687,6 +688,7 @@ def test_only_the_train_step_asks_for_gpus_in_the_tenants_queue(stack_run, cfg):
             assert not [r for kind in body.get("resources", {}).values() for r in kind if "nvidia.com" in r]
 
 
+@pytest.mark.invariant
 def test_every_pipeline_container_is_restricted(stack_run, cfg):
     for pipeline in cfg.workflows.pipelines:
         for name, template in templates(stack_run, cfg, pipeline).items():

@@ -13,11 +13,13 @@ Secret values are recorded as ``[secret]``: whatever else contains ``CANARY`` le
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import runpy
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,18 +220,40 @@ class _RecordingMonitor(mocks.MockMonitor):
         return response
 
 
+@contextmanager
+def stack_folder(stacks: Path) -> Iterator[None]:
+    """While the program runs, ``config.load`` reads ``stacks``' stack files (for line numbers) and ``stacks/state``
+    (the strict removal check's snapshots) instead of the project folder's."""
+    from config import loader, removals
+
+    if stacks.resolve() == loader.PROJECT:
+        yield
+        return
+    project, check = loader.PROJECT, loader.removal_problems
+    loader.PROJECT = stacks
+    loader.removal_problems = functools.partial(removals.removal_problems, snapshots=stacks / "state")
+    try:
+        yield
+    finally:
+        loader.PROJECT, loader.removal_problems = project, check
+
+
 def run(
     stack: str,
     config: dict[str, Any] | None = None,
     root: Path = ROOT,
     program: Callable[[], Any] | None = None,
     compact: bool = False,
+    stacks: Path | None = None,
 ) -> Run:
     """Run the program for a stack file (or for ``config``, a stack file's ``config:`` mapping).
 
+    ``stacks``: the folder of the stack file ``Pulumi.<stack>.yaml`` and of its snapshot ``state/<stack>.json``
+    (default ``root``, the project folder); the tests' fixture stacks and a copied project live elsewhere.
     ``program`` replaces ``__main__.py`` (the benchmark's SDK floor runs under the same mocks and monitor);
     ``compact`` records each registration without its inputs (``_RecordingMonitor``)."""
-    config = stack_config(stack, root) if config is None else config
+    stacks = root if stacks is None else stacks
+    config = stack_config(stack, stacks) if config is None else config
     result = Run(stack)
     values, secret_keys = _engine_config(config)
     settings.reset_options()
@@ -247,7 +271,8 @@ def run(
     thresholds = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
     try:
-        _sync_await(run_pulumi_func(program))
+        with stack_folder(stacks):
+            _sync_await(run_pulumi_func(program))
     except Exception as error:  # noqa: BLE001 - the caller decides what a failed run means
         result.error = error
         return result
