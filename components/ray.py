@@ -31,7 +31,7 @@ What the operator watches: every namespace. The chart can narrow it (``watchName
 tier does not accept as a key; tenants can only create Ray objects in their own namespaces anyway (RBAC).
 
 CRDs: in the chart's ``crds/`` folder, so Helm installs them on first install and never upgrades them: apply the new
-chart's CRDs first when the pin changes (see README). The chart's RayCronJob CRD is installed, but its controller is
+chart's CRDs first when the pin changes (see docs/batch.md). The chart's RayCronJob CRD is installed, but its controller is
 behind the alpha feature gate ``RayCronJob`` (off in the chart), so tenants get no rights on RayCronJobs.
 """
 

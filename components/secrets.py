@@ -19,7 +19,7 @@ that registers:
   workloads).
 
 Either way a workload's ``secretKeyRef`` names the same Secret and key: no component changes its references.
-``remote_keys()`` lists what the store must hold (stack output ``secretStoreKeys``, the plan, the README);
+``remote_keys()`` lists what the store must hold (stack output ``secretStoreKeys``, the plan, docs/secrets.md);
 ``close()``, once every component has asked, where ExternalSecrets were placed (the only namespaces the store
 serves); a Secret asked for after that is refused.
 """

@@ -27,7 +27,7 @@ from .harness import ROOT, stack_config
 STACK = "bench"  # no state/bench.json: a new stack for the strict removal check
 SIZES = (10, 50, 200, 500)
 ENGINES = ("vllm", "triton", "kserve")
-# Budget (DESIGN.md §7): program time <= 1.3 x floor; x2 resources -> <= x2.2 time; 500x500 under 1 GiB.
+# Budget (docs/benchmark.md, "The budget"): program time <= 1.3 x floor; x2 resources -> <= x2.2 time; 500x500 under 1 GiB.
 MAX_RATIO, MAX_GROWTH, MAX_RSS = 1.3, 1.1, 1 << 30
 
 
