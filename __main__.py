@@ -20,6 +20,8 @@ platform = AiPlatform(
 )
 
 pulumi.export("cluster", cfg.cluster.name)
+# What the platform profile (cluster.platform) changed, and what must be done on the cluster first.
+pulumi.export("platformProfile", {"platform": cfg.cluster.platform, **cfg.cluster.profile.checklist(cfg)})
 pulumi.export(
     "tenants",
     {

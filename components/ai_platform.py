@@ -419,7 +419,7 @@ class AiPlatform(pulumi.ComponentResource):
                     cfg.gpu,
                     cfg.serving,
                     cfg.prometheus_url,
-                    cfg.cluster.image_registry,
+                    cfg.cluster,
                     namespace=self._tenant_namespace(endpoint.tenant),
                     hf_token=hf_token,
                     kserve_release=kserve.release,

@@ -87,6 +87,7 @@ class Keda(pulumi.ComponentResource):
             self.namespace.metadata["name"],
             helm_values(args.cluster, args.replicas),
             self,
+            cluster=args.cluster,
             protect=args.protect,
         )
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

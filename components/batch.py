@@ -167,6 +167,7 @@ class Volcano(pulumi.ComponentResource):
             self.namespace.metadata["name"],
             helm_values(args.volcano, args.cluster),
             self,
+            cluster=args.cluster,
             protect=args.protect,
         )
         child = pulumi.ResourceOptions(parent=self)

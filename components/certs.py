@@ -77,6 +77,7 @@ class CertManager(pulumi.ComponentResource):
             self.namespace.metadata["name"],
             helm_values(args.cluster, args.namespaces.cert_manager, args.replicas),
             self,
+            cluster=args.cluster,
             protect=args.protect,
         )
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

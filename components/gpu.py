@@ -122,6 +122,8 @@ def helm_values(gpu: Gpu, cluster: Cluster, service_monitor: bool) -> dict:
     }
     if gpu.uses_mig:
         values["migManager"]["config"] = {"create": False, "name": MIG_CONFIG, "default": MIG_DISABLED}
+    for key, section in cluster.profile.gpu_operator_values(gpu, cluster.kubernetes_version).items():
+        values[key] = {**values.get(key, {}), **section}
     if cluster.image_registry:
         for path, repository in versions.GPU_OPERATOR_REPOSITORIES.items():
             section = values
@@ -239,6 +241,7 @@ class GpuOperator(pulumi.ComponentResource):
                 ns,
                 helm_values(gpu, cluster, service_monitor),
                 self,
+                cluster=args.cluster,
                 depends_on=configs + (after or []),
                 timeout=900,
                 protect=protect,

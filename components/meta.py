@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 from pulumi.runtime.sync_await import _sync_await
 from pulumi_kubernetes._utilities import get_version
 
+from config import charts
 from config.cluster import Cluster, Namespaces
 from config.images import identity_env
 from config.versions import Chart
@@ -199,6 +200,8 @@ def helm_release(
     namespace: pulumi.Input[str],
     values: dict,
     parent: pulumi.Resource,
+    *,
+    cluster: Cluster,
     depends_on: list[pulumi.Resource] | None = None,
     timeout: int = 600,
     release_name: str | None = None,
@@ -206,15 +209,23 @@ def helm_release(
     aliases: list[pulumi.Alias] | None = None,
 ) -> k8s.helm.v3.Release:
     """A Helm release of a pinned chart, named after the chart unless ``release_name`` says otherwise (an
-    ``oci://`` repo is referenced in the chart); ``protect`` for one whose uninstall would lose data or CRDs."""
+    ``oci://`` repo is referenced in the chart); ``protect`` for one whose uninstall would lose data or CRDs.
+
+    Where the cluster's platform admits system-critical pods only beside a quota scoped to their priority classes
+    (``Profile.critical_pods_need_quota``) and the chart runs such pods with these values (``config.charts``), the
+    quota comes first, in the release's namespace."""
+    name = release_name or chart.name
     location = (
         {"chart": f"{chart.repo}/{chart.name}"}
         if chart.repo.startswith("oci://")
         else {"chart": chart.name, "repository_opts": {"repo": chart.repo}}
     )
+    classes = charts.critical_priority_classes(chart.name, values)
+    if classes and cluster.profile.critical_pods_need_quota:
+        depends_on = [*(depends_on or []), critical_pods_quota(logical_name, name, namespace, parent)]
     return k8s.helm.v3.Release(
         logical_name,
-        name=release_name or chart.name,
+        name=name,
         version=chart.version,
         namespace=namespace,
         values=values,
@@ -224,6 +235,32 @@ def helm_release(
         **location,
         opts=holds_data(parent, protect, depends_on, aliases),
     )
+
+
+def critical_pods_quota(
+    release_logical_name: str, release: str, namespace: pulumi.Input[str], parent: pulumi.Resource
+) -> KubeObject:
+    """A ResourceQuota scoped to ``system-node-critical`` and ``system-cluster-critical`` beside ``release``: on
+    platforms that admit such pods outside kube-system only where one exists (NVIDIA's GKE guide gives this quota).
+    It admits; its pod limit is set far above any cluster so that it never binds."""
+    return kube(
+        f"{release_logical_name}-critical-pods",
+        api_version="v1",
+        kind="ResourceQuota",
+        metadata=metadata(f"critical-pods-{release}", "platform-profile", namespace),
+        spec={
+            "hard": {"pods": CRITICAL_PODS_LIMIT},
+            "scopeSelector": {
+                "matchExpressions": [
+                    {"scopeName": "PriorityClass", "operator": "In", "values": list(charts.CRITICAL_CLASSES)}
+                ]
+            },
+        },
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+CRITICAL_PODS_LIMIT = "100000"
 
 
 JOB_UID = 1000  # a setup Job's user and group (its images define no user)

@@ -411,6 +411,7 @@ class Milvus(pulumi.ComponentResource):
             ns,
             values,
             self,
+            cluster=args.cluster,
             depends_on=[
                 *([in_cluster_store.release] if in_cluster_store else []),
                 *([monitoring] if monitoring else []),

@@ -279,6 +279,7 @@ class ObjectStore(pulumi.ComponentResource):
             ns,
             helm_values(store, cluster, services, tenants),
             self,
+            cluster=args.cluster,
             timeout=900,
             release_name=RELEASE,
             protect=protect,

@@ -94,6 +94,7 @@ class CloudNativePg(pulumi.ComponentResource):
             self.namespace.metadata["name"],
             operator_values(cluster),
             self,
+            cluster=args.cluster,
             release_name=RELEASE,
             protect=protect,
             aliases=formerly("release"),

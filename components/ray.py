@@ -142,6 +142,7 @@ class Ray(pulumi.ComponentResource):
             self.namespace.metadata["name"],
             helm_values(args.ray, args.cluster),
             self,
+            cluster=args.cluster,
             depends_on=[args.volcano_release],
             release_name=RELEASE,
             protect=args.protect,

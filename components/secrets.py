@@ -421,6 +421,7 @@ class ExternalSecrets(pulumi.ComponentResource):
             ns,
             helm_values(secrets, cluster),
             self,
+            cluster=args.cluster,
             release_name=RELEASE,
             protect=protect,
         )

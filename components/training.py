@@ -206,6 +206,7 @@ class Training(pulumi.ComponentResource):
             self.namespace.metadata["name"],
             helm_values(training, registry),
             self,
+            cluster=args.cluster,
             depends_on=[args.volcano_release],
             release_name=RELEASE,
             protect=args.protect,

@@ -284,6 +284,7 @@ class Workflows(pulumi.ComponentResource):
             ns,
             helm_values(workflows, cluster, tenants),
             self,
+            cluster=args.cluster,
             timeout=900,
             release_name=RELEASE,
             protect=protect,

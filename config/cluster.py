@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+import platforms
+
 from .base import Cidr, DnsLabel, DnsSubdomain, Model, valid
 
 # Versions kubernetes-validate (and so the schema tier) knows.
@@ -36,6 +38,19 @@ class Cluster(Model):
     may reach them; required with workflows on."""
     api_server_port: Annotated[int, Field(ge=1, le=65535, strict=True)] = 443
     """Port of those endpoints (443 on most managed clusters, 6443 on kubeadm)."""
+    platform: Literal[tuple(platforms.PROFILES)] = "generic"  # type: ignore[valid-type]
+    """Managed platform the cluster runs on: ``gke``, ``eks``, ``aks`` or ``generic``. Its profile (``platforms/``)
+    adds what the platform needs, refuses what cannot work there and lists what must be done on the cluster first
+    (stack output ``platformProfile``, plan.md; docs/platforms.md)."""
+    network_policy: Literal[tuple(platforms.NETWORK_POLICY_PROVIDERS)] | None = None  # type: ignore[valid-type]
+    """What enforces NetworkPolicies in the cluster (tenant isolation is made of them); required on gke
+    (``dataplane-v2``, ``calico``), eks (``vpc-cni`` with its network policy agent on, ``calico``, ``cilium``) and aks
+    (``azure``, ``calico``, ``cilium``)."""
+
+    @property
+    def profile(self) -> platforms.Profile:
+        """The rules of ``platform``."""
+        return platforms.of(self.platform)
 
     @field_validator("image_registry")
     @classmethod

@@ -10,6 +10,8 @@ from functools import cached_property
 
 from pydantic import model_validator
 
+import platforms
+
 from . import batch, data, gpu, mesh, protection, serving, tenancy
 from .base import Model, valid
 from .batch import Ray, Training, Volcano, Workflows
@@ -33,6 +35,7 @@ CROSS_CHECKS = (
     protection.cross_checks,
     batch.cross_checks,
     data.cross_checks,
+    platforms.cross_checks,
 )
 
 

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from components.serving import engines
+from components.serving.engines.base import versions_of
 
 from .base import (
     ComputeResources,
@@ -149,7 +150,12 @@ class Endpoint(Model):
     service_account_annotations: dict[str, str] = {}
     """Workload identity of the endpoint's ServiceAccount ``<endpoint>-model`` (every pod of the endpoint runs under
     it), e.g. ``eks.amazonaws.com/role-arn``, ``iam.gke.io/gcp-service-account``,
-    ``azure.workload.identity/client-id``: how it reads an ``s3://`` or ``gs://`` model without keys."""
+    ``azure.workload.identity/client-id``: how it reads an ``s3://`` or ``gs://`` model without keys. Each must be
+    an identity of ``cluster.platform`` (docs/platforms.md)."""
+    pod_identity: bool = False
+    """EKS Pod Identity (``cluster.platform: eks``): an association in the EKS API gives ``<endpoint>-model`` its IAM
+    role (no annotation); the fetching pods may reach the Pod Identity Agent. The stack output ``platformProfile``
+    lists the associations to create."""
     gpu: EndpointGpu | None = None
     """GPUs per replica (required for vLLM)."""
     resources: ComputeResources = ComputeResources(cpu="2", memory="8Gi")
@@ -169,6 +175,11 @@ class Endpoint(Model):
     """Mesh routing: split, header routes, timeout, retries, connection pool, circuit breaker."""
     alerts: EndpointAlerts = EndpointAlerts()
     """This endpoint's alert thresholds."""
+
+    @property
+    def service_account(self) -> str:
+        """The ServiceAccount every pod of the endpoint runs under (``components.serving.model_access``)."""
+        return f"{self.name}-model"
 
     @property
     def max_replicas(self) -> int:
@@ -226,21 +237,50 @@ class Endpoint(Model):
         for other in engines.all_engines():
             if other.options_key and other is not engine and getattr(self, other.options_key) is not None:
                 problems.append((other.options_key, f"options for {other.name} on a {self.engine} endpoint"))
-        if self.scheme == "s3" and not self.s3.credentials_secret and not self.service_account_annotations:
+        identity = bool(self.service_account_annotations) or self.pod_identity
+        if self.scheme == "s3" and not self.s3.credentials_secret and not identity:
             problems.append(
                 (
                     "s3.credentialsSecret",
-                    "an s3:// model needs keys (s3.credentialsSecret) or workload identity (serviceAccountAnnotations)",
+                    "an s3:// model needs keys (s3.credentialsSecret) or workload identity (serviceAccountAnnotations, "
+                    "or podIdentity on eks)",
                 )
             )
-        if self.s3.credentials_secret and self.service_account_annotations:
+        if self.s3.credentials_secret and identity:
             problems.append(
-                ("s3.credentialsSecret", "either keys or workload identity (serviceAccountAnnotations), not both")
+                (
+                    "s3.credentialsSecret",
+                    "either keys or workload identity (serviceAccountAnnotations, podIdentity), not both",
+                )
             )
         if self.scheme != "s3" and (self.s3 != S3()):
             problems.append(("s3", f"only for an s3:// source (got {self.scheme}://)"))
         problems += engine.config_problems(self)
         return valid(self, problems)
+
+
+def cache_storage_class(version: Endpoint, serving: Serving, shared_default: str | None) -> str | None:
+    """Storage class of one version's model cache: its own, else ``serving.storageClass``; a cache several replicas
+    read (ReadWriteMany) with neither gets the platform's ReadWriteMany class (``shared_default``); None: the cluster
+    default."""
+    return (
+        version.cache.storage_class or serving.storage_class or (shared_default if version.replicas.max > 1 else None)
+    )
+
+
+def unclassed_shared_caches(cfg: PlatformConfig) -> list[tuple[int, Endpoint]]:
+    """(models index, version) of every model cache several replicas read (ReadWriteMany) that no storage class names:
+    the cluster default would have to offer ReadWriteMany."""
+    if cfg.serving.storage_class:
+        return []
+    return [
+        (index, version)
+        for index, endpoint in enumerate(cfg.models)
+        for _, version in versions_of(endpoint)
+        if version.replicas.max > 1
+        and not version.cache.storage_class
+        and engines.get(version.engine).needs_cache(version)
+    ]
 
 
 def cross_checks(cfg: PlatformConfig) -> Problems:

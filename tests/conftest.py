@@ -3,7 +3,8 @@
 Two kinds of stack files, so that editing ``Pulumi.<stack>.yaml`` never breaks a test that is not about it:
 
 - the **project's** (``STACKS``: every ``Pulumi.*.yaml`` in the project folder, or in the folder the environment
-  variable ``AI_PLATFORM_PROJECT`` names), whatever their contents. Only tests marked ``invariant`` run on them:
+  variable ``AI_PLATFORM_PROJECT`` names, and in its ``examples/``: one stack per platform profile the project's
+  own stacks do not use), whatever their contents. Only tests marked ``invariant`` run on them:
   what must hold for any valid stack (schema-valid, GPU invariant, quota and queue, isolation and reachability,
   secrets never in clear, every reference resolves, snapshot current, contracts);
 - the **fixtures** (``FIXTURE_STACKS``: ``tests/stacks/Pulumi.<stack>.yaml``, copies of the project's stacks as
@@ -56,7 +57,7 @@ atexit.register(shutil.rmtree, FIXTURE_FOLDER, ignore_errors=True)
 for _file in FIXTURES.glob("Pulumi.*.yaml"):
     shutil.copy(_file, FIXTURE_FOLDER / _file.name)
 
-STACKS = [Stack(name, PROJECT) for name in stack_names(PROJECT)]
+STACKS = [Stack(name, folder) for folder in (PROJECT, PROJECT / "examples") for name in stack_names(folder)]
 FIXTURE_STACKS = [Stack(name, FIXTURE_FOLDER) for name in stack_names(FIXTURE_FOLDER)]
 _runs: dict[tuple[Path, str], Run] = {}
 

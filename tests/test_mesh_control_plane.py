@@ -242,7 +242,7 @@ def test_images_follow_the_registry_mirror(stack_run, cfg):
     if mirror:
         assert istiod["global"]["hub"] == cni["global"]["hub"] == f"{mirror}/istio"
     else:
-        assert "hub" not in istiod["global"] and "global" not in cni
+        assert "hub" not in istiod["global"] and "hub" not in cni.get("global", {})
     # The gateway's image is "auto": istiod's injector sets the proxy image from istiod's hub.
     assert not {"hub", "image", "global"} & set(gateway)
 

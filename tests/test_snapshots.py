@@ -198,7 +198,9 @@ def test_make_snapshot_updates_every_stack_it_can_and_names_the_others(monkeypat
 
     good = run_stack("dev")
     monkeypatch.setattr(
-        snapshot, "run", lambda stack: good if stack == "dev" else Run(stack, error=ConfigError(f"stack {stack}: bad"))
+        snapshot,
+        "run",
+        lambda stack, stacks=None: good if stack == "dev" else Run(stack, error=ConfigError(f"stack {stack}: bad")),
     )
     written = []
     monkeypatch.setattr(snapshot, "path_for", lambda stack, root=None: tmp_path / f"{stack}.json")

@@ -109,12 +109,25 @@ def plan(result: Run, replacements: list[str] | None = None) -> str:
 
     stack = next(r for r in result.resources if r.type == "pulumi:pulumi:Stack")
     walk(stack.urn, 0)
+    lines += profile_section(result.outputs.get("platformProfile"))
     lines += depth_section(result)
     lines += protection_table(resources)
     lines += gpu_capacity_table(result.outputs.get("gpuCapacity"))
     lines += secret_store_table(result.outputs.get("secretStoreKeys"))
     lines += ["", "## Stack outputs", "", "```yaml", _dump(result.outputs).rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+def profile_section(profile: dict | None) -> list[str]:
+    """plan.md's platform profile (``platformProfile``): what it changed, and the checklist of what must be done on
+    the cluster first."""
+    if not profile:
+        return []
+    lines = ["", "## Platform profile", "", f"`cluster.platform: {profile['platform']}`. What the profile changed:", ""]
+    lines += [f"- {change}" for change in profile["changes"]] or ["- nothing"]
+    lines += ["", "Before `pulumi up`, on the cluster:", ""]
+    lines += [f"- [ ] {step}" for step in profile["prerequisites"]] or ["- nothing"]
+    return lines
 
 
 def depth_section(result: Run) -> list[str]:
@@ -204,13 +217,15 @@ def secret_store_table(keys: dict | None) -> list[str]:
     return lines
 
 
-def render(stack: str, out: Path, root: Path = ROOT, snapshot: Path | None = None) -> Run:
-    """Run the program for ``stack`` and write the render to ``out`` (its earlier render replaced); plan.md audits
-    replacements against ``snapshot`` (default ``state/<stack>.json``)."""
-    result = run(stack, root=root)
+def render(stack: str, out: Path, root: Path = ROOT, snapshot: Path | None = None, stacks: Path | None = None) -> Run:
+    """Run the program for ``stack`` (its file in ``stacks``, default the project folder) and write the render to
+    ``out`` (its earlier render replaced); plan.md audits replacements against ``snapshot`` (default
+    ``state/<stack>.json`` beside the stack file)."""
+    stacks = stacks or root
+    result = run(stack, root=root, stacks=stacks)
     if result.error is not None:
         raise result.error
-    snapshot = snapshot or snapshots.path_for(stack, root)
+    snapshot = snapshot or snapshots.path_for(stack, stacks)
     old = snapshots.load(snapshot)
     source = snapshot.relative_to(root) if snapshot.is_relative_to(root) else snapshot
     replacements = snapshots.plan_section(None if old is None else snapshots.compare(old, result), str(source))
@@ -224,7 +239,7 @@ def render(stack: str, out: Path, root: Path = ROOT, snapshot: Path | None = Non
     write_manifests(result, out)
     write_helm_values(result, out)
     (out / "plan.md").write_text(plan(result, replacements))
-    version = stack_config(stack, root)["ai-platform:cluster"]["kubernetesVersion"]
+    version = stack_config(stack, stacks)["ai-platform:cluster"]["kubernetesVersion"]
     (out / "kubernetes-version").write_text(f"{version}\n")
     return result
 
@@ -233,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.split("\n")[0])
     parser.add_argument("--stack", required=True, help="stack name: renders Pulumi.<stack>.yaml")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument(
+        "--stacks", type=Path, help="folder of the stack file and its state/ (default: the project; e.g. examples)"
+    )
     parser.add_argument(
         "--snapshot", type=Path, help="URN snapshot to audit replacements against (default: state/<stack>.json)"
     )
@@ -249,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no render at {args.diff}", file=sys.stderr)
         return 2
     try:
-        result = render(args.stack, args.out, snapshot=args.snapshot)
+        result = render(args.stack, args.out, snapshot=args.snapshot, stacks=args.stacks and args.stacks.resolve())
     except (ConfigError, FileNotFoundError) as error:
         print(error, file=sys.stderr)
         return 2

@@ -414,12 +414,16 @@ def main(argv: list[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--stack", action="append", help="stack name (repeatable): snapshots Pulumi.<stack>.yaml")
     which.add_argument("--all", action="store_true", help="every Pulumi.<stack>.yaml")
+    parser.add_argument(
+        "--stacks", type=Path, default=ROOT, help="folder of the stack files and their state/ (default: the project)"
+    )
     args = parser.parse_args(argv)
-    stacks = args.stack or sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+    folder = args.stacks.resolve()
+    stacks = args.stack or sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in folder.glob("Pulumi.*.yaml"))
     failed = []
     for stack in stacks:  # every stack that runs is updated, whatever the others do
         try:
-            result = run(stack)
+            result = run(stack, stacks=folder)
         except FileNotFoundError as error:
             print(error, file=sys.stderr)
             failed.append(stack)
@@ -430,9 +434,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if result.error is not None:
             raise result.error
-        path = path_for(stack)
+        path = path_for(stack, folder)
         summary = write(result, path)
-        print(f"{path.relative_to(ROOT)}: {len(result.resources)} resources ({summary})")
+        print(
+            f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {len(result.resources)} resources ({summary})"
+        )
     if failed:
         print(f"not updated (fix the stack file first): {', '.join(failed)}", file=sys.stderr)
         return 2

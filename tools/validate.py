@@ -360,6 +360,10 @@ ISTIO_DEFAULTS = "_internal_defaults_do_not_set"
 # `meshConfig` becomes the mesh ConfigMap: istio.mesh.v1alpha1.MeshConfig, whose fields values.yaml does not
 # list): any key below them is accepted here.
 ISTIO_PASSTHROUGH = ("meshConfig",)
+# `global.platform` is not a values.yaml key: each Istio chart's templates/zzz_profile.yaml reads it to merge
+# files/profile-platform-<platform>.yaml, and fails the render for a platform without a file (istio/istio@1.30.3
+# manifests/charts/*/files: these).
+ISTIO_PLATFORMS = ("gke", "k3d", "k3s", "microk8s", "minikube", "openshift")
 
 
 @functools.cache
@@ -584,7 +588,8 @@ def validate_helm_values(chart: str, values: dict) -> list[str]:
     charts/<key>/values.yaml or the parent's section for it); below a key whose upstream value is None, {},
     a scalar or a list anything is accepted. In Istio's charts the defaults under
     ``_internal_defaults_do_not_set`` count as top-level keys (that is where users set them), and keys below
-    istiod's ``meshConfig`` (a MeshConfig document) are not checked. Where a chart or subchart ships
+    istiod's ``meshConfig`` (a MeshConfig document) are not checked; their ``global.platform`` must name one of
+    Istio's platform profiles (``ISTIO_PLATFORMS``). Where a chart or subchart ships
     values.schema.json, the values Helm would see (upstream values deep-merged with ours) must satisfy it.
     """
     chart_dir = upstream_dir() / chart
@@ -594,7 +599,15 @@ def validate_helm_values(chart: str, values: dict) -> list[str]:
         values = {}
     if not isinstance(values, dict):
         return [f"{chart}: values: not a mapping"]
-    return _check_chart(chart, chart_dir, values, [], None, "values", _global_trees(chart_dir), [])
+    errors = []
+    if ISTIO_DEFAULTS in _read_values(chart_dir) and "platform" in (values.get("global") or {}):
+        platform = values["global"]["platform"]
+        if platform not in ISTIO_PLATFORMS:
+            errors.append(
+                f"{chart}: values.global.platform: {platform!r} has no Istio profile (one of {', '.join(ISTIO_PLATFORMS)})"
+            )
+        values = {**values, "global": {k: v for k, v in values["global"].items() if k != "platform"}}
+    return errors + _check_chart(chart, chart_dir, values, [], None, "values", _global_trees(chart_dir), [])
 
 
 # --------------------------------------------------------------------------------------------------------

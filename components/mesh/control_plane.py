@@ -113,22 +113,30 @@ def istiod_values(mesh: MeshConfig, cluster: Cluster, namespaces: Namespaces) ->
 
 
 def cni_values(cluster: Cluster) -> dict:
-    """Values of the cni chart: sidecar-mode redirection only (the chart's defaults otherwise)."""
+    """Values of the cni chart: sidecar-mode redirection only (the chart's defaults otherwise); the platform profile's
+    ``global.platform`` and CNI binary directory where it has them."""
+    profile = cluster.profile
     values: dict = {"ambient": {"enabled": False}}
-    if cluster.image_registry:
-        values["global"] = _hub(cluster)
+    if profile.cni_bin_dir:
+        values["cniBinDir"] = profile.cni_bin_dir
+    if cluster.image_registry or profile.istio_platform:
+        values["global"] = {**_hub(cluster), **({"platform": profile.istio_platform} if profile.istio_platform else {})}
     return values
 
 
-def gateway_values(mesh: MeshConfig) -> dict:
-    """Values of the gateway chart (keys checked against its values.yaml and values.schema.json)."""
+def gateway_values(mesh: MeshConfig, cluster: Cluster) -> dict:
+    """Values of the gateway chart (keys checked against its values.yaml and values.schema.json); the Service's
+    annotations choose the platform's load balancer (``Profile.gateway_service_annotations``)."""
     replicas = mesh.gateway_replicas
     return {
         "replicaCount": replicas,
         "autoscaling": {"enabled": True, "minReplicas": replicas, "maxReplicas": max(MAX_REPLICAS, replicas)},
         "podDisruptionBudget": {"minAvailable": 1} if replicas > 1 else {},
         "securityContext": {"sysctls": UNPRIVILEGED_PORTS, "seccompProfile": RUNTIME_DEFAULT},
-        "service": {"type": "LoadBalancer"},
+        "service": {
+            "type": "LoadBalancer",
+            **({"annotations": annotations} if (annotations := cluster.profile.gateway_service_annotations) else {}),
+        },
     }
 
 
@@ -198,7 +206,13 @@ class Mesh(pulumi.ComponentResource):
         ingress_ns = self.ingress_namespace.metadata["name"]
 
         self.base_release = helm_release(
-            f"{name}-base-release", versions.ISTIO_BASE, mesh_ns, base_values(namespaces), self, protect=protect
+            f"{name}-base-release",
+            versions.ISTIO_BASE,
+            mesh_ns,
+            base_values(namespaces),
+            self,
+            cluster=args.cluster,
+            protect=protect,
         )
         self.istiod_release = helm_release(
             f"{name}-istiod-release",
@@ -206,6 +220,7 @@ class Mesh(pulumi.ComponentResource):
             mesh_ns,
             istiod_values(mesh, cluster, namespaces),
             self,
+            cluster=args.cluster,
             depends_on=[self.base_release],
         )
         self.cni_release = helm_release(
@@ -214,14 +229,16 @@ class Mesh(pulumi.ComponentResource):
             self.cni_namespace.metadata["name"],
             cni_values(cluster),
             self,
+            cluster=args.cluster,
             depends_on=[self.base_release],
         )
         self.gateway_release = helm_release(
             f"{name}-gateway-release",
             versions.ISTIO_GATEWAY,
             ingress_ns,
-            gateway_values(mesh),
+            gateway_values(mesh, cluster),
             self,
+            cluster=args.cluster,
             depends_on=[self.istiod_release],
             release_name=GATEWAY_RELEASE,
         )

@@ -154,6 +154,11 @@ def dashboard_sidecar(namespace: str) -> dict:
     }
 
 
+# kube-prometheus-stack's scrapes (ServiceMonitors, Services and rule groups) of control-plane components a managed
+# platform runs where no scrape reaches (values.yaml: kubeControllerManager, kubeScheduler, kubeEtcd).
+MANAGED_CONTROL_PLANE = ("kubeControllerManager", "kubeScheduler", "kubeEtcd")
+
+
 def helm_values(
     monitoring: MonitoringConfig,
     cluster: Cluster,
@@ -199,6 +204,9 @@ def helm_values(
         },
         "kube-state-metrics": {"metricLabelsAllowlist": [f"pods=[{allowlist}]", f"namespaces=[{allowlist}]"]},
     }
+    if cluster.profile.managed_control_plane:
+        # The provider runs them out of reach: their scrapes would be down and their alerts fire for ever.
+        values.update({component: {"enabled": False} for component in MANAGED_CONTROL_PLANE})
     if cluster.image_registry:
         values["global"] = {"imageRegistry": cluster.image_registry}
     return values

@@ -250,6 +250,7 @@ class Monitoring(pulumi.ComponentResource):
             ns,
             helm_values(monitoring, cluster, mesh, namespaces.monitoring, receivers),
             self,
+            cluster=args.cluster,
             timeout=900,
             release_name=RELEASE,
             protect=protect,

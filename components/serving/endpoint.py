@@ -33,8 +33,9 @@ from dataclasses import KW_ONLY, dataclass
 import pulumi
 
 from config import versions
+from config.cluster import Cluster
 from config.gpu import Gpu
-from config.serving import Endpoint, Serving
+from config.serving import Endpoint, Serving, cache_storage_class
 from config.tenancy import Tenant
 
 from ..gpu import gpu_scheduling
@@ -95,7 +96,7 @@ def download_script(endpoint: Endpoint) -> str:
 @dataclass(frozen=True)
 class ModelEndpointArgs:
     """What ``ModelEndpoint`` is built from: the endpoint, its tenant, the GPU and serving config, where Prometheus
-    answers (autoscaling queries) and the image registry; keyword-only, the tenant's namespace (an Output: every
+    answers (autoscaling queries) and the cluster (image registry, platform profile); keyword-only, the tenant's namespace (an Output: every
     object waits for it), the Hugging Face token, the KServe and KEDA releases (CRDs) and the platform's Secrets."""
 
     endpoint: Endpoint
@@ -103,7 +104,7 @@ class ModelEndpointArgs:
     gpu: Gpu
     serving: Serving
     prometheus_url: str
-    registry: str | None = None
+    cluster: Cluster
     _: KW_ONLY
     namespace: pulumi.Input[str]
     hf_token: pulumi.Output | None
@@ -120,11 +121,16 @@ class ModelEndpoint(pulumi.ComponentResource):
         super().__init__("ai-platform:serving:ModelEndpoint", name, None, opts)
         endpoint, tenant, gpu, serving, namespace = args.endpoint, args.tenant, args.gpu, args.serving, args.namespace
         prometheus_url, hf_token, keda_release = args.prometheus_url, args.hf_token, args.keda_release
-        kserve_release, platform_secrets, registry = args.kserve_release, args.platform_secrets, args.registry
+        kserve_release, platform_secrets, registry = (
+            args.kserve_release,
+            args.platform_secrets,
+            args.cluster.image_registry,
+        )
+        self.profile = args.cluster.profile
         self._child = pulumi.ResourceOptions(parent=self)
         # The tenant namespace's Output: every object waits for the namespace to exist.
         self.endpoint, self.tenant, self.namespace, self.registry = endpoint, tenant.name, namespace, registry
-        self.storage_class = endpoint.cache.storage_class or serving.storage_class
+        self.serving = serving
         self.prometheus_url, self.hf_token, self.keda_release = prometheus_url, hf_token, keda_release
         self.platform_secrets = platform_secrets
         self.gpu_settings = (
@@ -176,7 +182,10 @@ class ModelEndpoint(pulumi.ComponentResource):
 
     def _pod_labels(self, object_name: str, **labels: str) -> dict:
         """Labels of the endpoint's pods: the objects' labels and what the workload identity needs."""
-        return {**self._meta(object_name, **labels)["labels"], **model_access.identity_pod_labels(self.endpoint)}
+        return {
+            **self._meta(object_name, **labels)["labels"],
+            **model_access.identity_pod_labels(self.endpoint, self.profile),
+        }
 
     def _deployment(self, name: str, object_name: str, version: str, variant: Endpoint, engine: ServerEngine) -> None:
         """One version's Deployment with its model cache and download Job, PDB and autoscaler."""
@@ -254,8 +263,9 @@ class ModelEndpoint(pulumi.ComponentResource):
             "accessModes": ["ReadWriteMany" if variant.replicas.max > 1 else "ReadWriteOnce"],
             "resources": {"requests": {"storage": variant.cache.size}},
         }
-        if self.storage_class:
-            spec["storageClassName"] = self.storage_class
+        storage_class = cache_storage_class(variant, self.serving, self.profile.rwx_storage_class)
+        if storage_class:
+            spec["storageClassName"] = storage_class
         claim = kube(
             f"{name}-model-cache",
             api_version="v1",
@@ -392,7 +402,7 @@ class ModelEndpoint(pulumi.ComponentResource):
     ) -> None:
         """One version's custom resource (KServe's InferenceService), which the engine's controller serves."""
         pod = {"serviceAccountName": self.service_account, **_gpu_pod_fields(self.gpu_settings)}
-        identity_labels = model_access.identity_pod_labels(variant)
+        identity_labels = model_access.identity_pod_labels(variant, self.profile)
         if identity_labels:  # KServe copies the InferenceService's labels to its pods
             pod["labels"] = identity_labels
         api_version, kind, spec = self.engine.custom_resource(variant, _resources(variant, self.gpu_settings), pod)
@@ -414,6 +424,6 @@ class ModelEndpoint(pulumi.ComponentResource):
             api_version="networking.k8s.io/v1",
             kind="NetworkPolicy",
             metadata=self._meta(f"{endpoint.name}-model-egress"),
-            spec=model_access.egress_spec(endpoint, self.engine.fetchers(endpoint)),
+            spec=model_access.egress_spec(endpoint, self.engine.fetchers(endpoint), self.profile),
             opts=self._child,
         )

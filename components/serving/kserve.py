@@ -160,13 +160,16 @@ class KServe(pulumi.ComponentResource):
             f"{name}-namespace", namespaces.kserve, COMPONENT, POD_SECURITY, cluster.kubernetes_version, self
         )
         ns = self.namespace.metadata["name"]
-        self.crd_release = helm_release(f"{name}-crd-release", versions.KSERVE_CRD, ns, {}, self, protect=protect)
+        self.crd_release = helm_release(
+            f"{name}-crd-release", versions.KSERVE_CRD, ns, {}, self, cluster=args.cluster, protect=protect
+        )
         self.release = helm_release(
             f"{name}-release",
             versions.KSERVE_RESOURCES,
             ns,
             resources_values(cluster, namespaces),
             self,
+            cluster=args.cluster,
             depends_on=[self.crd_release, cert_manager_release],
         )
         self.runtimes_release = helm_release(
@@ -175,6 +178,7 @@ class KServe(pulumi.ComponentResource):
             ns,
             runtime_values(cluster),
             self,
+            cluster=args.cluster,
             depends_on=[self.crd_release, self.release],
         )
         self.register_outputs({"namespace": self.namespace.metadata["name"], "release": self.release.name})

@@ -15,18 +15,18 @@
   however many endpoints share it (``model_credentials``).
 - The NetworkPolicy ``<endpoint>-model-egress``: the pods that fetch the model may reach HTTPS outside the cluster's
   and the nodes' networks (object stores, Hugging Face, cloud token services: ``tenancy.public_https_egress``) and,
-  with workload identity, what the identity needs on the node (``IDENTITIES``).
+  with workload identity, what the identity needs on the node on the cluster's platform (``platforms.identities``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
 
 import pulumi
 
 from config.model import PlatformConfig
 from config.serving import Endpoint
+from platforms import Profile
 
 from ..meta import kube
 from ..secrets import PlatformSecrets
@@ -36,39 +36,14 @@ from . import engines
 S3_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
 
 
-class Identity(NamedTuple):
-    """What one kind of workload identity needs of a pod: egress to link-local addresses, pod labels."""
-
-    egress: tuple[tuple[str, int], ...] = ()
-    pod_labels: dict[str, str] = {}
-
-
-# Per annotation key of the ServiceAccount.
-IDENTITIES = {
-    # EKS IRSA: the SDKs call STS AssumeRoleWithWebIdentity over HTTPS with the token the pod identity webhook mounts
-    # (docs.aws.amazon.com/eks/latest/userguide/iam-roles-for-service-accounts.html): HTTPS only.
-    "eks.amazonaws.com/role-arn": Identity(),
-    # GKE Workload Identity: tokens come from the GKE metadata server; with network policies, allow 169.254.169.254:80
-    # (Dataplane V2) and 169.254.169.252:988 (cloud.google.com/kubernetes-engine/docs/how-to/workload-identity,
-    # "Restrict egress" / network policy note).
-    "iam.gke.io/gcp-service-account": Identity(egress=(("169.254.169.254/32", 80), ("169.254.169.252/32", 988))),
-    # AKS Workload Identity: the mutating webhook acts only on pods labelled azure.workload.identity/use=true
-    # (azure.github.io/azure-workload-identity/docs/topics/service-account-labels-and-annotations.html); tokens come
-    # from Microsoft Entra ID over HTTPS.
-    "azure.workload.identity/client-id": Identity(pod_labels={"azure.workload.identity/use": "true"}),
-}
-
-
 def service_account_name(endpoint: Endpoint) -> str:
-    return f"{endpoint.name}-model"
+    return endpoint.service_account
 
 
-def identity_pod_labels(endpoint: Endpoint) -> dict[str, str]:
-    """Labels the endpoint's pods need for their workload identity."""
-    labels: dict[str, str] = {}
-    for key in endpoint.service_account_annotations:
-        labels.update(IDENTITIES.get(key, Identity()).pod_labels)
-    return labels
+def identity_pod_labels(endpoint: Endpoint, profile: Profile) -> dict[str, str]:
+    """Labels the endpoint's pods need for their workload identity on the cluster's platform."""
+    identity = profile.identity(endpoint.service_account_annotations, endpoint.pod_identity)
+    return dict(identity.pod_labels) if identity else {}
 
 
 def service_account(name: str, endpoint: Endpoint, meta: dict, parent: pulumi.Resource) -> pulumi.Resource:
@@ -121,11 +96,11 @@ def model_credentials(
         )
 
 
-def egress_spec(endpoint: Endpoint, fetchers: dict) -> dict:
+def egress_spec(endpoint: Endpoint, fetchers: dict, profile: Profile) -> dict:
     """NetworkPolicy spec: the pods ``fetchers`` selects may reach HTTPS outside the private ranges, and what their
-    workload identity needs."""
+    workload identity needs on the cluster's platform."""
     rules = [public_https_egress()]
-    for key in sorted(endpoint.service_account_annotations):
-        for cidr, port in IDENTITIES.get(key, Identity()).egress:
-            rules.append({"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"protocol": "TCP", "port": port}]})
+    identity = profile.identity(endpoint.service_account_annotations, endpoint.pod_identity)
+    for cidr, port in identity.egress if identity else ():
+        rules.append({"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"protocol": "TCP", "port": port}]})
     return {"podSelector": fetchers, "policyTypes": ["Egress"], "egress": rules}

@@ -1,0 +1,47 @@
+"""Any conformant cluster (``cluster.platform: generic``, the default).
+
+No platform rules beyond Kubernetes': every workload identity is accepted (a self-managed cluster may run the IRSA or
+Azure workload identity webhooks), ``cluster.networkPolicy`` is optional, and the user answers for what a managed
+platform's profile would have checked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .base import Profile, Rule
+from .identities import ALL_IDENTITIES
+
+if TYPE_CHECKING:
+    from config.model import PlatformConfig
+
+
+def _shared_caches(cfg: PlatformConfig) -> bool:
+    from config.serving import unclassed_shared_caches
+
+    return bool(unclassed_shared_caches(cfg))
+
+
+class Generic(Profile):
+    name = "generic"
+    title = "Any conformant cluster"
+    network_policy_providers = {}
+    identities = ALL_IDENTITIES
+    rules = (
+        Rule(
+            "NetworkPolicies are enforced: tenant isolation is made of them",
+            "https://kubernetes.io/docs/concepts/services-networking/network-policies/#prerequisites",
+            user="Run a network plugin that enforces NetworkPolicy (Calico, Cilium, ...); a plugin without it "
+            "accepts the policies and enforces none",
+        ),
+        Rule(
+            "Model caches read by more than one replica need a ReadWriteMany storage class",
+            "https://kubernetes.io/docs/concepts/storage/persistent-volumes/#access-modes",
+            user="Name a storage class that offers ReadWriteMany in serving.storageClass (or models[].cache."
+            "storageClass) for endpoints with replicas.max > 1, or make it the cluster default",
+            applies=_shared_caches,
+        ),
+    )
+
+
+PROFILE = Generic()
