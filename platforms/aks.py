@@ -44,8 +44,8 @@ class Aks(Profile):
     title = "Azure Kubernetes Service"
     network_policy_providers = {
         "cilium": "az aks create ... --network-plugin azure --network-dataplane cilium --network-policy cilium",
-        "calico": "az aks create|update ... --network-policy calico",
-        "azure": "az aks create|update ... --network-policy azure (Azure NPM, retiring on Linux in September 2028)",
+        "calico": "az aks create ... --network-policy calico (az aks update reimages every node pool)",
+        "azure": "az aks create ... --network-policy azure (Azure NPM; retiring on Linux in September 2028)",
     }
     identities = (AZURE_WORKLOAD_IDENTITY,)
     rwx_storage_class = "azurefile-csi"

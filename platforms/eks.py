@@ -35,8 +35,8 @@ class Eks(Profile):
     network_policy_providers = {
         "vpc-cni": 'the Amazon VPC CNI add-on 1.14 or later with {"enableNetworkPolicy": "true"} in its '
         f"configuration values ({VPC_CNI_POLICY})",
-        "calico": "Calico for policy enforcement",
-        "cilium": "Cilium (chained with the VPC CNI or replacing it)",
+        "calico": "Calico for policy only, chained with the VPC CNI",
+        "cilium": "Cilium for policy only, chained with the VPC CNI",
     }
     identities = (IRSA, EKS_POD_IDENTITY)
     managed_control_plane = True
@@ -55,6 +55,17 @@ class Eks(Profile):
             f"{VPC_CNI_POLICY}; {EKS_GUIDE}/cni-network-policy.html",
             refuses="a stack without cluster.networkPolicy, or with a provider EKS does not offer",
             user="Keep tenant pods off Fargate and Windows nodes",
+        ),
+        Rule(
+            "When Calico or Cilium replaces the VPC CNI (an overlay), the control plane AWS runs cannot reach pod "
+            "addresses: every admission webhook (istiod, KServe, Volcano, cert-manager, the Prometheus Operator) times "
+            "out",
+            f"{EKS_GUIDE}/alternate-cni-plugins.html; prometheus-community/helm-charts@kube-prometheus-stack-88.5.3:"
+            "charts/kube-prometheus-stack/values.yaml (admission webhook hostNetwork note); "
+            "cert-manager/cert-manager@v1.21.1:deploy/charts/cert-manager/values.yaml (webhook.hostNetwork)",
+            user="Run Calico or Cilium for policy only, chained with the VPC CNI (the platform's webhooks run on pod "
+            "addresses)",
+            applies=lambda cfg: cfg.cluster.network_policy in ("calico", "cilium"),
         ),
         Rule(
             "A LoadBalancer Service without annotations gets a Classic Load Balancer from the in-tree controller; AWS "

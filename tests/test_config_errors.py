@@ -448,7 +448,7 @@ SERVING_CASES = [
         "prod",
         delete_path(M, 2, "serviceAccountAnnotations"),
         "ai-platform:models[2].s3.credentialsSecret: an s3:// model needs keys (s3.credentialsSecret) or workload "
-        "identity (serviceAccountAnnotations)",
+        "identity (serviceAccountAnnotations, or podIdentity on eks)",
     ),
     (
         "s3 keys and identity at once",
