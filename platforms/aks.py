@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Profile, Rule, annotated_accounts, platform_driver_toolkit
+from .base import (
+    Profile,
+    Rule,
+    annotated_accounts,
+    operator_driver,
+    platform_driver,
+    platform_driver_toolkit,
+    unclassed_caches,
+)
 from .identities import AZURE_WORKLOAD_IDENTITY
 
 if TYPE_CHECKING:
@@ -27,16 +35,6 @@ AKS_RUNTIME_CLASS = "nvidia-container-runtime"
 
 def _identity(cfg: PlatformConfig) -> bool:
     return any(AZURE_WORKLOAD_IDENTITY.annotation in account for _, account in annotated_accounts(cfg))
-
-
-def _rwx_default(cfg: PlatformConfig) -> bool:
-    from config.serving import unclassed_shared_caches
-
-    return bool(unclassed_shared_caches(cfg))
-
-
-def _aks_drivers(cfg: PlatformConfig) -> bool:
-    return bool(cfg.gpu.node_pools) and not cfg.gpu.driver.enabled
 
 
 class Aks(Profile):
@@ -64,7 +62,7 @@ class Aks(Profile):
             f"{AKS_DOCS}/use-nvidia-gpu#skip-gpu-driver-installation; {AKS_DOCS}/nvidia-gpu-operator",
             user="Create the GPU node pools with --gpu-driver none (Azure CLI 2.72.2 or later), not as AKS-managed "
             "GPU pools (--enable-managed-gpu) and without AKS MIG profiles",
-            applies=lambda cfg: bool(cfg.gpu.node_pools) and cfg.gpu.driver.enabled,
+            applies=operator_driver,
         ),
         Rule(
             "AKS's GPU node image ships the driver and the NVIDIA container toolkit; the operator then runs without "
@@ -74,14 +72,14 @@ class Aks(Profile):
             refuses="gpu.toolkit with AKS's driver (gpu.driver.enabled false)",
             user="GPU node pools as AKS creates them (driver installed), without AKS-managed GPU pools "
             "(--enable-managed-gpu), whose device plugin would meet the operator's",
-            applies=_aks_drivers,
+            applies=platform_driver,
         ),
         Rule(
             "Model caches read by several replicas need ReadWriteMany: AKS's azurefile-csi class (Azure Files)",
             f"{AKS_DOCS}/concepts-storage#storage-classes; {AKS_DOCS}/azure-files-csi",
             program="storage class azurefile-csi for caches of endpoints with replicas.max > 1 where none is set",
             user="Keep the Azure Files CSI driver enabled (the default)",
-            applies=_rwx_default,
+            applies=unclassed_caches,
         ),
         Rule(
             "Workload ID: the webhook mutates only pods labelled azure.workload.identity/use=true; the cluster needs "

@@ -150,10 +150,27 @@ class Profile:
         }
 
 
+def unclassed_caches(cfg: PlatformConfig) -> bool:
+    """Whether a model cache several replicas read has no storage class (``config.serving.unclassed_shared_caches``)."""
+    from config.serving import unclassed_shared_caches  # config imports this package: import when asked
+
+    return bool(unclassed_shared_caches(cfg))
+
+
+def operator_driver(cfg: PlatformConfig) -> bool:
+    """GPU pools whose driver the GPU Operator installs."""
+    return bool(cfg.gpu.node_pools) and cfg.gpu.driver.enabled
+
+
+def platform_driver(cfg: PlatformConfig) -> bool:
+    """GPU pools whose node image (the platform) brings the driver."""
+    return bool(cfg.gpu.node_pools) and not cfg.gpu.driver.enabled
+
+
 def platform_driver_toolkit(cfg: PlatformConfig, platform: str, source: str) -> Problems:
     """Where the platform's GPU node image installs the driver it also installs the NVIDIA container toolkit and
     points the container runtime at it: the GPU Operator's toolkit must stay off (``gpu.toolkit``)."""
-    if cfg.gpu.node_pools and not cfg.gpu.driver.enabled and cfg.gpu.toolkit:
+    if platform_driver(cfg) and cfg.gpu.toolkit:
         return [
             (
                 "gpu.toolkit",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Profile, Rule, annotated_accounts, platform_driver_toolkit
+from .base import Profile, Rule, annotated_accounts, operator_driver, platform_driver, platform_driver_toolkit
 from .identities import EKS_POD_IDENTITY, IRSA
 
 if TYPE_CHECKING:
@@ -101,14 +101,14 @@ class Eks(Profile):
             refuses="gpu.toolkit with the AMI's driver (gpu.driver.enabled false)",
             user="GPU node groups on the AL2023 NVIDIA AMI (not Bottlerocket: its device plugin would meet the "
             "operator's), without eksctl's device plugin (--install-nvidia-plugin=false)",
-            applies=lambda cfg: bool(cfg.gpu.node_pools) and not cfg.gpu.driver.enabled,
+            applies=platform_driver,
         ),
         Rule(
             "With the GPU Operator's driver the nodes must run an OS it supports: Ubuntu (the EKS AMIs ship no driver "
             "there)",
             NVIDIA_EKS,
             user="GPU node groups on an Ubuntu EKS AMI",
-            applies=lambda cfg: bool(cfg.gpu.node_pools) and cfg.gpu.driver.enabled,
+            applies=operator_driver,
         ),
         Rule(
             "IRSA: the cluster's OIDC issuer must be an IAM identity provider and each role must trust the "

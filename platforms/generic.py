@@ -9,17 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Profile, Rule
+from .base import Profile, Rule, unclassed_caches
 from .identities import ALL_IDENTITIES
 
 if TYPE_CHECKING:
-    from config.model import PlatformConfig
-
-
-def _shared_caches(cfg: PlatformConfig) -> bool:
-    from config.serving import unclassed_shared_caches
-
-    return bool(unclassed_shared_caches(cfg))
+    pass
 
 
 class Generic(Profile):
@@ -39,7 +33,7 @@ class Generic(Profile):
             "https://kubernetes.io/docs/concepts/storage/persistent-volumes/#access-modes",
             user="Name a storage class that offers ReadWriteMany in serving.storageClass (or models[].cache."
             "storageClass) for endpoints with replicas.max > 1, or make it the cluster default",
-            applies=_shared_caches,
+            applies=unclassed_caches,
         ),
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Profile, Rule, annotated_accounts
+from .base import Profile, Rule, annotated_accounts, operator_driver, platform_driver, unclassed_caches
 from .identities import GKE_WORKLOAD_IDENTITY
 
 if TYPE_CHECKING:
@@ -30,22 +30,12 @@ GKE_CNI_BIN_DIR = "/home/kubernetes/bin"
 TOOLKIT_FILE_CONFIG = {"name": "RUNTIME_CONFIG_SOURCE", "value": "file"}
 
 
-def _gke_drivers(cfg: PlatformConfig) -> bool:
-    return bool(cfg.gpu.node_pools) and not cfg.gpu.driver.enabled
-
-
 def _minor(cfg: PlatformConfig) -> int:
     return int(cfg.cluster.kubernetes_version.split(".")[1])
 
 
 def _identity(cfg: PlatformConfig) -> bool:
     return any(GKE_WORKLOAD_IDENTITY.annotation in account for _, account in annotated_accounts(cfg))
-
-
-def _rwx_default(cfg: PlatformConfig) -> bool:
-    from config.serving import unclassed_shared_caches
-
-    return bool(unclassed_shared_caches(cfg))
 
 
 class Gke(Profile):
@@ -95,7 +85,7 @@ class Gke(Profile):
             user="Create the GPU node pools with --accelerator type=...,gpu-driver-version=disabled and "
             "--node-labels=gke-no-default-nvidia-gpu-device-plugin=true, then apply Google's driver installer "
             "DaemonSet for the node image (container-engine-accelerators nvidia-driver-installer)",
-            applies=_gke_drivers,
+            applies=platform_driver,
         ),
         Rule(
             "With operator-installed drivers the nodes must run Ubuntu (the operator's driver does not support COS) "
@@ -103,7 +93,7 @@ class Gke(Profile):
             NVIDIA_GKE_GUIDE,
             user="Create the GPU node pools with --image-type=UBUNTU_CONTAINERD, --accelerator type=...,"
             "gpu-driver-version=disabled and --node-labels=gke-no-default-nvidia-gpu-device-plugin=true",
-            applies=lambda cfg: bool(cfg.gpu.node_pools) and cfg.gpu.driver.enabled,
+            applies=operator_driver,
         ),
         Rule(
             "On GKE 1.33 and later the container toolkit misconfigures containerd unless it reads the runtime "
@@ -129,7 +119,7 @@ class Gke(Profile):
             "https://cloud.google.com/kubernetes-engine/docs/how-to/persistent-volumes/filestore-csi-driver",
             program="storage class standard-rwx for caches of endpoints with replicas.max > 1 where none is set",
             user="Enable the Filestore CSI driver (--update-addons=GcpFilestoreCsiDriver=ENABLED)",
-            applies=_rwx_default,
+            applies=unclassed_caches,
         ),
         Rule(
             "Workload Identity: pods get tokens from the GKE metadata server, which NetworkPolicies must let them reach",
