@@ -5,9 +5,11 @@ import pulumi
 import config
 from components.ai_platform import AiPlatform, AiPlatformArgs
 from components.gpu import capacity_report
+from components.interpreter import tune_gc
 from config.loader import receiver_secret
 from config.services import SERVICES
 
+tune_gc()  # the collector's settings for a program that keeps what it declares (components/interpreter.py)
 cfg = config.load()
 # Alert receivers' credentials with secrets.source pulumi (the loader checked that each one is set).
 platform = AiPlatform(

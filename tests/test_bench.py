@@ -1,8 +1,25 @@
-"""tools.bench: its generated stacks are valid and run under the harness, and so does its SDK floor (no timing)."""
+"""tools.bench: its generated stacks are valid and run under the harness, so does its SDK floor, and the program
+(not the harness) sets the collector settings it runs under (no timing)."""
 
+import gc
+from types import SimpleNamespace
+
+import pytest
+from google.protobuf import struct_pb2
+
+from components.interpreter import GC_THRESHOLDS
 from config.loader import load
 from tools import bench
 from tools.harness import ROOT, run
+
+
+@pytest.fixture
+def default_gc():
+    """The interpreter's default collector thresholds during the test, whatever ran before; restored after."""
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.set_threshold(*before)
 
 
 def test_generated_stack_loads_and_runs():
@@ -22,29 +39,58 @@ def test_generated_stack_loads_and_runs():
     assert compact.outputs == full.outputs
 
 
-def test_floor_registers_as_many_configmaps():
-    result = run(bench.STACK, bench.generated_config(1), program=bench._floor_program(5), compact=True)
+def test_program_sets_its_collector_thresholds(default_gc):
+    result = run(bench.STACK, bench.generated_config(1), compact=True)
     assert result.error is None, result.error
-    assert [r.type for r in result.resources].count("kubernetes:core/v1:ConfigMap") == 5
-    assert len(result.resources) == 6  # and the root stack
+    assert gc.get_threshold() == GC_THRESHOLDS  # __main__.py set them, and the harness left them
+
+
+def test_harness_sets_no_collector_thresholds(default_gc):
+    result = run(bench.STACK, bench.generated_config(1), program=bench._floor_program(3), compact=True)
+    assert result.error is None, result.error
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_floor_registers_raw_resources_of_the_programs_size_under_one_component():
+    result = run(bench.STACK, bench.generated_config(1), program=bench._floor_program(5, 16, 23, 1500), compact=True)
+    assert result.error is None, result.error
+    assert [r.type for r in result.resources].count(bench.FLOOR_TYPE) == 5
+    components = [r for r in result.resources if not r.custom and r.type != "pulumi:pulumi:Stack"]
+    assert len(components) == 1 and len(result.resources) == 7  # and the root stack
+    assert {r.parent for r in result.resources if r.custom} == {components[0].urn}
+    assert all(abs(r.input_bytes - 1500) <= 8 for r in result.resources if r.custom)
+
+
+def test_floor_inputs_have_the_asked_shape_and_size():
+    inputs = bench.floor_inputs("floor-1", containers=16, leaves=23, size=1500)
+    assert bench._shape(SimpleNamespace(resources=[SimpleNamespace(inputs=inputs)])) == {"containers": 16, "leaves": 23}
+    struct = struct_pb2.Struct()
+    struct.update(inputs)
+    assert abs(struct.ByteSize() - 1500) <= 1
 
 
 def test_table_and_budget_report():
-    rows = [
-        {
-            "size": 10,
-            "resources": 600,
-            "seconds": 1.5,
-            "ms_per_resource": 2.5,
-            "growth": None,
-            "peak_rss": 100 << 20,
-            "floor_seconds": 1.0,
-            "floor_peak_rss": 90 << 20,
-            "ratio": 1.5,
-            "input_bytes_per_resource": 1500,
-            "floor_input_bytes_per_resource": 100,
-            "growth_per_doubling": None,
-        }
+    row = {
+        "size": 500,
+        "resources": 25000,
+        "cpu": 60.0,
+        "floor_cpu": 40.0,
+        "ratio": 1.5,
+        "ratio_min": 1.4,
+        "ratio_max": 1.6,
+        "ms_per_resource": 2.4,
+        "growth_per_doubling": 1.2,
+        "peak_rss": 1100 << 20,
+        "floor_peak_rss": 900 << 20,
+        "input_bytes_per_resource": 1500,
+        "floor_input_bytes_per_resource": 1500,
+    }
+    assert "500x500" in bench.table([row]) and "1.50 (1.40-1.60)" in bench.table([row])
+    assert bench.over_budget([row]) == [
+        "500x500: ratio 1.50 > 1.3",
+        "500x500: CPU time per resource grew x1.20 per doubling > 1.1",
+        "500x500: peak RSS 1100 MiB > 1024 MiB",
     ]
-    assert "10x10" in bench.table(rows)
-    assert bench.over_budget(rows) == ["10x10: ratio 1.50 > 1.3"]
+    small = {**row, "size": 10, "growth_per_doubling": None, "peak_rss": 100 << 20}
+    assert bench.over_budget([small]) == []  # the ratio counts from 50x50, memory from 500x500
+    assert bench.over_budget([{**row, "size": 1000, "ratio": 1.2, "growth_per_doubling": 1.0}]) == []

@@ -14,7 +14,6 @@ Secret values are recorded as ``[secret]``: whatever else contains ``CANARY`` le
 from __future__ import annotations
 
 import functools
-import gc
 import json
 import runpy
 import sys
@@ -265,19 +264,12 @@ def run(
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     program = program or (lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__"))
-    # Everything the program declares stays alive until the SDK has registered it (after the program returns): with
-    # the default thresholds the cyclic collector keeps rescanning that growing live heap (40% of a 10,000-resource
-    # run, time per resource growing with size; python -m tools.bench). Collect young objects 70x less often.
-    thresholds = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)
-    try:
+    try:  # with the interpreter's settings as they are: the program sets its own (components/interpreter.py)
         with stack_folder(stacks):
             _sync_await(run_pulumi_func(program))
     except Exception as error:  # noqa: BLE001 - the caller decides what a failed run means
         result.error = error
         return result
-    finally:
-        gc.set_threshold(*thresholds)
     result.outputs = _resolve_outputs()
     return result
 
