@@ -335,7 +335,7 @@ class StackFile:
     def __init__(self, path: Path, raw: dict[str, Any]):
         self.name, self.raw = path.name, raw
         try:
-            document = yaml.compose(path.read_text())
+            document = yaml.compose(path.read_text(), Loader=yaml.CSafeLoader)
         except (OSError, yaml.YAMLError):
             document = None
         entry = _entry(document, "config") if document is not None else None

@@ -72,3 +72,29 @@ def test_bad_stack_exits_2_with_the_config_error(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     assert render.main(["--stack", "nosuchstack", "--out", str(tmp_path / "out")]) == 2
     assert "no stack file Pulumi.nosuchstack.yaml" in capsys.readouterr().err
+
+
+class _PurePython(yaml.SafeDumper):
+    """PyYAML's own emitter with the renderer's representer: the bytes a render must keep."""
+
+
+_PurePython.add_representer(str, render._literal_blocks)
+
+
+def test_dump_writes_the_bytes_pyyaml_writes():
+    """libyaml writes a render where its bytes are PyYAML's; the corners where they differ go through PyYAML."""
+    long = "word " * 40
+    fast = {"plain": long, "config": "a: 1\n  b: [2]\n", "n": 1.5, "none": None, "list": [long, "x", {"k": True}]}
+    corners = [
+        {"tab": "a\t" + long},  # double-quoted (libyaml folds long ones elsewhere)
+        {"unicode": "µs " + long},
+        {"space before a break": "a \n" + long},
+        {"kept final breaks": "a\n\n", "then": 1},  # `|+`: libyaml adds a `...` marker
+        {"k" * 125: 1},  # a complex key (`? k...`) for PyYAML only
+        {"": 1},
+    ]
+    assert render._libyaml_same(fast) and not any(render._libyaml_same(data) for data in corners)
+    for data in [fast, *corners]:
+        assert render._dump(data) == yaml.dump(
+            data, Dumper=_PurePython, sort_keys=True, default_flow_style=False, width=120
+        )

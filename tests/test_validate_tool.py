@@ -5,7 +5,15 @@ import textwrap
 
 import pytest
 
-from tools.validate import main, validate_helm_values, validate_object
+from tools import validate
+from tools.validate import (
+    cached_yaml_documents,
+    load_yaml_documents,
+    main,
+    upstream_dir,
+    validate_helm_values,
+    validate_object,
+)
 
 K8S = "1.35"
 
@@ -157,6 +165,39 @@ def test_go_regex_with_inline_flag_is_usable():
     assert validate_object(amc, K8S) == []
     amc["spec"]["muteTimeIntervals"][0]["timeIntervals"][0]["weekdays"] = ["someday"]
     assert validate_object(amc, K8S)
+
+
+# --- parsed upstream files, cached on disk ------------------------------------------------------------------
+
+
+def _no_parse(text):
+    raise AssertionError("parsed again although the cache holds this content")
+
+
+def test_cache_returns_what_a_fresh_parse_returns(tmp_path, monkeypatch):
+    monkeypatch.setattr(validate, "CACHE_DIR", tmp_path / "cache")
+    path = upstream_dir() / "volcano" / "crds" / "queues.scheduling.volcano.sh.yaml"
+    fresh = load_yaml_documents(path.read_text())
+    assert cached_yaml_documents(path) == fresh  # parsed and stored
+    assert len(list((tmp_path / "cache").glob("*.pickle"))) == 1
+    monkeypatch.setattr(validate, "load_yaml_documents", _no_parse)
+    assert cached_yaml_documents(path) == fresh  # from the cache
+
+
+def test_changed_file_is_parsed_again_and_a_broken_entry_is_replaced(tmp_path, monkeypatch):
+    monkeypatch.setattr(validate, "CACHE_DIR", tmp_path / "cache")
+    path = tmp_path / "values.yaml"
+    path.write_text("replicas: 1\n")
+    assert cached_yaml_documents(path) == [{"replicas": 1}]
+    path.write_text("replicas: 2\n---\nother: true\n")
+    assert cached_yaml_documents(path) == [{"replicas": 2}, {"other": True}]
+    entries = sorted((tmp_path / "cache").glob("*.pickle"))
+    assert len(entries) == 2
+    for entry in entries:
+        entry.write_bytes(b"not a pickle")
+    assert cached_yaml_documents(path) == [{"replicas": 2}, {"other": True}]
+    monkeypatch.setattr(validate, "load_yaml_documents", _no_parse)
+    assert cached_yaml_documents(path) == [{"replicas": 2}, {"other": True}]  # the entry was written again
 
 
 # --- Helm values --------------------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
     if not path.exists():
         stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
         raise FileNotFoundError(f"no stack file {path.name} (stacks: {', '.join(stacks)})")
-    return (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    return (yaml.load(path.read_text(), Loader=yaml.CSafeLoader) or {}).get("config") or {}
 
 
 def _engine_config(config: dict[str, Any]) -> tuple[dict[str, str], list[str]]:

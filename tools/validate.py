@@ -10,6 +10,8 @@
   against ``values.schema.json`` where the chart ships one.
 
 The upstream data folder is ``$AI_PLATFORM_UPSTREAM`` or ``<repo root>/../shared/upstream`` (see its SOURCES.md).
+Its parsed YAML files (CRDs, values.yaml) are cached in ``build/.cache/validate/`` by content hash
+(``cached_yaml_documents``): a warm run skips parsing them; ``make clean`` or deleting the folder empties it.
 
 CLI: ``python -m tools.validate BUILD_DIR [--k8s-version 1.35]`` checks ``BUILD_DIR/manifests/**/*.yaml`` (one
 object per file) and ``BUILD_DIR/helm/*.values.yaml`` (header comment ``# chart: <name>``, then the values).
@@ -20,18 +22,23 @@ from __future__ import annotations
 import argparse
 import difflib
 import functools
+import hashlib
 import json
 import os
+import pickle
 import re
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import kubernetes_validate.utils
 import yaml
 from kubernetes_validate.utils import VersionNotSupportedError, all_versions
+from referencing import Registry, Resource
 
 # API groups served by Kubernetes itself (all groups kubernetes-validate 1.37 has schemas for); anything else
 # must come from a CRD. Note that e.g. gateway.networking.k8s.io is a CRD group, not a built-in one.
@@ -83,6 +90,33 @@ _Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.c
 def load_yaml_documents(text: str) -> list[Any]:
     """Parse every document of a YAML stream, skipping empty ones."""
     return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+
+
+# Parsed upstream YAML files, one pickle per file content: build/.cache/validate/<format>-<sha256 of the bytes>.pickle.
+# Bump CACHE_FORMAT when what is stored changes (the loader, what load_yaml_documents returns).
+CACHE_DIR = Path(__file__).resolve().parent.parent / "build" / ".cache" / "validate"
+CACHE_FORMAT = f"1-pyyaml{yaml.__version__}"
+
+
+def cached_yaml_documents(path: Path) -> list[Any]:
+    """load_yaml_documents of an upstream file, from CACHE_DIR when it holds the file's content (a changed file has
+    another sha256: it is parsed again); parsing stores the result there. An unreadable cache entry is parsed
+    again; an unwritable cache folder only costs the parse."""
+    data = path.read_bytes()
+    entry = CACHE_DIR / f"{CACHE_FORMAT}-{hashlib.sha256(data).hexdigest()}.pickle"
+    try:
+        return pickle.loads(entry.read_bytes())
+    except Exception:  # noqa: BLE001 - no entry or an unreadable one (pickle raises many kinds): parse again
+        pass
+    docs = load_yaml_documents(path.read_text())
+    try:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=CACHE_DIR, suffix=".tmp", delete=False) as tmp:
+            tmp.write(pickle.dumps(docs, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(tmp.name, entry)  # atomic: a concurrent reader sees the whole entry or none
+    except OSError:
+        pass
+    return docs
 
 
 def upstream_dir() -> Path:
@@ -170,19 +204,44 @@ def _metadata_errors(obj: dict) -> list[str]:
     return ["$.metadata.name: missing or not a non-empty string"]
 
 
-def _builtin_errors(obj: dict, schema_version: str) -> list[str]:
-    """Errors from kubernetes-validate (strict: unknown fields are errors). It reports the first error only."""
+@functools.cache
+def _k8s_schema(filename: str, schema_version: str) -> Any:
+    """One of kubernetes-validate's schema files, parsed once (it parses them, the definitions 1.5 MB, per call)."""
+    return kubernetes_validate.utils.schema_contents(filename, schema_version)
+
+
+@functools.cache
+def _builtin_validator(schema_version: str, api_version: str, kind: str) -> jsonschema.protocols.Validator:
+    """The validator ``kubernetes_validate.validate(obj, schema_version, strict=True)`` builds for a kind, built once.
+
+    Its schema for ``apps/v1`` Deployment is ``v<version>-local-strict/deployment-apps-v1.json`` (a group's domain
+    dropped), whose references point into ``_definitions.json`` of the same folder.
+    """
+    folder = f"kubernetes-json-schema/v{schema_version}-local-strict"
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     try:
-        kubernetes_validate.validate(obj, schema_version, strict=True)
-    except kubernetes_validate.ValidationError as e:
-        return [f"{_json_path(e.absolute_path)}: {_short(e.message)}"]
+        schema = _k8s_schema(f"{folder}/{kind.lower()}-{group_version}.json", schema_version)
+    except FileNotFoundError:
+        version = ".".join(schema_version.split(".")[:2])
+        raise kubernetes_validate.SchemaNotFoundError(kind=kind, version=version, api_version=api_version) from None
+    definitions = _k8s_schema(f"{folder}/_definitions.json", schema_version)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def _builtin_errors(obj: dict, schema_version: str) -> list[str]:
+    """Errors from kubernetes-validate's schemas (strict: unknown fields are errors). Like kubernetes-validate, the
+    first error only."""
+    try:
+        validator = _builtin_validator(schema_version, obj["apiVersion"], obj["kind"])
     except (
         kubernetes_validate.SchemaNotFoundError,
         kubernetes_validate.InvalidSchemaError,
         VersionNotSupportedError,
     ) as e:
         return [f"$: {e.message}"]
-    return []
+    error = next(validator.iter_errors(obj), None)
+    return [] if error is None else [f"{_json_path(error.absolute_path)}: {_short(error.message)}"]
 
 
 @functools.cache
@@ -201,7 +260,7 @@ def _crd_files(root: Path) -> dict[str, tuple[Path, ...]]:
 @functools.cache
 def _load_crd(path: Path) -> dict | None:
     """The CustomResourceDefinition in path, or None if the file holds something else."""
-    docs = load_yaml_documents(path.read_text())
+    docs = cached_yaml_documents(path)
     crds = [d for d in docs if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
     return crds[0] if crds else None
 
@@ -349,7 +408,7 @@ def validate_object(obj: dict, k8s_version: str) -> list[str]:
 @functools.cache
 def _read_values(chart_dir: Path) -> dict:
     path = chart_dir / "values.yaml"
-    docs = load_yaml_documents(path.read_text()) if path.is_file() else []
+    docs = cached_yaml_documents(path) if path.is_file() else []
     return docs[0] if docs and isinstance(docs[0], dict) else {}
 
 
