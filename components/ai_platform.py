@@ -3,7 +3,8 @@
 Owns the stack's Kubernetes provider (kubeconfig context from ``ai-platform:cluster``) and hands it to every
 child through ``providers``, and the ``RegistrationWindow`` every resource of the stack is declared through;
 creates nothing else itself but the three tenant ClusterRoles (``tenancy.tenant_roles``: the same for every tenant)
-and, last, the external secret store (``_create_secret_store_last``).
+and, last, the external secret store (``_create_secret_store_last``). With ``vpa.enabled``, ``vpa.Workloads`` sees every
+release and workload the stack declares, and the VPA component right-sizes them all at the end (``_rightsize``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .serving.endpoint import ModelEndpoint, ModelEndpointArgs
 from .serving.kserve import KServe, KServeArgs
 from .serving.model_access import model_credentials
 from .tenancy import ApiServer, SharedService, Tenant, TenantArgs, shared_service_policies, tenant_roles
+from .vpa import VerticalPodAutoscaler, VerticalPodAutoscalerArgs, Workload, Workloads
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,12 @@ class AiPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AiPlatformArgs, opts: pulumi.ResourceOptions | None = None):
         window = RegistrationWindow()  # every child inherits the transformation: bounded memory at any size
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transformations=[window.transformation]))
+        # What the stack installs, for the VPAs (only with vpa.enabled: otherwise nothing needs it).
+        workloads = Workloads() if args.cfg.vpa.enabled else None
+        transformations: list[pulumi.ResourceTransformation] = [window.transformation]
+        if workloads:
+            transformations.append(workloads.transformation)
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transformations=transformations))
         super().__init__("ai-platform:index:AiPlatform", name, None, opts)
         self.cfg = cfg = args.cfg
         self.provider = k8s.Provider(
@@ -61,6 +68,13 @@ class AiPlatform(pulumi.ComponentResource):
         )
         self._child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.provider})
         self.external_secrets, self.secrets = self._secrets()
+        self.vpa = (
+            VerticalPodAutoscaler(
+                "vpa", VerticalPodAutoscalerArgs(cfg.cluster, cfg.namespaces, protect=cfg.protects("vpa")), self._child
+            )
+            if cfg.vpa.enabled
+            else None
+        )
         self.monitoring = self._monitoring(args.alert_secrets or {})
         self.gpu = self._gpu_operator()
         self.object_store, self.postgres, self.mlflow, self.milvus = self._data_services()
@@ -82,6 +96,8 @@ class AiPlatform(pulumi.ComponentResource):
             self._monitor_everything(self.monitoring)
         if self.mesh:
             self._mesh_routes(self.mesh)
+        if self.vpa and workloads:
+            self._rightsize(self.vpa, workloads)
         self._create_secret_store_last()
         self.register_outputs({})
 
@@ -117,6 +133,7 @@ class AiPlatform(pulumi.ComponentResource):
                 cfg.monitoring,
                 cfg.mesh.enabled,
                 cfg.alert_receivers,
+                cfg.vpa.enabled,
                 protect=cfg.protects("monitoring"),
                 platform_secrets=self.secrets,
                 receiver_secrets=alert_secrets,
@@ -465,6 +482,18 @@ class AiPlatform(pulumi.ComponentResource):
                 ),
                 self._child,
             )
+
+    def _rightsize(self, vpa: VerticalPodAutoscaler, workloads: Workloads) -> None:
+        """A VerticalPodAutoscaler (Off mode) for every Deployment/StatefulSet the stack installs (what ``workloads``
+        saw declared) and for the model servers of every endpoint with ``models[].vpa``."""
+        servers = [
+            Workload(f"model-{endpoint.tenant}-{deployment}", "Deployment", deployment, namespace, endpoint.tenant)
+            for endpoint in self.cfg.models
+            if endpoint.vpa
+            for namespace in [self._tenant_namespace(endpoint.tenant)]
+            for deployment in rules.endpoint_deployments(endpoint)
+        ]
+        vpa.rightsize([*workloads.found, *servers])
 
     def _create_secret_store_last(self) -> None:
         """Last: every component has asked for its Secrets. Closing ``PlatformSecrets`` refuses any later one, and the

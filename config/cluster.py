@@ -97,6 +97,8 @@ class Namespaces(Model):
     """KubeRay operator (Ray clusters run in tenant namespaces)."""
     external_secrets: DnsLabel = "external-secrets"
     """External Secrets Operator and the secret store's service account."""
+    vpa: DnsLabel = "vertical-pod-autoscaler"
+    """Vertical Pod Autoscaler recommender."""
 
     @model_validator(mode="after")
     def _distinct(self) -> Namespaces:

@@ -12,7 +12,7 @@ from pydantic import model_validator
 
 import platforms
 
-from . import batch, data, gpu, mesh, protection, serving, tenancy
+from . import batch, data, gpu, mesh, protection, rightsizing, serving, tenancy
 from .base import Model, valid
 from .batch import Ray, Training, Volcano, Workflows
 from .cluster import Cluster, Namespaces
@@ -21,6 +21,7 @@ from .gpu import Gpu
 from .mesh import Mesh
 from .monitoring import TENANT_RECEIVER_PREFIX, Monitoring, Receiver
 from .protection import TENANT_OWNER, DataProtection
+from .rightsizing import Vpa
 from .secrets import Secrets
 from .services import SERVICES, service
 from .serving import Endpoint, Serving
@@ -35,6 +36,7 @@ CROSS_CHECKS = (
     protection.cross_checks,
     batch.cross_checks,
     data.cross_checks,
+    rightsizing.cross_checks,
     platforms.cross_checks,
 )
 
@@ -76,6 +78,8 @@ class PlatformConfig(Model):
     """``ai-platform:secrets``: Pulumi secrets or the External Secrets Operator."""
     data_protection: DataProtection = DataProtection()
     """``ai-platform:dataProtection``: protection of stateful resources."""
+    vpa: Vpa = Vpa()
+    """``ai-platform:vpa``: the Vertical Pod Autoscaler's recommendations for the platform's workloads."""
 
     def protects(self, owner: str) -> bool:
         """Whether the data or CRDs of ``owner`` (a service of ``config.services`` or ``tenant:<name>``) are

@@ -28,7 +28,7 @@ class DataProtection(Model):
     ``state/``) is refused; ``relaxed`` (not for production): none of that."""
     decommission: list[str] = []
     """Services (``config.services.SERVICES``: ``mlflow``, ``milvus``, ``objectStore``, ``monitoring``, ``gpu``,
-    ``volcano``, ``serving``, ``mesh``, ``training``, ``workflows``, ``ray``, ``secrets``) or tenants
+    ``volcano``, ``serving``, ``mesh``, ``training``, ``workflows``, ``ray``, ``secrets``, ``vpa``) or tenants
     (``tenant:<name>``) you accept to lose: their resources lose protection, and the strict removal check lets them
     leave the stack."""
 

@@ -138,6 +138,8 @@ SERVICES: dict[str, Service] = {
             "secrets.source",
             present=lambda cfg: cfg.secrets.source == "external-secrets",
         ),
+        # Its CRDs (VerticalPodAutoscaler, the recommender's checkpoints): removing it drops every VPA.
+        Service("vpa", ("ai-platform:vpa:VerticalPodAutoscaler",), "vpa.enabled"),
     )
 }
 

@@ -175,6 +175,10 @@ class Endpoint(Model):
     """Mesh routing: split, header routes, timeout, retries, connection pool, circuit breaker."""
     alerts: EndpointAlerts = EndpointAlerts()
     """This endpoint's alert thresholds."""
+    vpa: bool = False
+    """A VerticalPodAutoscaler in ``Off`` mode for each of the endpoint's model-server Deployments (stable and
+    canary; KServe's predictor): CPU and memory recommendations on the ``rightsizing`` dashboard, nothing changed.
+    Needs ``vpa.enabled``."""
 
     @property
     def service_account(self) -> str:

@@ -114,6 +114,10 @@ EXTERNAL_SECRETS = Chart("external-secrets", "https://charts.external-secrets.io
 # The image of its controller, webhook and cert-controller (the chart pins the tag, its appVersion v2.9.0),
 # restated for a registry mirror.
 EXTERNAL_SECRETS_IMAGE = "ghcr.io/external-secrets/external-secrets"
+# Vertical Pod Autoscaler (kubernetes/autoscaler, tag vertical-pod-autoscaler-chart-0.11.0): the chart pins the
+# recommender's tag (its appVersion 1.7.1); the repository, restated for a registry mirror (recommender.image).
+VPA = Chart("vertical-pod-autoscaler", "https://kubernetes.github.io/autoscaler", "0.11.0")
+VPA_RECOMMENDER_IMAGE = "registry.k8s.io/autoscaling/vpa-recommender"
 
 CHARTS: dict[str, Chart] = {
     chart.name: chart
@@ -137,5 +141,6 @@ CHARTS: dict[str, Chart] = {
         ARGO_WORKFLOWS,
         KUBERAY_OPERATOR,
         EXTERNAL_SECRETS,
+        VPA,
     )
 }

@@ -135,6 +135,12 @@ class Eks(Profile):
             "(Volcano), 9443 (KServe), 15017 (istiod) and 10250",
         ),
         Rule(
+            "The VPA recommender reads the resource metrics API, which EKS serves only with metrics-server installed",
+            f"{EKS_GUIDE}/metrics-server.html",
+            user="Install the metrics-server add-on",
+            applies=lambda cfg: cfg.vpa.enabled,
+        ),
+        Rule(
             "The control plane is AWS's: kube-scheduler, kube-controller-manager and etcd cannot be scraped",
             f"{EKS_GUIDE}/view-raw-metrics.html",
             program="the monitoring stack's scheduler, controller manager and etcd scrapes (and their alerts) off",

@@ -35,6 +35,13 @@ class Generic(Profile):
             "storageClass) for endpoints with replicas.max > 1, or make it the cluster default",
             applies=unclassed_caches,
         ),
+        Rule(
+            "The VPA recommender reads the resource metrics API (metrics.k8s.io)",
+            "https://github.com/kubernetes/autoscaler/tree/vertical-pod-autoscaler-chart-0.11.0/vertical-pod-autoscaler"
+            "#prerequisites",
+            user="Run metrics-server (or another provider of metrics.k8s.io)",
+            applies=lambda cfg: cfg.vpa.enabled,
+        ),
     )
 
 

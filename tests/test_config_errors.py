@@ -972,8 +972,8 @@ PROTECTION_CASES = [
         "prod",
         set_path(DP, {"decommission": ["postgres"]}),
         "ai-platform:dataProtection.decommission[0]: not an allowed value (allowed: 'mlflow', 'milvus', 'objectStore', "
-        "'monitoring', 'gpu', 'volcano', 'serving', 'mesh', 'training', 'workflows', 'ray', 'secrets' or "
-        "'tenant:<name>', got: 'postgres')",
+        "'monitoring', 'gpu', 'volcano', 'serving', 'mesh', 'training', 'workflows', 'ray', 'secrets', "
+        "'vpa' or 'tenant:<name>', got: 'postgres')",
     ),
     (
         "unknown protection mode",

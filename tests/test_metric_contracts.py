@@ -187,6 +187,12 @@ def scrape_jobs(stack: str) -> list[ScrapeJob]:
             "honorLabels"
         ]
     jobs.append(ScrapeJob("kube-state-metrics", {**KSM_TARGET, "namespace": cfg.namespaces.monitoring}, honor))
+    # The VPAs' recommendations: the same kube-state-metrics target, with the Custom Resource State config the release
+    # gives it (the metrics exist only if the rendered values turn it on and name the VPA kind).
+    state = ksm.get("customResourceState", {})
+    resources = state.get("config", {}).get("spec", {}).get("resources", []) if state.get("enabled") else []
+    if any(r["groupVersionKind"]["kind"] == "VerticalPodAutoscaler" for r in resources):
+        jobs.append(ScrapeJob("kube-state-metrics-vpa", {**KSM_TARGET, "namespace": cfg.namespaces.monitoring}, honor))
     endpoints = {endpoint.name: endpoint for endpoint in cfg.models}
     for monitor in run.of_kind("PodMonitor"):
         labels = monitor.inputs["metadata"]["labels"]
@@ -781,6 +787,27 @@ def platform_cases(cfg, series: Series, rule: dict) -> tuple[list[dict], list[di
             ],
             wait + 10,
         )
+    if name == "AiPlatformRequestFarFromRecommendation":
+        ksm, vpa = series.job("kube-state-metrics"), series.job("kube-state-metrics-vpa")
+        span = f"x{wait + 60}"
+        pod = {"namespace": "mlflow", "pod": "mlflow-6c5d8f7b9-x2k4p", "container": "mlflow"}
+        target = {"namespace": "mlflow", "target_kind": "Deployment", "target_name": "mlflow", "container": "mlflow"}
+        metric = "kube_verticalpodautoscaler_status_recommendation_containerrecommendations_target_cpu"
+
+        def sized(request: float) -> list[dict]:  # a CPU target of 0.5 cores
+            return [
+                series(
+                    "kube_pod_container_resource_requests",
+                    f"{request:g}{span}",
+                    ksm,
+                    resource="cpu",
+                    unit="core",
+                    **pod,
+                ),
+                series(metric, "0.5" + span, vpa, resource="cpu", unit="core", **target),
+            ]
+
+        return sized(0.5 * 3), sized(0.5 * 1.5), wait + 30
     dcgm = series.job("dcgm-exporter")
     held = {"pod": "llama-70b-7c9d8b6f5-x2k4p", "namespace": "research", "container": "vllm"}
 

@@ -107,8 +107,10 @@ def rules_named(cfg, name: str) -> list[dict]:
 @pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.invariant
 def test_rule_objects_and_groups(stack):
-    groups = alert_groups(stack_cfg(stack))
-    assert set(groups) == RULE_OBJECTS
+    cfg = stack_cfg(stack)
+    groups = alert_groups(cfg)
+    assert set(groups) == RULE_OBJECTS | {"ai-platform-rightsizing"}
+    assert bool(groups.pop("ai-platform-rightsizing")) == cfg.vpa.enabled
     for name, rule_groups in groups.items():
         assert rule_groups, f"{name} has no groups"
         group_names = [group["name"] for group in rule_groups]

@@ -91,7 +91,7 @@ def test_each_tenant_has_its_folder_with_its_dashboards_scoped_to_it(stack_run, 
         "dashboard-gpu-fleet",
         "dashboard-inference",
         "dashboard-tenant-usage",
-    }
+    } | ({"dashboard-rightsizing"} if cfg.vpa.enabled else set())
 
 
 @pytest.mark.invariant

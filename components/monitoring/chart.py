@@ -159,16 +159,77 @@ def dashboard_sidecar(namespace: str) -> dict:
 MANAGED_CONTROL_PLANE = ("kubeControllerManager", "kubeScheduler", "kubeEtcd")
 
 
+# The VerticalPodAutoscalers' recommendations as kube-state-metrics exports them: kube-state-metrics 2.x dropped its
+# built-in VPA collector (v2.9.0), its Custom Resource State config brings the metrics back (kubernetes/
+# kube-state-metrics v2.20.0 docs/metrics/extend/customresourcestate-metrics.md "All VerticalPodAutoscaler Metrics":
+# metricNamePrefix kube, one metric per bound and resource, labels from the VPA and its targetRef). Recommendations
+# only: target, lower and upper bound, per container, for CPU (cores) and memory (bytes).
+VPA_RECOMMENDATION = "kube_verticalpodautoscaler_status_recommendation_containerrecommendations"
+VPA_BOUNDS = {"target": "target", "lowerbound": "lowerBound", "upperbound": "upperBound"}
+VPA_UNITS = {"cpu": "core", "memory": "byte"}
+
+
+def vpa_metric(bound: str, resource: str) -> str:
+    """The metric of one bound (``target``, ``lowerbound``, ``upperbound``) of one resource (``cpu``, ``memory``)."""
+    return f"{VPA_RECOMMENDATION}_{bound}_{resource}"
+
+
+def vpa_custom_resource_state() -> dict:
+    """kube-state-metrics' Custom Resource State config for the VPAs' recommendations (``vpa_metric``)."""
+    return {
+        "kind": "CustomResourceStateMetrics",
+        "spec": {
+            "resources": [
+                {
+                    "groupVersionKind": {
+                        "group": "autoscaling.k8s.io",
+                        "kind": "VerticalPodAutoscaler",
+                        "version": "v1",
+                    },
+                    "labelsFromPath": {
+                        "namespace": ["metadata", "namespace"],
+                        "target_api_version": ["spec", "targetRef", "apiVersion"],
+                        "target_kind": ["spec", "targetRef", "kind"],
+                        "target_name": ["spec", "targetRef", "name"],
+                        "verticalpodautoscaler": ["metadata", "name"],
+                    },
+                    "metricNamePrefix": "kube",
+                    "metrics": [
+                        {
+                            "name": vpa_metric(bound, resource).removeprefix("kube_"),
+                            "help": f"{field} {resource} recommendation of the VerticalPodAutoscaler for the container.",
+                            "commonLabels": {"unit": unit, "resource": resource},
+                            "each": {
+                                "type": "Gauge",
+                                "gauge": {
+                                    "path": ["status", "recommendation", "containerRecommendations"],
+                                    "labelsFromPath": {"container": ["containerName"]},
+                                    "valueFrom": [field, resource],
+                                },
+                            },
+                        }
+                        for bound, field in VPA_BOUNDS.items()
+                        for resource, unit in VPA_UNITS.items()
+                    ],
+                }
+            ]
+        },
+    }
+
+
 def helm_values(
     monitoring: MonitoringConfig,
     cluster: Cluster,
     mesh: bool,
     namespace: str,
     receivers: dict[str, Receiver] | None = None,
+    vpa: bool = False,
 ) -> dict:
     """Values of kube-prometheus-stack (keys checked against the upstream values.yaml by the schema tier).
     ``receivers``: every alert receiver of the stack (``PlatformConfig.alert_receivers``), see ``alerting``; their
-    credentials are files of the mounted ``alerting.RECEIVERS_SECRET``, never values."""
+    credentials are files of the mounted ``alerting.RECEIVERS_SECRET``, never values. ``vpa``: kube-state-metrics
+    also exports the VerticalPodAutoscalers' recommendations (``vpa_custom_resource_state``), with the right to list
+    and watch them."""
     allowlist = ",".join(EXPORTED_LABELS)
     receivers = receivers or {}
     values: dict = {
@@ -204,6 +265,21 @@ def helm_values(
         },
         "kube-state-metrics": {"metricLabelsAllowlist": [f"pods=[{allowlist}]", f"namespaces=[{allowlist}]"]},
     }
+    if vpa:
+        values["kube-state-metrics"].update(
+            {
+                "customResourceState": {"enabled": True, "config": vpa_custom_resource_state()},
+                "rbac": {
+                    "extraRules": [
+                        {
+                            "apiGroups": ["autoscaling.k8s.io"],
+                            "resources": ["verticalpodautoscalers"],
+                            "verbs": ["list", "watch"],
+                        }
+                    ]
+                },
+            }
+        )
     if cluster.profile.managed_control_plane:
         # The provider runs them out of reach: their scrapes would be down and their alerts fire for ever.
         values.update({component: {"enabled": False} for component in MANAGED_CONTROL_PLANE})

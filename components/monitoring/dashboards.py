@@ -9,7 +9,10 @@ Grafana's dashboard sidecar loads. ``dashboards(cfg)`` gives, by name:
   (``Engine.dashboard_row``: vLLM's latency, time to first token, tokens/s, queue and KV cache; Triton's latency,
   queue time and pending requests), HTTP traffic and 5xx as the sidecars see it (with the mesh), ready replicas;
 - ``tenant-usage``: per tenant the GPUs held (recording rules) against the GPU quota, utilisation, GPU-hours,
-  quota use and the Volcano queues.
+  quota use and the Volcano queues;
+- ``rightsizing`` (with ``vpa.enabled``): per workload (template variables ``namespace`` and ``workload``) each
+  container's CPU and memory request against its VPA's target recommendation and bounds, and request / target with
+  the alert's limits.
 
 ``tenant_dashboards(cfg)`` gives, per tenant, the variants of ``inference`` (when the tenant has endpoints) and
 ``tenant-usage`` with the tenant fixed in every query (no tenant variable; ``volcano_unschedule_task_count`` is left
@@ -42,11 +45,14 @@ from config.model import PlatformConfig
 
 from ..serving import engines
 from ..serving.engines.base import CANARY, version_name
+from .chart import vpa_metric
 from .promql import RATE, p95, ratio_of_rates, selector
 from .rules import (
     DCGM_JOB,
     GPU_NAMESPACE,
     GPU_POD,
+    REQUEST_OVER_TARGET,
+    REQUEST_UNDER_TARGET,
     TENANT_GPU_HOURS,
     TENANT_GPU_UTILIZATION,
     TENANT_GPUS,
@@ -54,6 +60,8 @@ from .rules import (
     fb_used_ratio,
     physical_gpus,
     quota_used_ratio,
+    request_to_target,
+    workload_requests,
 )
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -478,9 +486,70 @@ def tenant_usage(cfg: PlatformConfig, only: str | None = None) -> dict:
     return board.json()
 
 
+def rightsizing() -> dict:
+    """Requests against the VPAs' recommendations, per workload and container."""
+    board = _Board(
+        "rightsizing",
+        "AI platform / Right-sizing",
+        "CPU and memory requests of each workload's containers against the recommendations of its "
+        "VerticalPodAutoscaler (Off mode: recommendations only, nothing is changed).",
+    )
+    target_cpu = vpa_metric("target", "cpu")
+    for name, label, query in (
+        ("namespace", "Namespace", f"label_values({target_cpu}, namespace)"),
+        ("workload", "Workload", f'label_values({target_cpu}{{namespace=~"$namespace"}}, target_name)'),
+    ):
+        board.variable(
+            dashboard.QueryVariable(name)
+            .label(label)
+            .datasource(DATASOURCE)
+            .query(query)
+            .multi(True)
+            .include_all(True)
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(VariableSort.ALPHABETICAL_ASC)
+        )
+    vpas = {"namespace": "~$namespace", "target_name": "~$workload"}
+    legend = "{{namespace}}/{{target_name}} {{container}}"
+    for resource, unit in (("cpu", "none"), ("memory", "bytes")):
+        requests = " or ".join(
+            f"({workload_requests(kind, namespace='~$namespace', resource=resource)} "
+            f"and on (namespace, target_name, container) {selector(vpa_metric('target', resource), **vpas, target_kind=kind)})"
+            for kind in ("Deployment", "StatefulSet")
+        )
+        board.row(f"{resource.upper() if resource == 'cpu' else 'Memory'}").timeseries(
+            f"{'CPU (cores)' if resource == 'cpu' else 'Memory'}: request vs recommendation",
+            [
+                (requests, f"{legend} request"),
+                (selector(vpa_metric("target", resource), **vpas), f"{legend} target"),
+                (selector(vpa_metric("lowerbound", resource), **vpas), f"{legend} lower bound"),
+                (selector(vpa_metric("upperbound", resource), **vpas), f"{legend} upper bound"),
+            ],
+            unit,
+            width=24,
+            min=0,
+            description="Request: the largest of the workload's pods'. Target: what the VPA would set; lower/upper "
+            "bound: below it the container is starved, above it the request is wasted.",
+        )
+    board.row("Request / target").timeseries(
+        "Request / recommended target",
+        [(request_to_target(**vpas), f"{legend} {{{{resource}}}}")],
+        "none",
+        width=24,
+        min=0,
+        threshold=REQUEST_OVER_TARGET,
+        description=f"Above {REQUEST_OVER_TARGET:g} or below {REQUEST_UNDER_TARGET:g} for a day: "
+        "AiPlatformRequestFarFromRecommendation.",
+    )
+    return board.json()
+
+
 def dashboards(cfg: PlatformConfig) -> dict[str, dict]:
     """Dashboard name -> dashboard JSON (a dict, ready for a ConfigMap the Grafana sidecar loads)."""
-    return {"gpu-fleet": gpu_fleet(cfg), "inference": inference(cfg), "tenant-usage": tenant_usage(cfg)}
+    boards = {"gpu-fleet": gpu_fleet(cfg), "inference": inference(cfg), "tenant-usage": tenant_usage(cfg)}
+    if cfg.vpa.enabled:
+        boards["rightsizing"] = rightsizing()
+    return boards
 
 
 def tenant_dashboards(cfg: PlatformConfig) -> dict[str, dict[str, dict]]:

@@ -5,6 +5,7 @@ Pure functions, no Pulumi resources: ``components.monitoring`` turns the result 
 - ``alert_groups(cfg)``: PrometheusRule name -> its rule groups, one PrometheusRule per concern:
   ``ai-platform-gpu`` (DCGM exporter), ``ai-platform-inference`` (one group per model endpoint, thresholds
   from ``models[].alerts`` falling back to ``monitoring.alerts``), ``ai-platform-tenancy`` (quotas, Volcano).
+  With VPAs (``vpa.enabled``), ``ai-platform-rightsizing``: a container's request far from its VPA's target.
 - ``recording_groups()``: per-tenant GPU usage for chargeback (``ai_platform:tenant_gpu_*``).
 
 Every metric an expression (or a dashboard query in ``dashboards.py``) uses is listed in ``METRIC_SOURCES``
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from ..serving import engines
 from ..serving.engines.base import AlertContext
+from .chart import VPA_UNITS, vpa_metric
 from .promql import num, ratio_of_rates, selector
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 GPU_RULES = "ai-platform-gpu"
 INFERENCE_RULES = "ai-platform-inference"
 TENANCY_RULES = "ai-platform-tenancy"
+RIGHTSIZING_RULES = "ai-platform-rightsizing"
 
 DCGM_JOB = "nvidia-dcgm-exporter"
 GPU_POD = "exported_pod"
@@ -87,6 +90,15 @@ METRIC_SOURCES: dict[str, str] = {  # and each engine's (``Engine.metric_sources
     "kube_deployment_spec_replicas": f"{_KSM} docs/metrics/workload/deployment-metrics.md",
     "kube_resourcequota": f"{_KSM} docs/metrics/policy/resourcequota-metrics.md (labels resourcequota, namespace, "
     "resource, type=hard|used)",
+    "kube_pod_container_resource_requests": f"{_KSM} docs/metrics/workload/pod-metrics.md (labels namespace, pod, "
+    "container, resource, unit; cpu in cores, memory in bytes)",
+    **{
+        vpa_metric(bound, resource): f"{_KSM} Custom Resource State (components.monitoring.chart "
+        "vpa_custom_resource_state; docs/metrics/extend/customresourcestate-metrics.md): labels namespace, "
+        "verticalpodautoscaler, target_kind, target_name, container, resource, unit"
+        for bound in ("target", "lowerbound", "upperbound")
+        for resource in VPA_UNITS
+    },
     # Volcano
     "volcano_queue_pod_group_pending_count": f"{_VOLCANO} vc-controller-manager: pkg/controllers/metrics/queue.go "
     "(label queue_name = the Queue's name, pkg/controllers/queue/"
@@ -152,6 +164,44 @@ def endpoint_workloads(endpoint: Endpoint) -> dict[str, str]:
         "destination_workload_namespace": endpoint.tenant,
         "destination_workload": "~" + "|".join(endpoint_deployments(endpoint)),
     }
+
+
+# A pod's workload, from the pod's name: a Deployment's pods are <deployment>-<pod-template-hash>-<suffix> (the hash
+# and the suffix in Kubernetes' safe alphabet: k8s.io/apimachinery pkg/util/rand SafeEncodeString, the hash at most 10
+# characters of a uint32, the suffix 5: pkg/controller/controller_utils.go, names.SimpleNameGenerator); a
+# StatefulSet's <statefulset>-<ordinal>.
+_SAFE = "bcdfghjklmnpqrstvwxz2456789"
+POD_OF = {"Deployment": f"(.+)-[{_SAFE}]{{1,10}}-[{_SAFE}]{{5}}", "StatefulSet": "(.+)-[0-9]+"}
+# A container's request this many times its VPA's target (or this fraction of it) for a day is far from it.
+REQUEST_OVER_TARGET, REQUEST_UNDER_TARGET = 2.0, 0.5
+REQUEST_FAR_FOR = "1d"
+
+
+def vpa_target(**matchers: str) -> str:
+    """The VPAs' target recommendations (CPU in cores and memory in bytes, label ``resource``)."""
+    return f"({' or '.join(selector(vpa_metric('target', resource), **matchers) for resource in VPA_UNITS)})"
+
+
+def workload_requests(kind: str, **matchers: str) -> str:
+    """Each ``kind`` workload's containers' CPU and memory requests (the largest of its pods'), labelled like the VPA
+    metrics: ``target_name`` (the workload), ``container``, ``resource``."""
+    requests = selector("kube_pod_container_resource_requests", **{"resource": "~cpu|memory", **matchers})
+    return (
+        "max by (namespace, target_name, container, resource) "
+        f'(label_replace({requests}, "target_name", "$1", "pod", "{POD_OF[kind]}"))'
+    )
+
+
+def request_to_target(**matchers: str) -> str:
+    """Request / VPA target per workload container and resource, with the VPA's labels (``target_kind``,
+    ``target_name``, ``verticalpodautoscaler``); ``matchers`` select VPAs (``namespace``, ``target_name``)."""
+    namespace = {"namespace": matchers["namespace"]} if "namespace" in matchers else {}
+    ratios = [
+        f"{workload_requests(kind, **namespace)} / on (namespace, target_name, container, resource) group_right () "
+        f"{vpa_target(target_kind=kind, **matchers)}"
+        for kind in POD_OF
+    ]
+    return f"({' or '.join(ratios)})"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -419,15 +469,41 @@ def _tenancy_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
     return groups
 
 
+def _rightsizing_groups(alert: _Alerts) -> list[dict]:
+    ratio = request_to_target()
+    over, under = num(REQUEST_OVER_TARGET), num(REQUEST_UNDER_TARGET)
+    return [
+        {
+            "name": RIGHTSIZING_RULES,
+            "rules": [
+                alert(
+                    "AiPlatformRequestFarFromRecommendation",
+                    f"{ratio} > {over} or {ratio} < {under}",
+                    REQUEST_FAR_FOR,
+                    "warning",
+                    "{{ $labels.target_kind }} {{ $labels.namespace }}/{{ $labels.target_name }}: {{ $labels.resource }} "
+                    "request far from the VPA's recommendation",
+                    "Container {{ $labels.container }} of {{ $labels.target_kind }} {{ $labels.namespace }}/"
+                    "{{ $labels.target_name }} requests {{ $value | humanize }} times the {{ $labels.resource }} that "
+                    f"VerticalPodAutoscaler {{{{ $labels.verticalpodautoscaler }}}} recommends (more than {over} or "
+                    f"less than {under} times, for {REQUEST_FAR_FOR}). Too much wastes the nodes, too little risks "
+                    "throttling, eviction or OOM kills: set the request near the target (the rightsizing dashboard).",
+                )
+            ],
+        }
+    ]
+
+
 def alert_groups(cfg: PlatformConfig) -> dict[str, list[dict]]:
     """PrometheusRule name -> ``spec.groups``: GPU (DCGM exporter of the GPU Operator), inference (one group per
-    endpoint), tenancy and batch. A concern the stack does not deploy gets no groups."""
+    endpoint), tenancy and batch, right-sizing (with VPAs). A concern the stack does not deploy gets no groups."""
     alert = _Alerts(cfg)
     gpu = cfg.gpu.enabled and cfg.gpu.dcgm_exporter
     return {
         GPU_RULES: _gpu_rules(cfg, alert) if gpu else [],
         INFERENCE_RULES: _inference_groups(cfg, alert) if cfg.serving.enabled else [],
         TENANCY_RULES: _tenancy_groups(cfg, alert),
+        RIGHTSIZING_RULES: _rightsizing_groups(alert) if cfg.vpa.enabled else [],
     }
 
 

@@ -185,6 +185,8 @@ class MonitoringArgs(ComponentArgs):
     monitoring: MonitoringConfig
     mesh: bool = False
     receivers: dict[str, Receiver] | None = None
+    vpa: bool = False
+    """Whether the stack has VerticalPodAutoscalers (kube-state-metrics then exports their recommendations)."""
     _: KW_ONLY
     platform_secrets: PlatformSecrets
     receiver_secrets: dict | None = None
@@ -248,7 +250,7 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-release",
             versions.KUBE_PROMETHEUS_STACK,
             ns,
-            helm_values(monitoring, cluster, mesh, namespaces.monitoring, receivers),
+            helm_values(monitoring, cluster, mesh, namespaces.monitoring, receivers, args.vpa),
             self,
             cluster=args.cluster,
             timeout=900,
