@@ -22,6 +22,7 @@ from .autoscaling import Keda, KedaArgs
 from .batch import Volcano, VolcanoArgs
 from .certs import CertManager, CertManagerArgs
 from .gpu import GpuOperator, GpuOperatorArgs
+from .logs import Logs, LogsArgs, grafana_datasource
 from .mesh.control_plane import Mesh, MeshArgs
 from .mesh.traffic import EndpointTraffic, EndpointTrafficArgs
 from .meta import RegistrationWindow
@@ -78,6 +79,7 @@ class AiPlatform(pulumi.ComponentResource):
         self.monitoring = self._monitoring(args.alert_secrets or {})
         self.gpu = self._gpu_operator()
         self.object_store, self.postgres, self.mlflow, self.milvus = self._data_services()
+        self.logs = self._logs()
         self.cert_manager, self.keda, self.kserve = self._serving_operators()
         self.volcano = self._volcano()
         self.tenants = self._tenants()
@@ -134,6 +136,9 @@ class AiPlatform(pulumi.ComponentResource):
                 cfg.mesh.enabled,
                 cfg.alert_receivers,
                 cfg.vpa.enabled,
+                grafana_datasource(cfg.logs, cfg.namespaces, [t.name for t in cfg.tenants])
+                if cfg.logs.enabled
+                else None,
                 protect=cfg.protects("monitoring"),
                 platform_secrets=self.secrets,
                 receiver_secrets=alert_secrets,
@@ -230,6 +235,26 @@ class AiPlatform(pulumi.ComponentResource):
             else None
         )
         return store, postgres, mlflow, milvus
+
+    def _logs(self) -> Logs | None:
+        """Loki and the Alloy agent, with logs on: each tenant's namespace (named as the tenant) its Loki tenant."""
+        cfg = self.cfg
+        if not cfg.logs.enabled:
+            return None
+        return Logs(
+            "logs",
+            LogsArgs(
+                cfg.cluster,
+                cfg.namespaces,
+                cfg.logs,
+                cfg.object_store,
+                {t.name: t.name for t in cfg.tenants},
+                protect=cfg.protects("logs"),
+                object_store=self.object_store,
+                platform_secrets=self.secrets,
+            ),
+            self._child,
+        )
 
     def _serving_operators(self) -> tuple[CertManager | None, Keda | None, KServe | None]:
         """cert-manager, KEDA and KServe, with serving on."""

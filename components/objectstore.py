@@ -27,7 +27,7 @@ Owns:
 - the Helm release ``seaweedfs`` of the pinned chart: one master, one volume server, one filer (dev sizing; the
   stack's S3 clients only need one endpoint) and the standalone S3 gateway (``s3.enabled``, Deployment and Service
   ``seaweedfs-s3``, port 8333) with authentication on (``s3.enableAuth``). The buckets (``objectStore.buckets`` of
-  the services that are on: MLflow's, Milvus's; with workflows one per tenant instead of a shared one) are created by
+  the services that are on: MLflow's, Milvus's, Loki's; with workflows one per tenant instead of a shared one) are created by
   the chart's bucket hook Job (``s3.createBuckets``, ``weed shell s3.bucket.create``, on install and upgrade);
   values.yaml documents that key only as a commented-out example under ``s3``, which ``tools.validate`` accepts;
 - volumes: the volume server's data on one PVC of ``objectStore.size`` (``storageClass`` from config, else the

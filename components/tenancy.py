@@ -409,6 +409,47 @@ class Tenant(pulumi.ComponentResource):
         self.register_outputs({"namespace": ns, "queue": self.queue.metadata["name"] if self.queue else None})
 
 
+def _fence_specs(namespaces: Namespaces) -> dict[str, dict]:
+    """A platform namespace's base fence: ingress denied by default, open within the namespace and from monitoring."""
+    everything: dict = {}
+    return {
+        "default-deny-ingress": {"podSelector": everything, "policyTypes": ["Ingress"]},
+        "allow-same-namespace": {
+            "podSelector": everything,
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": everything}]}],
+        },
+        "allow-from-monitoring": {
+            "podSelector": everything,
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_namespaces_in([namespaces.monitoring])]}],
+        },
+    }
+
+
+def _declare_policies(
+    name: str, specs: dict[str, dict], namespace: pulumi.Input[str], component: str, parent: pulumi.Resource
+) -> None:
+    opts = pulumi.ResourceOptions(parent=parent)
+    for policy, spec in specs.items():
+        kube(
+            f"{name}-netpol-{policy}",
+            api_version="networking.k8s.io/v1",
+            kind="NetworkPolicy",
+            metadata=metadata(policy, component, namespace=namespace),
+            spec=spec,
+            opts=opts,
+        )
+
+
+def fenced_namespace_policies(
+    name: str, namespace: pulumi.Input[str], namespaces: Namespaces, component: str, parent: pulumi.Resource
+) -> None:
+    """NetworkPolicies of a platform namespace no tenant may reach (the logs namespace: Loki trusts the tenant header
+    it is sent): ingress denied by default, open within the namespace and from monitoring."""
+    _declare_policies(name, _fence_specs(namespaces), namespace, component, parent)
+
+
 def shared_service_policies(
     name: str,
     service: SharedService,
@@ -421,15 +462,10 @@ def shared_service_policies(
     """NetworkPolicies in a shared service's namespace: ingress denied by default, open within the namespace,
     from tenant namespaces (label ``ai-platform/tenant``) to the serving pods' port, from monitoring, and from the
     platform namespaces ``clients`` (services that use it too) to the serving pods' port."""
-    everything: dict = {}
-    opts = pulumi.ResourceOptions(parent=parent)
+    fence = _fence_specs(namespaces)
     specs = {
-        "default-deny-ingress": {"podSelector": everything, "policyTypes": ["Ingress"]},
-        "allow-same-namespace": {
-            "podSelector": everything,
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": everything}]}],
-        },
+        "default-deny-ingress": fence["default-deny-ingress"],
+        "allow-same-namespace": fence["allow-same-namespace"],
         "allow-from-tenants": {
             "podSelector": {"matchLabels": service.pod_labels},
             "policyTypes": ["Ingress"],
@@ -442,11 +478,7 @@ def shared_service_policies(
                 }
             ],
         },
-        "allow-from-monitoring": {
-            "podSelector": everything,
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": [_namespaces_in([namespaces.monitoring])]}],
-        },
+        "allow-from-monitoring": fence["allow-from-monitoring"],
     }
     if clients:
         specs["allow-from-platform-clients"] = {
@@ -454,12 +486,4 @@ def shared_service_policies(
             "policyTypes": ["Ingress"],
             "ingress": [{"from": [_namespaces_in(clients)], "ports": [{"protocol": "TCP", "port": service.port}]}],
         }
-    for policy, spec in specs.items():
-        kube(
-            f"{name}-netpol-{policy}",
-            api_version="networking.k8s.io/v1",
-            kind="NetworkPolicy",
-            metadata=metadata(policy, component, namespace=namespace),
-            spec=spec,
-            opts=opts,
-        )
+    _declare_policies(name, specs, namespace, component, parent)

@@ -135,6 +135,9 @@ KEDA_SOURCE = "kedacore/charts@v2.20.2:keda/templates"
 MILVUS_SOURCE = "zilliztech/milvus-helm@milvus-5.0.19:charts/milvus/templates"
 MILVUS_CLUSTER = ("cluster.enabled", True, True)
 MILVUS_STANDALONE = ("cluster.enabled", True, False)
+LOKI_SOURCE = "grafana-community/helm-charts@loki-18.11.0:charts/loki/templates"
+LOKI_MONOLITHIC = ("deploymentMode", "Monolithic", "Monolithic")
+LOKI_SCALABLE = ("deploymentMode", "Monolithic", "SimpleScalable")
 
 # chart -> (the release name the names assume, its workloads)
 CHART_WORKLOADS: dict[str, tuple[str, tuple[ChartWorkload, ...]]] = {
@@ -288,9 +291,21 @@ CHART_WORKLOADS: dict[str, tuple[str, tuple[ChartWorkload, ...]]] = {
             ("admissionController.enabled", True, True),
         ),
     ),
+    "loki": _workloads(
+        "loki",
+        LOKI_SOURCE,
+        ("StatefulSet", "loki", "monolithic/workload.yaml", LOKI_MONOLITHIC),
+        ("StatefulSet", "loki-write", "write/workload.yaml", LOKI_SCALABLE),
+        ("Deployment", "loki-read", "read/workload.yaml", LOKI_SCALABLE),
+        ("StatefulSet", "loki-backend", "backend/workload.yaml", LOKI_SCALABLE),
+        ("StatefulSet", "loki-chunks-cache", "chunks-cache/statefulset.yaml", ("chunksCache.enabled", True, True)),
+        ("StatefulSet", "loki-results-cache", "results-cache/statefulset.yaml", ("resultsCache.enabled", True, True)),
+        ("Deployment", "loki-gateway", "gateway/deployment.yaml", ("gateway.enabled", True, True)),
+    ),
 }
-# Charts that create no Deployment or StatefulSet with the program's values (rendered: none).
-CHARTS_WITHOUT_WORKLOADS = ("base", "cni", "kserve-crd", "kserve-runtime-configs")
+# Charts that create no Deployment or StatefulSet with the program's values (rendered: none). Alloy: a DaemonSet
+# (controller.type daemonset, grafana/alloy helm-chart/1.11.1 operations/helm/charts/alloy/templates/controllers).
+CHARTS_WITHOUT_WORKLOADS = ("base", "cni", "kserve-crd", "kserve-runtime-configs", "alloy")
 
 
 def chart_workloads(chart: str, release: str, values: dict) -> tuple[ChartWorkload, ...]:

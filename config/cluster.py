@@ -99,6 +99,8 @@ class Namespaces(Model):
     """External Secrets Operator and the secret store's service account."""
     vpa: DnsLabel = "vertical-pod-autoscaler"
     """Vertical Pod Autoscaler recommender."""
+    logs: DnsLabel = "logging"
+    """Loki and the Alloy log agent (no tenant may reach it: Loki trusts the tenant header it is sent)."""
 
     @model_validator(mode="after")
     def _distinct(self) -> Namespaces:

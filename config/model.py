@@ -12,12 +12,13 @@ from pydantic import model_validator
 
 import platforms
 
-from . import batch, data, gpu, mesh, protection, rightsizing, serving, tenancy
+from . import batch, data, gpu, logs, mesh, protection, rightsizing, serving, tenancy
 from .base import Model, valid
 from .batch import Ray, Training, Volcano, Workflows
 from .cluster import Cluster, Namespaces
 from .data import Milvus, Mlflow, ObjectStore
 from .gpu import Gpu
+from .logs import Logs
 from .mesh import Mesh
 from .monitoring import TENANT_RECEIVER_PREFIX, Monitoring, Receiver
 from .protection import TENANT_OWNER, DataProtection
@@ -37,6 +38,7 @@ CROSS_CHECKS = (
     batch.cross_checks,
     data.cross_checks,
     rightsizing.cross_checks,
+    logs.cross_checks,
     platforms.cross_checks,
 )
 
@@ -80,6 +82,8 @@ class PlatformConfig(Model):
     """``ai-platform:dataProtection``: protection of stateful resources."""
     vpa: Vpa = Vpa()
     """``ai-platform:vpa``: the Vertical Pod Autoscaler's recommendations for the platform's workloads."""
+    logs: Logs = Logs()
+    """``ai-platform:logs``: Loki and the log agent, one Loki tenant per tenant."""
 
     def protects(self, owner: str) -> bool:
         """Whether the data or CRDs of ``owner`` (a service of ``config.services`` or ``tenant:<name>``) are

@@ -140,6 +140,8 @@ SERVICES: dict[str, Service] = {
         ),
         # Its CRDs (VerticalPodAutoscaler, the recommender's checkpoints): removing it drops every VPA.
         Service("vpa", ("ai-platform:vpa:VerticalPodAutoscaler",), "vpa.enabled"),
+        # Loki's chunks, index and rules live in the object store (its own bucket); no tenant calls it.
+        Service("logs", ("ai-platform:logs:Logs",), "logs.enabled", object_store_callers="service"),
     )
 }
 

@@ -118,6 +118,13 @@ EXTERNAL_SECRETS_IMAGE = "ghcr.io/external-secrets/external-secrets"
 # recommender's tag (its appVersion 1.7.1); the repository, restated for a registry mirror (recommender.image).
 VPA = Chart("vertical-pod-autoscaler", "https://kubernetes.github.io/autoscaler", "0.11.0")
 VPA_RECOMMENDER_IMAGE = "registry.k8s.io/autoscaling/vpa-recommender"
+# Logs (issue 21). Loki's OSS chart moved to grafana-community/helm-charts (forked at 6.55.0); 18.11.0 pins Loki 3.7.6
+# (docker.io/grafana/loki), memcached 1.6.45-alpine and memcached-exporter v0.17.0 for its caches. Alloy's chart
+# (grafana/alloy helm-chart/1.11.1) pins Alloy v1.18.1 (docker.io/grafana/alloy) and its config reloader
+# (quay.io/prometheus-operator/prometheus-config-reloader v0.91.0). Both charts take a registry mirror as one value
+# (Loki ``global.imageRegistry``, Alloy ``global.image.registry``): paths and tags stay the charts'.
+LOKI = Chart("loki", "https://grafana-community.github.io/helm-charts", "18.11.0")
+ALLOY = Chart("alloy", "https://grafana.github.io/helm-charts", "1.11.1")
 
 CHARTS: dict[str, Chart] = {
     chart.name: chart
@@ -142,5 +149,7 @@ CHARTS: dict[str, Chart] = {
         KUBERAY_OPERATOR,
         EXTERNAL_SECRETS,
         VPA,
+        LOKI,
+        ALLOY,
     )
 }

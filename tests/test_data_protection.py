@@ -15,9 +15,15 @@ STATEFUL_NAMESPACES = {
     "mlflow": "mlflow",
     "milvus": "milvus",
     "monitoring": "monitoring",
+    "logs": "logs",
 }
 # Releases whose uninstall deletes volumes: the object store, Milvus, Prometheus/Alertmanager/Grafana.
-STATEFUL_RELEASES = {"objectStore": "seaweedfs", "milvus": "milvus", "monitoring": "kube-prometheus-stack"}
+STATEFUL_RELEASES = {
+    "objectStore": "seaweedfs",
+    "milvus": "milvus",
+    "monitoring": "kube-prometheus-stack",
+    "logs": "loki",
+}
 
 
 @functools.cache

@@ -92,6 +92,7 @@ def keys_from_secret():
             "mlflowBucket": "ai-mlflow",
             "milvusBucket": "ai-milvus",
             "workflowsBucket": "ai-workflows",
+            "lokiBucket": "ai-loki",
             "credentialsSecret": "platform-s3",
         },
     )

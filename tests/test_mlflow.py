@@ -78,7 +78,9 @@ def mlflow_off():
 
 @pytest.fixture(scope="module")
 def ml_services_off():
-    return run_with(mlflow={"enabled": False}, milvus={"enabled": False}, workflows={"enabled": False})
+    return run_with(
+        mlflow={"enabled": False}, milvus={"enabled": False}, workflows={"enabled": False}, logs={"enabled": False}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +93,7 @@ def external_keys():
             "region": "eu-central-1",
             "mlflowBucket": "team-mlflow",
             "milvusBucket": "team-milvus",
+            "lokiBucket": "team-loki",
             "credentialsSecret": "s3-keys",
         },
         mlflow={
@@ -328,9 +331,12 @@ def test_object_store_release_and_credentials(stack_run, cfg):
     secret = stack_run.one("Secret", s3["existingConfigSecret"], cfg.namespaces.object_store)
     # Not waited for: the S3 gateway mounts it and the kubelet retries the mount (Milvus waits for this release).
     assert secret.urn not in found.dependencies
-    # MLflow's and Milvus's; the workflows' artifacts in one bucket per tenant (tests/test_tenant_isolation_services.py)
+    # MLflow's, Milvus's and Loki's; the workflows' artifacts in one bucket per tenant
+    # (tests/test_tenant_isolation_services.py)
     assert sorted(b["name"] for b in s3["createBuckets"]) == sorted(
-        {store.buckets["mlflow"], store.buckets["milvus"]} | {store.tenant_bucket(t.name) for t in cfg.tenants}
+        {store.buckets["mlflow"], store.buckets["milvus"]}
+        | ({store.buckets["logs"]} if cfg.logs.enabled else set())
+        | {store.tenant_bucket(t.name) for t in cfg.tenants}
     )
     assert values["volume"]["dataDirs"][0]["size"] == store.size
     assert values["volume"]["dataDirs"][0]["type"] == "persistentVolumeClaim"

@@ -129,6 +129,7 @@ def sso_stack_config() -> dict:
             "mlflowBucket": "team-mlflow",
             "milvusBucket": "team-milvus",
             "workflowsBucket": "team-workflows",
+            "lokiBucket": "team-loki",
             "credentialsSecret": "s3-keys",
         },
     }
@@ -397,10 +398,10 @@ def test_tenants_reach_the_in_cluster_store_on_its_s3_port_only(stack_run, cfg):
     (rule,) = policies["allow-from-tenants"]["ingress"]
     assert policies["allow-from-tenants"]["podSelector"] == {"matchLabels": S3_LABELS}
     assert rule["ports"] == [{"protocol": "TCP", "port": 8333}]
-    # MLflow and Milvus keep reaching the gateway, on that port only.
+    # MLflow, Milvus and Loki keep reaching the gateway, on that port only.
     (rule,) = policies["allow-from-platform-clients"]["ingress"]
     assert rule["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == sorted(
-        [cfg.namespaces.mlflow, cfg.namespaces.milvus]
+        [cfg.namespaces.mlflow, cfg.namespaces.milvus, *([cfg.namespaces.logs] if cfg.logs.enabled else [])]
     )
     assert rule["ports"] == [{"protocol": "TCP", "port": 8333}]
 

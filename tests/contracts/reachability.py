@@ -82,6 +82,19 @@ SEAWEEDFS_INTERNALS = {"master": 9333, "volume": 8080, "filer": 8888, "admin": 2
 # cloudnative-pg 1.30.0 (pkg/utils/labels.go): instance pods labelled cnpg.io/cluster=<cluster>; postgresql 5432,
 # metrics 9187.
 CNPG_SOURCE = "cloudnative-pg/cloudnative-pg 1.30.0 pkg/utils/labels.go"
+# grafana-community/helm-charts loki-18.11.0 charts/loki templates/_helpers.tpl (loki.selectorLabels) and
+# <target>/workload.yaml: pods labelled app.kubernetes.io/name=loki, app.kubernetes.io/instance=<release>,
+# app.kubernetes.io/component=single-binary|write|read|backend; ports http-metrics 3100 (push, query), grpc 9095,
+# http-memberlist 7946 (values.yaml loki.server, memberlist).
+LOKI_SOURCE = "grafana-community/helm-charts loki-18.11.0 charts/loki templates/_helpers.tpl, */workload.yaml"
+LOKI_PORTS = {"http-metrics": 3100, "grpc": 9095, "http-memberlist": 7946}
+# grafana/alloy helm-chart/1.11.1 operations/helm/charts/alloy templates/_helpers.tpl (alloy.selectorLabels):
+# app.kubernetes.io/name=alloy, app.kubernetes.io/instance=<release>; port http-metrics 12345 (values.yaml
+# alloy.listenPort).
+ALLOY_SOURCE = "grafana/alloy helm-chart/1.11.1 operations/helm/charts/alloy templates/_helpers.tpl, values.yaml"
+# kube-prometheus-stack 88.5.3 charts/grafana templates/_helpers.tpl (grafana.selectorLabels): app.kubernetes.io/name=
+# grafana, app.kubernetes.io/instance=<release>; container port grafana 3000.
+GRAFANA_SOURCE = "kube-prometheus-stack 88.5.3 charts/grafana templates/_helpers.tpl, deployment.yaml"
 # The cloud metadata service (AWS IMDS, GCE metadata server): 169.254.169.254 port 80.
 METADATA = Address("cloud metadata service", "169.254.169.254", source="AWS IMDS / GCE metadata server docs")
 # A private address outside the API server's: what an external platform database (e.g. prod's MLflow Postgres at
@@ -93,8 +106,8 @@ PUBLIC_HTTPS = Address("public HTTPS host (Hugging Face Hub, S3)", "18.160.0.1")
 
 
 # Platform pods a tenant's ingress admits (components/tenancy.py allow-from-platform): the ingress and monitoring
-# namespaces; kube-dns and istiod call no tenant pod.
-ADMITTED_INTO_TENANTS = {"gateway", "prometheus", "kube-dns", "istiod"}
+# namespaces (Prometheus, Grafana); kube-dns and istiod call no tenant pod.
+ADMITTED_INTO_TENANTS = {"gateway", "prometheus", "grafana", "kube-dns", "istiod"}
 
 
 @dataclass(frozen=True)
@@ -290,6 +303,34 @@ def chart_pods(cfg, run) -> dict[str, Pod]:
                 {component: port},
                 source=SEAWEEDFS_SOURCE,
             )
+    if cfg.logs.enabled:
+        loki = {"app.kubernetes.io/name": "loki", "app.kubernetes.io/instance": "loki"}
+        for target in loki_targets(cfg):
+            pods[f"loki-{target}"] = Pod(
+                f"loki-{target}",
+                ns.logs,
+                {**loki, "app.kubernetes.io/component": target},
+                LOKI_PORTS,
+                "loki",
+                source=LOKI_SOURCE,
+            )
+        pods["alloy"] = Pod(
+            "alloy",
+            ns.logs,
+            {"app.kubernetes.io/name": "alloy", "app.kubernetes.io/instance": "alloy"},
+            {"http-metrics": 12345},
+            "alloy",
+            source=ALLOY_SOURCE,
+        )
+        if cfg.monitoring.enabled:
+            pods["grafana"] = Pod(
+                "kube-prometheus-stack-grafana",
+                ns.monitoring,
+                {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": "kube-prometheus-stack"},
+                {"grafana": 3000},
+                "kube-prometheus-stack-grafana",
+                source=GRAFANA_SOURCE,
+            )
     for obj in (r.inputs for r in run.objects if r.kind == "Cluster" and r.namespace == ns.mlflow):
         pods["mlflow-db"] = Pod(
             f"{obj['metadata']['name']}-1",
@@ -299,6 +340,11 @@ def chart_pods(cfg, run) -> dict[str, Pod]:
             source=CNPG_SOURCE,
         )
     return pods
+
+
+def loki_targets(cfg) -> tuple[str, ...]:
+    """Loki's pods by component label: the single binary, or write, read and backend."""
+    return ("single-binary",) if cfg.logs.mode == "single-binary" else ("write", "read", "backend")
 
 
 def tenant_pods(cfg, tenant: str) -> dict[str, Pod]:
@@ -661,6 +707,48 @@ def needed(cfg, run) -> list[Path]:
                     "components/milvus.py externalS3",
                 )
             )
+    paths += _log_paths(cfg, charts)
+    return paths
+
+
+def _log_paths(cfg, charts: dict[str, Pod]) -> list[Path]:
+    """Logs: Alloy tails through the API server and pushes to Loki's write path, Grafana queries the read path,
+    Loki's targets talk to each other (gRPC, memberlist) and to the object store."""
+    if not cfg.logs.enabled:
+        return []
+    single = cfg.logs.mode == "single-binary"
+    write, read = (charts["loki-single-binary"],) * 2 if single else (charts["loki-write"], charts["loki-read"])
+    alloy = charts["alloy"]
+    paths = [
+        Path("Alloy -> Loki push 3100", alloy, write, 3100, "components/logs.py push_url (loki.write)"),
+        Path(
+            "Alloy -> kube-apiserver (pods, pods/log)",
+            alloy,
+            api_server(cfg),
+            cfg.cluster.api_server_port,
+            "Alloy loki.source.kubernetes, discovery.kubernetes: " + ALLOY_SOURCE,
+        ),
+    ]
+    if "grafana" in charts:
+        paths.append(
+            Path("Grafana -> Loki query 3100", charts["grafana"], read, 3100, "components/logs.py grafana_datasource")
+        )
+    targets = [charts[f"loki-{t}"] for t in loki_targets(cfg)]
+    for client in targets:
+        for server in targets:
+            if client is not server:
+                for port in (9095, 7946):
+                    paths.append(Path(f"{client.name} -> {server.name} {port}", client, server, port, LOKI_SOURCE))
+        if "object-store-s3" in charts:
+            paths.append(
+                Path(
+                    f"{client.name} -> object store S3",
+                    client,
+                    charts["object-store-s3"],
+                    8333,
+                    "components/logs.py loki.storage.s3",
+                )
+            )
     return paths
 
 
@@ -669,6 +757,8 @@ def forbidden(cfg, run) -> list[Path]:
     cluster, charts, tenants = build(run, cfg)
     paths: list[Path] = []
     internals = [k for k in ("mlflow-db", "milvus-etcd", "milvus-internal") if k in charts]
+    # Loki trusts the X-Scope-OrgID it is sent, and Alloy's API would show its targets: no tenant reaches either.
+    internals += [k for k in charts if k.startswith("loki-") or k == "alloy"]
     internals += [k for k in charts if k.startswith("object-store-") and k != "object-store-s3"]
     for tenant, pods in tenants.items():
         others = [p for p in cluster.pods if p.namespace not in (tenant,) and p.namespace in tenants]
