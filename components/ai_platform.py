@@ -18,6 +18,7 @@ from config import PlatformConfig
 from config.services import SERVICES, store_users
 
 from . import ray, training, workflows
+from . import traces as traces_module
 from .autoscaling import Keda, KedaArgs
 from .batch import Volcano, VolcanoArgs
 from .certs import CertManager, CertManagerArgs
@@ -36,7 +37,15 @@ from .secrets import ExternalSecrets, ExternalSecretsArgs, PlatformSecrets
 from .serving.endpoint import ModelEndpoint, ModelEndpointArgs
 from .serving.kserve import KServe, KServeArgs
 from .serving.model_access import model_credentials
-from .tenancy import ApiServer, SharedService, Tenant, TenantArgs, shared_service_policies, tenant_roles
+from .tenancy import (
+    ApiServer,
+    OtlpCollector,
+    SharedService,
+    Tenant,
+    TenantArgs,
+    shared_service_policies,
+    tenant_roles,
+)
 from .vpa import VerticalPodAutoscaler, VerticalPodAutoscalerArgs, Workload, Workloads
 
 
@@ -80,6 +89,7 @@ class AiPlatform(pulumi.ComponentResource):
         self.gpu = self._gpu_operator()
         self.object_store, self.postgres, self.mlflow, self.milvus = self._data_services()
         self.logs = self._logs()
+        self.traces = self._traces()
         self.cert_manager, self.keda, self.kserve = self._serving_operators()
         self.volcano = self._volcano()
         self.tenants = self._tenants()
@@ -136,9 +146,7 @@ class AiPlatform(pulumi.ComponentResource):
                 cfg.mesh.enabled,
                 cfg.alert_receivers,
                 cfg.vpa.enabled,
-                grafana_datasource(cfg.logs, cfg.namespaces, [t.name for t in cfg.tenants])
-                if cfg.logs.enabled
-                else None,
+                self._grafana_datasources(),
                 protect=cfg.protects("monitoring"),
                 platform_secrets=self.secrets,
                 receiver_secrets=alert_secrets,
@@ -256,6 +264,42 @@ class AiPlatform(pulumi.ComponentResource):
             self._child,
         )
 
+    def _grafana_datasources(self) -> list[dict]:
+        """Grafana's Loki and Tempo datasources, of the stack's log and trace services (each over every tenant)."""
+        cfg = self.cfg
+        tenants = [t.name for t in cfg.tenants]
+        sources = []
+        if cfg.logs.enabled:
+            sources.append(grafana_datasource(cfg.logs, cfg.namespaces, tenants))
+        if cfg.traces.enabled:
+            logs_uid = sources[0]["uid"] if sources else None
+            sources.append(traces_module.grafana_datasource(cfg.namespaces, tenants, logs_uid))
+        return sources
+
+    def _traces(self) -> traces_module.Traces | None:
+        """Tempo and the OpenTelemetry Collector, with traces on: each tenant's namespace its Tempo tenant."""
+        cfg = self.cfg
+        if not cfg.traces.enabled:
+            return None
+        return traces_module.Traces(
+            "traces",
+            traces_module.TracesArgs(
+                cfg.cluster,
+                cfg.namespaces,
+                cfg.traces,
+                cfg.object_store,
+                {t.name: t.name for t in cfg.tenants},
+                protect=cfg.protects("traces"),
+                object_store=self.object_store,
+                platform_secrets=self.secrets,
+            ),
+            self._child,
+        )
+
+    def _otlp(self) -> traces_module.Otlp | None:
+        """Where the servers and the mesh's proxies send spans, with traces on."""
+        return traces_module.otlp(self.cfg.traces, self.cfg.namespaces) if self.cfg.traces.enabled else None
+
     def _serving_operators(self) -> tuple[CertManager | None, Keda | None, KServe | None]:
         """cert-manager, KEDA and KServe, with serving on."""
         cfg = self.cfg
@@ -358,6 +402,9 @@ class AiPlatform(pulumi.ComponentResource):
                     cfg.mesh.enabled,
                     shared,
                     api_server,
+                    OtlpCollector(cfg.namespaces.traces, traces_module.COLLECTOR_POD_LABELS, traces_module.OTLP_PORTS)
+                    if cfg.traces.enabled
+                    else None,
                     protect=cfg.protects(f"tenant:{tenant.name}"),
                     volcano_release=volcano_release,
                 ),
@@ -440,6 +487,7 @@ class AiPlatform(pulumi.ComponentResource):
                 cfg.namespaces,
                 cfg.mesh,
                 [cfg.endpoint_host(e) for e in cfg.models],
+                self._otlp(),
                 protect=cfg.protects("mesh"),
                 tenant_namespaces=tenant_namespaces,
                 cert_manager_release=self.cert_manager.release,
@@ -467,6 +515,7 @@ class AiPlatform(pulumi.ComponentResource):
                     kserve_release=kserve.release,
                     keda_release=keda.release,
                     platform_secrets=self.secrets,
+                    otlp=self._otlp(),
                 ),
                 self._child,
             )

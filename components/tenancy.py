@@ -199,6 +199,15 @@ class SharedService(NamedTuple):
     port: int
 
 
+class OtlpCollector(NamedTuple):
+    """The trace collector tenant pods send spans to (``components.traces``): its namespace, pod labels, OTLP ports.
+    Not a shared service: nothing to hold an account on, it sets the tenant itself from the sending pod."""
+
+    namespace: str
+    pod_labels: dict[str, str]
+    ports: tuple[int, ...]
+
+
 # istiod's xDS and certificate port: what an injected sidecar must reach in the mesh namespace.
 ISTIOD_PORTS = [15012]
 
@@ -213,12 +222,16 @@ class ApiServer(NamedTuple):
 
 
 def network_policies(
-    namespaces: Namespaces, mesh: bool, shared: tuple[SharedService, ...], api_server: ApiServer | None = None
+    namespaces: Namespaces,
+    mesh: bool,
+    shared: tuple[SharedService, ...],
+    api_server: ApiServer | None = None,
+    collector: OtlpCollector | None = None,
 ) -> dict[str, dict]:
     """NetworkPolicy specs by name: deny by default, then allow what a tenant workload needs (with the mesh:
     its sidecars' control-plane connection; the ingress gateway is one of the platform namespaces; the shared
     services' serving pods and ports, nothing else of their namespaces; the API server where a service's pods
-    call it)."""
+    call it; with traces, the collector's OTLP ports)."""
     everything: dict = {}
     policies = {
         "default-deny": {"podSelector": everything, "policyTypes": ["Ingress", "Egress"]},
@@ -278,6 +291,22 @@ def network_policies(
                     }
                 ],
             }
+    if collector:
+        policies["allow-to-trace-collector"] = {
+            "podSelector": everything,
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": collector.namespace}},
+                            "podSelector": {"matchLabels": collector.pod_labels},
+                        }
+                    ],
+                    "ports": [{"protocol": "TCP", "port": port} for port in collector.ports],
+                }
+            ],
+        }
     if mesh:
         policies["allow-mesh-control-plane"] = {
             "podSelector": everything,
@@ -307,6 +336,8 @@ class TenantArgs(ComponentArgs):
     mesh: bool
     shared: tuple[SharedService, ...] = ()
     api_server: ApiServer | None = None
+    collector: OtlpCollector | None = None
+    """The trace collector its pods send spans to, with traces on."""
     _: KW_ONLY
     volcano_release: pulumi.Resource | None
 
@@ -381,7 +412,7 @@ class Tenant(pulumi.ComponentResource):
             opts=child,
         )
 
-        for policy, spec in network_policies(namespaces, mesh, shared, api_server).items():
+        for policy, spec in network_policies(namespaces, mesh, shared, api_server, args.collector).items():
             kube(
                 f"{name}-netpol-{policy}",
                 api_version="networking.k8s.io/v1",

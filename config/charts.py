@@ -138,6 +138,10 @@ MILVUS_STANDALONE = ("cluster.enabled", True, False)
 LOKI_SOURCE = "grafana-community/helm-charts@loki-18.11.0:charts/loki/templates"
 LOKI_MONOLITHIC = ("deploymentMode", "Monolithic", "Monolithic")
 LOKI_SCALABLE = ("deploymentMode", "Monolithic", "SimpleScalable")
+TEMPO_SOURCE = "grafana-community/helm-charts@tempo-2.2.4:charts/tempo/templates"
+OTEL_COLLECTOR_SOURCE = (
+    "open-telemetry/opentelemetry-helm-charts@opentelemetry-collector-0.170.0:charts/opentelemetry-collector/templates"
+)
 
 # chart -> (the release name the names assume, its workloads)
 CHART_WORKLOADS: dict[str, tuple[str, tuple[ChartWorkload, ...]]] = {
@@ -301,6 +305,13 @@ CHART_WORKLOADS: dict[str, tuple[str, tuple[ChartWorkload, ...]]] = {
         ("StatefulSet", "loki-chunks-cache", "chunks-cache/statefulset.yaml", ("chunksCache.enabled", True, True)),
         ("StatefulSet", "loki-results-cache", "results-cache/statefulset.yaml", ("resultsCache.enabled", True, True)),
         ("Deployment", "loki-gateway", "gateway/deployment.yaml", ("gateway.enabled", True, True)),
+    ),
+    "tempo": _workloads("tempo", TEMPO_SOURCE, ("StatefulSet", "tempo", "statefulset.yaml")),
+    # mode has no default (values.yaml mode: ""): the program sets deployment.
+    "opentelemetry-collector": _workloads(
+        "opentelemetry-collector",
+        OTEL_COLLECTOR_SOURCE,
+        ("Deployment", "opentelemetry-collector", "deployment.yaml", ("mode", "", "deployment")),
     ),
 }
 # Charts that create no Deployment or StatefulSet with the program's values (rendered: none). Alloy: a DaemonSet

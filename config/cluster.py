@@ -101,6 +101,9 @@ class Namespaces(Model):
     """Vertical Pod Autoscaler recommender."""
     logs: DnsLabel = "logging"
     """Loki and the Alloy log agent (no tenant may reach it: Loki trusts the tenant header it is sent)."""
+    traces: DnsLabel = "tracing"
+    """Tempo and the OpenTelemetry Collector (tenants reach the collector's OTLP ports only: it sets the tenant from
+    the sending pod's namespace; Tempo trusts the tenant header it is sent)."""
 
     @model_validator(mode="after")
     def _distinct(self) -> Namespaces:

@@ -19,8 +19,8 @@ BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class ObjectStore(Model):
-    """S3-compatible storage shared by MLflow (artifacts), Milvus (segments), Argo Workflows (artifacts) and Loki
-    (logs): an in-cluster SeaweedFS with generated keys, or an external S3 service."""
+    """S3-compatible storage shared by MLflow (artifacts), Milvus (segments), Argo Workflows (artifacts), Loki
+    (logs) and Tempo (traces): an in-cluster SeaweedFS with generated keys, or an external S3 service."""
 
     mode: Literal["in-cluster", "external"] = "in-cluster"
     """``in-cluster``: SeaweedFS in ``namespaces.objectStore``; ``external``: an S3 service (AWS S3 by default)."""
@@ -33,11 +33,13 @@ class ObjectStore(Model):
     """Bucket of Milvus data (required for external; in-cluster default ``milvus``)."""
     loki_bucket: BucketName | None = None
     """Bucket of Loki's chunks, index and rules (required for external with logs on; in-cluster default ``loki``)."""
+    tempo_bucket: BucketName | None = None
+    """Bucket of Tempo's trace blocks (required for external with traces on; in-cluster default ``tempo``)."""
     workflows_bucket: BucketName | None = None
     """Bucket of Argo Workflows artifacts (required for external with workflows on; in-cluster default
     ``argo-artifacts``)."""
     credentials_secret: DnsSubdomain | None = None
-    """External: an existing Secret (in the MLflow, Milvus and logs namespaces) with AWS_ACCESS_KEY_ID and
+    """External: an existing Secret (in the MLflow, Milvus, logs and traces namespaces) with AWS_ACCESS_KEY_ID and
     AWS_SECRET_ACCESS_KEY; or use ``serviceAccountAnnotations`` for workload identity."""
     service_account_annotations: dict[str, str] = {}
     """External: annotations giving the services' ServiceAccounts a cloud identity (e.g. eks.amazonaws.com/role-arn)."""
@@ -53,6 +55,7 @@ class ObjectStore(Model):
             "milvus": self.milvus_bucket or "milvus",
             "workflows": self.workflows_bucket or "argo-artifacts",
             "logs": self.loki_bucket or "loki",
+            "traces": self.tempo_bucket or "tempo",
         }
 
     def tenant_bucket(self, tenant: str) -> str:

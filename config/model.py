@@ -12,7 +12,7 @@ from pydantic import model_validator
 
 import platforms
 
-from . import batch, data, gpu, logs, mesh, protection, rightsizing, serving, tenancy
+from . import batch, data, gpu, logs, mesh, protection, rightsizing, serving, tenancy, traces
 from .base import Model, valid
 from .batch import Ray, Training, Volcano, Workflows
 from .cluster import Cluster, Namespaces
@@ -27,6 +27,7 @@ from .secrets import Secrets
 from .services import SERVICES, service
 from .serving import Endpoint, Serving
 from .tenancy import Tenant
+from .traces import Traces
 
 # The rules that read more than one section, by concern, in the order their problems are listed.
 CROSS_CHECKS = (
@@ -39,6 +40,7 @@ CROSS_CHECKS = (
     data.cross_checks,
     rightsizing.cross_checks,
     logs.cross_checks,
+    traces.cross_checks,
     platforms.cross_checks,
 )
 
@@ -84,6 +86,8 @@ class PlatformConfig(Model):
     """``ai-platform:vpa``: the Vertical Pod Autoscaler's recommendations for the platform's workloads."""
     logs: Logs = Logs()
     """``ai-platform:logs``: Loki and the log agent, one Loki tenant per tenant."""
+    traces: Traces = Traces()
+    """``ai-platform:traces``: Tempo and the OpenTelemetry Collector, one Tempo tenant per tenant."""
 
     def protects(self, owner: str) -> bool:
         """Whether the data or CRDs of ``owner`` (a service of ``config.services`` or ``tenant:<name>``) are

@@ -142,6 +142,8 @@ SERVICES: dict[str, Service] = {
         Service("vpa", ("ai-platform:vpa:VerticalPodAutoscaler",), "vpa.enabled"),
         # Loki's chunks, index and rules live in the object store (its own bucket); no tenant calls it.
         Service("logs", ("ai-platform:logs:Logs",), "logs.enabled", object_store_callers="service"),
+        # Tempo's blocks live in the object store (its own bucket); tenants call the collector, never Tempo.
+        Service("traces", ("ai-platform:traces:Traces",), "traces.enabled", object_store_callers="service"),
     )
 }
 

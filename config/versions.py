@@ -125,6 +125,16 @@ VPA_RECOMMENDER_IMAGE = "registry.k8s.io/autoscaling/vpa-recommender"
 # (Loki ``global.imageRegistry``, Alloy ``global.image.registry``): paths and tags stay the charts'.
 LOKI = Chart("loki", "https://grafana-community.github.io/helm-charts", "18.11.0")
 ALLOY = Chart("alloy", "https://grafana.github.io/helm-charts", "1.11.1")
+# Traces (issue 21). Tempo's monolithic chart (grafana-community/helm-charts tempo-2.2.4) pins Tempo 2.10.8
+# (docker.io/grafana/tempo; ``tempo.registry`` takes a mirror). The OpenTelemetry Collector's chart
+# (open-telemetry/opentelemetry-helm-charts opentelemetry-collector-0.170.0, appVersion 0.158.0) has no default image:
+# the Kubernetes distribution (otelcol-k8s: the OTLP receiver, the k8sattributes and resource processors, the routing
+# connector and the OTLP exporter), its tag the chart's appVersion.
+TEMPO = Chart("tempo", "https://grafana-community.github.io/helm-charts", "2.2.4")
+OTEL_COLLECTOR = Chart(
+    "opentelemetry-collector", "https://open-telemetry.github.io/opentelemetry-helm-charts", "0.170.0"
+)
+OTEL_COLLECTOR_IMAGE = "ghcr.io/open-telemetry/opentelemetry-collector-releases/opentelemetry-collector-k8s"
 
 CHARTS: dict[str, Chart] = {
     chart.name: chart
@@ -151,5 +161,7 @@ CHARTS: dict[str, Chart] = {
         VPA,
         LOKI,
         ALLOY,
+        TEMPO,
+        OTEL_COLLECTOR,
     )
 }

@@ -973,7 +973,7 @@ PROTECTION_CASES = [
         set_path(DP, {"decommission": ["postgres"]}),
         "ai-platform:dataProtection.decommission[0]: not an allowed value (allowed: 'mlflow', 'milvus', 'objectStore', "
         "'monitoring', 'gpu', 'volcano', 'serving', 'mesh', 'training', 'workflows', 'ray', 'secrets', "
-        "'vpa', 'logs' or 'tenant:<name>', got: 'postgres')",
+        "'vpa', 'logs', 'traces' or 'tenant:<name>', got: 'postgres')",
     ),
     (
         "unknown protection mode",

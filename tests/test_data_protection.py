@@ -16,6 +16,7 @@ STATEFUL_NAMESPACES = {
     "milvus": "milvus",
     "monitoring": "monitoring",
     "logs": "logs",
+    "traces": "traces",
 }
 # Releases whose uninstall deletes volumes: the object store, Milvus, Prometheus/Alertmanager/Grafana.
 STATEFUL_RELEASES = {
@@ -23,6 +24,7 @@ STATEFUL_RELEASES = {
     "milvus": "milvus",
     "monitoring": "kube-prometheus-stack",
     "logs": "loki",
+    "traces": "tempo",
 }
 
 

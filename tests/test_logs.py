@@ -222,7 +222,7 @@ def test_the_agent_runs_restricted_without_host_paths():
 def test_grafana_queries_the_platform_and_every_tenant():
     result = run_stack("dev")
     sources = values(result, "kube-prometheus-stack")["grafana"]["additionalDataSources"]
-    (loki,) = sources
+    (loki,) = [s for s in sources if s["type"] == "loki"]
     assert loki["type"] == "loki" and loki["url"] == "http://loki.logging.svc:3100"
     assert loki["jsonData"]["httpHeaderName1"] == "X-Scope-OrgID"
     assert loki["secureJsonData"]["httpHeaderValue1"] == "platform|product|research"
@@ -242,7 +242,8 @@ def test_logs_off_removes_it_all():
     assert release(result, "loki") is None and release(result, "alloy") is None
     assert not [r for r in result.objects if r.namespace == "logging" or r.k8s_name == "logging"]
     assert "loki" not in [b["name"] for b in values(result, "seaweedfs")["s3"]["createBuckets"]]
-    assert "additionalDataSources" not in values(result, "kube-prometheus-stack")["grafana"]
+    sources = values(result, "kube-prometheus-stack")["grafana"].get("additionalDataSources", [])
+    assert [s["type"] for s in sources] == ["tempo"] and "tracesToLogsV2" not in sources[0]["jsonData"]
     assert not [r for r in result.resources if "ai-platform:logs:Logs" in r.type]
 
 

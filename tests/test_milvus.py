@@ -93,6 +93,7 @@ def keys_from_secret():
             "milvusBucket": "ai-milvus",
             "workflowsBucket": "ai-workflows",
             "lokiBucket": "ai-loki",
+            "tempoBucket": "ai-tempo",
             "credentialsSecret": "platform-s3",
         },
     )

@@ -79,7 +79,11 @@ def mlflow_off():
 @pytest.fixture(scope="module")
 def ml_services_off():
     return run_with(
-        mlflow={"enabled": False}, milvus={"enabled": False}, workflows={"enabled": False}, logs={"enabled": False}
+        mlflow={"enabled": False},
+        milvus={"enabled": False},
+        workflows={"enabled": False},
+        logs={"enabled": False},
+        traces={"enabled": False},
     )
 
 
@@ -94,6 +98,7 @@ def external_keys():
             "mlflowBucket": "team-mlflow",
             "milvusBucket": "team-milvus",
             "lokiBucket": "team-loki",
+            "tempoBucket": "team-tempo",
             "credentialsSecret": "s3-keys",
         },
         mlflow={
@@ -331,11 +336,12 @@ def test_object_store_release_and_credentials(stack_run, cfg):
     secret = stack_run.one("Secret", s3["existingConfigSecret"], cfg.namespaces.object_store)
     # Not waited for: the S3 gateway mounts it and the kubelet retries the mount (Milvus waits for this release).
     assert secret.urn not in found.dependencies
-    # MLflow's, Milvus's and Loki's; the workflows' artifacts in one bucket per tenant
+    # MLflow's, Milvus's, Loki's and Tempo's; the workflows' artifacts in one bucket per tenant
     # (tests/test_tenant_isolation_services.py)
     assert sorted(b["name"] for b in s3["createBuckets"]) == sorted(
         {store.buckets["mlflow"], store.buckets["milvus"]}
         | ({store.buckets["logs"]} if cfg.logs.enabled else set())
+        | ({store.buckets["traces"]} if cfg.traces.enabled else set())
         | {store.tenant_bucket(t.name) for t in cfg.tenants}
     )
     assert values["volume"]["dataDirs"][0]["size"] == store.size

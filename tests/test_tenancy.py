@@ -206,7 +206,9 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
             "allow-to-shared-services",
         } | ({"allow-mesh-control-plane"} if cfg.mesh.enabled else set()) | (
             {"allow-kube-apiserver"} if cfg.workflows.enabled else set()
-        ) | ({"allow-kube-apiserver-ray-head"} if cfg.ray.enabled else set())
+        ) | ({"allow-kube-apiserver-ray-head"} if cfg.ray.enabled else set()) | (
+            {"allow-to-trace-collector"} if cfg.traces.enabled else set()
+        )
         deny = policies["default-deny"]
         assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
         assert "ingress" not in deny and "egress" not in deny

@@ -283,7 +283,7 @@ def test_in_cluster_store_has_one_bucket_and_identity_per_tenant(dev_external):
     seaweedfs = next(r for r in result.releases if r.inputs["chart"] == "seaweedfs")
     buckets = {b["name"] for b in seaweedfs.inputs["values"]["s3"]["createBuckets"]}
     tenant_buckets = {t.name: f"argo-artifacts-{t.name}" for t in cfg.tenants}
-    assert buckets == {"mlflow", "milvus", "loki"} | set(tenant_buckets.values())
+    assert buckets == {"mlflow", "milvus", "loki", "tempo"} | set(tenant_buckets.values())
     assert identities["ai-platform"]["actions"] == ["Admin", "Read", "Write", "List", "Tagging"]
     assert set(identities) == {"ai-platform"} | {f"tenant-{t}" for t in tenant_buckets}
     for tenant, bucket in tenant_buckets.items():

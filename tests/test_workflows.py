@@ -130,6 +130,7 @@ def sso_stack_config() -> dict:
             "milvusBucket": "team-milvus",
             "workflowsBucket": "team-workflows",
             "lokiBucket": "team-loki",
+            "tempoBucket": "team-tempo",
             "credentialsSecret": "s3-keys",
         },
     }
@@ -398,10 +399,15 @@ def test_tenants_reach_the_in_cluster_store_on_its_s3_port_only(stack_run, cfg):
     (rule,) = policies["allow-from-tenants"]["ingress"]
     assert policies["allow-from-tenants"]["podSelector"] == {"matchLabels": S3_LABELS}
     assert rule["ports"] == [{"protocol": "TCP", "port": 8333}]
-    # MLflow, Milvus and Loki keep reaching the gateway, on that port only.
+    # MLflow, Milvus, Loki and Tempo keep reaching the gateway, on that port only.
     (rule,) = policies["allow-from-platform-clients"]["ingress"]
     assert rule["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == sorted(
-        [cfg.namespaces.mlflow, cfg.namespaces.milvus, *([cfg.namespaces.logs] if cfg.logs.enabled else [])]
+        [
+            cfg.namespaces.mlflow,
+            cfg.namespaces.milvus,
+            *([cfg.namespaces.logs] if cfg.logs.enabled else []),
+            *([cfg.namespaces.traces] if cfg.traces.enabled else []),
+        ]
     )
     assert rule["ports"] == [{"protocol": "TCP", "port": 8333}]
 

@@ -34,6 +34,9 @@ when they start); cert-manager objects after cert-manager only:
   the gateway reads it) for every endpoint host;
 - the Gateway ``ai-platform-gateway``: ``*.<domain>`` on 80 (redirect to HTTPS) and 443 (TLS with that Secret);
 - a ``STRICT`` mTLS PeerAuthentication ``default`` in every tenant namespace;
+- with traces: the mesh's tracing provider ``otel`` (``meshConfig.extensionProviders``: OpenTelemetry over gRPC to the
+  collector's Service, port 4317) and a mesh-wide ``Telemetry`` ``mesh-default`` (telemetry.istio.io/v1, in the mesh
+  root namespace) tracing with it at ``traces.samplingPercent`` (``randomSamplingPercentage``);
 - with ``mesh.jwt``: a RequestAuthentication on the gateway and an AuthorizationPolicy denying requests to the
   endpoint hosts that carry no valid token, each host listed with and without ``:*`` (``Host: h:443`` reaches the
   same virtual host; Istio's hosts match exactly), every host without endpoints, the ACME challenge path excepted.
@@ -55,6 +58,7 @@ from config.mesh import Mesh as MeshConfig
 
 from ..meta import ComponentArgs, KubeObject, helm_release, kube, metadata, mirrored, platform_namespace
 from ..pods import RUNTIME_DEFAULT
+from ..traces import Otlp
 
 COMPONENT = "mesh"
 MESH_POD_SECURITY = "restricted"
@@ -90,12 +94,30 @@ def base_values(namespaces: Namespaces) -> dict:
     return {"global": {"istioNamespace": namespaces.mesh}}
 
 
-def istiod_values(mesh: MeshConfig, cluster: Cluster, namespaces: Namespaces) -> dict:
+# The mesh's tracing provider (meshConfig.extensionProviders[].name; the Telemetry resource names it).
+TRACING_PROVIDER = "otel"
+TELEMETRY = "mesh-default"
+
+
+def tracing_provider(otlp: Otlp) -> dict:
+    """``meshConfig.extensionProviders`` entry: the proxies export spans over OTLP/gRPC to the collector."""
+    return {"name": TRACING_PROVIDER, "opentelemetry": {"service": otlp.host, "port": otlp.grpc_port}}
+
+
+def telemetry_spec(otlp: Otlp) -> dict:
+    """The mesh-wide ``Telemetry`` spec (in the root namespace: every proxy): trace with the provider at the sampling
+    percent."""
+    return {"tracing": [{"providers": [{"name": TRACING_PROVIDER}], "randomSamplingPercentage": otlp.sampling_percent}]}
+
+
+def istiod_values(mesh: MeshConfig, cluster: Cluster, namespaces: Namespaces, otlp: Otlp | None = None) -> dict:
     """Values of the istiod chart (keys checked against the upstream values.yaml by the schema tier)."""
     replicas = mesh.gateway_replicas
     mesh_config: dict = {"outboundTrafficPolicy": {"mode": mesh.outbound_traffic}}
     if mesh.access_logging:
         mesh_config["accessLogFile"] = "/dev/stdout"
+    if otlp:
+        mesh_config["extensionProviders"] = [tracing_provider(otlp)]
     return {
         "cni": {"enabled": True},
         "seccompProfile": RUNTIME_DEFAULT,
@@ -179,6 +201,8 @@ class MeshArgs(ComponentArgs):
 
     mesh: MeshConfig
     hosts: list[str]
+    otlp: Otlp | None = None
+    """Where the proxies send spans (the collector), with traces on."""
     _: KW_ONLY
     tenant_namespaces: dict[str, pulumi.Input[str]]
     cert_manager_release: pulumi.Resource
@@ -218,7 +242,7 @@ class Mesh(pulumi.ComponentResource):
             f"{name}-istiod-release",
             versions.ISTIOD,
             mesh_ns,
-            istiod_values(mesh, cluster, namespaces),
+            istiod_values(mesh, cluster, namespaces, args.otlp),
             self,
             cluster=args.cluster,
             depends_on=[self.base_release],
@@ -356,6 +380,18 @@ class Mesh(pulumi.ComponentResource):
             )
             for tenant, namespace in tenant_namespaces.items()
         }
+
+        self.telemetry = (
+            custom(
+                "telemetry",
+                "telemetry.istio.io/v1",
+                "Telemetry",
+                metadata(TELEMETRY, COMPONENT, namespace=mesh_ns),
+                telemetry_spec(args.otlp),
+            )
+            if args.otlp
+            else None
+        )
 
         self.request_authentication = self.authorization_policy = None
         if mesh.jwt:

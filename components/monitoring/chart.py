@@ -224,13 +224,13 @@ def helm_values(
     namespace: str,
     receivers: dict[str, Receiver] | None = None,
     vpa: bool = False,
-    logs_datasource: dict | None = None,
+    datasources: list[dict] | None = None,
 ) -> dict:
     """Values of kube-prometheus-stack (keys checked against the upstream values.yaml by the schema tier).
     ``receivers``: every alert receiver of the stack (``PlatformConfig.alert_receivers``), see ``alerting``; their
     credentials are files of the mounted ``alerting.RECEIVERS_SECRET``, never values. ``vpa``: kube-state-metrics
     also exports the VerticalPodAutoscalers' recommendations (``vpa_custom_resource_state``), with the right to list
-    and watch them. ``logs_datasource``: Grafana's Loki datasource (``grafana.additionalDataSources``)."""
+    and watch them. ``datasources``: Grafana's Loki and Tempo datasources (``grafana.additionalDataSources``)."""
     allowlist = ",".join(EXPORTED_LABELS)
     receivers = receivers or {}
     values: dict = {
@@ -266,8 +266,8 @@ def helm_values(
         },
         "kube-state-metrics": {"metricLabelsAllowlist": [f"pods=[{allowlist}]", f"namespaces=[{allowlist}]"]},
     }
-    if logs_datasource:
-        values["grafana"]["additionalDataSources"] = [logs_datasource]
+    if datasources:
+        values["grafana"]["additionalDataSources"] = list(datasources)
     if vpa:
         values["kube-state-metrics"].update(
             {

@@ -187,8 +187,8 @@ class MonitoringArgs(ComponentArgs):
     receivers: dict[str, Receiver] | None = None
     vpa: bool = False
     """Whether the stack has VerticalPodAutoscalers (kube-state-metrics then exports their recommendations)."""
-    logs_datasource: dict | None = None
-    """Grafana's Loki datasource (``components.logs.grafana_datasource``), with logs on."""
+    datasources: list[dict] | None = None
+    """Grafana's Loki and Tempo datasources (``components.logs``/``components.traces``), with logs/traces on."""
     _: KW_ONLY
     platform_secrets: PlatformSecrets
     receiver_secrets: dict | None = None
@@ -252,7 +252,7 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-release",
             versions.KUBE_PROMETHEUS_STACK,
             ns,
-            helm_values(monitoring, cluster, mesh, namespaces.monitoring, receivers, args.vpa, args.logs_datasource),
+            helm_values(monitoring, cluster, mesh, namespaces.monitoring, receivers, args.vpa, args.datasources),
             self,
             cluster=args.cluster,
             timeout=900,

@@ -42,6 +42,7 @@ from ..gpu import gpu_scheduling
 from ..meta import kube, metadata, mirrored
 from ..pods import tmp_volume
 from ..secrets import PlatformSecrets
+from ..traces import Otlp
 from . import engines, model_access
 from .engines.base import (
     ENDPOINT_LABEL,
@@ -111,6 +112,8 @@ class ModelEndpointArgs:
     kserve_release: pulumi.Resource
     keda_release: pulumi.Resource
     platform_secrets: PlatformSecrets
+    otlp: Otlp | None = None
+    """Where the server sends its spans (the collector), with traces on."""
 
 
 class ModelEndpoint(pulumi.ComponentResource):
@@ -130,6 +133,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         # The tenant namespace's Output: every object waits for the namespace to exist.
         self.endpoint, self.tenant, self.namespace, self.registry = endpoint, tenant.name, namespace, registry
+        self.otlp = args.otlp
         self.serving = serving
         self.prometheus_url, self.hf_token, self.keda_release = prometheus_url, hf_token, keda_release
         self.platform_secrets = platform_secrets
@@ -192,6 +196,10 @@ class ModelEndpoint(pulumi.ComponentResource):
         volumes = [TMP_VOLUME, *engine.volumes(variant)]
         init_containers = []
         container = engine.container(variant, mirrored(engine.contract.image, self.registry))
+        if self.otlp:
+            trace_args, trace_env = engine.tracing(variant, self.otlp)
+            container["args"] = [*container["args"], *trace_args]
+            container["env"] = [*container.get("env", []), *trace_env]
         container["resources"] = _resources(variant, self.gpu_settings)
 
         if engine.needs_cache(variant):

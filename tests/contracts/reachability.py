@@ -92,6 +92,16 @@ LOKI_PORTS = {"http-metrics": 3100, "grpc": 9095, "http-memberlist": 7946}
 # app.kubernetes.io/name=alloy, app.kubernetes.io/instance=<release>; port http-metrics 12345 (values.yaml
 # alloy.listenPort).
 ALLOY_SOURCE = "grafana/alloy helm-chart/1.11.1 operations/helm/charts/alloy templates/_helpers.tpl, values.yaml"
+# grafana-community/helm-charts tempo-2.2.4 charts/tempo templates/_helpers.tpl (tempo.selectorLabels):
+# app.kubernetes.io/name=tempo, app.kubernetes.io/instance=<release>; ports 3200 (tempo.server.http_listen_port) and
+# the OTLP gRPC receiver 4317 (the program's tempo.receivers).
+TEMPO_SOURCE = "grafana-community/helm-charts tempo-2.2.4 charts/tempo templates/_helpers.tpl, values.yaml"
+TEMPO_PORTS = {"tempo-prom-metrics": 3200, "otlp-grpc": 4317}
+# open-telemetry/opentelemetry-helm-charts opentelemetry-collector-0.170.0 templates/_helpers.tpl (selectorLabels,
+# component standalone-collector in deployment mode); ports otlp 4317, otlp-http 4318 (values.yaml ports).
+OTEL_COLLECTOR_SOURCE = (
+    "open-telemetry/opentelemetry-helm-charts opentelemetry-collector-0.170.0 templates/_helpers.tpl, values.yaml"
+)
 # kube-prometheus-stack 88.5.3 charts/grafana templates/_helpers.tpl (grafana.selectorLabels): app.kubernetes.io/name=
 # grafana, app.kubernetes.io/instance=<release>; container port grafana 3000.
 GRAFANA_SOURCE = "kube-prometheus-stack 88.5.3 charts/grafana templates/_helpers.tpl, deployment.yaml"
@@ -322,15 +332,36 @@ def chart_pods(cfg, run) -> dict[str, Pod]:
             "alloy",
             source=ALLOY_SOURCE,
         )
-        if cfg.monitoring.enabled:
-            pods["grafana"] = Pod(
-                "kube-prometheus-stack-grafana",
-                ns.monitoring,
-                {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": "kube-prometheus-stack"},
-                {"grafana": 3000},
-                "kube-prometheus-stack-grafana",
-                source=GRAFANA_SOURCE,
-            )
+    if cfg.traces.enabled:
+        pods["tempo"] = Pod(
+            "tempo-0",
+            ns.traces,
+            {"app.kubernetes.io/name": "tempo", "app.kubernetes.io/instance": "tempo"},
+            TEMPO_PORTS,
+            "tempo",
+            source=TEMPO_SOURCE,
+        )
+        pods["otel-collector"] = Pod(
+            "opentelemetry-collector",
+            ns.traces,
+            {
+                "app.kubernetes.io/name": "opentelemetry-collector",
+                "app.kubernetes.io/instance": "opentelemetry-collector",
+                "component": "standalone-collector",
+            },
+            {"otlp": 4317, "otlp-http": 4318},
+            "opentelemetry-collector",
+            source=OTEL_COLLECTOR_SOURCE,
+        )
+    if (cfg.logs.enabled or cfg.traces.enabled) and cfg.monitoring.enabled:
+        pods["grafana"] = Pod(
+            "kube-prometheus-stack-grafana",
+            ns.monitoring,
+            {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": "kube-prometheus-stack"},
+            {"grafana": 3000},
+            "kube-prometheus-stack-grafana",
+            source=GRAFANA_SOURCE,
+        )
     for obj in (r.inputs for r in run.objects if r.kind == "Cluster" and r.namespace == ns.mlflow):
         pods["mlflow-db"] = Pod(
             f"{obj['metadata']['name']}-1",
@@ -708,6 +739,43 @@ def needed(cfg, run) -> list[Path]:
                 )
             )
     paths += _log_paths(cfg, charts)
+    paths += _trace_paths(cfg, charts, tenants)
+    return paths
+
+
+def _trace_paths(cfg, charts: dict[str, Pod], tenants: dict[str, dict[str, Pod]]) -> list[Path]:
+    """Traces: tenant pods (their proxies, vLLM, Triton) and the ingress gateway's proxy -> the collector's OTLP ports;
+    the collector -> Tempo and the API server (k8sattributes); Grafana -> Tempo; Tempo -> the object store."""
+    if not cfg.traces.enabled:
+        return []
+    collector, tempo = charts["otel-collector"], charts["tempo"]
+    source = "components/traces.py otlp (collector Service); allow-otlp"
+    paths = []
+    for tenant, pods in tenants.items():
+        for port in (4317, 4318):
+            paths.append(Path(f"{tenant} -> collector OTLP {port}", pods["workload"], collector, port, source))
+    if "gateway" in charts:
+        paths.append(Path("ingress gateway proxy -> collector OTLP 4317", charts["gateway"], collector, 4317, source))
+    paths += [
+        Path("collector -> Tempo OTLP 4317", collector, tempo, 4317, "components/traces.py collector_config"),
+        Path(
+            "collector -> kube-apiserver (k8sattributes)",
+            collector,
+            api_server(cfg),
+            cfg.cluster.api_server_port,
+            "k8sattributes processor: pods, namespaces, replicasets",
+        ),
+    ]
+    if "grafana" in charts:
+        paths.append(
+            Path(
+                "Grafana -> Tempo query 3200", charts["grafana"], tempo, 3200, "components/traces.py grafana_datasource"
+            )
+        )
+    if "object-store-s3" in charts:
+        paths.append(
+            Path("Tempo -> object store S3", tempo, charts["object-store-s3"], 8333, "components/traces.py tempo s3")
+        )
     return paths
 
 
@@ -759,6 +827,8 @@ def forbidden(cfg, run) -> list[Path]:
     internals = [k for k in ("mlflow-db", "milvus-etcd", "milvus-internal") if k in charts]
     # Loki trusts the X-Scope-OrgID it is sent, and Alloy's API would show its targets: no tenant reaches either.
     internals += [k for k in charts if k.startswith("loki-") or k == "alloy"]
+    # Tempo trusts the X-Scope-OrgID it is sent: tenants reach only the collector, which sets it.
+    internals += [k for k in charts if k == "tempo"]
     internals += [k for k in charts if k.startswith("object-store-") and k != "object-store-s3"]
     for tenant, pods in tenants.items():
         others = [p for p in cluster.pods if p.namespace not in (tenant,) and p.namespace in tenants]

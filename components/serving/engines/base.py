@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from config.monitoring import Alerts
     from config.serving import Endpoint
 
+    from ...traces import Otlp
+
 STABLE, CANARY = "stable", "canary"
 ENDPOINT_LABEL = "ai-platform/endpoint"
 ROLE_LABEL = "ai-platform/role"
@@ -219,6 +221,11 @@ class ServerEngine(Engine):
     def container(self, endpoint: Endpoint, image: str) -> dict:
         """The server container of one version (``image``: the contract's image, mirrored); resources are added."""
         raise NotImplementedError
+
+    def tracing(self, endpoint: Endpoint, otlp: Otlp) -> tuple[list[str], list[dict]]:
+        """Arguments and environment that make the server export its spans to ``otlp`` (the collector): none for an
+        engine whose pinned server cannot."""
+        return [], []
 
     def volumes(self, endpoint: Endpoint) -> list[dict]:
         """Pod volumes the container needs besides ``tmp`` and ``models``."""

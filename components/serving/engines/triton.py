@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from config.monitoring import Alerts
     from config.serving import Endpoint, TritonOptions
 
+    from ...traces import Otlp
+
 
 def _options(endpoint: Endpoint) -> TritonOptions:
     """A Triton endpoint's options: ``Triton.config_problems`` (run by ``Endpoint._engine_rules``) refuses a Triton
@@ -109,6 +111,21 @@ class Triton(ServerEngine):
         if endpoint.scheme == "pvc":
             container["volumeMounts"].append({"name": "models", "mountPath": MODELS, "readOnly": True})
         return container
+
+    def tracing(self, endpoint: Endpoint, otlp: Otlp) -> tuple[list[str], list[dict]]:
+        """OpenTelemetry trace mode (triton-inference-server/server docs/user_guide/trace.md at the 26.09 branch:
+        ``--trace-config mode=opentelemetry``, OTLP/HTTP to ``opentelemetry,url``; level ``TIMESTAMPS``, the only
+        level that mode supports; ``rate``: one request in N, from the mesh's sampling percent)."""
+        rate = max(1, round(100 / otlp.sampling_percent)) if otlp.sampling_percent else 0
+        if not rate:
+            return [], []
+        return [
+            "--trace-config=mode=opentelemetry",
+            "--trace-config=level=TIMESTAMPS",
+            f"--trace-config=rate={rate}",
+            f"--trace-config=opentelemetry,url={otlp.http_traces_url}",
+            f"--trace-config=opentelemetry,resource=service.name={endpoint.name}",
+        ], []
 
     def alert_rules(self, context: AlertContext) -> list[dict]:
         alert, it, pods, labels = context.alert, context.it, context.pods, context.labels
