@@ -61,6 +61,7 @@ from config.logs import Logs as LogsConfig
 
 from . import objectstore
 from .meta import PART_OF, ComponentArgs, helm_release, platform_namespace
+from .objectstore import S3_ACCESS_KEY, S3_SECRET_KEY
 from .pods import restricted_container, restricted_pod, tmp_mount, tmp_volume
 from .secrets import PlatformSecrets
 from .tenancy import fenced_namespace_policies
@@ -75,8 +76,6 @@ TENANT_HEADER = "X-Scope-OrgID"
 TENANT_LABEL = "tenant"  # the log label the agent puts the tenant in (and stage.tenant reads)
 NAMESPACE_META = "__meta_kubernetes_namespace"
 S3_SECRET = "loki-object-store"
-S3_ACCESS_KEY = "AWS_ACCESS_KEY_ID"
-S3_SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
 SERVICE_ACCOUNT = LOKI_RELEASE
 # The schema of every tenant from the first day (Loki 3: tsdb index, schema v13, one index table a day).
 SCHEMA = {
@@ -348,24 +347,7 @@ class Logs(pulumi.ComponentResource):
         )
         ns = self.namespace.metadata["name"]
         fenced_namespace_policies(name, ns, namespaces, COMPONENT, self)
-        if store.mode == "in-cluster":
-            if in_cluster_store is None:
-                raise ValueError("Loki with the in-cluster object store needs the store (its generated credentials)")
-            secrets.secret(
-                f"{name}-object-store",
-                S3_SECRET,
-                ns,
-                COMPONENT,
-                self,
-                {
-                    S3_ACCESS_KEY: in_cluster_store.credentials.access_key_id,
-                    S3_SECRET_KEY: in_cluster_store.credentials.secret_access_key,
-                },
-            )
-        elif store.credentials_secret:
-            secrets.existing(
-                f"{name}-s3-credentials", store.credentials_secret, ns, COMPONENT, self, [S3_ACCESS_KEY, S3_SECRET_KEY]
-            )
+        objectstore.service_keys(name, S3_SECRET, ns, COMPONENT, self, store, in_cluster_store, secrets)
         # Waits for the object store's release (Loki fails its readiness while its bucket is unreachable), not for
         # the Secret: the pods name it in envFrom and the kubelet retries until it exists.
         self.loki = helm_release(

@@ -77,6 +77,7 @@ from config.services import service
 
 from . import objectstore
 from .meta import PART_OF, ComponentArgs, helm_release, mirrored, platform_namespace, setup_job
+from .objectstore import S3_ACCESS_KEY, S3_SECRET_KEY
 from .programs import source
 from .secrets import PlatformSecrets, SecretRef, Template
 
@@ -112,9 +113,6 @@ ROOT_USER = "root"
 ROOT_USER_KEY = "username"
 ROOT_PASSWORD_KEY = "password"
 S3_SECRET = "milvus-object-store"
-# The keys of the store's credentials Secret (objectStore.credentialsSecret documents them for external stores).
-S3_ACCESS_KEY = "AWS_ACCESS_KEY_ID"
-S3_SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
 SERVICE_ACCOUNT = "milvus"
 
 # Environment variables Milvus maps onto minio.accessKeyID, minio.secretAccessKey, common.security.defaultRootPassword.
@@ -372,26 +370,9 @@ class Milvus(pulumi.ComponentResource):
             f"{name}-root", ROOT_SECRET, ns, COMPONENT, self, {ROOT_USER_KEY: ROOT_USER, ROOT_PASSWORD_KEY: password}
         )
 
-        self.s3_secret = None
-        if store.mode == "in-cluster":
-            if in_cluster_store is None:
-                raise ValueError("Milvus with the in-cluster object store needs the store (its generated credentials)")
-            self.s3_secret = platform_secrets.secret(
-                f"{name}-object-store",
-                S3_SECRET,
-                ns,
-                COMPONENT,
-                self,
-                {
-                    S3_ACCESS_KEY: in_cluster_store.credentials.access_key_id,
-                    S3_SECRET_KEY: in_cluster_store.credentials.secret_access_key,
-                },
-            )
-        elif store.credentials_secret:
-            # The operator's Secret (source pulumi: nothing registered) or its ExternalSecret.
-            self.s3_secret = platform_secrets.existing(
-                f"{name}-s3-credentials", store.credentials_secret, ns, COMPONENT, self, [S3_ACCESS_KEY, S3_SECRET_KEY]
-            )
+        self.s3_secret = objectstore.service_keys(
+            name, S3_SECRET, ns, COMPONENT, self, store, in_cluster_store, platform_secrets
+        )
 
         values = helm_values(
             milvus,

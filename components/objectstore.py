@@ -290,3 +290,42 @@ class ObjectStore(pulumi.ComponentResource):
         self.port = S3_PORT
         self.namespace_name = namespaces.object_store
         self.register_outputs({"namespace": ns, "release": self.release.name, "endpoint": self.endpoint})
+
+
+# The key names of a service's S3 keys Secret (the AWS SDKs' environment variables).
+S3_ACCESS_KEY, S3_SECRET_KEY = "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
+
+
+def service_keys(
+    name: str,
+    secret_name: str,
+    namespace: pulumi.Input[str],
+    component: str,
+    parent: pulumi.Resource,
+    store: ObjectStoreConfig,
+    in_cluster: ObjectStore | None,
+    secrets: PlatformSecrets,
+) -> pulumi.Resource | None:
+    """A service's S3 keys in its namespace: with the in-cluster store, its generated keys as the Secret
+    ``secret_name`` (``<name>-object-store``); with an external store, its ``credentialsSecret`` (the operator's, or an
+    ExternalSecret: ``<name>-s3-credentials``); None with workload identity."""
+    if store.mode == "in-cluster":
+        if in_cluster is None:
+            raise ValueError(
+                f"{component} with the in-cluster object store needs the store (its generated credentials)"
+            )
+        keys = {
+            S3_ACCESS_KEY: in_cluster.credentials.access_key_id,
+            S3_SECRET_KEY: in_cluster.credentials.secret_access_key,
+        }
+        return secrets.secret(f"{name}-object-store", secret_name, namespace, component, parent, keys)
+    if store.credentials_secret:
+        return secrets.existing(
+            f"{name}-s3-credentials",
+            store.credentials_secret,
+            namespace,
+            component,
+            parent,
+            [S3_ACCESS_KEY, S3_SECRET_KEY],
+        )
+    return None

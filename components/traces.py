@@ -40,8 +40,9 @@ from config.logs import PLATFORM_TENANT
 from config.traces import Traces as TracesConfig
 
 from . import objectstore
-from .logs import S3_ACCESS_KEY, S3_SECRET_KEY, TENANT_HEADER, s3_storage, uses_iam
+from .logs import TENANT_HEADER, s3_storage, uses_iam
 from .meta import PART_OF, ComponentArgs, helm_release, mirrored, platform_namespace
+from .objectstore import S3_ACCESS_KEY, S3_SECRET_KEY
 from .pods import restricted_container, restricted_pod
 from .secrets import PlatformSecrets
 from .tenancy import _declare_policies, fenced_namespace_policies
@@ -326,24 +327,7 @@ class Traces(pulumi.ComponentResource):
         ns = self.namespace.metadata["name"]
         fenced_namespace_policies(name, ns, namespaces, COMPONENT, self)
         _declare_policies(name, otlp_ingress_policy(), ns, COMPONENT, self)
-        if store.mode == "in-cluster":
-            if in_cluster_store is None:
-                raise ValueError("Tempo with the in-cluster object store needs the store (its generated credentials)")
-            secrets.secret(
-                f"{name}-object-store",
-                S3_SECRET,
-                ns,
-                COMPONENT,
-                self,
-                {
-                    S3_ACCESS_KEY: in_cluster_store.credentials.access_key_id,
-                    S3_SECRET_KEY: in_cluster_store.credentials.secret_access_key,
-                },
-            )
-        elif store.credentials_secret:
-            secrets.existing(
-                f"{name}-s3-credentials", store.credentials_secret, ns, COMPONENT, self, [S3_ACCESS_KEY, S3_SECRET_KEY]
-            )
+        objectstore.service_keys(name, S3_SECRET, ns, COMPONENT, self, store, in_cluster_store, secrets)
         self.tempo = helm_release(
             f"{name}-tempo",
             versions.TEMPO,
