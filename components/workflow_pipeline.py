@@ -180,7 +180,10 @@ def pipeline_spec(
     deploy = {
         "name": "deploy",
         "inputs": {"parameters": [{"name": "model-uri"}]},
-        "resource": {"action": "apply", "manifest": yaml.safe_dump(inference_service(tenant.name), sort_keys=True)},
+        "resource": {
+            "action": "apply",
+            "manifest": yaml.dump(inference_service(tenant.name), Dumper=yaml.CSafeDumper, sort_keys=True),
+        },
     }
     metric = "{{steps.evaluate.outputs.parameters.metric}}"
     return {

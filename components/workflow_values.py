@@ -131,7 +131,7 @@ def executor_annotations(store: ObjectStoreConfig, tenant: TenantConfig) -> dict
 
 def repository_config_map(s3: dict) -> dict[str, str]:
     """The ``data`` of a tenant's ``artifact-repositories`` ConfigMap: one repository under ``REPOSITORY_KEY``."""
-    return {REPOSITORY_KEY: yaml.safe_dump({"s3": s3}, sort_keys=True)}
+    return {REPOSITORY_KEY: yaml.dump({"s3": s3}, Dumper=yaml.CSafeDumper, sort_keys=True)}
 
 
 def helm_values(workflows: WorkflowsConfig, cluster: Cluster, tenants: list[TenantConfig]) -> dict:

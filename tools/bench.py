@@ -8,10 +8,11 @@ endpoint and one pipeline per tenant, the GPU inventory scaled to their quotas),
 
 - The program: ``__main__.py`` through ``tools.harness`` (compact records: no inputs kept) in a fresh interpreter
   that sets nothing the program does not set itself (``components/interpreter.py``).
-- The floor: what the SDK alone costs for the same registrations. One ``ComponentResource`` and, under it, raw
-  ``pulumi.CustomResource`` registrations (``kubernetes:core/v1:ConfigMap``) until there are as many registrations
-  as the program's, each with inputs of the program's average shape (nested dicts, leaves; ``_shape``: from one
-  full run) and serialized size (from the paired run); the same mocks, recording monitor and collector settings.
+- The floor (``tools/bench_floor.py``): what the SDK alone costs for the same registrations. One
+  ``ComponentResource`` whose constructor registers raw ``pulumi.CustomResource``s (``kubernetes:core/v1:ConfigMap``)
+  until there are as many registrations as the program's, each with inputs of the program's average shape (nested
+  dicts, leaves; ``_shape``: from one full run) and serialized size (from the paired run); run through ``runpy``
+  like ``__main__.py``, under the same mocks, recording monitor and collector settings.
 - Runs are paired and interleaved (program, floor, program, floor, ...), each in a fresh interpreter; each child
   measures its own CPU time (user + sys of all its threads, ``time.process_time``) around the run only: interpreter
   start and imports (the program's modules are imported first) are the same fixed cost for both and not the run's.
@@ -29,12 +30,12 @@ import importlib
 import json
 import math
 import resource
+import runpy
 import statistics
 import subprocess
 import sys
 import time
 
-import pulumi
 from google.protobuf import struct_pb2
 
 from .harness import ROOT, stack_config
@@ -211,19 +212,11 @@ def floor_inputs(name: str, containers: int, leaves: int, size: int) -> dict:
 
 
 def _floor_program(count: int, containers: int = 4, leaves: int = 5, size: int = 0):
-    """The SDK floor: ``count`` raw custom resources under one component, each with ``floor_inputs`` (the nested
-    values are built once and shared: building them is the program's work, serializing them the SDK's)."""
-    template = floor_inputs(f"floor-{count}", containers, leaves, size)
-
-    def program():
-        parent = pulumi.ComponentResource("bench:index:Floor", "floor")
-        options = pulumi.ResourceOptions(parent=parent)
-        for index in range(count):
-            name = f"floor-{index}"
-            inputs = {**template, "metadata": {"name": name, "namespace": STACK}}
-            pulumi.CustomResource(FLOOR_TYPE, name, inputs, options)
-
-    return program
+    """The SDK floor (``tools/bench_floor.py``): ``count`` raw custom resources with ``floor_inputs``, registered by
+    one component's constructor, the program run through ``runpy`` as the harness runs ``__main__.py``."""
+    floor = {"count": count, "containers": containers, "leaves": leaves, "size": size}
+    path = str(ROOT / "tools" / "bench_floor.py")
+    return lambda: runpy.run_path(path, init_globals={"FLOOR": floor}, run_name="__main__")
 
 
 def _import_program() -> None:

@@ -388,7 +388,7 @@ class Monitoring(pulumi.ComponentResource):
                 ),
                 "annotations": {access.FOLDER_ANNOTATION: folder},
             },
-            data={f"{name}.json": json.dumps(dashboard, sort_keys=True, indent=1)},
+            data={f"{name}.json": json.dumps(dashboard, sort_keys=True, separators=(",", ":"))},  # C encoder: no indent
             opts=pulumi.ResourceOptions(parent=self),
         )
 
