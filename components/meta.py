@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi.runtime.sync_await import _sync_await
 from pulumi_kubernetes._utilities import get_version
 
 from config import charts
@@ -90,7 +89,7 @@ class RegistrationWindow:
     inputs, serialized request and a dozen futures until the event loop drains them after the program returns
     (about 60 KB a resource; a 500-tenant stack would peak near 2 GiB). As a ``transformations`` entry of the
     top-level component, this sees every resource being declared; past ``limit`` waiting ones it pumps the event
-    loop (the SDK's ``_sync_await``, which synchronous invokes use) until half have their URN, so memory stays at
+    loop (``_pump``: what the SDK's ``_sync_await`` for synchronous invokes does) until half have their URN, so memory stays at
     what registered resources keep. Under ``pulumi up`` a URN comes when the resource is created, so a full window
     pauses the program until any of them is: ``limit`` stays far above what a cluster creates at once. Nothing
     else changes: the same registrations with the same inputs, options and dependencies."""
@@ -101,6 +100,9 @@ class RegistrationWindow:
         self.waiting: set[asyncio.Future] = set()
         self.drained: asyncio.Future | None = None  # resolved when at most half the window waits
         self.settling = False
+        # The most handles the event loop's iteration that runs the program can still take from its ready queue:
+        # they are all queued now, at the front (see _pump).
+        self.outer_ready = len(asyncio.get_event_loop()._ready)  # type: ignore[attr-defined]
 
     def transformation(self, args: pulumi.ResourceTransformationArgs) -> None:
         """Record the resource being declared (unchanged); settle first if too many wait."""
@@ -118,9 +120,33 @@ class RegistrationWindow:
                 self._wait_for(resource)
             if len(self.waiting) > self.limit // 2:
                 self.drained = asyncio.get_event_loop().create_future()
-                _sync_await(self.drained)
+                self._pump(self.drained)
         finally:
             self.settling = False
+
+    def _pump(self, future: asyncio.Future) -> None:
+        """Run the event loop until ``future`` is done, from inside the program, as the SDK's ``_sync_await`` does
+        (pulumi/runtime/sync_await.py: the kernel of ``run_forever``). Afterwards the ready queue must hold at least
+        as many handles as the iteration running the program will still take from it, or that iteration pops an
+        empty queue. ``_sync_await`` refills it with cancelled handles up to its length at the call, which includes
+        every earlier call's filler: called once per window, the queue and the time spent filling it grew with the
+        square of the stack (a fifth of a 200x200 run). Refilling to ``outer_ready`` is enough."""
+        loop = asyncio.get_event_loop()
+        if not loop.is_running():
+            loop.run_until_complete(future)
+            return
+        task = asyncio.current_task(loop)
+        if task is not None:
+            asyncio.tasks._leave_task(loop, task)  # type: ignore[attr-defined]
+        while not future.done():
+            loop._run_once()  # type: ignore[attr-defined]
+        ready = loop._ready  # type: ignore[attr-defined]
+        while len(ready) < self.outer_ready:
+            filler = asyncio.Handle(lambda: None, [], loop)
+            filler.cancel()
+            ready.append(filler)
+        if task is not None:
+            asyncio.tasks._enter_task(loop, task)  # type: ignore[attr-defined]
 
     def _wait_for(self, resource: pulumi.Resource) -> None:
         task = asyncio.ensure_future(resource.urn.future())
