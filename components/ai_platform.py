@@ -24,6 +24,7 @@ from .batch import Volcano, VolcanoArgs
 from .certs import CertManager, CertManagerArgs
 from .gpu import GpuOperator, GpuOperatorArgs
 from .logs import Logs, LogsArgs, grafana_datasource
+from .logs import tenant_datasource as logs_tenant_datasource
 from .mesh.control_plane import Mesh, MeshArgs
 from .mesh.traffic import EndpointTraffic, EndpointTrafficArgs
 from .meta import RegistrationWindow
@@ -260,6 +261,7 @@ class AiPlatform(pulumi.ComponentResource):
                 protect=cfg.protects("logs"),
                 object_store=self.object_store,
                 platform_secrets=self.secrets,
+                monitoring=self._monitoring_ready,
             ),
             self._child,
         )
@@ -275,6 +277,19 @@ class AiPlatform(pulumi.ComponentResource):
             logs_uid = sources[0]["uid"] if sources else None
             sources.append(traces_module.grafana_datasource(cfg.namespaces, tenants, logs_uid))
         return sources
+
+    def _tenant_grafana_datasources(self) -> dict[str, list[dict]]:
+        """Per tenant, the Loki and Tempo datasources of its Grafana organization (its own tenant id only)."""
+        cfg, found = self.cfg, {}
+        for tenant in cfg.tenants:
+            sources = []
+            if cfg.logs.enabled:
+                sources.append(logs_tenant_datasource(cfg.logs, cfg.namespaces, tenant.name))
+            if cfg.traces.enabled:
+                logs_uid = sources[0]["uid"] if sources else None
+                sources.append(traces_module.tenant_datasource(cfg.namespaces, tenant.name, logs_uid))
+            found[tenant.name] = sources
+        return found
 
     def _traces(self) -> traces_module.Traces | None:
         """Tempo and the OpenTelemetry Collector, with traces on: each tenant's namespace its Tempo tenant."""
@@ -292,6 +307,7 @@ class AiPlatform(pulumi.ComponentResource):
                 protect=cfg.protects("traces"),
                 object_store=self.object_store,
                 platform_secrets=self.secrets,
+                monitoring=self._monitoring_ready,
             ),
             self._child,
         )
@@ -536,7 +552,7 @@ class AiPlatform(pulumi.ComponentResource):
                     f"monitor-{name}-istio-proxies", self._tenant_namespace(name), tenant=name
                 )
         monitoring.publish(rules.alert_groups(cfg), rules.recording_groups(), dashboards.dashboards(cfg))
-        monitoring.tenant_folders(cfg.tenants, dashboards.tenant_dashboards(cfg))
+        monitoring.tenant_folders(cfg.tenants, dashboards.tenant_dashboards(cfg), self._tenant_grafana_datasources())
 
     def _mesh_routes(self, mesh: Mesh) -> None:
         """With the mesh: Ray's operator admitted in plain text (it calls the Ray heads from outside the mesh), and

@@ -35,6 +35,10 @@ Owns:
   restricted, its storage (tail positions) on an emptyDir; the config reloader keeps the chart's restricted context.
   Its PodLogs CRD (``crds.create``) is not installed: nothing uses it.
 
+With monitoring, both charts' own ServiceMonitors (Loki ``monitoring.serviceMonitor``, Alloy ``serviceMonitor``)
+labelled for the platform's Prometheus; both releases wait for the monitoring release (the CRD). Alerts and the
+pipeline dashboard: ``components.monitoring.rules`` (``ai-platform-pipeline``) and ``dashboards``.
+
 Why Alloy and the Kubernetes API (docs/logs.md): Alloy's Loki components set the tenant per entry from a label
 (``stage.tenant``) and batch per tenant; the OpenTelemetry Collector's Loki path goes through the OTLP endpoint
 with the tenant as a header per exporter, so one exporter (and one pipeline) per tenant, rebuilt with every tenant.
@@ -225,8 +229,13 @@ def s3_storage(store: ObjectStore, endpoint: str | None) -> dict:
     return s3
 
 
-def loki_values(logs: LogsConfig, store: ObjectStore, cluster: Cluster, endpoint: str | None) -> dict:
-    """Values of the Loki chart (keys checked against the upstream values.yaml by the schema tier)."""
+def loki_values(
+    logs: LogsConfig, store: ObjectStore, cluster: Cluster, endpoint: str | None, *, monitor: bool = False
+) -> dict:
+    """Values of the Loki chart (keys checked against the upstream values.yaml by the schema tier); ``monitor``: the
+    chart's ServiceMonitor (``monitoring.serviceMonitor``: every Loki Service but the headless ones, port
+    ``http-metrics``, job ``<namespace>/<service>``, the chart's ``jobPrefix``), labelled for the platform's
+    Prometheus."""
     bucket = store.buckets["logs"]
     single = logs.mode == "single-binary"
     replicas = 1 if single else logs.replicas
@@ -268,14 +277,16 @@ def loki_values(logs: LogsConfig, store: ObjectStore, cluster: Cluster, endpoint
         "lokiCanary": {"enabled": False},
         "test": {"enabled": False},
         "sidecar": {"rules": {"enabled": False}},
+        "monitoring": {"serviceMonitor": {"enabled": monitor, "labels": {"app.kubernetes.io/part-of": PART_OF}}},
     }
     if cluster.image_registry:
         values["global"] = {"imageRegistry": cluster.image_registry}
     return values
 
 
-def alloy_values(cluster: Cluster, config: str) -> dict:
-    """Values of the Alloy chart: a restricted DaemonSet with the generated configuration."""
+def alloy_values(cluster: Cluster, config: str, *, monitor: bool = False) -> dict:
+    """Values of the Alloy chart: a restricted DaemonSet with the generated configuration; ``monitor``: the chart's
+    ServiceMonitor (Service ``alloy``, port ``http-metrics`` 12345, ``honorLabels: true``)."""
     container = restricted_container(non_root=True, seccomp=True)  # the user: the pod's (global.podSecurityContext)
     values: dict = {
         "crds": {"create": False},
@@ -293,6 +304,7 @@ def alloy_values(cluster: Cluster, config: str) -> dict:
             "podLabels": {"app.kubernetes.io/part-of": PART_OF},
             "volumes": {"extra": [{"name": "storage", "emptyDir": {}}, tmp_volume()]},
         },
+        "serviceMonitor": {"enabled": monitor, "additionalLabels": {"app.kubernetes.io/part-of": PART_OF}},
     }
     if cluster.image_registry:
         values["global"]["image"] = {"registry": cluster.image_registry}
@@ -315,11 +327,18 @@ def grafana_datasource(logs: LogsConfig, namespaces: Namespaces, tenants: list[s
     }
 
 
+def tenant_datasource(logs: LogsConfig, namespaces: Namespaces, tenant: str) -> dict:
+    """The Loki datasource of a tenant's Grafana organization (``components.monitoring.grafana_access``): the same
+    Loki, ``X-Scope-OrgID`` = the tenant's id only (``tenant_rules``: the tenant's logs carry its name)."""
+    return {**grafana_datasource(logs, namespaces, []), "secureJsonData": {"httpHeaderValue1": tenant}}
+
+
 @dataclass(frozen=True)
 class LogsArgs(ComponentArgs):
     """What ``Logs`` is built from (besides the cluster and namespaces): its config, the object store's config and
     the tenants' namespaces (tenant -> namespace); keyword-only, the in-cluster object store (endpoint, generated
-    keys, the release Loki waits for) and the platform's Secrets."""
+    keys, the release Loki waits for), the platform's Secrets and the monitoring release (the charts'
+    ServiceMonitors need its CRD; without it, none)."""
 
     logs: LogsConfig
     store: ObjectStore
@@ -327,6 +346,7 @@ class LogsArgs(ComponentArgs):
     _: KW_ONLY
     object_store: objectstore.ObjectStore | None
     platform_secrets: PlatformSecrets
+    monitoring: pulumi.Resource | None = None
 
 
 class Logs(pulumi.ComponentResource):
@@ -336,6 +356,7 @@ class Logs(pulumi.ComponentResource):
         super().__init__("ai-platform:logs:Logs", name, None, opts)
         logs, store, cluster, namespaces = args.logs, args.store, args.cluster, args.namespaces
         secrets, protect, in_cluster_store = args.platform_secrets, args.protect, args.object_store
+        monitoring = [args.monitoring] if args.monitoring else []
         self.namespace = platform_namespace(
             f"{name}-namespace",
             namespaces.logs,
@@ -354,10 +375,12 @@ class Logs(pulumi.ComponentResource):
             f"{name}-loki",
             versions.LOKI,
             ns,
-            loki_values(logs, store, cluster, in_cluster_store.endpoint if in_cluster_store else None),
+            loki_values(
+                logs, store, cluster, in_cluster_store.endpoint if in_cluster_store else None, monitor=bool(monitoring)
+            ),
             self,
             cluster=cluster,
-            depends_on=[in_cluster_store.release] if in_cluster_store else None,
+            depends_on=[*([in_cluster_store.release] if in_cluster_store else []), *monitoring] or None,
             timeout=900,
             release_name=LOKI_RELEASE,
             protect=protect,
@@ -369,9 +392,10 @@ class Logs(pulumi.ComponentResource):
             f"{name}-alloy",
             versions.ALLOY,
             ns,
-            alloy_values(cluster, self.agent_config),
+            alloy_values(cluster, self.agent_config, monitor=bool(monitoring)),
             self,
             cluster=cluster,
+            depends_on=monitoring or None,
             release_name=ALLOY_RELEASE,
             protect=protect,
         )

@@ -137,7 +137,7 @@ class RegistrationWindow:
             return
         task = asyncio.current_task(loop)
         if task is not None:
-            asyncio.tasks._leave_task(loop, task)  # type: ignore[attr-defined]
+            asyncio.tasks._leave_task(loop, task)
         while not future.done():
             loop._run_once()  # type: ignore[attr-defined]
         ready = loop._ready  # type: ignore[attr-defined]
@@ -146,7 +146,7 @@ class RegistrationWindow:
             filler.cancel()
             ready.append(filler)
         if task is not None:
-            asyncio.tasks._enter_task(loop, task)  # type: ignore[attr-defined]
+            asyncio.tasks._enter_task(loop, task)
 
     def _wait_for(self, resource: pulumi.Resource) -> None:
         task = asyncio.ensure_future(resource.urn.future())

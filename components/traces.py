@@ -21,6 +21,10 @@ Owns:
   (``k8sattributes``, associated by the connection's address only), routes by it (``routing`` connector: each tenant's
   namespace -> the tenant's pipeline, everything else -> ``platform``) and exports each pipeline to Tempo with its
   tenant as ``X-Scope-OrgID``. Its ClusterRole reads pods, namespaces and ReplicaSets (what k8sattributes watches).
+  It serves its own metrics on the pod's address, port ``metrics`` 8888 (``service.telemetry``).
+
+With monitoring, both charts' own ServiceMonitors (``serviceMonitor``) labelled for the platform's Prometheus; both
+releases wait for the monitoring release (the CRD). Alerts: ``components.monitoring.rules`` (``ai-platform-pipeline``).
 
 ``cluster.imageRegistry`` replaces the registry of both images (Tempo ``tempo.registry``; the collector's repository).
 """
@@ -55,6 +59,10 @@ TEMPO_HTTP_PORT = 3200  # values.yaml tempo.server.http_listen_port
 OTLP_GRPC_PORT = 4317
 OTLP_HTTP_PORT = 4318
 OTLP_PORTS = (OTLP_GRPC_PORT, OTLP_HTTP_PORT)
+# The collector's own metrics (values.yaml ports.metrics: containerPort/servicePort 8888, the Service port
+# ``metrics`` the chart's ServiceMonitor scrapes); the collector serves them on localhost only unless told
+# (open-telemetry/opentelemetry-collector v0.158.0 service/telemetry/otelconftelemetry/factory.go: host localhost).
+COLLECTOR_METRICS_PORT = 8888
 NAMESPACE_ATTRIBUTE = "k8s.namespace.name"
 S3_SECRET = "tempo-object-store"
 TEMPO_UID = 10001  # values.yaml securityContext.runAsUser
@@ -158,6 +166,20 @@ def collector_config(tenant_namespaces: Mapping[str, str], tempo_endpoint: str) 
         },
         "exporters": {f"otlp/{tenant}": exporter(tenant) for tenant in tenants},
         "service": {
+            # Its own metrics on the pod's address for Prometheus (the chart's default config does the same); the
+            # reader's without_type_suffix/without_units/without_scope_info default to true (v0.158.0
+            # otelconftelemetry/internal/migration/v0.3.0.go applyPrometheusDefaults): counters have no _total.
+            "telemetry": {
+                "metrics": {
+                    "readers": [
+                        {
+                            "pull": {
+                                "exporter": {"prometheus": {"host": "${env:MY_POD_IP}", "port": COLLECTOR_METRICS_PORT}}
+                            }
+                        }
+                    ]
+                }
+            },
             "extensions": ["health_check"],
             "pipelines": {
                 "traces": {
@@ -185,8 +207,11 @@ def credentials_secret(store: ObjectStore) -> str | None:
     return store.credentials_secret
 
 
-def tempo_values(traces: TracesConfig, store: ObjectStore, cluster: Cluster, endpoint: str | None) -> dict:
-    """Values of the Tempo chart (keys checked against the upstream values.yaml by the schema tier)."""
+def tempo_values(
+    traces: TracesConfig, store: ObjectStore, cluster: Cluster, endpoint: str | None, *, monitor: bool = False
+) -> dict:
+    """Values of the Tempo chart (keys checked against the upstream values.yaml by the schema tier); ``monitor``: the
+    chart's ServiceMonitor (Service ``tempo``, port ``tempo-prom-metrics`` 3200)."""
     # The keys values.yaml documents (tempo.storage.trace.s3, commented out): Tempo's S3 client picks path-style
     # for a non-AWS endpoint itself and needs an endpoint, AWS's regional one when the external store names none.
     loki_s3 = s3_storage(store, endpoint)
@@ -226,19 +251,25 @@ def tempo_values(traces: TracesConfig, store: ObjectStore, cluster: Cluster, end
         },
         "serviceAccount": service_account,
         "podLabels": {"app.kubernetes.io/part-of": PART_OF},
+        "serviceMonitor": {"enabled": monitor, "additionalLabels": {"app.kubernetes.io/part-of": PART_OF}},
     }
 
 
-def collector_values(traces: TracesConfig, cluster: Cluster, config: dict) -> dict:
+def collector_values(traces: TracesConfig, cluster: Cluster, config: dict, *, monitor: bool = False) -> dict:
     """Values of the OpenTelemetry Collector chart: a restricted Deployment with the generated configuration, the
-    OTLP ports only, a ClusterRole for k8sattributes."""
+    OTLP ports and its metrics port, a ClusterRole for k8sattributes; ``monitor``: the chart's ServiceMonitor
+    (Service ``opentelemetry-collector``, port ``metrics``)."""
     return {
         "mode": "deployment",
         "replicaCount": traces.collector_replicas,
         "image": {"repository": mirrored(versions.OTEL_COLLECTOR_IMAGE, cluster.image_registry)},
         "command": {"name": "otelcol-k8s"},
         "alternateConfig": config,
-        "ports": {name: {"enabled": False} for name in ("jaeger-compact", "jaeger-thrift", "jaeger-grpc", "zipkin")},
+        "ports": {
+            **{name: {"enabled": False} for name in ("jaeger-compact", "jaeger-thrift", "jaeger-grpc", "zipkin")},
+            "metrics": {"enabled": True},
+        },
+        "serviceMonitor": {"enabled": monitor, "extraLabels": {"app.kubernetes.io/part-of": PART_OF}},
         "clusterRole": {
             "create": True,
             "rules": [
@@ -294,11 +325,17 @@ def grafana_datasource(namespaces: Namespaces, tenants: list[str], logs_uid: str
     }
 
 
+def tenant_datasource(namespaces: Namespaces, tenant: str, logs_uid: str | None) -> dict:
+    """The Tempo datasource of a tenant's Grafana organization (``components.monitoring.grafana_access``): the same
+    Tempo, ``X-Scope-OrgID`` = the tenant's id only (``tenant_routes``: the tenant's spans go to its name)."""
+    return {**grafana_datasource(namespaces, [], logs_uid), "secureJsonData": {"httpHeaderValue1": tenant}}
+
+
 @dataclass(frozen=True)
 class TracesArgs(ComponentArgs):
     """What ``Traces`` is built from (besides the cluster and namespaces): its config, the object store's config and
-    the tenants' namespaces (tenant -> namespace); keyword-only, the in-cluster object store and the platform's
-    Secrets."""
+    the tenants' namespaces (tenant -> namespace); keyword-only, the in-cluster object store, the platform's
+    Secrets and the monitoring release (the charts' ServiceMonitors need its CRD; without it, none)."""
 
     traces: TracesConfig
     store: ObjectStore
@@ -306,6 +343,7 @@ class TracesArgs(ComponentArgs):
     _: KW_ONLY
     object_store: objectstore.ObjectStore | None
     platform_secrets: PlatformSecrets
+    monitoring: pulumi.Resource | None = None
 
 
 class Traces(pulumi.ComponentResource):
@@ -315,6 +353,7 @@ class Traces(pulumi.ComponentResource):
         super().__init__("ai-platform:traces:Traces", name, None, opts)
         traces, store, cluster, namespaces = args.traces, args.store, args.cluster, args.namespaces
         secrets, protect, in_cluster_store = args.platform_secrets, args.protect, args.object_store
+        monitoring = [args.monitoring] if args.monitoring else []
         self.namespace = platform_namespace(
             f"{name}-namespace",
             namespaces.traces,
@@ -332,10 +371,16 @@ class Traces(pulumi.ComponentResource):
             f"{name}-tempo",
             versions.TEMPO,
             ns,
-            tempo_values(traces, store, cluster, in_cluster_store.endpoint if in_cluster_store else None),
+            tempo_values(
+                traces,
+                store,
+                cluster,
+                in_cluster_store.endpoint if in_cluster_store else None,
+                monitor=bool(monitoring),
+            ),
             self,
             cluster=cluster,
-            depends_on=[in_cluster_store.release] if in_cluster_store else None,
+            depends_on=[*([in_cluster_store.release] if in_cluster_store else []), *monitoring] or None,
             timeout=900,
             release_name=TEMPO_RELEASE,
             protect=protect,
@@ -348,9 +393,10 @@ class Traces(pulumi.ComponentResource):
             f"{name}-collector",
             versions.OTEL_COLLECTOR,
             ns,
-            collector_values(traces, cluster, self.collector_config),
+            collector_values(traces, cluster, self.collector_config, monitor=bool(monitoring)),
             self,
             cluster=cluster,
+            depends_on=monitoring or None,
             release_name=COLLECTOR_RELEASE,
         )
         self.register_outputs({"namespace": ns, "tempo": self.tempo.name, "collector": self.collector.name})

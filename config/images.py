@@ -282,7 +282,31 @@ TENANT_STEP = ImageContract(
     sources=("workflows pipeline contract (components/workflows.py)",),
 )
 
-CONTRACTS: dict[str, ImageContract] = {c.image: c for c in (VLLM, TRITON, AWS_CLI, MLFLOW, TORCH, POSTGRES)}
+PROM_LABEL_PROXY = ImageContract(
+    image=versions.PROM_LABEL_PROXY_IMAGE,
+    user="nobody",
+    uid=65534,
+    # busybox's passwd: nobody is 65534 with home /home (the rootfs of quay.io/prometheus/busybox is a binary
+    # archive, not read here: the platform sets runAsUser 65534 explicitly, and the static Go binary never looks the
+    # user up).
+    users={65534: ("nobody", "/home")},
+    home="/home",
+    entrypoint=("/bin/prom-label-proxy",),
+    programs=("prom-label-proxy",),
+    python=False,
+    calls_getuser=False,
+    writes=(),  # an HTTP proxy: no file written (main.go, injectproxy/routes.go)
+    read_only_root=None,
+    sources=(
+        "prometheus-community/prom-label-proxy Dockerfile at tag v0.14.0 (c68b3c8): FROM "
+        "quay.io/prometheus/busybox-${OS}-${ARCH}:glibc, COPY .build/... /bin/prom-label-proxy, USER nobody, "
+        'ENTRYPOINT [ "/bin/prom-label-proxy" ]',
+    ),
+)
+
+CONTRACTS: dict[str, ImageContract] = {
+    c.image: c for c in (VLLM, TRITON, AWS_CLI, MLFLOW, TORCH, POSTGRES, PROM_LABEL_PROXY)
+}
 
 
 def unmirrored(image: str, registry: str | None) -> str:

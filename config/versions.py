@@ -136,6 +136,12 @@ OTEL_COLLECTOR = Chart(
 )
 OTEL_COLLECTOR_IMAGE = "ghcr.io/open-telemetry/opentelemetry-collector-releases/opentelemetry-collector-k8s"
 
+# Tenant isolation in Grafana (issue 21 part 3): prometheus-community/prom-label-proxy v0.14.0 (newest tag, commit
+# c68b3c8f0a1b8e7961113e26961bc8a637c994b1), image published on quay.io (README.md "Docker"). What the platform relies
+# on, from that tag: Dockerfile (FROM quay.io/prometheus/busybox-linux-amd64:glibc, USER nobody, ENTRYPOINT
+# /bin/prom-label-proxy); main.go flags (components.monitoring.label_proxy says which and why).
+PROM_LABEL_PROXY_IMAGE = "quay.io/prometheuscommunity/prom-label-proxy:v0.14.0"
+
 CHARTS: dict[str, Chart] = {
     chart.name: chart
     for chart in (

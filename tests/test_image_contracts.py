@@ -323,6 +323,7 @@ def test_every_pin_the_platform_runs_has_a_contract():
         versions.MLFLOW_IMAGE,
         versions.TORCH_IMAGE,
         versions.POSTGRES_IMAGE,
+        versions.PROM_LABEL_PROXY_IMAGE,
     }
     assert set(images.CONTRACTS) == pins
     for contract in images.CONTRACTS.values():

@@ -275,3 +275,22 @@ def test_bad_logs_config_fails_before_registration(stack, edit, expected):
     assert isinstance(result.error, ConfigError), result.error
     assert expected in str(result.error)
     assert not result.registered_beyond_stack
+
+
+# --- monitoring the pipeline --------------------------------------------------------------------------------------
+
+
+def test_loki_and_the_agent_are_scraped_by_the_platforms_prometheus_once_its_crds_exist():
+    result = run_stack("dev")
+    monitoring = release(result, "kube-prometheus-stack")
+    loki, alloy = values(result, "loki"), values(result, "alloy")
+    part_of = {"app.kubernetes.io/part-of": "ai-platform"}  # what prometheusSpec.serviceMonitorSelector selects
+    # loki-18.11.0 values.yaml monitoring.serviceMonitor.{enabled,labels}; alloy 1.11.1 serviceMonitor.{enabled,
+    # additionalLabels} (the schema tier checks the keys exist).
+    assert loki["monitoring"]["serviceMonitor"] == {"enabled": True, "labels": part_of}
+    assert alloy["serviceMonitor"] == {"enabled": True, "additionalLabels": part_of}
+    for chart in ("loki", "alloy"):
+        assert monitoring.urn in release(result, chart).dependencies, chart
+    without = run_with(monitoring={"enabled": False})
+    assert values(without, "loki")["monitoring"]["serviceMonitor"]["enabled"] is False
+    assert values(without, "alloy")["serviceMonitor"]["enabled"] is False

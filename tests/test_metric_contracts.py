@@ -74,6 +74,10 @@ def test_every_fixture_names_its_upstream_source_and_parses():
         "volcano-scheduler",
         "volcano-controllers",
         "kserve",
+        "loki",
+        "alloy",
+        "tempo",
+        "otel-collector",
     }
     for path in files:
         text = path.read_text()
@@ -116,6 +120,23 @@ VOLCANO = {
     "volcano-controllers": ("volcano-controllers", "{release}-controllers-service", "{release}-controllers"),
 }
 ENGINE_CONTAINERS = {"vllm": "vllm", "triton": "triton", "kserve": "kserve-container"}
+# The logs and traces charts' own ServiceMonitors (turned on by components.logs / components.traces with monitoring):
+# - grafana-community/helm-charts loki-18.11.0 charts/loki templates/monitoring/servicemonitor.yaml: every Service with
+#   loki.selectorLabels but the headless ones (prometheus.io/service-monitor: "false", templates/_service.tpl), port
+#   http-metrics, no jobLabel, relabelings job -> "<jobPrefix><service>" (values.yaml monitoring.serviceMonitor.jobPrefix
+#   '{{ include "loki.namespace" $ }}/') and app_instance (monitoring.appInstanceLabelName/-Value: the fullname).
+# - grafana/alloy helm-chart/1.11.1 operations/helm/charts/alloy templates/servicemonitor.yaml: Service alloy, port
+#   http-metrics, honorLabels: true.
+# - grafana-community/helm-charts tempo-2.2.4 charts/tempo templates/servicemonitor.yaml: Service tempo, port
+#   tempo-prom-metrics (tempoQuery off: no jaeger-metrics endpoint), container tempo (templates/statefulset.yaml).
+# - open-telemetry/opentelemetry-helm-charts opentelemetry-collector-0.170.0 templates/servicemonitor.yaml: Service
+#   opentelemetry-collector, endpoints = values serviceMonitor.metricsEndpoints (default port metrics).
+PIPELINE_MONITORS = {  # fixture -> (chart, path of the monitor's "enabled" in the values, Service, port, honorLabels)
+    "loki": ("loki", ("monitoring", "serviceMonitor"), None, "http-metrics", False),
+    "alloy": ("alloy", ("serviceMonitor",), "alloy", "http-metrics", True),
+    "tempo": ("tempo", ("serviceMonitor",), "tempo", "tempo-prom-metrics", False),
+    "otel-collector": ("opentelemetry-collector", ("serviceMonitor",), "opentelemetry-collector", "metrics", False),
+}
 
 
 def sanitize(label: str) -> str:
@@ -163,6 +184,50 @@ def _pod_monitor_job(monitor, fixture_name: str, container: str, pod: str, pod_l
         "instance": "10.1.0.5:8000",
     }
     return ScrapeJob(fixture_name, target, endpoint.get("honorLabels", False), copied)
+
+
+def _monitor_on(run, chart: str, path: tuple[str, ...]) -> bool:
+    values = _values(run, chart)
+    for key in path:
+        values = values.get(key, {})
+    return bool(values.get("enabled"))
+
+
+def _pipeline_jobs(cfg, run) -> list[ScrapeJob]:
+    """The logs and traces charts' ServiceMonitors, as their templates scrape (PIPELINE_MONITORS)."""
+    jobs = []
+    present = {"loki": cfg.logs.enabled, "alloy": cfg.logs.enabled}
+    present |= {"tempo": cfg.traces.enabled, "otel-collector": cfg.traces.enabled}
+    for fixture_name, (chart, path, service, port, honor) in PIPELINE_MONITORS.items():
+        if not present[fixture_name] or not _monitor_on(run, chart, path):
+            continue
+        namespace = cfg.namespaces.logs if fixture_name in ("loki", "alloy") else cfg.namespaces.traces
+        if fixture_name == "loki":
+            services = ["loki"] if cfg.logs.mode == "single-binary" else ["loki-write", "loki-read", "loki-backend"]
+            for name in services:
+                target = {
+                    "namespace": namespace,
+                    "service": name,
+                    "job": f"{namespace}/{name}",
+                    "endpoint": port,
+                    "container": "loki",
+                    "pod": f"{name}-0",
+                    "instance": "10.0.5.5:3100",
+                    "app_instance": "loki",
+                }
+                jobs.append(ScrapeJob(fixture_name, target, honor))
+            continue
+        target = {
+            "namespace": namespace,
+            "service": service,
+            "job": service,
+            "endpoint": port,
+            "container": chart,
+            "pod": f"{service}-0" if fixture_name == "tempo" else f"{service}-6b8d9c7f5-x2k4p",
+            "instance": "10.0.5.6:8080",
+        }
+        jobs.append(ScrapeJob(fixture_name, target, honor))
+    return jobs
 
 
 def scrape_jobs(stack: str) -> list[ScrapeJob]:
@@ -238,7 +303,7 @@ def scrape_jobs(stack: str) -> list[ScrapeJob]:
                     spec.get("honorLabels", False),
                 )
             )
-    return jobs
+    return jobs + _pipeline_jobs(cfg, run)
 
 
 def stored_labels(stack: str) -> tuple[dict[str, set[str]], set[str]]:
@@ -298,6 +363,14 @@ def test_the_scrape_model_follows_the_rendered_monitors(stack):
     if cfg.volcano.enabled:
         assert {"volcano-scheduler", "volcano-controllers"} <= set(jobs)
     assert jobs["kube-state-metrics"].honor_labels
+    if cfg.monitoring.enabled:  # the pipeline the stack runs is scraped, and its alerts name the jobs it has
+        expected = ({"loki", "alloy"} if cfg.logs.enabled else set()) | (
+            {"tempo", "otel-collector"} if cfg.traces.enabled else set()
+        )
+        assert expected <= set(jobs)
+        scraped = {job.target["job"] for job in scrape_jobs(stack)}
+        for job in rules.pipeline_jobs(cfg).values():
+            assert any(re.fullmatch(job.removeprefix("~"), name) for name in scraped), job
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -808,6 +881,8 @@ def platform_cases(cfg, series: Series, rule: dict) -> tuple[list[dict], list[di
             ]
 
         return sized(0.5 * 3), sized(0.5 * 1.5), wait + 30
+    if name in PIPELINE_CASES or name in PIPELINE_DOWN:
+        return pipeline_cases(series, rule)
     dcgm = series.job("dcgm-exporter")
     held = {"pod": "llama-70b-7c9d8b6f5-x2k4p", "namespace": "research", "container": "vllm"}
 
@@ -896,6 +971,49 @@ def platform_cases(cfg, series: Series, rule: dict) -> tuple[list[dict], list[di
     raise AssertionError(f"no case for {name}: add one")
 
 
+# Pipeline alerts on a rate of losses: (fixture, metric, exposed labels that make it fire, that keep it quiet).
+PIPELINE_CASES = {
+    "AiPlatformLokiTenantRateLimited": ("loki", "loki_discarded_samples_total", "rate_limited", "line_too_long"),
+    "AiPlatformLokiDiscardingLogs": ("loki", "loki_discarded_samples_total", "line_too_long", "rate_limited"),
+    "AiPlatformLogAgentDropping": ("alloy", "loki_write_dropped_entries_total", None, None),
+    "AiPlatformTempoTenantRateLimited": ("tempo", "tempo_discarded_spans_total", "rate_limited", "trace_too_large"),
+    "AiPlatformTempoDiscardingSpans": ("tempo", "tempo_discarded_spans_total", "trace_too_large", "rate_limited"),
+    "AiPlatformTraceCollectorRefusing": ("otel-collector", "otelcol_receiver_refused_spans", None, None),
+    "AiPlatformTraceExportFailing": ("otel-collector", "otelcol_exporter_send_failed_spans", None, None),
+    "AiPlatformTraceQueueFull": ("otel-collector", "otelcol_exporter_enqueue_failed_spans", None, None),
+}
+PIPELINE_DOWN = {
+    "AiPlatformLokiDown": "loki",
+    "AiPlatformAlloyDown": "alloy",
+    "AiPlatformTempoDown": "tempo",
+    "AiPlatformOpenTelemetryCollectorDown": "otel-collector",
+}
+
+
+def pipeline_cases(series: Series, rule: dict) -> tuple[list[dict], list[dict], int]:
+    """A pipeline component's target down (``up`` 0 / 1), or losses counted (a growing counter, with the reason that
+    fires) against a flat one or the other reason."""
+    name, wait = rule["alert"], minutes(rule["for"])
+    span = f"x{wait + 30}"
+    if name in PIPELINE_DOWN:
+        job = series.job(PIPELINE_DOWN[name])
+        target = ",".join(f'{k}="{v}"' for k, v in sorted(job.target.items()))
+        return (
+            [{"series": f"up{{{target}}}", "values": "0" + span}],
+            [{"series": f"up{{{target}}}", "values": "1" + span}],
+            wait + 20,
+        )
+    fixture_name, metric, fires, quiet = PIPELINE_CASES[name]
+    job = series.job(fixture_name)
+    if fires is None:  # every increase counts: growing vs flat
+        return [series(metric, "0+10" + span, job)], [series(metric, "5" + span, job)], wait + 20
+    return (
+        [series(metric, "0+10" + span, job, reason=fires)],
+        [series(metric, "0+10" + span, job, reason=quiet)],
+        wait + 20,
+    )
+
+
 def alert_cases(cfg, jobs: list[ScrapeJob], alerts: list[tuple[dict, dict]]) -> tuple[list[dict], set[str]]:
     """promtool test cases (one firing, one quiet) for every alert rule, and the alert names covered."""
     series, tests, covered = Series(jobs, fixture), [], set()
@@ -909,3 +1027,69 @@ def alert_cases(cfg, jobs: list[ScrapeJob], alerts: list[tuple[dict, dict]]) -> 
         tests += [_case(label, rule, firing, at, True), _case(label, rule, quiet, at, False)]
         covered.add(rule["alert"])
     return tests, covered
+
+
+# Tenant organizations
+
+
+def _series_of_their_namespace(stack: str) -> set[str]:
+    """Metrics Prometheus stores with ``namespace`` = the namespace of the pod or object each series describes when
+    that is a tenant's: scraped from a target in a tenant namespace, or with the exporter's own ``namespace`` label
+    honoured (kube-state-metrics); and recorded series whose rule keeps or sets ``namespace``."""
+    tenants = {tenant.name for tenant in stack_cfg(stack).tenants}
+    found = set()
+    jobs = scrape_jobs(stack)
+    for job in jobs:
+        for metric, samples in fixture(job.fixture).items():
+            if job.target.get("namespace") in tenants or (job.honor_labels and any("namespace" in s for s in samples)):
+                found.add(metric)
+    # An exporter no job of the stack scrapes (an engine no endpoint uses) would be, as stored_labels has it, by a
+    # PodMonitor of the endpoint's: in its tenant's namespace.
+    for path in FIXTURES.glob("*.prom"):
+        if path.stem not in {job.fixture for job in jobs}:
+            found |= set(fixture(path.stem))
+    stored, scraped = stored_labels(stack)
+    for group in _rule_groups(run_stack(stack)):
+        for rule in group["rules"]:
+            if "record" in rule:
+                stored[rule["record"]] = LabelFlow(stored, scraped).check(rule["expr"]) or set()
+                if "namespace" in stored[rule["record"]]:
+                    found.add(rule["record"])
+    return found
+
+
+def _tenant_org_queries(stack: str) -> list[tuple[str, str]]:
+    """(tenant, PromQL) of every dashboard the access CronJob imports into a tenant's organization (the tenant
+    folders' dashboards), variables' queries included."""
+    from components.monitoring import grafana_access
+
+    tenants = {tenant.name for tenant in stack_cfg(stack).tenants}
+    found = []
+    for cm in run_stack(stack).of_kind("ConfigMap"):
+        tenant = (cm.inputs["metadata"].get("annotations") or {}).get(grafana_access.FOLDER_ANNOTATION)
+        if tenant in tenants and (cm.inputs["metadata"].get("labels") or {}).get("grafana_dashboard"):
+            for text in cm.inputs["data"].values():
+                board = json.loads(text)
+                found += [(tenant, expr) for expr, _ in _queries(board)]
+                found += [(tenant, selector) for selector, _ in _label_values(board)]
+    return found
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.invariant
+def test_tenant_org_dashboards_read_only_series_the_label_proxy_lets_through(stack):
+    """The tenant organizations' Prometheus is prom-label-proxy, which adds ``namespace="<tenant>"`` to every
+    selector (components/monitoring/label_proxy.py): a panel over a series stored with another ``namespace`` (the
+    exporter's, e.g. DCGM's or Volcano's) would be empty in the tenant's org."""
+    visible = _series_of_their_namespace(stack)
+    queries = _tenant_org_queries(stack)
+    assert queries or not stack_cfg(stack).tenants
+    problems = set()
+    for tenant, expr in queries:
+
+        def visit(node, tenant=tenant, expr=expr):
+            if isinstance(node, pp.VectorSelector) and node.name not in visible:
+                problems.add(f"{tenant}: {node.name} (in {expr[:80]})")
+
+        pp.walk(pp.parse(expr), visit)
+    assert not problems, "\n".join(sorted(problems))

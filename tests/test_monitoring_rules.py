@@ -13,6 +13,7 @@ import pytest
 from components.monitoring.dashboards import dashboards
 from components.monitoring.rules import (
     METRIC_SOURCES,
+    QUEUE_METRICS,
     TENANT_QUOTA,
     alert_groups,
     endpoint_deployments,
@@ -48,6 +49,19 @@ REQUIRED_ALERTS = {
     "AiPlatformTenantQuotaNearlyUsed": "kube_resourcequota",
     "AiPlatformVolcanoQueuePending": "volcano_queue_pod_group_pending_count",
     "AiPlatformVolcanoGangUnschedulable": "volcano_unschedule_task_count",
+    # the logs and traces pipeline
+    "AiPlatformLokiDown": "up",
+    "AiPlatformAlloyDown": "up",
+    "AiPlatformTempoDown": "up",
+    "AiPlatformOpenTelemetryCollectorDown": "up",
+    "AiPlatformLokiTenantRateLimited": "loki_discarded_samples_total",
+    "AiPlatformLokiDiscardingLogs": "loki_discarded_samples_total",
+    "AiPlatformLogAgentDropping": "loki_write_dropped_entries_total",
+    "AiPlatformTempoTenantRateLimited": "tempo_discarded_spans_total",
+    "AiPlatformTempoDiscardingSpans": "tempo_discarded_spans_total",
+    "AiPlatformTraceCollectorRefusing": "otelcol_receiver_refused_spans",
+    "AiPlatformTraceExportFailing": "otelcol_exporter_send_failed_spans",
+    "AiPlatformTraceQueueFull": "otelcol_exporter_enqueue_failed_spans",
 }
 
 
@@ -109,8 +123,9 @@ def rules_named(cfg, name: str) -> list[dict]:
 def test_rule_objects_and_groups(stack):
     cfg = stack_cfg(stack)
     groups = alert_groups(cfg)
-    assert set(groups) == RULE_OBJECTS | {"ai-platform-rightsizing"}
+    assert set(groups) == RULE_OBJECTS | {"ai-platform-rightsizing", "ai-platform-pipeline"}
     assert bool(groups.pop("ai-platform-rightsizing")) == cfg.vpa.enabled
+    assert bool(groups.pop("ai-platform-pipeline")) == (cfg.logs.enabled or cfg.traces.enabled)
     for name, rule_groups in groups.items():
         assert rule_groups, f"{name} has no groups"
         group_names = [group["name"] for group in rule_groups]
@@ -338,24 +353,35 @@ def test_alerts_follow_what_the_stack_deploys():
     assert "AiPlatformTenantQuotaNearlyUsed" in names and "AiPlatformEndpointNoReadyReplicas" in names
 
 
-def test_recording_rules_for_tenant_gpu_chargeback():
+def test_recording_rules_for_tenant_gpu_chargeback_and_queues_carry_the_tenants_namespace():
     groups = recording_groups()
-    rules = [rule for group in groups for rule in group["rules"]]
-    assert [rule["record"] for rule in rules] == [
+    gpu, queues = ([rule for rule in group["rules"]] for group in groups)
+    assert [rule["record"] for rule in gpu] == [
         "ai_platform:tenant_gpu_allocated:count",
         "ai_platform:tenant_gpu_utilization:avg",
         "ai_platform:tenant_gpu_hours:increase1h",
     ]
-    for rule in rules:
+    assert [rule["record"] for rule in queues] == [f"ai_platform:{m}:tenant_queues" for m in QUEUE_METRICS]
+    for rule in gpu + queues:
         assert set(rule) == {"record", "expr"}
         assert re.fullmatch(r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+", rule["record"]), "level:metric:operations"
-    allocated, utilization, hours = (rule["expr"] for rule in rules)
-    assert allocated.startswith("count by (tenant) (") and 'exported_pod!=""' in allocated
+    allocated, utilization, hours = (rule["expr"] for rule in gpu)
+    # namespace = tenant: what the tenant organizations' label proxy enforces on every query
+    with_namespace = 'label_replace({}, "namespace", "$1", "tenant", "(.+)")'
+    assert (
+        allocated.startswith(with_namespace.split("{}")[0] + "count by (tenant) (") and 'exported_pod!=""' in allocated
+    )
     assert f'resourcequota="{TENANT_QUOTA}"' in allocated, "only GPUs held in tenant namespaces count"
-    assert utilization.startswith("avg by (tenant) (") and "DCGM_FI_DEV_GPU_UTIL" in utilization
+    assert utilization.startswith(with_namespace.split("{}")[0] + "avg by (tenant) (")
+    assert "DCGM_FI_DEV_GPU_UTIL" in utilization
     assert hours == "sum_over_time(ai_platform:tenant_gpu_allocated:count[1h:1m]) / 60"
+    for metric, rule in zip(QUEUE_METRICS, queues, strict=True):
+        assert (
+            rule["expr"].startswith(with_namespace.split("{}")[0]) and f"{metric} and on (queue_name)" in rule["expr"]
+        )
+        assert f'resourcequota="{TENANT_QUOTA}"' in rule["expr"], "only the tenants' queues"
     # The GPU-hours rule reads the count recorded earlier in the same group (groups evaluate in order).
-    assert len(groups) == 1 and groups[0]["interval"] == "1m"
+    assert all(group["interval"] == "1m" for group in groups)
 
 
 @pytest.mark.parametrize("stack", STACKS)

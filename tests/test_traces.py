@@ -290,3 +290,25 @@ def test_bad_traces_config_fails_before_registration(stack, edit, expected):
     assert isinstance(result.error, ConfigError), result.error
     assert expected in str(result.error)
     assert not result.registered_beyond_stack
+
+
+# --- monitoring the pipeline --------------------------------------------------------------------------------------
+
+
+def test_tempo_and_the_collector_are_scraped_by_the_platforms_prometheus_once_its_crds_exist():
+    result = run_stack("dev")
+    monitoring = release(result, "kube-prometheus-stack")
+    tempo, collector = values(result, "tempo"), values(result, "opentelemetry-collector")
+    part_of = {"app.kubernetes.io/part-of": "ai-platform"}
+    assert tempo["serviceMonitor"] == {"enabled": True, "additionalLabels": part_of}
+    # opentelemetry-collector-0.170.0 values.yaml: the ServiceMonitor scrapes port metrics, which must be on.
+    assert collector["serviceMonitor"] == {"enabled": True, "extraLabels": part_of}
+    assert collector["ports"]["metrics"] == {"enabled": True}
+    # The collector serves its metrics on localhost unless told (v0.158.0 otelconftelemetry/factory.go).
+    (reader,) = collector_config(result)["service"]["telemetry"]["metrics"]["readers"]
+    assert reader["pull"]["exporter"]["prometheus"] == {"host": "${env:MY_POD_IP}", "port": 8888}
+    for chart in ("tempo", "opentelemetry-collector"):
+        assert monitoring.urn in release(result, chart).dependencies, chart
+    without = run_with(monitoring={"enabled": False})
+    assert values(without, "tempo")["serviceMonitor"]["enabled"] is False
+    assert values(without, "opentelemetry-collector")["serviceMonitor"]["enabled"] is False

@@ -52,6 +52,7 @@ from . import grafana_access as access
 RELEASE = versions.KUBE_PROMETHEUS_STACK.name
 
 GRAFANA_ADMIN_SECRET = "grafana-admin"
+AUTO_ASSIGN_ENV = "GF_USERS_AUTO_ASSIGN_ORG_ROLE"  # grafana.ini [users] auto_assign_org_role
 # The Grafana chart's defaults for admin.userKey and admin.passwordKey, restated so the Secret and values agree.
 GRAFANA_USER_KEY = "admin-user"
 GRAFANA_PASSWORD_KEY = "admin-password"
@@ -262,6 +263,12 @@ def helm_values(
                 **({"storageClassName": monitoring.storage.storage_class} if monitoring.storage.storage_class else {}),
             },
             "deploymentStrategy": {"type": "Recreate"},
+            # A first login lands in the main (platform) organization with no role: tenant users get access only in
+            # their own organization (grafana_access). "None" is a valid org role (grafana/grafana pkg/services/org
+            # roletype RoleNone, IsValid, as stored). Set as grafana.ini [users] auto_assign_org_role through its
+            # environment override GF_<SECTION>_<KEY> (grafana/grafana pkg/setting EnvKey / applyEnvVariableOverrides,
+            # as stored): the chart's `env` map takes any variable, its `grafana.ini` documents no `users` section.
+            "env": {AUTO_ASSIGN_ENV: access.NO_ROLE},
             "serviceMonitor": {"labels": {PART_OF_LABEL: RELEASE}},
         },
         "kube-state-metrics": {"metricLabelsAllowlist": [f"pods=[{allowlist}]", f"namespaces=[{allowlist}]"]},

@@ -10,6 +10,9 @@ Grafana's dashboard sidecar loads. ``dashboards(cfg)`` gives, by name:
   queue time and pending requests), HTTP traffic and 5xx as the sidecars see it (with the mesh), ready replicas;
 - ``tenant-usage``: per tenant the GPUs held (recording rules) against the GPU quota, utilisation, GPU-hours,
   quota use and the Volcano queues;
+- ``pipeline`` (with ``logs.enabled`` or ``traces.enabled``): the logs and traces pipeline, per tenant: lines and
+  spans received, discarded by Loki and Tempo (by reason), dropped by the agent, refused and failed by the collector,
+  and its components' targets down (the metrics of the ``ai-platform-pipeline`` alerts);
 - ``rightsizing`` (with ``vpa.enabled``): per workload (template variables ``namespace`` and ``workload``) each
   container's CPU and memory request against its VPA's target recommendation and bounds, and request / target with
   the alert's limits.
@@ -51,16 +54,21 @@ from .rules import (
     DCGM_JOB,
     GPU_NAMESPACE,
     GPU_POD,
+    PIPELINE_WINDOW,
     REQUEST_OVER_TARGET,
     REQUEST_UNDER_TARGET,
     TENANT_GPU_HOURS,
     TENANT_GPU_UTILIZATION,
     TENANT_GPUS,
     TENANT_QUOTA,
+    exporter_tenant,
     fb_used_ratio,
+    losses,
     physical_gpus,
+    pipeline_jobs,
     quota_used_ratio,
     request_to_target,
+    tenant_queue,
     workload_requests,
 )
 
@@ -453,9 +461,18 @@ def tenant_usage(cfg: PlatformConfig, only: str | None = None) -> dict:
             .timeseries(
                 "PodGroups by phase",
                 [
-                    (selector("volcano_queue_pod_group_pending_count", **queue), "{{queue_name}} pending"),
-                    (selector("volcano_queue_pod_group_inqueue_count", **queue), "{{queue_name}} inqueue"),
-                    (selector("volcano_queue_pod_group_running_count", **queue), "{{queue_name}} running"),
+                    (
+                        selector(tenant_queue("volcano_queue_pod_group_pending_count"), **queue),
+                        "{{queue_name}} pending",
+                    ),
+                    (
+                        selector(tenant_queue("volcano_queue_pod_group_inqueue_count"), **queue),
+                        "{{queue_name}} inqueue",
+                    ),
+                    (
+                        selector(tenant_queue("volcano_queue_pod_group_running_count"), **queue),
+                        "{{queue_name}} running",
+                    ),
                 ],
                 "none",
                 min=0,
@@ -464,7 +481,9 @@ def tenant_usage(cfg: PlatformConfig, only: str | None = None) -> dict:
                 "GPUs allocated by the scheduler",
                 [
                     (
-                        selector("volcano_queue_allocated_scalar_resources", **queue, resource="nvidia.com/gpu"),
+                        selector(
+                            tenant_queue("volcano_queue_allocated_scalar_resources"), **queue, resource="nvidia.com/gpu"
+                        ),
                         "{{queue_name}}",
                     )
                 ],
@@ -544,9 +563,93 @@ def rightsizing() -> dict:
     return board.json()
 
 
+def pipeline(cfg: PlatformConfig) -> dict:
+    """The logs and traces pipeline: what comes in and what is lost, per tenant (the alerts' expressions)."""
+    board = _Board(
+        "pipeline",
+        "AI platform / Logs and traces",
+        "Health of the logs (Alloy -> Loki) and traces (OpenTelemetry Collector -> Tempo) pipeline, per tenant.",
+    )
+    board.row("Targets").stat(
+        "Pipeline targets down",
+        " or ".join(f"count({selector('up', job=job)} == 0)" for job in pipeline_jobs(cfg).values()) + " or vector(0)",
+        "none",
+        description="Loki, Alloy, Tempo and collector targets Prometheus cannot scrape.",
+        width=24,
+    )
+    if cfg.logs.enabled:
+        (
+            board.row("Logs")
+            .timeseries(
+                "Lines received by Loki",
+                [(losses("loki_distributor_lines_received_total", "tenant"), "{{tenant}}")],
+                "short",
+                description=f"Log lines/s per tenant over {PIPELINE_WINDOW}.",
+                width=8,
+                min=0,
+            )
+            .timeseries(
+                "Lines discarded by Loki",
+                [(losses("loki_discarded_samples_total", "tenant, reason"), "{{tenant}} {{reason}}")],
+                "short",
+                description="Refused for the tenant's limits (rate_limited, stream_limit, ...) or as invalid.",
+                width=8,
+                min=0,
+            )
+            .timeseries(
+                "Agent: entries sent and dropped",
+                [
+                    (losses("loki_write_sent_entries_total", "tenant"), "{{tenant}} sent"),
+                    (losses("loki_write_dropped_entries_total", "tenant, reason"), "{{tenant}} dropped {{reason}}"),
+                ],
+                "short",
+                description="Entries Alloy pushed to Loki, and those it gave up on after its retries.",
+                width=8,
+                min=0,
+            )
+        )
+    if cfg.traces.enabled:
+        (
+            board.row("Traces")
+            .timeseries(
+                "Spans received by Tempo",
+                [(losses("tempo_distributor_spans_received_total", "tenant"), "{{tenant}}")],
+                "short",
+                width=8,
+                min=0,
+            )
+            .timeseries(
+                "Spans discarded by Tempo",
+                [(losses("tempo_discarded_spans_total", "tenant, reason"), "{{tenant}} {{reason}}")],
+                "short",
+                width=8,
+                min=0,
+            )
+            .timeseries(
+                "Collector: refused, failed, queue full",
+                [
+                    (losses("otelcol_receiver_accepted_spans", "receiver"), "{{receiver}} accepted"),
+                    (losses("otelcol_receiver_refused_spans", "receiver"), "{{receiver}} refused"),
+                    (losses("otelcol_exporter_sent_spans", "exporter"), "{{exporter}} sent"),
+                    (exporter_tenant(losses("otelcol_exporter_send_failed_spans", "exporter")), "{{tenant}} failed"),
+                    (
+                        exporter_tenant(losses("otelcol_exporter_enqueue_failed_spans", "exporter")),
+                        "{{tenant}} queue full",
+                    ),
+                ],
+                "short",
+                width=8,
+                min=0,
+            )
+        )
+    return board.json()
+
+
 def dashboards(cfg: PlatformConfig) -> dict[str, dict]:
     """Dashboard name -> dashboard JSON (a dict, ready for a ConfigMap the Grafana sidecar loads)."""
     boards = {"gpu-fleet": gpu_fleet(cfg), "inference": inference(cfg), "tenant-usage": tenant_usage(cfg)}
+    if cfg.logs.enabled or cfg.traces.enabled:
+        boards["pipeline"] = pipeline(cfg)
     if cfg.vpa.enabled:
         boards["rightsizing"] = rightsizing()
     return boards

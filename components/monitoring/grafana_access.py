@@ -1,4 +1,5 @@
-"""Grafana folders and who may see them: a folder per tenant viewable only by the tenant's team.
+"""Who sees what in Grafana: an organization per tenant with its own data sources, and in the platform (main)
+organization a folder per tenant viewable only by the tenant's team.
 
 Pure functions, no Pulumi resources: ``Monitoring.tenant_folders`` turns them into ConfigMaps and a CronJob.
 
@@ -34,9 +35,33 @@ Groups. ``tenants[].access.*.groups`` are not mapped: Grafana OSS cannot sync Id
 reaches every folder open to that role, not one tenant's: it suits a platform-operators group (Editor), not tenants.
 List tenant members under ``users`` (their Grafana login or e-mail).
 
-What folders do not isolate: any org member may query the Prometheus data source directly (Explore, the query API),
-every tenant's series included; per-tenant data needs data source permissions (Enterprise) or an org per tenant with
-its own label-enforcing data source.
+What folders do not isolate: any member of the main organization with a role may query its Prometheus data source
+directly (Explore, the query API), every tenant's series included. Hence the organizations below.
+
+Organizations (issue 21 part 3). The same CronJob, in the same run, ensures per tenant the organization ``org(name)``
+(``tenant-<name>``; ``GET /api/orgs/name/<name>``, else ``POST /api/orgs``, whose creator, the admin, becomes the new
+organization's Admin) and in it:
+- the tenant's users (``GET``/``POST /api/orgs/<id>/users``, ``PATCH``/``DELETE /api/orgs/<id>/users/<userId>``) with
+  ``ROLES``: developers and admins Editor, viewers Viewer (a user in several lists gets the highest); users not listed
+  are removed (the platform admin stays). Never org Admin: Grafana grants data source create/write/delete only to the
+  org Admin role (the fixed role ``fixed:datasources:writer``, Grants ``org.RoleAdmin``, grafana/grafana
+  pkg/api/accesscontrol.go ``declareFixedRoles`` as stored; Editors get no ``datasources:create``/``write``); an org
+  Admin could add a data source with any URL and header (Prometheus directly, Loki with another tenant's
+  ``X-Scope-OrgID``) and undo the isolation;
+- its data sources, created or updated by uid (``GET``/``PUT /api/datasources/uid/<uid>``, else ``POST
+  /api/datasources``) with the ``X-Grafana-Org-Id`` header that selects the organization of an API call (grafana/grafana
+  pkg/services/authn/authnimpl ``orgIDHeaderName``, as stored): Prometheus through the label proxy (``label_proxy``,
+  the tenant's namespace in a secure header, uid ``prometheus`` and default like the chart's own), Loki and Tempo with
+  ``X-Scope-OrgID`` = the tenant's id only (``components.logs``/``components.traces`` ``tenant_datasource``);
+- its dashboards (``POST /api/dashboards/db``, ``overwrite``), read from the tenant's dashboard ConfigMaps, which the
+  CronJob mounts (a projected volume at ``DASHBOARDS``): the dashboards are already ConfigMaps, so mounting them costs a
+  volume entry where copying them into ``config.json`` would double their size. They stay in the main organization's
+  tenant folder too: the platform organization keeps the whole view.
+Each listed tenant user's role in the main organization (id ``MAIN_ORG``) is set to ``None`` (``PATCH``; Grafana's
+``org.RoleNone``, a valid role: pkg/services/org roletype ``IsValid``), and ``[users] auto_assign_org_role`` is
+``None`` (``chart``: ``GF_USERS_AUTO_ASSIGN_ORG_ROLE``), so that a first login gives no data access until the CronJob adds the
+user to the tenant's organization. Platform operators are given a role in the main organization by the Grafana admin
+(or an OAuth ``role_attribute_path``), as before. The org API calls need a Grafana server admin: the chart's admin is.
 """
 
 from __future__ import annotations
@@ -46,6 +71,7 @@ import json
 from config.tenancy import Tenant
 
 from ..programs import source
+from .label_proxy import HEADER
 
 FOLDER_ANNOTATION = "grafana_folder"
 PLATFORM_FOLDER = "AI platform"
@@ -55,35 +81,92 @@ SCHEDULE = "*/5 * * * *"
 SCRIPT_KEY = "access.py"
 CONFIG_KEY = "config.json"
 MOUNT = "/etc/grafana-access"
+DASHBOARDS = "/etc/grafana-dashboards"
+MAIN_ORG = 1
+NO_ROLE = "None"
+# Tenant access level -> role in the tenant's organization (never Admin: see the module docstring).
+ROLES = {"admins": "Editor", "developers": "Editor", "viewers": "Viewer"}
+RANK = {"Viewer": 1, "Editor": 2}
+PROMETHEUS_UID = "prometheus"  # the chart's own Prometheus data source uid (grafana.sidecar.datasources.uid)
 
 
 def team(tenant: str) -> str:
     return f"tenant-{tenant}"
 
 
-def access_config(tenants: list[Tenant]) -> dict:
-    """What the script applies: the platform folders (Editor role only) and, per tenant, its folder, team and users."""
+def org(tenant: str) -> str:
+    """The tenant's Grafana organization."""
+    return f"tenant-{tenant}"
+
+
+def roles(tenant: Tenant) -> dict[str, str]:
+    """Login -> role in the tenant's organization: the highest of the lists the user is in."""
+    found: dict[str, str] = {}
+    for level, role in ROLES.items():
+        for user in getattr(tenant.access, level).users:
+            if RANK[role] > RANK.get(found.get(user, ""), 0):
+                found[user] = role
+    return dict(sorted(found.items()))
+
+
+def prometheus_datasource(proxy_url: str, namespace: str) -> dict:
+    """A tenant organization's Prometheus: the label proxy, which enforces ``namespace="<namespace>"`` from the
+    header Grafana sets (``label_proxy``)."""
+    return {
+        "name": "Prometheus",
+        "uid": PROMETHEUS_UID,
+        "type": "prometheus",
+        "access": "proxy",
+        "url": proxy_url,
+        "isDefault": True,
+        "editable": False,
+        "jsonData": {"httpHeaderName1": HEADER, "httpMethod": "POST"},
+        "secureJsonData": {"httpHeaderValue1": namespace},
+    }
+
+
+def dashboard_files(boards: dict[str, dict[str, dict]]) -> dict[str, list[str]]:
+    """Tenant -> the paths (under ``DASHBOARDS``) of its dashboards, as the CronJob's projected volume mounts them."""
+    return {
+        tenant: [f"{tenant}/{tenant}-{name}.json" for name in sorted(by_name)] for tenant, by_name in boards.items()
+    }
+
+
+def access_config(
+    tenants: list[Tenant],
+    datasources: dict[str, list[dict]] | None = None,
+    boards: dict[str, dict[str, dict]] | None = None,
+) -> dict:
+    """What the script applies: the platform folders (Editor role only); per tenant its folder, team and users in the
+    main organization, and its organization with roles, data sources (``datasources``: tenant -> data sources) and
+    dashboards (``boards``: tenant -> name -> JSON)."""
+    files = dashboard_files(boards or {})
     return {
         "platformFolders": [PLATFORM_FOLDER, CHART_FOLDER],
+        "mainOrg": {"id": MAIN_ORG, "tenantRole": NO_ROLE},
         "tenants": [
             {
                 "folder": tenant.name,
                 "team": team(tenant.name),
-                "users": sorted(
-                    {
-                        user
-                        for subjects in (tenant.access.admins, tenant.access.developers, tenant.access.viewers)
-                        for user in subjects.users
-                    }
-                ),
+                "users": sorted(roles(tenant)),
+                "org": {
+                    "name": org(tenant.name),
+                    "roles": roles(tenant),
+                    "datasources": list((datasources or {}).get(tenant.name, [])),
+                    "dashboards": files.get(tenant.name, []),
+                },
             }
             for tenant in tenants
         ],
     }
 
 
-def config_json(tenants: list[Tenant]) -> str:
-    return json.dumps(access_config(tenants), indent=1, sort_keys=True)
+def config_json(
+    tenants: list[Tenant],
+    datasources: dict[str, list[dict]] | None = None,
+    boards: dict[str, dict[str, dict]] | None = None,
+) -> str:
+    return json.dumps(access_config(tenants, datasources, boards), indent=1, sort_keys=True)
 
 
 SCRIPT = source("grafana_tenant_access")

@@ -16,11 +16,14 @@ def num(value: float) -> str:
 
 
 def selector(metric: str, **matchers: str) -> str:
-    """``metric{k="v",...}``; a value starting with ``~`` is a regex matcher, with ``!`` a negative one."""
+    """``metric{k="v",...}``; a value starting with ``~`` is a regex matcher, with ``!`` a negative one, with ``!~`` a
+    negative regex."""
     parts = []
     for label, value in matchers.items():
         op = "="
-        if value.startswith("~"):
+        if value.startswith("!~"):
+            op, value = "!~", value[2:]
+        elif value.startswith("~"):
             op, value = "=~", value[1:]
         elif value.startswith("!"):
             op, value = "!=", value[1:]

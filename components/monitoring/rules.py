@@ -6,7 +6,10 @@ Pure functions, no Pulumi resources: ``components.monitoring`` turns the result 
   ``ai-platform-gpu`` (DCGM exporter), ``ai-platform-inference`` (one group per model endpoint, thresholds
   from ``models[].alerts`` falling back to ``monitoring.alerts``), ``ai-platform-tenancy`` (quotas, Volcano).
   With VPAs (``vpa.enabled``), ``ai-platform-rightsizing``: a container's request far from its VPA's target.
-- ``recording_groups()``: per-tenant GPU usage for chargeback (``ai_platform:tenant_gpu_*``).
+  With logs or traces (``logs.enabled``, ``traces.enabled``), ``ai-platform-pipeline``: the pipeline's components
+  down, logs and spans refused or dropped (per tenant where the metric names one).
+- ``recording_groups()``: per-tenant GPU usage for chargeback (``ai_platform:tenant_gpu_*``) and the tenants' Volcano
+  queues (``ai_platform:volcano_queue_*:tenant_queues``), each with the tenant's ``namespace`` for the tenant organizations.
 
 Every metric an expression (or a dashboard query in ``dashboards.py``) uses is listed in ``METRIC_SOURCES``
 with the exporter and the place that defines or documents it in the pinned version; the tests hold every
@@ -25,6 +28,12 @@ Label facts the expressions rely on:
   are written here for every engine.
 - A tenant's namespace is the tenant's name and holds the ResourceQuota ``tenant-quota``
   (``components.tenancy``); the Volcano queue is the tenant's name too.
+- Logs and traces: each chart's own ServiceMonitor (``components.logs``, ``components.traces``). Loki's job is
+  ``<namespace>/<service>`` (grafana-community/helm-charts loki-18.11.0 templates/monitoring/servicemonitor.yaml,
+  ``monitoring.serviceMonitor.jobPrefix``), Alloy's, Tempo's and the collector's the Service's name (no
+  ``jobLabel``). Loki's and Tempo's ``tenant`` label is the tenant id (``X-Scope-OrgID``: the tenant's name, or
+  ``platform``); Alloy's ``loki.write`` metrics carry the tenant of the entries too; the collector's exporters are
+  ``otlp/<tenant>`` (``components.traces.collector_config``), so the tenant is taken from the exporter's name.
 - Tenant-scoped alerts carry a ``tenant`` label, which Alertmanager routes on (``alerting``): an endpoint's alerts
   the endpoint's tenant, a quota alert its namespace, a queue alert its queue (templated rule labels). The gang
   alert's ``job_id`` names no tenant: it goes by severity only.
@@ -34,6 +43,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .. import logs as logs_component
+from .. import traces as traces_component
 from ..serving import engines
 from ..serving.engines.base import AlertContext
 from .chart import VPA_UNITS, vpa_metric
@@ -47,6 +58,7 @@ GPU_RULES = "ai-platform-gpu"
 INFERENCE_RULES = "ai-platform-inference"
 TENANCY_RULES = "ai-platform-tenancy"
 RIGHTSIZING_RULES = "ai-platform-rightsizing"
+PIPELINE_RULES = "ai-platform-pipeline"
 
 DCGM_JOB = "nvidia-dcgm-exporter"
 GPU_POD = "exported_pod"
@@ -67,6 +79,14 @@ _VOLCANO = "Volcano 1.15.1 (volcano-sh/volcano v1.15.1)"
 _ISTIO = (
     "Istio 1.30 sidecar standard metrics (https://istio.io/latest/docs/reference/config/metrics/), "
     "from the envoy /stats/prometheus endpoint of each injected pod"
+)
+
+_LOKI = "Loki 3.7.6 (grafana/loki v3.7.6)"
+_ALLOY = "Grafana Alloy v1.18.1 (grafana/alloy v1.18.1) internal/component/common/loki/client/metrics.go"
+_TEMPO = "Tempo 2.10.8 (grafana/tempo v2.10.8)"
+_OTELCOL = (
+    "OpenTelemetry Collector 0.158.0 (open-telemetry/opentelemetry-collector v0.158.0; Prometheus names without "
+    "_total, units or scope labels: service/telemetry/otelconftelemetry/factory.go, internal/migration/v0.3.0.go)"
 )
 
 METRIC_SOURCES: dict[str, str] = {  # and each engine's (``Engine.metric_sources``), at the end
@@ -113,6 +133,26 @@ METRIC_SOURCES: dict[str, str] = {  # and each engine's (``Engine.metric_sources
     "not be scheduled in the last session",
     "volcano_queue_allocated_scalar_resources": f"{_VOLCANO} vc-scheduler: pkg/scheduler/metrics/queue.go (labels "
     "queue_name, resource)",
+    # Logs and traces pipeline
+    "loki_discarded_samples_total": f"{_LOKI} pkg/validation/validate.go DiscardedSamples: labels reason (e.g. "
+    "rate_limited, per_stream_rate_limit, stream_limit, line_too_long), tenant, retention_hours, policy, format",
+    "loki_distributor_lines_received_total": f"{_LOKI} pkg/loghttp/push/push.go linesIngested: labels tenant, "
+    "is_internal_stream, policy, format",
+    "loki_write_dropped_entries_total": f"{_ALLOY}: labels host, tenant, reason (ingester_error, rate_limited, "
+    "stream_limited, line_too_long, queue_is_full); component labels component_id, component_path "
+    "(internal/runtime/internal/controller/node_builtin_component.go)",
+    "loki_write_sent_entries_total": f"{_ALLOY}: labels host, tenant",
+    "tempo_discarded_spans_total": f"{_TEMPO} modules/overrides/discarded_spans.go: labels reason (rate_limited, "
+    "trace_too_large, live_traces_exceeded, unknown_error, ...), tenant",
+    "tempo_distributor_spans_received_total": f"{_TEMPO} modules/distributor/distributor.go: label tenant",
+    "otelcol_receiver_accepted_spans": f"{_OTELCOL} receiver/receiverhelper/documentation.md: labels receiver, "
+    "transport (receiver/receiverhelper/obsreport.go)",
+    "otelcol_receiver_refused_spans": f"{_OTELCOL} receiver/receiverhelper/documentation.md: labels receiver, transport",
+    "otelcol_exporter_sent_spans": f"{_OTELCOL} exporter/exporterhelper/documentation.md: label exporter "
+    "(exporter/exporterhelper/internal/obs_report_sender.go)",
+    "otelcol_exporter_send_failed_spans": f"{_OTELCOL} exporter/exporterhelper/documentation.md: label exporter",
+    "otelcol_exporter_enqueue_failed_spans": f"{_OTELCOL} exporter/exporterhelper/documentation.md: label exporter "
+    "(spans refused by a full sending queue)",
 }
 for _engine in engines.all_engines():
     METRIC_SOURCES.update(_engine.metric_sources)
@@ -141,9 +181,8 @@ def tenant_from(label: str, expr: str) -> str:
 
 
 # Tenant namespaces, as a `tenant` label: the namespaces holding the platform's tenant ResourceQuota.
-TENANT_NAMESPACES = tenant_from(
-    "namespace", selector("kube_resourcequota", resourcequota=TENANT_QUOTA, type="hard", resource="pods")
-)
+TENANT_QUOTAS = selector("kube_resourcequota", resourcequota=TENANT_QUOTA, type="hard", resource="pods")
+TENANT_NAMESPACES = tenant_from("namespace", TENANT_QUOTAS)
 
 
 def endpoint_deployments(endpoint: Endpoint) -> list[str]:
@@ -494,6 +533,147 @@ def _rightsizing_groups(alert: _Alerts) -> list[dict]:
     ]
 
 
+# Log and span losses count from this rate on, over this window, for this long (no config: any loss is worth a look).
+PIPELINE_WINDOW, PIPELINE_FOR = "10m", "10m"
+PIPELINE_DOWN_FOR = "10m"
+# Loki's and Alloy's reasons that mean the tenant's limits (Loki pkg/validation/validate.go; Alloy's client metrics).
+LOKI_LIMIT_REASONS = "rate_limited|per_stream_rate_limit|stream_limit"
+ALLOY_LIMIT_REASONS = "rate_limited|stream_limited"
+TEMPO_LIMIT_REASONS = "rate_limited|live_traces_exceeded"
+
+
+def pipeline_jobs(cfg: PlatformConfig) -> dict[str, str]:
+    """Component -> the ``job`` matcher of its targets, for the pipeline the stack runs."""
+    jobs: dict[str, str] = {}
+    if cfg.logs.enabled:
+        services = {logs_component.write_service(cfg.logs.mode), logs_component.read_service(cfg.logs.mode)}
+        if cfg.logs.mode != "single-binary":
+            services.add(f"{logs_component.LOKI_RELEASE}-backend")
+        jobs["Loki"] = "~" + "|".join(f"{cfg.namespaces.logs}/{service}" for service in sorted(services))
+        jobs["Alloy"] = logs_component.ALLOY_RELEASE
+    if cfg.traces.enabled:
+        jobs["Tempo"] = traces_component.TEMPO_RELEASE
+        jobs["OpenTelemetry Collector"] = traces_component.COLLECTOR_RELEASE
+    return jobs
+
+
+def losses(metric: str, by: str, **matchers: str) -> str:
+    """The per-second rate of ``metric`` over the pipeline window, summed ``by``."""
+    return f"sum by ({by}) (rate({selector(metric, **matchers)}[{PIPELINE_WINDOW}]))"
+
+
+def exporter_tenant(expr: str) -> str:
+    """``expr`` (by exporter) with ``tenant`` from the collector's exporter name ``<type>/<tenant>``."""
+    return f'label_replace({expr}, "tenant", "$1", "exporter", "[^/]+/(.+)")'
+
+
+def _pipeline_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
+    down = [
+        alert(
+            f"AiPlatform{component.replace(' ', '')}Down",
+            f"{selector('up', job=job)} == 0",
+            PIPELINE_DOWN_FOR,
+            "critical" if component in ("Loki", "Tempo") else "warning",
+            f"{component} not scraped: {{{{ $labels.instance }}}}",
+            f"Prometheus cannot scrape {component} at {{{{ $labels.instance }}}} (job {{{{ $labels.job }}}}) for "
+            f"{PIPELINE_DOWN_FOR}: the target is down or unreachable, and what passes through it (logs or spans) is "
+            "probably lost or queued. Check its pods' events and logs.",
+        )
+        for component, job in pipeline_jobs(cfg).items()
+    ]
+    tenant = {"tenant": "{{ $labels.tenant }}"}
+    logs, traces = [], []
+    if cfg.logs.enabled:
+        logs = [
+            alert(
+                "AiPlatformLokiTenantRateLimited",
+                f"{losses('loki_discarded_samples_total', 'tenant, reason', reason='~' + LOKI_LIMIT_REASONS)} > 0",
+                PIPELINE_FOR,
+                "warning",
+                "Loki refuses logs of tenant {{ $labels.tenant }}: {{ $labels.reason }}",
+                "Loki discards {{ $value | humanize }} log lines/s of tenant {{ $labels.tenant }} for its limits "
+                "({{ $labels.reason }}): the lines are lost. Raise the tenant's ingestion limits or find the pod that "
+                "logs this much.",
+                **tenant,
+            ),
+            alert(
+                "AiPlatformLokiDiscardingLogs",
+                f"{losses('loki_discarded_samples_total', 'tenant, reason', reason='!~' + LOKI_LIMIT_REASONS)} > 0",
+                PIPELINE_FOR,
+                "warning",
+                "Loki discards logs of tenant {{ $labels.tenant }}: {{ $labels.reason }}",
+                "Loki discards {{ $value | humanize }} log lines/s of tenant {{ $labels.tenant }} as invalid "
+                "({{ $labels.reason }}: too long, too old, too many labels): the lines are lost.",
+                **tenant,
+            ),
+            alert(
+                "AiPlatformLogAgentDropping",
+                f"{losses('loki_write_dropped_entries_total', 'tenant, reason')} > 0",
+                PIPELINE_FOR,
+                "warning",
+                "The log agent drops logs of tenant {{ $labels.tenant }}: {{ $labels.reason }}",
+                "Alloy gives up on {{ $value | humanize }} log entries/s of tenant {{ $labels.tenant }} after its "
+                "retries ({{ $labels.reason }}): Loki refused them or could not be reached. The entries are lost.",
+                **tenant,
+            ),
+        ]
+    if cfg.traces.enabled:
+        traces = [
+            alert(
+                "AiPlatformTempoTenantRateLimited",
+                f"{losses('tempo_discarded_spans_total', 'tenant, reason', reason='~' + TEMPO_LIMIT_REASONS)} > 0",
+                PIPELINE_FOR,
+                "warning",
+                "Tempo refuses spans of tenant {{ $labels.tenant }}: {{ $labels.reason }}",
+                "Tempo discards {{ $value | humanize }} spans/s of tenant {{ $labels.tenant }} for its limits "
+                "({{ $labels.reason }}): the spans are lost. Raise the tenant's ingestion limits or lower its "
+                "sampling.",
+                **tenant,
+            ),
+            alert(
+                "AiPlatformTempoDiscardingSpans",
+                f"{losses('tempo_discarded_spans_total', 'tenant, reason', reason='!~' + TEMPO_LIMIT_REASONS)} > 0",
+                PIPELINE_FOR,
+                "warning",
+                "Tempo discards spans of tenant {{ $labels.tenant }}: {{ $labels.reason }}",
+                "Tempo discards {{ $value | humanize }} spans/s of tenant {{ $labels.tenant }} "
+                "({{ $labels.reason }}): the spans are lost.",
+                **tenant,
+            ),
+            alert(
+                "AiPlatformTraceCollectorRefusing",
+                f"{losses('otelcol_receiver_refused_spans', 'receiver, transport')} > 0",
+                PIPELINE_FOR,
+                "warning",
+                "The trace collector refuses spans ({{ $labels.receiver }}, {{ $labels.transport }})",
+                "The OpenTelemetry Collector refuses {{ $value | humanize }} spans/s at {{ $labels.receiver }} "
+                "({{ $labels.transport }}): its memory limiter pushes back or a pipeline is full. Senders retry "
+                "for a while, then drop them.",
+            ),
+            alert(
+                "AiPlatformTraceExportFailing",
+                f"{exporter_tenant(losses('otelcol_exporter_send_failed_spans', 'exporter'))} > 0",
+                PIPELINE_FOR,
+                "warning",
+                "The trace collector cannot send spans of tenant {{ $labels.tenant }} to Tempo",
+                "Exporter {{ $labels.exporter }} fails to send {{ $value | humanize }} spans/s to Tempo after its "
+                "retries: Tempo refused them or is unreachable. The spans are lost.",
+                **tenant,
+            ),
+            alert(
+                "AiPlatformTraceQueueFull",
+                f"{exporter_tenant(losses('otelcol_exporter_enqueue_failed_spans', 'exporter'))} > 0",
+                PIPELINE_FOR,
+                "warning",
+                "The trace collector's queue for tenant {{ $labels.tenant }} is full",
+                "Exporter {{ $labels.exporter }} drops {{ $value | humanize }} spans/s because its sending queue is "
+                "full: Tempo is slower than the spans arrive. The spans are lost.",
+                **tenant,
+            ),
+        ]
+    return [{"name": PIPELINE_RULES, "rules": down + logs + traces}]
+
+
 def alert_groups(cfg: PlatformConfig) -> dict[str, list[dict]]:
     """PrometheusRule name -> ``spec.groups``: GPU (DCGM exporter of the GPU Operator), inference (one group per
     endpoint), tenancy and batch, right-sizing (with VPAs). A concern the stack does not deploy gets no groups."""
@@ -504,6 +684,7 @@ def alert_groups(cfg: PlatformConfig) -> dict[str, list[dict]]:
         INFERENCE_RULES: _inference_groups(cfg, alert) if cfg.serving.enabled else [],
         TENANCY_RULES: _tenancy_groups(cfg, alert),
         RIGHTSIZING_RULES: _rightsizing_groups(alert) if cfg.vpa.enabled else [],
+        PIPELINE_RULES: _pipeline_groups(cfg, alert) if cfg.logs.enabled or cfg.traces.enabled else [],
     }
 
 
@@ -513,12 +694,31 @@ def alert_groups(cfg: PlatformConfig) -> dict[str, list[dict]]:
 TENANT_GPUS = "ai_platform:tenant_gpu_allocated:count"
 TENANT_GPU_UTILIZATION = "ai_platform:tenant_gpu_utilization:avg"
 TENANT_GPU_HOURS = "ai_platform:tenant_gpu_hours:increase1h"
+# The Volcano queue series of tenant queues, with the tenant's namespace (``tenant_queue``).
+QUEUE_METRICS = (
+    "volcano_queue_pod_group_pending_count",
+    "volcano_queue_pod_group_inqueue_count",
+    "volcano_queue_pod_group_running_count",
+    "volcano_queue_allocated_scalar_resources",
+)
+
+
+def tenant_queue(metric: str) -> str:
+    """The recorded copy of a Volcano queue metric (``QUEUE_METRICS``) for tenant queues."""
+    return f"ai_platform:{metric}:tenant_queues"
 
 
 def _in_tenant_namespaces(metric: str) -> str:
     """Series of ``metric`` held by a pod in a tenant namespace, with a ``tenant`` label."""
     held = tenant_from(GPU_NAMESPACE, selector(metric, **{GPU_POD: "!"}))
     return f"{held} and on (tenant) {TENANT_NAMESPACES}"
+
+
+def _with_namespace(expr: str) -> str:
+    """``expr`` (by tenant) with ``namespace`` set to the tenant's namespace (its name): the label the tenant
+    organizations' Prometheus proxy enforces on every query (``label_proxy``), so the tenant's dashboards see their
+    own series. DCGM's own ``namespace`` is the exporter's, the pod's is ``exported_namespace``."""
+    return f'label_replace({expr}, "namespace", "$1", "tenant", "(.+)")'
 
 
 def recording_groups() -> list[dict]:
@@ -530,18 +730,37 @@ def recording_groups() -> list[dict]:
       slices; DCGM reports no utilisation for MIG instances);
     - ``ai_platform:tenant_gpu_hours:increase1h``: GPU-hours used in the last hour (the 1-minute samples of the
       count, summed, / 60); sum it at hour boundaries for a bill.
+
+    Each carries ``tenant`` and ``namespace`` (the same value: ``_with_namespace``).
     """
     return [
         {
             "name": "ai-platform-tenant-gpu",
             "interval": "1m",
             "rules": [
-                {"record": TENANT_GPUS, "expr": f"count by (tenant) ({_in_tenant_namespaces('DCGM_FI_DEV_FB_USED')})"},
+                {
+                    "record": TENANT_GPUS,
+                    "expr": _with_namespace(f"count by (tenant) ({_in_tenant_namespaces('DCGM_FI_DEV_FB_USED')})"),
+                },
                 {
                     "record": TENANT_GPU_UTILIZATION,
-                    "expr": f"avg by (tenant) ({_in_tenant_namespaces('DCGM_FI_DEV_GPU_UTIL')})",
+                    "expr": _with_namespace(f"avg by (tenant) ({_in_tenant_namespaces('DCGM_FI_DEV_GPU_UTIL')})"),
                 },
                 {"record": TENANT_GPU_HOURS, "expr": f"sum_over_time({TENANT_GPUS}[1h:1m]) / 60"},
             ],
-        }
+        },
+        {
+            "name": "ai-platform-tenant-queues",
+            "interval": "1m",
+            "rules": [{"record": tenant_queue(metric), "expr": _tenant_queue_expr(metric)} for metric in QUEUE_METRICS],
+        },
     ]
+
+
+def _tenant_queue_expr(metric: str) -> str:
+    """``metric`` of the tenants' queues (a tenant's queue is named after it), its ``namespace`` (Volcano's own
+    namespace, the scrape target's) replaced by the tenant's, and ``tenant`` set: what a tenant organization's
+    dashboards can read through the label proxy."""
+    tenant_queues = f'label_replace({TENANT_QUOTAS}, "queue_name", "$1", "namespace", "(.+)")'
+    queues = f"{selector(metric)} and on (queue_name) {tenant_queues}"
+    return _with_namespace(f'label_replace({queues}, "tenant", "$1", "queue_name", "(.+)")')

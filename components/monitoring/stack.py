@@ -74,7 +74,7 @@ from ..secrets import RELEASE as EXTERNAL_SECRETS_RELEASE
 from ..secrets import PlatformSecrets, SecretRef
 from ..serving import engines
 from ..serving.engines.base import ENDPOINT_LABEL, VERSION_LABEL, version_name, versions_of
-from . import alerting
+from . import alerting, label_proxy
 from . import grafana_access as access
 from .chart import (
     DASHBOARD_LABEL,
@@ -131,12 +131,13 @@ def grafana_url(namespace: str) -> str:
     return f"http://{RELEASE}-grafana.{namespace}.svc:{GRAFANA_PORT}"
 
 
-def access_cron_spec(image: str, url: str) -> dict:
+def access_cron_spec(image: str, url: str, dashboards: dict[str, list[str]] | None = None) -> dict:
     """The ``grafana-tenant-access`` CronJob: Python's standard library in the pinned MLflow image (no new image),
     Grafana's admin credentials from the ``grafana-admin`` Secret, Pod Security ``restricted``, no sidecar, no API
     token (it only talks to Grafana). ``Forbid``: one run at a time. It runs as ``ACCESS_UID``, which the MLflow image
     does not define (``config.images.MLFLOW``): ``USER``/``LOGNAME`` and ``HOME`` on an ``emptyDir`` at ``/tmp``, the
-    one writable path of its read-only root file system."""
+    one writable path of its read-only root file system. ``dashboards`` (tenant -> dashboard names): the tenants'
+    dashboard ConfigMaps, mounted read-only at ``access.DASHBOARDS/<tenant>/`` for the tenant organizations."""
 
     def secret(key: str) -> dict:
         return {"secretKeyRef": {"name": GRAFANA_ADMIN_SECRET, "key": key}}
@@ -150,13 +151,28 @@ def access_cron_spec(image: str, url: str) -> dict:
             {"name": "GRAFANA_USER", "valueFrom": secret(GRAFANA_USER_KEY)},
             {"name": "GRAFANA_PASSWORD", "valueFrom": secret(GRAFANA_PASSWORD_KEY)},
             {"name": "CONFIG", "value": f"{access.MOUNT}/{access.CONFIG_KEY}"},
+            {"name": "DASHBOARDS", "value": access.DASHBOARDS},
             *images.identity_env(TMP),
             {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
         ],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
         "securityContext": restricted_container(non_root=True, seccomp=True),
-        "volumeMounts": [{"name": "access", "mountPath": access.MOUNT, "readOnly": True}, tmp_mount()],
+        "volumeMounts": [
+            {"name": "access", "mountPath": access.MOUNT, "readOnly": True},
+            {"name": "dashboards", "mountPath": access.DASHBOARDS, "readOnly": True},
+            tmp_mount(),
+        ],
     }
+    projected = [
+        {
+            "configMap": {
+                "name": f"dashboard-{tenant}-{name}",
+                "items": [{"key": f"{tenant}-{name}.json", "path": f"{tenant}/{tenant}-{name}.json"}],
+            }
+        }
+        for tenant, names in sorted((dashboards or {}).items())
+        for name in sorted(names)
+    ]
     pod = {
         "metadata": {"labels": {"sidecar.istio.io/inject": "false"}},
         "spec": {
@@ -164,7 +180,11 @@ def access_cron_spec(image: str, url: str) -> dict:
             "automountServiceAccountToken": False,
             "securityContext": restricted_pod(ACCESS_UID, gid=ACCESS_UID),
             "containers": [container],
-            "volumes": [{"name": "access", "configMap": {"name": access.ACCESS_NAME}}, tmp_volume("64Mi")],
+            "volumes": [
+                {"name": "access", "configMap": {"name": access.ACCESS_NAME}},
+                {"name": "dashboards", "projected": {"sources": projected}},
+                tmp_volume("64Mi"),
+            ],
         },
     }
     return {
@@ -209,6 +229,7 @@ class Monitoring(pulumi.ComponentResource):
         )
         self._name, self.mesh = name, mesh
         self._registry, self._grafana_url = cluster.image_registry, grafana_url(namespaces.monitoring)
+        self._replicas, self._monitoring_namespace = monitoring.prometheus_replicas, namespaces.monitoring
         self.namespace = platform_namespace(
             f"{name}-namespace",
             namespaces.monitoring,
@@ -392,19 +413,35 @@ class Monitoring(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def tenant_folders(self, tenants: list[TenantConfig], boards: dict[str, dict[str, dict]]) -> pulumi.CustomResource:
-        """Each tenant's dashboards (``boards``: tenant -> name -> JSON) in a folder named after the tenant, and the
-        CronJob that gives each tenant's team, and nobody else but admins, view rights on it (``grafana_access``)."""
+    def tenant_folders(
+        self,
+        tenants: list[TenantConfig],
+        boards: dict[str, dict[str, dict]],
+        datasources: dict[str, list[dict]] | None = None,
+    ) -> pulumi.CustomResource:
+        """Each tenant's dashboards (``boards``: tenant -> name -> JSON) in a folder named after the tenant, the label
+        proxy of the tenant organizations' Prometheus data sources (``label_proxy``), and the CronJob that gives each
+        tenant's team view rights on its folder and each tenant its organization with its users, data sources
+        (``datasources``: tenant -> Loki/Tempo data sources; the Prometheus one is added here) and dashboards
+        (``grafana_access``)."""
         for tenant, by_name in boards.items():
             for dashboard_name, dashboard in by_name.items():
                 self._dashboard(f"{tenant}-{dashboard_name}", tenant, dashboard)
         ns = self.namespace.metadata["name"]
+        self._label_proxy(ns)
+        proxy = label_proxy.url(self._monitoring_namespace)
+        sources = {
+            t.name: [access.prometheus_datasource(proxy, t.name), *(datasources or {}).get(t.name, [])] for t in tenants
+        }
         config = kube(
             f"{self._name}-grafana-tenant-access-config",
             api_version="v1",
             kind="ConfigMap",
             metadata=metadata(access.ACCESS_NAME, COMPONENT, namespace=ns),
-            data={access.SCRIPT_KEY: access.SCRIPT, access.CONFIG_KEY: access.config_json(tenants)},
+            data={
+                access.SCRIPT_KEY: access.SCRIPT,
+                access.CONFIG_KEY: access.config_json(tenants, sources, boards),
+            },
             opts=pulumi.ResourceOptions(parent=self),
         )
         image = mirrored(versions.MLFLOW_IMAGE, self._registry)
@@ -413,6 +450,36 @@ class Monitoring(pulumi.ComponentResource):
             api_version="batch/v1",
             kind="CronJob",
             metadata=metadata(access.ACCESS_NAME, COMPONENT, namespace=ns),
-            spec=access_cron_spec(image, self._grafana_url),
+            spec=access_cron_spec(image, self._grafana_url, {t: list(b) for t, b in boards.items()}),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, config]),
+        )
+
+    def _label_proxy(self, ns: pulumi.Input[str]) -> None:
+        """prom-label-proxy's Deployment, Service and NetworkPolicy in the monitoring namespace (``label_proxy``)."""
+        name = label_proxy.NAME
+        image = mirrored(versions.PROM_LABEL_PROXY_IMAGE, self._registry)
+        opts = pulumi.ResourceOptions(parent=self)
+        kube(
+            f"{self._name}-{name}",
+            api_version="apps/v1",
+            kind="Deployment",
+            metadata=metadata(name, COMPONENT, namespace=ns, extra_labels=label_proxy.POD_LABELS),
+            spec=label_proxy.deployment_spec(image, self.prometheus_url, self._replicas),
+            opts=opts,
+        )
+        kube(
+            f"{self._name}-{name}-service",
+            api_version="v1",
+            kind="Service",
+            metadata=metadata(name, COMPONENT, namespace=ns),
+            spec=label_proxy.service_spec(),
+            opts=opts,
+        )
+        kube(
+            f"{self._name}-{name}-policy",
+            api_version="networking.k8s.io/v1",
+            kind="NetworkPolicy",
+            metadata=metadata(name, COMPONENT, namespace=ns),
+            spec=label_proxy.network_policy(),
+            opts=opts,
         )

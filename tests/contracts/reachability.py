@@ -98,7 +98,8 @@ ALLOY_SOURCE = "grafana/alloy helm-chart/1.11.1 operations/helm/charts/alloy tem
 TEMPO_SOURCE = "grafana-community/helm-charts tempo-2.2.4 charts/tempo templates/_helpers.tpl, values.yaml"
 TEMPO_PORTS = {"tempo-prom-metrics": 3200, "otlp-grpc": 4317}
 # open-telemetry/opentelemetry-helm-charts opentelemetry-collector-0.170.0 templates/_helpers.tpl (selectorLabels,
-# component standalone-collector in deployment mode); ports otlp 4317, otlp-http 4318 (values.yaml ports).
+# component standalone-collector in deployment mode); ports otlp 4317, otlp-http 4318, metrics 8888 (values.yaml
+# ports; metrics enabled by components/traces.py collector_values).
 OTEL_COLLECTOR_SOURCE = (
     "open-telemetry/opentelemetry-helm-charts opentelemetry-collector-0.170.0 templates/_helpers.tpl, values.yaml"
 )
@@ -349,7 +350,7 @@ def chart_pods(cfg, run) -> dict[str, Pod]:
                 "app.kubernetes.io/instance": "opentelemetry-collector",
                 "component": "standalone-collector",
             },
-            {"otlp": 4317, "otlp-http": 4318},
+            {"otlp": 4317, "otlp-http": 4318, "metrics": 8888},
             "opentelemetry-collector",
             source=OTEL_COLLECTOR_SOURCE,
         )
@@ -675,6 +676,7 @@ def needed(cfg, run) -> list[Path]:
                     tls="plain",
                 )
             )
+        paths += _pipeline_scrape_paths(cfg, charts, prometheus)
         if cfg.serving.enabled:
             paths.append(
                 Path(
@@ -740,7 +742,57 @@ def needed(cfg, run) -> list[Path]:
             )
     paths += _log_paths(cfg, charts)
     paths += _trace_paths(cfg, charts, tenants)
+    paths += _label_proxy_paths(cluster, charts)
     return paths
+
+
+LABEL_PROXY_SOURCE = "components/monitoring/label_proxy.py (prom-label-proxy v0.14.0 main.go, -upstream)"
+
+
+def label_proxy_pod(cluster: Cluster) -> Pod | None:
+    """The rendered prom-label-proxy pod (the tenant Grafana organizations' Prometheus), with monitoring on."""
+    found = [p for p in cluster.pods if p.name == "prom-label-proxy"]
+    return found[0] if found else None
+
+
+def _label_proxy_paths(cluster: Cluster, charts: dict[str, Pod]) -> list[Path]:
+    """Grafana -> the label proxy (each tenant organization's Prometheus data source), the proxy -> Prometheus and
+    DNS."""
+    proxy = label_proxy_pod(cluster)
+    if proxy is None or "grafana" not in charts:
+        return []
+    source = "components/monitoring/grafana_access.py prometheus_datasource"
+    paths = [
+        Path("Grafana -> label proxy 8080", charts["grafana"], proxy, 8080, source),
+        Path("label proxy -> Prometheus 9090", proxy, charts["prometheus"], 9090, LABEL_PROXY_SOURCE),
+    ]
+    for protocol in ("UDP", "TCP"):
+        paths.append(
+            Path(f"label proxy -> DNS {protocol}", proxy, charts["kube-dns"], 53, "Kubernetes DNS", protocol=protocol)
+        )
+    return paths
+
+
+def _pipeline_scrape_paths(cfg, charts: dict[str, Pod], prometheus: Pod) -> list[Path]:
+    """Prometheus -> the metrics port of every logs and traces pod the charts' ServiceMonitors scrape (components/logs.py
+    and components/traces.py turn them on; the ports: the charts' Services)."""
+    targets = []
+    if cfg.logs.enabled:
+        targets += [(charts[f"loki-{t}"], 3100, LOKI_SOURCE) for t in loki_targets(cfg)]
+        targets.append((charts["alloy"], 12345, ALLOY_SOURCE))
+    if cfg.traces.enabled:
+        targets += [(charts["tempo"], 3200, TEMPO_SOURCE), (charts["otel-collector"], 8888, OTEL_COLLECTOR_SOURCE)]
+    return [
+        Path(
+            f"prometheus -> {pod.namespace}/{pod.name} metrics {port}",
+            prometheus,
+            pod,
+            port,
+            source + " (the chart's ServiceMonitor)",
+            tls="plain",
+        )
+        for pod, port, source in targets
+    ]
 
 
 def _trace_paths(cfg, charts: dict[str, Pod], tenants: dict[str, dict[str, Pod]]) -> list[Path]:
@@ -876,6 +928,9 @@ def forbidden(cfg, run) -> list[Path]:
                             ISTIOD_SOURCE + ": sidecars need 15012 only",
                         )
                     )
+            proxy = label_proxy_pod(cluster)
+            if proxy is not None:  # it trusts the namespace header it is sent: only Grafana reaches it
+                paths.append(Path(f"{tenant} {kind} -> label proxy 8080", pod, proxy, 8080, LABEL_PROXY_SOURCE))
             paths.append(Path(f"{tenant} {kind} -> metadata service 80", pod, METADATA, 80, METADATA.source))
             paths.append(
                 Path(
