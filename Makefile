@@ -43,7 +43,17 @@ test: setup runtime-tools
 render: setup
 	$(PY) -m tools.render --stack $(STACK) --stacks $(STACKS) --out build/$(STACK)
 
-validate: render
+# What a render reads. `make validate` renders again only when one of them is newer than the last render of STACK
+# (build/<stack>/kubernetes-version: tools.render removes it first and writes it last), so `make render` then
+# `make validate` runs the program once; `make render` always renders.
+RENDERED := build/$(STACK)/kubernetes-version
+RENDER_INPUTS := __main__.py Pulumi.yaml requirements.lock $(STACKS)/Pulumi.$(STACK).yaml \
+	$(wildcard $(STACKS)/state/$(STACK).json) $(shell find components config platforms tools -name '*.py')
+
+$(RENDERED): $(RENDER_INPUTS)
+	$(MAKE) --no-print-directory render STACK=$(STACK) STACKS=$(STACKS)
+
+validate: setup $(RENDERED)
 	$(PY) -m tools.validate build/$(STACK)
 
 # Render STACK to build/<stack>.new and summarise what changed since the render in BASE (default: build/<stack>,

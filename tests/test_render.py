@@ -98,3 +98,20 @@ def test_dump_writes_the_bytes_pyyaml_writes():
         assert render._dump(data) == yaml.dump(
             data, Dumper=_PurePython, sort_keys=True, default_flow_style=False, width=120
         )
+
+
+def test_make_validate_renders_again_only_when_something_a_render_reads_changed():
+    """`make render` then `make validate` runs the program once (the review loop); a changed source or stack file
+    makes `make validate` render first."""
+    import subprocess
+
+    render.render("dev", ROOT / "build" / "dev")
+
+    def dry_run(*args: str) -> str:
+        done = subprocess.run(["make", "-n", *args, "validate", "STACK=dev"], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "tools.render" not in dry_run() and "tools.validate" in dry_run()
+    for changed in ("Pulumi.dev.yaml", "components/meta.py", "config/model.py", "requirements.lock"):
+        assert "tools.render" in dry_run("-W", changed), changed
