@@ -28,7 +28,8 @@ class Traces(Model):
     sampling_percent: float = Field(default=1.0, ge=0, le=100)
     """Percent of requests the Istio proxies start a trace for (``Telemetry`` ``randomSamplingPercentage``; a
     request that arrives with a sampled trace context stays sampled). Triton samples one request in
-    ``round(100 / samplingPercent)``."""
+    ``round(100 / samplingPercent)``; vLLM keeps the decision of a request's trace context and samples requests
+    without one at ``samplingPercent / 100`` (``parentbased_traceidratio``). At 0 neither server exports."""
     size: Literal["small", "large"] = "large"
     """Tempo's requests and limits: ``small`` (250m CPU, 512Mi, limit 2Gi: dev) or ``large`` (1 CPU, 2Gi, limit
     8Gi). One monolithic Tempo pod either way (docs/traces.md)."""

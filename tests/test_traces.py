@@ -17,6 +17,7 @@ import pytest
 
 from components import traces
 from components.mesh import control_plane
+from components.serving.engines.base import ENDPOINT_LABEL
 from config.loader import ConfigError
 from config.logs import PLATFORM_TENANT
 from tests.conftest import config_copy, run, run_stack, run_with
@@ -144,14 +145,18 @@ def test_vllm_and_triton_servers_send_their_spans_to_the_collector(stack_run, cf
     if not cfg.traces.enabled:
         pytest.skip("traces off")
     collector = f"opentelemetry-collector.{cfg.namespaces.traces}.svc.cluster.local"
+    vllm_endpoints = {m.name for m in cfg.models if m.engine == "vllm"}
+    traced = set()
     for endpoint in cfg.models:
-        for container in _containers(stack_run, endpoint.tenant):
+        for name, container in _servers(stack_run, endpoint.tenant):
             args = container.get("args", [])
-            if container["name"] == "vllm":  # the pinned image ships no OpenTelemetry SDK (docs/traces.md):
-                assert "--otlp-traces-endpoint" not in args  # the flag would stop the server at start
+            if container["name"] == "vllm":
+                assert_vllm_traced(container, name, f"http://{collector}:4317", cfg.traces.sampling_percent)
+                traced.add(name)
             if container["name"] == "triton":
                 assert "--trace-config=mode=opentelemetry" in args
                 assert f"--trace-config=opentelemetry,url=http://{collector}:4318/v1/traces" in args
+    assert traced == vllm_endpoints
 
 
 @pytest.mark.invariant
@@ -180,6 +185,48 @@ def test_the_sampling_percent_reaches_the_mesh_and_the_servers():
     assert tracing["randomSamplingPercentage"] == 10
     triton = [c for c in _containers(result, "product") if c["name"] == "triton"]
     assert all("--trace-config=rate=10" in c["args"] for c in triton)
+    vllm = [(name, c) for name, c in _servers(result, "research") if c["name"] == "vllm"]
+    assert vllm, "dev serves a vLLM endpoint in research"
+    collector = f"http://opentelemetry-collector.{_cfg('dev').namespaces.traces}.svc.cluster.local:4317"
+    for name, container in vllm:
+        assert_vllm_traced(container, name, collector, 10)
+
+
+def test_vllm_sends_nothing_at_zero_percent():
+    """0%: no flag and no variable (vLLM would still export every request without a trace context), like Triton."""
+    result = run_with(traces={"samplingPercent": 0, "size": "small", "collectorReplicas": 1})
+    servers = _containers(result, "research")
+    assert "vllm" in [c["name"] for c in servers]
+    for container in servers:
+        assert "--otlp-traces-endpoint" not in container["args"]
+        assert not [e for e in container["env"] if e["name"].startswith("OTEL_")]
+
+
+def _servers(result: Run, namespace: str) -> list[tuple[str, dict]]:
+    """(endpoint name, container) of every Deployment's server container in ``namespace``."""
+    return [
+        (d.inputs["metadata"]["labels"][ENDPOINT_LABEL], c)
+        for d in result.of_kind("Deployment")
+        if d.namespace == namespace and ENDPOINT_LABEL in d.inputs["metadata"].get("labels", {})
+        for c in d.inputs["spec"]["template"]["spec"]["containers"]
+    ]
+
+
+def assert_vllm_traced(container: dict, endpoint: str, collector_grpc: str, sampling_percent: float) -> None:
+    """A vLLM container that sends one span per request to the platform's collector over OTLP gRPC (vLLM v0.33.0
+    vllm/tracing/otel.py get_span_exporter: the protocol from OTEL_EXPORTER_OTLP_TRACES_PROTOCOL; the SDK reads the
+    sampler and service name from the environment), vLLM's own environment kept."""
+    args, env = container["args"], {e["name"]: e.get("value") for e in container["env"]}
+    assert len(env) == len(container["env"]), "a variable set twice"
+    assert args.count("--otlp-traces-endpoint") == 1
+    assert args[args.index("--otlp-traces-endpoint") + 1] == collector_grpc
+    assert "--collect-detailed-traces" not in args  # costly per request (vllm/config/observability.py): not set
+    assert env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] == "grpc"
+    assert env["OTEL_SERVICE_NAME"] == endpoint
+    assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    assert float(env["OTEL_TRACES_SAMPLER_ARG"]) == pytest.approx(sampling_percent / 100)
+    # The server's own variables stay (caches on /tmp, offline hub): tracing only adds to them.
+    assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_CACHE_ROOT"] == "/tmp/vllm" and "HOME" in env
 
 
 # --- reachability, storage, Grafana -------------------------------------------------------------------------------
@@ -254,8 +301,11 @@ def test_traces_off_removes_it_all():
     assert "tempo" not in [b["name"] for b in values(result, "seaweedfs")["s3"]["createBuckets"]]
     assert "extensionProviders" not in values(result, "istiod")["meshConfig"]
     assert not result.of_kind("Telemetry")
-    for container in _containers(result, "research"):
+    servers = _containers(result, "research")
+    assert "vllm" in [c["name"] for c in servers]  # not vacuous: dev's vLLM endpoint is traced with traces on
+    for container in servers:
         assert not [a for a in container.get("args", []) if "otlp" in a or "trace-config" in a]
+        assert not [e for e in container.get("env", []) if e["name"].startswith("OTEL_")]
     sources = values(result, "kube-prometheus-stack")["grafana"]["additionalDataSources"]
     assert [s["type"] for s in sources] == ["loki"]
     assert not [r for r in result.resources if "ai-platform:traces:Traces" in r.type]

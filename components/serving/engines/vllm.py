@@ -3,7 +3,7 @@
 Loads ``hf://``, ``s3://`` (downloaded once into the model cache) or ``pvc://`` models, offline; one HTTP port 8000
 serving the API and ``/metrics``; scales on ``vllm:num_requests_waiting`` (default 5 per replica); needs GPUs;
 ``models[].vllm`` options; alerts on latency, time to first token, engine errors, queue and KV cache; the
-inference dashboard's vLLM row.
+inference dashboard's vLLM row; with traces on, one span per request to the platform's collector (``tracing``).
 """
 
 from __future__ import annotations
@@ -20,10 +20,28 @@ if TYPE_CHECKING:
     from config.monitoring import Alerts
     from config.serving import Endpoint
 
+    from ...traces import Otlp
+
 SOURCE = (
     "vLLM v0.33 OpenAI server /metrics (vllm/v1/metrics/loggers.py PrometheusStatLogger; listed in "
     "docs/design/metrics.md 'v1 Metrics')"
 )
+# Tracing at v0.33.0, read in the vllm-0.33.0 wheel on PyPI (the one the vllm-openai image installs with its
+# dependencies: docker/Dockerfile, vllm-base stage, `uv pip install --system dist/*.whl`):
+# - METADATA Requires-Dist (unconditional): opentelemetry-sdk>=1.27.0, opentelemetry-api>=1.27.0,
+#   opentelemetry-exporter-otlp>=1.27.0 (both the gRPC and the HTTP exporter), opentelemetry-semantic-conventions-ai
+#   >=0.4.1 (added to requirements/common.txt by vllm-project/vllm#34466): the image carries the SDK.
+# - vllm/config/observability.py: --otlp-traces-endpoint refuses to start without those packages ("OpenTelemetry is
+#   not available"); --collect-detailed-traces (model, worker, all) is opt-in and costly: not set.
+# - vllm/tracing/otel.py get_span_exporter: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL "grpc" (the default: OTLPSpanExporter
+#   of proto.grpc with insecure=True) or "http/protobuf"; TracerProvider(resource=Resource.create(...)) without a
+#   sampler, so the OpenTelemetry SDK reads OTEL_TRACES_SAMPLER/OTEL_TRACES_SAMPLER_ARG and OTEL_SERVICE_NAME
+#   (opentelemetry-python opentelemetry-sdk sdk/trace/sampling.py _get_from_env_or_default, default
+#   parentbased_always_on; sdk/resources/__init__.py OTELResourceDetector; read at 1.45.2).
+# - vllm/v1/engine/output_processor.py do_tracing: one SERVER span "llm_request" per finished request, child of the
+#   W3C trace context of the request's headers (traceparent, tracestate).
+TRACE_PROTOCOL = "grpc"
+TRACE_SAMPLER = "parentbased_traceidratio"
 
 
 def _options(endpoint: Endpoint):
@@ -132,6 +150,20 @@ class Vllm(ServerEngine):
             ],
             "securityContext": READ_ONLY_ROOT,
         }
+
+    def tracing(self, endpoint: Endpoint, otlp: Otlp) -> tuple[list[str], list[dict]]:
+        """``--otlp-traces-endpoint`` at the collector's OTLP gRPC port, the endpoint's name as ``service.name``, and
+        the mesh's sampling percent as a parent-based ratio: a request that arrives with a trace context (the Istio
+        proxy's) keeps its sampling decision, one without is sampled at ``samplingPercent`` (see ``TRACE_PROTOCOL``
+        for the sources). Nothing at 0%, like Triton."""
+        if not otlp.sampling_percent:
+            return [], []
+        return ["--otlp-traces-endpoint", otlp.grpc_endpoint], [
+            {"name": "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "value": TRACE_PROTOCOL},
+            {"name": "OTEL_SERVICE_NAME", "value": endpoint.name},
+            {"name": "OTEL_TRACES_SAMPLER", "value": TRACE_SAMPLER},
+            {"name": "OTEL_TRACES_SAMPLER_ARG", "value": format(otlp.sampling_percent / 100, "g")},
+        ]
 
     def volumes(self, endpoint: Endpoint) -> list[dict]:
         """Shared memory for the tensor-parallel workers."""
