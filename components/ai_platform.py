@@ -25,7 +25,8 @@ from .certs import CertManager, CertManagerArgs
 from .gpu import GpuOperator, GpuOperatorArgs
 from .logs import Logs, LogsArgs, grafana_datasource
 from .logs import tenant_datasource as logs_tenant_datasource
-from .mesh.control_plane import Mesh, MeshArgs
+from .mesh.control_plane import GATEWAY_LABELS, Mesh, MeshArgs
+from .mesh.rate_limits import RateLimits, RateLimitsArgs
 from .mesh.traffic import EndpointTraffic, EndpointTrafficArgs
 from .meta import RegistrationWindow
 from .milvus import Milvus, MilvusArgs
@@ -555,11 +556,27 @@ class AiPlatform(pulumi.ComponentResource):
         monitoring.tenant_folders(cfg.tenants, dashboards.tenant_dashboards(cfg), self._tenant_grafana_datasources())
 
     def _mesh_routes(self, mesh: Mesh) -> None:
-        """With the mesh: Ray's operator admitted in plain text (it calls the Ray heads from outside the mesh), and
-        one EndpointTraffic per model (routes, canary split, authorization)."""
+        """With the mesh: Ray's operator admitted in plain text (it calls the Ray heads from outside the mesh), the
+        gateway's rate limits (``rateLimits``) and one EndpointTraffic per model (routes, canary split,
+        authorization)."""
         cfg = self.cfg
         if self.ray:
             self.ray.admit_operator_through_mesh(mesh.ready)
+        if cfg.rate_limits.active(cfg):
+            RateLimits(
+                "rate-limits",
+                RateLimitsArgs(
+                    cfg.cluster,
+                    cfg.namespaces,
+                    cfg,
+                    GATEWAY_LABELS,
+                    namespace=mesh.ingress_namespace.metadata["name"],
+                    istiod=mesh.ready,
+                    platform_secrets=self.secrets,
+                    monitoring=self._monitoring_ready,
+                ),
+                self._child,
+            )
         for endpoint in cfg.models:
             EndpointTraffic(
                 f"traffic-{endpoint.tenant}-{endpoint.name}",

@@ -304,8 +304,45 @@ PROM_LABEL_PROXY = ImageContract(
     ),
 )
 
+RATELIMIT = ImageContract(
+    image=versions.RATELIMIT_IMAGE,
+    user="nonroot",
+    uid=65532,
+    users={65532: ("nonroot", "/home/nonroot")},  # distroless's nonroot variant
+    home="/home/nonroot",
+    entrypoint=("/bin/ratelimit",),
+    programs=("ratelimit",),
+    python=False,
+    calls_getuser=False,
+    writes=(),  # reads its configuration from the mounted ConfigMap; counters in the store
+    read_only_root=None,
+    sources=(
+        "envoyproxy/ratelimit Dockerfile at f2fb157: FROM gcr.io/distroless/static-debian12:nonroot, "
+        'COPY ... /bin/ratelimit, ENTRYPOINT ["/bin/ratelimit"] (no USER: the nonroot base runs as 65532)',
+    ),
+)
+
+VALKEY = ImageContract(
+    image=versions.VALKEY_IMAGE,
+    user="valkey",
+    uid=999,
+    users={999: ("valkey", "/home/valkey")},
+    home="/home/valkey",
+    entrypoint=("docker-entrypoint.sh",),
+    programs=("valkey-server",),
+    python=False,
+    calls_getuser=False,
+    # WORKDIR /data (VOLUME): with --save "" and --appendonly no nothing is written there, but it stays a volume.
+    writes=(Write("/data", None, "the working directory (snapshots and append-only file, both off)"),),
+    read_only_root=None,
+    sources=(
+        "valkey-io/valkey-container 8.0/debian/Dockerfile (valkey 8.0.2, versions.json; groupadd -g 999 / useradd "
+        "-u 999 valkey, WORKDIR /data, ENTRYPOINT docker-entrypoint.sh: as a non-root user it execs its arguments)",
+    ),
+)
+
 CONTRACTS: dict[str, ImageContract] = {
-    c.image: c for c in (VLLM, TRITON, AWS_CLI, MLFLOW, TORCH, POSTGRES, PROM_LABEL_PROXY)
+    c.image: c for c in (VLLM, TRITON, AWS_CLI, MLFLOW, TORCH, POSTGRES, PROM_LABEL_PROXY, RATELIMIT, VALKEY)
 }
 
 

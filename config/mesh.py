@@ -49,6 +49,9 @@ class Jwt(Model):
     """Where the issuer publishes its signing keys."""
     audiences: list[str] = []
     """Accepted ``aud`` values; empty: any."""
+    consumer_claim: Annotated[str, Field(pattern=r"^[A-Za-z0-9_:-]+$")] = "sub"
+    """The top-level string claim that names a consumer (``tenants[].consumers[].claimValue``): ``sub``, a client id
+    claim such as ``azp`` or ``client_id``."""
 
 
 class Mesh(Model):

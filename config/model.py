@@ -12,7 +12,7 @@ from pydantic import model_validator
 
 import platforms
 
-from . import batch, data, gpu, logs, mesh, protection, rightsizing, serving, tenancy, traces
+from . import batch, data, gpu, logs, mesh, protection, ratelimits, rightsizing, serving, tenancy, traces
 from .base import Model, valid
 from .batch import Ray, Training, Volcano, Workflows
 from .cluster import Cluster, Namespaces
@@ -22,6 +22,7 @@ from .logs import Logs
 from .mesh import Mesh
 from .monitoring import TENANT_RECEIVER_PREFIX, Monitoring, Receiver
 from .protection import TENANT_OWNER, DataProtection
+from .ratelimits import RateLimits
 from .rightsizing import Vpa
 from .secrets import Secrets
 from .services import SERVICES, service
@@ -35,6 +36,7 @@ CROSS_CHECKS = (
     gpu.cross_checks,
     serving.cross_checks,
     mesh.cross_checks,
+    ratelimits.cross_checks,
     protection.cross_checks,
     batch.cross_checks,
     data.cross_checks,
@@ -64,6 +66,8 @@ class PlatformConfig(Model):
     """``ai-platform:models``: one model endpoint per entry."""
     mesh: Mesh = Mesh()
     """``ai-platform:mesh``: Istio, ingress gateway, mTLS, authorization."""
+    rate_limits: RateLimits = RateLimits()
+    """``ai-platform:rateLimits``: per-consumer and per-endpoint request limits at the ingress gateway."""
     monitoring: Monitoring = Monitoring()
     """``ai-platform:monitoring``: Prometheus, Alertmanager, Grafana, alerts, dashboards."""
     object_store: ObjectStore = ObjectStore()

@@ -28,6 +28,7 @@ from .base import (
 from .gpu import EndpointGpu, gpu_placement
 from .mesh import Traffic
 from .monitoring import EndpointAlerts
+from .ratelimits import EndpointLimits
 from .tenancy import of_existing_tenants
 
 if TYPE_CHECKING:
@@ -175,6 +176,8 @@ class Endpoint(Model):
     """Mesh routing: split, header routes, timeout, retries, connection pool, circuit breaker."""
     alerts: EndpointAlerts = EndpointAlerts()
     """This endpoint's alert thresholds."""
+    limits: EndpointLimits | None = None
+    """Its request ceiling over all callers, enforced at the ingress gateway (``rateLimits``)."""
     vpa: bool = False
     """A VerticalPodAutoscaler in ``Off`` mode for each of the endpoint's model-server Deployments (stable and
     canary; KServe's predictor): CPU and memory recommendations on the ``rightsizing`` dashboard, nothing changed.

@@ -23,6 +23,7 @@ from .base import (
 from .data import TenantObjectStore
 from .gpu import SHARED_GPU, WHOLE_GPU, mig_resource
 from .monitoring import Receiver
+from .ratelimits import Consumer
 
 if TYPE_CHECKING:
     from .model import PlatformConfig
@@ -175,6 +176,8 @@ class Tenant(Model):
     alert_receiver: Receiver | None = None
     """Where the tenant's own alerts (its endpoints, its quota, its Volcano queue: label ``tenant``) go besides the
     platform's ``monitoring.routing``; the receiver is named ``tenant-<tenant>``."""
+    consumers: list[Consumer] = []
+    """Callers of the tenant's endpoints, each with its request rate (``rateLimits``; needs ``mesh.jwt``)."""
 
     @model_validator(mode="after")
     def _limits_fit_quota(self) -> Tenant:

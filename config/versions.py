@@ -123,6 +123,13 @@ VPA_RECOMMENDER_IMAGE = "registry.k8s.io/autoscaling/vpa-recommender"
 # (grafana/alloy helm-chart/1.11.1) pins Alloy v1.18.1 (docker.io/grafana/alloy) and its config reloader
 # (quay.io/prometheus-operator/prometheus-config-reloader v0.91.0). Both charts take a registry mirror as one value
 # (Loki ``global.imageRegistry``, Alloy ``global.image.registry``): paths and tags stay the charts'.
+# Rate limits (issue 22): Envoy's global rate-limit service. No versioned release since v1.4.0 (2020): every commit to
+# main is pushed as docker.io/envoyproxy/ratelimit:<8-char sha> (envoyproxy/ratelimit Makefile GIT_REF/VERSION,
+# .github/workflows/main.yaml); f2fb1577 is main at 2026-07-05, after the Prometheus sink (USE_PROMETHEUS, #681).
+RATELIMIT_IMAGE = "docker.io/envoyproxy/ratelimit:f2fb1577"
+# Its counters' store: Valkey (BSD, the Redis fork) 8.0.2, Debian-based image, user valkey uid 999
+# (valkey-io/valkey-container versions.json and 8.0/debian/Dockerfile).
+VALKEY_IMAGE = "docker.io/valkey/valkey:8.0.2"
 LOKI = Chart("loki", "https://grafana-community.github.io/helm-charts", "18.11.0")
 ALLOY = Chart("alloy", "https://grafana.github.io/helm-charts", "1.11.1")
 # Traces (issue 21). Tempo's monolithic chart (grafana-community/helm-charts tempo-2.2.4) pins Tempo 2.10.8

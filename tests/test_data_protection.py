@@ -110,9 +110,11 @@ SWITCHED_OFF = {
         "ai-platform:models": [],
         "ai-platform:mesh": {"enabled": False},
         "ai-platform:workflows": {"enabled": False},
+        "ai-platform:rateLimits": {"enabled": False},  # enforced at the mesh's gateway
     },
     "mesh": {
         "ai-platform:mesh": {"enabled": False},  # canaries need the mesh
+        "ai-platform:rateLimits": {"enabled": False},  # enforced at the mesh's gateway
         "ai-platform:models": lambda models: [
             {k: v for k, v in m.items() if k not in ("canary", "traffic")} for m in models
         ],

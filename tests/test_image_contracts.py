@@ -324,6 +324,8 @@ def test_every_pin_the_platform_runs_has_a_contract():
         versions.TORCH_IMAGE,
         versions.POSTGRES_IMAGE,
         versions.PROM_LABEL_PROXY_IMAGE,
+        versions.RATELIMIT_IMAGE,
+        versions.VALKEY_IMAGE,
     }
     assert set(images.CONTRACTS) == pins
     for contract in images.CONTRACTS.values():

@@ -34,6 +34,7 @@ import promql_parser as pp
 import pytest
 import yaml
 
+from components.mesh import rate_limits
 from components.monitoring import rules
 from components.serving import engines
 from tests.conftest import STACKS, run_stack, stack_cfg
@@ -78,6 +79,7 @@ def test_every_fixture_names_its_upstream_source_and_parses():
         "alloy",
         "tempo",
         "otel-collector",
+        "ratelimit",
     }
     for path in files:
         text = path.read_text()
@@ -303,7 +305,25 @@ def scrape_jobs(stack: str) -> list[ScrapeJob]:
                     spec.get("honorLabels", False),
                 )
             )
+        elif monitor.k8s_name == rate_limits.NAME and monitor.namespace == cfg.namespaces.ingress:
+            jobs.append(_ratelimit_job(monitor))
     return jobs + _pipeline_jobs(cfg, run)
+
+
+def _ratelimit_job(monitor) -> ScrapeJob:
+    """The rate-limit service's ServiceMonitor (components.mesh.rate_limits): no jobLabel, so ``job`` is the Service's
+    name; the Service, its port and the container are all ``ratelimit``."""
+    endpoint = monitor.inputs["spec"]["endpoints"][0]
+    target = {
+        "namespace": monitor.namespace,
+        "service": rate_limits.NAME,
+        "job": rate_limits.NAME,
+        "endpoint": endpoint["port"],
+        "container": rate_limits.NAME,
+        "pod": f"{rate_limits.NAME}-7d9f8b6c5-x2k4p",
+        "instance": f"10.0.6.7:{rate_limits.METRICS_PORT}",
+    }
+    return ScrapeJob("ratelimit", target, endpoint.get("honorLabels", False))
 
 
 def stored_labels(stack: str) -> tuple[dict[str, set[str]], set[str]]:
@@ -371,6 +391,11 @@ def test_the_scrape_model_follows_the_rendered_monitors(stack):
         scraped = {job.target["job"] for job in scrape_jobs(stack)}
         for job in rules.pipeline_jobs(cfg).values():
             assert any(re.fullmatch(job.removeprefix("~"), name) for name in scraped), job
+        # the rate-limit service is scraped where its alerts look for it (job and namespace)
+        limited = [job for job in jobs.values() if job.fixture == "ratelimit"]
+        assert bool(limited) == cfg.rate_limits.active(cfg)
+        for job in limited:
+            assert (job.target["job"], job.target["namespace"]) == (rules.RATE_LIMIT_JOB, cfg.namespaces.ingress)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -883,6 +908,8 @@ def platform_cases(cfg, series: Series, rule: dict) -> tuple[list[dict], list[di
         return sized(0.5 * 3), sized(0.5 * 1.5), wait + 30
     if name in PIPELINE_CASES or name in PIPELINE_DOWN:
         return pipeline_cases(series, rule)
+    if name in RATE_LIMIT_ALERTS:
+        return rate_limit_cases(cfg, series, rule)
     dcgm = series.job("dcgm-exporter")
     held = {"pod": "llama-70b-7c9d8b6f5-x2k4p", "namespace": "research", "container": "vllm"}
 
@@ -1014,6 +1041,47 @@ def pipeline_cases(series: Series, rule: dict) -> tuple[list[dict], list[dict], 
     )
 
 
+RATE_LIMIT_ALERTS = ("AiPlatformConsumerRateLimited", "AiPlatformEndpointRateLimited", "AiPlatformRateLimitServiceDown")
+
+
+def limited_examples(cfg) -> tuple[tuple[str, object], object]:
+    """The first declared consumer (tenant, consumer) and the first endpoint with a ceiling."""
+    tenant = next(t for t in cfg.tenants if t.consumers)
+    return (tenant.name, tenant.consumers[0]), next(e for e in cfg.models if e.limits)
+
+
+def rate_limit_cases(cfg, series: Series, rule: dict) -> tuple[list[dict], list[dict], int]:
+    """The rate-limit service's target down (``up`` 0 / 1), or a consumer's / a ceiling's requests over the limit (a
+    growing ``over_limit``) against a flat counter, on the keys the service's stats carry (``ratelimit.prom``)."""
+    name, wait = rule["alert"], minutes(rule["for"])
+    span, job = f"x{wait + 30}", series.job("ratelimit", rules.RATE_LIMIT_JOB)
+    if name == "AiPlatformRateLimitServiceDown":
+        target = ",".join(f'{k}="{v}"' for k, v in sorted(job.target.items()))
+        return (
+            [{"series": f"up{{{target}}}", "values": "0" + span}],
+            [{"series": f"up{{{target}}}", "values": "1" + span}],
+            wait + 20,
+        )
+    (tenant, consumer), endpoint = limited_examples(cfg)
+    if name == "AiPlatformConsumerRateLimited":
+        keys = {"key1": f"tenant_{tenant}", "key2": f"consumer_{rules.consumer_metric_value(consumer.claim_value)}"}
+    else:
+        keys = {"key1": f"endpoint_{endpoint.tenant}/{endpoint.name}", "key2": None}
+    metric = "ratelimit_service_rate_limit_over_limit"
+    return [series(metric, "0+10" + span, job, **keys)], [series(metric, "5" + span, job, **keys)], wait + 20
+
+
+def _rate_limit_labels(cfg, rule: dict) -> dict[str, str]:
+    """The labels a firing rate-limit alert must carry: the tenant (routing) and the consumer's declared name or the
+    endpoint (what the alert's ``label_replace`` derive from ``key1``/``key2``)."""
+    (tenant, consumer), endpoint = limited_examples(cfg)
+    if rule["alert"] == "AiPlatformConsumerRateLimited":
+        return {"tenant": tenant, "consumer": consumer.name}
+    if rule["alert"] == "AiPlatformEndpointRateLimited":
+        return {"tenant": endpoint.tenant, "endpoint": endpoint.name}
+    return {}
+
+
 def alert_cases(cfg, jobs: list[ScrapeJob], alerts: list[tuple[dict, dict]]) -> tuple[list[dict], set[str]]:
     """promtool test cases (one firing, one quiet) for every alert rule, and the alert names covered."""
     series, tests, covered = Series(jobs, fixture), [], set()
@@ -1025,6 +1093,10 @@ def alert_cases(cfg, jobs: list[ScrapeJob], alerts: list[tuple[dict, dict]]) -> 
             firing, quiet, at = platform_cases(cfg, series, rule)
         label = f"{group['name']}/{rule['alert']}"
         tests += [_case(label, rule, firing, at, True), _case(label, rule, quiet, at, False)]
+        if rule["alert"] in RATE_LIMIT_ALERTS and (expected := _rate_limit_labels(cfg, rule)):
+            matchers = ",".join(f'{k}="{v}"' for k, v in {"alertname": rule["alert"], **expected}.items())
+            check = {"expr": f"count(ALERTS{{{matchers}}}) or vector(0)", "eval_time": f"{at}m"}
+            tests[-2]["promql_expr_test"].append({**check, "exp_samples": [{"labels": "{}", "value": 1}]})
         covered.add(rule["alert"])
     return tests, covered
 

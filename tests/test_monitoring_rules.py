@@ -14,9 +14,12 @@ from components.monitoring.dashboards import dashboards
 from components.monitoring.rules import (
     METRIC_SOURCES,
     QUEUE_METRICS,
+    RATE_LIMIT_JOB,
     TENANT_QUOTA,
     alert_groups,
+    consumer_metric_value,
     endpoint_deployments,
+    ratelimit_record,
     recording_groups,
 )
 from tests.conftest import BATCH_OFF, FIXTURE_STACKS, STACKS, accept_loss, config_copy, load, run_stack, stack_cfg
@@ -62,6 +65,10 @@ REQUIRED_ALERTS = {
     "AiPlatformTraceCollectorRefusing": "otelcol_receiver_refused_spans",
     "AiPlatformTraceExportFailing": "otelcol_exporter_send_failed_spans",
     "AiPlatformTraceQueueFull": "otelcol_exporter_enqueue_failed_spans",
+    # rate limits at the ingress gateway
+    "AiPlatformConsumerRateLimited": "ratelimit_service_rate_limit_over_limit",
+    "AiPlatformEndpointRateLimited": "ratelimit_service_rate_limit_over_limit",
+    "AiPlatformRateLimitServiceDown": "up",
 }
 
 
@@ -80,7 +87,16 @@ def metric_names(expr: str) -> set[str]:
 
 
 def alerts(cfg) -> list[dict]:
-    return [rule for groups in alert_groups(cfg).values() for group in groups for rule in group["rules"]]
+    return [
+        rule for groups in alert_groups(cfg).values() for group in groups for rule in group["rules"] if "alert" in rule
+    ]
+
+
+def pack_records(cfg) -> list[dict]:
+    """Recording rules kept in an alert pack beside the alerts that need the same config (rate limits)."""
+    return [
+        rule for groups in alert_groups(cfg).values() for group in groups for rule in group["rules"] if "record" in rule
+    ]
 
 
 def panels(board: dict) -> list[dict]:
@@ -123,8 +139,9 @@ def rules_named(cfg, name: str) -> list[dict]:
 def test_rule_objects_and_groups(stack):
     cfg = stack_cfg(stack)
     groups = alert_groups(cfg)
-    assert set(groups) == RULE_OBJECTS | {"ai-platform-rightsizing", "ai-platform-pipeline"}
+    assert set(groups) == RULE_OBJECTS | {"ai-platform-rightsizing", "ai-platform-pipeline", "ai-platform-rate-limits"}
     assert bool(groups.pop("ai-platform-rightsizing")) == cfg.vpa.enabled
+    assert bool(groups.pop("ai-platform-rate-limits")) == cfg.rate_limits.active(cfg)
     assert bool(groups.pop("ai-platform-pipeline")) == (cfg.logs.enabled or cfg.traces.enabled)
     for name, rule_groups in groups.items():
         assert rule_groups, f"{name} has no groups"
@@ -161,7 +178,7 @@ def test_runbook_links_follow_the_configured_base():
 @pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.invariant
 def test_every_alert_and_recording_expression_parses(stack):
-    expressions = [rule["expr"] for rule in alerts(stack_cfg(stack))]
+    expressions = [rule["expr"] for rule in alerts(stack_cfg(stack)) + pack_records(stack_cfg(stack))]
     expressions += [rule["expr"] for group in recording_groups() for rule in group["rules"]]
     for expr in expressions:
         promql_parser.parse(expr)  # raises on a syntax error
@@ -177,14 +194,15 @@ def test_the_parser_rejects_a_broken_expression():
 @pytest.mark.invariant
 def test_every_metric_is_a_documented_exporter_metric_or_our_recording_rule(stack):
     cfg = stack_cfg(stack)
-    expressions = [rule["expr"] for rule in alerts(cfg)]
+    expressions = [rule["expr"] for rule in alerts(cfg) + pack_records(cfg)]
     expressions += [rule["expr"] for group in recording_groups() for rule in group["rules"]]
     expressions += dashboard_queries(cfg)
+    recorded = RECORDED | {rule["record"] for rule in pack_records(cfg)}
     unknown = {
         name: expr
         for expr in expressions
         for name in metric_names(expr)
-        if name not in METRIC_SOURCES and name not in RECORDED
+        if name not in METRIC_SOURCES and name not in recorded
     }
     assert not unknown, f"metrics without a recorded source: {unknown}"
 
@@ -193,7 +211,7 @@ def test_every_recorded_metric_source_is_used_and_says_where_it_comes_from():
     used = set()
     for stack in FIXTURE_STACKS:
         cfg = stack_cfg(stack)
-        for expr in [rule["expr"] for rule in alerts(cfg)] + dashboard_queries(cfg):
+        for expr in [rule["expr"] for rule in alerts(cfg) + pack_records(cfg)] + dashboard_queries(cfg):
             used |= metric_names(expr)
     for group in recording_groups():
         for rule in group["rules"]:
@@ -338,6 +356,7 @@ def test_alerts_follow_what_the_stack_deploys():
     cfg = with_config(
         lambda c: (
             c["ai-platform:mesh"].update(enabled=False),
+            c.setdefault("ai-platform:rateLimits", {}).update(enabled=False),  # enforced at the mesh's gateway
             [(m.pop("canary", None), m.pop("traffic", None)) for m in c["ai-platform:models"]],
             c.setdefault("ai-platform:volcano", {}).update(enabled=False),
             c.update(BATCH_OFF),
@@ -351,6 +370,7 @@ def test_alerts_follow_what_the_stack_deploys():
     latency = {rule["labels"]["endpoint"] for rule in rules_named(cfg, "AiPlatformEndpointLatencyHigh")}
     assert latency == {"llama-70b", "reranker"}, "KServe latency comes from the sidecars only"
     assert "AiPlatformTenantQuotaNearlyUsed" in names and "AiPlatformEndpointNoReadyReplicas" in names
+    assert alert_groups(cfg)["ai-platform-rate-limits"] == []
 
 
 def test_recording_rules_for_tenant_gpu_chargeback_and_queues_carry_the_tenants_namespace():
@@ -438,3 +458,73 @@ def test_dashboards_show_what_the_brief_asks_for():
     variables = {variable["name"]: variable for variable in boards["inference"]["templating"]["list"]}
     assert variables["endpoint"]["query"] == "llama-70b,reranker,fraud-xgb"
     assert variables["namespace"]["query"] == "analytics,product,research"
+
+
+def _rate_limit_pack(cfg) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The rate-limit pack's (records by name, alerts by name)."""
+    rules = [rule for group in alert_groups(cfg)["ai-platform-rate-limits"] for rule in group["rules"]]
+    return (
+        {rule["record"]: rule for rule in rules if "record" in rule},
+        {rule["alert"]: rule for rule in rules if "alert" in rule},
+    )
+
+
+def test_rate_limit_alerts_and_records_follow_the_declared_limits():
+    cfg = stack_cfg("prod")
+    assert cfg.rate_limits.active(cfg)
+    records, alerts_ = _rate_limit_pack(cfg)
+    assert set(alerts_) == {
+        "AiPlatformConsumerRateLimited",
+        "AiPlatformEndpointRateLimited",
+        "AiPlatformRateLimitServiceDown",
+    }
+    assert list(records) == [
+        ratelimit_record(stat, kind) for kind in ("consumer", "endpoint") for stat in ("total_hits", "over_limit")
+    ]
+    consumer, ceiling, down = (alerts_[name] for name in sorted(alerts_))
+    # the labels of the service's stats: key1 tenant_<tenant> + key2 consumer_<claim value>, key1 endpoint_<t>/<e>
+    assert 'key1=~"tenant_.+"' in consumer["expr"] and '"consumer", "$1", "key2", "consumer_(.+)"' in consumer["expr"]
+    assert '"tenant", "$1", "key1", "tenant_(.+)"' in consumer["expr"]
+    assert (
+        'key1=~"endpoint_.+"' in ceiling["expr"]
+        and '"endpoint", "$1", "key1", "endpoint_[^/]+/(.+)"' in ceiling["expr"]
+    )
+    # every declared consumer gets its name from its claim value (as the stat name carries it), in its tenant only
+    for tenant in cfg.tenants:
+        for declared in tenant.consumers:
+            value = consumer_metric_value(declared.claim_value)
+            assert (
+                f'"consumer", "{declared.name}", "descriptor", "tenant_{tenant.name}\\\\.consumer_{value}"'
+                in consumer["expr"]
+            )
+    # routed to the tenant (Alertmanager matches the tenant label), the service down is critical and on its job
+    assert consumer["labels"] == ceiling["labels"] == {"severity": "warning", "tenant": "{{ $labels.tenant }}"}
+    assert down["labels"] == {"severity": "critical"}
+    assert f'up{{job="{RATE_LIMIT_JOB}",namespace="{cfg.namespaces.ingress}"}} == 0' in down["expr"]
+    # the records carry the tenant's namespace for the tenant organizations' label proxy
+    for record in records.values():
+        assert record["expr"].startswith("label_replace(sum by (tenant, ")
+        assert record["expr"].endswith('"namespace", "$1", "tenant", "(.+)")')
+
+
+def test_rate_limit_service_down_says_what_the_gateway_does_meanwhile():
+    opened = _rate_limit_pack(stack_cfg("prod"))[1]["AiPlatformRateLimitServiceDown"]["annotations"]["description"]
+    closed_cfg = with_config(lambda c: c.setdefault("ai-platform:rateLimits", {}).update(failOpen=False))
+    closed = _rate_limit_pack(closed_cfg)[1]["AiPlatformRateLimitServiceDown"]["annotations"]["description"]
+    assert "failOpen is true" in opened and "unlimited" in opened
+    assert "failOpen is false" in closed and "answers 500" in closed
+
+
+def test_rate_limit_rules_and_panels_only_when_limits_are_enforced():
+    assert alert_groups(stack_cfg("prod"))["ai-platform-rate-limits"]
+    assert any("ai_platform:ratelimit_" in query for query in dashboard_queries(stack_cfg("prod")))
+    off = with_config(lambda c: c.setdefault("ai-platform:rateLimits", {}).update(enabled=False))
+    assert alert_groups(off)["ai-platform-rate-limits"] == []
+    assert not any("ratelimit" in query for query in dashboard_queries(off))
+
+
+def test_consumer_metric_value_is_the_claim_as_the_stat_name_carries_it():
+    assert consumer_metric_value("svc-research-chat") == "svc-research-chat"
+    assert consumer_metric_value("spiffe://a|b") == "spiffe_//a_b"
+    assert consumer_metric_value("client.example.com") == "client"  # key2 stops at the first dot
+    assert consumer_metric_value("10.1.2.3") == "10_1_2_3"  # SanitizeStatName: an IPv4 address keeps its parts

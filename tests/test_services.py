@@ -25,6 +25,7 @@ NOT_SERVICES = {
     "ai-platform:tenancy:Tenant",
     "ai-platform:serving:ModelEndpoint",
     "ai-platform:mesh:EndpointTraffic",
+    "ai-platform:mesh:RateLimits",  # counters only, reset by design: nothing to protect
     "ai-platform:gpu:GpuOperator",
 }
 

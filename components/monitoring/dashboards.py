@@ -7,7 +7,10 @@ Grafana's dashboard sidecar loads. ``dashboards(cfg)`` gives, by name:
   XIDs per node and GPU, and what each pod holding a GPU does with it (DCGM exporter);
 - ``inference``: per endpoint (template variables ``namespace`` and ``endpoint``) one row per engine
   (``Engine.dashboard_row``: vLLM's latency, time to first token, tokens/s, queue and KV cache; Triton's latency,
-  queue time and pending requests), HTTP traffic and 5xx as the sidecars see it (with the mesh), ready replicas;
+  queue time and pending requests), HTTP traffic and 5xx as the sidecars see it (with the mesh), ready replicas,
+  and with rate limits (``rateLimits``) the requests counted and refused per consumer and per endpoint ceiling
+  (the recorded ``ratelimit_record`` series, which carry the tenant's ``namespace``: the tenant variant reads them
+  through the label proxy too);
 - ``tenant-usage``: per tenant the GPUs held (recording rules) against the GPU quota, utilisation, GPU-hours,
   quota use and the Volcano queues;
 - ``pipeline`` (with ``logs.enabled`` or ``traces.enabled``): the logs and traces pipeline, per tenant: lines and
@@ -55,6 +58,7 @@ from .rules import (
     GPU_NAMESPACE,
     GPU_POD,
     PIPELINE_WINDOW,
+    RATE_LIMIT_WINDOW,
     REQUEST_OVER_TARGET,
     REQUEST_UNDER_TARGET,
     TENANT_GPU_HOURS,
@@ -67,6 +71,7 @@ from .rules import (
     physical_gpus,
     pipeline_jobs,
     quota_used_ratio,
+    ratelimit_record,
     request_to_target,
     tenant_queue,
     workload_requests,
@@ -364,6 +369,7 @@ def inference(cfg: PlatformConfig, only: str | None = None) -> dict:
                 width=8,
             )
         )
+    _rate_limit_row(cfg, board, namespace, only)
     deployments = {"namespace": namespace, "deployment": f"~{deployment_pattern}"}
     (
         board.row("Replicas").timeseries(
@@ -381,6 +387,44 @@ def inference(cfg: PlatformConfig, only: str | None = None) -> dict:
         )
     )
     return board.json()
+
+
+def _rate_limit_row(cfg: PlatformConfig, board: _Board, namespace: str, only: str | None) -> None:
+    """Requests counted against each consumer's limit and each endpoint's ceiling, and those refused (429): the
+    recorded rates of the ``ai-platform-rate-limits`` rules (namespace = tenant)."""
+    if not cfg.rate_limits.active(cfg):
+        return
+    tenants = [tenant for tenant in cfg.tenants if only in (None, tenant.name)]
+    consumers = any(tenant.consumers for tenant in tenants)
+    ceilings = any(endpoint.limits for endpoint in cfg.models if only in (None, endpoint.tenant))
+    if not (consumers or ceilings):
+        return
+    board.row("Rate limits")
+    about = f"Requests/s over {RATE_LIMIT_WINDOW} as the rate-limit service counts them; refused ones got a 429."
+    if consumers:
+        scope = {"namespace": namespace}
+        board.timeseries(
+            "Requests per consumer: counted vs refused",
+            [
+                (selector(ratelimit_record("total_hits", "consumer"), **scope), "{{tenant}}/{{consumer}}"),
+                (selector(ratelimit_record("over_limit", "consumer"), **scope), "{{tenant}}/{{consumer}} refused"),
+            ],
+            "reqps",
+            description=f"{about} A consumer's limit is tenants[].consumers[].requestsPerMinute.",
+            min=0,
+        )
+    if ceilings:
+        scope = {"namespace": namespace, "endpoint": "~$endpoint"}
+        board.timeseries(
+            "Requests per endpoint ceiling: counted vs refused",
+            [
+                (selector(ratelimit_record("total_hits", "endpoint"), **scope), "{{tenant}}/{{endpoint}}"),
+                (selector(ratelimit_record("over_limit", "endpoint"), **scope), "{{tenant}}/{{endpoint}} refused"),
+            ],
+            "reqps",
+            description=f"{about} An endpoint's ceiling is models[].limits.requestsPerMinute, all callers together.",
+            min=0,
+        )
 
 
 def tenant_usage(cfg: PlatformConfig, only: str | None = None) -> dict:

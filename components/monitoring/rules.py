@@ -7,7 +7,10 @@ Pure functions, no Pulumi resources: ``components.monitoring`` turns the result 
   from ``models[].alerts`` falling back to ``monitoring.alerts``), ``ai-platform-tenancy`` (quotas, Volcano).
   With VPAs (``vpa.enabled``), ``ai-platform-rightsizing``: a container's request far from its VPA's target.
   With logs or traces (``logs.enabled``, ``traces.enabled``), ``ai-platform-pipeline``: the pipeline's components
-  down, logs and spans refused or dropped (per tenant where the metric names one).
+  down, logs and spans refused or dropped (per tenant where the metric names one). With rate limits
+  (``rateLimits``, ``cfg.rate_limits.active``), ``ai-platform-rate-limits``: a consumer's or an endpoint ceiling's
+  requests refused, the rate-limit service down; and the recorded request rates per consumer and per ceiling with
+  the tenant's ``namespace`` (``ratelimit_record``) for the dashboards.
 - ``recording_groups()``: per-tenant GPU usage for chargeback (``ai_platform:tenant_gpu_*``) and the tenants' Volcano
   queues (``ai_platform:volcano_queue_*:tenant_queues``), each with the tenant's ``namespace`` for the tenant organizations.
 
@@ -34,6 +37,13 @@ Label facts the expressions rely on:
   ``jobLabel``). Loki's and Tempo's ``tenant`` label is the tenant id (``X-Scope-OrgID``: the tenant's name, or
   ``platform``); Alloy's ``loki.write`` metrics carry the tenant of the entries too; the collector's exporters are
   ``otlp/<tenant>`` (``components.traces.collector_config``), so the tenant is taken from the exporter's name.
+- Rate limits: the service's ServiceMonitor ``ratelimit`` (``components.mesh.rate_limits``, ingress namespace, no
+  ``jobLabel``: ``job="ratelimit"``). Its statsd names become Prometheus series through the service's built-in
+  statsd_exporter mapping: labels ``domain`` (``ai-platform``), ``key1`` and, for a nested descriptor, ``key2``, each
+  ``<descriptor key>_<value>``: ``key1="endpoint_<tenant>/<endpoint>"`` for a ceiling, ``key1="tenant_<tenant>"``
+  and ``key2="consumer_<claim value>"`` for a consumer (``tests/contracts/metrics/ratelimit.prom`` has the sources).
+  The ``consumer`` label is the consumer's name (``tenants[].consumers[].name``), mapped from its claim value as
+  the statsd name carries it (``consumer_metric_value``); an undeclared value keeps the claim value.
 - Tenant-scoped alerts carry a ``tenant`` label, which Alertmanager routes on (``alerting``): an endpoint's alerts
   the endpoint's tenant, a quota alert its namespace, a queue alert its queue (templated rule labels). The gang
   alert's ``job_id`` names no tenant: it goes by severity only.
@@ -41,10 +51,12 @@ Label facts the expressions rely on:
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from .. import logs as logs_component
 from .. import traces as traces_component
+from ..mesh import rate_limits as rate_limits_component
 from ..serving import engines
 from ..serving.engines.base import AlertContext
 from .chart import VPA_UNITS, vpa_metric
@@ -59,6 +71,7 @@ INFERENCE_RULES = "ai-platform-inference"
 TENANCY_RULES = "ai-platform-tenancy"
 RIGHTSIZING_RULES = "ai-platform-rightsizing"
 PIPELINE_RULES = "ai-platform-pipeline"
+RATE_LIMIT_RULES = "ai-platform-rate-limits"
 
 DCGM_JOB = "nvidia-dcgm-exporter"
 GPU_POD = "exported_pod"
@@ -84,6 +97,10 @@ _ISTIO = (
 _LOKI = "Loki 3.7.6 (grafana/loki v3.7.6)"
 _ALLOY = "Grafana Alloy v1.18.1 (grafana/alloy v1.18.1) internal/component/common/loki/client/metrics.go"
 _TEMPO = "Tempo 2.10.8 (grafana/tempo v2.10.8)"
+_RATELIMIT = (
+    "Envoy rate-limit service (envoyproxy/ratelimit f2fb157, USE_PROMETHEUS: src/stats/manager_impl.go NewStats, "
+    "src/stats/prom/default_mapper.yaml through prometheus/statsd_exporter v0.26.1, counters without _total)"
+)
 _OTELCOL = (
     "OpenTelemetry Collector 0.158.0 (open-telemetry/opentelemetry-collector v0.158.0; Prometheus names without "
     "_total, units or scope labels: service/telemetry/otelconftelemetry/factory.go, internal/migration/v0.3.0.go)"
@@ -153,6 +170,11 @@ METRIC_SOURCES: dict[str, str] = {  # and each engine's (``Engine.metric_sources
     "otelcol_exporter_send_failed_spans": f"{_OTELCOL} exporter/exporterhelper/documentation.md: label exporter",
     "otelcol_exporter_enqueue_failed_spans": f"{_OTELCOL} exporter/exporterhelper/documentation.md: label exporter "
     "(spans refused by a full sending queue)",
+    # Rate limits
+    "ratelimit_service_rate_limit_total_hits": f"{_RATELIMIT}: counter, every request counted against a limit; "
+    "labels domain, key1, key2 (a nested descriptor's second entry), each <descriptor key>_<value>",
+    "ratelimit_service_rate_limit_over_limit": f"{_RATELIMIT}: counter, requests over the limit (answered 429 by "
+    "the gateway); labels domain, key1, key2",
 }
 for _engine in engines.all_engines():
     METRIC_SOURCES.update(_engine.metric_sources)
@@ -674,6 +696,115 @@ def _pipeline_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
     return [{"name": PIPELINE_RULES, "rules": down + logs + traces}]
 
 
+RATE_LIMIT_JOB = rate_limits_component.NAME  # the ServiceMonitor's Service; no jobLabel
+RATE_LIMIT_WINDOW, RATE_LIMITED_FOR, RATE_LIMIT_DOWN_FOR = "5m", "10m", "5m"
+RATE_LIMIT_KINDS = ("consumer", "endpoint")  # what a limit limits: a tenant's consumer, an endpoint (its ceiling)
+_IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")  # envoyproxy/ratelimit src/utils/utilities.go ipv4Regex
+
+
+def consumer_metric_value(claim_value: str) -> str:
+    """A claim value as ``key2`` carries it: the stat name's key sanitised (envoyproxy/ratelimit f2fb157
+    src/utils/utilities.go ``SanitizeStatName``: ``:`` and ``|`` to ``_``, the dots of an IPv4 address to ``_``), then
+    cut at its first dot (src/stats/prom/default_mapper.yaml: ``key2`` is ``([^\\.]*)``, ``(\\..*)?`` takes the rest)."""
+    sanitised = _IPV4.sub(
+        lambda found: found.group().replace(".", "_"), claim_value.replace(":", "_").replace("|", "_")
+    )
+    return sanitised.split(".", 1)[0]
+
+
+def _promql_string(text: str) -> str:
+    """``text`` as the inside of a double-quoted PromQL string."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _limited(expr: str, kind: str, cfg: PlatformConfig) -> str:
+    """``expr`` (series with ``key1``/``key2``) with ``tenant`` and ``consumer`` (kind ``consumer``: the declared
+    name of the claim value in ``key2``, else the value itself) or ``endpoint`` (kind ``endpoint``)."""
+    tenant_key, consumer_key = rate_limits_component.TENANT_KEY, rate_limits_component.CONSUMER_KEY
+    if kind == "endpoint":
+        key = rate_limits_component.ENDPOINT_KEY
+        expr = f'label_replace({expr}, "endpoint", "$1", "key1", "{key}_[^/]+/(.+)")'
+        return f'label_replace({expr}, "tenant", "$1", "key1", "{key}_([^/]+)/.+")'
+    expr = f'label_replace({expr}, "consumer", "$1", "key2", "{consumer_key}_(.+)")'
+    expr = f'label_join({expr}, "descriptor", ".", "key1", "key2")'
+    for tenant in cfg.tenants:
+        for consumer in tenant.consumers:
+            value = f"{tenant_key}_{tenant.name}.{consumer_key}_{consumer_metric_value(consumer.claim_value)}"
+            pattern = _promql_string(re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", value))
+            expr = f'label_replace({expr}, "consumer", "{consumer.name}", "descriptor", "{pattern}")'
+    return f'label_replace({expr}, "tenant", "$1", "key1", "{tenant_key}_(.+)")'
+
+
+def ratelimit_rate(cfg: PlatformConfig, stat: str, kind: str) -> str:
+    """Per-second rate of the service's ``stat`` counter (``total_hits``, ``over_limit``) for ``kind``'s limits,
+    by ``tenant`` and ``consumer`` or ``endpoint``."""
+    key = rate_limits_component.TENANT_KEY if kind == "consumer" else rate_limits_component.ENDPOINT_KEY
+    counter = selector(f"ratelimit_service_rate_limit_{stat}", domain=rate_limits_component.DOMAIN, key1=f"~{key}_.+")
+    return f"sum by (tenant, {kind}) ({_limited(f'rate({counter}[{RATE_LIMIT_WINDOW}])', kind, cfg)})"
+
+
+def ratelimit_record(stat: str, kind: str) -> str:
+    """The recorded ``ratelimit_rate`` (with ``namespace`` = the tenant, for the tenant organizations)."""
+    return f"ai_platform:ratelimit_{kind}_{stat}:rate{RATE_LIMIT_WINDOW}"
+
+
+def _rate_limit_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
+    tenant = {"tenant": "{{ $labels.tenant }}"}
+    if cfg.rate_limits.fail_open:
+        meanwhile = (
+            "rateLimits.failOpen is true: the gateway lets every request through unlimited (no consumer's limit, "
+            "no endpoint's ceiling holds) while it cannot get an answer"
+        )
+    else:
+        meanwhile = (
+            "rateLimits.failOpen is false: the gateway answers 500 to every request to a limited endpoint while it "
+            "cannot get an answer (fail closed)"
+        )
+    up = selector("up", job=RATE_LIMIT_JOB, namespace=cfg.namespaces.ingress)
+    records = [
+        {"record": ratelimit_record(stat, kind), "expr": _with_namespace(ratelimit_rate(cfg, stat, kind))}
+        for kind in RATE_LIMIT_KINDS
+        for stat in ("total_hits", "over_limit")
+    ]
+    alerts = [
+        alert(
+            "AiPlatformConsumerRateLimited",
+            f"{ratelimit_rate(cfg, 'over_limit', 'consumer')} > 0",
+            RATE_LIMITED_FOR,
+            "warning",
+            "Consumer {{ $labels.consumer }} of tenant {{ $labels.tenant }} is rate limited",
+            "The gateway refuses {{ $value | humanize }} requests/s of consumer {{ $labels.consumer }} to tenant "
+            f"{{{{ $labels.tenant }}}}'s endpoints (429, Retry-After) for {RATE_LIMITED_FOR}: it sends more than its "
+            "tenants[].consumers[].requestsPerMinute. The consumer should back off, or its limit be raised.",
+            **tenant,
+        ),
+        alert(
+            "AiPlatformEndpointRateLimited",
+            f"{ratelimit_rate(cfg, 'over_limit', 'endpoint')} > 0",
+            RATE_LIMITED_FOR,
+            "warning",
+            "Endpoint {{ $labels.tenant }}/{{ $labels.endpoint }} is at its ceiling",
+            "The gateway refuses {{ $value | humanize }} requests/s to endpoint {{ $labels.tenant }}/"
+            f"{{{{ $labels.endpoint }}}} (429, Retry-After) for {RATE_LIMITED_FOR}: all its callers together send "
+            "more than models[].limits.requestsPerMinute. Raise the ceiling (with replicas to serve it) or find the "
+            "caller (the consumers' panel of the inference dashboard).",
+            **tenant,
+        ),
+        alert(
+            "AiPlatformRateLimitServiceDown",
+            f"{up} == 0 or absent({up})",
+            RATE_LIMIT_DOWN_FOR,
+            "critical",
+            "The rate-limit service is not scraped",
+            f"Prometheus cannot scrape the rate-limit service (job {RATE_LIMIT_JOB} in {cfg.namespaces.ingress}, "
+            f"{{{{ $labels.instance }}}}) for {RATE_LIMIT_DOWN_FOR}: it is probably down, and the gateway then gets no "
+            f"answer within rateLimits.timeout ({cfg.rate_limits.timeout}). {meanwhile}. Check the ratelimit and "
+            "ratelimit-store pods in the ingress namespace.",
+        ),
+    ]
+    return [{"name": f"{RATE_LIMIT_RULES}-recording", "rules": records}, {"name": RATE_LIMIT_RULES, "rules": alerts}]
+
+
 def alert_groups(cfg: PlatformConfig) -> dict[str, list[dict]]:
     """PrometheusRule name -> ``spec.groups``: GPU (DCGM exporter of the GPU Operator), inference (one group per
     endpoint), tenancy and batch, right-sizing (with VPAs). A concern the stack does not deploy gets no groups."""
@@ -685,6 +816,7 @@ def alert_groups(cfg: PlatformConfig) -> dict[str, list[dict]]:
         TENANCY_RULES: _tenancy_groups(cfg, alert),
         RIGHTSIZING_RULES: _rightsizing_groups(alert) if cfg.vpa.enabled else [],
         PIPELINE_RULES: _pipeline_groups(cfg, alert) if cfg.logs.enabled or cfg.traces.enabled else [],
+        RATE_LIMIT_RULES: _rate_limit_groups(cfg, alert) if cfg.rate_limits.active(cfg) else [],
     }
 
 

@@ -743,6 +743,33 @@ def needed(cfg, run) -> list[Path]:
     paths += _log_paths(cfg, charts)
     paths += _trace_paths(cfg, charts, tenants)
     paths += _label_proxy_paths(cluster, charts)
+    paths += _rate_limit_paths(cluster, charts)
+    return paths
+
+
+RATE_LIMIT_SOURCE = "components/mesh/rate_limits.py (envoyproxy/ratelimit f2fb157 src/settings/settings.go ports)"
+
+
+def rate_limit_pods(cluster: Cluster) -> tuple[Pod | None, Pod | None]:
+    """The rendered rate-limit service and store pods (with consumers or endpoint limits declared)."""
+    found = {p.name: p for p in cluster.pods if p.name in ("ratelimit", "ratelimit-store")}
+    return found.get("ratelimit"), found.get("ratelimit-store")
+
+
+def _rate_limit_paths(cluster: Cluster, charts: dict[str, Pod]) -> list[Path]:
+    """The gateway -> the rate-limit service (gRPC, the ratelimit filter's cluster), Prometheus -> its metrics, the
+    service -> its store and DNS."""
+    service, store = rate_limit_pods(cluster)
+    if service is None or store is None:
+        return []
+    paths = [
+        Path("ingress gateway -> rate-limit service 8081", charts["gateway"], service, 8081, RATE_LIMIT_SOURCE),
+        Path("rate-limit service -> store 6379", service, store, 6379, RATE_LIMIT_SOURCE),
+    ]
+    if "prometheus" in charts:
+        paths.append(
+            Path("Prometheus -> rate-limit metrics 9090", charts["prometheus"], service, 9090, RATE_LIMIT_SOURCE)
+        )
     return paths
 
 
@@ -928,6 +955,11 @@ def forbidden(cfg, run) -> list[Path]:
                             ISTIOD_SOURCE + ": sidecars need 15012 only",
                         )
                     )
+            service, store = rate_limit_pods(cluster)
+            if store is not None:  # the counters: a tenant could reset or inflate another's
+                paths.append(Path(f"{tenant} {kind} -> rate-limit store 6379", pod, store, 6379, RATE_LIMIT_SOURCE))
+            if service is not None:  # a tenant asking it directly learns nothing but could spend others' budgets
+                paths.append(Path(f"{tenant} {kind} -> rate-limit service 8081", pod, service, 8081, RATE_LIMIT_SOURCE))
             proxy = label_proxy_pod(cluster)
             if proxy is not None:  # it trusts the namespace header it is sent: only Grafana reaches it
                 paths.append(Path(f"{tenant} {kind} -> label proxy 8080", pod, proxy, 8080, LABEL_PROXY_SOURCE))

@@ -1,0 +1,377 @@
+"""``RateLimits``: per-consumer and per-endpoint request limits at the ingress gateway (``config.ratelimits``).
+
+Owns, in the ingress namespace beside the gateway, when the stack declares a consumer or an endpoint limit and
+``rateLimits.enabled``:
+
+- the rate-limit service: Envoy's global rate-limit service (envoyproxy/ratelimit, ``versions.RATELIMIT_IMAGE``),
+  ``rateLimits.replicas`` replicas, no sidecar, restricted, with its configuration ``service_config`` (domain
+  ``DOMAIN``) in the ConfigMap ``ratelimit-config``, its counters in
+- the store: Valkey (``versions.VALKEY_IMAGE``), one replica, no persistence (a lost counter resets a window), its
+  password generated (``ratelimit-store`` Secret, key ``password``);
+- the EnvoyFilter ``ai-platform-rate-limits`` on the gateway's pods: Envoy's ``envoy.filters.http.ratelimit`` HTTP filter
+  before the router, asking the service over gRPC for every request to a limited endpoint host, and on each such
+  host's virtual host the ``rate_limits`` actions (``host_rate_limits``) that build the descriptors;
+- NetworkPolicies: the service admits the gateway's pods (gRPC) and Prometheus (metrics) only, the store admits the
+  service only;
+- with monitoring, a ServiceMonitor of the service's Prometheus metrics.
+
+How a request is counted. The gateway's ``RequestAuthentication`` (``mesh.jwt``) verifies the token and puts its
+payload into the dynamic metadata ``envoy.filters.http.jwt_authn``/``payload`` (istio/istio 1.30.3
+pilot/pkg/security/authn/policy_applier.go ``PayloadInMetadata: filters.EnvoyJwtFilterPayload``, "payload" in
+pilot/pkg/xds/filters/filters.go). For an endpoint host the ratelimit filter sends up to two descriptors:
+``[(endpoint, <tenant>/<name>)]`` when the endpoint has ``limits``, and ``[(tenant, <tenant>), (consumer, <claim
+value>)]`` when the tenant declares consumers, the value read from the *verified* payload's ``mesh.jwt.consumerClaim``
+(a header copy, ``outputClaimToHeaders``, would keep a client-sent header on a request without the claim). A token
+without the claim yields no consumer descriptor (Envoy skips a ``metadata`` action with no value and no default:
+envoyproxy/envoy source/common/router/router_ratelimit.cc ``MetadataAction``), so such a caller meets only the
+endpoint's ceiling. Over a limit the gateway answers 429 with ``x-envoy-ratelimited``, ``X-RateLimit-*``
+(``enable_x_ratelimit_headers: DRAFT_VERSION_03``: limit, remaining, seconds to the window's reset) and
+``Retry-After: 60`` (a static header of the filter's ``response_headers_to_add``: every limit is per minute, so a
+client that waits 60 seconds is in a new window).
+
+The service's lookup (envoyproxy/ratelimit src/config/config_impl.go ``GetLimit`` at f2fb157): each descriptor entry
+is looked up as ``key_value`` in the current level, else as ``key`` alone (a default), and the limit found at the last
+entry applies; counters are per descriptor (every entry's key and value) and window. Keys come from
+``service_config``, which lists exactly the declared consumers and ceilings.
+
+Facts of the service (envoyproxy/ratelimit at f2fb157, src/settings/settings.go): gRPC on ``GRPC_PORT`` 8081, HTTP
+with ``/healthcheck`` on 8080, Prometheus metrics on ``PROMETHEUS_ADDR`` ``:9090`` with ``USE_PROMETHEUS`` (statsd,
+on by default, off); the configuration is every file under ``RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/config``, dot files
+ignored (a ConfigMap volume's ``..data`` links), reloaded from the mounted ConfigMap with ``RUNTIME_WATCH_ROOT=false``
+(the Istio 1.30.3 sample samples/ratelimit/rate-limit-service.yaml sets the same). The image is distroless
+``static-debian12:nonroot`` (uid 65532) with ``/bin/ratelimit`` as entrypoint (Dockerfile).
+"""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass
+
+import pulumi
+
+from config import versions
+from config.model import PlatformConfig
+from config.serving import Endpoint
+
+from ..meta import ComponentArgs, KubeObject, kube, metadata, mirrored
+from ..pods import restricted_container, restricted_pod, tmp_mount, tmp_volume
+from ..secrets import PlatformSecrets
+
+COMPONENT = "rate-limits"
+DOMAIN = "ai-platform"
+NAME = "ratelimit"
+STORE = "ratelimit-store"
+CONFIG_MAP = "ratelimit-config"
+FILTER = "ai-platform-rate-limits"
+GRPC_PORT, HTTP_PORT, METRICS_PORT, STORE_PORT = 8081, 8080, 9090, 6379
+SERVICE_UID = 65532  # distroless nonroot
+STORE_UID = 999  # valkey-io/valkey-container 8.0/debian/Dockerfile: useradd -u 999 valkey
+ENDPOINT_KEY, TENANT_KEY, CONSUMER_KEY = "endpoint", "tenant", "consumer"
+JWT_METADATA = "envoy.filters.http.jwt_authn"
+RETRY_AFTER_SECONDS = 60
+SERVICE_LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "ai-platform"}
+STORE_LABELS = {"app.kubernetes.io/name": STORE, "app.kubernetes.io/part-of": "ai-platform"}
+
+
+def endpoint_id(tenant: str, endpoint: str) -> str:
+    return f"{tenant}/{endpoint}"
+
+
+def service_config(cfg: PlatformConfig) -> dict:
+    """The rate-limit service's configuration: one domain, a descriptor per endpoint ceiling, per tenant with
+    consumers a ``tenant`` level with a descriptor per consumer (its claim value)."""
+    descriptors: list[dict] = [
+        {
+            "key": ENDPOINT_KEY,
+            "value": endpoint_id(endpoint.tenant, endpoint.name),
+            "rate_limit": {"unit": "minute", "requests_per_unit": endpoint.limits.requests_per_minute},
+        }
+        for endpoint in cfg.models
+        if endpoint.limits
+    ]
+    descriptors += [
+        {
+            "key": TENANT_KEY,
+            "value": tenant.name,
+            "descriptors": [
+                {
+                    "key": CONSUMER_KEY,
+                    "value": consumer.claim_value,
+                    "rate_limit": {"unit": "minute", "requests_per_unit": consumer.requests_per_minute},
+                }
+                for consumer in tenant.consumers
+            ],
+        }
+        for tenant in cfg.tenants
+        if tenant.consumers
+    ]
+    return {"domain": DOMAIN, "descriptors": descriptors}
+
+
+def host_rate_limits(cfg: PlatformConfig, endpoint: Endpoint) -> list[dict]:
+    """The ``rate_limits`` of an endpoint's virtual host on the gateway: its descriptors (see the module docstring)."""
+    limits: list[dict] = []
+    if endpoint.limits:
+        key = {"descriptor_key": ENDPOINT_KEY, "descriptor_value": endpoint_id(endpoint.tenant, endpoint.name)}
+        limits.append({"actions": [{"generic_key": key}]})
+    if cfg.tenant(endpoint.tenant).consumers and cfg.mesh.jwt:
+        claim: dict = {
+            "descriptor_key": CONSUMER_KEY,
+            "metadata_key": {"key": JWT_METADATA, "path": [{"key": "payload"}, {"key": cfg.mesh.jwt.consumer_claim}]},
+            "source": "DYNAMIC",
+        }
+        tenant_key = {"descriptor_key": TENANT_KEY, "descriptor_value": endpoint.tenant}
+        limits.append({"actions": [{"generic_key": tenant_key}, {"metadata": claim}]})
+    return limits
+
+
+def limited_hosts(cfg: PlatformConfig) -> dict[str, list[dict]]:
+    """Endpoint host -> its ``rate_limits``, for every endpoint that has any."""
+    hosts = {cfg.endpoint_host(e): host_rate_limits(cfg, e) for e in cfg.models}
+    return {host: limits for host, limits in hosts.items() if limits}
+
+
+def service_cluster(namespace: str) -> str:
+    """Istio's outbound cluster of the service's gRPC port on the gateway (``outbound|<port>||<host>``): Istio
+    builds it from the Service (HTTP/2 from the port's ``grpc`` name), so no cluster is patched in."""
+    return f"outbound|{GRPC_PORT}||{NAME}.{namespace}.svc.cluster.local"
+
+
+def envoy_filter_spec(cfg: PlatformConfig, namespace: str, gateway_labels: dict[str, str]) -> dict:
+    """The gateway's ratelimit filter and, per limited endpoint host, its virtual host's ``rate_limits`` (Envoy
+    names a gateway's virtual host ``<host>:<port>``: istio/istio 1.30.3 pilot/pkg/networking/core/gateway.go
+    ``util.DomainName``; the endpoints are served on 443, port 80 only redirects)."""
+    ratelimit = {
+        "name": "envoy.filters.http.ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+            "domain": DOMAIN,
+            "failure_mode_deny": not cfg.rate_limits.fail_open,
+            "timeout": f"{int(cfg.rate_limits.timeout.removesuffix('ms')) / 1000}s",
+            "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+            "response_headers_to_add": [{"header": {"key": "retry-after", "value": str(RETRY_AFTER_SECONDS)}}],
+            "rate_limit_service": {
+                "grpc_service": {"envoy_grpc": {"cluster_name": service_cluster(namespace)}},
+                "transport_api_version": "V3",
+            },
+        },
+    }
+    patches: list[dict] = [
+        {
+            "applyTo": "HTTP_FILTER",
+            "match": {
+                "context": "GATEWAY",
+                "listener": {
+                    "filterChain": {
+                        "filter": {
+                            "name": "envoy.filters.network.http_connection_manager",
+                            "subFilter": {"name": "envoy.filters.http.router"},
+                        }
+                    }
+                },
+            },
+            "patch": {"operation": "INSERT_BEFORE", "value": ratelimit},
+        }
+    ]
+    patches += [
+        {
+            "applyTo": "VIRTUAL_HOST",
+            "match": {"context": "GATEWAY", "routeConfiguration": {"vhost": {"name": f"{host}:443"}}},
+            "patch": {"operation": "MERGE", "value": {"rate_limits": limits}},
+        }
+        for host, limits in sorted(limited_hosts(cfg).items())
+    ]
+    return {"workloadSelector": {"labels": dict(gateway_labels)}, "configPatches": patches}
+
+
+def service_deployment_spec(cfg: PlatformConfig, store_host: str) -> dict:
+    """The rate-limit service: restricted, no sidecar (the gateway reaches it in plain gRPC; it is in no tenant
+    namespace), its configuration from the ConfigMap, the store's password from its Secret."""
+    env = {
+        "USE_STATSD": "false",
+        "USE_PROMETHEUS": "true",
+        "LOG_LEVEL": "warn",
+        "LOG_FORMAT": "json",
+        "HOST": "::",
+        "GRPC_HOST": "::",
+        "REDIS_SOCKET_TYPE": "tcp",
+        "REDIS_URL": f"{store_host}:{STORE_PORT}",
+        "RUNTIME_ROOT": "/data",
+        "RUNTIME_SUBDIRECTORY": NAME,
+        "RUNTIME_WATCH_ROOT": "false",
+        "RUNTIME_IGNOREDOTFILES": "true",
+    }
+    probe = {"httpGet": {"path": "/healthcheck", "port": "http"}, "periodSeconds": 10}
+    container = {
+        "name": NAME,
+        "image": mirrored(versions.RATELIMIT_IMAGE, cfg.cluster.image_registry),
+        "env": [{"name": k, "value": v} for k, v in env.items()]
+        + [{"name": "REDIS_AUTH", "valueFrom": {"secretKeyRef": {"name": STORE, "key": "password"}}}],
+        "ports": [
+            {"name": "grpc", "containerPort": GRPC_PORT},
+            {"name": "http", "containerPort": HTTP_PORT},
+            {"name": "metrics", "containerPort": METRICS_PORT},
+        ],
+        "readinessProbe": probe,
+        "livenessProbe": {**probe, "failureThreshold": 6},
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "volumeMounts": [{"name": "config", "mountPath": f"/data/{NAME}/config", "readOnly": True}],
+        "securityContext": restricted_container(non_root=True, seccomp=True),
+    }
+    return {
+        "replicas": cfg.rate_limits.replicas,
+        "selector": {"matchLabels": dict(SERVICE_LABELS)},
+        "template": {
+            "metadata": {"labels": {**SERVICE_LABELS, "sidecar.istio.io/inject": "false"}},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "securityContext": restricted_pod(SERVICE_UID, gid=SERVICE_UID),
+                "containers": [container],
+                "volumes": [{"name": "config", "configMap": {"name": CONFIG_MAP}}],
+            },
+        },
+    }
+
+
+def store_deployment_spec(cfg: PlatformConfig) -> dict:
+    """Valkey for the counters: one replica, no snapshots or append-only file (a restart resets the windows), the
+    password from the Secret (``$(STORE_PASSWORD)``, expanded by the kubelet), restricted, no sidecar."""
+    container = {
+        "name": "valkey",
+        "image": mirrored(versions.VALKEY_IMAGE, cfg.cluster.image_registry),
+        "args": ["valkey-server", "--requirepass", "$(STORE_PASSWORD)", "--save", "", "--appendonly", "no"],
+        "env": [{"name": "STORE_PASSWORD", "valueFrom": {"secretKeyRef": {"name": STORE, "key": "password"}}}],
+        "ports": [{"name": "valkey", "containerPort": STORE_PORT}],
+        "readinessProbe": {"tcpSocket": {"port": "valkey"}, "periodSeconds": 10},
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}, tmp_mount()],
+        "securityContext": restricted_container(non_root=True, seccomp=True),
+    }
+    return {
+        "replicas": 1,
+        "strategy": {"type": "Recreate"},
+        "selector": {"matchLabels": dict(STORE_LABELS)},
+        "template": {
+            "metadata": {"labels": {**STORE_LABELS, "sidecar.istio.io/inject": "false"}},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "securityContext": restricted_pod(STORE_UID, gid=STORE_UID),
+                "containers": [container],
+                "volumes": [{"name": "data", "emptyDir": {}}, tmp_volume()],
+            },
+        },
+    }
+
+
+def network_policies(gateway_labels: dict[str, str], monitoring_namespace: str) -> dict[str, dict]:
+    """The service admits the gateway (gRPC) and Prometheus (metrics); the store admits the service."""
+    return {
+        "ratelimit-ingress": {
+            "podSelector": {"matchLabels": dict(SERVICE_LABELS)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": dict(gateway_labels)}}],
+                    "ports": [{"port": GRPC_PORT, "protocol": "TCP"}],
+                },
+                {
+                    "from": [
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": monitoring_namespace}}}
+                    ],
+                    "ports": [{"port": METRICS_PORT, "protocol": "TCP"}],
+                },
+            ],
+        },
+        "ratelimit-store-ingress": {
+            "podSelector": {"matchLabels": dict(STORE_LABELS)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": dict(SERVICE_LABELS)}}],
+                    "ports": [{"port": STORE_PORT, "protocol": "TCP"}],
+                }
+            ],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class RateLimitsArgs(ComponentArgs):
+    """What ``RateLimits`` is built from: the whole config (consumers, endpoint limits, hosts), the gateway's pod
+    labels; keyword-only, the ingress namespace and istiod's release (the EnvoyFilter's CRD and webhook)."""
+
+    config: PlatformConfig
+    gateway_labels: dict[str, str]
+    _: KW_ONLY
+    namespace: pulumi.Input[str]
+    istiod: pulumi.Resource
+    platform_secrets: PlatformSecrets
+    monitoring: pulumi.Resource | None = None
+
+
+class RateLimits(pulumi.ComponentResource):
+    """The rate-limit service, its store, the gateway's EnvoyFilter and their NetworkPolicies (module docstring)."""
+
+    def __init__(self, name: str, args: RateLimitsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:mesh:RateLimits", name, None, opts)
+        cfg, ns = args.config, args.namespace
+        child = pulumi.ResourceOptions(parent=self)
+
+        def object_(
+            logical: str, api_version: str, kind: str, object_name: str, labels: dict | None = None, **fields: object
+        ) -> KubeObject:
+            return kube(
+                f"{name}-{logical}",
+                api_version=api_version,
+                kind=kind,
+                metadata=metadata(object_name, COMPONENT, namespace=ns, extra_labels=labels),
+                opts=child,
+                **fields,
+            )
+
+        secrets = args.platform_secrets
+        password = secrets.generated(f"{name}-store-password", 32, STORE, "password", parent=self)
+        secrets.secret(f"{name}-store-secret", STORE, ns, COMPONENT, self, {"password": password})
+        object_("store", "apps/v1", "Deployment", STORE, spec=store_deployment_spec(cfg))
+        store_service = {"selector": dict(STORE_LABELS), "ports": [{"name": "valkey", "port": STORE_PORT}]}
+        object_("store-service", "v1", "Service", STORE, STORE_LABELS, spec=store_service)
+        config_yaml = pulumi.Output.from_input(service_config(cfg)).apply(_yaml)
+        object_("config", "v1", "ConfigMap", CONFIG_MAP, data={"config.yaml": config_yaml})
+        object_("deployment", "apps/v1", "Deployment", NAME, spec=service_deployment_spec(cfg, STORE))
+        ports = [
+            {"name": "grpc", "port": GRPC_PORT, "appProtocol": "grpc"},
+            {"name": "http", "port": HTTP_PORT},
+            {"name": "metrics", "port": METRICS_PORT},
+        ]
+        object_(
+            "service", "v1", "Service", NAME, SERVICE_LABELS, spec={"selector": dict(SERVICE_LABELS), "ports": ports}
+        )
+        for policy, spec in network_policies(args.gateway_labels, cfg.namespaces.monitoring).items():
+            object_(f"policy-{policy}", "networking.k8s.io/v1", "NetworkPolicy", policy, spec=spec)
+        self.envoy_filter = kube(
+            f"{name}-envoy-filter",
+            api_version="networking.istio.io/v1alpha3",
+            kind="EnvoyFilter",
+            metadata=metadata(FILTER, COMPONENT, namespace=ns),
+            spec=pulumi.Output.from_input(ns).apply(lambda n: envoy_filter_spec(cfg, n, args.gateway_labels)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.istiod]),
+        )
+        if args.monitoring is not None:
+            monitor = {
+                "selector": {"matchLabels": dict(SERVICE_LABELS)},
+                "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
+            }
+            kube(
+                f"{name}-service-monitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="ServiceMonitor",
+                metadata=metadata(NAME, COMPONENT, namespace=ns),
+                spec=monitor,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.monitoring]),
+            )
+        self.register_outputs({})
+
+
+def _yaml(value: dict) -> str:
+    import yaml
+
+    return yaml.dump(value, Dumper=yaml.CSafeDumper, sort_keys=False)
