@@ -12,13 +12,7 @@ this machine has no Go toolchain or module download; its behaviour is taken from
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import subprocess
-import sys
-import threading
-from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
@@ -27,7 +21,7 @@ from components import logs, traces
 from components.monitoring import grafana_access, label_proxy
 from components.monitoring.stack import PROMETHEUS_PORT, PROMETHEUS_SERVICE
 from tests.conftest import run_stack, stack_cfg
-from tests.test_tenant_isolation_services import FakeGrafana
+from tests.test_tenant_isolation_services import FakeGrafana, run_access_script
 
 STACKS = ["dev", "prod"]
 
@@ -261,29 +255,17 @@ def test_the_access_program_makes_each_tenant_org_and_a_second_run_changes_nothi
     }
     main = {"name": "Main Org.", "users": {1: "Admin", 2: "Viewer", 3: "Viewer", 4: "Viewer"}, "datasources": {}}
     FakeGrafanaOrgs.orgs = {1: {**main, "dashboards": {}}, 2: stale_org}
-    FakeGrafanaOrgs.auth = "Basic " + base64.b64encode(b"admin:pw").decode()
-    FakeGrafanaOrgs.calls = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrafanaOrgs)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {
-        **os.environ,
-        "GRAFANA_URL": f"http://127.0.0.1:{server.server_port}",
-        "GRAFANA_USER": "admin",
-        "GRAFANA_PASSWORD": "pw",
-        "CONFIG": str(tmp_path / "config.json"),
-        "DASHBOARDS": str(tmp_path),
-    }
     writes = []
-    try:
-        for _ in range(2):
-            FakeGrafanaOrgs.calls = []
-            done = subprocess.run(
-                [sys.executable, "-c", grafana_access.SCRIPT], env=env, capture_output=True, text=True, timeout=60
-            )
-            assert done.returncode == 0, done.stdout + done.stderr
-            writes.append([c for c in FakeGrafanaOrgs.calls if c[0] not in ("GET",)])
-    finally:
-        server.shutdown()
+
+    def new_run():
+        if FakeGrafanaOrgs.calls:
+            writes.append([c for c in FakeGrafanaOrgs.calls if c[0] != "GET"])
+        FakeGrafanaOrgs.calls = []
+
+    FakeGrafanaOrgs.calls = []
+    for done in run_access_script(FakeGrafanaOrgs, tmp_path, runs=2, between=new_run):
+        assert done.returncode == 0, done.stdout + done.stderr
+    new_run()
     orgs = {o["name"]: (i, o) for i, o in FakeGrafanaOrgs.orgs.items()}
     assert set(orgs) == {"Main Org.", *(f"tenant-{t.name}" for t in cfg.tenants)}
     assert orgs[first["org"]["name"]][1]["users"] == {1: "Admin", 2: "Editor", 3: "Viewer"}
@@ -325,22 +307,7 @@ def test_the_access_program_refuses_an_admin_role(tmp_path):
     FakeGrafanaOrgs.folders, FakeGrafanaOrgs.teams = {"u": {"title": "t", "items": []}}, {}
     FakeGrafanaOrgs.users, FakeGrafanaOrgs.logins = {"admin": 1, "eve": 2}, {1: "admin", 2: "eve"}
     FakeGrafanaOrgs.orgs = {1: {"name": "Main Org.", "users": {1: "Admin"}, "datasources": {}, "dashboards": {}}}
-    FakeGrafanaOrgs.auth = "Basic " + base64.b64encode(b"admin:pw").decode()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrafanaOrgs)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {
-        **os.environ,
-        "GRAFANA_URL": f"http://127.0.0.1:{server.server_port}",
-        "GRAFANA_USER": "admin",
-        "GRAFANA_PASSWORD": "pw",
-        "CONFIG": str(tmp_path / "config.json"),
-    }
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", grafana_access.SCRIPT], env=env, capture_output=True, text=True, timeout=60
-        )
-    finally:
-        server.shutdown()
+    (done,) = run_access_script(FakeGrafanaOrgs, tmp_path)
     assert done.returncode != 0 and "refusing role Admin" in done.stderr
     assert all(2 not in o["users"] for i, o in FakeGrafanaOrgs.orgs.items() if i != 1)
 

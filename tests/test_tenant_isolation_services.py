@@ -208,6 +208,33 @@ class FakeGrafana(BaseHTTPRequestHandler):
         self._route("DELETE")
 
 
+def run_access_script(handler, directory, runs: int = 1, between=None) -> list[subprocess.CompletedProcess]:
+    """The access CronJob's program (``grafana_access.SCRIPT``) ``runs`` times against the fake Grafana ``handler``
+    on loopback, as admin/pw, with ``directory``/config.json and the dashboards under ``directory``; ``between``
+    is called before each run."""
+    handler.auth = "Basic " + base64.b64encode(b"admin:pw").decode()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        **os.environ,
+        "GRAFANA_URL": f"http://127.0.0.1:{server.server_port}",
+        "GRAFANA_USER": "admin",
+        "GRAFANA_PASSWORD": "pw",
+        "CONFIG": str(directory / "config.json"),
+        "DASHBOARDS": str(directory),
+    }
+    done = []
+    try:
+        for _ in range(runs):
+            if between:
+                between()
+            command = [sys.executable, "-c", grafana_access.SCRIPT]
+            done.append(subprocess.run(command, env=env, capture_output=True, text=True, timeout=60))
+    finally:
+        server.shutdown()
+    return done
+
+
 def test_the_access_script_leaves_each_tenant_folder_to_its_team_only(tmp_path):
     """Run the CronJob's script (prod's config) against a fake Grafana whose folders carry the provisioner's default
     grants, twice: each tenant folder ends up with exactly its team as Viewer, the platform folders with the Editor
@@ -224,24 +251,8 @@ def test_the_access_script_leaves_each_tenant_folder_to_its_team_only(tmp_path):
     FakeGrafana.folders = {f"uid-{i}": {"title": title, "items": list(defaults)} for i, title in enumerate(titles)}
     FakeGrafana.teams = {1: {"name": "tenant-analytics", "members": {99}}}  # a member the config no longer lists
     FakeGrafana.users = {"oncall@example.com": 7}
-    FakeGrafana.auth = "Basic " + base64.b64encode(b"admin:pw").decode()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrafana)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {
-        **os.environ,
-        "GRAFANA_URL": f"http://127.0.0.1:{server.server_port}",
-        "GRAFANA_USER": "admin",
-        "GRAFANA_PASSWORD": "pw",
-        "CONFIG": str(tmp_path / "config.json"),
-    }
-    try:
-        for _ in range(2):  # idempotent
-            done = subprocess.run(
-                [sys.executable, "-c", grafana_access.SCRIPT], env=env, capture_output=True, text=True, timeout=60
-            )
-            assert done.returncode == 0, done.stderr
-    finally:
-        server.shutdown()
+    for done in run_access_script(FakeGrafana, tmp_path, runs=2):  # idempotent
+        assert done.returncode == 0, done.stderr
     teams = {t["name"]: i for i, t in FakeGrafana.teams.items()}
     assert set(teams) == {f"tenant-{t.name}" for t in cfg.tenants}
     for folder in FakeGrafana.folders.values():
@@ -258,22 +269,7 @@ def test_the_access_script_fails_while_a_folder_is_not_provisioned(tmp_path):
         json.dumps({"platformFolders": [], "tenants": [{"folder": "research", "team": "tenant-research", "users": []}]})
     )
     FakeGrafana.folders, FakeGrafana.teams, FakeGrafana.users = {}, {}, {}
-    FakeGrafana.auth = "Basic " + base64.b64encode(b"admin:pw").decode()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrafana)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {
-        **os.environ,
-        "GRAFANA_URL": f"http://127.0.0.1:{server.server_port}",
-        "GRAFANA_USER": "admin",
-        "GRAFANA_PASSWORD": "pw",
-        "CONFIG": str(tmp_path / "config.json"),
-    }
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", grafana_access.SCRIPT], env=env, capture_output=True, text=True, timeout=60
-        )
-    finally:
-        server.shutdown()
+    (done,) = run_access_script(FakeGrafana, tmp_path)
     assert done.returncode != 0 and "research" in done.stderr
 
 
