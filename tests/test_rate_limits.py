@@ -20,7 +20,11 @@ from components.mesh import rate_limits
 from config.loader import ConfigError
 from tests.conftest import accept_loss, config_copy, run, run_stack, run_with, stack_cfg
 
-HOST = "llama-70b.research.ai.example.com"  # prod's vLLM endpoint (research), with a ceiling of 1200/min
+
+def llm_host() -> str:
+    """The host of prod's vLLM endpoint (tenant research), the one with a ceiling."""
+    cfg = stack_cfg("prod")
+    return cfg.endpoint_host(next(e for e in cfg.models if e.limits))
 
 
 class Gateway:
@@ -102,32 +106,32 @@ def token(sub: str | None) -> dict:
 
 
 def test_a_consumer_over_its_limit_gets_429_with_retry_after_and_another_does_not():
-    gateway = Gateway(run_stack("prod"))
+    gateway, host = Gateway(run_stack("prod")), llm_host()
     cfg = stack_cfg("prod")
     eval_batch = next(c for c in cfg.tenant("research").consumers if c.name == "eval-batch")
-    answers = [gateway.request(HOST, token(eval_batch.claim_value)) for _ in range(eval_batch.requests_per_minute)]
+    answers = [gateway.request(host, token(eval_batch.claim_value)) for _ in range(eval_batch.requests_per_minute)]
     assert all(status == 200 for status, _ in answers)
-    status, headers = gateway.request(HOST, token(eval_batch.claim_value))
+    status, headers = gateway.request(host, token(eval_batch.claim_value))
     assert status == 429 and headers["retry-after"] == str(rate_limits.RETRY_AFTER_SECONDS)
     chat = next(c for c in cfg.tenant("research").consumers if c.name == "chat-app")
-    assert [gateway.request(HOST, token(chat.claim_value))[0] for _ in range(10)] == [200] * 10
+    assert [gateway.request(host, token(chat.claim_value))[0] for _ in range(10)] == [200] * 10
 
 
 def test_the_endpoint_ceiling_counts_every_caller_undeclared_and_claimless_ones_too():
-    gateway = Gateway(run_stack("prod"))
+    gateway, host = Gateway(run_stack("prod")), llm_host()
     ceiling = next(e for e in stack_cfg("prod").models if e.name == "llama-70b").limits.requests_per_minute
     callers = [token(None), token("someone-undeclared"), token("svc-research-chat")]
-    statuses = [gateway.request(HOST, callers[i % 3])[0] for i in range(ceiling)]
+    statuses = [gateway.request(host, callers[i % 3])[0] for i in range(ceiling)]
     assert statuses == [200] * ceiling
-    assert gateway.request(HOST, token(None))[0] == 429
-    assert gateway.descriptors(HOST, token(None)) == [(("endpoint", "research/llama-70b"),)]
+    assert gateway.request(host, token(None))[0] == 429
+    assert gateway.descriptors(host, token(None)) == [(("endpoint", "research/llama-70b"),)]
 
 
 def test_a_port_in_the_host_header_meets_the_same_limits():
-    gateway = Gateway(run_stack("prod"))
-    for header in (f"{HOST}:443", f"{HOST}:8443"):
+    gateway, host = Gateway(run_stack("prod")), llm_host()
+    for header in (f"{host}:443", f"{host}:8443"):
         assert gateway.descriptors(header, token("svc-research-eval")) == gateway.descriptors(
-            HOST, token("svc-research-eval")
+            host, token("svc-research-eval")
         )
 
 
