@@ -26,6 +26,13 @@ from .gpu import GpuOperator, GpuOperatorArgs
 from .logs import Logs, LogsArgs, grafana_datasource
 from .logs import tenant_datasource as logs_tenant_datasource
 from .mesh.control_plane import GATEWAY_LABELS, Mesh, MeshArgs
+from .mesh.inference_pools import (
+    PICKER_PODS,
+    EndpointPools,
+    EndpointPoolsArgs,
+    InferenceGateway,
+    InferenceGatewayArgs,
+)
 from .mesh.rate_limits import RateLimits, RateLimitsArgs
 from .mesh.traffic import EndpointTraffic, EndpointTrafficArgs
 from .meta import RegistrationWindow
@@ -402,6 +409,7 @@ class AiPlatform(pulumi.ComponentResource):
         api_clients: dict[str, dict] = {
             **({"allow-kube-apiserver": workflows.WORKFLOW_PODS} if cfg.workflows.enabled else {}),
             **({"allow-kube-apiserver-ray-head": ray.HEAD_PODS} if cfg.ray.enabled else {}),
+            **({"allow-kube-apiserver-picker": {"matchLabels": PICKER_PODS}} if cfg.inference_routing.enabled else {}),
         }
         api_server = (
             ApiServer(list(cfg.cluster.api_server_cidrs), cfg.cluster.api_server_port, api_clients)
@@ -505,6 +513,7 @@ class AiPlatform(pulumi.ComponentResource):
                 cfg.mesh,
                 [cfg.endpoint_host(e) for e in cfg.models],
                 self._otlp(),
+                cfg.inference_routing.enabled,
                 protect=cfg.protects("mesh"),
                 tenant_namespaces=tenant_namespaces,
                 cert_manager_release=self.cert_manager.release,
@@ -577,6 +586,8 @@ class AiPlatform(pulumi.ComponentResource):
                 ),
                 self._child,
             )
+        if cfg.inference_routing.enabled:
+            self._inference_pools(mesh)
         for endpoint in cfg.models:
             EndpointTraffic(
                 f"traffic-{endpoint.tenant}-{endpoint.name}",
@@ -589,6 +600,30 @@ class AiPlatform(pulumi.ComponentResource):
                 ),
                 self._child,
             )
+
+    def _inference_pools(self, mesh: Mesh) -> None:
+        """With ``inferenceRouting``: the Gateway API Gateway on the ingress gateway and, per vLLM endpoint that
+        takes it, its InferencePools, pickers and HTTPRoute."""
+        cfg = self.cfg
+        InferenceGateway(
+            "inference-gateway",
+            InferenceGatewayArgs(cfg, namespace=mesh.ingress_namespace.metadata["name"], mesh=mesh),
+            self._child,
+        )
+        for endpoint in cfg.models:
+            if cfg.inference_routing.pooled(endpoint):
+                EndpointPools(
+                    f"pools-{endpoint.tenant}-{endpoint.name}",
+                    EndpointPoolsArgs(
+                        cfg,
+                        endpoint,
+                        namespace=self._tenant_namespace(endpoint.tenant),
+                        ingress_namespace=cfg.namespaces.ingress,
+                        mesh=mesh,
+                        monitoring=self._monitoring_ready,
+                    ),
+                    self._child,
+                )
 
     def _rightsize(self, vpa: VerticalPodAutoscaler, workloads: Workloads) -> None:
         """A VerticalPodAutoscaler (Off mode) for every Deployment/StatefulSet the stack installs (what ``workloads``

@@ -341,8 +341,27 @@ VALKEY = ImageContract(
     ),
 )
 
+EPP = ImageContract(
+    image=versions.EPP_IMAGE,
+    user="nonroot",
+    uid=65532,
+    users={65532: ("nonroot", "/home/nonroot")},  # distroless's nonroot variant
+    home="/home/nonroot",
+    entrypoint=("/epp",),
+    programs=("epp",),
+    python=False,
+    calls_getuser=False,
+    writes=(),  # its serving certificate is generated in memory (pkg/epp/server/runserver.go CreateSelfSignedTLSCertificate)
+    read_only_root=None,
+    sources=(
+        "kubernetes-sigs/gateway-api-inference-extension Dockerfile at v1.5.0: BASE_IMAGE "
+        'gcr.io/distroless/static:nonroot, COPY --from=builder /epp /epp, ENTRYPOINT ["/epp"] (no USER: the nonroot '
+        "base runs as 65532)",
+    ),
+)
+
 CONTRACTS: dict[str, ImageContract] = {
-    c.image: c for c in (VLLM, TRITON, AWS_CLI, MLFLOW, TORCH, POSTGRES, PROM_LABEL_PROXY, RATELIMIT, VALKEY)
+    c.image: c for c in (VLLM, TRITON, AWS_CLI, MLFLOW, TORCH, POSTGRES, PROM_LABEL_PROXY, RATELIMIT, VALKEY, EPP)
 }
 
 

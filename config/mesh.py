@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field, model_validator
 
 from .base import ConfigProblems, DnsSubdomain, EmailAddress, HttpsUrl, Model, PositiveInt, Problems, valid
+from .routing import Picker
 
 if TYPE_CHECKING:
     from .model import PlatformConfig
@@ -62,7 +63,7 @@ class Mesh(Model):
     mode: Literal["sidecar"] = "sidecar"
     """Data plane mode. Sidecar: per-endpoint L7 policy (timeouts, retries, outlier detection, authorization)
     runs in each client's and server's proxy with no extra waypoints; ambient would need waypoint proxies and
-    the Gateway API CRDs, which the platform does not pin."""
+    the Gateway API CRDs, which the platform installs only for ``inferenceRouting``."""
     access_logging: bool = True
     """Envoy access logs on stdout for every proxy."""
     outbound_traffic: Literal["ALLOW_ANY", "REGISTRY_ONLY"] = "ALLOW_ANY"
@@ -129,6 +130,8 @@ class Traffic(Model):
     """Retries, only where the request never reached a server (connect-failure, refused-stream, 503)."""
     connection_pool: ConnectionPool = ConnectionPool()
     outlier_detection: OutlierDetection = OutlierDetection()
+    picker: Picker | None = None
+    """vLLM endpoints with ``inferenceRouting.enabled``: opt out of the endpoint picker, or set its scorers."""
 
 
 def cross_checks(cfg: PlatformConfig) -> Problems:

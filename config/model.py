@@ -12,7 +12,7 @@ from pydantic import model_validator
 
 import platforms
 
-from . import batch, data, gpu, logs, mesh, protection, ratelimits, rightsizing, serving, tenancy, traces
+from . import batch, data, gpu, logs, mesh, protection, ratelimits, rightsizing, routing, serving, tenancy, traces
 from .base import Model, valid
 from .batch import Ray, Training, Volcano, Workflows
 from .cluster import Cluster, Namespaces
@@ -24,6 +24,7 @@ from .monitoring import TENANT_RECEIVER_PREFIX, Monitoring, Receiver
 from .protection import TENANT_OWNER, DataProtection
 from .ratelimits import RateLimits
 from .rightsizing import Vpa
+from .routing import InferenceRouting
 from .secrets import Secrets
 from .services import SERVICES, service
 from .serving import Endpoint, Serving
@@ -37,6 +38,7 @@ CROSS_CHECKS = (
     serving.cross_checks,
     mesh.cross_checks,
     ratelimits.cross_checks,
+    routing.cross_checks,
     protection.cross_checks,
     batch.cross_checks,
     data.cross_checks,
@@ -68,6 +70,8 @@ class PlatformConfig(Model):
     """``ai-platform:mesh``: Istio, ingress gateway, mTLS, authorization."""
     rate_limits: RateLimits = RateLimits()
     """``ai-platform:rateLimits``: per-consumer and per-endpoint request limits at the ingress gateway."""
+    inference_routing: InferenceRouting = InferenceRouting()
+    """``ai-platform:inferenceRouting``: InferencePools and endpoint pickers for vLLM endpoints at the ingress gateway."""
     monitoring: Monitoring = Monitoring()
     """``ai-platform:monitoring``: Prometheus, Alertmanager, Grafana, alerts, dashboards."""
     object_store: ObjectStore = ObjectStore()

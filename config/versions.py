@@ -130,6 +130,18 @@ RATELIMIT_IMAGE = "docker.io/envoyproxy/ratelimit:f2fb1577"
 # Its counters' store: Valkey (BSD, the Redis fork) 8.0.2, Debian-based image, user valkey uid 999
 # (valkey-io/valkey-container versions.json and 8.0/debian/Dockerfile).
 VALKEY_IMAGE = "docker.io/valkey/valkey:8.0.2"
+# KV-cache- and queue-aware routing (issue 22). No chart installs the Gateway API or Inference Extension CRDs: the
+# projects publish them as release manifests (`kubectl apply -f`), applied here from the pinned release's URL
+# (gateway-api-inference-extension v1.6.0 hack/release-quickstart.sh: releases/download/<tag>/manifests.yaml; Gateway
+# API: releases/download/<tag>/standard-install.yaml). Their contents are ../shared/upstream/gateway-api-crds/crds and
+# inference-extension/crds (InferencePool v1), which the schema tier validates against.
+GATEWAY_API_CRDS = "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.6.1/standard-install.yaml"
+INFERENCE_EXTENSION_CRDS = (
+    "https://github.com/kubernetes-sigs/gateway-api-inference-extension/releases/download/v1.6.0/manifests.yaml"
+)
+# The endpoint picker the inferencepool chart v1.5.0 (the last release that ships it) runs: its values.yaml
+# inferenceExtension.image (registry.k8s.io, gateway-api-inference-extension/epp, v1.5.0).
+EPP_IMAGE = "registry.k8s.io/gateway-api-inference-extension/epp:v1.5.0"
 LOKI = Chart("loki", "https://grafana-community.github.io/helm-charts", "18.11.0")
 ALLOY = Chart("alloy", "https://grafana.github.io/helm-charts", "1.11.1")
 # Traces (issue 21). Tempo's monolithic chart (grafana-community/helm-charts tempo-2.2.4) pins Tempo 2.10.8

@@ -5,6 +5,7 @@ import functools
 
 import pytest
 
+from config import versions
 from tests.conftest import BATCH_OFF, accept_loss, config_copy, run
 from tests.test_config_errors import rename_tenant
 from tools.validate import load_yaml_documents, upstream_dir
@@ -103,10 +104,17 @@ def test_decommission_lifts_protection_of_that_owner_only():
     assert result.one("Namespace", "monitoring").protect
 
 
+# The CRD release manifests the program applies (ConfigFile), by their upstream folder (SOURCES.md: the same CRDs).
+CRD_MANIFESTS = {
+    versions.GATEWAY_API_CRDS: "gateway-api-crds",
+    versions.INFERENCE_EXTENSION_CRDS: "inference-extension",
+}
+
 # What switching a service off means in a stack file (with what depends on it).
 SWITCHED_OFF = {
     "serving": {
         "ai-platform:serving": {"enabled": False},
+        "ai-platform:inferenceRouting": {"enabled": False},  # at the mesh's gateway
         "ai-platform:models": [],
         "ai-platform:mesh": {"enabled": False},
         "ai-platform:workflows": {"enabled": False},
@@ -115,6 +123,7 @@ SWITCHED_OFF = {
     "mesh": {
         "ai-platform:mesh": {"enabled": False},  # canaries need the mesh
         "ai-platform:rateLimits": {"enabled": False},  # enforced at the mesh's gateway
+        "ai-platform:inferenceRouting": {"enabled": False},  # at the mesh's gateway
         "ai-platform:models": lambda models: [
             {k: v for k, v in m.items() if k not in ("canary", "traffic")} for m in models
         ],
@@ -136,6 +145,8 @@ def test_switching_a_service_off_keeps_the_crds_the_rest_still_uses(stack, servi
         config[key] = value(config[key]) if callable(value) else value
     result = run_config(stack, config)
     provided = frozenset().union(*(crd_kinds(r.inputs["chart"].rsplit("/", 1)[-1]) for r in result.releases))
+    manifests = [r.inputs["file"] for r in result.resources if r.type == "kubernetes:yaml/v2:ConfigFile"]
+    provided |= frozenset().union(*(crd_kinds(CRD_MANIFESTS[url]) for url in manifests))
     orphans = sorted(
         {
             f"{r.kind} {r.namespace or ''}/{r.k8s_name}"

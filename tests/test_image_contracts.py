@@ -326,6 +326,7 @@ def test_every_pin_the_platform_runs_has_a_contract():
         versions.PROM_LABEL_PROXY_IMAGE,
         versions.RATELIMIT_IMAGE,
         versions.VALKEY_IMAGE,
+        versions.EPP_IMAGE,
     }
     assert set(images.CONTRACTS) == pins
     for contract in images.CONTRACTS.values():

@@ -34,9 +34,10 @@ import promql_parser as pp
 import pytest
 import yaml
 
-from components.mesh import rate_limits
+from components.mesh import inference_pools, rate_limits
 from components.monitoring import rules
 from components.serving import engines
+from components.serving.engines.base import versions_of
 from tests.conftest import STACKS, run_stack, stack_cfg
 from tools.validate import upstream_dir
 
@@ -80,6 +81,7 @@ def test_every_fixture_names_its_upstream_source_and_parses():
         "tempo",
         "otel-collector",
         "ratelimit",
+        "epp",
     }
     for path in files:
         text = path.read_text()
@@ -307,6 +309,8 @@ def scrape_jobs(stack: str) -> list[ScrapeJob]:
             )
         elif monitor.k8s_name == rate_limits.NAME and monitor.namespace == cfg.namespaces.ingress:
             jobs.append(_ratelimit_job(monitor))
+        elif monitor.inputs["metadata"]["labels"].get("app.kubernetes.io/component") == inference_pools.COMPONENT:
+            jobs += _picker_jobs(cfg, monitor)
     return jobs + _pipeline_jobs(cfg, run)
 
 
@@ -324,6 +328,33 @@ def _ratelimit_job(monitor) -> ScrapeJob:
         "instance": f"10.0.6.7:{rate_limits.METRICS_PORT}",
     }
     return ScrapeJob("ratelimit", target, endpoint.get("honorLabels", False))
+
+
+def _picker_jobs(cfg, monitor) -> list[ScrapeJob]:
+    """A pooled endpoint's pickers (components.mesh.inference_pools ``picker_monitor_spec``): one target per pool, its
+    ``job`` and ``pool`` set by the monitor's relabelings (read from the rendered monitor), the Service
+    ``<pool>-epp``, container ``epp``."""
+    endpoint_name = monitor.inputs["spec"]["selector"]["matchLabels"][inference_pools.PICKER_FOR_LABEL]
+    endpoint = next(e for e in cfg.models if e.name == endpoint_name and e.tenant == monitor.namespace)
+    spec = monitor.inputs["spec"]["endpoints"][0]
+    relabeled = {r["targetLabel"]: r.get("replacement") for r in spec["relabelings"]}
+    jobs = []
+    for version, _ in versions_of(endpoint):
+        pool = inference_pools.pool_name(endpoint, version)
+        service = inference_pools.picker_name(pool)
+        target = {
+            "namespace": monitor.namespace,
+            "service": service,
+            "job": relabeled["job"],
+            "pool": pool,
+            "endpoint": spec["port"],
+            "container": "epp",
+            "pod": f"{service}-6d8f9c7b5-x2k4p",
+            "instance": f"10.0.7.8:{inference_pools.METRICS_PORT}",
+        }
+        assert "pool" in relabeled
+        jobs.append(ScrapeJob("epp", target, spec.get("honorLabels", False)))
+    return jobs
 
 
 def stored_labels(stack: str) -> tuple[dict[str, set[str]], set[str]]:
@@ -910,6 +941,8 @@ def platform_cases(cfg, series: Series, rule: dict) -> tuple[list[dict], list[di
         return pipeline_cases(series, rule)
     if name in RATE_LIMIT_ALERTS:
         return rate_limit_cases(cfg, series, rule)
+    if name in ROUTING_ALERTS:
+        return routing_cases(series, rule)
     dcgm = series.job("dcgm-exporter")
     held = {"pod": "llama-70b-7c9d8b6f5-x2k4p", "namespace": "research", "container": "vllm"}
 
@@ -1037,6 +1070,32 @@ def pipeline_cases(series: Series, rule: dict) -> tuple[list[dict], list[dict], 
     return (
         [series(metric, "0+10" + span, job, reason=fires)],
         [series(metric, "0+10" + span, job, reason=quiet)],
+        wait + 20,
+    )
+
+
+ROUTING_ALERTS = ("AiPlatformInferencePoolEmpty", "AiPlatformEndpointPickerDown", "AiPlatformEndpointPickerErrors")
+
+
+def routing_cases(series: Series, rule: dict) -> tuple[list[dict], list[dict], int]:
+    """A pool with no ready replica (``inference_pool_ready_pods`` 0 / 2), its picker's target down (``up`` 0 / 1), or
+    one request in ten failing against none (``epp.prom``)."""
+    name, wait = rule["alert"], minutes(rule["for"])
+    span, job = f"x{wait + 30}", series.job("epp", rules.PICKER_JOB)
+    if name == "AiPlatformInferencePoolEmpty":
+        metric = "inference_pool_ready_pods"
+        return [series(metric, "0" + span, job)], [series(metric, "2" + span, job)], wait + 20
+    if name == "AiPlatformEndpointPickerDown":
+        target = ",".join(f'{k}="{v}"' for k, v in sorted(job.target.items()))
+        return (
+            [{"series": f"up{{{target}}}", "values": "0" + span}],
+            [{"series": f"up{{{target}}}", "values": "1" + span}],
+            wait + 20,
+        )
+    total, errors = "inference_objective_request_total", "inference_objective_request_error_total"
+    return (
+        [series(total, "0+100" + span, job), series(errors, "0+10" + span, job)],
+        [series(total, "0+100" + span, job), series(errors, "0" + span, job)],
         wait + 20,
     )
 

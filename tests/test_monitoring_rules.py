@@ -15,6 +15,7 @@ from components.monitoring.rules import (
     METRIC_SOURCES,
     QUEUE_METRICS,
     RATE_LIMIT_JOB,
+    ROUTING_RULES,
     TENANT_QUOTA,
     alert_groups,
     consumer_metric_value,
@@ -139,7 +140,9 @@ def rules_named(cfg, name: str) -> list[dict]:
 def test_rule_objects_and_groups(stack):
     cfg = stack_cfg(stack)
     groups = alert_groups(cfg)
-    assert set(groups) == RULE_OBJECTS | {"ai-platform-rightsizing", "ai-platform-pipeline", "ai-platform-rate-limits"}
+    optional = {"ai-platform-rightsizing", "ai-platform-pipeline", "ai-platform-rate-limits", ROUTING_RULES}
+    assert set(groups) == RULE_OBJECTS | optional
+    assert bool(groups.pop(ROUTING_RULES)) == (cfg.inference_routing.enabled and cfg.mesh.enabled)
     assert bool(groups.pop("ai-platform-rightsizing")) == cfg.vpa.enabled
     assert bool(groups.pop("ai-platform-rate-limits")) == cfg.rate_limits.active(cfg)
     assert bool(groups.pop("ai-platform-pipeline")) == (cfg.logs.enabled or cfg.traces.enabled)
@@ -357,6 +360,7 @@ def test_alerts_follow_what_the_stack_deploys():
         lambda c: (
             c["ai-platform:mesh"].update(enabled=False),
             c.setdefault("ai-platform:rateLimits", {}).update(enabled=False),  # enforced at the mesh's gateway
+            c.setdefault("ai-platform:inferenceRouting", {}).update(enabled=False),  # at the mesh's gateway
             [(m.pop("canary", None), m.pop("traffic", None)) for m in c["ai-platform:models"]],
             c.setdefault("ai-platform:volcano", {}).update(enabled=False),
             c.update(BATCH_OFF),
@@ -371,6 +375,7 @@ def test_alerts_follow_what_the_stack_deploys():
     assert latency == {"llama-70b", "reranker"}, "KServe latency comes from the sidecars only"
     assert "AiPlatformTenantQuotaNearlyUsed" in names and "AiPlatformEndpointNoReadyReplicas" in names
     assert alert_groups(cfg)["ai-platform-rate-limits"] == []
+    assert alert_groups(cfg)[ROUTING_RULES] == []
 
 
 def test_recording_rules_for_tenant_gpu_chargeback_and_queues_carry_the_tenants_namespace():

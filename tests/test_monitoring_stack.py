@@ -320,10 +320,12 @@ def test_scrape_ports_are_the_ones_the_mesh_allows_and_the_servers_expose(stack_
             assert (scrape["port"], engine.metrics_port) in [(n, p) for n, p, _ in engine.ports]
         else:
             assert scrape["portNumber"] == engine.metrics_port
-    endpoint_policies = [
+    endpoint_policies = [  # the mesh's per-endpoint policies (not the pickers' plain-text GET /metrics opening)
         p
         for p in stack_run.of_kind("AuthorizationPolicy")
-        if p.inputs["spec"].get("action") == "ALLOW" and "selector" in p.inputs["spec"]
+        if p.inputs["spec"].get("action") == "ALLOW"
+        and "selector" in p.inputs["spec"]
+        and p.inputs["metadata"]["labels"]["app.kubernetes.io/component"] == "mesh"
     ]
     assert len(endpoint_policies) >= len(cfg.models)
     for policy in endpoint_policies:

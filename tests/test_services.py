@@ -26,6 +26,8 @@ NOT_SERVICES = {
     "ai-platform:serving:ModelEndpoint",
     "ai-platform:mesh:EndpointTraffic",
     "ai-platform:mesh:RateLimits",  # counters only, reset by design: nothing to protect
+    "ai-platform:mesh:InferenceGateway",  # routing objects only
+    "ai-platform:mesh:EndpointPools",  # the pickers' prefix index is in memory, rebuilt by design
     "ai-platform:gpu:GpuOperator",
 }
 

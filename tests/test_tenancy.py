@@ -208,7 +208,7 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
             {"allow-kube-apiserver"} if cfg.workflows.enabled else set()
         ) | ({"allow-kube-apiserver-ray-head"} if cfg.ray.enabled else set()) | (
             {"allow-to-trace-collector"} if cfg.traces.enabled else set()
-        )
+        ) | ({"allow-kube-apiserver-picker"} if cfg.inference_routing.enabled else set())
         deny = policies["default-deny"]
         assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
         assert "ingress" not in deny and "egress" not in deny
@@ -238,6 +238,10 @@ def test_network_policies_deny_by_default_and_allow_what_workloads_need(stack_ru
                 cfg.workflows.enabled,
             ),
             "allow-kube-apiserver-ray-head": ({"matchLabels": {"ray.io/node-type": "head"}}, cfg.ray.enabled),
+            "allow-kube-apiserver-picker": (
+                {"matchLabels": {"ai-platform/role": "endpoint-picker"}},
+                cfg.inference_routing.enabled,
+            ),
         }
         for name, (selector, enabled) in clients.items():
             if enabled:

@@ -50,7 +50,7 @@ def test_destination_rules_balance_and_break_circuits(stack_run, cfg):
             r
             for r in stack_run.of_kind("DestinationRule")
             if r.namespace == endpoint.tenant
-            and r.inputs["metadata"]["labels"]["ai-platform/endpoint"] == endpoint.name
+            and r.inputs["metadata"]["labels"].get("ai-platform/endpoint") == endpoint.name
         ]
         assert len(rules) == (1 + bool(endpoint.canary) if endpoint.engine == "kserve" else 1)
         for rule in rules:
@@ -85,7 +85,20 @@ def test_endpoints_answer_only_the_gateway_their_tenant_and_metrics_scrapes(stac
             and p.inputs["metadata"]["labels"]["ai-platform/endpoint"] == endpoint.name
         ]
         assert policies
+        by_component: dict[str, list] = {}
         for policy in policies:
+            by_component.setdefault(policy.inputs["metadata"]["labels"]["app.kubernetes.io/component"], []).append(
+                policy
+            )
+        # Pooled endpoints: the picker (no sidecar) may read GET /metrics on vLLM's port, nothing else, unauthenticated.
+        picker_reads = by_component.pop("inference-routing", [])
+        assert len(picker_reads) == cfg.inference_routing.pooled(endpoint)
+        for policy in picker_reads:
+            assert policy.inputs["spec"]["rules"] == [
+                {"to": [{"operation": {"ports": ["8000"], "methods": ["GET"], "paths": ["/metrics"]}}]}
+            ]
+        assert set(by_component) == {"mesh"}
+        for policy in by_component["mesh"]:
             spec = policy.inputs["spec"]
             assert spec["action"] == "ALLOW"
             sources = [rule["from"][0]["source"] for rule in spec["rules"]]

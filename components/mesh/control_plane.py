@@ -110,8 +110,24 @@ def telemetry_spec(otlp: Otlp) -> dict:
     return {"tracing": [{"providers": [{"name": TRACING_PROVIDER}], "randomSamplingPercentage": otlp.sampling_percent}]}
 
 
-def istiod_values(mesh: MeshConfig, cluster: Cluster, namespaces: Namespaces, otlp: Otlp | None = None) -> dict:
-    """Values of the istiod chart (keys checked against the upstream values.yaml by the schema tier)."""
+def gateway_api_crds(name: str, parent: pulumi.Resource) -> list[pulumi.Resource]:
+    """The Gateway API and Inference Extension CRDs from their pinned release manifests (``config.versions``), for
+    ``inferenceRouting`` (``components.mesh.inference_pools``)."""
+    from pulumi_kubernetes.yaml.v2 import ConfigFile
+
+    opts = pulumi.ResourceOptions(parent=parent)
+    return [
+        ConfigFile(f"{name}-gateway-api-crds", file=versions.GATEWAY_API_CRDS, opts=opts),
+        ConfigFile(f"{name}-inference-extension-crds", file=versions.INFERENCE_EXTENSION_CRDS, opts=opts),
+    ]
+
+
+def istiod_values(
+    mesh: MeshConfig, cluster: Cluster, namespaces: Namespaces, otlp: Otlp | None = None, inference: bool = False
+) -> dict:
+    """Values of the istiod chart (keys checked against the upstream values.yaml by the schema tier). With
+    ``inference`` (``inferenceRouting.enabled``), istiod routes HTTPRoutes to InferencePools (off by default:
+    istio/istio 1.30.3 architecture/networking/gateway-api-inference-extension.md, "Enabling the Feature")."""
     replicas = mesh.gateway_replicas
     mesh_config: dict = {"outboundTrafficPolicy": {"mode": mesh.outbound_traffic}}
     if mesh.access_logging:
@@ -125,6 +141,7 @@ def istiod_values(mesh: MeshConfig, cluster: Cluster, namespaces: Namespaces, ot
         "autoscaleMin": replicas,
         "autoscaleMax": max(MAX_REPLICAS, replicas),
         "meshConfig": mesh_config,
+        **({"env": {"ENABLE_GATEWAY_API_INFERENCE_EXTENSION": "true"}} if inference else {}),
         "global": {
             "istioNamespace": namespaces.mesh,
             "proxy": {"seccompProfile": RUNTIME_DEFAULT},
@@ -203,6 +220,8 @@ class MeshArgs(ComponentArgs):
     hosts: list[str]
     otlp: Otlp | None = None
     """Where the proxies send spans (the collector), with traces on."""
+    inference_routing: bool = False
+    """Install the Gateway API and Inference Extension CRDs first and let istiod route to InferencePools."""
     _: KW_ONLY
     tenant_namespaces: dict[str, pulumi.Input[str]]
     cert_manager_release: pulumi.Resource
@@ -238,14 +257,16 @@ class Mesh(pulumi.ComponentResource):
             cluster=args.cluster,
             protect=protect,
         )
+        # istiod serves the Gateway API kinds whose CRDs exist: they come first.
+        crds = gateway_api_crds(name, self) if args.inference_routing else []
         self.istiod_release = helm_release(
             f"{name}-istiod-release",
             versions.ISTIOD,
             mesh_ns,
-            istiod_values(mesh, cluster, namespaces, args.otlp),
+            istiod_values(mesh, cluster, namespaces, args.otlp, args.inference_routing),
             self,
             cluster=args.cluster,
-            depends_on=[self.base_release],
+            depends_on=[self.base_release, *crds],
         )
         self.cni_release = helm_release(
             f"{name}-cni-release",

@@ -57,6 +57,7 @@ from .rules import (
     DCGM_JOB,
     GPU_NAMESPACE,
     GPU_POD,
+    PICKER_JOB,
     PIPELINE_WINDOW,
     RATE_LIMIT_WINDOW,
     REQUEST_OVER_TARGET,
@@ -370,6 +371,7 @@ def inference(cfg: PlatformConfig, only: str | None = None) -> dict:
             )
         )
     _rate_limit_row(cfg, board, namespace, only)
+    _routing_row(cfg, board, namespace, only)
     deployments = {"namespace": namespace, "deployment": f"~{deployment_pattern}"}
     (
         board.row("Replicas").timeseries(
@@ -425,6 +427,81 @@ def _rate_limit_row(cfg: PlatformConfig, board: _Board, namespace: str, only: st
             description=f"{about} An endpoint's ceiling is models[].limits.requestsPerMinute, all callers together.",
             min=0,
         )
+
+
+def _routing_row(cfg: PlatformConfig, board: _Board, namespace: str, only: str | None) -> None:
+    """The pools of pooled endpoints as their pickers see them (``inferenceRouting``): ready replicas, queue and KV
+    cache, where the picks go, how long a pick takes."""
+    routing = cfg.inference_routing
+    if not (cfg.mesh.enabled and any(routing.pooled(e) for e in cfg.models if only in (None, e.tenant))):
+        return
+    pools = {"job": PICKER_JOB, "namespace": namespace, "pool": f"~($endpoint){CANARY_PATTERN}"}
+    legend = "{{namespace}}/{{pool}}"
+    board.row("Routing (endpoint picker)")
+    board.timeseries(
+        "Ready replicas per pool",
+        [(f"max by (namespace, pool) ({selector('inference_pool_ready_pods', **pools)})", legend)],
+        "none",
+        description="Replicas the picker can choose from (ready, metrics fresh). 0: the pool serves nothing.",
+        width=8,
+        min=0,
+    )
+    board.timeseries(
+        "Queue and KV cache as the picker sees them",
+        [
+            (f"max by (namespace, pool) ({selector('inference_pool_average_queue_size', **pools)})", f"{legend} queue"),
+            (
+                f"max by (namespace, pool) ({selector('inference_pool_average_kv_cache_utilization', **pools)})",
+                f"{legend} KV cache",
+            ),
+        ],
+        "none",
+        description="Mean waiting requests and mean KV-cache use (0-1) over the pool's replicas.",
+        width=8,
+        min=0,
+    )
+    board.timeseries(
+        "Picks per replica",
+        [
+            (
+                "sum by (namespace, pool, pod_name) (rate("
+                + selector("inference_extension_scheduler_attempts_total", **pools, status="success")
+                + "[5m]))",
+                "{{pool}} -> {{pod_name}}",
+            ),
+            (
+                "sum by (namespace, pool) (rate("
+                + selector("inference_extension_scheduler_attempts_total", **pools, status="failure")
+                + "[5m]))",
+                f"{legend} no replica",
+            ),
+        ],
+        "reqps",
+        description="Where the picker sent requests (a replica that gets most picks holds the shared prefixes).",
+        width=8,
+        min=0,
+    )
+    board.timeseries(
+        "Picker decision time (p95)",
+        [(p95("inference_extension_scheduler_e2e_duration_seconds_bucket", pools, by="namespace, pool, le"), legend)],
+        "s",
+        width=12,
+        min=0,
+    )
+    board.timeseries(
+        "Picker request errors",
+        [
+            (
+                "sum by (namespace, pool, error_code) (rate("
+                + selector("inference_objective_request_error_total", **pools)
+                + "[5m]))",
+                "{{pool}} {{error_code}}",
+            )
+        ],
+        "reqps",
+        width=12,
+        min=0,
+    )
 
 
 def tenant_usage(cfg: PlatformConfig, only: str | None = None) -> dict:

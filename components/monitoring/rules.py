@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING
 
 from .. import logs as logs_component
 from .. import traces as traces_component
+from ..mesh import inference_pools
 from ..mesh import rate_limits as rate_limits_component
 from ..serving import engines
 from ..serving.engines.base import AlertContext
@@ -72,6 +73,7 @@ TENANCY_RULES = "ai-platform-tenancy"
 RIGHTSIZING_RULES = "ai-platform-rightsizing"
 PIPELINE_RULES = "ai-platform-pipeline"
 RATE_LIMIT_RULES = "ai-platform-rate-limits"
+ROUTING_RULES = "ai-platform-inference-routing"
 
 DCGM_JOB = "nvidia-dcgm-exporter"
 GPU_POD = "exported_pod"
@@ -100,6 +102,10 @@ _TEMPO = "Tempo 2.10.8 (grafana/tempo v2.10.8)"
 _RATELIMIT = (
     "Envoy rate-limit service (envoyproxy/ratelimit f2fb157, USE_PROMETHEUS: src/stats/manager_impl.go NewStats, "
     "src/stats/prom/default_mapper.yaml through prometheus/statsd_exporter v0.26.1, counters without _total)"
+)
+_EPP = (
+    "Inference Extension endpoint picker v1.5.0 (kubernetes-sigs/gateway-api-inference-extension v1.5.0 "
+    "pkg/epp/metrics/metrics.go; tests/contracts/metrics/epp.prom)"
 )
 _OTELCOL = (
     "OpenTelemetry Collector 0.158.0 (open-telemetry/opentelemetry-collector v0.158.0; Prometheus names without "
@@ -170,6 +176,17 @@ METRIC_SOURCES: dict[str, str] = {  # and each engine's (``Engine.metric_sources
     "otelcol_exporter_send_failed_spans": f"{_OTELCOL} exporter/exporterhelper/documentation.md: label exporter",
     "otelcol_exporter_enqueue_failed_spans": f"{_OTELCOL} exporter/exporterhelper/documentation.md: label exporter "
     "(spans refused by a full sending queue)",
+    # Inference routing
+    "inference_pool_ready_pods": f"{_EPP}: gauge, the pool's replicas whose metrics are fresh; label name (the pool)",
+    "inference_pool_average_queue_size": f"{_EPP}: gauge, mean waiting requests over the pool's replicas; label name",
+    "inference_pool_average_kv_cache_utilization": f"{_EPP}: gauge, mean KV-cache use (0-1); label name",
+    "inference_objective_request_total": f"{_EPP}: counter, requests the picker handled; labels model_name, "
+    "target_model_name, priority",
+    "inference_objective_request_error_total": f"{_EPP}: counter, requests that failed; labels model_name, "
+    "target_model_name, error_code",
+    "inference_extension_scheduler_attempts_total": f"{_EPP}: counter, picks; labels status, target_model_name, "
+    "pod_name, namespace (the picked pod's: exported_namespace once stored), port",
+    "inference_extension_scheduler_e2e_duration_seconds_bucket": f"{_EPP}: histogram, one scheduling decision",
     # Rate limits
     "ratelimit_service_rate_limit_total_hits": f"{_RATELIMIT}: counter, every request counted against a limit; "
     "labels domain, key1, key2 (a nested descriptor's second entry), each <descriptor key>_<value>",
@@ -805,6 +822,62 @@ def _rate_limit_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
     return [{"name": f"{RATE_LIMIT_RULES}-recording", "rules": records}, {"name": RATE_LIMIT_RULES, "rules": alerts}]
 
 
+PICKER_JOB = inference_pools.PICKER_JOB
+ROUTING_FOR, PICKER_ERROR_RATIO = "5m", 0.05
+
+
+def _routing_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
+    """Pool health and the pickers' own health (``inferenceRouting``), by tenant namespace and pool."""
+    job = {"job": PICKER_JOB}
+    tenant = {"tenant": "{{ $labels.namespace }}"}
+    if cfg.inference_routing.failure_mode == "FailOpen":
+        meanwhile = "failureMode FailOpen: the gateway balances the pool's requests itself meanwhile"
+    else:
+        meanwhile = "failureMode FailClose: the gateway refuses the pool's requests meanwhile"
+    errors = ratio_of_rates(
+        "inference_objective_request_error_total", job, "inference_objective_request_total", job, by="namespace, pool"
+    )
+    return [
+        {
+            "name": ROUTING_RULES,
+            "rules": [
+                alert(
+                    "AiPlatformInferencePoolEmpty",
+                    f"max by (namespace, pool) ({selector('inference_pool_ready_pods', **job)}) == 0",
+                    ROUTING_FOR,
+                    "critical",
+                    "InferencePool {{ $labels.namespace }}/{{ $labels.pool }} has no ready replica",
+                    "The picker of pool {{ $labels.pool }} (tenant {{ $labels.namespace }}) sees no replica with fresh "
+                    f"metrics for {ROUTING_FOR}: the model servers are down or not ready, or the picker cannot read "
+                    "their /metrics on port 8000. Check the endpoint's pods and the picker's logs.",
+                    **tenant,
+                ),
+                alert(
+                    "AiPlatformEndpointPickerDown",
+                    f"{selector('up', **job)} == 0",
+                    ROUTING_FOR,
+                    "critical",
+                    "Endpoint picker {{ $labels.namespace }}/{{ $labels.pool }} is not scraped",
+                    f"Prometheus cannot scrape the picker of pool {{{{ $labels.pool }}}} for {ROUTING_FOR}: it is "
+                    f"probably down ({meanwhile}). Check the <pool>-epp Deployment in the tenant namespace.",
+                    **tenant,
+                ),
+                alert(
+                    "AiPlatformEndpointPickerErrors",
+                    f"{errors} > {num(PICKER_ERROR_RATIO)}",
+                    ROUTING_FOR,
+                    "warning",
+                    "Requests through pool {{ $labels.namespace }}/{{ $labels.pool }} fail",
+                    "{{ $value | humanizePercentage }} of the requests the picker of pool {{ $labels.pool }} handled "
+                    f"failed for {ROUTING_FOR} (above {PICKER_ERROR_RATIO:.0%}): model server errors or requests the "
+                    "picker could not place. The inference dashboard's Routing row shows where they went.",
+                    **tenant,
+                ),
+            ],
+        }
+    ]
+
+
 def alert_groups(cfg: PlatformConfig) -> dict[str, list[dict]]:
     """PrometheusRule name -> ``spec.groups``: GPU (DCGM exporter of the GPU Operator), inference (one group per
     endpoint), tenancy and batch, right-sizing (with VPAs). A concern the stack does not deploy gets no groups."""
@@ -817,6 +890,7 @@ def alert_groups(cfg: PlatformConfig) -> dict[str, list[dict]]:
         RIGHTSIZING_RULES: _rightsizing_groups(alert) if cfg.vpa.enabled else [],
         PIPELINE_RULES: _pipeline_groups(cfg, alert) if cfg.logs.enabled or cfg.traces.enabled else [],
         RATE_LIMIT_RULES: _rate_limit_groups(cfg, alert) if cfg.rate_limits.active(cfg) else [],
+        ROUTING_RULES: _routing_groups(cfg, alert) if cfg.inference_routing.enabled and cfg.mesh.enabled else [],
     }
 
 

@@ -744,6 +744,7 @@ def needed(cfg, run) -> list[Path]:
     paths += _trace_paths(cfg, charts, tenants)
     paths += _label_proxy_paths(cluster, charts)
     paths += _rate_limit_paths(cluster, charts)
+    paths += _picker_paths(cfg, cluster, charts)
     return paths
 
 
@@ -770,6 +771,87 @@ def _rate_limit_paths(cluster: Cluster, charts: dict[str, Pod]) -> list[Path]:
         paths.append(
             Path("Prometheus -> rate-limit metrics 9090", charts["prometheus"], service, 9090, RATE_LIMIT_SOURCE)
         )
+    return paths
+
+
+PICKER_SOURCE = (
+    "components/mesh/inference_pools.py (gateway-api-inference-extension v1.5.0 epplib templates/_deployment.yaml: "
+    "ext-proc 9002, metrics 9090; the picker reads each pod's /metrics and watches pods and its InferencePool; "
+    "istio/istio 1.30.3 route.go: the gateway's ext_proc to endpointPickerRef, then to the picked pod)"
+)
+
+
+def pooled_pods(cfg, cluster: Cluster) -> list[tuple[str, Pod, Pod]]:
+    """(host, picker, model server) per pooled endpoint version, as rendered."""
+    from components.mesh import inference_pools
+    from components.serving.engines.base import version_name, versions_of
+
+    found = []
+    for endpoint in cfg.models:
+        if not cfg.inference_routing.pooled(endpoint):
+            continue
+        for version, _ in versions_of(endpoint):
+            pool = inference_pools.pool_name(endpoint, version)
+            server_name = version_name(endpoint.name, version)
+            by_name = {p.name: p for p in cluster.pods if p.namespace == endpoint.tenant}
+            found.append(
+                (cfg.endpoint_host(endpoint), by_name[inference_pools.picker_name(pool)], by_name[server_name])
+            )
+    return found
+
+
+def _picker_paths(cfg, cluster: Cluster, charts: dict[str, Pod]) -> list[Path]:
+    """The gateway -> each picker (ext_proc) and -> the pod it picks; the picker -> the pods' metrics in plain text
+    (it has no sidecar), the API server and DNS; Prometheus -> its metrics."""
+    paths = []
+    for host, picker, server in pooled_pods(cfg, cluster):
+        at = f"{picker.namespace}/{picker.name}"
+        paths += [
+            Path(f"ingress gateway -> picker {at} 9002", charts["gateway"], picker, 9002, PICKER_SOURCE),
+            Path(
+                f"ingress gateway -> picked {server.namespace}/{server.name} 8000",
+                charts["gateway"],
+                server,
+                8000,
+                PICKER_SOURCE,
+                request=Request(host=host, path="/v1/chat/completions", method="POST"),
+            ),
+            Path(
+                f"picker {at} -> {server.name} GET /metrics 8000 (plain text)",
+                picker,
+                server,
+                8000,
+                PICKER_SOURCE,
+                tls="plain",
+                request=Request(path="/metrics", method="GET"),
+            ),
+            Path(f"picker {at} -> kube-apiserver", picker, api_server(cfg), cfg.cluster.api_server_port, PICKER_SOURCE),
+        ]
+        paths += [
+            Path(f"picker {at} -> DNS {protocol}", picker, charts["kube-dns"], 53, "Kubernetes DNS", protocol=protocol)
+            for protocol in ("UDP", "TCP")
+        ]
+        if "prometheus" in charts:
+            paths.append(Path(f"Prometheus -> picker {at} 9090", charts["prometheus"], picker, 9090, PICKER_SOURCE))
+    return paths
+
+
+def _picker_forbidden(cfg, cluster: Cluster) -> list[Path]:
+    """What the picker's plain-text opening does not open: anything but ``GET /metrics`` on the model server."""
+    paths = []
+    for host, picker, server in pooled_pods(cfg, cluster):
+        for method, path in (("POST", "/v1/chat/completions"), ("GET", "/v1/models")):
+            paths.append(
+                Path(
+                    f"picker {picker.namespace}/{picker.name} -> {server.name} {method} {path} (plain text)",
+                    picker,
+                    server,
+                    8000,
+                    "components/mesh/inference_pools.py metrics_read_policy: plain text is for GET /metrics only",
+                    tls="plain",
+                    request=Request(host=host, path=path, method=method),
+                )
+            )
     return paths
 
 
@@ -998,7 +1080,8 @@ def forbidden(cfg, run) -> list[Path]:
                         api_server(cfg),
                         cfg.cluster.api_server_port,
                         "components/tenancy.py: granted to workflow pods (their "
-                        "executor) and Ray heads (their autoscaler) only",
+                        "executor) and Ray heads (their autoscaler) and endpoint pickers only",
                     )
                 )
+    paths += _picker_forbidden(cfg, cluster)
     return paths

@@ -138,6 +138,9 @@ class Engine:
     """What the Deployment serving a version adds to the version's name."""
     separate_services = False
     """Each version has its own Service (routed by host) rather than one Service with version subsets."""
+    endpoint_picker = False
+    """The Inference Extension's endpoint picker reads this engine's queue and KV-cache metrics (its model server type;
+    ``config.routing``): its endpoints may sit behind InferencePools."""
     metrics_scrape: ClassVar[dict]
     """The PodMonitor's endpoint (port by name or number, path), without the scheme."""
     metric_sources: ClassVar[dict[str, str]] = {}

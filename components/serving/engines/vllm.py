@@ -69,6 +69,7 @@ class Vllm(ServerEngine):
     schemes = ("hf", "s3", "pvc")
     default_target = 5
     options_key = "vllm"
+    endpoint_picker = True  # the inferencepool chart's default modelServerType (vllm metric names)
     contract = images.VLLM
     ports = (("http", 8000, "http"),)
     metrics_scrape: ClassVar[dict] = {"port": "http", "path": "/metrics"}
