@@ -542,6 +542,7 @@ class AiPlatform(pulumi.ComponentResource):
                     keda_release=keda.release,
                     platform_secrets=self.secrets,
                     otlp=self._otlp(),
+                    meter_tokens=cfg.rate_limits.meters_tokens(cfg, endpoint),
                 ),
                 self._child,
             )

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from .base import DnsLabel, Model, PositiveInt, Problems
+from .base import ConfigProblems, DnsLabel, Model, PositiveInt, Problems
 
 if TYPE_CHECKING:
     from .model import PlatformConfig
+    from .serving import Endpoint
 
 
 class Consumer(Model):
@@ -22,15 +23,34 @@ class Consumer(Model):
     """Name in metrics and alerts (``consumer`` label)."""
     claim_value: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[^\s]+$")]
     """The claim's value in this consumer's tokens (a string claim: the subject, a client id)."""
-    requests_per_minute: PositiveInt
+    requests_per_minute: PositiveInt | None = None
     """Requests a minute to all the tenant's endpoints together; over it: 429 with ``Retry-After``."""
+    tokens_per_minute: PositiveInt | None = None
+    """Tokens a minute (prompt + completion: each response's ``usage.total_tokens``) from the tenant's endpoints that
+    report usage (vLLM) together. A response is charged when it ends; once the minute's tokens are spent, requests
+    get 429 with ``Retry-After`` until the next minute (a response already streaming is never cut off)."""
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Consumer:
+        if self.requests_per_minute is None and self.tokens_per_minute is None:
+            raise ConfigProblems([("requestsPerMinute", "a consumer needs requestsPerMinute, tokensPerMinute or both")])
+        return self
 
 
 class EndpointLimits(Model):
-    """An endpoint's ceiling, whoever calls it."""
+    """An endpoint's ceilings, whoever calls it."""
 
-    requests_per_minute: PositiveInt
+    requests_per_minute: PositiveInt | None = None
     """Requests a minute to this endpoint from all callers together (declared consumers or not)."""
+    tokens_per_minute: PositiveInt | None = None
+    """Tokens a minute (``usage.total_tokens`` of its responses) from all callers together; engines that report usage
+    (vLLM) only."""
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> EndpointLimits:
+        if self.requests_per_minute is None and self.tokens_per_minute is None:
+            raise ConfigProblems([("requestsPerMinute", "limits need requestsPerMinute, tokensPerMinute or both")])
+        return self
 
 
 class RateLimits(Model):
@@ -51,6 +71,16 @@ class RateLimits(Model):
         """Whether the stack enforces anything."""
         declared = any(t.consumers for t in cfg.tenants) or any(e.limits for e in cfg.models)
         return self.enabled and declared
+
+    def meters_tokens(self, cfg: PlatformConfig, endpoint: Endpoint) -> bool:
+        """Whether the gateway charges the endpoint's responses' tokens (its ceiling, or its tenant's consumers'
+        budgets); the server must then report usage in every response (``ServerEngine.token_usage_args``)."""
+        from components.serving import engines  # at call time: config.serving imports the engines
+
+        if not (self.active(cfg) and engines.get(endpoint.engine).reports_token_usage):
+            return False
+        budgets = any(c.tokens_per_minute for c in cfg.tenant(endpoint.tenant).consumers)
+        return budgets or bool(endpoint.limits and endpoint.limits.tokens_per_minute)
 
 
 def cross_checks(cfg: PlatformConfig) -> Problems:
@@ -95,7 +125,32 @@ def cross_checks(cfg: PlatformConfig) -> Problems:
                         )
                     )
                 seen.setdefault(value, position)
+    from components.serving import engines
+
+    metered = {e.tenant for e in cfg.models if engines.get(e.engine).reports_token_usage}
+    reporting = ", ".join(engine.name for engine in engines.all_engines() if engine.reports_token_usage)
+    for index, tenant in enumerate(cfg.tenants):
+        for position, consumer in enumerate(tenant.consumers):
+            if consumer.tokens_per_minute and tenant.name not in metered:
+                problems.append(
+                    (
+                        f"tenants[{index}].consumers[{position}].tokensPerMinute",
+                        f"tenant {tenant.name} has no endpoint that reports token usage ({reporting}): nothing to "
+                        "charge",
+                    )
+                )
     for index, endpoint in enumerate(cfg.models):
+        if (
+            endpoint.limits
+            and endpoint.limits.tokens_per_minute
+            and not engines.get(endpoint.engine).reports_token_usage
+        ):
+            problems.append(
+                (
+                    f"models[{index}].limits.tokensPerMinute",
+                    f"{endpoint.engine} responses carry no token usage the gateway can charge: {reporting} only",
+                )
+            )
         if endpoint.limits and not cfg.mesh.enabled:
             problems.append(
                 (

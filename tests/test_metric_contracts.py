@@ -1100,13 +1100,27 @@ def routing_cases(series: Series, rule: dict) -> tuple[list[dict], list[dict], i
     )
 
 
-RATE_LIMIT_ALERTS = ("AiPlatformConsumerRateLimited", "AiPlatformEndpointRateLimited", "AiPlatformRateLimitServiceDown")
+RATE_LIMIT_ALERTS = (
+    "AiPlatformConsumerRateLimited",
+    "AiPlatformEndpointRateLimited",
+    "AiPlatformConsumerOverTokenBudget",
+    "AiPlatformEndpointOverTokenCeiling",
+    "AiPlatformRateLimitServiceDown",
+)
+# Alert -> (kind, measure) of the limits it watches.
+RATE_LIMIT_ALERT_LIMITS = {
+    "AiPlatformConsumerRateLimited": ("consumer", "requests"),
+    "AiPlatformEndpointRateLimited": ("endpoint", "requests"),
+    "AiPlatformConsumerOverTokenBudget": ("consumer", "tokens"),
+    "AiPlatformEndpointOverTokenCeiling": ("endpoint", "tokens"),
+}
 
 
-def limited_examples(cfg) -> tuple[tuple[str, object], object]:
-    """The first declared consumer (tenant, consumer) and the first endpoint with a ceiling."""
-    tenant = next(t for t in cfg.tenants if t.consumers)
-    return (tenant.name, tenant.consumers[0]), next(e for e in cfg.models if e.limits)
+def limited_examples(cfg, measure: str = "requests") -> tuple[tuple[str, object], object]:
+    """The first consumer (tenant, consumer) and the first endpoint with a limit of ``measure``."""
+    field = f"{measure}_per_minute"
+    tenant, consumer = next((t, c) for t in cfg.tenants for c in t.consumers if getattr(c, field))
+    return (tenant.name, consumer), next(e for e in cfg.models if e.limits and getattr(e.limits, field))
 
 
 def rate_limit_cases(cfg, series: Series, rule: dict) -> tuple[list[dict], list[dict], int]:
@@ -1121,11 +1135,14 @@ def rate_limit_cases(cfg, series: Series, rule: dict) -> tuple[list[dict], list[
             [{"series": f"up{{{target}}}", "values": "1" + span}],
             wait + 20,
         )
-    (tenant, consumer), endpoint = limited_examples(cfg)
-    if name == "AiPlatformConsumerRateLimited":
-        keys = {"key1": f"tenant_{tenant}", "key2": f"consumer_{rules.consumer_metric_value(consumer.claim_value)}"}
+    kind, measure = RATE_LIMIT_ALERT_LIMITS[name]
+    (tenant, consumer), endpoint = limited_examples(cfg, measure)
+    prefix = "" if measure == "requests" else "-tokens"
+    if kind == "consumer":
+        value = rules.consumer_metric_value(consumer.claim_value)
+        keys = {"key1": f"tenant{prefix}_{tenant}", "key2": f"consumer_{value}"}
     else:
-        keys = {"key1": f"endpoint_{endpoint.tenant}/{endpoint.name}", "key2": None}
+        keys = {"key1": f"endpoint{prefix}_{endpoint.tenant}/{endpoint.name}", "key2": None}
     metric = "ratelimit_service_rate_limit_over_limit"
     return [series(metric, "0+10" + span, job, **keys)], [series(metric, "5" + span, job, **keys)], wait + 20
 
@@ -1133,12 +1150,13 @@ def rate_limit_cases(cfg, series: Series, rule: dict) -> tuple[list[dict], list[
 def _rate_limit_labels(cfg, rule: dict) -> dict[str, str]:
     """The labels a firing rate-limit alert must carry: the tenant (routing) and the consumer's declared name or the
     endpoint (what the alert's ``label_replace`` derive from ``key1``/``key2``)."""
-    (tenant, consumer), endpoint = limited_examples(cfg)
-    if rule["alert"] == "AiPlatformConsumerRateLimited":
+    if rule["alert"] not in RATE_LIMIT_ALERT_LIMITS:
+        return {}
+    kind, measure = RATE_LIMIT_ALERT_LIMITS[rule["alert"]]
+    (tenant, consumer), endpoint = limited_examples(cfg, measure)
+    if kind == "consumer":
         return {"tenant": tenant, "consumer": consumer.name}
-    if rule["alert"] == "AiPlatformEndpointRateLimited":
-        return {"tenant": endpoint.tenant, "endpoint": endpoint.name}
-    return {}
+    return {"tenant": endpoint.tenant, "endpoint": endpoint.name}
 
 
 def alert_cases(cfg, jobs: list[ScrapeJob], alerts: list[tuple[dict, dict]]) -> tuple[list[dict], set[str]]:

@@ -481,12 +481,30 @@ def test_rate_limit_alerts_and_records_follow_the_declared_limits():
     assert set(alerts_) == {
         "AiPlatformConsumerRateLimited",
         "AiPlatformEndpointRateLimited",
+        "AiPlatformConsumerOverTokenBudget",
+        "AiPlatformEndpointOverTokenCeiling",
         "AiPlatformRateLimitServiceDown",
     }
     assert list(records) == [
-        ratelimit_record(stat, kind) for kind in ("consumer", "endpoint") for stat in ("total_hits", "over_limit")
+        ratelimit_record(stat, kind, measure)
+        for measure in ("requests", "tokens")
+        for kind in ("consumer", "endpoint")
+        for stat in ("total_hits", "over_limit")
     ]
-    consumer, ceiling, down = (alerts_[name] for name in sorted(alerts_))
+    consumer, ceiling, down = (
+        alerts_[name]
+        for name in ("AiPlatformConsumerRateLimited", "AiPlatformEndpointRateLimited", "AiPlatformRateLimitServiceDown")
+    )
+    # token budgets read their own keys, which the request keys' patterns do not match (and the other way round)
+    budget, token_ceiling = alerts_["AiPlatformConsumerOverTokenBudget"], alerts_["AiPlatformEndpointOverTokenCeiling"]
+    assert (
+        'key1=~"tenant-tokens_.+"' in budget["expr"]
+        and '"tenant", "$1", "key1", "tenant-tokens_(.+)"' in budget["expr"]
+    )
+    assert 'key1=~"endpoint-tokens_.+"' in token_ceiling["expr"]
+    assert not re.fullmatch("tenant_.+", "tenant-tokens_research") and not re.fullmatch(
+        "endpoint_.+", "endpoint-tokens_x"
+    )
     # the labels of the service's stats: key1 tenant_<tenant> + key2 consumer_<claim value>, key1 endpoint_<t>/<e>
     assert 'key1=~"tenant_.+"' in consumer["expr"] and '"consumer", "$1", "key2", "consumer_(.+)"' in consumer["expr"]
     assert '"tenant", "$1", "key1", "tenant_(.+)"' in consumer["expr"]
@@ -503,7 +521,8 @@ def test_rate_limit_alerts_and_records_follow_the_declared_limits():
                 in consumer["expr"]
             )
     # routed to the tenant (Alertmanager matches the tenant label), the service down is critical and on its job
-    assert consumer["labels"] == ceiling["labels"] == {"severity": "warning", "tenant": "{{ $labels.tenant }}"}
+    assert consumer["labels"] == ceiling["labels"] == budget["labels"] == token_ceiling["labels"]
+    assert consumer["labels"] == {"severity": "warning", "tenant": "{{ $labels.tenant }}"}
     assert down["labels"] == {"severity": "critical"}
     assert f'up{{job="{RATE_LIMIT_JOB}",namespace="{cfg.namespaces.ingress}"}} == 0' in down["expr"]
     # the records carry the tenant's namespace for the tenant organizations' label proxy

@@ -11,6 +11,8 @@ those sources, not the program's code."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 
 import pytest
@@ -27,8 +29,75 @@ def llm_host() -> str:
     return cfg.endpoint_host(next(e for e in cfg.models if e.limits))
 
 
+# Envoy's Lua stream handle as its docs define it (envoyproxy/envoy docs/root/configuration/http/http_filters/
+# lua_filter.rst: ``headers():get``, ``bodyChunks()`` yielding buffers with ``length()`` and ``getBytes(index, length)``,
+# ``streamInfo():dynamicMetadata():get(filterName)`` returning that filter's table and ``set(filterName, key, value)``),
+# for running the gateway's usage script as written in LuaJIT, Envoy's Lua runtime. Only the handle is written here.
+LUA_HANDLE = """
+function make_handle(headers, chunks, metadata)
+  local info = {}
+  function info:dynamicMetadata()
+    local dm = {}
+    function dm:get(name) return metadata[name] end
+    function dm:set(name, key, value)
+      metadata[name] = metadata[name] or {}
+      metadata[name][key] = value
+    end
+    return dm
+  end
+  local handle = {}
+  function handle:headers()
+    local h = {}
+    function h:get(key) return headers[key] end
+    return h
+  end
+  function handle:streamInfo() return info end
+  function handle:bodyChunks()
+    local i = 0
+    return function()
+      i = i + 1
+      local data = chunks[i]
+      if data == nil then return nil end
+      local buffer = {}
+      function buffer:length() return #data end
+      function buffer:getBytes(index, length)
+        assert(index + length <= #data, "getBytes past the buffer")
+        return string.sub(data, index + 1, index + length)
+      end
+      return buffer
+    end
+  end
+  return handle
+end
+"""
+
+
+class UsageFilter:
+    """The EnvoyFilter's usage script in LuaJIT (lupa), called as the gateway calls it for one request."""
+
+    def __init__(self, code: str):
+        from lupa.luajit21 import LuaRuntime
+
+        self.lua = LuaRuntime()
+        self.lua.execute(code)
+        self.lua.execute(LUA_HANDLE)
+
+    def metadata(self, authority: str, chunks: list[str]) -> dict:
+        """The dynamic metadata after the request and its response (``chunks``: the body as it arrives)."""
+        table = self.lua.table
+        metadata = table()
+        self.lua.globals().envoy_on_request(
+            self.lua.globals().make_handle(table(**{":authority": authority}), table(), metadata)
+        )
+        self.lua.globals().envoy_on_response(self.lua.globals().make_handle(table(), table(*chunks), metadata))
+        return {name: dict(values.items()) for name, values in metadata.items()}
+
+
 class Gateway:
-    """One minute at the gateway: the EnvoyFilter's descriptors, the service's lookup and fixed-window counts."""
+    """One minute at the gateway: the EnvoyFilter's descriptors, the usage script, the service's lookup and fixed-window
+    counts (with each descriptor's hits_addend: envoyproxy/ratelimit src/utils/utilities.go ``GetHitsAddends``, a
+    per-descriptor value as given, 0 included, else 1; src/limiter/base_limiter.go: over the limit when the count after
+    adding exceeds it)."""
 
     def __init__(self, result):
         (envoy_filter,) = result.of_kind("EnvoyFilter")
@@ -36,45 +105,75 @@ class Gateway:
         self.spec = envoy_filter.inputs["spec"]
         self.config = yaml.safe_load(config_map.inputs["data"]["config.yaml"])
         self.counts: Counter = Counter()
-        (http_filter,) = [p for p in self.spec["configPatches"] if p["applyTo"] == "HTTP_FILTER"]
-        self.filter = http_filter["patch"]["value"]["typed_config"]
-
-    def descriptors(self, host_header: str, payload: dict) -> list[tuple[tuple[str, str], ...]]:
-        """What the gateway sends for a request: Istio gateways strip the port before matching a virtual host, whose
-        name is ``<host>:443``."""
-        host = host_header.rsplit(":", 1)[0] if ":" in host_header else host_header
-        vhosts = [
-            p["patch"]["value"]["rate_limits"]
+        filters = {
+            p["patch"]["value"]["name"]: p["patch"]["value"]["typed_config"]
             for p in self.spec["configPatches"]
-            if p["applyTo"] == "VIRTUAL_HOST" and p["match"]["routeConfiguration"]["vhost"]["name"] == f"{host}:443"
-        ]
+            if p["applyTo"] == "HTTP_FILTER"
+        }
+        self.filter = filters[rate_limits.RATELIMIT_FILTER]
+        usage = filters.get(rate_limits.USAGE_FILTER)
+        self.usage = UsageFilter(usage["default_source_code"]["inline_string"]) if usage else None
+
+    def entries(self, host_header: str) -> list[dict]:
+        """The ratelimit filter's ``rate_limits`` for a request: Istio gateways strip the port before matching a virtual
+        host, whose name is ``<host>:443``; the virtual host's ``RateLimitPerRoute`` (its domain: the service's)."""
+        host = host_header.rsplit(":", 1)[0] if ":" in host_header else host_header
         found = []
-        for limits in vhosts:
-            for entry in limits:
-                descriptor = []
-                for action in entry["actions"]:
-                    if "generic_key" in action:
-                        key = action["generic_key"]
-                        descriptor.append((key["descriptor_key"], key["descriptor_value"]))
-                    elif "metadata" in action:
-                        meta = action["metadata"]
-                        assert meta["metadata_key"]["key"] == rate_limits.JWT_METADATA
-                        value: object = {"payload": payload}
-                        for step in meta["metadata_key"]["path"]:
-                            value = value.get(step["key"]) if isinstance(value, dict) else None
-                        if not isinstance(value, str) or not value:
-                            descriptor = []  # no value, no default: the descriptor is skipped
-                            break
-                        descriptor.append((meta["descriptor_key"], value))
-                    else:
-                        raise AssertionError(f"action the evaluator does not know: {action}")
-                if descriptor:
-                    found.append(tuple(descriptor))
+        for patch in self.spec["configPatches"]:
+            if (
+                patch["applyTo"] == "VIRTUAL_HOST"
+                and patch["match"]["routeConfiguration"]["vhost"]["name"] == f"{host}:443"
+            ):
+                per_route = patch["patch"]["value"]["typed_per_filter_config"][rate_limits.RATELIMIT_FILTER]
+                assert per_route["domain"] == self.config["domain"] == self.filter["domain"]
+                found += per_route["rate_limits"]
+        return found
+
+    def descriptors(
+        self, host_header: str, payload: dict, on_stream_done: bool = False, metadata: dict | None = None
+    ) -> list[tuple[tuple[tuple[str, str], ...], int | None]]:
+        """(descriptor, its hits_addend or None) the filter sends on the request or when the stream is done
+        (envoyproxy/envoy source/common/router/router_ratelimit.cc: a ``generic_key`` always yields its entry; a
+        ``metadata`` action the string at its path, and with no value and no default the descriptor is skipped; a
+        ``hits_addend.format`` that yields no number skips the descriptor too)."""
+        found = []
+        for entry in self.entries(host_header):
+            if entry.get("apply_on_stream_done", False) != on_stream_done:
+                continue
+            descriptor = []
+            for action in entry["actions"]:
+                if "generic_key" in action:
+                    key = action["generic_key"]
+                    descriptor.append((key["descriptor_key"], key["descriptor_value"]))
+                elif "metadata" in action:
+                    meta = action["metadata"]
+                    assert meta["metadata_key"]["key"] == rate_limits.JWT_METADATA and meta["source"] == "DYNAMIC"
+                    value: object = {"payload": payload}
+                    for step in meta["metadata_key"]["path"]:
+                        value = value.get(step["key"]) if isinstance(value, dict) else None
+                    if not isinstance(value, str) or not value:
+                        descriptor = []  # no value, no default: the descriptor is skipped
+                        break
+                    descriptor.append((meta["descriptor_key"], value))
+                else:
+                    raise AssertionError(f"action the evaluator does not know: {action}")
+            addend = entry.get("hits_addend")
+            amount: int | None = None
+            if addend is not None and "number" in addend:
+                amount = int(addend["number"])
+            elif addend is not None:
+                match = re.fullmatch(r"%DYNAMIC_METADATA\(([^:]+):([^)]+)\)%", addend["format"])
+                assert match, addend
+                value = (metadata or {}).get(match[1], {}).get(match[2])
+                if not isinstance(value, (int, float)) or value < 0:
+                    continue  # no number: the descriptor is ignored
+                amount = int(value)
+            if descriptor:
+                found.append((tuple(descriptor), amount))
         return found
 
     def limit(self, descriptor) -> int | None:
-        """``GetLimit``: the requests per minute of a descriptor, or None (unlimited)."""
-        assert self.config["domain"] == self.filter["domain"]
+        """``GetLimit``: the per-minute amount of a descriptor, or None (unlimited)."""
         level, found = self.config["descriptors"], None
         for index, (key, value) in enumerate(descriptor):
             node = next((d for d in level if d["key"] == key and d.get("value") == value), None)
@@ -87,34 +186,46 @@ class Gateway:
             level = node.get("descriptors", [])
         return found
 
-    def request(self, host_header: str, payload: dict) -> tuple[int, dict[str, str]]:
-        """The status and added headers of one request in this minute."""
+    def _count(self, descriptors) -> bool:
+        """Add each descriptor's hits; whether any is now over its limit."""
         over = False
-        for descriptor in self.descriptors(host_header, payload):
+        for descriptor, amount in descriptors:
             limit = self.limit(descriptor)
             if limit is not None:
-                self.counts[descriptor] += 1
+                self.counts[descriptor] += 1 if amount is None else amount
                 over |= self.counts[descriptor] > limit
-        if not over:
-            return 200, {}
-        headers = {h["header"]["key"]: h["header"]["value"] for h in self.filter["response_headers_to_add"]}
-        return 429, headers
+        return over
+
+    def request(self, host_header: str, payload: dict, body: list[str] | None = None) -> tuple[int, dict[str, str]]:
+        """The status and added headers of one request in this minute; ``body``: the response's chunks, read by the
+        usage script and charged when the stream is done (a refused request has no response to charge)."""
+        if self._count(self.descriptors(host_header, payload)):
+            headers = {h["header"]["key"]: h["header"]["value"] for h in self.filter["response_headers_to_add"]}
+            return 429, headers
+        metadata = self.usage.metadata(host_header, body or []) if self.usage else {}
+        self._count(self.descriptors(host_header, payload, on_stream_done=True, metadata=metadata))
+        return 200, {}
 
 
 def token(sub: str | None) -> dict:
     return {"iss": "https://login.example.com/realms/ai", **({"sub": sub} if sub else {})}
 
 
+def research_consumers():
+    """prod's research consumers: one with a request limit (A), one without (B)."""
+    consumers = stack_cfg("prod").tenant("research").consumers
+    limited = next(c for c in consumers if c.requests_per_minute)
+    return limited, next(c for c in consumers if c is not limited)
+
+
 def test_a_consumer_over_its_limit_gets_429_with_retry_after_and_another_does_not():
     gateway, host = Gateway(run_stack("prod")), llm_host()
-    cfg = stack_cfg("prod")
-    eval_batch = next(c for c in cfg.tenant("research").consumers if c.name == "eval-batch")
-    answers = [gateway.request(host, token(eval_batch.claim_value)) for _ in range(eval_batch.requests_per_minute)]
+    a, b = research_consumers()
+    answers = [gateway.request(host, token(a.claim_value)) for _ in range(a.requests_per_minute)]
     assert all(status == 200 for status, _ in answers)
-    status, headers = gateway.request(host, token(eval_batch.claim_value))
+    status, headers = gateway.request(host, token(a.claim_value))
     assert status == 429 and headers["retry-after"] == str(rate_limits.RETRY_AFTER_SECONDS)
-    chat = next(c for c in cfg.tenant("research").consumers if c.name == "chat-app")
-    assert [gateway.request(host, token(chat.claim_value))[0] for _ in range(10)] == [200] * 10
+    assert [gateway.request(host, token(b.claim_value))[0] for _ in range(10)] == [200] * 10
 
 
 def test_the_endpoint_ceiling_counts_every_caller_undeclared_and_claimless_ones_too():
@@ -124,7 +235,10 @@ def test_the_endpoint_ceiling_counts_every_caller_undeclared_and_claimless_ones_
     statuses = [gateway.request(host, callers[i % 3])[0] for i in range(ceiling)]
     assert statuses == [200] * ceiling
     assert gateway.request(host, token(None))[0] == 429
-    assert gateway.descriptors(host, token(None)) == [(("endpoint", "research/llama-70b"),)]
+    assert gateway.descriptors(host, token(None)) == [
+        ((("endpoint", "research/llama-70b"),), None),
+        ((("endpoint-tokens", "research/llama-70b"),), 0),  # the token ceiling's check adds nothing
+    ]
 
 
 def test_a_port_in_the_host_header_meets_the_same_limits():
@@ -140,7 +254,7 @@ def test_consumers_count_per_tenant_across_its_endpoints_and_not_on_other_tenant
     gateway, cfg = Gateway(result), stack_cfg("prod")
     reranker = cfg.endpoint_host(next(e for e in cfg.models if e.name == "reranker"))  # product's
     # research's consumer on product's endpoint: product declares no such consumer, so nothing counts it there
-    assert all(gateway.limit(d) is None for d in gateway.descriptors(reranker, token("svc-research-eval")))
+    assert all(gateway.limit(d) is None for d, _ in gateway.descriptors(reranker, token("svc-research-eval")))
     search = cfg.tenant("product").consumers[0]
     statuses = [gateway.request(reranker, token(search.claim_value))[0] for _ in range(search.requests_per_minute + 1)]
     assert statuses[-1] == 429 and set(statuses[:-1]) == {200}
@@ -157,11 +271,38 @@ def test_every_limit_in_the_service_config_is_reachable_from_a_gateway_virtual_h
     for endpoint in cfg.models:
         host = cfg.endpoint_host(endpoint)
         tenant = cfg.tenant(endpoint.tenant)
+        metered = cfg.rate_limits.meters_tokens(cfg, endpoint)
         for consumer in tenant.consumers:
-            limits = [gateway.limit(d) for d in gateway.descriptors(host, token(consumer.claim_value))]
-            assert consumer.requests_per_minute in limits, (host, consumer.name)
+            limits = [gateway.limit(d) for d, _ in gateway.descriptors(host, token(consumer.claim_value))]
+            if consumer.requests_per_minute:
+                assert consumer.requests_per_minute in limits, (host, consumer.name)
+            if consumer.tokens_per_minute and metered:
+                assert consumer.tokens_per_minute in limits, (host, consumer.name)
         if endpoint.limits:
-            assert endpoint.limits.requests_per_minute in [gateway.limit(d) for d in gateway.descriptors(host, {})]
+            limits = [gateway.limit(d) for d, _ in gateway.descriptors(host, {})]
+            for amount in (endpoint.limits.requests_per_minute, endpoint.limits.tokens_per_minute):
+                assert amount is None or amount in limits, (host, amount)
+    configured = {
+        amount
+        for d in gateway.config["descriptors"]
+        for amount in [d.get("rate_limit", {}).get("requests_per_unit")]
+        + [n["rate_limit"]["requests_per_unit"] for n in d.get("descriptors", [])]
+        if amount
+    }
+    declared = {
+        amount
+        for tenant in cfg.tenants
+        for consumer in tenant.consumers
+        for amount in (consumer.requests_per_minute, consumer.tokens_per_minute)
+        if amount
+    } | {
+        amount
+        for e in cfg.models
+        if e.limits
+        for amount in (e.limits.requests_per_minute, e.limits.tokens_per_minute)
+        if amount
+    }
+    assert configured == declared
 
 
 def test_the_filter_asks_the_service_the_gateway_reaches_and_fails_as_configured():
@@ -237,4 +378,140 @@ def test_bad_limits_are_refused_before_anything_is_registered(edit, path, messag
     result = run("prod", config)
     assert isinstance(result.error, ConfigError)
     assert f"stack prod: ai-platform:{path}" in str(result.error) and message in str(result.error)
+    assert not result.registered_beyond_stack
+
+
+# Response bodies as vLLM v0.33.0 writes them (pydantic ``model_dump_json``: compact JSON; vllm/entrypoints/openai/
+# chat_completion/protocol.py ChatCompletionResponse and ChatCompletionStreamResponse, ``usage`` a UsageInfo of
+# vllm/entrypoints/serve/engine/protocol.py: prompt_tokens, total_tokens, completion_tokens, ...). Streamed with
+# --enable-force-include-usage: cumulative usage on every chunk, the final chunk (empty choices) with the total.
+def completion(prompt: int, completion_tokens: int, content: str = "Hello") -> list[str]:
+    usage = {
+        "prompt_tokens": prompt,
+        "total_tokens": prompt + completion_tokens,
+        "completion_tokens": completion_tokens,
+    }
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "llama-70b",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": usage,
+    }
+    text = json.dumps(body, separators=(",", ":"))
+    return [text[:50], text[50:]]
+
+
+def streamed(prompt: int, completion_tokens: int) -> list[str]:
+    chunks = []
+    for done in range(1, completion_tokens + 1):
+        usage = {"prompt_tokens": prompt, "total_tokens": prompt + done, "completion_tokens": done}
+        delta = {"index": 0, "delta": {"content": "x"}, "finish_reason": None}
+        chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "llama-70b"}
+        chunks.append("data: " + json.dumps({**chunk, "choices": [delta], "usage": usage}, separators=(",", ":")))
+    final = {
+        "prompt_tokens": prompt,
+        "total_tokens": prompt + completion_tokens,
+        "completion_tokens": completion_tokens,
+    }
+    chunks.append("data: " + json.dumps({"id": "chatcmpl-1", "choices": [], "usage": final}, separators=(",", ":")))
+    text = "\n\n".join(chunks) + "\n\ndata: [DONE]\n\n"
+    # Split where Envoy might: mid-number included (a 7-byte tail is cut inside the final total).
+    cut = text.rindex('"total_tokens":') + len('"total_tokens":') + 1
+    return [text[:cut], text[cut:]]
+
+
+def usage_filter():
+    return Gateway(run_stack("prod")).usage
+
+
+def test_the_usage_script_reads_the_total_of_plain_and_streamed_responses_and_nothing_else():
+    usage, host = usage_filter(), llm_host()
+    key = (rate_limits.USAGE_NAMESPACE, rate_limits.USAGE_KEY)
+
+    def total(authority: str, chunks: list[str]):
+        return usage.metadata(authority, chunks).get(key[0], {}).get(key[1])
+
+    assert total(host, completion(1200, 345)) == 1545
+    assert total(f"{host.upper()}:443", streamed(1000, 12)) == 1012  # the host compared as Envoy sees it, port or not
+    # Text that mentions total_tokens is escaped inside its JSON string: not usage.
+    assert total(host, completion(10, 5, content='{"total_tokens": 999999}')) == 15
+    assert total(host, ['{"object":"error","message":"model overloaded","code":503}']) is None  # nothing to charge
+    assert total(host, []) is None
+    other = stack_cfg("prod").endpoint_host(next(e for e in stack_cfg("prod").models if e.engine == "triton"))
+    assert total(other, completion(1200, 345)) is None  # not a metered host: the script reads nothing
+
+
+def test_a_consumer_over_its_token_budget_gets_429_until_the_minute_ends_and_another_does_not():
+    gateway, host = Gateway(run_stack("prod")), llm_host()
+    consumers = stack_cfg("prod").tenant("research").consumers
+    a, b = [c for c in consumers if c.tokens_per_minute][:2]
+    per_response = a.tokens_per_minute // 3 + 1  # the third response takes the consumer over its budget
+    for _ in range(3):
+        assert gateway.request(host, token(a.claim_value), streamed(per_response - 40, 40))[0] == 200
+    assert gateway.counts[(("tenant-tokens", "research"), ("consumer", a.claim_value))] == 3 * per_response
+    status, headers = gateway.request(host, token(a.claim_value), completion(10, 10))
+    assert status == 429 and headers["retry-after"] == str(rate_limits.RETRY_AFTER_SECONDS)
+    assert gateway.request(host, token(b.claim_value), completion(10, 10))[0] == 200
+    # A refused request charges nothing, and a consumer's requests limit is counted as before.
+    assert gateway.counts[(("tenant-tokens", "research"), ("consumer", a.claim_value))] == 3 * per_response
+    if a.requests_per_minute:
+        assert gateway.counts[(("tenant", "research"), ("consumer", a.claim_value))] == 4
+
+
+def test_the_endpoint_token_ceiling_counts_every_caller_and_charges_only_what_was_answered():
+    gateway, host = Gateway(run_stack("prod")), llm_host()
+    ceiling = next(e for e in stack_cfg("prod").models if e.name == "llama-70b").limits.tokens_per_minute
+    callers = [token(None), token("someone-undeclared")]
+    per_response = ceiling // 4
+    for index in range(4):
+        assert gateway.request(host, callers[index % 2], completion(per_response - 100, 100))[0] == 200
+    assert gateway.request(host, token(None), ['{"object":"error","code":500}'])[0] == 200  # at the ceiling, not over
+    assert gateway.counts[(("endpoint-tokens", "research/llama-70b"),)] == ceiling  # the error charged nothing
+    assert gateway.request(host, token(None), completion(1, 1))[0] == 200
+    assert gateway.request(host, token("someone-undeclared"), completion(1, 1))[0] == 429
+
+
+def test_metered_vllm_endpoints_report_usage_in_every_response_and_others_are_unchanged():
+    result, cfg = run_stack("prod"), stack_cfg("prod")
+    for endpoint in cfg.models:
+        for deployment in result.of_kind("Deployment"):
+            labels = deployment.inputs["spec"]["template"]["metadata"]["labels"]
+            if deployment.namespace != endpoint.tenant or labels.get("ai-platform/endpoint") != endpoint.name:
+                continue
+            for container in deployment.inputs["spec"]["template"]["spec"]["containers"]:
+                forced = "--enable-force-include-usage" in container.get("args", [])
+                assert forced == cfg.rate_limits.meters_tokens(cfg, endpoint), (endpoint.name, container["name"])
+    assert any(cfg.rate_limits.meters_tokens(cfg, e) for e in cfg.models)
+
+
+@pytest.mark.parametrize(
+    ("edit", "path", "message"),
+    [
+        (
+            lambda c: c["ai-platform:tenants"][1]["consumers"][0].update(tokensPerMinute=1000),
+            "tenants[1].consumers[0].tokensPerMinute",
+            "has no endpoint that reports token usage (vllm)",
+        ),
+        (
+            lambda c: next(m for m in c["ai-platform:models"] if m["engine"] == "triton").update(
+                limits={"tokensPerMinute": 1000}
+            ),
+            "models[1].limits.tokensPerMinute",
+            "triton responses carry no token usage",
+        ),
+        (
+            lambda c: c["ai-platform:tenants"][0]["consumers"].append({"name": "idle", "claimValue": "svc-idle"}),
+            "tenants[0].consumers[2].requestsPerMinute",
+            "requestsPerMinute, tokensPerMinute or both",
+        ),
+    ],
+)
+def test_bad_token_budgets_are_refused_before_anything_is_registered(edit, path, message):
+    config = config_copy("prod")
+    edit(config)
+    result = run("prod", config)
+    assert isinstance(result.error, ConfigError), result.error
+    assert f"stack prod: ai-platform:{path}" in str(result.error) and message in str(result.error), str(result.error)
     assert not result.registered_beyond_stack

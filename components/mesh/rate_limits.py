@@ -1,4 +1,5 @@
-"""``RateLimits``: per-consumer and per-endpoint request limits at the ingress gateway (``config.ratelimits``).
+"""``RateLimits``: per-consumer and per-endpoint request limits and token budgets at the ingress gateway
+(``config.ratelimits``).
 
 Owns, in the ingress namespace beside the gateway, when the stack declares a consumer or an endpoint limit and
 ``rateLimits.enabled``:
@@ -34,6 +35,11 @@ is looked up as ``key_value`` in the current level, else as ``key`` alone (a def
 entry applies; counters are per descriptor (every entry's key and value) and window. Keys come from
 ``service_config``, which lists exactly the declared consumers and ceilings.
 
+Token budgets (consumers' and endpoints' ``tokensPerMinute``, vLLM endpoints): the usage filter (``TOKEN_USAGE_LUA``)
+reads each metered response's ``usage.total_tokens`` into dynamic metadata; per budget the virtual host has two
+entries on one descriptor (``_metered``): a check on the request that adds nothing, and a charge of the response's
+tokens when the stream is done. The server reports usage in every response (``ServerEngine.token_usage_args``).
+
 Facts of the service (envoyproxy/ratelimit at f2fb157, src/settings/settings.go): gRPC on ``GRPC_PORT`` 8081, HTTP
 with ``/healthcheck`` on 8080, Prometheus metrics on ``PROMETHEUS_ADDR`` ``:9090`` with ``USE_PROMETHEUS`` (statsd,
 on by default, off); the configuration is every file under ``RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/config``, dot files
@@ -66,6 +72,51 @@ GRPC_PORT, HTTP_PORT, METRICS_PORT, STORE_PORT = 8081, 8080, 9090, 6379
 SERVICE_UID = 65532  # distroless nonroot
 STORE_UID = 999  # valkey-io/valkey-container 8.0/debian/Dockerfile: useradd -u 999 valkey
 ENDPOINT_KEY, TENANT_KEY, CONSUMER_KEY = "endpoint", "tenant", "consumer"
+# Token counters: their own keys, which the request keys' metric patterns (``tenant_``, ``endpoint_``) do not match.
+ENDPOINT_TOKENS_KEY, TENANT_TOKENS_KEY = "endpoint-tokens", "tenant-tokens"
+RATELIMIT_FILTER = "envoy.filters.http.ratelimit"
+USAGE_FILTER = "ai-platform.token-usage"
+USAGE_NAMESPACE, USAGE_KEY = "ai-platform.usage", "total_tokens"
+USAGE_FORMAT = f"%DYNAMIC_METADATA({USAGE_NAMESPACE}:{USAGE_KEY})%"
+# The gateway's Lua filter (LuaJIT; Envoy docs/root/configuration/http/http_filters/lua_filter.rst: ``bodyChunks()``
+# iterates the response's chunks "as they arrive ... will not buffer them"; ``streamInfo():dynamicMetadata():set``).
+# On a metered host it keeps the last ``"total_tokens":N`` of the response body (vLLM puts ``usage`` last in a JSON
+# response, and with --enable-force-include-usage cumulative usage in every streamed chunk, the final one last) and
+# leaves N where the ratelimit filter's stream-done entries read it (``USAGE_FORMAT``). A string in the body cannot fake
+# it: JSON escapes its quotes (``\"total_tokens\"``). The tail of each chunk is kept so a number split between chunks
+# is read whole. No usage (an error, a non-JSON answer): nothing is set and nothing charged.
+TOKEN_USAGE_LUA = """\
+local METERED = METERED_HOSTS
+local NAMESPACE, KEY = "ai-platform.usage", "total_tokens"
+
+function envoy_on_request(request_handle)
+  local host = string.lower(string.gsub(request_handle:headers():get(":authority") or "", ":%d+$", ""))
+  if METERED[host] then
+    request_handle:streamInfo():dynamicMetadata():set(NAMESPACE, "metered", true)
+  end
+end
+
+function envoy_on_response(response_handle)
+  local meta = response_handle:streamInfo():dynamicMetadata():get(NAMESPACE)
+  if not (meta and meta["metered"]) then
+    return
+  end
+  local total, tail = nil, ""
+  for chunk in response_handle:bodyChunks() do
+    local size = chunk:length()
+    if size > 0 then
+      local text = tail .. chunk:getBytes(0, size)
+      for n in string.gmatch(text, '"total_tokens"%s*:%s*(%d+)') do
+        total = n
+      end
+      tail = string.sub(text, -64)
+    end
+  end
+  if total then
+    response_handle:streamInfo():dynamicMetadata():set(NAMESPACE, KEY, tonumber(total))
+  end
+end
+"""
 JWT_METADATA = "envoy.filters.http.jwt_authn"
 RETRY_AFTER_SECONDS = 60
 SERVICE_LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "ai-platform"}
@@ -77,50 +128,85 @@ def endpoint_id(tenant: str, endpoint: str) -> str:
 
 
 def service_config(cfg: PlatformConfig) -> dict:
-    """The rate-limit service's configuration: one domain, a descriptor per endpoint ceiling, per tenant with
-    consumers a ``tenant`` level with a descriptor per consumer (its claim value)."""
-    descriptors: list[dict] = [
-        {
-            "key": ENDPOINT_KEY,
-            "value": endpoint_id(endpoint.tenant, endpoint.name),
-            "rate_limit": {"unit": "minute", "requests_per_unit": endpoint.limits.requests_per_minute},
-        }
-        for endpoint in cfg.models
-        if endpoint.limits
-    ]
-    descriptors += [
-        {
-            "key": TENANT_KEY,
-            "value": tenant.name,
-            "descriptors": [
-                {
-                    "key": CONSUMER_KEY,
-                    "value": consumer.claim_value,
-                    "rate_limit": {"unit": "minute", "requests_per_unit": consumer.requests_per_minute},
-                }
-                for consumer in tenant.consumers
-            ],
-        }
-        for tenant in cfg.tenants
-        if tenant.consumers
-    ]
+    """The rate-limit service's configuration: one domain; a descriptor per endpoint ceiling (``endpoint`` requests,
+    ``endpoint-tokens`` tokens), per tenant with consumers a ``tenant`` level (requests) and a ``tenant-tokens`` level
+    (tokens) with a descriptor per consumer (its claim value) that has that limit."""
+    descriptors: list[dict] = []
+    for endpoint in cfg.models:
+        limits = endpoint.limits
+        for key, amount in (
+            (ENDPOINT_KEY, limits and limits.requests_per_minute),
+            (ENDPOINT_TOKENS_KEY, limits and limits.tokens_per_minute),
+        ):
+            if amount:
+                descriptors.append(
+                    {
+                        "key": key,
+                        "value": endpoint_id(endpoint.tenant, endpoint.name),
+                        "rate_limit": {"unit": "minute", "requests_per_unit": amount},
+                    }
+                )
+    for tenant in cfg.tenants:
+        for key, field in ((TENANT_KEY, "requests_per_minute"), (TENANT_TOKENS_KEY, "tokens_per_minute")):
+            consumers = [c for c in tenant.consumers if getattr(c, field)]
+            if consumers:
+                descriptors.append(
+                    {
+                        "key": key,
+                        "value": tenant.name,
+                        "descriptors": [
+                            {
+                                "key": CONSUMER_KEY,
+                                "value": consumer.claim_value,
+                                "rate_limit": {"unit": "minute", "requests_per_unit": getattr(consumer, field)},
+                            }
+                            for consumer in consumers
+                        ],
+                    }
+                )
     return {"domain": DOMAIN, "descriptors": descriptors}
+
+
+def _metered(actions: list[dict]) -> list[dict]:
+    """A token budget's two entries: on the request, a check that adds nothing (``hits_addend`` 0: envoyproxy/ratelimit
+    src/utils/utilities.go ``GetHitsAddends``, "check only"), refused once the minute's counter is over the budget; when
+    the stream is done, the response's tokens (``USAGE_FORMAT``) added to the same counter."""
+    return [
+        {"actions": actions, "hits_addend": {"number": 0}},
+        {"actions": actions, "apply_on_stream_done": True, "hits_addend": {"format": USAGE_FORMAT}},
+    ]
 
 
 def host_rate_limits(cfg: PlatformConfig, endpoint: Endpoint) -> list[dict]:
     """The ``rate_limits`` of an endpoint's virtual host on the gateway: its descriptors (see the module docstring)."""
     limits: list[dict] = []
-    if endpoint.limits:
-        key = {"descriptor_key": ENDPOINT_KEY, "descriptor_value": endpoint_id(endpoint.tenant, endpoint.name)}
-        limits.append({"actions": [{"generic_key": key}]})
-    if cfg.tenant(endpoint.tenant).consumers and cfg.mesh.jwt:
-        claim: dict = {
-            "descriptor_key": CONSUMER_KEY,
-            "metadata_key": {"key": JWT_METADATA, "path": [{"key": "payload"}, {"key": cfg.mesh.jwt.consumer_claim}]},
-            "source": "DYNAMIC",
+    ceiling = endpoint.limits
+    tenant = cfg.tenant(endpoint.tenant)
+    target = endpoint_id(endpoint.tenant, endpoint.name)
+    claim: dict = {}
+    if cfg.mesh.jwt:
+        claim = {
+            "metadata": {
+                "descriptor_key": CONSUMER_KEY,
+                "metadata_key": {
+                    "key": JWT_METADATA,
+                    "path": [{"key": "payload"}, {"key": cfg.mesh.jwt.consumer_claim}],
+                },
+                "source": "DYNAMIC",
+            }
         }
-        tenant_key = {"descriptor_key": TENANT_KEY, "descriptor_value": endpoint.tenant}
-        limits.append({"actions": [{"generic_key": tenant_key}, {"metadata": claim}]})
+    if ceiling and ceiling.requests_per_minute:
+        limits.append({"actions": [{"generic_key": {"descriptor_key": ENDPOINT_KEY, "descriptor_value": target}}]})
+    if claim and any(c.requests_per_minute for c in tenant.consumers):
+        limits.append(
+            {"actions": [{"generic_key": {"descriptor_key": TENANT_KEY, "descriptor_value": tenant.name}}, claim]}
+        )
+    if cfg.rate_limits.meters_tokens(cfg, endpoint):
+        if ceiling and ceiling.tokens_per_minute:
+            limits += _metered([{"generic_key": {"descriptor_key": ENDPOINT_TOKENS_KEY, "descriptor_value": target}}])
+        if claim and any(c.tokens_per_minute for c in tenant.consumers):
+            key = {"generic_key": {"descriptor_key": TENANT_TOKENS_KEY, "descriptor_value": tenant.name}}
+            limits += _metered([key, claim])
     return limits
 
 
@@ -130,6 +216,17 @@ def limited_hosts(cfg: PlatformConfig) -> dict[str, list[dict]]:
     return {host: limits for host, limits in hosts.items() if limits}
 
 
+def metered_hosts(cfg: PlatformConfig) -> list[str]:
+    """The hosts whose responses' tokens are charged: where ``TOKEN_USAGE_LUA`` reads the usage."""
+    return sorted(cfg.endpoint_host(e) for e in cfg.models if cfg.rate_limits.meters_tokens(cfg, e))
+
+
+def token_usage_lua(hosts: list[str]) -> str:
+    """``TOKEN_USAGE_LUA`` for ``hosts`` (lower case, as ``:authority`` is compared)."""
+    table = ", ".join(f'["{host.lower()}"] = true' for host in hosts)
+    return TOKEN_USAGE_LUA.replace("METERED_HOSTS", "{" + table + "}")
+
+
 def service_cluster(namespace: str) -> str:
     """Istio's outbound cluster of the service's gRPC port on the gateway (``outbound|<port>||<host>``): Istio
     builds it from the Service (HTTP/2 from the port's ``grpc`` name), so no cluster is patched in."""
@@ -137,11 +234,17 @@ def service_cluster(namespace: str) -> str:
 
 
 def envoy_filter_spec(cfg: PlatformConfig, namespace: str, gateway_labels: dict[str, str]) -> dict:
-    """The gateway's ratelimit filter and, per limited endpoint host, its virtual host's ``rate_limits`` (Envoy
-    names a gateway's virtual host ``<host>:<port>``: istio/istio 1.30.3 pilot/pkg/networking/core/gateway.go
-    ``util.DomainName``; the endpoints are served on 443, port 80 only redirects)."""
+    """The gateway's ratelimit filter (and, with token budgets, the usage filter) and, per limited endpoint host, its
+    virtual host's ``RateLimitPerRoute`` (Envoy names a gateway's virtual host ``<host>:<port>``: istio/istio 1.30.3
+    pilot/pkg/networking/core/gateway.go ``util.DomainName``; the endpoints are served on 443, port 80 only redirects).
+
+    Per virtual host, not as the virtual host's own ``rate_limits``: ``hits_addend`` (the tokens) is only read from
+    ``typed_per_filter_config`` (envoy.config.route.v3.RateLimit.hits_addend; go-control-plane v1.37
+    route_components.pb.go), and when that config has ``rate_limits`` the filter uses those alone
+    (envoyproxy/envoy source/extensions/filters/http/ratelimit/ratelimit.cc ``populateRateLimitDescriptors``: the
+    request's entries on the request, the ``apply_on_stream_done`` ones when the stream is done)."""
     ratelimit = {
-        "name": "envoy.filters.http.ratelimit",
+        "name": RATELIMIT_FILTER,
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
             "domain": DOMAIN,
@@ -155,28 +258,45 @@ def envoy_filter_spec(cfg: PlatformConfig, namespace: str, gateway_labels: dict[
             },
         },
     }
-    patches: list[dict] = [
-        {
-            "applyTo": "HTTP_FILTER",
-            "match": {
-                "context": "GATEWAY",
-                "listener": {
-                    "filterChain": {
-                        "filter": {
-                            "name": "envoy.filters.network.http_connection_manager",
-                            "subFilter": {"name": "envoy.filters.http.router"},
-                        }
-                    }
+    filters = [ratelimit]
+    if metered := metered_hosts(cfg):
+        filters.append(
+            {
+                "name": USAGE_FILTER,
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                    "default_source_code": {"inline_string": token_usage_lua(metered)},
                 },
-            },
-            "patch": {"operation": "INSERT_BEFORE", "value": ratelimit},
-        }
+            }
+        )
+    before_router = {
+        "context": "GATEWAY",
+        "listener": {
+            "filterChain": {
+                "filter": {
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "subFilter": {"name": "envoy.filters.http.router"},
+                }
+            }
+        },
+    }
+    patches: list[dict] = [
+        {"applyTo": "HTTP_FILTER", "match": before_router, "patch": {"operation": "INSERT_BEFORE", "value": value}}
+        for value in filters
     ]
+    per_route = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute"
     patches += [
         {
             "applyTo": "VIRTUAL_HOST",
             "match": {"context": "GATEWAY", "routeConfiguration": {"vhost": {"name": f"{host}:443"}}},
-            "patch": {"operation": "MERGE", "value": {"rate_limits": limits}},
+            "patch": {
+                "operation": "MERGE",
+                "value": {
+                    "typed_per_filter_config": {
+                        RATELIMIT_FILTER: {"@type": per_route, "domain": DOMAIN, "rate_limits": limits}
+                    }
+                },
+            },
         }
         for host, limits in sorted(limited_hosts(cfg).items())
     ]

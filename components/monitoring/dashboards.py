@@ -427,6 +427,41 @@ def _rate_limit_row(cfg: PlatformConfig, board: _Board, namespace: str, only: st
             description=f"{about} An endpoint's ceiling is models[].limits.requestsPerMinute, all callers together.",
             min=0,
         )
+    metered = [e for e in cfg.models if only in (None, e.tenant) and cfg.rate_limits.meters_tokens(cfg, e)]
+    if not metered:
+        return
+    tokens = f"Tokens/s over {RATE_LIMIT_WINDOW} charged after each response (usage.total_tokens); beyond: over budget."
+    if any(c.tokens_per_minute for tenant in tenants for c in tenant.consumers):
+        scope = {"namespace": namespace}
+        board.timeseries(
+            "Tokens per consumer: charged vs over budget",
+            [
+                (selector(ratelimit_record("total_hits", "consumer", "tokens"), **scope), "{{tenant}}/{{consumer}}"),
+                (
+                    selector(ratelimit_record("over_limit", "consumer", "tokens"), **scope),
+                    "{{tenant}}/{{consumer}} over budget",
+                ),
+            ],
+            "none",
+            description=f"{tokens} A consumer's budget is tenants[].consumers[].tokensPerMinute; over it, 429 until "
+            "the minute ends.",
+            min=0,
+        )
+    if any(e.limits and e.limits.tokens_per_minute for e in metered):
+        scope = {"namespace": namespace, "endpoint": "~$endpoint"}
+        board.timeseries(
+            "Tokens per endpoint ceiling: charged vs over",
+            [
+                (selector(ratelimit_record("total_hits", "endpoint", "tokens"), **scope), "{{tenant}}/{{endpoint}}"),
+                (
+                    selector(ratelimit_record("over_limit", "endpoint", "tokens"), **scope),
+                    "{{tenant}}/{{endpoint}} over",
+                ),
+            ],
+            "none",
+            description=f"{tokens} An endpoint's ceiling is models[].limits.tokensPerMinute.",
+            min=0,
+        )
 
 
 def _routing_row(cfg: PlatformConfig, board: _Board, namespace: str, only: str | None) -> None:

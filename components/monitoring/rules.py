@@ -716,6 +716,13 @@ def _pipeline_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
 RATE_LIMIT_JOB = rate_limits_component.NAME  # the ServiceMonitor's Service; no jobLabel
 RATE_LIMIT_WINDOW, RATE_LIMITED_FOR, RATE_LIMIT_DOWN_FOR = "5m", "10m", "5m"
 RATE_LIMIT_KINDS = ("consumer", "endpoint")  # what a limit limits: a tenant's consumer, an endpoint (its ceiling)
+RATE_LIMIT_MEASURES = ("requests", "tokens")  # what it counts: requests, or tokens charged after each response
+_RATE_LIMIT_KEYS = {
+    ("consumer", "requests"): rate_limits_component.TENANT_KEY,
+    ("consumer", "tokens"): rate_limits_component.TENANT_TOKENS_KEY,
+    ("endpoint", "requests"): rate_limits_component.ENDPOINT_KEY,
+    ("endpoint", "tokens"): rate_limits_component.ENDPOINT_TOKENS_KEY,
+}
 _IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")  # envoyproxy/ratelimit src/utils/utilities.go ipv4Regex
 
 
@@ -734,12 +741,12 @@ def _promql_string(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _limited(expr: str, kind: str, cfg: PlatformConfig) -> str:
+def _limited(expr: str, kind: str, cfg: PlatformConfig, measure: str = "requests") -> str:
     """``expr`` (series with ``key1``/``key2``) with ``tenant`` and ``consumer`` (kind ``consumer``: the declared
     name of the claim value in ``key2``, else the value itself) or ``endpoint`` (kind ``endpoint``)."""
-    tenant_key, consumer_key = rate_limits_component.TENANT_KEY, rate_limits_component.CONSUMER_KEY
+    tenant_key, consumer_key = _RATE_LIMIT_KEYS[("consumer", measure)], rate_limits_component.CONSUMER_KEY
     if kind == "endpoint":
-        key = rate_limits_component.ENDPOINT_KEY
+        key = _RATE_LIMIT_KEYS[("endpoint", measure)]
         expr = f'label_replace({expr}, "endpoint", "$1", "key1", "{key}_[^/]+/(.+)")'
         return f'label_replace({expr}, "tenant", "$1", "key1", "{key}_([^/]+)/.+")'
     expr = f'label_replace({expr}, "consumer", "$1", "key2", "{consumer_key}_(.+)")'
@@ -752,17 +759,20 @@ def _limited(expr: str, kind: str, cfg: PlatformConfig) -> str:
     return f'label_replace({expr}, "tenant", "$1", "key1", "{tenant_key}_(.+)")'
 
 
-def ratelimit_rate(cfg: PlatformConfig, stat: str, kind: str) -> str:
-    """Per-second rate of the service's ``stat`` counter (``total_hits``, ``over_limit``) for ``kind``'s limits,
-    by ``tenant`` and ``consumer`` or ``endpoint``."""
-    key = rate_limits_component.TENANT_KEY if kind == "consumer" else rate_limits_component.ENDPOINT_KEY
+def ratelimit_rate(cfg: PlatformConfig, stat: str, kind: str, measure: str = "requests") -> str:
+    """Per-second rate of the service's ``stat`` counter (``total_hits``, ``over_limit``) for ``kind``'s limits of
+    ``measure``, by ``tenant`` and ``consumer`` or ``endpoint``. For tokens the counters add each charge's tokens
+    (envoyproxy/ratelimit src/limiter/base_limiter.go: ``Add(hitsAddend)``; over_limit the part above the budget) and
+    nothing for the request's check (its addend is 0): tokens/s charged, and tokens/s beyond the budget."""
+    key = _RATE_LIMIT_KEYS[(kind, measure)]
     counter = selector(f"ratelimit_service_rate_limit_{stat}", domain=rate_limits_component.DOMAIN, key1=f"~{key}_.+")
-    return f"sum by (tenant, {kind}) ({_limited(f'rate({counter}[{RATE_LIMIT_WINDOW}])', kind, cfg)})"
+    return f"sum by (tenant, {kind}) ({_limited(f'rate({counter}[{RATE_LIMIT_WINDOW}])', kind, cfg, measure)})"
 
 
-def ratelimit_record(stat: str, kind: str) -> str:
+def ratelimit_record(stat: str, kind: str, measure: str = "requests") -> str:
     """The recorded ``ratelimit_rate`` (with ``namespace`` = the tenant, for the tenant organizations)."""
-    return f"ai_platform:ratelimit_{kind}_{stat}:rate{RATE_LIMIT_WINDOW}"
+    measured = "" if measure == "requests" else f"_{measure}"
+    return f"ai_platform:ratelimit_{kind}{measured}_{stat}:rate{RATE_LIMIT_WINDOW}"
 
 
 def _rate_limit_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
@@ -779,7 +789,11 @@ def _rate_limit_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
         )
     up = selector("up", job=RATE_LIMIT_JOB, namespace=cfg.namespaces.ingress)
     records = [
-        {"record": ratelimit_record(stat, kind), "expr": _with_namespace(ratelimit_rate(cfg, stat, kind))}
+        {
+            "record": ratelimit_record(stat, kind, measure),
+            "expr": _with_namespace(ratelimit_rate(cfg, stat, kind, measure)),
+        }
+        for measure in RATE_LIMIT_MEASURES
         for kind in RATE_LIMIT_KINDS
         for stat in ("total_hits", "over_limit")
     ]
@@ -805,6 +819,31 @@ def _rate_limit_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
             f"{{{{ $labels.endpoint }}}} (429, Retry-After) for {RATE_LIMITED_FOR}: all its callers together send "
             "more than models[].limits.requestsPerMinute. Raise the ceiling (with replicas to serve it) or find the "
             "caller (the consumers' panel of the inference dashboard).",
+            **tenant,
+        ),
+        alert(
+            "AiPlatformConsumerOverTokenBudget",
+            f"{ratelimit_rate(cfg, 'over_limit', 'consumer', 'tokens')} > 0",
+            RATE_LIMITED_FOR,
+            "warning",
+            "Consumer {{ $labels.consumer }} of tenant {{ $labels.tenant }} spends its token budget",
+            "Consumer {{ $labels.consumer }} was charged {{ $value | humanize }} tokens/s beyond its "
+            "tenants[].consumers[].tokensPerMinute over "
+            f"{RATE_LIMIT_WINDOW}, for {RATE_LIMITED_FOR}: once a minute's budget is spent its requests to tenant "
+            "{{ $labels.tenant }}'s endpoints get 429 (Retry-After) until the minute ends. Shorter prompts or "
+            "answers (max_tokens), fewer requests, or a larger budget.",
+            **tenant,
+        ),
+        alert(
+            "AiPlatformEndpointOverTokenCeiling",
+            f"{ratelimit_rate(cfg, 'over_limit', 'endpoint', 'tokens')} > 0",
+            RATE_LIMITED_FOR,
+            "warning",
+            "Endpoint {{ $labels.tenant }}/{{ $labels.endpoint }} is at its token ceiling",
+            "Endpoint {{ $labels.tenant }}/{{ $labels.endpoint }} answered {{ $value | humanize }} tokens/s beyond "
+            f"models[].limits.tokensPerMinute over {RATE_LIMIT_WINDOW}, for {RATE_LIMITED_FOR}: once a minute's "
+            "tokens are spent every caller gets 429 until the minute ends. Raise the ceiling (with replicas to serve "
+            "it) or find the consumer (the inference dashboard's token panel).",
             **tenant,
         ),
         alert(

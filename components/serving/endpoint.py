@@ -114,6 +114,8 @@ class ModelEndpointArgs:
     platform_secrets: PlatformSecrets
     otlp: Otlp | None = None
     """Where the server sends its spans (the collector), with traces on."""
+    meter_tokens: bool = False
+    """The gateway charges its responses' tokens (``RateLimits.meters_tokens``): usage in every response."""
 
 
 class ModelEndpoint(pulumi.ComponentResource):
@@ -133,7 +135,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         # The tenant namespace's Output: every object waits for the namespace to exist.
         self.endpoint, self.tenant, self.namespace, self.registry = endpoint, tenant.name, namespace, registry
-        self.otlp = args.otlp
+        self.otlp, self.meter_tokens = args.otlp, args.meter_tokens
         self.serving = serving
         self.prometheus_url, self.hf_token, self.keda_release = prometheus_url, hf_token, keda_release
         self.platform_secrets = platform_secrets
@@ -200,6 +202,8 @@ class ModelEndpoint(pulumi.ComponentResource):
             trace_args, trace_env = engine.tracing(variant, self.otlp)
             container["args"] = [*container["args"], *trace_args]
             container["env"] = [*container.get("env", []), *trace_env]
+        if self.meter_tokens:
+            container["args"] = [*container["args"], *engine.token_usage_args()]
         container["resources"] = _resources(variant, self.gpu_settings)
 
         if engine.needs_cache(variant):

@@ -36,6 +36,10 @@ VLLM_FLAGS = {
     "--download-dir",
     "--load-format",
     "--otlp-traces-endpoint",
+    # vllm-0.33.0 wheel (PyPI): vllm/entrypoints/common/cli_args.py field enable_force_include_usage, "If set to True,
+    # including usage on every request" (the server's dataclass fields are its --flags; chat_completion/serving.py
+    # names it ``--enable-force-include-usage``).
+    "--enable-force-include-usage",
     "--disable-log-requests",
     "--enable-chunked-prefill",
     "--max-loras",

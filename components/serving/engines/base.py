@@ -138,6 +138,9 @@ class Engine:
     """What the Deployment serving a version adds to the version's name."""
     separate_services = False
     """Each version has its own Service (routed by host) rather than one Service with version subsets."""
+    reports_token_usage = False
+    """Its responses carry OpenAI ``usage`` (``total_tokens``) the gateway can charge to token budgets
+    (``config.ratelimits``), with ``token_usage_args`` also in every streamed response."""
     endpoint_picker = False
     """The Inference Extension's endpoint picker reads this engine's queue and KV-cache metrics (its model server type;
     ``config.routing``): its endpoints may sit behind InferencePools."""
@@ -229,6 +232,11 @@ class ServerEngine(Engine):
         """Arguments and environment that make the server export its spans to ``otlp`` (the collector): none for an
         engine whose pinned server cannot."""
         return [], []
+
+    def token_usage_args(self) -> list[str]:
+        """Arguments that make the server put ``usage`` in every response, streamed ones included (engines with
+        ``reports_token_usage``)."""
+        return []
 
     def volumes(self, endpoint: Endpoint) -> list[dict]:
         """Pod volumes the container needs besides ``tmp`` and ``models``."""

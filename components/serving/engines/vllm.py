@@ -69,7 +69,8 @@ class Vllm(ServerEngine):
     schemes = ("hf", "s3", "pvc")
     default_target = 5
     options_key = "vllm"
-    endpoint_picker = True  # the inferencepool chart's default modelServerType (vllm metric names)
+    endpoint_picker = True
+    reports_token_usage = True  # the inferencepool chart's default modelServerType (vllm metric names)
     contract = images.VLLM
     ports = (("http", 8000, "http"),)
     metrics_scrape: ClassVar[dict] = {"port": "http", "path": "/metrics"}
@@ -151,6 +152,13 @@ class Vllm(ServerEngine):
             ],
             "securityContext": READ_ONLY_ROOT,
         }
+
+    def token_usage_args(self) -> list[str]:
+        """``--enable-force-include-usage``: usage in every request, streamed ones too, whatever the client's
+        ``stream_options`` (vllm-0.33.0 wheel: entrypoints/common/cli_args.py "If set to True, including usage on every
+        request"; entrypoints/serve/utils/api_utils.py ``should_include_usage`` returns (True, True): the final chunk's
+        usage and cumulative usage on every chunk)."""
+        return ["--enable-force-include-usage"]
 
     def tracing(self, endpoint: Endpoint, otlp: Otlp) -> tuple[list[str], list[dict]]:
         """``--otlp-traces-endpoint`` at the collector's OTLP gRPC port, the endpoint's name as ``service.name``, and
