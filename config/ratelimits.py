@@ -37,20 +37,47 @@ class Consumer(Model):
         return self
 
 
+class ConsumerLimit(Model):
+    """One of the tenant's consumers on this endpoint alone, besides its limits over all the tenant's endpoints."""
+
+    consumer: DnsLabel
+    """The name of a consumer the endpoint's tenant declares (``tenants[].consumers[].name``)."""
+    requests_per_minute: PositiveInt | None = None
+    """Its requests a minute to this endpoint."""
+    tokens_per_minute: PositiveInt | None = None
+    """Its tokens a minute from this endpoint (engines that report usage: vLLM)."""
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> ConsumerLimit:
+        if self.requests_per_minute is None and self.tokens_per_minute is None:
+            raise ConfigProblems(
+                [("requestsPerMinute", "a consumer's limit needs requestsPerMinute, tokensPerMinute or both")]
+            )
+        return self
+
+
 class EndpointLimits(Model):
-    """An endpoint's ceilings, whoever calls it."""
+    """An endpoint's ceilings, whoever calls it, and its limits for some of the tenant's consumers."""
 
     requests_per_minute: PositiveInt | None = None
     """Requests a minute to this endpoint from all callers together (declared consumers or not)."""
     tokens_per_minute: PositiveInt | None = None
     """Tokens a minute (``usage.total_tokens`` of its responses) from all callers together; engines that report usage
     (vLLM) only."""
+    consumers: list[ConsumerLimit] = []
+    """Limits of named consumers on this endpoint alone (e.g. a batch consumer kept off the most expensive model)."""
 
     @model_validator(mode="after")
     def _some_limit(self) -> EndpointLimits:
-        if self.requests_per_minute is None and self.tokens_per_minute is None:
-            raise ConfigProblems([("requestsPerMinute", "limits need requestsPerMinute, tokensPerMinute or both")])
+        if self.requests_per_minute is None and self.tokens_per_minute is None and not self.consumers:
+            raise ConfigProblems(
+                [("requestsPerMinute", "limits need requestsPerMinute, tokensPerMinute, consumers or some of them")]
+            )
         return self
+
+    def tokens(self) -> bool:
+        """Whether any of its limits counts tokens."""
+        return bool(self.tokens_per_minute) or any(c.tokens_per_minute for c in self.consumers)
 
 
 class RateLimits(Model):
@@ -80,7 +107,7 @@ class RateLimits(Model):
         if not (self.active(cfg) and engines.get(endpoint.engine).reports_token_usage):
             return False
         budgets = any(c.tokens_per_minute for c in cfg.tenant(endpoint.tenant).consumers)
-        return budgets or bool(endpoint.limits and endpoint.limits.tokens_per_minute)
+        return budgets or bool(endpoint.limits and endpoint.limits.tokens())
 
 
 def cross_checks(cfg: PlatformConfig) -> Problems:
@@ -140,17 +167,32 @@ def cross_checks(cfg: PlatformConfig) -> Problems:
                     )
                 )
     for index, endpoint in enumerate(cfg.models):
-        if (
-            endpoint.limits
-            and endpoint.limits.tokens_per_minute
-            and not engines.get(endpoint.engine).reports_token_usage
-        ):
-            problems.append(
-                (
-                    f"models[{index}].limits.tokensPerMinute",
-                    f"{endpoint.engine} responses carry no token usage the gateway can charge: {reporting} only",
+        limits = endpoint.limits
+        if limits is None:
+            continue
+        charged = engines.get(endpoint.engine).reports_token_usage
+        no_usage = f"{endpoint.engine} responses carry no token usage the gateway can charge: {reporting} only"
+        if limits.tokens_per_minute and not charged:
+            problems.append((f"models[{index}].limits.tokensPerMinute", no_usage))
+        declared = (
+            [c.name for c in cfg.tenant(endpoint.tenant).consumers] if endpoint.tenant in cfg.tenants_by_name else []
+        )
+        limited: set[str] = set()
+        for position, limit in enumerate(limits.consumers):
+            at = f"models[{index}].limits.consumers[{position}]"
+            if limit.consumer not in declared:
+                known = ", ".join(declared) or "none"
+                problems.append(
+                    (
+                        f"{at}.consumer",
+                        f"tenant {endpoint.tenant} declares no consumer {limit.consumer!r} (its consumers: {known})",
+                    )
                 )
-            )
+            if limit.consumer in limited:
+                problems.append((f"{at}.consumer", f"{limit.consumer!r} is limited twice on this endpoint"))
+            limited.add(limit.consumer)
+            if limit.tokens_per_minute and not charged:
+                problems.append((f"{at}.tokensPerMinute", no_usage))
         if endpoint.limits and not cfg.mesh.enabled:
             problems.append(
                 (

@@ -498,7 +498,7 @@ def test_rate_limit_alerts_and_records_follow_the_declared_limits():
     # token budgets read their own keys, which the request keys' patterns do not match (and the other way round)
     budget, token_ceiling = alerts_["AiPlatformConsumerOverTokenBudget"], alerts_["AiPlatformEndpointOverTokenCeiling"]
     assert (
-        'key1=~"tenant-tokens_.+"' in budget["expr"]
+        'key1=~"(tenant-tokens|endpoint-tokens)_.+"' in budget["expr"]
         and '"tenant", "$1", "key1", "tenant-tokens_(.+)"' in budget["expr"]
     )
     assert 'key1=~"endpoint-tokens_.+"' in token_ceiling["expr"]
@@ -506,7 +506,12 @@ def test_rate_limit_alerts_and_records_follow_the_declared_limits():
         "endpoint_.+", "endpoint-tokens_x"
     )
     # the labels of the service's stats: key1 tenant_<tenant> + key2 consumer_<claim value>, key1 endpoint_<t>/<e>
-    assert 'key1=~"tenant_.+"' in consumer["expr"] and '"consumer", "$1", "key2", "consumer_(.+)"' in consumer["expr"]
+    # a consumer's limits over its tenant's endpoints and on one endpoint (key2 consumer_<claim value>), the ceilings
+    # without key2
+    assert 'key1=~"(tenant|endpoint)_.+",key2=~"consumer_.+"' in consumer["expr"]
+    assert '"consumer", "$1", "key2", "consumer_(.+)"' in consumer["expr"]
+    assert '"tenant", "$1", "key1", "endpoint_([^/]+)/.+"' in consumer["expr"]
+    assert 'key1=~"endpoint_.+",key2=""' in ceiling["expr"]
     assert '"tenant", "$1", "key1", "tenant_(.+)"' in consumer["expr"]
     assert (
         'key1=~"endpoint_.+"' in ceiling["expr"]
@@ -517,8 +522,7 @@ def test_rate_limit_alerts_and_records_follow_the_declared_limits():
         for declared in tenant.consumers:
             value = consumer_metric_value(declared.claim_value)
             assert (
-                f'"consumer", "{declared.name}", "descriptor", "tenant_{tenant.name}\\\\.consumer_{value}"'
-                in consumer["expr"]
+                f'"consumer", "{declared.name}", "descriptor", "{tenant.name}\\\\.consumer_{value}"' in consumer["expr"]
             )
     # routed to the tenant (Alertmanager matches the tenant label), the service down is critical and on its job
     assert consumer["labels"] == ceiling["labels"] == budget["labels"] == token_ceiling["labels"]

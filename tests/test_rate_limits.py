@@ -282,6 +282,11 @@ def test_every_limit_in_the_service_config_is_reachable_from_a_gateway_virtual_h
             limits = [gateway.limit(d) for d, _ in gateway.descriptors(host, {})]
             for amount in (endpoint.limits.requests_per_minute, endpoint.limits.tokens_per_minute):
                 assert amount is None or amount in limits, (host, amount)
+            for limit in endpoint.limits.consumers:
+                claim = next(c.claim_value for c in tenant.consumers if c.name == limit.consumer)
+                limits = [gateway.limit(d) for d, _ in gateway.descriptors(host, token(claim))]
+                for amount in (limit.requests_per_minute, limit.tokens_per_minute if metered else None):
+                    assert amount is None or amount in limits, (host, limit.consumer, amount)
     configured = {
         amount
         for d in gateway.config["descriptors"]
@@ -299,7 +304,8 @@ def test_every_limit_in_the_service_config_is_reachable_from_a_gateway_virtual_h
         amount
         for e in cfg.models
         if e.limits
-        for amount in (e.limits.requests_per_minute, e.limits.tokens_per_minute)
+        for limit in [e.limits, *e.limits.consumers]
+        for amount in (limit.requests_per_minute, limit.tokens_per_minute)
         if amount
     }
     assert configured == declared
@@ -509,6 +515,53 @@ def test_metered_vllm_endpoints_report_usage_in_every_response_and_others_are_un
     ],
 )
 def test_bad_token_budgets_are_refused_before_anything_is_registered(edit, path, message):
+    config = config_copy("prod")
+    edit(config)
+    result = run("prod", config)
+    assert isinstance(result.error, ConfigError), result.error
+    assert f"stack prod: ai-platform:{path}" in str(result.error) and message in str(result.error), str(result.error)
+    assert not result.registered_beyond_stack
+
+
+def test_a_consumers_limit_on_one_endpoint_refuses_it_there_and_not_others():
+    gateway, host, cfg = Gateway(run_stack("prod")), llm_host(), stack_cfg("prod")
+    endpoint = next(e for e in cfg.models if e.limits and e.limits.consumers)
+    limit = next(c for c in endpoint.limits.consumers if c.requests_per_minute)
+    claims = {c.name: c.claim_value for c in cfg.tenant(endpoint.tenant).consumers}
+    statuses = [gateway.request(host, token(claims[limit.consumer]))[0] for _ in range(limit.requests_per_minute + 1)]
+    assert statuses == [200] * limit.requests_per_minute + [429]
+    others = [name for name in claims if name != limit.consumer]
+    assert [gateway.request(host, token(claims[others[0]]))[0] for _ in range(5)] == [200] * 5
+    assert gateway.request(host, token("someone-undeclared"))[0] == 200  # the ceiling only
+
+
+@pytest.mark.parametrize(
+    ("edit", "path", "message"),
+    [
+        (
+            lambda c: c["ai-platform:models"][0]["limits"]["consumers"].append(
+                {"consumer": "ghost", "requestsPerMinute": 1}
+            ),
+            "models[0].limits.consumers[1].consumer",
+            "tenant research declares no consumer 'ghost' (its consumers: chat-app, eval-batch)",
+        ),
+        (
+            lambda c: c["ai-platform:models"][0]["limits"]["consumers"].append(
+                {"consumer": "eval-batch", "tokensPerMinute": 1}
+            ),
+            "models[0].limits.consumers[1].consumer",
+            "'eval-batch' is limited twice on this endpoint",
+        ),
+        (
+            lambda c: next(m for m in c["ai-platform:models"] if m["engine"] == "triton").update(
+                limits={"consumers": [{"consumer": "search-api", "tokensPerMinute": 5}]}
+            ),
+            "models[1].limits.consumers[0].tokensPerMinute",
+            "triton responses carry no token usage",
+        ),
+    ],
+)
+def test_bad_endpoint_consumer_limits_are_refused_before_anything_is_registered(edit, path, message):
     config = config_copy("prod")
     edit(config)
     result = run("prod", config)

@@ -128,24 +128,33 @@ def endpoint_id(tenant: str, endpoint: str) -> str:
 
 
 def service_config(cfg: PlatformConfig) -> dict:
-    """The rate-limit service's configuration: one domain; a descriptor per endpoint ceiling (``endpoint`` requests,
-    ``endpoint-tokens`` tokens), per tenant with consumers a ``tenant`` level (requests) and a ``tenant-tokens`` level
-    (tokens) with a descriptor per consumer (its claim value) that has that limit."""
+    """The rate-limit service's configuration: one domain; per limited endpoint an ``endpoint`` (requests) and an
+    ``endpoint-tokens`` (tokens) level with its ceiling and, nested, a descriptor per consumer (its claim value) limited
+    on that endpoint; per tenant with consumers a ``tenant`` (requests) and a ``tenant-tokens`` (tokens) level with a
+    descriptor per consumer that has that limit."""
     descriptors: list[dict] = []
     for endpoint in cfg.models:
         limits = endpoint.limits
-        for key, amount in (
-            (ENDPOINT_KEY, limits and limits.requests_per_minute),
-            (ENDPOINT_TOKENS_KEY, limits and limits.tokens_per_minute),
-        ):
-            if amount:
-                descriptors.append(
-                    {
-                        "key": key,
-                        "value": endpoint_id(endpoint.tenant, endpoint.name),
-                        "rate_limit": {"unit": "minute", "requests_per_unit": amount},
-                    }
-                )
+        if limits is None:
+            continue
+        claims = {c.name: c.claim_value for c in cfg.tenant(endpoint.tenant).consumers}
+        for key, field in ((ENDPOINT_KEY, "requests_per_minute"), (ENDPOINT_TOKENS_KEY, "tokens_per_minute")):
+            entry: dict = {"key": key, "value": endpoint_id(endpoint.tenant, endpoint.name)}
+            if getattr(limits, field):
+                entry["rate_limit"] = {"unit": "minute", "requests_per_unit": getattr(limits, field)}
+            nested = [
+                {
+                    "key": CONSUMER_KEY,
+                    "value": claims[limit.consumer],
+                    "rate_limit": {"unit": "minute", "requests_per_unit": getattr(limit, field)},
+                }
+                for limit in limits.consumers
+                if getattr(limit, field)
+            ]
+            if nested:
+                entry["descriptors"] = nested
+            if len(entry) > 2:
+                descriptors.append(entry)
     for tenant in cfg.tenants:
         for key, field in ((TENANT_KEY, "requests_per_minute"), (TENANT_TOKENS_KEY, "tokens_per_minute")):
             consumers = [c for c in tenant.consumers if getattr(c, field)]
@@ -195,15 +204,22 @@ def host_rate_limits(cfg: PlatformConfig, endpoint: Endpoint) -> list[dict]:
                 "source": "DYNAMIC",
             }
         }
+    by_endpoint = ceiling.consumers if ceiling else []
+    requests = {"generic_key": {"descriptor_key": ENDPOINT_KEY, "descriptor_value": target}}
+    tokens = {"generic_key": {"descriptor_key": ENDPOINT_TOKENS_KEY, "descriptor_value": target}}
     if ceiling and ceiling.requests_per_minute:
-        limits.append({"actions": [{"generic_key": {"descriptor_key": ENDPOINT_KEY, "descriptor_value": target}}]})
+        limits.append({"actions": [requests]})
+    if claim and any(c.requests_per_minute for c in by_endpoint):
+        limits.append({"actions": [requests, claim]})
     if claim and any(c.requests_per_minute for c in tenant.consumers):
         limits.append(
             {"actions": [{"generic_key": {"descriptor_key": TENANT_KEY, "descriptor_value": tenant.name}}, claim]}
         )
     if cfg.rate_limits.meters_tokens(cfg, endpoint):
         if ceiling and ceiling.tokens_per_minute:
-            limits += _metered([{"generic_key": {"descriptor_key": ENDPOINT_TOKENS_KEY, "descriptor_value": target}}])
+            limits += _metered([tokens])
+        if claim and any(c.tokens_per_minute for c in by_endpoint):
+            limits += _metered([tokens, claim])
         if claim and any(c.tokens_per_minute for c in tenant.consumers):
             key = {"generic_key": {"descriptor_key": TENANT_TOKENS_KEY, "descriptor_value": tenant.name}}
             limits += _metered([key, claim])

@@ -743,29 +743,40 @@ def _promql_string(text: str) -> str:
 
 def _limited(expr: str, kind: str, cfg: PlatformConfig, measure: str = "requests") -> str:
     """``expr`` (series with ``key1``/``key2``) with ``tenant`` and ``consumer`` (kind ``consumer``: the declared
-    name of the claim value in ``key2``, else the value itself) or ``endpoint`` (kind ``endpoint``)."""
+    name of the claim value in ``key2``, else the value itself; from a tenant's limit, ``key1`` ``<tenant key>_<tenant>``,
+    or an endpoint's limit for the consumer, ``key1`` ``<endpoint key>_<tenant>/<endpoint>``) or ``endpoint`` (kind
+    ``endpoint``)."""
     tenant_key, consumer_key = _RATE_LIMIT_KEYS[("consumer", measure)], rate_limits_component.CONSUMER_KEY
+    endpoint_key = _RATE_LIMIT_KEYS[("endpoint", measure)]
     if kind == "endpoint":
-        key = _RATE_LIMIT_KEYS[("endpoint", measure)]
-        expr = f'label_replace({expr}, "endpoint", "$1", "key1", "{key}_[^/]+/(.+)")'
-        return f'label_replace({expr}, "tenant", "$1", "key1", "{key}_([^/]+)/.+")'
+        expr = f'label_replace({expr}, "endpoint", "$1", "key1", "{endpoint_key}_[^/]+/(.+)")'
+        return f'label_replace({expr}, "tenant", "$1", "key1", "{endpoint_key}_([^/]+)/.+")'
+    expr = f'label_replace({expr}, "tenant", "$1", "key1", "{tenant_key}_(.+)")'
+    expr = f'label_replace({expr}, "tenant", "$1", "key1", "{endpoint_key}_([^/]+)/.+")'
     expr = f'label_replace({expr}, "consumer", "$1", "key2", "{consumer_key}_(.+)")'
-    expr = f'label_join({expr}, "descriptor", ".", "key1", "key2")'
+    expr = f'label_join({expr}, "descriptor", ".", "tenant", "key2")'
     for tenant in cfg.tenants:
         for consumer in tenant.consumers:
-            value = f"{tenant_key}_{tenant.name}.{consumer_key}_{consumer_metric_value(consumer.claim_value)}"
+            value = f"{tenant.name}.{consumer_key}_{consumer_metric_value(consumer.claim_value)}"
             pattern = _promql_string(re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", value))
             expr = f'label_replace({expr}, "consumer", "{consumer.name}", "descriptor", "{pattern}")'
-    return f'label_replace({expr}, "tenant", "$1", "key1", "{tenant_key}_(.+)")'
+    return expr
 
 
 def ratelimit_rate(cfg: PlatformConfig, stat: str, kind: str, measure: str = "requests") -> str:
     """Per-second rate of the service's ``stat`` counter (``total_hits``, ``over_limit``) for ``kind``'s limits of
-    ``measure``, by ``tenant`` and ``consumer`` or ``endpoint``. For tokens the counters add each charge's tokens
+    ``measure``, by ``tenant`` and ``consumer`` (its limits over the tenant's endpoints and on single endpoints) or
+    ``endpoint`` (its ceiling alone: no ``key2``). For tokens the counters add each charge's tokens
     (envoyproxy/ratelimit src/limiter/base_limiter.go: ``Add(hitsAddend)``; over_limit the part above the budget) and
     nothing for the request's check (its addend is 0): tokens/s charged, and tokens/s beyond the budget."""
-    key = _RATE_LIMIT_KEYS[(kind, measure)]
-    counter = selector(f"ratelimit_service_rate_limit_{stat}", domain=rate_limits_component.DOMAIN, key1=f"~{key}_.+")
+    metric, domain = f"ratelimit_service_rate_limit_{stat}", rate_limits_component.DOMAIN
+    if kind == "endpoint":
+        counter = selector(metric, domain=domain, key1=f"~{_RATE_LIMIT_KEYS[(kind, measure)]}_.+", key2="")
+    else:
+        keys = f"{_RATE_LIMIT_KEYS[('consumer', measure)]}|{_RATE_LIMIT_KEYS[('endpoint', measure)]}"
+        counter = selector(
+            metric, domain=domain, key1=f"~({keys})_.+", key2=f"~{rate_limits_component.CONSUMER_KEY}_.+"
+        )
     return f"sum by (tenant, {kind}) ({_limited(f'rate({counter}[{RATE_LIMIT_WINDOW}])', kind, cfg, measure)})"
 
 
@@ -806,7 +817,8 @@ def _rate_limit_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
             "Consumer {{ $labels.consumer }} of tenant {{ $labels.tenant }} is rate limited",
             "The gateway refuses {{ $value | humanize }} requests/s of consumer {{ $labels.consumer }} to tenant "
             f"{{{{ $labels.tenant }}}}'s endpoints (429, Retry-After) for {RATE_LIMITED_FOR}: it sends more than its "
-            "tenants[].consumers[].requestsPerMinute. The consumer should back off, or its limit be raised.",
+            "tenants[].consumers[].requestsPerMinute, or than an endpoint's models[].limits.consumers allow it. The "
+            "consumer should back off, or its limit be raised.",
             **tenant,
         ),
         alert(
@@ -828,7 +840,7 @@ def _rate_limit_groups(cfg: PlatformConfig, alert: _Alerts) -> list[dict]:
             "warning",
             "Consumer {{ $labels.consumer }} of tenant {{ $labels.tenant }} spends its token budget",
             "Consumer {{ $labels.consumer }} was charged {{ $value | humanize }} tokens/s beyond its "
-            "tenants[].consumers[].tokensPerMinute over "
+            "tenants[].consumers[].tokensPerMinute (or an endpoint's models[].limits.consumers) over "
             f"{RATE_LIMIT_WINDOW}, for {RATE_LIMITED_FOR}: once a minute's budget is spent its requests to tenant "
             "{{ $labels.tenant }}'s endpoints get 429 (Retry-After) until the minute ends. Shorter prompts or "
             "answers (max_tokens), fewer requests, or a larger budget.",
