@@ -169,3 +169,16 @@ def run_with(stack: str = "dev", **sections) -> Run:
     result = run(stack, config)
     assert result.error is None, result.error
     return result
+
+
+def assert_refused(stack: str, edit, path: str, message: str) -> None:
+    """``edit`` applied to a copy of a stack file's config is refused before anything is registered, with an error
+    naming the stack, ``ai-platform:<path>`` and ``message``."""
+    from config.loader import ConfigError
+
+    config = config_copy(stack)
+    edit(config)
+    result = run(stack, config)
+    assert isinstance(result.error, ConfigError), result.error
+    assert f"stack {stack}: ai-platform:{path}" in str(result.error) and message in str(result.error), str(result.error)
+    assert not result.registered_beyond_stack

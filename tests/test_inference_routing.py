@@ -17,9 +17,8 @@ import pytest
 import yaml
 
 from components.mesh import inference_pools
-from config.loader import ConfigError
 from config.routing import SCORER_PLUGINS
-from tests.conftest import config_copy, run, run_stack, run_with, stack_cfg
+from tests.conftest import assert_refused, config_copy, run, run_stack, run_with, stack_cfg
 from tests.reachability import match_labels
 
 # Plugin types the picker v1.5.0 registers that the platform's config uses (gateway-api-inference-extension v1.5.0:
@@ -334,12 +333,7 @@ def test_turning_it_off_gives_todays_routing_unchanged():
     ],
 )
 def test_bad_routing_config_is_refused_before_anything_is_registered(edit, path, message):
-    config = config_copy("prod")
-    edit(config)
-    result = run("prod", config)
-    assert isinstance(result.error, ConfigError), result.error
-    assert f"stack prod: ai-platform:{path}" in str(result.error) and message in str(result.error), str(result.error)
-    assert not result.registered_beyond_stack
+    assert_refused("prod", edit, path, message)
 
 
 def test_pickers_are_restricted_without_a_sidecar_and_their_pool_selects_no_download_pods():

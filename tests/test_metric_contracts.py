@@ -772,6 +772,16 @@ class Series:
         return {"series": f"{metric}{{{text}}}", "values": values}
 
 
+def down_cases(job: ScrapeJob, span: str, wait: int) -> tuple[list[dict], list[dict], int]:
+    """A scrape target down (``up`` 0) against up (1), with the job's target labels."""
+    target = ",".join(f'{k}="{v}"' for k, v in sorted(job.target.items()))
+    return (
+        [{"series": f"up{{{target}}}", "values": "0" + span}],
+        [{"series": f"up{{{target}}}", "values": "1" + span}],
+        wait + 20,
+    )
+
+
 def _threshold(expr: str) -> float:
     return float(re.search(r"[<>] ([0-9.e+-]+)$", expr).group(1))
 
@@ -1057,12 +1067,7 @@ def pipeline_cases(series: Series, rule: dict) -> tuple[list[dict], list[dict], 
     span = f"x{wait + 30}"
     if name in PIPELINE_DOWN:
         job = series.job(PIPELINE_DOWN[name])
-        target = ",".join(f'{k}="{v}"' for k, v in sorted(job.target.items()))
-        return (
-            [{"series": f"up{{{target}}}", "values": "0" + span}],
-            [{"series": f"up{{{target}}}", "values": "1" + span}],
-            wait + 20,
-        )
+        return down_cases(job, span, wait)
     fixture_name, metric, fires, quiet = PIPELINE_CASES[name]
     job = series.job(fixture_name)
     if fires is None:  # every increase counts: growing vs flat
@@ -1086,12 +1091,7 @@ def routing_cases(series: Series, rule: dict) -> tuple[list[dict], list[dict], i
         metric = "inference_pool_ready_pods"
         return [series(metric, "0" + span, job)], [series(metric, "2" + span, job)], wait + 20
     if name == "AiPlatformEndpointPickerDown":
-        target = ",".join(f'{k}="{v}"' for k, v in sorted(job.target.items()))
-        return (
-            [{"series": f"up{{{target}}}", "values": "0" + span}],
-            [{"series": f"up{{{target}}}", "values": "1" + span}],
-            wait + 20,
-        )
+        return down_cases(job, span, wait)
     total, errors = "inference_objective_request_total", "inference_objective_request_error_total"
     return (
         [series(total, "0+100" + span, job), series(errors, "0+10" + span, job)],
@@ -1129,12 +1129,7 @@ def rate_limit_cases(cfg, series: Series, rule: dict) -> tuple[list[dict], list[
     name, wait = rule["alert"], minutes(rule["for"])
     span, job = f"x{wait + 30}", series.job("ratelimit", rules.RATE_LIMIT_JOB)
     if name == "AiPlatformRateLimitServiceDown":
-        target = ",".join(f'{k}="{v}"' for k, v in sorted(job.target.items()))
-        return (
-            [{"series": f"up{{{target}}}", "values": "0" + span}],
-            [{"series": f"up{{{target}}}", "values": "1" + span}],
-            wait + 20,
-        )
+        return down_cases(job, span, wait)
     kind, measure = RATE_LIMIT_ALERT_LIMITS[name]
     (tenant, consumer), endpoint = limited_examples(cfg, measure)
     prefix = "" if measure == "requests" else "-tokens"

@@ -19,8 +19,7 @@ import pytest
 import yaml
 
 from components.mesh import rate_limits
-from config.loader import ConfigError
-from tests.conftest import accept_loss, config_copy, run, run_stack, run_with, stack_cfg
+from tests.conftest import accept_loss, assert_refused, config_copy, run, run_stack, run_with, stack_cfg
 
 
 def llm_host() -> str:
@@ -379,12 +378,7 @@ def test_turning_rate_limits_off_gives_todays_routing_unchanged():
     ],
 )
 def test_bad_limits_are_refused_before_anything_is_registered(edit, path, message):
-    config = config_copy("prod")
-    edit(config)
-    result = run("prod", config)
-    assert isinstance(result.error, ConfigError)
-    assert f"stack prod: ai-platform:{path}" in str(result.error) and message in str(result.error)
-    assert not result.registered_beyond_stack
+    assert_refused("prod", edit, path, message)
 
 
 # Response bodies as vLLM v0.33.0 writes them (pydantic ``model_dump_json``: compact JSON; vllm/entrypoints/openai/
@@ -515,12 +509,7 @@ def test_metered_vllm_endpoints_report_usage_in_every_response_and_others_are_un
     ],
 )
 def test_bad_token_budgets_are_refused_before_anything_is_registered(edit, path, message):
-    config = config_copy("prod")
-    edit(config)
-    result = run("prod", config)
-    assert isinstance(result.error, ConfigError), result.error
-    assert f"stack prod: ai-platform:{path}" in str(result.error) and message in str(result.error), str(result.error)
-    assert not result.registered_beyond_stack
+    assert_refused("prod", edit, path, message)
 
 
 def test_a_consumers_limit_on_one_endpoint_refuses_it_there_and_not_others():
@@ -562,9 +551,4 @@ def test_a_consumers_limit_on_one_endpoint_refuses_it_there_and_not_others():
     ],
 )
 def test_bad_endpoint_consumer_limits_are_refused_before_anything_is_registered(edit, path, message):
-    config = config_copy("prod")
-    edit(config)
-    result = run("prod", config)
-    assert isinstance(result.error, ConfigError), result.error
-    assert f"stack prod: ai-platform:{path}" in str(result.error) and message in str(result.error), str(result.error)
-    assert not result.registered_beyond_stack
+    assert_refused("prod", edit, path, message)
