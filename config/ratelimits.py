@@ -110,10 +110,31 @@ class RateLimits(Model):
         return budgets or bool(endpoint.limits and endpoint.limits.tokens())
 
 
+def _consumer_references(cfg: PlatformConfig) -> Problems:
+    """Each ``models[].limits.consumers`` entry names a consumer its endpoint's tenant declares, once."""
+    problems: Problems = []
+    for index, endpoint in enumerate(cfg.models):
+        if endpoint.limits is None or endpoint.tenant not in cfg.tenants_by_name:
+            continue
+        declared = [c.name for c in cfg.tenant(endpoint.tenant).consumers]
+        limited: set[str] = set()
+        for position, limit in enumerate(endpoint.limits.consumers):
+            at = f"models[{index}].limits.consumers[{position}].consumer"
+            if limit.consumer not in declared:
+                known = ", ".join(declared) or "none"
+                problems.append(
+                    (at, f"tenant {endpoint.tenant} declares no consumer {limit.consumer!r} (its consumers: {known})")
+                )
+            if limit.consumer in limited:
+                problems.append((at, f"{limit.consumer!r} is limited twice on this endpoint"))
+            limited.add(limit.consumer)
+    return problems
+
+
 def cross_checks(cfg: PlatformConfig) -> Problems:
     """Consumers need the gateway's JWT (their identity is a claim); limits need the mesh; a claim value names one
     consumer of a tenant, and a consumer name is used once per tenant."""
-    problems: Problems = []
+    problems = _consumer_references(cfg)  # also with rateLimits off: the declarations stay in the stack file
     if not cfg.rate_limits.active(cfg):
         return problems
     for index, tenant in enumerate(cfg.tenants):
@@ -174,25 +195,9 @@ def cross_checks(cfg: PlatformConfig) -> Problems:
         no_usage = f"{endpoint.engine} responses carry no token usage the gateway can charge: {reporting} only"
         if limits.tokens_per_minute and not charged:
             problems.append((f"models[{index}].limits.tokensPerMinute", no_usage))
-        declared = (
-            [c.name for c in cfg.tenant(endpoint.tenant).consumers] if endpoint.tenant in cfg.tenants_by_name else []
-        )
-        limited: set[str] = set()
         for position, limit in enumerate(limits.consumers):
-            at = f"models[{index}].limits.consumers[{position}]"
-            if limit.consumer not in declared:
-                known = ", ".join(declared) or "none"
-                problems.append(
-                    (
-                        f"{at}.consumer",
-                        f"tenant {endpoint.tenant} declares no consumer {limit.consumer!r} (its consumers: {known})",
-                    )
-                )
-            if limit.consumer in limited:
-                problems.append((f"{at}.consumer", f"{limit.consumer!r} is limited twice on this endpoint"))
-            limited.add(limit.consumer)
             if limit.tokens_per_minute and not charged:
-                problems.append((f"{at}.tokensPerMinute", no_usage))
+                problems.append((f"models[{index}].limits.consumers[{position}].tokensPerMinute", no_usage))
         if endpoint.limits and not cfg.mesh.enabled:
             problems.append(
                 (

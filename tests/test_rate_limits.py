@@ -534,6 +534,16 @@ def test_a_consumers_limit_on_one_endpoint_refuses_it_there_and_not_others():
             "models[0].limits.consumers[1].consumer",
             "tenant research declares no consumer 'ghost' (its consumers: chat-app, eval-batch)",
         ),
+        (  # checked with the limits off too: the declarations stay in the stack file
+            lambda c: (
+                c.update({"ai-platform:rateLimits": {"enabled": False}})
+                or c["ai-platform:models"][0]["limits"]["consumers"].append(
+                    {"consumer": "ghost", "requestsPerMinute": 1}
+                )
+            ),
+            "models[0].limits.consumers[1].consumer",
+            "tenant research declares no consumer 'ghost'",
+        ),
         (
             lambda c: c["ai-platform:models"][0]["limits"]["consumers"].append(
                 {"consumer": "eval-batch", "tokensPerMinute": 1}
