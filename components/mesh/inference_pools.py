@@ -8,14 +8,16 @@ The Gateway API (v1.6.1, standard channel) and Inference Extension (v1.6.0) CRDs
 address of type Hostname, the platform's ingress gateway Service, so istiod programs the gateway pods the platform
 already runs instead of deploying others (Istio's manual deployment: istio/istio 1.30.3
 pilot/pkg/config/kube/gatewaycommon/gateway_utils.go ``IsManaged``, conversion.go ``extractGatewayServices``). One HTTPS
-listener per pooled endpoint host, with the platform's certificate, open to routes of that endpoint's tenant only.
+listener per pooled endpoint host, with the platform's certificate, open to routes of that endpoint's tenant only; and
+the ClusterRole ``PICKER_ROLE_NAME`` (what a picker reads, ``picker_rules``) that each picker is bound to in its
+namespace.
 
 ``EndpointPools`` owns, in the tenant namespace of one pooled endpoint:
 
 - per version (stable, canary) an ``InferencePool`` (``pool_name``) selecting that version's vLLM pods on port 8000,
   and its endpoint picker ``<pool>-epp`` (``picker_deployment_spec``: the ``inferencepool`` chart v1.5.0's EPP with the
-  scorers of ``config.routing``, restricted, no sidecar), its ServiceAccount and Roles (the chart's rbac), Service,
-  ConfigMap, and the DestinationRule by which the gateway speaks TLS to it (the chart's istio provider: the picker
+  scorers of ``config.routing``, restricted, no sidecar), its ServiceAccount and RoleBinding, Service, ConfigMap, a
+  ServiceMonitor of the endpoint's pickers (with monitoring), and the DestinationRule by which the gateway speaks TLS to it (the chart's istio provider: the picker
   serves gRPC over TLS with a self-signed certificate);
 - the ``HTTPRoute`` of the endpoint's host on ``inference``: header routes first (``x-model-version: canary`` and the
   configured ones), each to one version's pool; then the weighted split over both pools, the request timeout of
