@@ -13,12 +13,14 @@ endpoint and one pipeline per tenant, the GPU inventory scaled to their quotas),
   until there are as many registrations as the program's, each with inputs of the program's average shape (nested
   dicts, leaves; ``_shape``: from one full run) and serialized size (from the paired run); run through ``runpy``
   like ``__main__.py``, under the same mocks, recording monitor and collector settings.
-- Runs are paired and interleaved (program, floor, program, floor, ...), each in a fresh interpreter; each child
+- Runs are paired and interleaved (program, floor, program, floor, ...) and go in rounds (every size once, smallest
+  first, then again), each in a fresh interpreter; each child
   measures its own CPU time (user + sys of all its threads, ``time.process_time``) around the run only: interpreter
   start and imports (the program's modules are imported first) are the same fixed cost for both and not the run's.
 
 Per size it reports the median CPU time of both, the median of the per-pair ratios program / floor and their range,
-the growth of CPU time per resource per doubling of the work and the peak RSS (``ru_maxrss``) of the children.
+the growth of CPU time per resource per doubling of the work from the previous size (median over rounds of the
+growth within a round, and its range) and the peak RSS (``ru_maxrss``) of the children.
 Never used for a timed assertion.
 """
 
@@ -281,39 +283,55 @@ def _pair(size: int, shape: dict) -> tuple[dict, dict]:
     return program, _child("floor", size, floor)
 
 
+def growth_per_doubling(smaller: dict, larger: dict) -> float:
+    """How CPU time per resource grew from the ``smaller`` program run to the ``larger``, per doubling of the
+    resources (1.0: linear)."""
+    per_resource = (larger["cpu"] / larger["resources"]) / (smaller["cpu"] / smaller["resources"])
+    return per_resource ** (1 / math.log2(larger["resources"] / smaller["resources"]))
+
+
 def bench(sizes: list[int], repeat: int = 3) -> list[dict]:
-    """``repeat`` interleaved pairs per size; the rows of the table."""
+    """``repeat`` rounds, each one interleaved pair per size, smallest first; the rows of the table.
+
+    Growth compares sizes within a round (runs a minute or two apart) and takes the median over rounds: the machine's
+    speed drifts between runs further apart (the same 200x200 program: 1.56 and 1.86 ms per resource in two runs an
+    hour apart), which medians taken size by size, all of one size before the next, reported as growth."""
     shape = _child("shape", SHAPE_SIZE)
+    rounds: list[list[tuple[dict, dict]]] = []
+    for number in range(1, repeat + 1):
+        rounds.append([])
+        for size in sizes:
+            rounds[-1].append(_pair(size, shape))
+            program, floor = rounds[-1][-1]
+            print(f"round {number}, size {size}: {program['cpu']:.1f}s CPU, floor {floor['cpu']:.1f}s", file=sys.stderr)
     rows: list[dict] = []
-    for size in sizes:
-        pairs = [_pair(size, shape) for _ in range(repeat)]
+    for index, size in enumerate(sizes):
+        pairs = [pairs_of_round[index] for pairs_of_round in rounds]
         programs, floors = [p for p, _ in pairs], [f for _, f in pairs]
         ratios = [p["cpu"] / f["cpu"] for p, f in pairs]
         resources = programs[0]["resources"]
         cpu = statistics.median(p["cpu"] for p in programs)
-        row = {
-            "size": size,
-            "resources": resources,
-            "cpu": cpu,
-            "floor_cpu": statistics.median(f["cpu"] for f in floors),
-            "ratio": statistics.median(ratios),
-            "ratio_min": min(ratios),
-            "ratio_max": max(ratios),
-            "ms_per_resource": 1000 * cpu / resources,
-            "growth_per_doubling": None,
-            "wall": statistics.median(p["wall"] for p in programs),
-            "peak_rss": max(p["peak_rss"] for p in programs),
-            "floor_peak_rss": max(f["peak_rss"] for f in floors),
-            "input_bytes_per_resource": programs[0]["input_bytes"] / resources,
-            "floor_input_bytes_per_resource": floors[0]["input_bytes"] / floors[0]["resources"],
-        }
-        if rows:  # CPU time per resource against the previous size, per doubling of the work (1.0: linear)
-            previous = rows[-1]
-            doublings = math.log2(resources / previous["resources"])
-            growth = row["ms_per_resource"] / previous["ms_per_resource"]
-            row["growth_per_doubling"] = growth ** (1 / doublings)
-        rows.append(row)
-        print(f"size {size}: {resources} resources, {cpu:.1f}s CPU, ratio {row['ratio']:.2f}", file=sys.stderr)
+        growths = [growth_per_doubling(r[index - 1][0], r[index][0]) for r in rounds] if index else []
+        rows.append(
+            {
+                "size": size,
+                "resources": resources,
+                "cpu": cpu,
+                "floor_cpu": statistics.median(f["cpu"] for f in floors),
+                "ratio": statistics.median(ratios),
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+                "ms_per_resource": 1000 * cpu / resources,
+                "growth_per_doubling": statistics.median(growths) if growths else None,
+                "growth_min": min(growths, default=None),
+                "growth_max": max(growths, default=None),
+                "wall": statistics.median(p["wall"] for p in programs),
+                "peak_rss": max(p["peak_rss"] for p in programs),
+                "floor_peak_rss": max(f["peak_rss"] for f in floors),
+                "input_bytes_per_resource": programs[0]["input_bytes"] / resources,
+                "floor_input_bytes_per_resource": floors[0]["input_bytes"] / floors[0]["resources"],
+            }
+        )
     return rows
 
 
@@ -338,7 +356,9 @@ def table(rows: list[dict]) -> str:
             f"{r['floor_cpu']:.2f}",
             f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})",
             f"{r['ms_per_resource']:.2f}",
-            "-" if r["growth_per_doubling"] is None else f"{r['growth_per_doubling']:.2f}",
+            "-"
+            if r["growth_per_doubling"] is None
+            else f"{r['growth_per_doubling']:.2f} ({r['growth_min']:.2f}-{r['growth_max']:.2f})",
             f"{r['peak_rss'] / 2**20:.0f}",
             f"{r['floor_peak_rss'] / 2**20:.0f}",
             f"{r['input_bytes_per_resource']:.0f} ({r['floor_input_bytes_per_resource']:.0f})",
