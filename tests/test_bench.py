@@ -82,6 +82,7 @@ def test_table_and_budget_report():
         "growth_per_doubling": 1.2,
         "growth_min": 1.15,
         "growth_max": 1.25,
+        "floor_growth_per_doubling": 1.18,
         "peak_rss": 1100 << 20,
         "floor_peak_rss": 900 << 20,
         "input_bytes_per_resource": 1500,
@@ -91,36 +92,31 @@ def test_table_and_budget_report():
     assert "1.20 (1.15-1.25)" in bench.table([row])
     assert bench.over_budget([row]) == [
         "500x500: ratio 1.50 > 1.3",
-        "500x500: CPU time per resource grew x1.20 per doubling > 1.1",
+        "500x500: CPU time per resource grew x1.20 per doubling > 1.1 (the floor's: x1.18)",
         "500x500: peak RSS 1100 MiB > 1024 MiB",
     ]
-    small = {**row, "size": 10, "growth_per_doubling": None, "peak_rss": 100 << 20}
+    small = {**row, "size": 10, "growth_per_doubling": None, "floor_growth_per_doubling": None, "peak_rss": 100 << 20}
     assert bench.over_budget([small]) == []  # the ratio counts from 50x50, memory from 500x500
     assert bench.over_budget([{**row, "size": 1000, "ratio": 1.2, "growth_per_doubling": 1.0}]) == []
 
 
-def test_growth_compares_sizes_within_a_round_so_a_drifting_machine_does_not_read_as_growth(monkeypatch):
-    """A program exactly linear (1 ms per resource) on a machine 10% slower with each run: rounds (every size once,
-    then again) report growth 1.10 per run between sizes whatever the number of rounds; all runs of one size before the
-    next (the order before) would report 1.1**3 per step and grow with --repeat."""
+def test_growth_compares_sizes_within_rounds_of_alternating_order_so_drift_cancels(monkeypatch):
+    """A program and floor exactly linear (1 ms per resource) on a machine 10% slower with each run: rounds of
+    alternating order (every size once smallest first, then largest first) report growth 1.00 for both; rounds all
+    smallest first would report 1.10 per doubling, and all runs of one size before the next (the order before) 1.21."""
     calls: list[tuple[str, int]] = []
 
     def child(kind, size, floor=None):
         calls.append((kind, size))
-        slowdown = 1.1 ** len([c for c in calls if c[0] == "program"])
         resources = floor["count"] if kind == "floor" else 10 * size * size
-        return {
-            "resources": resources,
-            "cpu": resources / 1000 * slowdown,
-            "wall": 0.0,
-            "peak_rss": 0,
-            "input_bytes": 0,
-        }
+        cpu = resources / 1000 * 1.1 ** len(calls)
+        return {"resources": resources, "cpu": cpu, "wall": 0.0, "peak_rss": 0, "input_bytes": 0}
 
     monkeypatch.setattr(bench, "_child", child)
-    rows = bench.bench([10, 20], repeat=3)
-    assert calls[1:] == [("program", 10), ("floor", 10), ("program", 20), ("floor", 20)] * 3
-    growth = 1.1 ** (1 / 2)  # one run later, over two doublings (4x the resources)
-    assert rows[1]["growth_per_doubling"] == pytest.approx(growth)
-    assert rows[1]["growth_min"] == pytest.approx(growth) == rows[1]["growth_max"]
+    rows = bench.bench([10, 20], repeat=2)
+    ascending = [("program", 10), ("floor", 10), ("program", 20), ("floor", 20)]
+    assert calls[1:] == ascending + ascending[2:] + ascending[:2]
+    assert rows[1]["growth_per_doubling"] == pytest.approx(1.0)
+    assert rows[1]["floor_growth_per_doubling"] == pytest.approx(1.0)
+    assert rows[1]["growth_min"] == pytest.approx(1.1**-1) and rows[1]["growth_max"] == pytest.approx(1.1)
     assert rows[0]["growth_per_doubling"] is None

@@ -14,13 +14,13 @@ endpoint and one pipeline per tenant, the GPU inventory scaled to their quotas),
   dicts, leaves; ``_shape``: from one full run) and serialized size (from the paired run); run through ``runpy``
   like ``__main__.py``, under the same mocks, recording monitor and collector settings.
 - Runs are paired and interleaved (program, floor, program, floor, ...) and go in rounds (every size once, smallest
-  first, then again), each in a fresh interpreter; each child
+  first, then largest first, and so on), each in a fresh interpreter; each child
   measures its own CPU time (user + sys of all its threads, ``time.process_time``) around the run only: interpreter
   start and imports (the program's modules are imported first) are the same fixed cost for both and not the run's.
 
 Per size it reports the median CPU time of both, the median of the per-pair ratios program / floor and their range,
-the growth of CPU time per resource per doubling of the work from the previous size (median over rounds of the
-growth within a round, and its range) and the peak RSS (``ru_maxrss``) of the children.
+the growth of CPU time per resource per doubling of the work from the previous size (geometric mean over rounds of the
+growth within a round, and its range; the floor's beside it) and the peak RSS (``ru_maxrss``) of the children.
 Never used for a timed assertion.
 """
 
@@ -284,34 +284,40 @@ def _pair(size: int, shape: dict) -> tuple[dict, dict]:
 
 
 def growth_per_doubling(smaller: dict, larger: dict) -> float:
-    """How CPU time per resource grew from the ``smaller`` program run to the ``larger``, per doubling of the
-    resources (1.0: linear)."""
+    """How CPU time per resource grew from the ``smaller`` run to the ``larger`` (program or floor), per doubling of
+    the resources (1.0: linear)."""
     per_resource = (larger["cpu"] / larger["resources"]) / (smaller["cpu"] / smaller["resources"])
     return per_resource ** (1 / math.log2(larger["resources"] / smaller["resources"]))
 
 
 def bench(sizes: list[int], repeat: int = 3) -> list[dict]:
-    """``repeat`` rounds, each one interleaved pair per size, smallest first; the rows of the table.
+    """``repeat`` rounds of one interleaved pair per size, smallest first in odd rounds and largest first in even
+    ones; the rows of the table.
 
-    Growth compares sizes within a round (runs a minute or two apart) and takes the median over rounds: the machine's
-    speed drifts between runs further apart (the same 200x200 program: 1.56 and 1.86 ms per resource in two runs an
-    hour apart), which medians taken size by size, all of one size before the next, reported as growth."""
+    The machine's speed drifts by a fifth within minutes (a fixed loop: 0.98 s, then 1.10-1.27 s twenty minutes
+    later; the same 200x200 program: 19.7 to 29.3 s CPU in five runs in a row). The ratio cancels it by pairing; growth
+    compares sizes within a round (a few minutes apart) and takes the geometric mean over rounds whose order
+    alternates, so a steady drift cancels over each two rounds instead of reading as growth; the floor's growth in the
+    same rounds is reported beside it."""
     shape = _child("shape", SHAPE_SIZE)
-    rounds: list[list[tuple[dict, dict]]] = []
+    rounds: list[dict[int, tuple[dict, dict]]] = []
     for number in range(1, repeat + 1):
-        rounds.append([])
-        for size in sizes:
-            rounds[-1].append(_pair(size, shape))
-            program, floor = rounds[-1][-1]
+        rounds.append({})
+        for size in sizes if number % 2 else reversed(sizes):
+            program, floor = rounds[-1][size] = _pair(size, shape)
             print(f"round {number}, size {size}: {program['cpu']:.1f}s CPU, floor {floor['cpu']:.1f}s", file=sys.stderr)
     rows: list[dict] = []
-    for index, size in enumerate(sizes):
-        pairs = [pairs_of_round[index] for pairs_of_round in rounds]
+    for previous, size in zip([None, *sizes], sizes, strict=False):
+        pairs = [pairs_by_size[size] for pairs_by_size in rounds]
         programs, floors = [p for p, _ in pairs], [f for _, f in pairs]
         ratios = [p["cpu"] / f["cpu"] for p, f in pairs]
         resources = programs[0]["resources"]
         cpu = statistics.median(p["cpu"] for p in programs)
-        growths = [growth_per_doubling(r[index - 1][0], r[index][0]) for r in rounds] if index else []
+        growths, floor_growths = [], []
+        for pairs_by_size in rounds if previous else []:
+            (program_before, floor_before), (program_now, floor_now) = pairs_by_size[previous], pairs_by_size[size]
+            growths.append(growth_per_doubling(program_before, program_now))
+            floor_growths.append(growth_per_doubling(floor_before, floor_now))
         rows.append(
             {
                 "size": size,
@@ -322,9 +328,10 @@ def bench(sizes: list[int], repeat: int = 3) -> list[dict]:
                 "ratio_min": min(ratios),
                 "ratio_max": max(ratios),
                 "ms_per_resource": 1000 * cpu / resources,
-                "growth_per_doubling": statistics.median(growths) if growths else None,
+                "growth_per_doubling": statistics.geometric_mean(growths) if growths else None,
                 "growth_min": min(growths, default=None),
                 "growth_max": max(growths, default=None),
+                "floor_growth_per_doubling": statistics.geometric_mean(floor_growths) if floor_growths else None,
                 "wall": statistics.median(p["wall"] for p in programs),
                 "peak_rss": max(p["peak_rss"] for p in programs),
                 "floor_peak_rss": max(f["peak_rss"] for f in floors),
@@ -344,6 +351,7 @@ def table(rows: list[dict]) -> str:
         "ratio (min-max)",
         "ms/resource",
         "growth per x2",
+        "floor growth",
         "peak RSS MiB",
         "floor RSS MiB",
         "input B/res (floor)",
@@ -359,6 +367,7 @@ def table(rows: list[dict]) -> str:
             "-"
             if r["growth_per_doubling"] is None
             else f"{r['growth_per_doubling']:.2f} ({r['growth_min']:.2f}-{r['growth_max']:.2f})",
+            "-" if r["floor_growth_per_doubling"] is None else f"{r['floor_growth_per_doubling']:.2f}",
             f"{r['peak_rss'] / 2**20:.0f}",
             f"{r['floor_peak_rss'] / 2**20:.0f}",
             f"{r['input_bytes_per_resource']:.0f} ({r['floor_input_bytes_per_resource']:.0f})",
@@ -384,6 +393,7 @@ def over_budget(rows: list[dict]) -> list[str]:
     ]
     problems += [
         f"{r['size']}x{r['size']}: CPU time per resource grew x{r['growth_per_doubling']:.2f} per doubling > {MAX_GROWTH}"
+        f" (the floor's: x{r['floor_growth_per_doubling']:.2f})"
         for r in rows
         if (r["growth_per_doubling"] or 0) > MAX_GROWTH
     ]
