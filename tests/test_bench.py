@@ -2,6 +2,8 @@
 (not the harness) sets the collector settings it runs under (no timing)."""
 
 import gc
+import json
+import statistics
 from types import SimpleNamespace
 
 import pytest
@@ -100,11 +102,9 @@ def test_table_and_budget_report():
     assert bench.over_budget([{**row, "size": 1000, "ratio": 1.2, "growth_per_doubling": 1.0}]) == []
 
 
-def test_growth_compares_sizes_within_rounds_of_alternating_order_so_drift_cancels(monkeypatch):
-    """A program and floor exactly linear (1 ms per resource) on a machine 10% slower with each run: rounds of
-    alternating order (every size once smallest first, then largest first) report growth 1.00 for both; rounds all
-    smallest first would report 1.10 per doubling, and all runs of one size before the next (the order before) 1.21."""
-    calls: list[tuple[str, int]] = []
+def drifting_child(calls: list):
+    """``tools.bench._child`` on a machine 10% slower with each run, for a program and floor exactly linear (1 ms per
+    resource; the program registers 10 x size x size resources)."""
 
     def child(kind, size, floor=None):
         calls.append((kind, size))
@@ -112,11 +112,37 @@ def test_growth_compares_sizes_within_rounds_of_alternating_order_so_drift_cance
         cpu = resources / 1000 * 1.1 ** len(calls)
         return {"resources": resources, "cpu": cpu, "wall": 0.0, "peak_rss": 0, "input_bytes": 0}
 
-    monkeypatch.setattr(bench, "_child", child)
-    rows = bench.bench([10, 20], repeat=2)
+    return child
+
+
+def test_growth_compares_sizes_within_rounds_of_alternating_order_so_drift_cancels(monkeypatch):
+    """A program and floor exactly linear (1 ms per resource) on a machine 10% slower with each run: rounds of
+    alternating order (every size once smallest first, then largest first) report growth 1.00 for both; rounds all
+    smallest first would report 1.10 per doubling, and all runs of one size before the next (the order before) 1.21."""
+    calls: list[tuple[str, int]] = []
+    monkeypatch.setattr(bench, "_child", drifting_child(calls))
+    rows = bench.summarize(bench.bench([10, 20], repeat=2))
     ascending = [("program", 10), ("floor", 10), ("program", 20), ("floor", 20)]
     assert calls[1:] == ascending + ascending[2:] + ascending[:2]
     assert rows[1]["growth_per_doubling"] == pytest.approx(1.0)
     assert rows[1]["floor_growth_per_doubling"] == pytest.approx(1.0)
     assert rows[1]["growth_min"] == pytest.approx(1.1**-1) and rows[1]["growth_max"] == pytest.approx(1.1)
     assert rows[0]["growth_per_doubling"] is None
+
+
+def test_pool_summarizes_the_rounds_of_several_json_runs(monkeypatch, capsys, tmp_path):
+    """Two saved runs (10 and 20, then 20 and 40): the pooled table counts every pair of a size (four at 20) and takes
+    growth from the rounds that ran both sizes."""
+    monkeypatch.setattr(bench, "_child", drifting_child([]))
+    for name, sizes in (("a.json", "10,20"), ("b.json", "20,40")):
+        assert bench.main(["--sizes", sizes, "--repeat", "2", "--json"]) == 0
+        (tmp_path / name).write_text(capsys.readouterr().out)
+    saved = [json.loads((tmp_path / name).read_text()) for name in ("a.json", "b.json")]
+    assert bench.main(["--pool", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json"]) == 0
+    rows = {row["size"]: row for row in json.loads(capsys.readouterr().out)["rows"]}
+    ratios = [program["cpu"] / floor["cpu"] for run in saved for r in run["rounds"] for program, floor in [r["20"]]]
+    assert len(ratios) == 4 and rows[20]["ratio"] == pytest.approx(statistics.median(ratios))
+    assert rows[20]["ratio_min"] == pytest.approx(min(ratios)) and rows[20]["ratio_max"] == pytest.approx(max(ratios))
+    assert rows[10]["growth_per_doubling"] is None
+    assert rows[20]["growth_per_doubling"] == pytest.approx(1.0) == rows[40]["growth_per_doubling"]
+    assert rows[40]["growth_min"] == pytest.approx(1.1**-1) and rows[40]["growth_max"] == pytest.approx(1.1)

@@ -2,6 +2,7 @@
 generated stacks, against a fair floor.
 
     python -m tools.bench [--sizes 10,50,200,500] [--repeat 3] [--json]
+    python -m tools.bench --pool run1.json run2.json ...   # the table of several --json runs together
 
 Owns the generated benchmark stack (``generated_config``: Pulumi.prod.yaml's sections with N tenants, one model
 endpoint and one pipeline per tenant, the GPU inventory scaled to their quotas), the floor and the measurement.
@@ -37,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from google.protobuf import struct_pb2
 
@@ -290,9 +292,9 @@ def growth_per_doubling(smaller: dict, larger: dict) -> float:
     return per_resource ** (1 / math.log2(larger["resources"] / smaller["resources"]))
 
 
-def bench(sizes: list[int], repeat: int = 3) -> list[dict]:
+def bench(sizes: list[int], repeat: int = 3) -> list[dict[int, tuple[dict, dict]]]:
     """``repeat`` rounds of one interleaved pair per size, smallest first in odd rounds and largest first in even
-    ones; the rows of the table.
+    ones; each round's (program, floor) pair by size.
 
     The machine's speed drifts by a fifth within minutes (a fixed loop: 0.98 s, then 1.10-1.27 s twenty minutes
     later; the same 200x200 program: 19.7 to 29.3 s CPU in five runs in a row). The ratio cancels it by pairing; growth
@@ -306,15 +308,22 @@ def bench(sizes: list[int], repeat: int = 3) -> list[dict]:
         for size in sizes if number % 2 else reversed(sizes):
             program, floor = rounds[-1][size] = _pair(size, shape)
             print(f"round {number}, size {size}: {program['cpu']:.1f}s CPU, floor {floor['cpu']:.1f}s", file=sys.stderr)
+    return rounds
+
+
+def summarize(rounds: list[dict[int, tuple[dict, dict]]]) -> list[dict]:
+    """The rows of the table, a size a row, from rounds of one run or of several (``--pool``): every pair of a size
+    counts, and growth from the next smaller size counts the rounds that ran both."""
     rows: list[dict] = []
-    for previous, size in zip([None, *sizes], sizes, strict=False):
-        pairs = [pairs_by_size[size] for pairs_by_size in rounds]
+    sizes = sorted({size for pairs_by_size in rounds for size in pairs_by_size})
+    for previous, size in zip([0, *sizes], sizes, strict=False):  # no round has a size 0: no growth for the first
+        pairs = [pairs_by_size[size] for pairs_by_size in rounds if size in pairs_by_size]
         programs, floors = [p for p, _ in pairs], [f for _, f in pairs]
         ratios = [p["cpu"] / f["cpu"] for p, f in pairs]
         resources = programs[0]["resources"]
         cpu = statistics.median(p["cpu"] for p in programs)
         growths, floor_growths = [], []
-        for pairs_by_size in rounds if previous else []:
+        for pairs_by_size in (r for r in rounds if previous in r and size in r):
             (program_before, floor_before), (program_now, floor_now) = pairs_by_size[previous], pairs_by_size[size]
             growths.append(growth_per_doubling(program_before, program_now))
             floor_growths.append(growth_per_doubling(floor_before, floor_now))
@@ -408,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="tenants (= endpoints) per run, e.g. 10,50")
     parser.add_argument("--repeat", type=int, default=3, help="program/floor pairs per size; medians count")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--json", action="store_true", help="print the rounds and rows as JSON instead of a table")
+    parser.add_argument("--pool", nargs="+", metavar="JSON", help="the table of several --json runs' rounds together")
     parser.add_argument("--child", choices=("program", "floor", "shape"), help=argparse.SUPPRESS)
     parser.add_argument("--floor", type=json.loads, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -416,9 +426,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(measure(args.child, sizes[0], args.floor)))
         return 0
-    rows = bench(sizes, args.repeat)
+    if args.pool:
+        rounds = [
+            {int(size): tuple(pair) for size, pair in pairs_by_size.items()}
+            for path in args.pool
+            for pairs_by_size in json.loads(Path(path).read_text())["rounds"]
+        ]
+    else:
+        rounds = bench(sizes, args.repeat)
+    rows = summarize(rounds)
     if args.json:
-        print(json.dumps({"rows": rows, "over_budget": over_budget(rows)}, indent=2))
+        print(json.dumps({"rounds": rounds, "rows": rows, "over_budget": over_budget(rows)}, indent=2))
     else:
         print(table(rows))
         for problem in over_budget(rows):
